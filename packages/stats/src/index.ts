@@ -1,1 +1,12 @@
-export {}
+export { stringifyJson } from './json.js'
+export { writeAllSync } from './write.js'
+export { JsonLines, errorData } from './json-lines.js'
+export type { JsonLinesOptions, JsonLinesOutput, EventData } from './json-lines.js'
+export { createLogger, LOG_LEVELS, isLogLevel } from './logger.js'
+export type { Logger, LoggerOptions, LogLevel } from './logger.js'
+export { LatencyHistogram, SignedLatencyHistogram } from './histogram.js'
+export type { LatencySummary, SignedLatencySummary, LatencyHistogramOptions } from './histogram.js'
+export { RateMeter, sumCounters } from './rate.js'
+export type { Counter, Counters, CounterDeltas, CounterRates, RateSample } from './rate.js'
+export { TtyStatus, formatSummary, formatNumber } from './tty.js'
+export type { TtyStatusOptions } from './tty.js'

@@ -1,1 +1,9 @@
-export {}
+export { TestNet, withTestNet, sweepStale, destroyAllTestNets, netnsExists, linkExists, NO_WATCHDOG_ENV } from './testnet.js'
+export type { VethSpec, VethEndSpec, VethEnd, VethPair, NamespaceOptions, LinkedNamespace, SweepResult } from './testnet.js'
+export { BPFFS_BASE, bpffsPathFor, commandIn, nodeCommand, runIn, execIn, spawnIn } from './exec.js'
+export type { ExecResult, RunOptions, InNamespaceOptions } from './exec.js'
+export { NETNS_PATTERN, VETH_PATTERN, netnsName, vethNames, ownerPid, pidAlive } from './names.js'
+export { setupNet, SETUP_NET_SCRIPT } from './setup-net.js'
+export type { Topology, SetupNetAction, SetupNetStatus, SetupNetLinkStatus, SetupNetResult } from './setup-net.js'
+export { udpProbe } from './probe.js'
+export type { UdpProbeOptions } from './probe.js'

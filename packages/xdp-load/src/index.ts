@@ -1,1 +1,11 @@
-export {}
+export { loadAndPin, checkInterface, checkObjectFile } from './load.js'
+export type { LoadOptions, LoadResult, LoadedMap } from './load.js'
+export { unload, unloadAll } from './unload.js'
+export type { UnloadResult } from './unload.js'
+export { xdpStatus, formatStatusTable } from './status.js'
+export type { StatusReport, InterfaceStatus, ProgramStatus, Owner } from './status.js'
+export { features, formatFeatures } from './features.js'
+export { runOnPcap } from './test-run.js'
+export type { PacketVerdict, PcapRunSummary } from './test-run.js'
+export { pinRoot, interfacePins } from './pins.js'
+export { main } from './main.js'

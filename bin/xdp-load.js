@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../packages/xdp-load/dist/bin.js"

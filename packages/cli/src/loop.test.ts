@@ -1,0 +1,67 @@
+import t from 'tap'
+import { runLoop } from './loop.js'
+
+t.test('stops when the step returns false', async (t) => {
+  let n = 0
+  const reason = await runLoop({ signal: new AbortController().signal }, () => ++n < 1000, { intervalSec: 0 })
+  t.equal(reason, 'done')
+  t.equal(n, 1000)
+})
+
+t.test('stops at the duration and calls onInterval on the way', async (t) => {
+  const ticks: number[] = []
+  const started = Date.now()
+  const reason = await runLoop({ signal: new AbortController().signal, opts: { duration: 0.35, interval: 0.1 } }, () => {}, {
+    onInterval: (tick) => void ticks.push(tick.index),
+  })
+  const elapsed = Date.now() - started
+  t.equal(reason, 'duration')
+  t.ok(elapsed >= 340, `ran ${elapsed} ms`)
+  t.same(ticks, [1, 2, 3])
+})
+
+t.test('stops on abort from a timer while the step keeps the CPU busy', async (t) => {
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 50)
+  let steps = 0
+  const reason = await runLoop({ signal: controller.signal }, () => {
+    const until = process.hrtime.bigint() + 1_000_000n
+    while (process.hrtime.bigint() < until) {}
+    steps++
+  })
+  t.equal(reason, 'signal')
+  t.ok(steps > 0)
+})
+
+t.test('an already-aborted signal runs no step', async (t) => {
+  const controller = new AbortController()
+  controller.abort()
+  let steps = 0
+  t.equal(await runLoop({ signal: controller.signal }, () => void steps++), 'signal')
+  t.equal(steps, 0)
+})
+
+t.test('async onInterval is awaited; errors from the step propagate', async (t) => {
+  let inside = false
+  let overlapped = false
+  const controller = new AbortController()
+  await runLoop(
+    { signal: controller.signal },
+    () => {
+      if (inside) overlapped = true
+    },
+    {
+      intervalSec: 0.02,
+      durationSec: 0.2,
+      onInterval: async () => {
+        inside = true
+        await new Promise((r) => setTimeout(r, 5))
+        inside = false
+      },
+    },
+  )
+  t.notOk(overlapped, 'no step ran while onInterval was pending')
+  await t.rejects(runLoop({ signal: controller.signal, opts: {} }, () => {
+    throw new Error('native call failed')
+  }), { message: 'native call failed' })
+})

@@ -1,0 +1,244 @@
+import { Command, CommanderError } from 'commander'
+import { KbxError, UsageError } from '@kbx/errors'
+import { JsonLines, TtyStatus, createLogger, formatSummary, writeAllSync } from '@kbx/stats'
+import type { EventData, JsonLinesOutput, Logger } from '@kbx/stats'
+import { OUTPUT_OPTIONS, addCommonOptions, resolveLogLevel } from './options.js'
+import type { CommonOptions } from './options.js'
+import { requirePrivileges } from './privileges.js'
+import type { PrivilegeOptions } from './privileges.js'
+
+export type Cleanup = () => void | Promise<void>
+
+/** What a command's `run` gets. */
+export interface ToolContext<O extends object = Record<string, unknown>> {
+  readonly tool: string
+  /** All parsed options: the command's own and the common ones. */
+  readonly opts: O & CommonOptions
+  /** Parsed positional arguments (after their parsers). */
+  readonly args: unknown[]
+  readonly log: Logger
+  readonly json: JsonLines
+  readonly status: TtyStatus
+  /** Aborted on the first SIGINT/SIGTERM; the command should wind down and return. */
+  readonly signal: AbortSignal
+  /** True once a stop was requested. */
+  readonly stopping: boolean
+  /** Registers an undo step (detach, close, unpin). Cleanups run once each, newest first. */
+  onCleanup(fn: Cleanup): void
+  /** Emits the `end` event and, on a terminal, prints a short human summary on stderr. */
+  end(data?: EventData): void
+}
+
+export interface ToolSpec<O extends object = Record<string, unknown>> {
+  tool: string
+  description?: string
+  version?: string
+  /** User arguments; default process.argv.slice(2). */
+  argv?: readonly string[]
+  /** Declare arguments and options (use addCommonOptions for the shared ones). */
+  build?: (program: Command) => void
+  /** Check root/capabilities after parsing, before `run`. */
+  privileges?: boolean | PrivilegeOptions
+  run: (ctx: ToolContext<O>) => void | Promise<void>
+  /** Default true: exit the process with the code. False: resolve with it (handlers removed). */
+  exit?: boolean
+  /** Where JSON lines go; default stdout. */
+  jsonOut?: JsonLinesOutput
+}
+
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+interface Outcome {
+  code: number
+  forced: boolean
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
+const FORCED_CLEANUP_TIMEOUT_MS = 3000
+
+/**
+ * The wrapper every command runs in: parses argv (exit 2 on bad usage), builds the logger and
+ * JSON-lines emitter from the common options, turns SIGINT/SIGTERM into an abort signal, runs
+ * cleanups newest first, and maps errors to `error` events and exit codes (0 ok, 1 failure,
+ * 2 usage). A second signal forces an exit (130 for SIGINT) after the cleanups that had not run yet.
+ */
+export async function runTool<O extends object = Record<string, unknown>>(spec: ToolSpec<O>): Promise<number> {
+  const exitProcess = spec.exit ?? true
+  const finish = (code: number): number => {
+    if (exitProcess) process.exit(code)
+    return code
+  }
+
+  const program = new Command(spec.tool)
+  program.exitOverride()
+  program.configureOutput({
+    writeOut: (s) => void writeAllSync(1, s),
+    writeErr: (s) => void writeAllSync(2, s),
+  })
+  program.showHelpAfterError(`(run ${spec.tool} --help for usage)`)
+  if (spec.description !== undefined) program.description(spec.description)
+  if (spec.version !== undefined) program.version(spec.version)
+  spec.build?.(program)
+  addCommonOptions(program, OUTPUT_OPTIONS)
+  program.action(() => {})
+
+  try {
+    await program.parseAsync([...(spec.argv ?? process.argv.slice(2))], { from: 'user' })
+  } catch (err) {
+    return finish(usageExitCode(spec.tool, err))
+  }
+
+  const opts = program.opts() as O & CommonOptions
+  const status = new TtyStatus()
+  const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
+  const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })
+  const controller = new AbortController()
+  const cleanups: Cleanup[] = []
+  let stopping = false
+  let settled = false
+
+  const runCleanups = async (): Promise<boolean> => {
+    let ok = true
+    for (let fn = cleanups.pop(); fn !== undefined; fn = cleanups.pop()) {
+      try {
+        await fn()
+      } catch (err) {
+        ok = false
+        log.error({ ...errorFields(err) }, `cleanup failed: ${messageOf(err)}`)
+      }
+    }
+    return ok
+  }
+
+  const report = (err: unknown): number => {
+    json.error(err)
+    if (err instanceof KbxError) {
+      log.error({ op: err.op, ...(err.code === undefined ? {} : { code: err.code }), ...(err.hint === undefined ? {} : { hint: err.hint }) }, err.message)
+      if (err.stack !== undefined) log.debug({ stack: err.stack }, 'stack')
+      return err.exitCode
+    }
+    log.error(messageOf(err))
+    if (err instanceof Error && err.stack !== undefined) log.debug({ stack: err.stack }, 'stack')
+    return EXIT_FAILURE
+  }
+
+  let forceExit: ((code: number) => void) | undefined
+  const forced = new Promise<Outcome>((resolve) => {
+    forceExit = (code) => resolve({ code, forced: true })
+  })
+  let forcing = false
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    const code = SIGNAL_EXIT[sig] ?? 128
+    if (!stopping) {
+      stopping = true
+      log.info({ signal: sig }, `stopping (${sig}); send it again to force`)
+      controller.abort(new Error(`stopped by ${sig}`))
+      return
+    }
+    if (forcing) {
+      forceExit?.(code)
+      return
+    }
+    forcing = true
+    log.warn({ signal: sig }, `second ${sig}: running cleanups and exiting`)
+    const timer = setTimeout(() => forceExit?.(code), FORCED_CLEANUP_TIMEOUT_MS)
+    void runCleanups().finally(() => {
+      clearTimeout(timer)
+      forceExit?.(code)
+    })
+  }
+
+  let crash: ((err: unknown) => void) | undefined
+  const crashed = new Promise<Outcome>((resolve) => {
+    crash = (err) => resolve({ code: report(err), forced: false })
+  })
+  let fatal = false
+  const onFatal = (err: unknown): void => {
+    if (settled) return
+    if (fatal) {
+      log.error(`another uncaught error: ${messageOf(err)}`)
+      return
+    }
+    fatal = true
+    crash?.(err)
+    if (!controller.signal.aborted) controller.abort(err)
+  }
+
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  process.on('uncaughtException', onFatal)
+  process.on('unhandledRejection', onFatal)
+
+  const ctx: ToolContext<O> = {
+    tool: spec.tool,
+    opts,
+    args: [...program.processedArgs],
+    log,
+    json,
+    status,
+    signal: controller.signal,
+    get stopping() {
+      return stopping
+    },
+    onCleanup(fn) {
+      cleanups.push(fn)
+    },
+    end(data = {}) {
+      json.end(data)
+      if (status.enabled) {
+        status.stop()
+        writeAllSync(2, formatSummary(spec.tool, data))
+      }
+    },
+  }
+
+  const main = (async (): Promise<Outcome> => {
+    try {
+      if (spec.privileges) requirePrivileges(spec.tool, spec.privileges === true ? {} : spec.privileges)
+      await spec.run(ctx)
+      return { code: EXIT_OK, forced: false }
+    } catch (err) {
+      return { code: report(err), forced: false }
+    }
+  })()
+
+  let outcome = await Promise.race([main, crashed, forced])
+  if (!outcome.forced) {
+    const cleaned = await Promise.race([runCleanups(), forced])
+    if (typeof cleaned !== 'boolean') outcome = cleaned
+    else if (!cleaned && outcome.code === EXIT_OK) outcome = { code: EXIT_FAILURE, forced: false }
+  }
+  // An uncaught error while cleaning up still makes the run a failure.
+  if (fatal && outcome.code === EXIT_OK) outcome = { code: EXIT_FAILURE, forced: false }
+  settled = true
+  status.stop()
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  process.off('uncaughtException', onFatal)
+  process.off('unhandledRejection', onFatal)
+  return finish(outcome.code)
+}
+
+function usageExitCode(tool: string, err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed its message (or the help/version text).
+    return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE
+  }
+  if (err instanceof UsageError) {
+    writeAllSync(2, `${tool}: error: ${err.message}\n${err.hint === undefined ? '' : `  hint: ${err.hint}\n`}(run ${tool} --help for usage)\n`)
+    return EXIT_USAGE
+  }
+  throw err
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function errorFields(err: unknown): Record<string, unknown> {
+  if (err instanceof KbxError) return { op: err.op, code: err.code, hint: err.hint }
+  return { type: err instanceof Error ? err.name : typeof err }
+}

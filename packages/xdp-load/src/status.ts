@@ -1,0 +1,92 @@
+import { existsSync } from 'node:fs'
+import { ensureBpffs, linkInfoByPin, mapInfoById, progInfoById, xdpAttachmentOf, xdpAttachments } from '@kbx/bpf'
+import type { InterfaceXdp } from '@kbx/bpf'
+import { interfacePins, pinnedInterfaces } from './pins.js'
+
+/** Who put a program on an interface. */
+export type Owner =
+  | 'xdp-load' // pinned by `xdp-load load`
+  | 'kbx' // a running kbx tool (program name kbx_*), gone when it exits
+  | 'other'
+
+export interface ProgramStatus {
+  id: number
+  name: string
+  tag: string
+  mode: string
+  owner: Owner
+  linkPin?: string
+  maps: { id: number; name: string; type: string; keySize: number; valueSize: number; maxEntries: number }[]
+}
+
+export interface InterfaceStatus {
+  iface: string
+  ifindex: number
+  mode: InterfaceXdp['mode']
+  programs: ProgramStatus[]
+}
+
+export interface StatusReport {
+  interfaces: InterfaceStatus[]
+  /** kbx pin directories whose interface is gone or no longer carries the pinned program. */
+  stalePins: string[]
+}
+
+function pinnedProgId(iface: string): number | undefined {
+  const { link } = interfacePins(iface)
+  if (!existsSync(link)) return undefined
+  try {
+    return linkInfoByPin(link).progId
+  } catch {
+    return undefined
+  }
+}
+
+export function describeInterface(x: InterfaceXdp): InterfaceStatus {
+  const pinnedProg = pinnedProgId(x.ifname)
+  const programs = x.programs.map((p): ProgramStatus => {
+    const info = progInfoById(p.progId)
+    const owner: Owner = pinnedProg === p.progId ? 'xdp-load' : info.name.startsWith('kbx_') ? 'kbx' : 'other'
+    return {
+      id: p.progId,
+      name: info.name,
+      tag: info.tag,
+      mode: p.mode,
+      owner,
+      ...(owner === 'xdp-load' ? { linkPin: interfacePins(x.ifname).link } : {}),
+      maps: info.mapIds.map((id) => {
+        const m = mapInfoById(id)
+        return { id, name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries }
+      }),
+    }
+  })
+  return { iface: x.ifname, ifindex: x.ifindex, mode: x.mode, programs }
+}
+
+/** Every interface of this namespace (or one) with its XDP program, mode, maps and owner. */
+export function xdpStatus(iface?: string): StatusReport {
+  ensureBpffs()
+  const attachments = iface === undefined ? xdpAttachments() : [xdpAttachmentOf(iface)]
+  const interfaces = attachments.map(describeInterface)
+  const stalePins = pinnedInterfaces().filter((name) => {
+    if (iface !== undefined && name !== iface) return false
+    const current = interfaces.find((i) => i.iface === name)
+    const prog = pinnedProgId(name)
+    return current === undefined ? iface === undefined : !current.programs.some((p) => p.id === prog)
+  })
+  return { interfaces, stalePins }
+}
+
+export function formatStatusTable(report: StatusReport): string {
+  const rows = [['INTERFACE', 'MODE', 'PROG ID', 'NAME', 'TAG', 'OWNER', 'MAPS']]
+  for (const i of report.interfaces) {
+    if (i.programs.length === 0) rows.push([i.iface, '-', '', '', '', '', ''])
+    for (const p of i.programs) {
+      rows.push([i.iface, p.mode, String(p.id), p.name, p.tag, p.owner, p.maps.map((m) => `${m.name}(${m.id})`).join(',')])
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd())
+  for (const stale of report.stalePins) lines.push(`stale kbx pins for ${stale} (remove with: xdp-load unload ${stale})`)
+  return lines.join('\n') + '\n'
+}

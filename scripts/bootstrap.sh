@@ -18,7 +18,7 @@ fi
 apt_packages=(
   clang llvm make gcc pkg-config libbpf-dev libxdp-dev libelf-dev zlib1g-dev
   iproute2 ethtool bpftool tshark
-  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev ngtcp2-server ngtcp2-client libquickfix-dev g++
 )
 missing=()
 for p in "${apt_packages[@]}"; do

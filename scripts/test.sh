@@ -6,6 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "the kbx tests load XDP programs and create network namespaces: run them as root" >&2
   exit 1
 fi
+npx --no-install tsc -p tsconfig.check.json || { echo "type errors in tests, benches or examples" >&2; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 npx --no-install tap --reporter=base "$@" 2>&1 | tee "$log"

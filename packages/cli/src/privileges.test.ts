@@ -28,11 +28,20 @@ t.test('non-root with the capabilities passes; CAP_SYS_ADMIN stands in for CAP_B
   t.same(missingCapabilities(BigInt('0x' + bits(13)), ['NET_RAW']), [])
 })
 
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
 t.test('non-root lacking capabilities gets a plain PermissionError', async (t) => {
   const check = (caps: string) => () => requirePrivileges('xdp-load', { euid: () => 1000, readStatus: () => status(caps) })
   t.throws(check(bits()), PermissionError)
-  t.throws(check(bits(39, 12)), { message: 'xdp-load needs root: run it with sudo', hint: /CAP_NET_RAW/, exitCode: 1 })
-  t.throws(check(bits(12, 13)), { hint: /CAP_BPF/ })
+  t.match(thrown(check(bits(39, 12))), { message: 'xdp-load needs root: run it with sudo', hint: /CAP_NET_RAW/, exitCode: 1 })
+  t.match(thrown(check(bits(12, 13))), { hint: /CAP_BPF/ })
   t.throws(() => requirePrivileges('x', { euid: () => 1000, readStatus: () => { throw new Error('no /proc') } }), PermissionError)
 })
 

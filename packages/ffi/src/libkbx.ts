@@ -20,6 +20,8 @@ export type KbxRawPtr = { readonly __opaque: 'pointer' }
 
 /** struct kbx_desc: u64 addr, u32 len, u32 options (the kernel's struct xdp_desc). */
 export const KBX_DESC_SIZE = 16
+/** struct kbx_tx_batch before its descriptors: u32 count, capacity, sent, fresh. */
+export const KBX_TX_BATCH_HEADER_SIZE = 16
 
 /** enum kbx_frame_state */
 export const KBX_FRAME_FREE = 0
@@ -148,6 +150,7 @@ export const KBX_XSK_STATS_SIZE = KBX_XSK_STATS_FIELDS.length * 8
 koffi.opaque('kbx_umem')
 koffi.opaque('kbx_xsk')
 
+/** The control path (setup, teardown, accounting); the batch calls are in LibKbxBatch. */
 export interface LibKbx {
   kbx_address_of(p: Buffer): number | bigint
   kbx_last_operation(): string
@@ -158,8 +161,7 @@ export interface LibKbx {
   kbx_umem_take_area(umem: KbxUmemPtr): KbxRawPtr
   kbx_area_unmap(area: KbxRawPtr, size: number): void
   kbx_umem_get_config(umem: KbxUmemPtr, out: Partial<KbxUmemConfigValue>): void
-  /** descs: Buffer of n descriptors, written. */
-  kbx_umem_alloc(umem: KbxUmemPtr, descs: Buffer, n: number): number
+  /** descs: Buffer of n descriptors. */
   kbx_umem_release(umem: KbxUmemPtr, descs: Buffer, n: number): number
   kbx_umem_accounting(umem: KbxUmemPtr, out: Partial<KbxUmemAccountingValue>): number
   kbx_umem_frame_state(umem: KbxUmemPtr, addr: number): number
@@ -172,14 +174,6 @@ export interface LibKbx {
   ): number
   kbx_xsk_close(xsk: KbxXskPtr): void
   kbx_xsk_fd(xsk: KbxXskPtr): number
-  kbx_xsk_receive(xsk: KbxXskPtr, descs: Buffer, max: number, release: number, timeoutMs: number): number
-  kbx_xsk_send(xsk: KbxXskPtr, descs: Buffer, n: number): number
-  kbx_xsk_complete(xsk: KbxXskPtr): number
-  kbx_xsk_tx_pending(xsk: KbxXskPtr): number
-  kbx_xsk_rx_available(xsk: KbxXskPtr): number
-  kbx_xsk_wait(xsk: KbxXskPtr, events: number, timeoutMs: number): number
-  /** out: Buffer of KBX_XSK_STATS_SIZE bytes. */
-  kbx_xsk_statistics(xsk: KbxXskPtr, out: Buffer): number
   kbx_xsk_probe(ifname: string, queue: number, zeroCopy: number, info: Partial<KbxXskInfoValue>): number
 }
 
@@ -205,7 +199,6 @@ export function libkbx(): LibKbx {
     kbx_umem_take_area: lib.func('void *kbx_umem_take_area(kbx_umem *umem)'),
     kbx_area_unmap: lib.func('void kbx_area_unmap(void *area, uint64_t size)'),
     kbx_umem_get_config: lib.func('void kbx_umem_get_config(const kbx_umem *umem, _Out_ kbx_umem_config *out)'),
-    kbx_umem_alloc: lib.func('int kbx_umem_alloc(kbx_umem *umem, void *descs, uint32_t n)'),
     kbx_umem_release: lib.func('int kbx_umem_release(kbx_umem *umem, const void *descs, uint32_t n)'),
     kbx_umem_accounting: lib.func(
       'int kbx_umem_accounting(const kbx_umem *umem, _Out_ kbx_umem_accounting *out)',
@@ -216,15 +209,6 @@ export function libkbx(): LibKbx {
     ),
     kbx_xsk_close: lib.func('void kbx_xsk_close(kbx_xsk *xsk)'),
     kbx_xsk_fd: lib.func('int kbx_xsk_fd(const kbx_xsk *xsk)'),
-    kbx_xsk_receive: lib.func(
-      'int kbx_xsk_receive(kbx_xsk *xsk, void *descs, uint32_t max, uint32_t release, int timeout_ms)',
-    ),
-    kbx_xsk_send: lib.func('int kbx_xsk_send(kbx_xsk *xsk, const void *descs, uint32_t n)'),
-    kbx_xsk_complete: lib.func('int kbx_xsk_complete(kbx_xsk *xsk)'),
-    kbx_xsk_tx_pending: lib.func('uint32_t kbx_xsk_tx_pending(const kbx_xsk *xsk)'),
-    kbx_xsk_rx_available: lib.func('uint32_t kbx_xsk_rx_available(kbx_xsk *xsk)'),
-    kbx_xsk_wait: lib.func('int kbx_xsk_wait(kbx_xsk *xsk, uint32_t events, int timeout_ms)'),
-    kbx_xsk_statistics: lib.func('int kbx_xsk_statistics(kbx_xsk *xsk, void *out)'),
     kbx_xsk_probe: lib.func(
       'int kbx_xsk_probe(const char *ifname, uint32_t queue, uint32_t zero_copy, _Out_ kbx_xsk_info *info)',
     ),
@@ -233,14 +217,17 @@ export function libkbx(): LibKbx {
 }
 
 /**
- * The batch path: the same functions as in LibKbx, pointers as addresses (numbers). umem/xsk are
- * kbxAddress(handle); descs/out are kbxAddress(buffer) of Buffers the caller keeps referenced.
+ * The batch path, pointers as addresses (numbers): umem/xsk are kbxAddress(handle); descs/batch/out are
+ * kbxAddress(buffer) of Buffers the caller keeps referenced. descs: KBX_DESC_SIZE-byte descriptors;
+ * batch: a struct kbx_tx_batch (KBX_TX_BATCH_HEADER_SIZE-byte header, then descriptors); out: a struct
+ * kbx_xsk_stats (KBX_XSK_STATS_SIZE bytes).
  */
 export interface LibKbxBatch {
   kbx_umem_alloc(umem: number, descs: number, n: number): number
   kbx_umem_release(umem: number, descs: number, n: number): number
   kbx_xsk_receive(xsk: number, descs: number, max: number, release: number, timeoutMs: number): number
   kbx_xsk_send(xsk: number, descs: number, n: number): number
+  kbx_xsk_send_batch(xsk: number, batch: number, refill: number, refillLength: number): number
   kbx_xsk_complete(xsk: number): number
   kbx_xsk_tx_pending(xsk: number): number
   kbx_xsk_rx_available(xsk: number): number
@@ -250,6 +237,7 @@ export interface LibKbxBatch {
 
 let batchInstance: LibKbxBatch | undefined
 
+/** libkbx's batch calls (see LibKbxBatch), bound on first use. */
 export function libkbxBatch(): LibKbxBatch {
   if (batchInstance) return batchInstance
   libkbx()
@@ -260,6 +248,7 @@ export function libkbxBatch(): LibKbxBatch {
     kbx_umem_release: lib.func('kbx_umem_release', 'int', [p, p, 'uint32_t']),
     kbx_xsk_receive: lib.func('kbx_xsk_receive', 'int', [p, p, 'uint32_t', 'uint32_t', 'int']),
     kbx_xsk_send: lib.func('kbx_xsk_send', 'int', [p, p, 'uint32_t']),
+    kbx_xsk_send_batch: lib.func('kbx_xsk_send_batch', 'int', [p, p, 'uint32_t', 'uint32_t']),
     kbx_xsk_complete: lib.func('kbx_xsk_complete', 'int', [p]),
     kbx_xsk_tx_pending: lib.func('kbx_xsk_tx_pending', 'uint32_t', [p]),
     kbx_xsk_rx_available: lib.func('kbx_xsk_rx_available', 'uint32_t', [p]),

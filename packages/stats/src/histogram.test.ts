@@ -1,7 +1,7 @@
 import t from 'tap'
 import { LatencyHistogram, SignedLatencyHistogram } from './histogram.js'
 
-function within(t: { ok(v: boolean, m?: string): void }, actual: number, expected: number, relative: number, what: string) {
+function within(t: { ok(v: boolean, m: string): unknown }, actual: number, expected: number, relative: number, what: string) {
   t.ok(Math.abs(actual - expected) <= Math.abs(expected) * relative, `${what}: ${actual} ≈ ${expected} (±${relative * 100}%)`)
 }
 

@@ -23,7 +23,7 @@ t.test('deltas and per-second rates between snapshots; bigint stays bigint', asy
 
 t.test('initial values, a counter reset counts from zero, zero elapsed gives rate 0', async (t) => {
   let now = 0n
-  const meter = new RateMeter({ n: 10 }, { now: () => now })
+  const meter = new RateMeter<{ n: number }>({ n: 10 }, { now: () => now })
   now = 1_000_000_000n
   t.equal(meter.sample({ n: 15 }).deltas.n, 5)
   now = 2_000_000_000n

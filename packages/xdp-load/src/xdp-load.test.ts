@@ -85,6 +85,12 @@ function compile(source: string, name: string): string {
 
 t.teardown(() => rmSync(pinRoot, { recursive: true, force: true }))
 
+// `ip link set … xdpgeneric obj` (the foreign program below) creates iproute2's own bpffs dirs.
+const iproute2Dirs = ['/sys/fs/bpf/ip', '/sys/fs/bpf/xdp', '/sys/fs/bpf/tc'].filter((d) => !existsSync(d))
+t.teardown(() => {
+  for (const dir of iproute2Dirs) rmSync(dir, { recursive: true, force: true })
+})
+
 t.test('usage errors exit 2 with a clear message', async (t) => {
   const none = xdpLoad()
   t.equal(none.code, 2, 'no command')

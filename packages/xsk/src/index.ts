@@ -1,1 +1,11 @@
-export {}
+export { Umem } from './umem.js'
+export type { FrameState, UmemAccounting, UmemOptions } from './umem.js'
+export { XskSocket, DESCRIPTOR_SIZE } from './socket.js'
+export type { TxFrame, XskSocketOptions, XskStatistics, ZeroCopyPolicy } from './socket.js'
+export { DescriptorBatch, RxBatch, TxBatch } from './batch.js'
+export { steerTo } from './steer.js'
+export type { SteeringMap, SteeringObject } from './steer.js'
+export { probeAfXdp, probeZeroCopy } from './probe.js'
+export type { XskProbeResult } from './probe.js'
+export { runBatchLoop } from './loop.js'
+export type { BatchLoopOptions } from './loop.js'

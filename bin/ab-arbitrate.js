@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../packages/ab/dist/bin-ab-arbitrate.js"

@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../packages/fix/dist/bin-fix-tcp.js"

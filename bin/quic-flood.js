@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../packages/quic/dist/bin-quic-flood.js"

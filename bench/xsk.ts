@@ -21,7 +21,8 @@ import { BpfObject } from '@kbx/bpf'
 import { CPU_SET_BYTES, bpfObjectPath, lastErrno, libc, repoRoot } from '@kbx/ffi'
 import { buildUdpFrame } from '@kbx/net'
 import { JsonLines } from '@kbx/stats'
-import { Umem, XskSocket, runBatchLoop, steerTo } from '@kbx/xsk'
+import { runBatchLoop } from '@kbx/cli'
+import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 
 const { values: opts } = parseArgs({
   options: {

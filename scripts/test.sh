@@ -9,7 +9,7 @@ fi
 npx --no-install tsc -p tsconfig.check.json || { echo "type errors in tests, benches or examples" >&2; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-npx --no-install tap --reporter=base "$@" 2>&1 | tee "$log"
+npx --no-install tap --reporter=tap "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")

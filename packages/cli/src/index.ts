@@ -20,6 +20,6 @@ export { requirePrivileges, effectiveCapabilities, missingCapabilities, CAP } fr
 export type { PrivilegeOptions, CapabilityName } from './privileges.js'
 export { runTool, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js'
 export type { ToolContext, ToolSpec, Cleanup } from './run.js'
-export { runLoop } from './loop.js'
-export type { StopReason, LoopContext, RunLoopOptions, IntervalTick } from './loop.js'
+export { runLoop, runBatchLoop } from './loop.js'
+export type { StopReason, LoopContext, RunLoopOptions, IntervalTick, BatchLoopOptions } from './loop.js'
 export { Command, Option } from 'commander'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { runLoop } from './loop.js'
+import { runBatchLoop, runLoop } from './loop.js'
 
 t.test('stops when the step returns false', async (t) => {
   let n = 0
@@ -64,4 +64,42 @@ t.test('async onInterval is awaited; errors from the step propagate', async (t) 
   await t.rejects(runLoop({ signal: controller.signal, opts: {} }, () => {
     throw new Error('native call failed')
   }), { message: 'native call failed' })
+})
+
+t.test('runBatchLoop stops when the step says so, and lets timers run between slices', async (t) => {
+  let steps = 0
+  let timerFired = false
+  setTimeout(() => (timerFired = true), 1)
+  await runBatchLoop(() => {
+    steps++
+    return !timerFired
+  }, { sliceMs: 2 })
+  t.ok(timerFired, 'a timer ran while the loop was going')
+  t.ok(steps > 1)
+})
+
+t.test('with checkEvery the loop still yields to timers', async (t) => {
+  let timerFired = false
+  setTimeout(() => (timerFired = true), 2)
+  let steps = 0
+  await runBatchLoop(() => {
+    steps++
+    const until = performance.now() + 0.2
+    while (performance.now() < until) {
+      // a step of 0.2 ms
+    }
+    return !timerFired
+  }, { sliceMs: 1, checkEvery: 16 })
+  t.ok(timerFired)
+  // The step that sees the timer is the first after a yield, and yields come after multiples of 16 steps.
+  t.ok(steps > 16 && (steps - 1) % 16 === 0, `the loop yields only after multiples of 16 steps (${steps})`)
+})
+
+t.test('an aborted signal stops the loop before the next step', async (t) => {
+  const stop = new AbortController()
+  let steps = 0
+  await runBatchLoop(() => {
+    if (++steps === 10) stop.abort()
+  }, { signal: stop.signal })
+  t.equal(steps, 10)
 })

@@ -1,5 +1,3 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
-
 export type StopReason = 'signal' | 'duration' | 'done'
 
 /** The part of a ToolContext runLoop needs. */
@@ -28,34 +26,82 @@ export interface RunLoopOptions {
 /**
  * Runs a synchronous batch step (one native call that returns within a few ms) over and over.
  * Yields to the event loop at least every `sliceMs` so signal handlers run, calls `onInterval`
- * every interval, and stops on the abort signal, at the duration, or when `step` returns false.
+ * every interval (from a timer, between slices), and stops on the abort signal, at the duration,
+ * or when `step` returns false.
  */
 export async function runLoop(ctx: LoopContext, step: () => boolean | void, options: RunLoopOptions = {}): Promise<StopReason> {
+  if (ctx.signal.aborted) return 'signal'
   const intervalSec = options.intervalSec ?? ctx.opts?.interval ?? 1
   const durationSec = options.durationSec ?? ctx.opts?.duration ?? 0
-  const sliceNs = BigInt(Math.round((options.sliceMs ?? 10) * 1e6))
-  const intervalNs = intervalSec > 0 ? BigInt(Math.round(intervalSec * 1e9)) : 0n
   const started = process.hrtime.bigint()
-  const deadline = durationSec > 0 ? started + BigInt(Math.round(durationSec * 1e9)) : 0n
-  let nextInterval = intervalNs > 0n ? started + intervalNs : 0n
+  const stop = new AbortController()
+  let reason: StopReason = 'done'
+  const end = (why: StopReason): void => {
+    if (stop.signal.aborted) return
+    reason = why
+    stop.abort()
+  }
+  const onSignal = (): void => end('signal')
+  ctx.signal.addEventListener('abort', onSignal, { once: true })
+  const duration = durationSec > 0 ? setTimeout(() => end('duration'), durationSec * 1000) : undefined
+  // A due tick pauses the steps until onInterval has finished; missed ticks are skipped, never burst.
+  let tickDue = false
+  const interval = intervalSec > 0 && options.onInterval ? setInterval(() => (tickDue = true), intervalSec * 1000) : undefined
   let index = 0
-
-  for (;;) {
-    if (ctx.signal.aborted) return 'signal'
-    const sliceEnd = process.hrtime.bigint() + sliceNs
-    let now: bigint
-    do {
-      if (step() === false) return 'done'
-      now = process.hrtime.bigint()
-    } while (now < sliceEnd && (deadline === 0n || now < deadline) && (nextInterval === 0n || now < nextInterval))
-
-    if (deadline !== 0n && now >= deadline) return 'duration'
-    if (nextInterval !== 0n && now >= nextInterval) {
-      index++
-      // Skip missed ticks rather than firing a burst after a stall.
-      while (nextInterval <= now) nextInterval += intervalNs
-      await options.onInterval?.({ index, elapsedNs: now - started })
+  try {
+    while (!stop.signal.aborted) {
+      await runBatchLoop(
+        () => {
+          if (tickDue) return false
+          if (step() === false) {
+            end('done')
+            return false
+          }
+        },
+        { sliceMs: options.sliceMs ?? 10, signal: stop.signal },
+      )
+      if (tickDue && !stop.signal.aborted) {
+        tickDue = false
+        await options.onInterval?.({ index: ++index, elapsedNs: process.hrtime.bigint() - started })
+      }
     }
-    await yieldToEventLoop()
+  } finally {
+    clearTimeout(duration)
+    clearInterval(interval)
+    ctx.signal.removeEventListener('abort', onSignal)
+  }
+  return reason
+}
+
+export interface BatchLoopOptions {
+  /** Longest stretch of back-to-back steps before yielding to the event loop (default 5 ms). */
+  sliceMs?: number
+  /**
+   * Read the clock every this many steps (default 1). A clock read costs about as much as a small batch
+   * of work, so loops of short steps read it less often; the longest stretch without yielding is then up
+   * to sliceMs + checkEvery × the longest step, which must stay well under the signal latency you need.
+   */
+  checkEvery?: number
+  /** Stops the loop before the next step once aborted (e.g. from a SIGINT handler). */
+  signal?: AbortSignal
+}
+
+/**
+ * Runs step() back to back, yielding to the event loop every sliceMs so signal handlers and timers run
+ * (a synchronous loop would never see SIGINT). Resolves when step() returns false or the signal aborts.
+ * Keep each step short: a batch call with a poll timeout of a few ms at most.
+ */
+export async function runBatchLoop(step: () => boolean | void, options: BatchLoopOptions = {}): Promise<void> {
+  const sliceMs = options.sliceMs ?? 5
+  const checkEvery = Math.max(1, Math.floor(options.checkEvery ?? 1))
+  const signal = options.signal
+  for (;;) {
+    const sliceEnd = performance.now() + sliceMs
+    for (let steps = 1; ; steps++) {
+      if (signal?.aborted) return
+      if (step() === false) return
+      if (steps % checkEvery === 0 && performance.now() >= sliceEnd) break
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
 }

@@ -1,49 +1,18 @@
 // End to end through the built-in demo: AF_XDP TX in one namespace, AF_XDP RX (steered by
 // xdp_xsk_redirect through a bpf_link) in the other, and what a killed command leaves behind.
-import type { ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { xdpAttachmentOf } from '@kbx/bpf'
 import { repoRoot } from '@kbx/ffi'
-import { nodeCommand, withTestNet } from '@kbx/testbed'
+import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet } from '@kbx/testbed'
 
 const demo = join(repoRoot, 'examples/xsk-demo.ts')
 
-interface Event {
-  event: string
-  tool: string
-  data: Record<string, any>
-}
-
-function collect(child: ChildProcess): { events: Event[]; stderr: () => string; exited: Promise<{ code: number | null; signal: string | null }> } {
-  const events: Event[] = []
-  let buffered = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      events.push(JSON.parse(buffered.slice(0, nl)) as Event)
-      buffered = buffered.slice(nl + 1)
-    }
-  })
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-  return { events, stderr: () => stderr, exited }
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 function startReceiver(net: TestNet, iface: string, args: string[]) {
   const [cmd, argv] = nodeCommand(demo, ['rx', '--iface', iface, ...args])
   const child = net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-  return { child, ...collect(child) }
+  return followTool(child)
 }
 
 t.test('AF_XDP TX in one namespace, AF_XDP RX in the other: every frame arrives once', async (t) => {
@@ -51,11 +20,11 @@ t.test('AF_XDP TX in one namespace, AF_XDP RX in the other: every frame arrives 
   const { netns, local, remote } = net.addLinkedNamespace()
   const count = 20000
   const rx = startReceiver(net, local.name, ['--count', String(count), '--duration', '30'])
-  await until('the receiver to start', () => rx.events.some((e) => e.event === 'start'))
+  await waitUntil('the receiver to start', () => rx.events.some((e) => e.event === 'start'))
 
   const [cmd, argv] = nodeCommand(demo, ['tx', '--iface', remote.name, '--dst', local.ip!, '--count', String(count), '--rate', '50k'])
   const txChild = net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const tx = collect(txChild)
+  const tx = followTool(txChild)
   t.same(await tx.exited, { code: 0, signal: null }, tx.stderr())
   t.same(await rx.exited, { code: 0, signal: null }, rx.stderr())
 
@@ -73,7 +42,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const net = withTestNet(t)
     const { a } = net.addVethPair()
     const rx = startReceiver(net, a.name, ['--count', '0'])
-    await until('the receiver to start', () => rx.events.some((e) => e.event === 'start'))
+    await waitUntil('the receiver to start', () => rx.events.some((e) => e.event === 'start'))
     t.equal(xdpAttachmentOf(a.name).programs.length, 1, 'attached while running')
     rx.child.kill(signal)
     t.same(await rx.exited, { code: 0, signal: null }, rx.stderr())
@@ -87,11 +56,11 @@ t.test('SIGKILL: the kernel removes the bpf_link attachment, and the queue binds
   const net = withTestNet(t)
   const { a } = net.addVethPair()
   const first = startReceiver(net, a.name, ['--count', '0'])
-  await until('the receiver to start', () => first.events.some((e) => e.event === 'start'))
+  await waitUntil('the receiver to start', () => first.events.some((e) => e.event === 'start'))
   t.equal(xdpAttachmentOf(a.name).programs.length, 1, 'attached while running')
   first.child.kill('SIGKILL')
   t.same(await first.exited, { code: null, signal: 'SIGKILL' })
-  await until('the kernel to release the link', () => xdpAttachmentOf(a.name).programs.length === 0, 5000)
+  await waitUntil('the kernel to release the link', () => xdpAttachmentOf(a.name).programs.length === 0, 5000)
   t.pass('no program attached after SIGKILL')
 
   const second = startReceiver(net, a.name, ['--count', '0', '--duration', '0.5'])

@@ -26,7 +26,7 @@ export interface RunLoopOptions {
 /**
  * Runs a synchronous batch step (one native call that returns within a few ms) over and over.
  * Yields to the event loop at least every `sliceMs` so signal handlers run, calls `onInterval`
- * every interval (from a timer, between slices), and stops on the abort signal, at the duration,
+ * every interval (between steps), and stops on the abort signal, at the duration,
  * or when `step` returns false.
  */
 export async function runLoop(ctx: LoopContext, step: () => boolean | void, options: RunLoopOptions = {}): Promise<StopReason> {
@@ -43,31 +43,38 @@ export async function runLoop(ctx: LoopContext, step: () => boolean | void, opti
   }
   const onSignal = (): void => end('signal')
   ctx.signal.addEventListener('abort', onSignal, { once: true })
-  const duration = durationSec > 0 ? setTimeout(() => end('duration'), durationSec * 1000) : undefined
+  const deadline = durationSec > 0 ? started + BigInt(Math.round(durationSec * 1e9)) : 0n
+  const intervalNs = intervalSec > 0 && options.onInterval ? BigInt(Math.round(intervalSec * 1e9)) : 0n
+  let nextTick = intervalNs > 0n ? started + intervalNs : 0n
+  let index = 0
   // A due tick pauses the steps until onInterval has finished; missed ticks are skipped, never burst.
   let tickDue = false
-  const interval = intervalSec > 0 && options.onInterval ? setInterval(() => (tickDue = true), intervalSec * 1000) : undefined
-  let index = 0
+  const guardedStep = (): boolean => {
+    if (step() === false) {
+      end('done')
+      return false
+    }
+    const now = process.hrtime.bigint()
+    if (deadline !== 0n && now >= deadline) {
+      end('duration')
+      return false
+    }
+    if (nextTick !== 0n && now >= nextTick) {
+      while (nextTick <= now) nextTick += intervalNs
+      tickDue = true
+      return false
+    }
+    return true
+  }
   try {
     while (!stop.signal.aborted) {
-      await runBatchLoop(
-        () => {
-          if (tickDue) return false
-          if (step() === false) {
-            end('done')
-            return false
-          }
-        },
-        { sliceMs: options.sliceMs ?? 10, signal: stop.signal },
-      )
+      await runBatchLoop(guardedStep, { sliceMs: options.sliceMs ?? 10, signal: stop.signal })
       if (tickDue && !stop.signal.aborted) {
         tickDue = false
         await options.onInterval?.({ index: ++index, elapsedNs: process.hrtime.bigint() - started })
       }
     }
   } finally {
-    clearTimeout(duration)
-    clearInterval(interval)
     ctx.signal.removeEventListener('abort', onSignal)
   }
   return reason

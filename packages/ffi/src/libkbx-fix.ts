@@ -1,1 +1,117 @@
-export {}
+import { koffi, nativeLibraryPath, openLibrary } from './load.js'
+
+/**
+ * libkbx.so userspace TCP declarations for fix-tcp (native/include/kbx_tcp.h documents every call).
+ * Control-path and test use: frames as Buffers.
+ */
+
+export type KbxTcpPtr = { readonly __opaque: 'kbx_tcp' }
+
+export const KbxTcpConfig = koffi.struct('kbx_tcp_config', {
+  local_mac: koffi.array('uint8_t', 6),
+  remote_mac: koffi.array('uint8_t', 6),
+  local_ip: 'uint32_t',
+  remote_ip: 'uint32_t',
+  local_port: 'uint16_t',
+  remote_port: 'uint16_t',
+  isn: 'uint32_t',
+  mss: 'uint16_t',
+  ecn: 'uint16_t',
+  rcv_buf: 'uint32_t',
+  snd_buf: 'uint32_t',
+  rto_min_us: 'uint32_t',
+  drop_tx_nth: 'uint32_t',
+})
+
+export interface KbxTcpConfigValue {
+  local_mac: number[]
+  remote_mac: number[]
+  /** Network byte order, as a u32 read in host (little-endian) order. */
+  local_ip: number
+  remote_ip: number
+  local_port: number
+  remote_port: number
+  isn: number
+  mss: number
+  ecn: number
+  rcv_buf: number
+  snd_buf: number
+  rto_min_us: number
+  drop_tx_nth: number
+}
+
+/** struct kbx_tcp_stats: all u64, in this order. */
+export const KBX_TCP_STATS_FIELDS = [
+  'state',
+  'close_reason',
+  'segs_in',
+  'segs_out',
+  'bytes_in',
+  'bytes_out',
+  'retransmits',
+  'fast_retransmits',
+  'timeouts',
+  'dup_acks',
+  'ooo_drops',
+  'bad_checksum',
+  'malformed',
+  'out_of_window',
+  'challenge_acks',
+  'rst_in',
+  'rst_out',
+  'ecn_ce_in',
+  'ecn_ece_in',
+  'cwnd_reductions',
+  'arp_replies',
+  'not_ours',
+  'tx_queue_full',
+  'tx_dropped_by_hook',
+  'cwnd',
+  'snd_wnd',
+  'srtt_us',
+  'rto_us',
+  'unacked',
+  'unsent',
+  'readable',
+  'ecn',
+] as const
+
+export const KBX_TCP_STATE_NAMES = ['closed', 'syn-sent', 'established', 'fin-wait-1', 'fin-wait-2', 'closing', 'time-wait', 'close-wait', 'last-ack'] as const
+export const KBX_TCP_CLOSE_REASONS = ['open', 'closed', 'reset', 'timed-out', 'refused'] as const
+
+export interface LibKbxTcp {
+  kbx_tcp_create: (config: KbxTcpConfigValue) => KbxTcpPtr | null
+  kbx_tcp_destroy: (c: KbxTcpPtr) => void
+  kbx_tcp_connect: (c: KbxTcpPtr, nowNs: bigint) => number
+  kbx_tcp_input: (c: KbxTcpPtr, frame: Uint8Array, len: number, nowNs: bigint) => number
+  kbx_tcp_poll: (c: KbxTcpPtr, nowNs: bigint) => void
+  kbx_tcp_write: (c: KbxTcpPtr, data: Uint8Array, len: number) => number
+  kbx_tcp_read: (c: KbxTcpPtr, out: Uint8Array, cap: number) => number
+  kbx_tcp_shutdown: (c: KbxTcpPtr) => void
+  kbx_tcp_abort: (c: KbxTcpPtr) => void
+  kbx_tcp_next_frame: (c: KbxTcpPtr, out: Uint8Array, cap: number) => number
+  kbx_tcp_get_stats: (c: KbxTcpPtr, out: Uint8Array) => void
+}
+
+koffi.opaque('kbx_tcp')
+
+let instance: LibKbxTcp | undefined
+
+export function libkbxTcp(): LibKbxTcp {
+  if (instance) return instance
+  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build it with `make -C native`')
+  instance = {
+    kbx_tcp_create: lib.func('kbx_tcp *kbx_tcp_create(const kbx_tcp_config *config)'),
+    kbx_tcp_destroy: lib.func('void kbx_tcp_destroy(kbx_tcp *c)'),
+    kbx_tcp_connect: lib.func('int kbx_tcp_connect(kbx_tcp *c, uint64_t now_ns)'),
+    kbx_tcp_input: lib.func('int kbx_tcp_input(kbx_tcp *c, const uint8_t *frame, uint32_t len, uint64_t now_ns)'),
+    kbx_tcp_poll: lib.func('void kbx_tcp_poll(kbx_tcp *c, uint64_t now_ns)'),
+    kbx_tcp_write: lib.func('int kbx_tcp_write(kbx_tcp *c, const uint8_t *data, uint32_t len)'),
+    kbx_tcp_read: lib.func('int kbx_tcp_read(kbx_tcp *c, _Out_ uint8_t *out, uint32_t cap)'),
+    kbx_tcp_shutdown: lib.func('void kbx_tcp_shutdown(kbx_tcp *c)'),
+    kbx_tcp_abort: lib.func('void kbx_tcp_abort(kbx_tcp *c)'),
+    kbx_tcp_next_frame: lib.func('int kbx_tcp_next_frame(kbx_tcp *c, _Out_ uint8_t *out, uint32_t cap)'),
+    kbx_tcp_get_stats: lib.func('void kbx_tcp_get_stats(kbx_tcp *c, _Out_ uint8_t *out)'),
+  } as LibKbxTcp
+  return instance
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A minimal userspace TCP for one long-lived client connection (fix-tcp --io xdp): active open with MSS
+ * and window scale, in-order data only (out-of-order segments are dropped and re-ACKed), immediate
+ * ACKs, retransmission on timeout (RFC 6298 RTO, Karn) and on three duplicate ACKs, the peer's receive
+ * window and a congestion window respected, ECN (ECT(0) on data, ECE/CWR: the congestion window halves
+ * once per window of data), FIN both ways, RST, RFC 9293 acceptability checks with challenge ACKs,
+ * software checksums, bounds-checked option parsing, and an ARP responder for our address.
+ *
+ * I/O free: frames go in through kbx_tcp_input, frames to transmit come out of kbx_tcp_next_frame; the
+ * caller moves them (AF_XDP, or a test). Time is passed in (ns, monotonic). Not thread-safe.
+ */
+#ifndef KBX_TCP_H
+#define KBX_TCP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kbx_tcp;
+
+struct kbx_tcp_config {
+	uint8_t local_mac[6];
+	uint8_t remote_mac[6]; /* next hop */
+	uint32_t local_ip;     /* network byte order */
+	uint32_t remote_ip;    /* network byte order */
+	uint16_t local_port;   /* host byte order */
+	uint16_t remote_port;  /* host byte order */
+	uint32_t isn;          /* initial send sequence number */
+	uint16_t mss;          /* ours, advertised; 0 → 1460 */
+	uint16_t ecn;          /* 1: negotiate ECN */
+	uint32_t rcv_buf;      /* receive buffer bytes; 0 → 262144 */
+	uint32_t snd_buf;      /* send buffer bytes; 0 → 1 MiB */
+	uint32_t rto_min_us;   /* 0 → 200000 */
+	uint32_t drop_tx_nth;  /* test hook: silently drop the Nth new data segment sent (1-based); 0 = never */
+};
+
+enum kbx_tcp_state {
+	KBX_TCP_CLOSED = 0,
+	KBX_TCP_SYN_SENT = 1,
+	KBX_TCP_ESTABLISHED = 2,
+	KBX_TCP_FIN_WAIT_1 = 3,
+	KBX_TCP_FIN_WAIT_2 = 4,
+	KBX_TCP_CLOSING = 5,
+	KBX_TCP_TIME_WAIT = 6,
+	KBX_TCP_CLOSE_WAIT = 7,
+	KBX_TCP_LAST_ACK = 8,
+};
+
+/* Why a connection went to CLOSED. */
+enum kbx_tcp_close_reason {
+	KBX_TCP_OPEN = 0,
+	KBX_TCP_CLOSED_NORMALLY = 1,
+	KBX_TCP_RESET = 2,    /* RST received */
+	KBX_TCP_TIMED_OUT = 3,
+	KBX_TCP_REFUSED = 4,  /* RST in SYN-SENT */
+};
+
+/* All u64, in this order (bindings read it as an array). */
+struct kbx_tcp_stats {
+	uint64_t state;
+	uint64_t close_reason;
+	uint64_t segs_in;
+	uint64_t segs_out;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t retransmits;      /* segments sent again (timeout + fast) */
+	uint64_t fast_retransmits;
+	uint64_t timeouts;
+	uint64_t dup_acks;
+	uint64_t ooo_drops;        /* out-of-order data segments dropped (and re-ACKed) */
+	uint64_t bad_checksum;
+	uint64_t malformed;
+	uint64_t out_of_window;
+	uint64_t challenge_acks;
+	uint64_t rst_in;
+	uint64_t rst_out;
+	uint64_t ecn_ce_in;        /* data segments received with CE */
+	uint64_t ecn_ece_in;       /* ECE seen on ACKs: congestion reported by the peer */
+	uint64_t cwnd_reductions;
+	uint64_t arp_replies;
+	uint64_t not_ours;         /* frames that are neither this connection nor ARP for us */
+	uint64_t tx_queue_full;
+	uint64_t tx_dropped_by_hook;
+	uint64_t cwnd;
+	uint64_t snd_wnd;
+	uint64_t srtt_us;
+	uint64_t rto_us;
+	uint64_t unacked;          /* bytes in flight */
+	uint64_t unsent;
+	uint64_t readable;
+	uint64_t ecn;              /* 1 when negotiated */
+};
+
+#define KBX_TCP_STATS_COUNT (sizeof(struct kbx_tcp_stats) / sizeof(uint64_t))
+
+struct kbx_tcp *kbx_tcp_create(const struct kbx_tcp_config *config);
+void kbx_tcp_destroy(struct kbx_tcp *c);
+/* Queues the SYN. */
+int kbx_tcp_connect(struct kbx_tcp *c, uint64_t now_ns);
+/* One received Ethernet frame. Returns 1 when it was ours (TCP of this connection or ARP for us), 0 otherwise. */
+int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *frame, uint32_t len, uint64_t now_ns);
+/* Timers (retransmission) and transmission of buffered data the windows allow. */
+void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns);
+/* Appends to the send buffer; returns the bytes accepted (may be fewer than len), or -ENOTCONN. */
+int kbx_tcp_write(struct kbx_tcp *c, const uint8_t *data, uint32_t len);
+/* Takes up to cap received in-order bytes. */
+int kbx_tcp_read(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
+/* FIN after the buffered data. */
+void kbx_tcp_shutdown(struct kbx_tcp *c);
+/* Sends a RST and closes. */
+void kbx_tcp_abort(struct kbx_tcp *c);
+/* Copies the next frame to transmit into out (cap ≥ 1514); returns its length, 0 when none. */
+int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
+void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,237 @@
+// `fix-tcp`: one FIX initiator session, orders out, ExecutionReports matched, JSON stats.
+import { connect } from 'node:net'
+import type { Socket } from 'node:net'
+import { join } from 'node:path'
+import { Option, parseChoice, parseIpPortOption, parseIntOption, parseInterfaceName, parseScaledInt, parseSeconds } from '@kbx/cli'
+import type { Command, IpPort, ToolContext } from '@kbx/cli'
+import { NetError, NotSupportedError, UsageError } from '@kbx/errors'
+import { interfaceInfo } from '@kbx/net'
+import { parsePrice } from './codec.js'
+import { OrderFlow } from './orders.js'
+import { FixSession } from './session.js'
+import type { SessionEvent } from './session.js'
+import { FileSeqStore } from './store.js'
+
+export const TOOL = 'fix-tcp'
+export const DEFAULT_STORE_DIR = '/var/tmp/kbx-fix'
+
+export interface FixTcpOptions {
+  iface: string
+  connect: IpPort
+  sender: string
+  target: string
+  orders?: number
+  rate?: number
+  duration?: number
+  interval: number
+  io: 'xdp' | 'socket'
+  fixVersion: '4.4' | '4.2'
+  heartbeat: number
+  reset?: boolean
+  store?: string
+  symbol: string
+  side: 'buy' | 'sell'
+  qty: number
+  price: string
+  linger: number
+  testGapAt?: number
+}
+
+export function buildFixTcp(program: Command): void {
+  program
+    .option('--iface <name>', 'interface towards the gateway (source address; AF_XDP interface for --io xdp)', (v) => parseInterfaceName(v, '--iface'), 'fix0')
+    .option('--connect <ip:port>', 'FIX gateway (acceptor) address', parseIpPortOption('--connect'), { ip: '10.0.3.2', port: 9878 })
+    .option('--sender <id>', 'SenderCompID (49)', 'CLIENT1')
+    .option('--target <id>', 'TargetCompID (56)', 'EXCH')
+    .option('--orders <n>', 'NewOrderSingles to send (alone: one at a time, each after the previous ack)', parseScaledInt('--orders', { min: 0 }))
+    .option('--rate <r>', 'orders per second (paced, without waiting for acks)', parseScaledInt('--rate', { min: 1 }))
+    .option('--duration <s>', 'stop (clean Logout) after this long', parseSeconds('--duration', { min: 0 }))
+    .option('--interval <s>', 'seconds between interval stats', parseSeconds('--interval', { min: 0 }), 1)
+    .addOption(new Option('--io <kind>', 'transport: xdp (userspace TCP on AF_XDP) or socket (kernel TCP)').choices(['xdp', 'socket']).default('socket'))
+    .option('--fix-version <v>', 'FIX.4.4 or FIX.4.2', parseChoice('--fix-version', ['4.4', '4.2'] as const), '4.4')
+    .option('--heartbeat <s>', 'HeartBtInt (108) proposed on Logon, seconds', parseIntOption('--heartbeat', { min: 1, max: 3600 }), 30)
+    .option('--reset', 'send ResetSeqNumFlag(141)=Y on Logon: both sides start again from 1')
+    .option('--store <path>', `sequence-number store (default ${DEFAULT_STORE_DIR}/SENDER-TARGET.json)`)
+    .option('--symbol <s>', 'Symbol (55)', 'KBX')
+    .addOption(new Option('--side <side>', 'Side (54)').choices(['buy', 'sell']).default('buy'))
+    .option('--qty <n>', 'OrderQty (38)', parseIntOption('--qty', { min: 1 }), 100)
+    .option('--price <p>', 'limit Price (44)', '100.25')
+    .option('--linger <s>', 'stay logged on (idle, heartbeats only) this long after the last order, before Logout', parseSeconds('--linger', { min: 0 }), 0)
+    .addOption(new Option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once').argParser(parseIntOption('--test-gap-at', { min: 1 })).hideHelp())
+}
+
+export async function runFixTcp(ctx: ToolContext): Promise<void> {
+  const opts = ctx.opts as unknown as FixTcpOptions
+  const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
+  if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
+  if (opts.io === 'xdp') {
+    throw new NotSupportedError('fix-tcp --io xdp (the userspace TCP stack on AF_XDP is not implemented yet)', {
+      op: 'fix-tcp --io xdp',
+      hint: 'use --io socket (the same FIX engine over the kernel TCP)',
+    })
+  }
+  const info = interfaceInfo(opts.iface)
+  const localAddress = info.ipv4[0]
+  if (localAddress === undefined) throw new NetError(`interface ${opts.iface} has no IPv4 address`, { op: 'interface address', hint: `ip addr add … dev ${opts.iface}` })
+
+  const store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
+  let socket: Socket | undefined
+  let closedReason: string | undefined
+  let wake: (() => void) | undefined
+  const waitForChange = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wake = undefined
+        resolve()
+      }, ms)
+      wake = () => {
+        clearTimeout(timer)
+        wake = undefined
+        resolve()
+      }
+    })
+  const notify = () => wake?.()
+
+  const sessionEvents: Record<string, number> = {}
+  const session = new FixSession({
+    role: 'initiator',
+    senderCompId: opts.sender,
+    targetCompId: opts.target,
+    beginString: `FIX.${opts.fixVersion}`,
+    heartBtInt: opts.heartbeat,
+    resetOnLogon: opts.reset === true,
+    store,
+    send: (bytes) => socket?.write(Buffer.from(bytes)),
+    onApp: (msg) => flow.onApp(msg),
+    onEvent: (e: SessionEvent) => {
+      sessionEvents[e.event] = (sessionEvents[e.event] ?? 0) + 1
+      const { event, ...data } = e
+      ctx.json.emit(event, data)
+      if (event === 'logon') ctx.log.info(data, 'logged on')
+      notify()
+    },
+    onClose: (reason) => {
+      closedReason = reason
+      socket?.end()
+      notify()
+    },
+  })
+  if (opts.testGapAt !== undefined) session.skipOutgoingSeq = opts.testGapAt
+  const flow = new OrderFlow(session, { symbol: opts.symbol, side: opts.side === 'buy' ? '1' : '2', qty: opts.qty, price })
+
+  socket = await openSocket(opts.connect, localAddress, ctx)
+  ctx.onCleanup(() => {
+    socket?.destroy()
+  })
+  socket.on('data', (chunk: Buffer) => {
+    socket!.cork()
+    session.receive(chunk)
+    pump()
+    socket!.uncork()
+    notify()
+  })
+  socket.on('close', () => {
+    session.disconnected()
+    closedReason ??= 'connection closed by peer'
+    notify()
+  })
+  socket.on('error', (err) => ctx.log.warn({ err: err.message }, 'socket error'))
+
+  ctx.json.start({ io: opts.io, iface: opts.iface, local: `${localAddress}:${socket.localPort}`, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
+  session.start()
+
+  const limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
+  const oneAtATime = opts.rate === undefined
+  let startedOrdersNs = 0n
+  let lastOrderDoneMs = 0
+  function pump(): void {
+    if (!session.active || flow.counters.sent >= limit) return
+    if (startedOrdersNs === 0n) startedOrdersNs = process.hrtime.bigint()
+    if (oneAtATime) {
+      if (flow.outstanding === 0) flow.send()
+      return
+    }
+    const due = Math.min(limit, Math.floor((Number(process.hrtime.bigint() - startedOrdersNs) / 1e9) * opts.rate!) + 1)
+    while (flow.counters.sent < due) flow.send()
+  }
+
+  const started = Date.now()
+  let nextInterval = started + opts.interval * 1000
+  const durationMs = (opts.duration ?? 0) * 1000
+  let stoppedBy = 'done'
+  let lastSnapshot = { sent: 0, acked: 0, filled: 0, rejected: 0 }
+  const emitInterval = (now: number) => {
+    const c = flow.counters
+    ctx.json.interval({
+      elapsedSec: (now - started) / 1000,
+      orders: { ...c, outstanding: flow.outstanding },
+      perSec: { sent: (c.sent - lastSnapshot.sent) / opts.interval, acked: (c.acked - lastSnapshot.acked) / opts.interval },
+      latencyUs: flow.intervalLatency.summary(),
+      session: { state: session.state, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
+    })
+    lastSnapshot = { sent: c.sent, acked: c.acked, filled: c.filled, rejected: c.rejected }
+    flow.intervalLatency.reset()
+  }
+
+  while (session.state !== 'closed') {
+    const now = Date.now()
+    if (ctx.signal.aborted && session.state === 'active') {
+      stoppedBy = 'signal'
+      session.logout()
+    } else if (durationMs > 0 && now - started >= durationMs && session.state === 'active') {
+      stoppedBy = 'duration'
+      session.logout()
+    } else if (session.state === 'active' && limit !== Infinity && flow.counters.sent >= limit && flow.outstanding === 0) {
+      if (lastOrderDoneMs === 0) lastOrderDoneMs = now
+      if (now - lastOrderDoneMs >= opts.linger * 1000) session.logout()
+    } else if (ctx.signal.aborted && session.state !== 'logout-sent') {
+      stoppedBy = 'signal'
+      break
+    }
+    session.tick()
+    socket.cork()
+    pump()
+    socket.uncork()
+    if (opts.interval > 0 && now >= nextInterval) {
+      emitInterval(now)
+      nextInterval += opts.interval * 1000
+      if (nextInterval <= now) nextInterval = now + opts.interval * 1000
+    }
+    if ((session.state as string) === 'closed') break
+    await waitForChange(oneAtATime ? 100 : 1)
+  }
+  socket.end()
+  store.save()
+  const c = flow.counters
+  const ordersSec = startedOrdersNs === 0n ? 0 : Number(process.hrtime.bigint() - startedOrdersNs) / 1e9
+  ctx.end({
+    stoppedBy,
+    closed: closedReason ?? 'logout',
+    io: opts.io,
+    orders: { ...c, outstanding: flow.outstanding },
+    ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
+    latencyUs: flow.latency.summary(),
+    session: { ...session.counters, events: sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
+    parser: session.parser.counters,
+    tcp: { io: 'socket', note: 'kernel TCP: retransmits/dup ACKs are the kernel\'s (see nstat)' },
+  })
+  if (closedReason !== undefined && closedReason !== 'logout' && stoppedBy !== 'signal') {
+    throw new NetError(`FIX session ended: ${closedReason}`, { op: 'fix session' })
+  }
+}
+
+function openSocket(to: IpPort, localAddress: string, ctx: ToolContext): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: to.ip, port: to.port, localAddress, noDelay: true })
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(new NetError(`connect to ${to.ip}:${to.port} failed: ${err.message}`, { op: 'connect', hint: 'is the acceptor running (fix-acceptor in namespace exch)?' }))
+    }
+    socket.once('error', onError)
+    socket.once('connect', () => {
+      socket.off('error', onError)
+      ctx.log.debug({ local: `${socket.localAddress}:${socket.localPort}` }, 'connected')
+      resolve(socket)
+    })
+  })
+}
+

@@ -1,0 +1,148 @@
+import t from 'tap'
+import { FixParser, FixWriter, MsgType, PRICE_SCALE, Tag, buildMessage, parsePrice } from './codec.js'
+
+const bar = (s: string) => Buffer.from(s.replaceAll('|', '\x01'), 'latin1')
+
+// A Logon whose BodyLength and CheckSum were computed independently (sum of bytes mod 256).
+function reference(body: string): Buffer {
+  const b = bar(body)
+  const head = bar(`8=FIX.4.4|9=${b.length}|`)
+  const msg = Buffer.concat([head, b])
+  let sum = 0
+  for (const x of msg) sum += x
+  return Buffer.concat([msg, bar(`10=${String(sum % 256).padStart(3, '0')}|`)])
+}
+
+const logonBody = '35=A|49=CLIENT1|56=EXCH|34=1|52=20260101-00:00:00.000|98=0|108=30|'
+
+t.test('a known message: BodyLength and CheckSum', (t) => {
+  // the FIX Logon example from the FIX literature (Wikipedia: Financial Information eXchange)
+  const known = bar('8=FIX.4.2|9=65|35=A|49=SERVER|56=CLIENT|34=177|52=20090107-18:15:16|98=0|108=30|10=062|')
+  const p = new FixParser()
+  p.push(known)
+  const m = p.next()
+  t.ok(m, 'parsed')
+  t.equal(m!.msgType, MsgType.Logon)
+  t.equal(m!.int(Tag.HeartBtInt), 30)
+  t.equal(m!.string(Tag.SenderCompID), 'SERVER')
+  t.equal(m!.end - m!.start, known.length)
+  t.equal(p.next(), null)
+
+  const w = new FixWriter('FIX.4.2')
+  w.begin('A').str(49, 'SERVER').str(56, 'CLIENT').int(34, 177).str(52, '20090107-18:15:16').int(98, 0).int(108, 30)
+  t.same(Buffer.from(w.finish()), known, 'the writer produces the same bytes')
+  t.end()
+})
+
+t.test('writer output matches an independent BodyLength/CheckSum computation', (t) => {
+  t.same(buildMessage([[35, 'A'], [49, 'CLIENT1'], [56, 'EXCH'], [34, 1], [52, '20260101-00:00:00.000'], [98, 0], [108, 30]]), reference(logonBody))
+  t.end()
+})
+
+t.test('split at every byte boundary and concatenated messages', (t) => {
+  const a = reference(logonBody)
+  const b = reference('35=D|49=CLIENT1|56=EXCH|34=2|52=20260101-00:00:00.000|11=42|55=ABC|54=1|60=20260101-00:00:00.000|38=100|40=2|44=101.25|')
+  const stream = Buffer.concat([a, b, a])
+  for (let cut = 1; cut < stream.length; cut++) {
+    const p = new FixParser({ capacity: 64 })
+    const types: number[] = []
+    p.push(stream.subarray(0, cut))
+    for (let m = p.next(); m; m = p.next()) types.push(m.msgType)
+    p.push(stream.subarray(cut))
+    for (let m = p.next(); m; m = p.next()) types.push(m.msgType)
+    if (types.length !== 3) {
+      t.fail(`cut at ${cut}: ${types.length} messages`)
+      return t.end()
+    }
+  }
+  const p = new FixParser()
+  for (const byte of stream) p.push(Uint8Array.of(byte))
+  const got: number[] = []
+  for (let m = p.next(); m; m = p.next()) got.push(m.int(Tag.MsgSeqNum))
+  t.same(got, [1, 2, 1], 'byte by byte: all three, in order')
+  t.equal(p.counters.garbageBytes, 0)
+  t.end()
+})
+
+t.test('bad checksum is dropped and the next message still parses', (t) => {
+  const good = reference(logonBody)
+  const bad = Buffer.from(good)
+  bad[bad.length - 2] = bad[bad.length - 2] === 0x30 ? 0x31 : 0x30
+  const p = new FixParser()
+  const errors: string[] = []
+  p.onError = (e) => errors.push(e)
+  p.push(Buffer.concat([bad, good]))
+  const m = p.next()
+  t.ok(m)
+  t.equal(m!.end - m!.start, good.length)
+  t.equal(p.next(), null)
+  t.same(errors, ['bad-checksum'])
+  t.equal(p.counters.badChecksum, 1)
+  t.end()
+})
+
+t.test('wrong BodyLength (too short and too long) is detected', (t) => {
+  const good = reference(logonBody)
+  const body = bar(logonBody)
+  for (const delta of [-3, 3]) {
+    const head = bar(`8=FIX.4.4|9=${body.length + delta}|`)
+    const msg = Buffer.concat([head, body])
+    let sum = 0
+    for (const x of msg) sum += x
+    const bad = Buffer.concat([msg, bar(`10=${String(sum % 256).padStart(3, '0')}|`)])
+    const p = new FixParser()
+    const errors: string[] = []
+    p.onError = (e) => errors.push(e)
+    p.push(Buffer.concat([bad, good]))
+    const m = p.next()
+    t.ok(m, `delta ${delta}: the following good message parses`)
+    t.equal(m?.int(Tag.MsgSeqNum), 1)
+    t.ok(errors.includes('bad-body-length'), `delta ${delta}: ${errors.join(',')}`)
+    t.equal(p.next(), null)
+
+    // a too-long BodyLength with nothing after it is not waited on forever
+    const alone = new FixParser()
+    alone.push(bad)
+    t.equal(alone.next(), null)
+    if (delta > 0) t.equal(alone.counters.badBodyLength, 1, 'declared length beyond a complete trailer')
+  }
+  t.end()
+})
+
+t.test('garbage between messages is skipped and counted', (t) => {
+  const good = reference(logonBody)
+  const p = new FixParser()
+  p.push(Buffer.concat([Buffer.from('hello 8=X 9=1'), good, Buffer.from('\x01\x01zz8=FI'), good]))
+  t.ok(p.next())
+  t.ok(p.next())
+  t.equal(p.next(), null)
+  t.ok(p.counters.garbageBytes >= 13 + 8)
+  t.equal(p.counters.messages, 2)
+  t.end()
+})
+
+t.test('malformed fields inside a frame with a valid checksum are rejected', (t) => {
+  const p = new FixParser()
+  p.push(reference('35=0|49=A|56=B|34=x|junk|'))
+  p.push(reference('49=A|35=0|56=B|34=1|'))
+  t.equal(p.next(), null)
+  t.equal(p.counters.badHeader, 2)
+  t.end()
+})
+
+t.test('fixed-point prices', (t) => {
+  const b = (s: string) => Buffer.from(s)
+  t.equal(parsePrice(b('101.25'), 0, 6), 101.25 * PRICE_SCALE)
+  t.equal(parsePrice(b('-0.00000001'), 0, 11), -1)
+  t.equal(parsePrice(b('7'), 0, 1), 7 * PRICE_SCALE)
+  t.ok(Number.isNaN(parsePrice(b('1.000000001'), 0, 11)), 'more than 8 decimals')
+  t.ok(Number.isNaN(parsePrice(b('1.2.3'), 0, 5)))
+  t.ok(Number.isNaN(parsePrice(b(''), 0, 0)))
+  const w = new FixWriter()
+  for (const v of [10125000000, 1, 100000000, 5, 123456789012]) {
+    const p = new FixParser()
+    p.push(Buffer.from(w.begin('D').price(Tag.Price, v).finish()))
+    t.equal(p.next()?.price(Tag.Price), v, `round trip ${v}`)
+  }
+  t.end()
+})

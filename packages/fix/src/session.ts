@@ -1,0 +1,415 @@
+// FIX session layer (FIX.4.4 / 4.2), transport-agnostic: bytes in through receive(), bytes out through
+// the `send` callback, time through tick(). Runs per received batch of bytes, not per packet.
+import { FixParser, FixWriter, MsgType, Tag, UtcClock } from './codec.js'
+import type { FixMessageView } from './codec.js'
+import type { SeqStore } from './store.js'
+
+export type SessionRole = 'initiator' | 'acceptor'
+export type SessionState = 'idle' | 'logon-sent' | 'awaiting-logon' | 'active' | 'logout-sent' | 'closed'
+
+export interface SessionEvent {
+  event: 'logon' | 'logout' | 'resend-request-sent' | 'resend' | 'gap-fill' | 'sequence-reset' | 'test-request' | 'reject' | 'frame-error' | 'seq-too-low' | 'timeout'
+  [key: string]: unknown
+}
+
+export interface SessionOptions {
+  role: SessionRole
+  senderCompId: string
+  targetCompId: string
+  beginString?: string
+  /** Seconds; the initiator proposes it, the acceptor adopts the initiator's. */
+  heartBtInt?: number
+  /** Initiator: send ResetSeqNumFlag(141)=Y on Logon and start both sides from 1. */
+  resetOnLogon?: boolean
+  store: SeqStore
+  /** Gets a view valid only during the call: copy it if you keep it. */
+  send: (bytes: Buffer) => void
+  onApp?: (msg: FixMessageView) => void
+  onEvent?: (e: SessionEvent) => void
+  /** The session ended (logout complete, fatal protocol error or timeout): close the transport. */
+  onClose?: (reason: string) => void
+  /** Milliseconds; default Date.now. */
+  now?: () => number
+  /** Default true; false (a test hook) never sends Heartbeats on its own (TestRequests still answered). */
+  heartbeats?: boolean
+  /** App messages kept for resending (older ones are gap-filled). */
+  resendCapacity?: number
+}
+
+interface StoredMessage {
+  msgType: string
+  body: Buffer
+  sendingTime: Buffer
+}
+
+export interface SessionCounters {
+  sent: number
+  received: number
+  heartbeatsSent: number
+  testRequestsSent: number
+  resendRequestsSent: number
+  resendRequestsReceived: number
+  messagesResent: number
+  gapFillsSent: number
+  gapFillsReceived: number
+  rejectsReceived: number
+  duplicatesIgnored: number
+  messagesDroppedInGap: number
+}
+
+export class FixSession {
+  state: SessionState = 'idle'
+  readonly parser = new FixParser()
+  readonly counters: SessionCounters = {
+    sent: 0,
+    received: 0,
+    heartbeatsSent: 0,
+    testRequestsSent: 0,
+    resendRequestsSent: 0,
+    resendRequestsReceived: 0,
+    messagesResent: 0,
+    gapFillsSent: 0,
+    gapFillsReceived: 0,
+    rejectsReceived: 0,
+    duplicatesIgnored: 0,
+    messagesDroppedInGap: 0,
+  }
+  heartBtInt: number
+  private readonly writer: FixWriter
+  private readonly clock = new UtcClock()
+  private readonly sender: Buffer
+  private readonly target: Buffer
+  private readonly sent = new Map<number, StoredMessage>()
+  private readonly now: () => number
+  private lastSentMs = 0
+  private lastReceivedMs = 0
+  private stateSinceMs = 0
+  private testReqOutstanding: string | undefined
+  private testReqSentMs = 0
+  private testReqCounter = 0
+  /** While > 0: a ResendRequest (EndSeqNo 0: everything) is out; the highest seq seen since, to be replayed. */
+  private resendUpTo = 0
+  /** Test hook: skip this outgoing sequence number once (the counterparty sees a gap). */
+  skipOutgoingSeq = 0
+
+  constructor(readonly options: SessionOptions) {
+    this.writer = new FixWriter(options.beginString ?? 'FIX.4.4')
+    this.sender = Buffer.from(options.senderCompId, 'latin1')
+    this.target = Buffer.from(options.targetCompId, 'latin1')
+    this.heartBtInt = options.heartBtInt ?? 30
+    this.now = options.now ?? Date.now
+    this.parser.onError = (error, offset) => this.emit({ event: 'frame-error', error, offset })
+    if (options.role === 'acceptor') this.setState('awaiting-logon')
+  }
+
+  get store(): SeqStore {
+    return this.options.store
+  }
+
+  get active(): boolean {
+    return this.state === 'active'
+  }
+
+  private emit(e: SessionEvent): void {
+    this.options.onEvent?.(e)
+  }
+
+  private setState(s: SessionState): void {
+    this.state = s
+    this.stateSinceMs = this.now()
+  }
+
+  /** Initiator: sends Logon. */
+  start(): void {
+    if (this.options.role !== 'initiator') throw new Error('only an initiator starts a session')
+    if (this.options.resetOnLogon) this.store.reset()
+    this.lastReceivedMs = this.now()
+    this.sendLogon(this.options.resetOnLogon === true)
+    this.setState('logon-sent')
+  }
+
+  private sendLogon(reset: boolean): void {
+    const w = this.header('A')
+    w.int(Tag.EncryptMethod, 0).int(Tag.HeartBtInt, this.heartBtInt)
+    if (reset) w.str(Tag.ResetSeqNumFlag, 'Y')
+    this.transmit()
+  }
+
+  /** Starts a message with the standard header and the next sequence number. */
+  private header(msgType: string, seq = this.nextSeq(), possDup?: Buffer): FixWriter {
+    const w = this.writer.begin(msgType)
+    w.bytes(Tag.SenderCompID, this.sender).bytes(Tag.TargetCompID, this.target).int(Tag.MsgSeqNum, seq)
+    w.bytes(Tag.SendingTime, this.clock.now(this.now()))
+    if (possDup !== undefined) w.str(Tag.PossDupFlag, 'Y').bytes(Tag.OrigSendingTime, possDup)
+    return w
+  }
+
+  private nextSeq(): number {
+    if (this.skipOutgoingSeq !== 0 && this.store.nextSenderSeq === this.skipOutgoingSeq) {
+      this.skipOutgoingSeq = 0
+      this.store.nextSenderSeq++
+    }
+    return this.store.nextSenderSeq++
+  }
+
+  private transmit(): void {
+    const bytes = this.writer.finish()
+    this.counters.sent++
+    this.lastSentMs = this.now()
+    this.options.send(bytes)
+  }
+
+  /**
+   * Sends an application message: `fill` adds the body fields after the header. Kept for resending.
+   * Returns its sequence number.
+   */
+  sendApp(msgType: string, fill: (w: FixWriter) => void): number {
+    const seq = this.nextSeq()
+    const w = this.header(msgType, seq)
+    const sendingTime = Buffer.from(this.clock.now(this.now()))
+    const mark = w.mark()
+    fill(w)
+    const capacity = this.options.resendCapacity ?? 65536
+    if (capacity > 0) {
+      this.sent.set(seq, { msgType, body: w.bodySince(mark), sendingTime })
+      if (this.sent.size > capacity) this.sent.delete(this.sent.keys().next().value as number)
+    }
+    this.transmit()
+    return seq
+  }
+
+  logout(text?: string): void {
+    if (this.state === 'closed' || this.state === 'logout-sent') return
+    const w = this.header('5')
+    if (text !== undefined) w.str(Tag.Text, text)
+    this.transmit()
+    this.setState('logout-sent')
+  }
+
+  /** Bytes from the transport (any split). */
+  receive(chunk: Uint8Array): void {
+    this.parser.push(chunk)
+    for (let msg = this.parser.next(); msg !== null && this.state !== 'closed'; msg = this.parser.next()) this.handle(msg)
+    this.store.save()
+  }
+
+  private close(reason: string): void {
+    if (this.state === 'closed') return
+    this.setState('closed')
+    this.store.save()
+    this.options.onClose?.(reason)
+  }
+
+  /** The transport went away. */
+  disconnected(): void {
+    if (this.state === 'closed') return
+    this.setState('closed')
+    this.store.save()
+  }
+
+  private compIdsMatch(msg: FixMessageView): boolean {
+    return fieldEquals(msg, Tag.SenderCompID, this.target) && fieldEquals(msg, Tag.TargetCompID, this.sender)
+  }
+
+  private handle(msg: FixMessageView): void {
+    this.counters.received++
+    this.lastReceivedMs = this.now()
+    const type = msg.msgType
+    if (!this.compIdsMatch(msg)) {
+      this.emit({ event: 'reject', reason: 'CompID problem', sender: msg.string(Tag.SenderCompID), target: msg.string(Tag.TargetCompID) })
+      this.logout('CompID problem')
+      this.close('CompID problem')
+      return
+    }
+    if (this.state === 'awaiting-logon' && type !== MsgType.Logon) {
+      this.close('first message was not a Logon')
+      return
+    }
+    const seq = msg.int(Tag.MsgSeqNum)
+    const store = this.store
+
+    if (type === MsgType.Logon) {
+      if (msg.char(Tag.ResetSeqNumFlag) === 0x59) {
+        store.nextTargetSeq = 1
+        if (this.options.role === 'acceptor') store.nextSenderSeq = 1
+      }
+      if (this.options.role === 'acceptor') {
+        const hb = msg.int(Tag.HeartBtInt)
+        if (hb > 0) this.heartBtInt = hb
+        this.sendLogon(msg.char(Tag.ResetSeqNumFlag) === 0x59)
+      }
+      this.setState('active')
+      this.emit({ event: 'logon', seq, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, heartBtInt: this.heartBtInt, reset: msg.char(Tag.ResetSeqNumFlag) === 0x59 })
+    }
+
+    if (type === MsgType.SequenceReset && msg.char(Tag.GapFillFlag) !== 0x59) {
+      const newSeq = msg.int(Tag.NewSeqNo)
+      this.emit({ event: 'sequence-reset', from: store.nextTargetSeq, to: newSeq })
+      if (newSeq > 0) store.nextTargetSeq = newSeq
+      return
+    }
+
+    if (seq > store.nextTargetSeq) {
+      // a gap: ask for what is missing (once per gap), act on the messages that cannot wait
+      const outstanding = this.resendUpTo !== 0
+      if (seq > this.resendUpTo) this.resendUpTo = seq
+      if (!outstanding) {
+        const w = this.header('2')
+        w.int(Tag.BeginSeqNo, store.nextTargetSeq).int(Tag.EndSeqNo, 0)
+        this.transmit()
+        this.counters.resendRequestsSent++
+        this.emit({ event: 'resend-request-sent', begin: store.nextTargetSeq, end: 0, received: seq })
+      }
+      if (type === MsgType.ResendRequest) this.answerResendRequest(msg)
+      else if (type === MsgType.Logout) this.handleLogout(msg)
+      else if (type !== MsgType.Logon) this.counters.messagesDroppedInGap++
+      return
+    }
+    if (seq < store.nextTargetSeq) {
+      if (msg.char(Tag.PossDupFlag) === 0x59) {
+        this.counters.duplicatesIgnored++
+        return
+      }
+      const text = `MsgSeqNum too low, expecting ${store.nextTargetSeq} but received ${seq}`
+      this.emit({ event: 'seq-too-low', expected: store.nextTargetSeq, received: seq })
+      this.logout(text)
+      this.close(text)
+      return
+    }
+    store.nextTargetSeq = seq + 1
+    if (this.resendUpTo !== 0 && store.nextTargetSeq > this.resendUpTo) this.resendUpTo = 0
+
+    switch (type) {
+      case MsgType.Logon:
+        return
+      case MsgType.Heartbeat:
+        if (this.testReqOutstanding !== undefined && msg.string(Tag.TestReqID) === this.testReqOutstanding) this.testReqOutstanding = undefined
+        return
+      case MsgType.TestRequest: {
+        const id = msg.string(Tag.TestReqID) ?? ''
+        const w = this.header('0')
+        w.str(Tag.TestReqID, id)
+        this.transmit()
+        this.counters.heartbeatsSent++
+        return
+      }
+      case MsgType.ResendRequest:
+        this.answerResendRequest(msg)
+        return
+      case MsgType.SequenceReset: {
+        const newSeq = msg.int(Tag.NewSeqNo)
+        this.counters.gapFillsReceived++
+        this.emit({ event: 'gap-fill', direction: 'received', from: seq, to: newSeq })
+        if (newSeq > store.nextTargetSeq) store.nextTargetSeq = newSeq
+        if (this.resendUpTo !== 0 && store.nextTargetSeq > this.resendUpTo) this.resendUpTo = 0
+        return
+      }
+      case MsgType.Reject:
+        this.counters.rejectsReceived++
+        this.emit({ event: 'reject', refSeqNum: msg.int(Tag.RefSeqNum), text: msg.string(Tag.Text) })
+        return
+      case MsgType.Logout:
+        this.handleLogout(msg)
+        return
+      default:
+        this.options.onApp?.(msg)
+    }
+  }
+
+  private handleLogout(msg: FixMessageView): void {
+    const text = msg.string(Tag.Text)
+    if (this.state !== 'logout-sent') {
+      this.header('5')
+      this.transmit()
+    }
+    this.emit({ event: 'logout', initiatedBy: this.state === 'logout-sent' ? 'us' : 'peer', ...(text === undefined ? {} : { text }), nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq })
+    this.close('logout')
+  }
+
+  private answerResendRequest(msg: FixMessageView): void {
+    const begin = Math.max(1, msg.int(Tag.BeginSeqNo))
+    const requestedEnd = msg.int(Tag.EndSeqNo)
+    const last = this.store.nextSenderSeq - 1
+    const end = requestedEnd <= 0 || requestedEnd > last ? last : requestedEnd
+    this.counters.resendRequestsReceived++
+    let resent = 0
+    let gapFilled = 0
+    let gapStart = 0
+    const flushGap = (upTo: number) => {
+      if (gapStart === 0) return
+      const w = this.header('4', gapStart, this.clock.now(this.now()))
+      w.str(Tag.GapFillFlag, 'Y').int(Tag.NewSeqNo, upTo)
+      this.transmit()
+      this.counters.gapFillsSent++
+      gapFilled += upTo - gapStart
+      gapStart = 0
+    }
+    for (let s = begin; s <= end; s++) {
+      const stored = this.sent.get(s)
+      if (stored === undefined) {
+        if (gapStart === 0) gapStart = s
+        continue
+      }
+      flushGap(s)
+      const w = this.header(stored.msgType, s, stored.sendingTime)
+      w.raw(stored.body)
+      this.transmit()
+      resent++
+    }
+    flushGap(end + 1)
+    this.counters.messagesResent += resent
+    this.emit({ event: 'resend', begin, end, resent, gapFilled })
+    if (gapFilled > 0) this.emit({ event: 'gap-fill', direction: 'sent', begin, end, gapFilled })
+  }
+
+  /** Timers: heartbeats, TestRequest on silence, logon/logout timeouts. Call every ~100 ms. */
+  tick(): void {
+    const now = this.now()
+    const hbMs = this.heartBtInt * 1000
+    if (this.state === 'logon-sent' || this.state === 'awaiting-logon') {
+      if (now - this.stateSinceMs > Math.max(10_000, hbMs)) {
+        this.emit({ event: 'timeout', waitingFor: 'logon' })
+        this.close('logon timeout')
+      }
+      return
+    }
+    if (this.state === 'logout-sent') {
+      if (now - this.stateSinceMs > 2000) this.close('logout timeout')
+      return
+    }
+    if (this.state !== 'active') return
+    if (this.testReqOutstanding !== undefined) {
+      if (now - this.testReqSentMs > hbMs) {
+        this.emit({ event: 'timeout', waitingFor: 'heartbeat', testReqId: this.testReqOutstanding })
+        this.logout('TestRequest not answered')
+        this.close('TestRequest not answered')
+        return
+      }
+    } else if (now - this.lastReceivedMs > hbMs * 1.2) {
+      const id = `T${++this.testReqCounter}`
+      const w = this.header('1')
+      w.str(Tag.TestReqID, id)
+      this.transmit()
+      this.testReqOutstanding = id
+      this.testReqSentMs = now
+      this.counters.testRequestsSent++
+      this.emit({ event: 'test-request', testReqId: id, silentMs: now - this.lastReceivedMs })
+    }
+    if (this.options.heartbeats !== false && now - this.lastSentMs >= hbMs) {
+      this.header('0')
+      this.transmit()
+      this.counters.heartbeatsSent++
+    }
+    this.store.save()
+  }
+}
+
+function fieldEquals(msg: FixMessageView, tag: number, expected: Buffer): boolean {
+  const i = msg.indexOf(tag)
+  if (i < 0) return false
+  const s = msg.valueStarts[i]!
+  const e = msg.valueEnds[i]!
+  if (e - s !== expected.length) return false
+  for (let k = 0; k < expected.length; k++) if (msg.buf[s + k] !== expected[k]) return false
+  return true
+}

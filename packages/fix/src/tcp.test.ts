@@ -1,0 +1,362 @@
+// The userspace TCP state machine (native/src/tcp_conn.c) driven by crafted segments: no sockets.
+import t from 'tap'
+import type { Test } from 'tap'
+import { TcpFlags, buildArpFrame, buildTcpFrame, parseFrame } from '@kbx/net'
+import type { ParsedFrameOk } from '@kbx/net'
+import { UserTcp } from './tcp.js'
+
+const US = { mac: '02:00:00:00:00:01', ip: '10.9.0.1', port: 40000 }
+const PEER = { mac: '02:00:00:00:00:02', ip: '10.9.0.2', port: 9878 }
+const ISN = 0xfffff000 // wraps during the tests
+const IRS = 5000
+const MSS = 1000
+const S = 1_000_000_000n
+
+const { FIN, SYN, RST, PSH, ACK, ECE, CWR } = TcpFlags
+
+interface Seg {
+  seq: number
+  ack?: number
+  flags: number
+  window?: number
+  payload?: Uint8Array
+  options?: Buffer
+  tos?: number
+  badChecksum?: boolean
+  srcPort?: number
+}
+
+function segment(s: Seg): Buffer {
+  const frame = buildTcpFrame({
+    srcMac: PEER.mac,
+    dstMac: US.mac,
+    srcIp: PEER.ip,
+    dstIp: US.ip,
+    srcPort: s.srcPort ?? PEER.port,
+    dstPort: US.port,
+    seq: s.seq >>> 0,
+    ack: (s.ack ?? 0) >>> 0,
+    flags: s.flags,
+    window: s.window ?? 65535,
+    ...(s.options === undefined ? {} : { options: s.options }),
+    ...(s.payload === undefined ? {} : { payload: s.payload }),
+    ...(s.tos === undefined ? {} : { tos: s.tos }),
+  })
+  if (s.badChecksum) frame[frame.length - 1]! ^= 0xff
+  return frame
+}
+
+function parse(frames: Buffer[]): ParsedFrameOk[] {
+  return frames.map((f) => {
+    const p = parseFrame(f)
+    if (!p.ok) throw new Error(p.error)
+    return p
+  })
+}
+
+const wsOption = (mss: number, ws: number) => Buffer.from([2, 4, mss >> 8, mss & 0xff, 1, 3, 3, ws, 0, 0, 0, 0])
+
+interface Conn {
+  tcp: UserTcp
+  now: bigint
+  out: () => ParsedFrameOk[]
+  feed: (s: Seg) => ParsedFrameOk[]
+  /** Next sequence number the peer sends. */
+  peerSeq: number
+}
+
+function established(t: Test, options: { window?: number; ws?: number; ecn?: boolean; dropTxNth?: number; synOptions?: Buffer } = {}): Conn {
+  const tcp = UserTcp.create({ local: US, remote: PEER, isn: ISN, mss: MSS, ecn: options.ecn ?? false, rtoMinUs: 200_000, ...(options.dropTxNth === undefined ? {} : { dropTxNth: options.dropTxNth }) })
+  t.teardown(() => tcp.close())
+  const c: Conn = {
+    tcp,
+    now: 1n * S,
+    out: () => parse(tcp.frames()),
+    feed: (s) => {
+      tcp.input(segment(s), c.now)
+      return c.out()
+    },
+    peerSeq: IRS + 1,
+  }
+  tcp.connect(c.now)
+  c.out()
+  const reply = c.feed({ seq: IRS, ack: ISN + 1, flags: SYN | ACK | (options.ecn ? ECE : 0), window: options.window ?? 65535, options: options.synOptions ?? wsOption(1400, options.ws ?? 7) })
+  if (tcp.stats().stateName !== 'established') throw new Error(`not established: ${tcp.stats().stateName}`)
+  if (reply.length !== 1) throw new Error('expected the handshake ACK')
+  return c
+}
+
+t.test('active open: SYN with MSS and window scale, valid checksums; SYN-ACK → ESTABLISHED + ACK', (t) => {
+  const tcp = UserTcp.create({ local: US, remote: PEER, isn: ISN, mss: MSS, ecn: true })
+  t.teardown(() => tcp.close())
+  tcp.connect(S)
+  const [syn] = parse(tcp.frames())
+  t.ok(syn)
+  t.equal(syn!.tcp!.flags, SYN | ECE | CWR, 'SYN asking for ECN')
+  t.equal(syn!.tcp!.seq, ISN)
+  t.ok(syn!.tcp!.checksumValid)
+  t.ok(syn!.ipv4!.checksumValid)
+  t.same([...syn!.tcp!.options.subarray(0, 4)], [2, 4, MSS >> 8, MSS & 0xff], 'MSS option')
+  t.equal(syn!.tcp!.options[5], 3, 'window scale option')
+  t.equal(tcp.stats().stateName, 'syn-sent')
+
+  tcp.input(segment({ seq: IRS, ack: ISN + 1, flags: SYN | ACK | ECE, options: wsOption(1400, 7) }), S + 1000n)
+  const [ack] = parse(tcp.frames())
+  t.equal(ack!.tcp!.flags, ACK)
+  t.equal(ack!.tcp!.ack, IRS + 1)
+  t.equal(ack!.tcp!.seq, (ISN + 1) >>> 0)
+  const st = tcp.stats()
+  t.equal(st.stateName, 'established')
+  t.equal(st.ecn, 1, 'ECN negotiated')
+  t.equal(st.snd_wnd, 65535, 'the SYN-ACK window is not scaled')
+  t.end()
+})
+
+t.test('malformed and truncated TCP options in the SYN-ACK do not break the handshake', (t) => {
+  for (const options of [Buffer.from([2, 0, 0, 0]), Buffer.from([3, 9, 1, 1]), Buffer.from([1, 1, 1, 2]), Buffer.from([8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 200, 0])]) {
+    const c = established(t, { synOptions: options })
+    t.equal(c.tcp.stats().stateName, 'established', `options ${options.toString('hex')}`)
+  }
+  t.end()
+})
+
+t.test('SYN-SENT: a bad ACK gets a RST; a RST with an acceptable ACK refuses the connection', (t) => {
+  const tcp = UserTcp.create({ local: US, remote: PEER, isn: ISN })
+  t.teardown(() => tcp.close())
+  tcp.connect(S)
+  tcp.frames()
+  tcp.input(segment({ seq: IRS, ack: ISN + 100, flags: SYN | ACK }), S)
+  const [rst] = parse(tcp.frames())
+  t.equal(rst!.tcp!.flags & RST, RST)
+  t.equal(rst!.tcp!.seq, (ISN + 100) >>> 0)
+  t.equal(tcp.stats().stateName, 'syn-sent')
+  tcp.input(segment({ seq: 0, ack: ISN + 1, flags: RST | ACK }), S)
+  t.equal(tcp.stats().stateName, 'closed')
+  t.equal(tcp.stats().closeReason, 'refused')
+  t.end()
+})
+
+t.test('SYN retransmitted on timeout', (t) => {
+  const tcp = UserTcp.create({ local: US, remote: PEER, isn: ISN })
+  t.teardown(() => tcp.close())
+  tcp.connect(S)
+  tcp.frames()
+  tcp.poll(S + S / 2n)
+  t.equal(tcp.frames().length, 0, 'not before the 1 s initial RTO')
+  tcp.poll(2n * S + 1n)
+  const [syn] = parse(tcp.frames())
+  t.equal(syn!.tcp!.flags & SYN, SYN)
+  t.equal(tcp.stats().timeouts, 1)
+  t.end()
+})
+
+t.test('in-order data delivered with an immediate ACK; out-of-order dropped and re-ACKed', (t) => {
+  const c = established(t)
+  const [ack] = c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('hello') })
+  t.equal(ack!.tcp!.ack, c.peerSeq + 5)
+  t.equal(c.tcp.read().toString(), 'hello')
+  const [dup] = c.feed({ seq: c.peerSeq + 10, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('later') })
+  t.equal(dup!.tcp!.ack, c.peerSeq + 5, 'ACK of what we have')
+  t.equal(c.tcp.read().length, 0, 'nothing delivered')
+  t.equal(c.tcp.stats().ooo_drops, 1)
+  // a segment overlapping what we already have: only the new bytes are delivered
+  c.feed({ seq: c.peerSeq + 3, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('lo world') })
+  t.equal(c.tcp.read().toString(), ' world')
+  t.end()
+})
+
+t.test('out-of-window segments are ACKed and dropped; bad checksums dropped silently', (t) => {
+  const c = established(t)
+  const [ack] = c.feed({ seq: c.peerSeq + 10_000_000, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('x') })
+  t.equal(ack!.tcp!.ack, c.peerSeq)
+  t.equal(c.tcp.stats().out_of_window, 1)
+  t.equal(c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('abc'), badChecksum: true }).length, 0)
+  t.equal(c.tcp.stats().bad_checksum, 1)
+  t.equal(c.tcp.read().length, 0)
+  // an ACK for data never sent: ACK back, drop
+  const [back] = c.feed({ seq: c.peerSeq, ack: ISN + 1000, flags: ACK })
+  t.equal(back!.tcp!.ack, c.peerSeq)
+  t.equal(c.tcp.stats().stateName, 'established')
+  t.end()
+})
+
+t.test('RST: in window but not exact → challenge ACK; exact → reset; SYN → challenge ACK', (t) => {
+  const c = established(t)
+  const [challenge] = c.feed({ seq: c.peerSeq + 100, flags: RST })
+  t.equal(challenge!.tcp!.flags, ACK)
+  t.equal(c.tcp.stats().challenge_acks, 1)
+  t.equal(c.tcp.stats().stateName, 'established')
+  t.equal(c.feed({ seq: c.peerSeq + 10_000_000, flags: RST }).length, 0, 'out-of-window RST ignored')
+  const [synChallenge] = c.feed({ seq: c.peerSeq, flags: SYN })
+  t.equal(synChallenge!.tcp!.flags, ACK)
+  t.equal(c.tcp.stats().challenge_acks, 2)
+  c.feed({ seq: c.peerSeq, flags: RST })
+  t.equal(c.tcp.stats().stateName, 'closed')
+  t.equal(c.tcp.stats().closeReason, 'reset')
+  // closed: anything but a RST is answered with a RST
+  const [rst] = c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('late') })
+  t.equal(rst!.tcp!.flags & RST, RST)
+  t.end()
+})
+
+function sendData(c: Conn, bytes: number): ParsedFrameOk[] {
+  t.equal(c.tcp.write(Buffer.alloc(bytes, 0x61)), bytes)
+  c.tcp.poll(c.now)
+  return c.out()
+}
+
+t.test('data out in MSS segments; three duplicate ACKs → fast retransmit', (t) => {
+  const c = established(t)
+  const segs = sendData(c, 5 * MSS)
+  t.equal(segs.length, 5)
+  t.same(segs.map((s) => s.payloadLength), [MSS, MSS, MSS, MSS, MSS])
+  t.ok(segs.every((s) => s.tcp!.checksumValid))
+  const second = (ISN + 1 + MSS) >>> 0
+  t.equal(segs[1]!.tcp!.seq, second)
+  c.feed({ seq: c.peerSeq, ack: second, flags: ACK, window: 512 })
+  for (let i = 0; i < 2; i++) t.equal(c.feed({ seq: c.peerSeq, ack: second, flags: ACK, window: 512 }).length, 0)
+  const [retx] = c.feed({ seq: c.peerSeq, ack: second, flags: ACK, window: 512 })
+  t.equal(retx?.tcp?.seq, second, 'the missing segment again')
+  t.equal(retx?.payloadLength, MSS)
+  const st = c.tcp.stats()
+  t.equal(st.dup_acks, 3)
+  t.equal(st.fast_retransmits, 1)
+  t.equal(st.retransmits, 1)
+  c.feed({ seq: c.peerSeq, ack: ISN + 1 + 5 * MSS, flags: ACK, window: 512 })
+  t.equal(c.tcp.stats().unacked, 0, 'all acknowledged')
+  t.end()
+})
+
+t.test('retransmission on timeout, with exponential backoff', (t) => {
+  const c = established(t)
+  t.equal(sendData(c, 100).length, 1)
+  c.now += S / 10n
+  c.tcp.poll(c.now)
+  t.equal(c.out().length, 0, 'not yet')
+  c.now += S
+  c.tcp.poll(c.now)
+  const [retx] = c.out()
+  t.equal(retx?.tcp?.seq, (ISN + 1) >>> 0)
+  t.equal(retx?.payloadLength, 100)
+  t.equal(c.tcp.stats().timeouts, 1)
+  const rto = c.tcp.stats().rto_us
+  c.now += BigInt(rto) * 1000n + 1n
+  c.tcp.poll(c.now)
+  t.equal(c.out().length, 0, 'the second timeout waits twice as long')
+  c.now += BigInt(rto) * 1000n
+  c.tcp.poll(c.now)
+  t.equal(c.out().length, 1)
+  c.feed({ seq: c.peerSeq, ack: ISN + 101, flags: ACK })
+  t.equal(c.tcp.stats().unacked, 0)
+  t.end()
+})
+
+t.test('a deliberately dropped segment (test hook) is recovered by retransmission', (t) => {
+  const c = established(t, { dropTxNth: 1 })
+  t.equal(sendData(c, 300).length, 0, 'the first data segment never left')
+  t.equal(c.tcp.stats().tx_dropped_by_hook, 1)
+  c.now += 2n * S
+  c.tcp.poll(c.now)
+  const [retx] = c.out()
+  t.equal(retx?.payloadLength, 300)
+  t.equal(c.tcp.stats().retransmits, 1)
+  t.end()
+})
+
+t.test("the peer's receive window is respected (window scale applied)", (t) => {
+  const c = established(t, { window: 65535, ws: 0 })
+  c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK, window: 2500 })
+  const segs = sendData(c, 10 * MSS)
+  t.equal(segs.reduce((n, s) => n + s.payloadLength, 0), 2500, 'exactly the window')
+  // the ACK of those 2500 bytes opens a window of 1000: exactly that much more goes out
+  const more = c.feed({ seq: c.peerSeq, ack: ISN + 1 + 2500, flags: ACK, window: 1000 })
+  t.equal(more.reduce((n, s) => n + s.payloadLength, 0), 1000)
+  t.equal(c.tcp.stats().unsent, 10 * MSS - 3500)
+  t.end()
+})
+
+t.test('ECN: CE marks echoed with ECE; ECE halves the congestion window once and sets CWR', (t) => {
+  const c = established(t, { ecn: true })
+  const [ack] = c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('ce'), tos: 3 })
+  t.equal(ack!.tcp!.flags & ECE, ECE, 'ECE on our ACK')
+  t.equal(c.tcp.stats().ecn_ce_in, 1)
+  const [ack2] = c.feed({ seq: c.peerSeq + 2, ack: ISN + 1, flags: ACK | PSH | CWR, payload: Buffer.from('ok') })
+  t.equal(ack2!.tcp!.flags & ECE, 0, 'CWR from the peer stops the echo')
+
+  const first = sendData(c, MSS)
+  t.equal(first[0]!.ipv4!.tos & 3, 2, 'data sent ECT(0)')
+  const before = c.tcp.stats().cwnd
+  c.feed({ seq: c.peerSeq + 4, ack: ISN + 1 + MSS, flags: ACK | ECE })
+  const after = c.tcp.stats().cwnd
+  t.ok(after < before, `cwnd ${before} → ${after}`)
+  t.equal(c.tcp.stats().cwnd_reductions, 1)
+  c.feed({ seq: c.peerSeq + 4, ack: ISN + 1 + MSS, flags: ACK | ECE })
+  t.equal(c.tcp.stats().cwnd_reductions, 1, 'once per window')
+  const [next] = sendData(c, 10)
+  t.equal(next!.tcp!.flags & CWR, CWR, 'CWR on the next new data')
+  t.end()
+})
+
+t.test('FIN both ways: we close first (FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT → CLOSED)', (t) => {
+  const c = established(t)
+  c.tcp.shutdown()
+  const [fin] = c.out()
+  t.equal(fin!.tcp!.flags, FIN | ACK)
+  t.equal(c.tcp.stats().stateName, 'fin-wait-1')
+  c.feed({ seq: c.peerSeq, ack: ISN + 2, flags: ACK })
+  t.equal(c.tcp.stats().stateName, 'fin-wait-2')
+  const [ack] = c.feed({ seq: c.peerSeq, ack: ISN + 2, flags: FIN | ACK })
+  t.equal(ack!.tcp!.ack, c.peerSeq + 1)
+  t.equal(c.tcp.stats().stateName, 'time-wait')
+  c.now += 2n * S
+  c.tcp.poll(c.now)
+  t.equal(c.tcp.stats().stateName, 'closed')
+  t.equal(c.tcp.stats().closeReason, 'closed')
+  t.end()
+})
+
+t.test('FIN both ways: the peer closes first (CLOSE-WAIT → LAST-ACK → CLOSED), FIN retransmitted on timeout', (t) => {
+  const c = established(t)
+  const [ack] = c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: FIN | ACK })
+  t.equal(ack!.tcp!.ack, c.peerSeq + 1)
+  t.equal(c.tcp.stats().stateName, 'close-wait')
+  c.tcp.shutdown()
+  const [fin] = c.out()
+  t.equal(fin!.tcp!.flags & FIN, FIN)
+  t.equal(c.tcp.stats().stateName, 'last-ack')
+  c.now += 2n * S
+  c.tcp.poll(c.now)
+  const [again] = c.out()
+  t.equal(again!.tcp!.flags & FIN, FIN, 'FIN retransmitted')
+  c.feed({ seq: c.peerSeq + 1, ack: ISN + 2, flags: ACK })
+  t.equal(c.tcp.stats().stateName, 'closed')
+  t.end()
+})
+
+t.test('ARP requests for our address are answered; other frames are not ours', (t) => {
+  const c = established(t)
+  t.ok(c.tcp.input(buildArpFrame({ op: 'request', senderMac: PEER.mac, senderIp: PEER.ip, targetMac: '00:00:00:00:00:00', targetIp: US.ip }), c.now))
+  const [reply] = c.out()
+  t.equal(reply!.arp!.op, 'reply')
+  t.equal(reply!.arp!.senderMac, US.mac)
+  t.equal(reply!.arp!.senderIp, US.ip)
+  t.equal(reply!.arp!.targetIp, PEER.ip)
+  t.notOk(c.tcp.input(buildArpFrame({ op: 'request', senderMac: PEER.mac, senderIp: PEER.ip, targetMac: '00:00:00:00:00:00', targetIp: '10.9.0.77' }), c.now))
+  t.notOk(c.tcp.input(segment({ seq: c.peerSeq, ack: ISN + 1, flags: ACK, srcPort: 1234 }), c.now), 'another 4-tuple')
+  t.equal(c.out().length, 0)
+  t.end()
+})
+
+t.test('truncated and garbage frames never crash the stack', (t) => {
+  const c = established(t)
+  const good = segment({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('data') })
+  for (let len = 0; len < good.length; len++) c.tcp.input(good.subarray(0, len), c.now)
+  const junk = Buffer.from(good)
+  for (let i = 0; i < 500; i++) {
+    junk[(i * 7919) % junk.length] = (i * 31) & 0xff
+    c.tcp.input(junk, c.now)
+  }
+  c.out()
+  t.ok(['established', 'closed', 'close-wait'].includes(c.tcp.stats().stateName))
+  t.end()
+})

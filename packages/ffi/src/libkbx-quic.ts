@@ -1,1 +1,178 @@
-export {}
+import { koffi, nativeLibraryPath, openLibrary } from './load.js'
+
+/**
+ * libkbx.so QUIC engine declarations (native/include/kbx_quic.h documents every call). Control-path
+ * calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
+ */
+
+export type KbxQuicIdentityPtr = { readonly __opaque: 'kbx_quic_identity' }
+export type KbxQuicFloodPtr = { readonly __opaque: 'kbx_quic_flood' }
+export type KbxQuicSinkPtr = { readonly __opaque: 'kbx_quic_sink' }
+
+export const KBX_QUIC_MAX_TX_SIZE = 1232
+export const KBX_QUIC_RUN_SLICE = 0
+export const KBX_QUIC_RUN_DONE = 1
+
+export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
+  io: 'uint32_t',
+  streams: 'uint32_t',
+  local_ip: 'uint32_t',
+  remote_ip: 'uint32_t',
+  local_port: 'uint32_t',
+  remote_port: 'uint32_t',
+  connections: 'uint32_t',
+  idle_timeout_ms: 'uint32_t',
+  keep_alive_ms: 'uint32_t',
+  handshake_timeout_ms: 'uint32_t',
+  reconnect: 'uint32_t',
+  max_backoff_ms: 'uint32_t',
+  queue: 'uint32_t',
+  zero_copy: 'uint32_t',
+  rate: 'uint64_t',
+  count: 'uint64_t',
+  xsk: 'uint64_t',
+  umem: 'uint64_t',
+  src_mac: koffi.array('uint8_t', 8),
+  dst_mac: koffi.array('uint8_t', 8),
+})
+
+export interface KbxQuicFloodConfigValue {
+  io: number
+  streams: number
+  local_ip: number
+  remote_ip: number
+  local_port: number
+  remote_port: number
+  connections: number
+  idle_timeout_ms: number
+  keep_alive_ms: number
+  handshake_timeout_ms: number
+  reconnect: number
+  max_backoff_ms: number
+  queue: number
+  zero_copy: number
+  rate: number
+  count: number
+  xsk: number
+  umem: number
+  src_mac: number[]
+  dst_mac: number[]
+}
+
+/** struct kbx_quic_flood_stats, all u64, in order. */
+export const KBX_QUIC_FLOOD_STATS_FIELDS = [
+  'tx_sent', 'tx_acked', 'tx_unacked_closed', 'tx_bytes_sent', 'tx_bytes_acked', 'packets_sent',
+  'packets_received', 'wire_bytes_sent', 'wire_bytes_received', 'stream_frames_lost', 'pto_count', 'cwnd',
+  'bytes_in_flight', 'rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'handshakes',
+  'connect_attempts', 'connections_closed', 'connections_open', 'blocked_streams_ns', 'blocked_flow_ns',
+  'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error', 'latencies_dropped',
+] as const
+
+export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
+  local_ip: 'uint32_t',
+  local_port: 'uint32_t',
+  max_streams_uni: 'uint32_t',
+  max_streams_bidi: 'uint32_t',
+  idle_timeout_ms: 'uint32_t',
+  max_connections: 'uint32_t',
+})
+
+export interface KbxQuicSinkConfigValue {
+  local_ip: number
+  local_port: number
+  max_streams_uni: number
+  max_streams_bidi: number
+  idle_timeout_ms: number
+  max_connections: number
+}
+
+/** struct kbx_quic_sink_stats, all u64, in order. */
+export const KBX_QUIC_SINK_STATS_FIELDS = [
+  'connections_accepted', 'connections_open', 'connections_closed', 'handshakes', 'handshake_failures',
+  'transactions', 'bytes', 'rejected', 'streams_uni', 'streams_bidi', 'packets_received', 'packets_sent',
+  'packets_dropped', 'client_certificates',
+] as const
+
+koffi.opaque('kbx_quic_identity')
+koffi.opaque('kbx_quic_flood')
+koffi.opaque('kbx_quic_sink')
+
+type Fn = (...args: never[]) => unknown
+
+export interface LibKbxQuic {
+  kbx_quic_last_error: () => string
+  kbx_quic_identity_create: (keypair: Buffer | null, out: [KbxQuicIdentityPtr | null]) => number
+  kbx_quic_identity_destroy: (id: KbxQuicIdentityPtr) => void
+  kbx_quic_identity_public_key: (id: KbxQuicIdentityPtr, out: Buffer) => void
+  kbx_quic_identity_certificate_der: (id: KbxQuicIdentityPtr, buf: Buffer, cap: number) => number
+  kbx_quic_identity_write_pem: (id: KbxQuicIdentityPtr, cert: string, key: string) => number
+  kbx_quic_flood_create: (
+    config: KbxQuicFloodConfigValue,
+    alpn: string,
+    ifname: string | null,
+    id: KbxQuicIdentityPtr,
+    txs: Buffer,
+    lens: Uint32Array,
+    count: number,
+    out: [KbxQuicFloodPtr | null],
+  ) => number
+  kbx_quic_flood_local_port: (f: KbxQuicFloodPtr) => number
+  kbx_quic_flood_xsk_fd: (f: KbxQuicFloodPtr) => number
+  kbx_quic_flood_run: (f: KbxQuicFloodPtr, maxMs: number) => number
+  kbx_quic_flood_stop_sending: (f: KbxQuicFloodPtr) => void
+  kbx_quic_flood_stats: (f: KbxQuicFloodPtr, out: Buffer) => void
+  kbx_quic_flood_take_latencies: (f: KbxQuicFloodPtr, outAddress: number, cap: number) => number
+  kbx_quic_flood_destroy: (f: KbxQuicFloodPtr) => void
+  kbx_quic_sink_create: (
+    config: KbxQuicSinkConfigValue,
+    alpn: string,
+    id: KbxQuicIdentityPtr | null,
+    out: [KbxQuicSinkPtr | null],
+  ) => number
+  kbx_quic_sink_port: (s: KbxQuicSinkPtr) => number
+  kbx_quic_sink_run: (s: KbxQuicSinkPtr, maxMs: number) => number
+  kbx_quic_sink_stats: (s: KbxQuicSinkPtr, out: Buffer) => void
+  kbx_quic_sink_destroy: (s: KbxQuicSinkPtr) => void
+}
+
+let instance: LibKbxQuic | undefined
+
+export function libkbxQuic(): LibKbxQuic {
+  if (instance) return instance
+  const lib = openLibrary(
+    'libkbx',
+    [nativeLibraryPath()],
+    'build the native helpers first: `make -C native` (needs libngtcp2-dev, libngtcp2-crypto-gnutls-dev)',
+  )
+  const f = (sig: string): Fn => lib.func(sig) as Fn
+  instance = {
+    kbx_quic_last_error: f('const char *kbx_quic_last_error(void)'),
+    kbx_quic_identity_create: f('int kbx_quic_identity_create(const uint8_t *keypair, _Out_ kbx_quic_identity **out)'),
+    kbx_quic_identity_destroy: f('void kbx_quic_identity_destroy(kbx_quic_identity *id)'),
+    kbx_quic_identity_public_key: f('void kbx_quic_identity_public_key(const kbx_quic_identity *id, _Out_ uint8_t *out)'),
+    kbx_quic_identity_certificate_der: f(
+      'int kbx_quic_identity_certificate_der(const kbx_quic_identity *id, _Out_ uint8_t *buf, uint32_t cap)',
+    ),
+    kbx_quic_identity_write_pem: f(
+      'int kbx_quic_identity_write_pem(const kbx_quic_identity *id, const char *cert, const char *key)',
+    ),
+    kbx_quic_flood_create: f(
+      'int kbx_quic_flood_create(const kbx_quic_flood_config *config, const char *alpn, const char *ifname, const kbx_quic_identity *id, const uint8_t *txs, const uint32_t *lens, uint32_t count, _Out_ kbx_quic_flood **out)',
+    ),
+    kbx_quic_flood_local_port: f('uint32_t kbx_quic_flood_local_port(const kbx_quic_flood *f)'),
+    kbx_quic_flood_xsk_fd: f('int kbx_quic_flood_xsk_fd(const kbx_quic_flood *f)'),
+    kbx_quic_flood_run: f('int kbx_quic_flood_run(kbx_quic_flood *f, uint32_t max_ms)'),
+    kbx_quic_flood_stop_sending: f('void kbx_quic_flood_stop_sending(kbx_quic_flood *f)'),
+    kbx_quic_flood_stats: f('void kbx_quic_flood_stats(kbx_quic_flood *f, _Out_ uint8_t *out)'),
+    kbx_quic_flood_take_latencies: f('uint32_t kbx_quic_flood_take_latencies(kbx_quic_flood *f, uint64_t out, uint32_t cap)'),
+    kbx_quic_flood_destroy: f('void kbx_quic_flood_destroy(kbx_quic_flood *f)'),
+    kbx_quic_sink_create: f(
+      'int kbx_quic_sink_create(const kbx_quic_sink_config *config, const char *alpn, const kbx_quic_identity *id, _Out_ kbx_quic_sink **out)',
+    ),
+    kbx_quic_sink_port: f('uint32_t kbx_quic_sink_port(const kbx_quic_sink *s)'),
+    kbx_quic_sink_run: f('int kbx_quic_sink_run(kbx_quic_sink *s, uint32_t max_ms)'),
+    kbx_quic_sink_stats: f('void kbx_quic_sink_stats(kbx_quic_sink *s, _Out_ uint8_t *out)'),
+    kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
+  } as unknown as LibKbxQuic
+  return instance
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * libkbx QUIC engine: Solana-style transaction flooding (client) and a transaction sink (server) on
+ * ngtcp2 0.12 (sans-IO) + GnuTLS. The whole per-packet loop runs in C; callers make one call per time
+ * slice (kbx_quic_flood_run / kbx_quic_sink_run) and read counters.
+ *
+ * Client I/O is a kernel UDP socket (sendmmsg, UDP GSO when the batch allows) or an AF_XDP socket from
+ * kbx_xsk.h (frames built here with real IPv4 and UDP checksums). The sink always uses a UDP socket.
+ *
+ * Conventions: int-returning calls return 0 / a count, or a negative errno (or negative ngtcp2/GnuTLS
+ * code folded into -EPROTO); kbx_quic_last_error() then describes what failed, in words.
+ * Not thread-safe: one thread drives an object.
+ */
+#ifndef KBX_QUIC_H
+#define KBX_QUIC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Agave's limit on a transaction (PACKET_DATA_SIZE): larger or empty streams close the connection. */
+#define KBX_QUIC_MAX_TX_SIZE 1232
+
+struct kbx_quic_identity;
+struct kbx_quic_flood;
+struct kbx_quic_sink;
+
+/* What failed last on this thread, e.g. "handshake timed out after 2000 ms (no reply from 10.0.0.11:8004)". */
+const char *kbx_quic_last_error(void);
+
+/*
+ * An Ed25519 identity and its self-signed X.509 certificate. keypair: 64 bytes (a Solana keypair file's
+ * numbers: 32-byte seed then 32-byte public key; the public key is checked against the seed) or NULL for
+ * a fresh random identity.
+ */
+int kbx_quic_identity_create(const uint8_t *keypair, struct kbx_quic_identity **out);
+void kbx_quic_identity_destroy(struct kbx_quic_identity *id);
+/* Copies the 32-byte Ed25519 public key. */
+void kbx_quic_identity_public_key(const struct kbx_quic_identity *id, uint8_t *out32);
+/* The certificate in DER; returns its length, or -ENOSPC when cap is too small. */
+int kbx_quic_identity_certificate_der(const struct kbx_quic_identity *id, uint8_t *buf, uint32_t cap);
+/* Writes the certificate and the private key as PEM files (for other QUIC stacks). */
+int kbx_quic_identity_write_pem(const struct kbx_quic_identity *id, const char *cert_path, const char *key_path);
+
+enum kbx_quic_io { KBX_QUIC_IO_SOCKET = 0, KBX_QUIC_IO_XDP = 1 };
+enum kbx_quic_streams { KBX_QUIC_STREAMS_UNI = 0, KBX_QUIC_STREAMS_BIDI = 1 };
+
+struct kbx_quic_flood_config {
+	uint32_t io;                   /* enum kbx_quic_io */
+	uint32_t streams;              /* enum kbx_quic_streams */
+	uint32_t local_ip;             /* network order */
+	uint32_t remote_ip;            /* network order */
+	uint32_t local_port;           /* first local port (connection i uses local_port + i); 0 = ephemeral (socket io) */
+	uint32_t remote_port;
+	uint32_t connections;          /* 1 when 0 */
+	uint32_t idle_timeout_ms;      /* 0 = 30000 */
+	uint32_t keep_alive_ms;        /* 0 = none */
+	uint32_t handshake_timeout_ms; /* 0 = 5000 */
+	uint32_t reconnect;            /* nonzero: reconnect with backoff when an established connection closes */
+	uint32_t max_backoff_ms;       /* 0 = 5000 */
+	uint32_t queue;                /* xdp io: RX/TX queue of the AF_XDP socket created when xsk is 0 */
+	uint32_t zero_copy;            /* xdp io: enum kbx_zero_copy for that socket */
+	uint64_t rate;                 /* transactions per second over all connections, 0 = as fast as allowed */
+	uint64_t count;                /* transactions to send in total, 0 = unlimited */
+	uint64_t xsk;                  /* struct kbx_xsk * for io = xdp; 0: the flooder creates its own on ifname */
+	uint64_t umem;                 /* struct kbx_umem * of that socket */
+	uint8_t src_mac[8];            /* 6 bytes used */
+	uint8_t dst_mac[8];            /* next hop */
+};
+
+struct kbx_quic_flood_stats {
+	uint64_t tx_sent;            /* streams opened and completely written (data + FIN) */
+	uint64_t tx_acked;           /* every byte up to FIN acknowledged */
+	uint64_t tx_unacked_closed;  /* sent but unacknowledged when their connection closed */
+	uint64_t tx_bytes_sent;
+	uint64_t tx_bytes_acked;
+	uint64_t packets_sent;
+	uint64_t packets_received;
+	uint64_t wire_bytes_sent;    /* UDP payload bytes */
+	uint64_t wire_bytes_received;
+	uint64_t stream_frames_lost; /* ngtcp2's per-stream loss counts, summed at stream close */
+	uint64_t pto_count;
+	uint64_t cwnd;               /* summed over established connections */
+	uint64_t bytes_in_flight;
+	uint64_t rtt_min_ns;         /* lowest over established connections */
+	uint64_t rtt_smoothed_ns;    /* mean over established connections */
+	uint64_t rtt_latest_ns;      /* first established connection */
+	uint64_t handshake_ns;       /* most recent completed handshake */
+	uint64_t handshakes;
+	uint64_t connect_attempts;
+	uint64_t connections_closed;
+	uint64_t connections_open;   /* established now */
+	uint64_t blocked_streams_ns; /* time with work waiting and no stream credit (peer MAX_STREAMS) */
+	uint64_t blocked_flow_ns;    /* time with written streams blocked by flow control */
+	uint64_t send_errors;
+	uint64_t rx_ignored;         /* frames/datagrams not for any connection */
+	uint64_t gso_batches;        /* sendmmsg messages carrying several datagrams (socket io) */
+	uint64_t tx_ring_full;       /* frames that waited for TX ring room (xdp io) */
+	uint64_t last_close_error;   /* QUIC error code of the last closed connection */
+	uint64_t latencies_dropped;  /* send->ack samples lost because the sample buffer was full */
+};
+
+/* Runs stop codes (>= 0) of kbx_quic_flood_run. */
+#define KBX_QUIC_RUN_SLICE 0 /* the time slice ended */
+#define KBX_QUIC_RUN_DONE 1  /* count reached and every transaction acknowledged, or nothing left to do */
+
+/*
+ * Creates the flooder and starts connecting. txs: tx_count transactions concatenated, lengths in
+ * tx_lens (each 1..KBX_QUIC_MAX_TX_SIZE; -EMSGSIZE otherwise); they are sent round-robin.
+ */
+int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char *alpn, const char *ifname,
+			  const struct kbx_quic_identity *id, const uint8_t *txs, const uint32_t *tx_lens,
+			  uint32_t tx_count, struct kbx_quic_flood **out);
+/*
+ * Drives I/O, timers and transmission for up to max_ms. Returns KBX_QUIC_RUN_* or a negative errno on a
+ * fatal error (the first handshake failed or timed out, a closed connection with reconnect off, I/O
+ * failure): kbx_quic_last_error() explains.
+ */
+int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms);
+/* Stops opening streams (graceful end): run then returns DONE once in-flight transactions are acked. */
+void kbx_quic_flood_stop_sending(struct kbx_quic_flood *f);
+void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats *out);
+/* Moves up to cap send->ack latency samples (ns, one monotonic clock) into out; returns how many. */
+uint32_t kbx_quic_flood_take_latencies(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap);
+/* fd of the AF_XDP socket (xdp io) for the steering program's XSKMAP, or -1. */
+int kbx_quic_flood_xsk_fd(const struct kbx_quic_flood *f);
+/* First local UDP port (connection i uses it + i). */
+uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f);
+/* Sends CONNECTION_CLOSE on every connection, frees everything. */
+void kbx_quic_flood_destroy(struct kbx_quic_flood *f);
+
+struct kbx_quic_sink_config {
+	uint32_t local_ip;         /* network order; 0 = any */
+	uint32_t local_port;
+	uint32_t max_streams_uni;  /* 0 = 512 */
+	uint32_t max_streams_bidi; /* 0 = 512 */
+	uint32_t idle_timeout_ms;  /* 0 = 30000 */
+	uint32_t max_connections;  /* 0 = 1024 */
+};
+
+struct kbx_quic_sink_stats {
+	uint64_t connections_accepted;
+	uint64_t connections_open;
+	uint64_t connections_closed;
+	uint64_t handshakes;
+	uint64_t handshake_failures;
+	uint64_t transactions;
+	uint64_t bytes;
+	uint64_t rejected;          /* streams over KBX_QUIC_MAX_TX_SIZE or empty: connection closed */
+	uint64_t streams_uni;
+	uint64_t streams_bidi;
+	uint64_t packets_received;
+	uint64_t packets_sent;
+	uint64_t packets_dropped;   /* not for any connection and not a valid Initial */
+	uint64_t client_certificates; /* handshakes where the client presented a certificate */
+};
+
+int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,
+			 const struct kbx_quic_identity *id, struct kbx_quic_sink **out);
+/* Bound UDP port (useful with local_port 0). */
+uint32_t kbx_quic_sink_port(const struct kbx_quic_sink *s);
+int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms);
+void kbx_quic_sink_stats(struct kbx_quic_sink *s, struct kbx_quic_sink_stats *out);
+void kbx_quic_sink_destroy(struct kbx_quic_sink *s);
+
+#ifdef KBX_QUIC_INTERNAL
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <gnutls/abstract.h>
+#include <ngtcp2/ngtcp2.h>
+
+struct kbx_quic_identity {
+	gnutls_x509_crt_t crt;
+	gnutls_x509_privkey_t key;
+	uint8_t public_key[32];
+};
+
+uint64_t kbx_quic_now(void);
+int kbx_quic_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Certificate credentials holding the identity's certificate and key. */
+int kbx_quic_credentials(const struct kbx_quic_identity *id, gnutls_certificate_credentials_t *out);
+void kbx_quic_rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *rand_ctx);
+extern const char kbx_quic_tls_priority[];
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KBX_QUIC_H */

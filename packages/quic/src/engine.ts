@@ -1,0 +1,275 @@
+import { KbxError, NetError, SystemError, UsageError } from '@kbx/errors'
+import {
+  KBX_QUIC_FLOOD_STATS_FIELDS,
+  KBX_QUIC_MAX_TX_SIZE,
+  KBX_QUIC_SINK_STATS_FIELDS,
+  kbxAddress,
+  libkbxQuic,
+} from '@kbx/ffi'
+import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from '@kbx/ffi'
+import { parseIPv4, parseMac } from '@kbx/net'
+
+export { KBX_QUIC_MAX_TX_SIZE }
+
+export type FloodStats = Record<(typeof KBX_QUIC_FLOOD_STATS_FIELDS)[number], number>
+export type SinkStats = Record<(typeof KBX_QUIC_SINK_STATS_FIELDS)[number], number>
+
+function readU64s<K extends string>(buf: Buffer, fields: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>
+  fields.forEach((f, i) => (out[f] = Number(buf.readBigUInt64LE(i * 8))))
+  return out
+}
+
+/** An IPv4 address as the u32 whose memory holds it in network order (what C's s_addr holds). */
+export function ipv4NetworkOrder(ip: string): number {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(parseIPv4(ip) >>> 0)
+  return b.readUInt32LE(0)
+}
+
+function nativeError(op: string, rv: number): KbxError {
+  const detail = libkbxQuic().kbx_quic_last_error()
+  const errno = -rv
+  if (errno === 110 /* ETIMEDOUT */ || errno === 104 /* ECONNRESET */)
+    return new NetError(detail || op, { op, errno, hint: 'is quic-sink (or the validator) running and reachable? see --alpn' })
+  return new SystemError(op, errno, { detail })
+}
+
+/** Parses a Solana keypair file's JSON (64 numbers 0..255). */
+export function parseSolanaKeypair(text: string, source = 'keypair'): Buffer {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new UsageError(`${source}: not JSON (expected a Solana keypair: an array of 64 numbers)`)
+  }
+  if (!Array.isArray(value) || value.length !== 64 || !value.every((n) => Number.isInteger(n) && n >= 0 && n <= 255))
+    throw new UsageError(`${source}: expected a Solana keypair: an array of 64 numbers 0..255`)
+  return Buffer.from(value as number[])
+}
+
+/** An Ed25519 identity with its self-signed X.509 certificate. */
+export class Identity {
+  #ptr: KbxQuicIdentityPtr | null
+  private constructor(ptr: KbxQuicIdentityPtr) {
+    this.#ptr = ptr
+  }
+  /** keypair: 64 bytes (seed + public key), or undefined for a fresh identity. */
+  static create(keypair?: Buffer): Identity {
+    if (keypair && keypair.length !== 64) throw new UsageError('a keypair has 64 bytes')
+    const out: [KbxQuicIdentityPtr | null] = [null]
+    const rv = libkbxQuic().kbx_quic_identity_create(keypair ?? null, out)
+    if (rv < 0 || !out[0]) {
+      const detail = libkbxQuic().kbx_quic_last_error()
+      if (rv === -22) throw new UsageError(detail)
+      throw new SystemError('create Ed25519 identity', -rv, { detail })
+    }
+    return new Identity(out[0])
+  }
+  get ptr(): KbxQuicIdentityPtr {
+    if (!this.#ptr) throw new UsageError('identity is closed')
+    return this.#ptr
+  }
+  publicKey(): Buffer {
+    const b = Buffer.alloc(32)
+    libkbxQuic().kbx_quic_identity_public_key(this.ptr, b)
+    return b
+  }
+  certificateDer(): Buffer {
+    const b = Buffer.alloc(4096)
+    const n = libkbxQuic().kbx_quic_identity_certificate_der(this.ptr, b, b.length)
+    if (n < 0) throw new SystemError('export certificate', -n, { detail: libkbxQuic().kbx_quic_last_error() })
+    return b.subarray(0, n)
+  }
+  writePem(certPath: string, keyPath: string): void {
+    const rv = libkbxQuic().kbx_quic_identity_write_pem(this.ptr, certPath, keyPath)
+    if (rv < 0) throw new SystemError('write PEM', -rv, { detail: libkbxQuic().kbx_quic_last_error() })
+  }
+  close(): void {
+    if (this.#ptr) libkbxQuic().kbx_quic_identity_destroy(this.#ptr)
+    this.#ptr = null
+  }
+}
+
+export interface FloodOptions {
+  io: 'socket' | 'xdp'
+  streams: 'uni' | 'bidi'
+  localIp: string
+  remoteIp: string
+  remotePort: number
+  localPort?: number
+  connections?: number
+  idleTimeoutMs?: number
+  keepAliveMs?: number
+  handshakeTimeoutMs?: number
+  reconnect?: boolean
+  rate?: number
+  count?: number
+  alpn?: string
+  identity: Identity
+  transactions: Buffer[]
+  /** xdp io: the interface and queue of the AF_XDP socket the engine creates, MACs of this host and the next hop */
+  iface?: string
+  queue?: number
+  zeroCopy?: 'try' | 'never' | 'require'
+  srcMac?: string
+  dstMac?: string
+}
+
+/** Generated mock transactions: `count` distinct payloads of `size` bytes. */
+export function mockTransactions(size: number, count = 64): Buffer[] {
+  if (!Number.isInteger(size) || size < 1 || size > KBX_QUIC_MAX_TX_SIZE)
+    throw new UsageError(`--tx-size ${size}: a transaction is 1..${KBX_QUIC_MAX_TX_SIZE} bytes (Agave's limit)`)
+  return Array.from({ length: count }, (_, i) => {
+    const b = Buffer.alloc(size, i & 0xff)
+    b[0] = 1 // one signature, like a real transaction's compact array
+    return b
+  })
+}
+
+/** The flooder: connections and the per-packet loop live in C; run() is one call per slice. */
+export class Flood {
+  #ptr: KbxQuicFloodPtr | null
+  readonly localPort: number
+  readonly #stats = Buffer.alloc(KBX_QUIC_FLOOD_STATS_FIELDS.length * 8)
+  readonly #lat = Buffer.alloc(65536 * 8)
+  readonly #latAddress: number
+  private constructor(ptr: KbxQuicFloodPtr) {
+    this.#ptr = ptr
+    this.localPort = libkbxQuic().kbx_quic_flood_local_port(ptr)
+    this.#latAddress = kbxAddress(this.#lat)
+  }
+  static create(o: FloodOptions): Flood {
+    if (o.transactions.length === 0) throw new UsageError('no transactions to send')
+    o.transactions.forEach((t, i) => {
+      if (t.length < 1 || t.length > KBX_QUIC_MAX_TX_SIZE)
+        throw new UsageError(`transaction ${i} has ${t.length} bytes: a transaction is 1..${KBX_QUIC_MAX_TX_SIZE} bytes`)
+    })
+    const mac = (s: string | undefined): number[] => [...(s ? parseMac(s) : Buffer.alloc(6)), 0, 0]
+    const config: KbxQuicFloodConfigValue = {
+      io: o.io === 'xdp' ? 1 : 0,
+      streams: o.streams === 'bidi' ? 1 : 0,
+      local_ip: ipv4NetworkOrder(o.localIp),
+      remote_ip: ipv4NetworkOrder(o.remoteIp),
+      local_port: o.localPort ?? 0,
+      remote_port: o.remotePort,
+      connections: o.connections ?? 1,
+      idle_timeout_ms: o.idleTimeoutMs ?? 0,
+      keep_alive_ms: o.keepAliveMs ?? 0,
+      handshake_timeout_ms: o.handshakeTimeoutMs ?? 0,
+      reconnect: o.reconnect === false ? 0 : 1,
+      max_backoff_ms: 0,
+      queue: o.queue ?? 0,
+      zero_copy: o.zeroCopy === 'never' ? 0 : o.zeroCopy === 'require' ? 2 : 1,
+      rate: o.rate ?? 0,
+      count: o.count ?? 0,
+      xsk: 0,
+      umem: 0,
+      src_mac: mac(o.srcMac),
+      dst_mac: mac(o.dstMac),
+    }
+    const lens = Uint32Array.from(o.transactions.map((t) => t.length))
+    const out: [KbxQuicFloodPtr | null] = [null]
+    const rv = libkbxQuic().kbx_quic_flood_create(
+      config,
+      o.alpn ?? 'solana-tpu',
+      o.io === 'xdp' ? (o.iface ?? null) : null,
+      o.identity.ptr,
+      Buffer.concat(o.transactions),
+      lens,
+      lens.length,
+      out,
+    )
+    if (rv < 0 || !out[0]) throw nativeError('create QUIC flooder', rv)
+    return new Flood(out[0])
+  }
+  get ptr(): KbxQuicFloodPtr {
+    if (!this.#ptr) throw new UsageError('flooder is closed')
+    return this.#ptr
+  }
+  /** Drives the engine for up to maxMs; true when done (count sent and acked, or stopped and drained). */
+  run(maxMs: number): boolean {
+    const rv = libkbxQuic().kbx_quic_flood_run(this.ptr, maxMs)
+    if (rv < 0) throw nativeError('run QUIC flooder', rv)
+    return rv === 1
+  }
+  /** The engine's AF_XDP socket (xdp io), for the steering program's XSKMAP; -1 otherwise. */
+  get xskFd(): number {
+    return libkbxQuic().kbx_quic_flood_xsk_fd(this.ptr)
+  }
+  stopSending(): void {
+    libkbxQuic().kbx_quic_flood_stop_sending(this.ptr)
+  }
+  stats(): FloodStats {
+    libkbxQuic().kbx_quic_flood_stats(this.ptr, this.#stats)
+    return readU64s(this.#stats, KBX_QUIC_FLOOD_STATS_FIELDS)
+  }
+  /** Calls fn with each send->ack latency (ns) recorded since the last call. */
+  drainLatencies(fn: (ns: number) => void): number {
+    let total = 0
+    for (;;) {
+      const n = libkbxQuic().kbx_quic_flood_take_latencies(this.ptr, this.#latAddress, 65536)
+      for (let i = 0; i < n; i++) fn(Number(this.#lat.readBigUInt64LE(i * 8)))
+      total += n
+      if (n < 65536) return total
+    }
+  }
+  close(): void {
+    if (this.#ptr) libkbxQuic().kbx_quic_flood_destroy(this.#ptr)
+    this.#ptr = null
+  }
+}
+
+export interface SinkOptions {
+  localIp?: string
+  localPort: number
+  maxStreamsUni?: number
+  maxStreamsBidi?: number
+  idleTimeoutMs?: number
+  alpn?: string
+  identity?: Identity
+}
+
+export class Sink {
+  #ptr: KbxQuicSinkPtr | null
+  readonly port: number
+  readonly #stats = Buffer.alloc(KBX_QUIC_SINK_STATS_FIELDS.length * 8)
+  private constructor(ptr: KbxQuicSinkPtr) {
+    this.#ptr = ptr
+    this.port = libkbxQuic().kbx_quic_sink_port(ptr)
+  }
+  static create(o: SinkOptions): Sink {
+    const out: [KbxQuicSinkPtr | null] = [null]
+    const rv = libkbxQuic().kbx_quic_sink_create(
+      {
+        local_ip: o.localIp ? ipv4NetworkOrder(o.localIp) : 0,
+        local_port: o.localPort,
+        max_streams_uni: o.maxStreamsUni ?? 0,
+        max_streams_bidi: o.maxStreamsBidi ?? 0,
+        idle_timeout_ms: o.idleTimeoutMs ?? 0,
+        max_connections: 0,
+      },
+      o.alpn ?? 'solana-tpu',
+      o.identity?.ptr ?? null,
+      out,
+    )
+    if (rv < 0 || !out[0]) throw nativeError('create QUIC sink', rv)
+    return new Sink(out[0])
+  }
+  get ptr(): KbxQuicSinkPtr {
+    if (!this.#ptr) throw new UsageError('sink is closed')
+    return this.#ptr
+  }
+  run(maxMs: number): void {
+    const rv = libkbxQuic().kbx_quic_sink_run(this.ptr, maxMs)
+    if (rv < 0) throw nativeError('run QUIC sink', rv)
+  }
+  stats(): SinkStats {
+    libkbxQuic().kbx_quic_sink_stats(this.ptr, this.#stats)
+    return readU64s(this.#stats, KBX_QUIC_SINK_STATS_FIELDS)
+  }
+  close(): void {
+    if (this.#ptr) libkbxQuic().kbx_quic_sink_destroy(this.#ptr)
+    this.#ptr = null
+  }
+}

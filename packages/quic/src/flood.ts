@@ -1,0 +1,254 @@
+import { readFileSync } from 'node:fs'
+import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
+import {
+  addCommonOptions,
+  parseChoice,
+  parseIntOption,
+  parseIpPortOption,
+  parseScaledInt,
+  parseSeconds,
+  runLoop,
+  runTool,
+} from '@kbx/cli'
+import type { IpPort, ToolContext, XdpMode } from '@kbx/cli'
+import { NetError, UsageError } from '@kbx/errors'
+import { bpfObjectPath } from '@kbx/ffi'
+import { interfaceInfo, resolveNextHop } from '@kbx/net'
+import { LatencyHistogram } from '@kbx/stats'
+import { Flood, Identity, KBX_QUIC_MAX_TX_SIZE, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
+import type { FloodStats } from './engine.js'
+
+interface FloodCliOptions {
+  iface: string
+  server: IpPort
+  streams: 'uni' | 'bidi'
+  txSize: number
+  txFile?: string
+  keypair?: string
+  alpn: string
+  rate: number
+  count: number
+  connections: number
+  io: 'xdp' | 'socket'
+  idleTimeout: number
+  keepAlive: number
+  handshakeTimeout: number
+  reconnect: boolean
+  mode: XdpMode
+  queue: number
+  duration: number
+  interval: number
+}
+
+function readTransactions(path: string): Buffer[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new UsageError(`--tx-file ${path}: ${(e as Error).message}`)
+  }
+  const txs = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .map((l, i) => {
+      const b = Buffer.from(l, 'base64')
+      if (b.length < 1 || b.length > KBX_QUIC_MAX_TX_SIZE)
+        throw new UsageError(`--tx-file ${path} line ${i + 1}: ${b.length} bytes; a transaction is 1..${KBX_QUIC_MAX_TX_SIZE} bytes`)
+      return b
+    })
+  if (txs.length === 0) throw new UsageError(`--tx-file ${path}: no transactions`)
+  return txs
+}
+
+function readKeypair(path: string): Buffer {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new UsageError(`--keypair ${path}: ${(e as Error).message}`)
+  }
+  return parseSolanaKeypair(text, `--keypair ${path}`)
+}
+
+function report(s: FloodStats, hist: LatencyHistogram) {
+  return {
+    sent: s.tx_sent,
+    acked: s.tx_acked,
+    unackedAtClose: s.tx_unacked_closed,
+    bytesSent: s.tx_bytes_sent,
+    bytesAcked: s.tx_bytes_acked,
+    packetsSent: s.packets_sent,
+    packetsReceived: s.packets_received,
+    wireBytesSent: s.wire_bytes_sent,
+    wireBytesReceived: s.wire_bytes_received,
+    streamFramesLost: s.stream_frames_lost,
+    ptoCount: s.pto_count,
+    cwnd: s.cwnd,
+    bytesInFlight: s.bytes_in_flight,
+    rttUs: { min: s.rtt_min_ns / 1000, smoothed: s.rtt_smoothed_ns / 1000, latest: s.rtt_latest_ns / 1000 },
+    handshakeUs: s.handshake_ns / 1000,
+    handshakes: s.handshakes,
+    connectAttempts: s.connect_attempts,
+    connectionsOpen: s.connections_open,
+    connectionsClosed: s.connections_closed,
+    blockedOnMaxStreamsMs: s.blocked_streams_ns / 1e6,
+    blockedOnFlowControlMs: s.blocked_flow_ns / 1e6,
+    sendErrors: s.send_errors,
+    gsoBatches: s.gso_batches,
+    txRingFull: s.tx_ring_full,
+    ackLatencyUs: hist.summary(),
+  }
+}
+
+async function flood(ctx: ToolContext): Promise<void> {
+  const o = ctx.opts as unknown as FloodCliOptions
+  const info = interfaceInfo(o.iface)
+  const hop = resolveNextHop(o.server.ip, { iface: o.iface })
+  const localIp = hop.srcIp || info.ipv4[0]
+  if (!localIp) throw new UsageError(`${o.iface} has no IPv4 address`)
+  const identity = Identity.create(o.keypair ? readKeypair(o.keypair) : undefined)
+  ctx.onCleanup(() => identity.close())
+  const transactions = o.txFile ? readTransactions(o.txFile) : mockTransactions(o.txSize)
+
+  const f = Flood.create({
+    io: o.io,
+    streams: o.streams,
+    localIp,
+    remoteIp: o.server.ip,
+    remotePort: o.server.port,
+    connections: o.connections,
+    idleTimeoutMs: o.idleTimeout * 1000,
+    keepAliveMs: o.keepAlive * 1000,
+    handshakeTimeoutMs: o.handshakeTimeout * 1000,
+    reconnect: o.reconnect,
+    rate: o.rate,
+    count: o.count,
+    alpn: o.alpn,
+    identity,
+    transactions,
+    iface: o.iface,
+    queue: o.queue,
+    srcMac: hop.srcMac,
+    dstMac: hop.nextHopMac,
+  })
+  ctx.onCleanup(() => f.close())
+  if (o.io === 'xdp') {
+    raiseMemlockLimit()
+    const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
+    obj.setRodata('match_proto', 17)
+    obj.setRodata('match_dport_min', f.localPort)
+    obj.setRodata('match_dport_max', f.localPort + o.connections - 1)
+    obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
+    obj.load()
+    const link = obj.program('kbx_xsk_redirect').attachXdp(o.iface, o.mode, (m) => ctx.log.info(m))
+    ctx.onCleanup(() => {
+      link.close()
+      obj.close()
+    })
+    // this connection's return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
+    const u32 = (...v: number[]) => {
+      const b = Buffer.alloc(4 * v.length)
+      v.forEach((x, i) => b.writeUInt32LE(x >>> 0, i * 4))
+      return b
+    }
+    obj.map('xsks').update(u32(0), u32(f.xskFd))
+    obj.map('xsk_slots').update(u32(info.ifindex, o.queue), u32(0))
+  }
+  ctx.json.start({
+    iface: o.iface,
+    io: o.io,
+    server: `${o.server.ip}:${o.server.port}`,
+    source: `${localIp}:${f.localPort}`,
+    nextHopMac: hop.nextHopMac,
+    streams: o.streams,
+    alpn: o.alpn,
+    connections: o.connections,
+    transactions: transactions.length,
+    txSize: o.txFile ? undefined : o.txSize,
+    identity: identity.publicKey().toString('hex'),
+    rate: o.rate,
+    count: o.count,
+  })
+  const total = new LatencyHistogram()
+  let interval = new LatencyHistogram()
+  let lastAcked = 0
+  let lastT = performance.now()
+  let draining = false
+  const stop = await runLoop(
+    ctx,
+    () => {
+      const done = f.run(10)
+      f.drainLatencies((ns) => {
+        total.record(ns)
+        interval.record(ns)
+      })
+      if (done) return false
+    },
+    {
+      intervalSec: o.interval,
+      durationSec: o.duration,
+      onInterval: () => {
+        const s = f.stats()
+        const now = performance.now()
+        const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
+        lastAcked = s.tx_acked
+        lastT = now
+        ctx.json.interval({ ...report(s, interval), ackedPerSec: Math.round(ackedPerSec) })
+        ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
+        interval = new LatencyHistogram()
+      },
+    },
+  )
+  if (stop !== 'done') {
+    // graceful end: no new streams, give in-flight transactions up to a second to be acknowledged
+    f.stopSending()
+    draining = true
+    const until = performance.now() + 1000
+    while (performance.now() < until && !f.run(20)) {
+      /* drain */
+    }
+    f.drainLatencies((ns) => total.record(ns))
+  }
+  const s = f.stats()
+  ctx.end({ ...report(s, total), stoppedBy: stop, drained: draining })
+  if (s.handshakes === 0 && stop !== 'signal')
+    throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
+      op: 'QUIC handshake',
+      hint: 'is quic-sink (or the validator) running and reachable? see --handshake-timeout and --alpn',
+    })
+}
+
+export async function main(argv?: readonly string[]): Promise<number> {
+  return runTool({
+    tool: 'quic-flood',
+    description: 'Send Solana-style transactions over QUIC (one per unidirectional stream) and count what is acknowledged',
+    ...(argv ? { argv } : {}),
+    privileges: true,
+    build: (program) => {
+      program
+        .requiredOption('--iface <name>', 'interface towards the server')
+        .option('--server <ip:port>', 'server (TPU QUIC) address', parseIpPortOption('--server'), { ip: '10.0.0.11', port: 8004 })
+        .option('--io <io>', 'xdp (AF_XDP rings) or socket (kernel UDP, sendmmsg + GSO)', parseChoice('--io', ['xdp', 'socket']), 'xdp')
+        .option('--streams <kind>', 'uni (one tx per unidirectional stream, Agave) or bidi', parseChoice('--streams', ['uni', 'bidi']), 'uni')
+        .option('--tx-size <bytes>', 'size of generated mock transactions', parseIntOption('--tx-size', { min: 1, max: 65535 }), 235)
+        .option('--tx-file <path>', 'transactions to send round-robin: one base64 transaction per line')
+        .option('--keypair <path>', 'Solana keypair JSON (64 numbers) for the client certificate; fresh identity when absent')
+        .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
+        .option('--rate <tps>', 'transactions per second (0: as fast as the server allows)', parseScaledInt('--rate'), 0)
+        .option('--count <n>', 'transactions to send (0: until --duration or a signal)', parseScaledInt('--count'), 0)
+        .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: 64 }), 1)
+        .option('--idle-timeout <sec>', 'QUIC idle timeout', parseSeconds('--idle-timeout'), 30)
+        .option('--keep-alive <sec>', 'keep-alive PING interval (0: none)', parseSeconds('--keep-alive'), 0)
+        .option('--handshake-timeout <sec>', 'fail when the handshake takes longer', parseSeconds('--handshake-timeout'), 5)
+        .option('--no-reconnect', 'exit with an error instead of reconnecting when the server closes the connection')
+      addCommonOptions(program, ['mode', 'queue', 'duration', 'interval'])
+    },
+    run: (ctx) => {
+      const o = ctx.opts as unknown as FloodCliOptions
+      if (o.txSize > KBX_QUIC_MAX_TX_SIZE)
+        throw new UsageError(`--tx-size ${o.txSize}: a transaction is at most ${KBX_QUIC_MAX_TX_SIZE} bytes (Agave closes the connection otherwise)`)
+      return flood(ctx)
+    },
+  })
+}

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs'
+import { addCommonOptions, parseIntOption, parseIpPortOption, parseSeconds, runLoop, runTool } from '@kbx/cli'
+import type { IpPort, ToolContext } from '@kbx/cli'
+import { UsageError } from '@kbx/errors'
+import { Identity, Sink, parseSolanaKeypair } from './engine.js'
+import type { SinkStats } from './engine.js'
+
+interface SinkCliOptions {
+  listen: IpPort
+  alpn: string
+  maxStreams: number
+  maxStreamsBidi?: number
+  idleTimeout: number
+  keypair?: string
+  duration: number
+  interval: number
+}
+
+function report(s: SinkStats) {
+  return {
+    connections: s.connections_accepted,
+    connectionsOpen: s.connections_open,
+    connectionsClosed: s.connections_closed,
+    handshakes: s.handshakes,
+    handshakeFailures: s.handshake_failures,
+    clientCertificates: s.client_certificates,
+    transactions: s.transactions,
+    bytes: s.bytes,
+    rejected: s.rejected,
+    streamsUni: s.streams_uni,
+    streamsBidi: s.streams_bidi,
+    packetsReceived: s.packets_received,
+    packetsSent: s.packets_sent,
+    packetsDropped: s.packets_dropped,
+  }
+}
+
+async function sink(ctx: ToolContext): Promise<void> {
+  const o = ctx.opts as unknown as SinkCliOptions
+  let identity: Identity | undefined
+  if (o.keypair) {
+    let text: string
+    try {
+      text = readFileSync(o.keypair, 'utf8')
+    } catch (e) {
+      throw new UsageError(`--keypair ${o.keypair}: ${(e as Error).message}`)
+    }
+    identity = Identity.create(parseSolanaKeypair(text, `--keypair ${o.keypair}`))
+    ctx.onCleanup(() => identity?.close())
+  }
+  const s = Sink.create({
+    localIp: o.listen.ip,
+    localPort: o.listen.port,
+    maxStreamsUni: o.maxStreams,
+    maxStreamsBidi: o.maxStreamsBidi ?? o.maxStreams,
+    idleTimeoutMs: o.idleTimeout * 1000,
+    alpn: o.alpn,
+    ...(identity ? { identity } : {}),
+  })
+  ctx.onCleanup(() => s.close())
+  ctx.json.start({ listen: `${o.listen.ip}:${s.port}`, alpn: o.alpn, maxStreams: o.maxStreams, idleTimeoutSec: o.idleTimeout })
+  let last = 0
+  let lastT = performance.now()
+  const stop = await runLoop(ctx, () => s.run(10), {
+    intervalSec: o.interval,
+    durationSec: o.duration,
+    onInterval: () => {
+      const st = s.stats()
+      const now = performance.now()
+      const tps = ((st.transactions - last) * 1000) / (now - lastT)
+      last = st.transactions
+      lastT = now
+      ctx.json.interval({ ...report(st), txPerSec: Math.round(tps) })
+      ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
+    },
+  })
+  ctx.end({ ...report(s.stats()), stoppedBy: stop })
+}
+
+export async function main(argv?: readonly string[]): Promise<number> {
+  return runTool({
+    tool: 'quic-sink',
+    description: 'QUIC transaction sink (Agave TPU rules): counts one transaction per stream',
+    ...(argv ? { argv } : {}),
+    build: (program) => {
+      program
+        .option('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { ip: '10.0.0.11', port: 8004 })
+        .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
+        .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), 512)
+        .option('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', parseIntOption('--max-streams-bidi', { min: 1, max: 1 << 20 }))
+        .option('--idle-timeout <sec>', 'close idle connections after', parseSeconds('--idle-timeout'), 30)
+        .option('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)')
+      addCommonOptions(program, ['duration', 'interval'])
+    },
+    run: sink,
+  })
+}

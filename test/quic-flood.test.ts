@@ -1,0 +1,131 @@
+// quic-flood against quic-sink on a linked namespace: handshake with a client certificate, one
+// transaction per stream, and the sink's count equal to the flooder's acknowledged count.
+import { join } from 'node:path'
+import t from 'tap'
+import { repoRoot } from '@kbx/ffi'
+import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import type { TestNet, ToolRun } from '@kbx/testbed'
+
+const floodBin = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
+const sinkBin = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
+
+async function startSink(net: TestNet, netns: string, listen: string, args: string[] = []) {
+  const [cmd, argv] = nodeCommand(sinkBin, ['--listen', listen, '--interval', '0.5', ...args])
+  const sink = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('the sink to start', () => sink.events.some((e) => e.event === 'start'))
+  return sink
+}
+
+function runFlood(net: TestNet, args: string[]) {
+  const [cmd, argv] = nodeCommand(floodBin, args)
+  return followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+}
+
+async function stopSink(sink: ToolRun) {
+  sink.child.kill('SIGINT')
+  await sink.exited
+  return sink.events.find((e) => e.event === 'end')?.data
+}
+
+for (const [io, streams, count] of [
+  ['socket', 'uni', 100000],
+  ['xdp', 'uni', 100000],
+  ['socket', 'bidi', 5000],
+] as const) {
+  t.test(`--io ${io} --streams ${streams}: the sink counts exactly the ${count} acknowledged transactions`, async (t) => {
+    const net = withTestNet(t)
+    const { netns, local, remote } = net.addLinkedNamespace()
+    const sink = await startSink(net, netns, `${remote.ip}:8004`)
+    const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', io, '--streams', streams, '--count', String(count), '--duration', '60', '--interval', '1'])
+    t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+    const end = flood.events.find((e) => e.event === 'end')?.data
+    const sinkEnd = await stopSink(sink)
+    t.equal(end?.sent, count, 'every transaction sent')
+    t.equal(end?.acked, count, 'every transaction acknowledged')
+    t.equal(end?.handshakes, 1)
+    t.ok(end?.ackLatencyUs?.p50 > 0, 'send->ack latency recorded')
+    t.equal(sinkEnd?.transactions, end?.acked, "sink's count == flooder's acked count")
+    t.equal(sinkEnd?.clientCertificates, 1, 'the client presented a certificate')
+    t.equal(sinkEnd?.[streams === 'uni' ? 'streamsUni' : 'streamsBidi'], count)
+    t.equal(sinkEnd?.rejected, 0)
+  })
+}
+
+t.test('MAX_STREAMS respected against a sink granting 4 streams', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`, ['--max-streams', '4'])
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--count', '2000', '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(end?.acked, 2000)
+  t.equal(sinkEnd?.transactions, 2000)
+  t.equal(sinkEnd?.connectionsClosed + sinkEnd?.connectionsOpen, 1, 'no stream-limit violation closed the connection')
+  t.ok(end?.blockedOnMaxStreamsMs > 0, 'time blocked on MAX_STREAMS is reported')
+})
+
+t.test('bad input: clear error, non-zero exit', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const unknown = runFlood(net, ['--iface', 'kbxnosuch0', '--io', 'socket', '--count', '1'])
+  t.not((await unknown.exited).code, 0)
+  t.match(unknown.stderr(), /kbxnosuch0/)
+
+  const oversize = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--tx-size', '1233'])
+  t.equal((await oversize.exited).code, 2, 'oversize transaction refused locally')
+  t.match(oversize.stderr(), /1232/)
+
+  const keypair = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--keypair', '/nonexistent/id.json'])
+  t.not((await keypair.exited).code, 0)
+  t.match(keypair.stderr(), /keypair/)
+
+  const unreachable = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--count', '1', '--handshake-timeout', '1'])
+  t.equal((await unreachable.exited).code, 1, 'no server: exit 1')
+  t.match(unreachable.stderr(), /handshake timed out|failed/)
+
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const alpn = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--count', '1', '--alpn', 'h3'])
+  t.equal((await alpn.exited).code, 1, 'wrong ALPN: exit 1')
+  t.match(alpn.stderr(), /ALPN/)
+  await stopSink(sink)
+})
+
+t.test('sink killed mid-run: the flooder reconnects with backoff to a new sink', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const first = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--rate', '2000', '--duration', '10', '--idle-timeout', '1', '--interval', '0.5'])
+  await waitUntil('transactions to flow', () => flood.events.some((e) => e.event === 'interval' && e.data.acked > 0))
+  const firstEnd = await stopSink(first)
+  t.ok(firstEnd?.transactions > 0)
+  const second = await startSink(net, netns, `${remote.ip}:8004`)
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const secondEnd = await stopSink(second)
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  t.ok(end?.handshakes >= 2, `reconnected (${end?.handshakes} handshakes, ${end?.connectAttempts} attempts)`)
+  t.ok(secondEnd?.transactions > 0, 'the new sink received transactions')
+  t.ok(end?.acked <= firstEnd?.transactions + secondEnd?.transactions, 'never more acked than received')
+})
+
+t.test("interop: handshake with ngtcp2's gtlsserver (Debian ngtcp2-server) using --alpn h3", async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { Identity } = await import('../packages/quic/src/index.js')
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-quic-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const id = Identity.create()
+  id.writePem(join(dir, 'cert.pem'), join(dir, 'key.pem'))
+  id.close()
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const server = followTool(net.spawn(netns, 'gtlsserver', ['-q', remote.ip!, '4433', join(dir, 'key.pem'), join(dir, 'cert.pem')], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await new Promise((r) => setTimeout(r, 500))
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:4433`, '--io', 'socket', '--alpn', 'h3', '--count', '1', '--duration', '3', '--interval', '0.2', '--no-reconnect'])
+  await flood.exited
+  server.child.kill('SIGTERM')
+  // gtlsserver speaks HTTP/3 and closes the connection once our transaction stream arrives; the flooder
+  // says "closed" (not "failed") only for a connection whose handshake completed.
+  t.match(flood.stderr(), /connection to [0-9.]+:4433 closed: the server closed the connection/, 'handshake completed, then the h3 server closed')
+  t.notMatch(flood.stderr(), /refused the handshake|timed out/)
+})

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the built-in test bed (topology `quic`: veth0 in the root namespace ↔ veth1 in ns1):
-# xdp-load attaches the steering program to veth0 and pins it; an AF_XDP socket on veth0 receives
-# through the pinned maps what an AF_XDP socket on veth1 sends; JSON lines on stdout; then tear down.
+# The main job on the built-in test bed, JSON lines on stdout, every bed torn down after:
+# 1. xdp-load pins the steering program on veth0; an AF_XDP socket there receives through the pinned maps
+#    what an AF_XDP socket on veth1 (namespace ns1) sends;
+# 2. quic-flood (AF_XDP, then kernel socket) against quic-sink in ns1;
+# 3. fix-tcp against the FIX acceptor in namespace exch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +17,7 @@ bash scripts/setup_net.sh up quic >&2
 cleanup() {
   [ -n "${rx_pid:-}" ] && kill "$rx_pid" 2>/dev/null || true
   "${xdp_load[@]}" unload veth0 >/dev/null 2>&1 || true
-  bash scripts/setup_net.sh down quic >&2 || true
+  for topology in quic fix; do bash scripts/setup_net.sh down "$topology" >/dev/null 2>&1 || true; done
   rm -f "$rxlog"
 }
 trap cleanup EXIT
@@ -32,3 +34,28 @@ wait "$rx_pid"
 rx_pid=
 cat "$rxlog"
 "${xdp_load[@]}" unload veth0
+bash scripts/setup_net.sh down quic >&2
+
+# quic-flood over AF_XDP (and over a kernel UDP socket, for comparison) against quic-sink in ns1.
+bash scripts/setup_net.sh up quic >&2
+sinklog=$(mktemp)
+bash scripts/setup_net.sh exec ns1 node bin/quic-sink.js --listen 10.0.0.11:8004 --interval 1 >"$sinklog" &
+for _ in $(seq 100); do grep -q '"event":"start"' "$sinklog" && break; sleep 0.1; done
+node bin/quic-flood.js --iface veth0 --io xdp --duration 3 --interval 1
+node bin/quic-flood.js --iface veth0 --io socket --duration 2 --interval 1
+ip netns pids ns1 | xargs -r kill -INT
+wait
+cat "$sinklog"
+rm -f "$sinklog"
+bash scripts/setup_net.sh down quic >&2
+
+# fix-tcp against the test bed's FIX acceptor in namespace exch (kernel TCP; --io xdp is not wired yet).
+bash scripts/setup_net.sh up fix >&2
+acclog=$(mktemp)
+bash scripts/setup_net.sh exec exch node packages/fix/dist/bin-fix-acceptor.js --listen 10.0.3.2:9878 >"$acclog" &
+for _ in $(seq 100); do grep -q '"event":"start"' "$acclog" && break; sleep 0.1; done
+node bin/fix-tcp.js --iface fix0 --connect 10.0.3.2:9878 --sender CLIENT1 --target EXCH --orders 2000 --io socket --reset --store "$acclog.store"
+ip netns pids exch | xargs -r kill -INT
+wait
+rm -f "$acclog" "$acclog.store"
+bash scripts/setup_net.sh down fix >&2

@@ -173,7 +173,8 @@ async function flood(ctx: ToolContext): Promise<void> {
   const total = new LatencyHistogram()
   let interval = new LatencyHistogram()
   let lastAcked = 0
-  let lastT = performance.now()
+  const startedAt = performance.now()
+  let lastT = startedAt
   let draining = false
   const stop = await runLoop(
     ctx,
@@ -211,7 +212,8 @@ async function flood(ctx: ToolContext): Promise<void> {
     f.drainLatencies((ns) => total.record(ns))
   }
   const s = f.stats()
-  ctx.end({ ...report(s, total), stoppedBy: stop, drained: draining })
+  const seconds = (performance.now() - startedAt) / 1000
+  ctx.end({ ...report(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
       op: 'QUIC handshake',

@@ -1,1 +1,25 @@
-export {}
+export { Arbitrator, streamKeyName, type ArbitratorOptions, type DeliveredBatch, type DeliveredPacket, type Gap, type ReceiveCounters } from './arbitrator.js'
+export {
+  FEED_FORMATS,
+  decodePayload,
+  encodeFeedPayload,
+  encodeMold,
+  encodeOptiq,
+  parseFormat,
+  sequenceBits,
+  streamName,
+  type Decoded,
+  type FeedFormat,
+  type MoldPacket,
+  type OptiqMessage,
+} from './format.js'
+export { makePlan, withheldRanges, itemSequence, NO_IMPAIRMENTS, type Plan, type PlanOptions, type LineImpairments } from './plan.js'
+export {
+  loadArbitratorProgram,
+  readArbitratorCounters,
+  readSkewHistogram,
+  readSkewMax,
+  summarizeSkew,
+  type SkewHistogram,
+  type SkewSummary,
+} from './program.js'

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Layouts of ab_arbitrate.bpf.c that userspace reads or writes (packages/ab/src/arbitrator.ts).
+ *
+ * Maps:
+ *   xsks       XSKMAP, slot → AF_XDP socket (the same two-step steering as xdp_xsk_redirect)
+ *   xsk_slots  HASH, struct kbx_xsk_slot_key {ifindex, queue} → u32 slot
+ *   streams    HASH, struct ab_stream_key → struct ab_stream (the arbitration window of one stream)
+ *   skew       PERCPU_ARRAY, one struct ab_skew: histogram of B-minus-A arrival times and the maxima
+ *   stats      PERCPU_ARRAY, one struct ab_arbitrate_stats
+ *
+ * .rodata (set before load):
+ *   feed_format      u32  enum ab_format (default optiq)
+ *   feed_port_min    u16  UDP destination port range, host order (default 8080..8080)
+ *   feed_port_max    u16
+ *   line_b_ifindex   u32  frames arriving on this ifindex are line B; every other one is line A
+ *   window           u32  sequence numbers a copy may lag the newest one and still be arbitrated (power of
+ *                         two, at most AB_MAX_WINDOW; default 4096); older ones are stale
+ *   reset_distance   u64  a sequence number this far or further BEHIND the newest one restarts the stream
+ *                         (session restart / sequence reset); default 1 << 20
+ *   skew_sample_mask u64  arrival times are taken (bpf_ktime_get_ns) and skew sampled only for logical numbers
+ *                         L with (L & mask) == 0; default 7 = one number in 8, 0 = every number
+ */
+#ifndef KBX_AB_ARBITRATE_H
+#define KBX_AB_ARBITRATE_H
+
+#include <linux/types.h>
+#include "ab_format.h"
+
+#define AB_MAX_WINDOW 4096
+#define AB_MAX_STREAMS 1024
+
+/*
+ * One window slot per sequence number modulo the window. `tag` = logical sequence + 1 of the copy that
+ * claimed it (0 = never used), claimed with compare-and-swap so exactly one copy of a sequence number wins
+ * whatever CPUs the copies arrive on. `arrival` = (tag & 0xffff) << 48 | winner line << 47 | ktime ns
+ * (47 bits), written by the winner after its claim; a later copy computes the skew from it when the tag
+ * bits match.
+ */
+struct ab_slot {
+	__u64 tag;
+	__u64 arrival;
+};
+
+/*
+ * Logical sequence L = a u64 that only grows while the stream lives: moldudp64 L = sequence + offset;
+ * optiq's u32 is unwrapped against `top` (the newest L) by serial-number arithmetic. A reset moves
+ * `offset` so that the new numbers land above everything the window holds.
+ */
+struct ab_stream {
+	__u64 top;    /* newest logical sequence seen */
+	__u64 offset; /* logical - raw sequence */
+	__u64 resets;
+	struct ab_slot slots[AB_MAX_WINDOW];
+};
+
+#define AB_ARRIVAL_TIME_MASK ((1ULL << 47) - 1)
+#define AB_ARRIVAL_LINE_BIT (1ULL << 47)
+
+/* Skew histogram: bucket = sign * AB_SKEW_HALF + log-linear index of |ns| (8 sub-buckets per power of 2). */
+#define AB_SKEW_SUB_BITS 3
+#define AB_SKEW_HALF 512
+#define AB_SKEW_BUCKETS (2 * AB_SKEW_HALF)
+
+/*
+ * Per line (a = line A, b = line B):
+ *   rx = malformed + passed + heartbeat + end_of_session + short + won_* + dup_* + stale_* + reset
+ *   won_x: first copies (redirected, or passed when no socket: won_nosocket)
+ *   dup_x_after_y: later copies on line x of a sequence line y won (x == y: the line repeated itself)
+ */
+struct ab_arbitrate_stats {
+	__u64 rx;
+	__u64 passed;            /* not a feed packet: ARP, IPv6, other ports, fragments, non-UDP */
+	__u64 malformed;
+	__u64 short_payload;     /* feed port, payload too short for the format: passed */
+	__u64 heartbeat;         /* moldudp64 count 0: dropped */
+	__u64 end_of_session;    /* moldudp64 count 0xFFFF: dropped */
+	__u64 won_a;
+	__u64 won_b;
+	__u64 dup_a_after_a;
+	__u64 dup_a_after_b;
+	__u64 dup_b_after_a;
+	__u64 dup_b_after_b;
+	__u64 stale_a;
+	__u64 stale_b;
+	__u64 resets;            /* stream restarts (the copy that caused one also counts as won) */
+	__u64 new_streams;
+	__u64 stream_table_full; /* first copies passed because the stream table was full */
+	__u64 won_nosocket;      /* winners passed to the kernel: no AF_XDP socket for the ifindex/queue */
+	__u64 skew_samples;
+	__u64 skew_unknown;      /* a later copy whose first copy's arrival time was already overwritten */
+	__u64 claim_retries;     /* compare-and-swap lost to another CPU and retried */
+};
+
+/* Per CPU; userspace sums the buckets and takes the largest maxima. */
+struct ab_skew {
+	__u64 max_b_late; /* largest ns line B arrived after line A */
+	__u64 max_a_late; /* largest ns line A arrived after line B */
+	__u64 buckets[AB_SKEW_BUCKETS]; /* [0, HALF): B later (or same time), [HALF, 2 HALF): A later */
+};
+
+#endif /* KBX_AB_ARBITRATE_H */

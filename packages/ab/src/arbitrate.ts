@@ -1,0 +1,148 @@
+// ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
+import { Option, addCommonOptions, parseIntOption, runLoop } from '@kbx/cli'
+import type { Command, ToolContext, XdpMode } from '@kbx/cli'
+import { UsageError } from '@kbx/errors'
+import { PcapWriter } from '@kbx/net'
+import { RateMeter } from '@kbx/stats'
+import { Arbitrator, type Gap } from './arbitrator.js'
+import { parseFormat, type FeedFormat } from './format.js'
+import { DEFAULT_SKEW_SAMPLE, DEFAULT_WINDOW, subtractSkew, summarizeSkew, validateSkewSample, validateWindow, type SkewHistogram } from './program.js'
+
+interface ArbitrateOptions {
+  format: FeedFormat
+  port: [number, number]
+  window: number
+  skewSample: number
+  pcap?: string
+  mode: XdpMode
+  duration: number
+  interval: number
+}
+
+function parsePortRange(v: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(v)
+  const lo = m ? Number(m[1]) : NaN
+  const hi = m ? Number(m[2] ?? m[1]) : NaN
+  if (!m || lo < 1 || hi > 65535 || lo > hi) throw new UsageError(`--port takes PORT or FIRST-LAST (1..65535), not ${JSON.stringify(v)}`, { op: 'parse --port' })
+  return [lo, hi]
+}
+
+export function buildArbitrateCommand(program: Command): void {
+  program
+    .argument('[line-a]', 'interface of line A', 'vethA_dst')
+    .argument('[line-b]', 'interface of line B', 'vethB_dst')
+    .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
+    .addOption(new Option('--port <port[-last]>', 'UDP destination port(s) of the feed').argParser(parsePortRange).default([8080, 8080], '8080'))
+    .option('--window <n>', 'sequence numbers of reordering tolerated (power of two, ≤ 4096)', (v: string) => validateWindow(parseIntOption('--window')(v)), DEFAULT_WINDOW)
+    .option('--skew-sample <n>', 'measure A/B skew on one sequence number in n (power of two; 1 = all)', (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)), DEFAULT_SKEW_SAMPLE)
+    .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
+  addCommonOptions(program, ['mode', 'duration', 'interval'])
+}
+
+function positive(n: bigint): bigint {
+  return n > 0n ? n : 0n
+}
+
+export async function runArbitrate(ctx: ToolContext): Promise<void> {
+  const o = ctx.opts as unknown as ArbitrateOptions
+  const [lineA, lineB] = ctx.args as [string, string]
+  const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
+  if (pcap) ctx.onCleanup(() => pcap.close())
+  const arb = Arbitrator.open({
+    lineA,
+    lineB,
+    format: o.format,
+    portMin: o.port[0],
+    portMax: o.port[1],
+    window: o.window,
+    skewSample: o.skewSample,
+    mode: o.mode,
+    copyFrames: pcap !== undefined,
+    log: (m) => ctx.log.info(m),
+  })
+  ctx.onCleanup(() => arb.close())
+  ctx.json.start({
+    lineA,
+    lineB,
+    format: o.format,
+    ports: o.port,
+    window: o.window,
+    skewSample: o.skewSample,
+    sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
+    xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
+  })
+
+  const emitGaps = (gaps: Gap[]) => {
+    for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
+  }
+  const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
+  let lastSkew: SkewHistogram = []
+  const snapshot = (interval: boolean) => {
+    const rx = arb.receiveCounters()
+    const x = arb.xdpCounters()
+    const c = (name: string) => x[name] ?? 0n
+    const skew = arb.skewHistogram()
+    const max = arb.skewMax()
+    const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
+    for (const { statistics: s } of arb.socketStatistics()) {
+      xsk.rxDropped += s.rxDropped
+      xsk.rxRingFull += s.rxRingFull
+      xsk.fillRingEmpty += s.fillRingEmpty
+      xsk.rxInvalidDescs += s.rxInvalidDescs
+    }
+    const total = summarizeSkew(skew)
+    const data = {
+      delivered: rx.delivered,
+      lines: {
+        A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
+        B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
+      },
+      stale: c('stale_a') + c('stale_b'),
+      gaps: rx.gaps,
+      lost: rx.gap_messages,
+      lateFills: rx.late_fills,
+      afterGap: rx.after_gap,
+      duplicatesDelivered: rx.repeated,
+      resets: c('resets'),
+      streams: rx.streams,
+      skewUs: {
+        ...(interval ? summarizeSkew(subtractSkew(skew, lastSkew)) : total),
+        maxBLateUs: Number(max.bLateNs) / 1000,
+        maxALateUs: Number(max.aLateNs) / 1000,
+      },
+      xsk,
+      xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
+    }
+    lastSkew = skew
+    return data
+  }
+
+  const stop = await runLoop(
+    ctx,
+    () => {
+      const batch = arb.poll(2)
+      emitGaps(batch.gaps)
+      if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+    },
+    {
+      intervalSec: o.interval,
+      durationSec: o.duration,
+      onInterval: () => {
+        const s = snapshot(true)
+        const r = meter.sample({ delivered: s.delivered })
+        ctx.json.interval({ ...s, pps: Math.round(r.rates.delivered) })
+        ctx.status.update(`delivered ${s.delivered}, ${Math.round(r.rates.delivered)} pps, gaps ${s.gaps}`)
+      },
+    },
+  )
+  // What is still queued, then the holes below each stream's highest number.
+  for (let i = 0; i < 64; i++) {
+    const batch = arb.poll(0)
+    emitGaps(batch.gaps)
+    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+    if (batch.gaps.length === 0 && batch.packets.length === 0 && i > 2) break
+  }
+  emitGaps(arb.flush())
+  const final = snapshot(false)
+  ctx.end({ ...final, stoppedBy: stop, umem: arb.umemAccounting() })
+}

@@ -1,0 +1,282 @@
+// The arbitrated feed as a library: the XDP program on both lines, one AF_XDP socket per line queue
+// (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
+import type { BpfObject, XdpLink } from '@kbx/bpf'
+import type { XdpMode } from '@kbx/cli'
+import { XskError } from '@kbx/errors'
+import {
+  KBX_AB_GAP_SIZE,
+  KBX_AB_RECORD_HEADER_SIZE,
+  KBX_AB_RX_COUNTERS_SIZE,
+  KBX_AB_RX_COUNTER_FIELDS,
+  kbxAddress,
+  koffi,
+  libkbx,
+  libkbxAb,
+} from '@kbx/ffi'
+import type { KbxAbRxPtr } from '@kbx/ffi'
+import { interfaceInfo } from '@kbx/net'
+import { Umem, XskSocket, steerTo } from '@kbx/xsk'
+import type { XskStatistics } from '@kbx/xsk'
+import { FORMAT_CODE, type FeedFormat } from './format.js'
+import {
+  DEFAULT_WINDOW,
+  loadArbitratorProgram,
+  readArbitratorCounters,
+  readSkewHistogram,
+  readSkewMax,
+  type SkewHistogram,
+} from './program.js'
+
+export interface ArbitratorOptions {
+  lineA: string
+  lineB: string
+  format?: FeedFormat
+  /** UDP destination ports of the feed, inclusive (default 8080..8080). */
+  portMin?: number
+  portMax?: number
+  window?: number
+  /** Skew sampled on one number in this many (power of two, default 8). */
+  skewSample?: number
+  mode?: XdpMode
+  /** Copy every delivered frame out (DeliveredBatch.packets); off: counters and gaps only. */
+  copyFrames?: boolean
+  /** Fill and RX ring entries per socket (power of two, default 4096). */
+  ringSize?: number
+  /** Descriptors taken per socket per poll (default 64). */
+  batchSize?: number
+  log?: (msg: string) => void
+}
+
+export interface Gap {
+  stream: string
+  from: bigint
+  to: bigint
+  count: number
+}
+
+export interface DeliveredPacket {
+  line: 'A' | 'B'
+  stream: string
+  sequence: bigint
+  realtimeNs: bigint
+  /** The frame (a copy the caller may keep). */
+  frame: Buffer
+}
+
+export interface DeliveredBatch {
+  gaps: Gap[]
+  /** Empty unless copyFrames. */
+  packets: DeliveredPacket[]
+}
+
+export type ReceiveCounters = Record<(typeof KBX_AB_RX_COUNTER_FIELDS)[number], bigint>
+
+const GAP_CAPACITY = 256
+
+/** Stream name of a struct ab_stream_key: optiq session id in decimal, moldudp64 session text. */
+export function streamKeyName(key: Buffer): string {
+  const format = key.readUInt32LE(12)
+  if (format === FORMAT_CODE.optiq) return key.readBigUInt64LE(0).toString()
+  const session = Buffer.alloc(10)
+  key.copy(session, 0, 0, 8)
+  session.writeUInt16LE(key.readUInt32LE(8) & 0xffff, 8)
+  return session.toString('ascii').trimEnd()
+}
+
+export class Arbitrator {
+  readonly format: FeedFormat
+  readonly window: number
+  readonly sockets: XskSocket[]
+  readonly links: XdpLink[]
+  readonly lineA: string
+  readonly lineB: string
+  readonly #obj: BpfObject
+  readonly #umem: Umem
+  readonly #rx: number
+  readonly #gaps = Buffer.from(new ArrayBuffer(GAP_CAPACITY * KBX_AB_GAP_SIZE))
+  readonly #gapsAddress = kbxAddress(this.#gaps)
+  readonly #counters = Buffer.from(new ArrayBuffer(KBX_AB_RX_COUNTERS_SIZE))
+  readonly #countersAddress = kbxAddress(this.#counters)
+  readonly #copied = Buffer.from(new ArrayBuffer(8))
+  readonly #copiedAddress = kbxAddress(this.#copied)
+  readonly #copy: Buffer | undefined
+  readonly #copyAddress: number
+  #closed = false
+
+  private constructor(parts: {
+    options: ArbitratorOptions
+    obj: BpfObject
+    umem: Umem
+    sockets: XskSocket[]
+    links: XdpLink[]
+    rx: number
+    copy: Buffer | undefined
+  }) {
+    this.format = parts.options.format ?? 'optiq'
+    this.window = parts.options.window ?? DEFAULT_WINDOW
+    this.lineA = parts.options.lineA
+    this.lineB = parts.options.lineB
+    this.#obj = parts.obj
+    this.#umem = parts.umem
+    this.sockets = parts.sockets
+    this.links = parts.links
+    this.#rx = parts.rx
+    this.#copy = parts.copy
+    this.#copyAddress = parts.copy ? kbxAddress(parts.copy) : 0
+  }
+
+  /** Loads and attaches everything; close() undoes it (and the kernel does on process death: bpf_link). */
+  static open(options: ArbitratorOptions): Arbitrator {
+    const format = options.format ?? 'optiq'
+    const window = options.window ?? DEFAULT_WINDOW
+    const log = options.log ?? (() => {})
+    const a = interfaceInfo(options.lineA)
+    const b = interfaceInfo(options.lineB)
+    const undo: (() => void)[] = []
+    try {
+      const obj = loadArbitratorProgram({
+        format,
+        portMin: options.portMin ?? 8080,
+        portMax: options.portMax ?? options.portMin ?? 8080,
+        lineBIfindex: b.ifindex,
+        window,
+        ...(options.skewSample === undefined ? {} : { skewSample: options.skewSample }),
+      })
+      undo.push(() => obj.close())
+      // Deep rings: a line's burst while the process is descheduled waits in its fill/RX ring
+      // (ringSize frames per socket) instead of being dropped.
+      const queues = a.rxQueues + b.rxQueues
+      const ringSize = options.ringSize ?? 4096
+      const umem = Umem.create({ frameCount: ringSize * (queues + 1) + 1024 * queues, fillSize: ringSize })
+      undo.push(() => umem.close())
+      const sockets: XskSocket[] = []
+      const lines: number[] = []
+      for (const [line, info] of [a, b].entries()) {
+        for (let queue = 0; queue < info.rxQueues; queue++) {
+          const mode = options.mode ?? 'auto'
+          sockets.push(XskSocket.create({ umem, iface: info.name, queue, tx: false, mode, log, rxSize: ringSize, fillFrames: ringSize }))
+          lines.push(line)
+        }
+      }
+      undo.push(() => sockets.forEach((s) => s.close()))
+      steerTo(obj, sockets)
+      const links = [a, b].map((info) => obj.program().attachXdp(info.name, options.mode ?? 'auto', log))
+      undo.push(() => links.forEach((l) => l.close()))
+
+      const ab = libkbxAb()
+      const out: [KbxAbRxPtr | null] = [null]
+      const rc = ab.kbx_ab_rx_create(
+        { format: FORMAT_CODE[format], window, max_streams: 1024, batch_size: options.batchSize ?? 64, reset_distance: 1n << 20n },
+        out,
+      )
+      if (rc < 0 || !out[0]) throw new XskError(libkbx().kbx_last_operation() || 'create A/B receive loop', -rc)
+      const rx = Number(koffi.address(out[0]))
+      undo.push(() => ab.kbx_ab_rx_destroy(rx))
+      sockets.forEach((socket, i) => {
+        const added = ab.kbx_ab_rx_add_socket(rx, umem.address, socket.fd, lines[i]!)
+        if (added < 0) throw new XskError(libkbx().kbx_last_operation() || 'add socket to the A/B receive loop', -added)
+      })
+      const frameRoom = (options.batchSize ?? 64) * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
+      const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
+      return new Arbitrator({ options, obj, umem, sockets, links, rx, copy })
+    } catch (e) {
+      for (const step of undo.reverse()) step()
+      throw e
+    }
+  }
+
+  /** ONE native call: a batch from every socket (waiting up to timeoutMs when all are idle). */
+  poll(timeoutMs = 0): DeliveredBatch {
+    const ab = libkbxAb()
+    const n = ab.kbx_ab_rx_poll(this.#rx, this.#gapsAddress, GAP_CAPACITY, this.#copyAddress, this.#copy?.length ?? 0, this.#copiedAddress, timeoutMs)
+    if (n < 0) throw new XskError(libkbx().kbx_last_operation() || 'A/B receive', -n)
+    return { gaps: this.#readGaps(n), packets: this.#copy ? this.#readPackets(this.#copied.readUInt32LE(0)) : [] }
+  }
+
+  /** Holes below each stream's highest number, as gaps (call at the end). */
+  flush(): Gap[] {
+    const all: Gap[] = []
+    for (;;) {
+      const n = libkbxAb().kbx_ab_rx_flush(this.#rx, this.#gapsAddress, GAP_CAPACITY)
+      all.push(...this.#readGaps(n))
+      if (n < GAP_CAPACITY) return all
+    }
+  }
+
+  /** Delivered batches until the signal aborts; the iterator's return ends it. */
+  async *batches(signal?: AbortSignal, timeoutMs = 2): AsyncGenerator<DeliveredBatch> {
+    while (!signal?.aborted && !this.#closed) {
+      const batch = this.poll(timeoutMs)
+      if (batch.gaps.length || batch.packets.length) yield batch
+      else await new Promise((r) => setImmediate(r))
+    }
+  }
+
+  receiveCounters(): ReceiveCounters {
+    libkbxAb().kbx_ab_rx_counters(this.#rx, this.#countersAddress)
+    const out = {} as ReceiveCounters
+    KBX_AB_RX_COUNTER_FIELDS.forEach((name, i) => (out[name] = this.#counters.readBigUInt64LE(i * 8)))
+    return out
+  }
+
+  xdpCounters(): Record<string, bigint> {
+    return readArbitratorCounters(this.#obj)
+  }
+
+  skewHistogram(): SkewHistogram {
+    return readSkewHistogram(this.#obj)
+  }
+
+  skewMax(): { bLateNs: bigint; aLateNs: bigint } {
+    return readSkewMax(this.#obj)
+  }
+
+  socketStatistics(): { iface: string; queue: number; statistics: XskStatistics }[] {
+    return this.sockets.map((s) => ({ iface: s.iface, queue: s.queue, statistics: s.statistics() }))
+  }
+
+  umemAccounting(): ReturnType<Umem['accounting']> {
+    return this.#umem.accounting()
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const link of this.links) link.close()
+    libkbxAb().kbx_ab_rx_destroy(this.#rx)
+    for (const s of this.sockets) s.close()
+    this.#umem.close()
+    this.#obj.close()
+  }
+
+  #readGaps(n: number): Gap[] {
+    const gaps: Gap[] = []
+    for (let i = 0; i < n; i++) {
+      const at = i * KBX_AB_GAP_SIZE
+      gaps.push({
+        stream: streamKeyName(this.#gaps.subarray(at, at + 16)),
+        from: this.#gaps.readBigUInt64LE(at + 16),
+        to: this.#gaps.readBigUInt64LE(at + 24),
+        count: Number(this.#gaps.readBigUInt64LE(at + 32)),
+      })
+    }
+    return gaps
+  }
+
+  #readPackets(bytes: number): DeliveredPacket[] {
+    const copy = this.#copy!
+    const packets: DeliveredPacket[] = []
+    for (let at = 0; at < bytes; ) {
+      const len = copy.readUInt32LE(at)
+      packets.push({
+        line: copy.readUInt32LE(at + 4) ? 'B' : 'A',
+        realtimeNs: copy.readBigUInt64LE(at + 8),
+        sequence: copy.readBigUInt64LE(at + 16),
+        stream: streamKeyName(copy.subarray(at + 24, at + 40)),
+        frame: Buffer.from(copy.subarray(at + KBX_AB_RECORD_HEADER_SIZE, at + KBX_AB_RECORD_HEADER_SIZE + len)),
+      })
+      at += KBX_AB_RECORD_HEADER_SIZE + ((len + 7) & ~7)
+    }
+    return packets
+  }
+}

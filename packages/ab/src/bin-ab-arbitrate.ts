@@ -1,0 +1,4 @@
+import { runTool } from '@kbx/cli'
+import { buildArbitrateCommand, runArbitrate } from './arbitrate.js'
+
+await runTool({ tool: 'ab-arbitrate', description: 'arbitrate an A/B market-data feed in XDP', privileges: true, build: buildArbitrateCommand, run: runArbitrate })

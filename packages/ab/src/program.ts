@@ -1,0 +1,151 @@
+// The XDP half of the arbitrator: loading bpf/ab_arbitrate.bpf.c and reading its counters and skew
+// histogram. Layouts: bpf/include/ab_arbitrate.h.
+import { BpfObject, raiseMemlockLimit, readCounters } from '@kbx/bpf'
+import { UsageError } from '@kbx/errors'
+import { bpfObjectPath } from '@kbx/ffi'
+import { FORMAT_CODE, type FeedFormat } from './format.js'
+
+export const PROGRAM_NAME = 'kbx_ab_arbitrate'
+export const MAX_WINDOW = 4096
+export const DEFAULT_WINDOW = 4096
+export const DEFAULT_RESET_DISTANCE = 1n << 20n
+const SKEW_SUB_BITS = 3
+const SKEW_HALF = 512
+
+export interface ArbitratorProgramOptions {
+  format: FeedFormat
+  /** UDP destination port range of the feed (inclusive). */
+  portMin: number
+  portMax: number
+  /** Frames arriving on this ifindex are line B, every other one line A. */
+  lineBIfindex: number
+  window?: number
+  resetDistance?: bigint
+  /** Skew is sampled on one sequence number in this many (a power of two, default 8; 1 = every one). */
+  skewSample?: number
+  /** Benchmarks only: every packet gets a fresh sequence number (measures the first-copy path). */
+  benchFreshSequence?: boolean
+}
+
+export const DEFAULT_SKEW_SAMPLE = 8
+
+export function validateSkewSample(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 20 || (n & (n - 1)) !== 0) {
+    throw new UsageError(`--skew-sample must be a power of two from 1 to ${1 << 20}, not ${n}`, { op: 'parse --skew-sample' })
+  }
+  return n
+}
+
+export function validateWindow(window: number): number {
+  if (!Number.isInteger(window) || window < 2 || window > MAX_WINDOW || (window & (window - 1)) !== 0) {
+    throw new UsageError(`--window must be a power of two from 2 to ${MAX_WINDOW}, not ${window}`, { op: 'parse --window' })
+  }
+  return window
+}
+
+/** Opens, configures and loads ab_arbitrate.o; the caller closes it. */
+export function loadArbitratorProgram(opts: ArbitratorProgramOptions): BpfObject {
+  raiseMemlockLimit()
+  const obj = BpfObject.open(bpfObjectPath('ab_arbitrate'))
+  try {
+    obj.setRodata('feed_format', FORMAT_CODE[opts.format])
+    obj.setRodata('feed_port_min', opts.portMin)
+    obj.setRodata('feed_port_max', opts.portMax)
+    obj.setRodata('line_b_ifindex', opts.lineBIfindex)
+    obj.setRodata('window', validateWindow(opts.window ?? DEFAULT_WINDOW))
+    obj.setRodata('reset_distance', opts.resetDistance ?? DEFAULT_RESET_DISTANCE)
+    obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? DEFAULT_SKEW_SAMPLE) - 1))
+    if (opts.benchFreshSequence) obj.setRodata('bench_fresh_sequence', 1)
+    obj.load()
+    return obj
+  } catch (e) {
+    obj.close()
+    throw e
+  }
+}
+
+/** The program's counters (struct ab_arbitrate_stats) summed over CPUs. */
+export function readArbitratorCounters(obj: BpfObject): Record<string, bigint> {
+  return readCounters(obj.map('stats'))
+}
+
+/** Per-CPU struct ab_skew values: maxima (u64 × 2), then the buckets. */
+function skewPerCpu(obj: BpfObject): Buffer[] {
+  return obj.map('skew').lookupPerCpu(Buffer.alloc(4)) ?? []
+}
+
+/** Largest skews seen (the largest CPU's), ns. */
+export function readSkewMax(obj: BpfObject): { bLateNs: bigint; aLateNs: bigint } {
+  let bLateNs = 0n
+  let aLateNs = 0n
+  for (const cpu of skewPerCpu(obj)) {
+    const b = cpu.readBigUInt64LE(0)
+    const a = cpu.readBigUInt64LE(8)
+    if (b > bLateNs) bLateNs = b
+    if (a > aLateNs) aLateNs = a
+  }
+  return { bLateNs, aLateNs }
+}
+
+/** Representative value (ns) of a log-linear magnitude bucket: the middle of its range. */
+export function skewBucketValue(index: number): number {
+  if (index < 1 << SKEW_SUB_BITS) return index
+  const msb = (index >> SKEW_SUB_BITS) + SKEW_SUB_BITS - 1
+  const sub = index & ((1 << SKEW_SUB_BITS) - 1)
+  const width = 2 ** (msb - SKEW_SUB_BITS)
+  return ((1 << SKEW_SUB_BITS) + sub) * width + width / 2 - 0.5
+}
+
+/** Counts per signed skew (ns, B minus A arrival), ascending. */
+export type SkewHistogram = { ns: number; count: number }[]
+
+export function readSkewHistogram(obj: BpfObject): SkewHistogram {
+  const perCpu = skewPerCpu(obj)
+  const out: SkewHistogram = []
+  for (let i = 0; i < 2 * SKEW_HALF; i++) {
+    let count = 0n
+    for (const cpu of perCpu) count += cpu.readBigUInt64LE(16 + i * 8)
+    if (!count) continue
+    const magnitude = skewBucketValue(i % SKEW_HALF)
+    out.push({ ns: i >= SKEW_HALF ? -magnitude : magnitude, count: Number(count) })
+  }
+  return out.sort((a, b) => a.ns - b.ns)
+}
+
+/** Difference of two histograms (an interval's samples). */
+export function subtractSkew(now: SkewHistogram, before: SkewHistogram): SkewHistogram {
+  const prior = new Map(before.map((b) => [b.ns, b.count]))
+  return now.map((b) => ({ ns: b.ns, count: b.count - (prior.get(b.ns) ?? 0) })).filter((b) => b.count > 0)
+}
+
+export interface SkewSummary {
+  samples: number
+  /** Signed µs, B minus A: positive = line B arrived later. */
+  p50Us: number | null
+  p90Us: number | null
+  p99Us: number | null
+  /** Largest magnitude, signed. */
+  maxUs: number | null
+}
+
+export function summarizeSkew(h: SkewHistogram): SkewSummary {
+  const samples = h.reduce((n, b) => n + b.count, 0)
+  if (samples === 0) return { samples, p50Us: null, p90Us: null, p99Us: null, maxUs: null }
+  const at = (q: number): number => {
+    const rank = Math.ceil(q * samples)
+    let seen = 0
+    for (const b of h) {
+      seen += b.count
+      if (seen >= rank) return round(b.ns / 1000)
+    }
+    return round(h.at(-1)!.ns / 1000)
+  }
+  const first = h[0]!
+  const last = h.at(-1)!
+  const max = Math.abs(first.ns) > Math.abs(last.ns) ? first.ns : last.ns
+  return { samples, p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), maxUs: round(max / 1000) }
+}
+
+function round(us: number): number {
+  return Math.round(us * 1000) / 1000
+}

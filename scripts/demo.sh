@@ -2,8 +2,9 @@
 # The main job on the built-in test bed, JSON lines on stdout, every bed torn down after:
 # 1. xdp-load pins the steering program on veth0; an AF_XDP socket there receives through the pinned maps
 #    what an AF_XDP socket on veth1 (namespace ns1) sends;
-# 2. quic-flood (AF_XDP, then kernel socket) against quic-sink in ns1;
-# 3. fix-tcp against the FIX acceptor in namespace exch.
+# 2. ab-arbitrate on vethA_dst/vethB_dst while ab-feed sends an impaired A/B feed from namespace feed;
+# 3. quic-flood (AF_XDP, then kernel socket) against quic-sink in ns1;
+# 4. fix-tcp against the FIX acceptor in namespace exch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ bash scripts/setup_net.sh up quic >&2
 cleanup() {
   [ -n "${rx_pid:-}" ] && kill "$rx_pid" 2>/dev/null || true
   "${xdp_load[@]}" unload veth0 >/dev/null 2>&1 || true
-  for topology in quic fix; do bash scripts/setup_net.sh down "$topology" >/dev/null 2>&1 || true; done
+  for topology in quic ab fix; do bash scripts/setup_net.sh down "$topology" >/dev/null 2>&1 || true; done
   rm -f "$rxlog"
 }
 trap cleanup EXIT
@@ -35,6 +36,18 @@ rx_pid=
 cat "$rxlog"
 "${xdp_load[@]}" unload veth0
 bash scripts/setup_net.sh down quic >&2
+
+# ab-arbitrate on both lines of the `ab` bed while ab-feed sends an impaired A/B feed from namespace feed.
+bash scripts/setup_net.sh up ab >&2
+ablog=$(mktemp)
+node bin/ab-arbitrate.js vethA_dst vethB_dst --duration 5 --interval 2 >"$ablog" &
+for _ in $(seq 100); do grep -q '"event":"start"' "$ablog" && break; sleep 0.1; done
+bash scripts/setup_net.sh exec feed node bin/ab-feed.js vethA_src vethB_src --count 20000 --rate 10000 \
+  --loss-a 0.02 --loss-b 0.02 --gap 0.001 --delay-b 50 --seed 7
+wait
+cat "$ablog"
+rm -f "$ablog"
+bash scripts/setup_net.sh down ab >&2
 
 # quic-flood over AF_XDP (and over a kernel UDP socket, for comparison) against quic-sink in ns1.
 bash scripts/setup_net.sh up quic >&2

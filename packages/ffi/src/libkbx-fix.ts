@@ -1,4 +1,5 @@
 import { koffi, nativeLibraryPath, openLibrary } from './load.js'
+import './libkbx.js' // registers kbx_umem and kbx_xsk_info with koffi
 
 /**
  * libkbx.so userspace TCP declarations for fix-tcp (native/include/kbx_tcp.h documents every call).
@@ -114,4 +115,66 @@ export function libkbxTcp(): LibKbxTcp {
     kbx_tcp_get_stats: lib.func('void kbx_tcp_get_stats(kbx_tcp *c, _Out_ uint8_t *out)'),
   } as LibKbxTcp
   return instance
+}
+
+/**
+ * fix-tcp --io xdp: the AF_XDP batch loop around the connection (native/include/kbx_fix.h).
+ * kbx_fix_xdp_step is the per-batch call: every pointer as an address (kbxAddress), integers only.
+ */
+export type KbxFixXdpPtr = { readonly __opaque: 'kbx_fix_xdp' }
+
+export const KbxFixXdpConfig = koffi.struct('kbx_fix_xdp_config', {
+  tcp: KbxTcpConfig,
+  queue: 'uint32_t',
+  zero_copy: 'uint32_t',
+  rx_size: 'uint32_t',
+  tx_size: 'uint32_t',
+})
+
+export interface KbxFixXdpConfigValue {
+  tcp: KbxTcpConfigValue
+  queue: number
+  zero_copy: number
+  rx_size: number
+  tx_size: number
+}
+
+/** struct kbx_fix_xdp_result: all u32, in this order. */
+export const KBX_FIX_XDP_RESULT_FIELDS = ['rx_bytes', 'tx_accepted', 'frames_in', 'frames_out', 'state', 'more'] as const
+/** struct kbx_fix_xdp_counters: all u64, in this order. */
+export const KBX_FIX_XDP_COUNTER_FIELDS = ['steps', 'frames_in', 'frames_out', 'not_ours', 'tx_ring_full', 'tx_errors'] as const
+
+export interface LibKbxFixXdp {
+  kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
+  kbx_fix_xdp_destroy: (x: KbxFixXdpPtr) => void
+  kbx_fix_xdp_connect: (x: KbxFixXdpPtr) => number
+  /** x, txData, rxBuf, result: addresses. */
+  kbx_fix_xdp_step: (x: number, txData: number, txLen: number, rxBuf: number, rxCap: number, timeoutMs: number, result: number) => number
+  kbx_fix_xdp_shutdown: (x: KbxFixXdpPtr) => void
+  kbx_fix_xdp_abort: (x: KbxFixXdpPtr) => void
+  kbx_fix_xdp_tcp_stats: (x: KbxFixXdpPtr, out: Uint8Array) => void
+  kbx_fix_xdp_counters: (x: KbxFixXdpPtr, out: Uint8Array) => void
+  kbx_fix_xdp_fd: (x: KbxFixXdpPtr) => number
+}
+
+koffi.opaque('kbx_fix_xdp')
+
+let xdpInstance: LibKbxFixXdp | undefined
+
+export function libkbxFixXdp(): LibKbxFixXdp {
+  if (xdpInstance) return xdpInstance
+  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build it with `make -C native`')
+  const p = 'uintptr_t'
+  xdpInstance = {
+    kbx_fix_xdp_create: lib.func('int kbx_fix_xdp_create(kbx_umem *umem, const char *ifname, const kbx_fix_xdp_config *config, _Out_ kbx_fix_xdp **out, _Out_ kbx_xsk_info *info)'),
+    kbx_fix_xdp_destroy: lib.func('void kbx_fix_xdp_destroy(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_connect: lib.func('int kbx_fix_xdp_connect(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_step: lib.func('kbx_fix_xdp_step', 'int', [p, p, 'uint32_t', p, 'uint32_t', 'int', p]),
+    kbx_fix_xdp_shutdown: lib.func('void kbx_fix_xdp_shutdown(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_abort: lib.func('void kbx_fix_xdp_abort(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_tcp_stats: lib.func('void kbx_fix_xdp_tcp_stats(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
+    kbx_fix_xdp_counters: lib.func('void kbx_fix_xdp_counters(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
+    kbx_fix_xdp_fd: lib.func('int kbx_fix_xdp_fd(kbx_fix_xdp *x)'),
+  } as LibKbxFixXdp
+  return xdpInstance
 }

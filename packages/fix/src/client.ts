@@ -4,13 +4,14 @@ import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { Option, parseChoice, parseIpPortOption, parseIntOption, parseInterfaceName, parseScaledInt, parseSeconds } from '@kbx/cli'
 import type { Command, IpPort, ToolContext } from '@kbx/cli'
-import { NetError, NotSupportedError, UsageError } from '@kbx/errors'
+import { NetError, UsageError } from '@kbx/errors'
 import { interfaceInfo } from '@kbx/net'
 import { parsePrice } from './codec.js'
 import { OrderFlow } from './orders.js'
 import { FixSession } from './session.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
+import { XdpTransport } from './xdp-transport.js'
 
 export const TOOL = 'fix-tcp'
 export const DEFAULT_STORE_DIR = '/var/tmp/kbx-fix'
@@ -35,6 +36,9 @@ export interface FixTcpOptions {
   price: string
   linger: number
   testGapAt?: number
+  testDropSegment?: number
+  xdpMode: 'native' | 'skb' | 'auto'
+  queue: number
 }
 
 export function buildFixTcp(program: Command): void {
@@ -57,6 +61,9 @@ export function buildFixTcp(program: Command): void {
     .option('--qty <n>', 'OrderQty (38)', parseIntOption('--qty', { min: 1 }), 100)
     .option('--price <p>', 'limit Price (44)', '100.25')
     .option('--linger <s>', 'stay logged on (idle, heartbeats only) this long after the last order, before Logout', parseSeconds('--linger', { min: 0 }), 0)
+    .addOption(new Option('--xdp-mode <mode>', 'XDP attach mode for --io xdp').choices(['native', 'skb', 'auto']).default('auto'))
+    .option('--queue <n>', 'RX queue of --iface for --io xdp', parseIntOption('--queue', { min: 0 }), 0)
+    .addOption(new Option('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once').argParser(parseIntOption('--test-drop-segment', { min: 1 })).hideHelp())
     .addOption(new Option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once').argParser(parseIntOption('--test-gap-at', { min: 1 })).hideHelp())
 }
 
@@ -64,18 +71,13 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
   const opts = ctx.opts as unknown as FixTcpOptions
   const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
   if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
-  if (opts.io === 'xdp') {
-    throw new NotSupportedError('fix-tcp --io xdp (the userspace TCP stack on AF_XDP is not implemented yet)', {
-      op: 'fix-tcp --io xdp',
-      hint: 'use --io socket (the same FIX engine over the kernel TCP)',
-    })
-  }
   const info = interfaceInfo(opts.iface)
   const localAddress = info.ipv4[0]
   if (localAddress === undefined) throw new NetError(`interface ${opts.iface} has no IPv4 address`, { op: 'interface address', hint: `ip addr add … dev ${opts.iface}` })
 
   const store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
   let socket: Socket | undefined
+  let xdp: XdpTransport | undefined
   let closedReason: string | undefined
   let wake: (() => void) | undefined
   const waitForChange = (ms: number) =>
@@ -101,7 +103,11 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     heartBtInt: opts.heartbeat,
     resetOnLogon: opts.reset === true,
     store,
-    send: (bytes) => socket?.write(Buffer.from(bytes)),
+    send: (bytes) => {
+      if (xdp !== undefined) {
+        if (!xdp.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'AF_XDP send staging buffer full: message dropped')
+      } else socket?.write(Buffer.from(bytes))
+    },
     onApp: (msg) => flow.onApp(msg),
     onEvent: (e: SessionEvent) => {
       sessionEvents[e.event] = (sessionEvents[e.event] ?? 0) + 1
@@ -119,25 +125,59 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
   if (opts.testGapAt !== undefined) session.skipOutgoingSeq = opts.testGapAt
   const flow = new OrderFlow(session, { symbol: opts.symbol, side: opts.side === 'buy' ? '1' : '2', qty: opts.qty, price })
 
-  socket = await openSocket(opts.connect, localAddress, ctx)
-  ctx.onCleanup(() => {
-    socket?.destroy()
-  })
-  socket.on('data', (chunk: Buffer) => {
-    socket!.cork()
-    session.receive(chunk)
-    pump()
-    socket!.uncork()
-    notify()
-  })
-  socket.on('close', () => {
+  let local: string
+  let peerGone = false
+  const onPeerGone = (reason: string) => {
+    if (peerGone) return
+    peerGone = true
     session.disconnected()
-    closedReason ??= 'connection closed by peer'
+    closedReason ??= reason
     notify()
-  })
-  socket.on('error', (err) => ctx.log.warn({ err: err.message }, 'socket error'))
+  }
+  if (opts.io === 'xdp') {
+    xdp = await XdpTransport.open({
+      iface: opts.iface,
+      remoteIp: opts.connect.ip,
+      remotePort: opts.connect.port,
+      queue: opts.queue,
+      mode: opts.xdpMode,
+      ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
+      log: (msg) => ctx.log.info(msg),
+    })
+    const transport = xdp
+    ctx.onCleanup(() => transport.close())
+    await handshake(transport, opts.connect, ctx)
+    local = `${transport.localIp}:${transport.localPort}`
+  } else {
+    const s = await openSocket(opts.connect, localAddress, ctx)
+    socket = s
+    ctx.onCleanup(() => {
+      s.destroy()
+    })
+    s.on('data', (chunk: Buffer) => {
+      s.cork()
+      session.receive(chunk)
+      pump()
+      s.uncork()
+      notify()
+    })
+    s.on('close', () => onPeerGone('connection closed by peer'))
+    s.on('error', (err) => ctx.log.warn({ err: err.message }, 'socket error'))
+    local = `${localAddress}:${s.localPort}`
+  }
+  /** --io xdp: one native batch (send, receive, timers); received bytes straight to the session. */
+  const xdpStep = (timeoutMs: number) => {
+    const rx = xdp!.step(timeoutMs)
+    if (rx.length > 0) {
+      session.receive(rx)
+      pump()
+      notify()
+    }
+    if (xdp!.closed && session.state !== 'closed') onPeerGone(`TCP connection ${String(xdp!.stats()['closeReason'])}`)
+  }
+  const tcpStats = () => (xdp !== undefined ? xdp.stats() : { io: 'socket', note: 'kernel TCP: retransmits/dup ACKs are the kernel\'s (see nstat)' })
 
-  ctx.json.start({ io: opts.io, iface: opts.iface, local: `${localAddress}:${socket.localPort}`, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
+  ctx.json.start({ io: opts.io, iface: opts.iface, local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
   session.start()
 
   const limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
@@ -168,6 +208,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
       perSec: { sent: (c.sent - lastSnapshot.sent) / opts.interval, acked: (c.acked - lastSnapshot.acked) / opts.interval },
       latencyUs: flow.intervalLatency.summary(),
       session: { state: session.state, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
+      tcp: tcpStats(),
     })
     lastSnapshot = { sent: c.sent, acked: c.acked, filled: c.filled, rejected: c.rejected }
     flow.intervalLatency.reset()
@@ -189,18 +230,29 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
       break
     }
     session.tick()
-    socket.cork()
+    socket?.cork()
     pump()
-    socket.uncork()
+    socket?.uncork()
     if (opts.interval > 0 && now >= nextInterval) {
       emitInterval(now)
       nextInterval += opts.interval * 1000
       if (nextInterval <= now) nextInterval = now + opts.interval * 1000
     }
     if ((session.state as string) === 'closed') break
-    await waitForChange(oneAtATime ? 100 : 1)
+    if (xdp !== undefined) {
+      // Spin on the native batch call (it polls the socket for up to 1 ms when idle), yielding to the
+      // event loop between batches so signals and timers run; housekeeping above about once per ms.
+      const until = Date.now() + 1
+      do {
+        xdpStep(xdp.pendingBytes > 0 ? 0 : 1)
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      } while (Date.now() < until && (session.state as string) !== 'closed' && !ctx.signal.aborted)
+    } else {
+      await waitForChange(oneAtATime ? 100 : 1)
+    }
   }
-  socket.end()
+  socket?.end()
+  if (xdp !== undefined) await closeXdp(xdp, ctx)
   store.save()
   const c = flow.counters
   const ordersSec = startedOrdersNs === 0n ? 0 : Number(process.hrtime.bigint() - startedOrdersNs) / 1e9
@@ -213,10 +265,46 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     latencyUs: flow.latency.summary(),
     session: { ...session.counters, events: sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
     parser: session.parser.counters,
-    tcp: { io: 'socket', note: 'kernel TCP: retransmits/dup ACKs are the kernel\'s (see nstat)' },
+    tcp: tcpStats(),
   })
   if (closedReason !== undefined && closedReason !== 'logout' && stoppedBy !== 'signal') {
     throw new NetError(`FIX session ended: ${closedReason}`, { op: 'fix session' })
+  }
+}
+
+/** Active open over the userspace TCP: SYN, SYN-ACK, ACK (SYN retransmitted on timeout). */
+async function handshake(xdp: XdpTransport, to: IpPort, ctx: ToolContext): Promise<void> {
+  xdp.connect()
+  const deadline = Date.now() + 15_000
+  while (!xdp.established) {
+    xdp.step(1)
+    if (xdp.closed) {
+      const reason = String(xdp.stats()['closeReason'])
+      throw new NetError(`connect to ${to.ip}:${to.port} over AF_XDP failed: ${reason}`, { op: 'connect (userspace TCP)', hint: 'is the acceptor running (fix-acceptor in namespace exch)?' })
+    }
+    if (Date.now() > deadline || ctx.signal.aborted) {
+      xdp.abort()
+      xdp.step(0)
+      throw new NetError(`connect to ${to.ip}:${to.port} over AF_XDP timed out`, { op: 'connect (userspace TCP)', hint: 'is the next hop reachable and its MAC right (ip neigh)?' })
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  ctx.log.debug({ local: `${xdp.localIp}:${xdp.localPort}`, zeroCopy: xdp.zeroCopy, xdpMode: xdp.xdpMode }, 'connected (userspace TCP over AF_XDP)')
+}
+
+/** FIN (unless already sent) and both sides' FINs acknowledged, or 3 s. */
+async function closeXdp(xdp: XdpTransport, ctx: ToolContext): Promise<void> {
+  const deadline = Date.now() + 3000
+  while (!xdp.closed && xdp.pendingBytes > 0 && Date.now() < deadline) xdp.step(0)
+  if (!xdp.closed) xdp.shutdown()
+  while (!xdp.closed && xdp.state !== 'time-wait' && Date.now() < deadline) {
+    xdp.step(1)
+    await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  if (!xdp.closed && xdp.state !== 'time-wait') {
+    ctx.log.warn({ state: xdp.state }, 'TCP close did not complete: sending RST')
+    xdp.abort()
+    xdp.step(0)
   }
 }
 

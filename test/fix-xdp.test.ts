@@ -1,0 +1,129 @@
+// fix-tcp --io xdp against the test bed's acceptor (fix-acceptor in a linked namespace over the kernel's
+// TCP): our side is the userspace TCP on AF_XDP with bpf/fix_steer steering only its 4-tuple. Logon,
+// orders matched, clean logout, nothing attached after exit; a dropped segment recovered by retransmission.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { Test } from 'tap'
+import { repoRoot } from '@kbx/ffi'
+import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import type { TestNet, ToolRun } from '@kbx/testbed'
+
+const fixTcp = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
+const fixAcceptor = join(repoRoot, 'packages/fix/src/bin-fix-acceptor.ts')
+const PORT = 9878
+
+interface Bed {
+  net: TestNet
+  iface: string
+  exchIp: string
+  store: string
+  acceptor: ToolRun
+}
+
+async function bed(t: Test, options: { neighbours?: boolean } = {}): Promise<Bed & { netns: string; remoteIface: string; localIp: string }> {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace(options)
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-xdp-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const [cmd, argv] = nodeCommand(fixAcceptor, ['--listen', `${remote.ip}:${PORT}`])
+  const acceptor = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('the acceptor to listen', () => acceptor.events.some((e) => e.event === 'start'))
+  return { net, iface: local.name, exchIp: remote.ip!, store: join(dir, 'seq.json'), acceptor, netns, remoteIface: remote.name, localIp: local.ip! }
+}
+
+function startClient(b: Bed, args: string[], io = 'xdp'): ToolRun {
+  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, '--io', io, '--store', b.store, '--json', ...args])
+  return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+}
+
+async function client(b: Bed, args: string[], io = 'xdp', started?: ToolRun): Promise<ToolRun & { end: Record<string, any> }> {
+  const run = started ?? startClient(b, args, io)
+  const exit = await run.exited
+  if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
+  const end = run.events.find((e) => e.event === 'end')?.data
+  if (end === undefined) throw new Error(`no end event: ${run.stderr()}`)
+  return { ...run, end }
+}
+
+const named = (r: ToolRun, event: string) => r.events.filter((e) => e.event === event)
+
+function nothingAttached(t: Test, b: Bed): void {
+  const link = JSON.parse(b.net.run(null, 'ip', ['-j', '-d', 'link', 'show', 'dev', b.iface])) as { xdp?: unknown }[]
+  t.equal(link[0]?.xdp, undefined, 'no XDP program left on the interface')
+  const programs = JSON.parse(b.net.run(null, 'bpftool', ['-j', 'prog', 'show'])) as { name?: string }[]
+  t.notOk(programs.some((p) => p.name === 'kbx_fix_steer'), 'the steering program is gone')
+}
+
+t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left attached', async (t) => {
+  const b = await bed(t)
+  const run = await client(b, ['--orders', '1000', '--rate', '5000', '--reset'])
+  t.equal(named(run, 'logon').length, 1, 'one logon')
+  t.equal(run.end.io, 'xdp')
+  t.equal(run.end.orders.sent, 1000)
+  t.equal(run.end.orders.acked, 1000, 'every order acked')
+  t.equal(run.end.orders.filled, 1000, 'every order filled')
+  t.equal(run.end.orders.unmatched, 0, 'every report matched an order by ClOrdID')
+  t.equal(run.end.orders.outstanding, 0)
+  t.equal(run.end.latencyUs.count, 1000)
+  t.equal(run.end.closed, 'logout')
+  t.equal(run.end.parser.badChecksum + run.end.parser.badBodyLength + run.end.parser.garbageBytes, 0, 'a clean byte stream')
+  t.equal(run.end.session.nextSenderSeq, 1003)
+  t.equal(run.end.session.nextTargetSeq, 2003)
+  const tcp = run.end.tcp
+  t.equal(tcp.io, 'xdp')
+  for (const name of ['retransmits', 'dupAcks', 'oooDrops', 'ecnCeIn', 'ecnEceIn']) t.type(tcp[name], 'number', `tcp.${name} reported`)
+  t.ok(tcp.segsIn > 0 && tcp.segsOut > 0, `segments both ways (${tcp.segsIn} in, ${tcp.segsOut} out)`)
+  t.ok(tcp.bytesIn > 0 && tcp.bytesOut > 0)
+  t.equal(tcp.badChecksum, 0, 'every received checksum verified')
+  t.equal(tcp.rstOut + tcp.rstIn, 0, 'no reset either way')
+  t.ok(['time-wait', 'closed'].includes(tcp.state), `TCP closed with FINs both ways (${tcp.state})`)
+  t.ok(named(run, 'interval').every((e) => e.data.tcp?.io === 'xdp'), 'interval events carry tcp counters')
+  t.equal(named(run, 'logout')[0]?.data.initiatedBy, 'us')
+  await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
+  t.equal(named(b.acceptor, 'logout')[0]?.data.initiatedBy, 'peer')
+  nothingAttached(t, b)
+})
+
+t.test('--io xdp: a dropped data segment is recovered by retransmission, no order lost', async (t) => {
+  const b = await bed(t)
+  const run = await client(b, ['--orders', '20', '--reset', '--test-drop-segment', '5'])
+  t.equal(run.end.tcp.txDroppedByHook, 1, 'the stack dropped one of its segments')
+  t.ok(run.end.tcp.retransmits >= 1, `retransmitted (${run.end.tcp.retransmits})`)
+  t.equal(run.end.orders.acked, 20, 'every order acked')
+  t.equal(run.end.orders.unmatched, 0)
+  t.equal(run.end.closed, 'logout')
+  nothingAttached(t, b)
+})
+
+t.test('--io xdp steers only its own connection: the kernel TCP to the same gateway keeps working beside it', async (t) => {
+  const b = await bed(t)
+  const xdpRun = startClient(b, ['--orders', '10', '--linger', '30', '--reset', '--sender', 'CLIENT1'])
+  await waitUntil('the AF_XDP session to log on', () => named(xdpRun, 'logon').length === 1)
+  const kernelRun = await client({ ...b, store: `${b.store}.kernel` }, ['--orders', '10', '--reset', '--sender', 'CLIENT2'], 'socket')
+  t.equal(kernelRun.end.orders.acked, 10, 'a kernel TCP session to the same ip:port beside it: every order acked')
+  t.equal(kernelRun.end.closed, 'logout')
+  xdpRun.child.kill('SIGINT')
+  const run = await client(b, [], 'xdp', xdpRun)
+  t.equal(run.end.orders.acked, 10, 'the AF_XDP session acked its orders')
+  t.equal(run.end.stoppedBy, 'signal')
+  t.equal(run.end.tcp.notOurs, 0, 'the steering program sent the AF_XDP socket nothing but its own connection')
+  t.equal(run.end.tcp.badChecksum, 0)
+  nothingAttached(t, b)
+})
+
+t.test('--io xdp answers ARP for its address: the gateway re-resolves us mid-session', async (t) => {
+  const b = await bed(t, { neighbours: false })
+  const xdpRun = startClient(b, ['--orders', '20', '--rate', '10', '--reset'])
+  await waitUntil('the AF_XDP session to log on', () => named(xdpRun, 'logon').length === 1)
+  // The gateway forgets our MAC: its next segment to us needs an ARP request, which XDP steers to us.
+  b.net.run(b.netns, 'ip', ['neigh', 'del', b.localIp, 'dev', b.remoteIface])
+  const run = await client(b, [], 'xdp', xdpRun)
+  t.ok(run.end.tcp.arpReplies >= 1, `our ARP responder answered (${run.end.tcp.arpReplies})`)
+  const neigh = JSON.parse(b.net.run(b.netns, 'ip', ['-j', 'neigh', 'show', b.localIp, 'dev', b.remoteIface])) as { lladdr?: string }[]
+  t.equal(neigh[0]?.lladdr, JSON.parse(b.net.run(null, 'ip', ['-j', 'link', 'show', 'dev', b.iface]))[0].address, 'the gateway learned our MAC from our reply')
+  t.equal(run.end.orders.acked, 20, 'every order acked')
+  t.equal(run.end.closed, 'logout')
+  nothingAttached(t, b)
+})

@@ -62,13 +62,14 @@ cat "$sinklog"
 rm -f "$sinklog"
 bash scripts/setup_net.sh down quic >&2
 
-# fix-tcp against the test bed's FIX acceptor in namespace exch (kernel TCP; --io xdp is not wired yet).
+# fix-tcp (userspace TCP over AF_XDP, then kernel TCP) against the FIX acceptor in namespace exch.
 bash scripts/setup_net.sh up fix >&2
 acclog=$(mktemp)
 bash scripts/setup_net.sh exec exch node packages/fix/dist/bin-fix-acceptor.js --listen 10.0.3.2:9878 >"$acclog" &
 for _ in $(seq 100); do grep -q '"event":"start"' "$acclog" && break; sleep 0.1; done
-node bin/fix-tcp.js --iface fix0 --connect 10.0.3.2:9878 --sender CLIENT1 --target EXCH --orders 2000 --io socket --reset --store "$acclog.store"
+node bin/fix-tcp.js --iface fix0 --connect 10.0.3.2:9878 --sender CLIENT1 --target EXCH --orders 2000 --io xdp --reset --store "$acclog.store"
+node bin/fix-tcp.js --iface fix0 --connect 10.0.3.2:9878 --sender CLIENT2 --target EXCH --orders 2000 --io socket --reset --store "$acclog.store2"
 ip netns pids exch | xargs -r kill -INT
 wait
-rm -f "$acclog" "$acclog.store"
+rm -f "$acclog" "$acclog.store" "$acclog.store2"
 bash scripts/setup_net.sh down fix >&2

@@ -167,3 +167,58 @@ t.test('SIGKILL: the kernel detaches the program from both lines (bpf_link)', as
   await waitUntil('the kernel to release the links', () => xdpAttachmentOf(bed.dstA.name).programs.length + xdpAttachmentOf(bed.dstB.name).programs.length === 0, 5000)
   t.pass('nothing attached after SIGKILL')
 })
+
+t.test('--pin: the maps stay pinned after exit, the programs do not stay attached', async (t) => {
+  const { existsSync, readdirSync, rmdirSync } = await import('node:fs')
+  const { BpfMap } = await import('@kbx/bpf')
+  const { abPinDirectory } = await import('@kbx/ab')
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const run = `test-${process.pid}-${Date.now()}`
+  const dir = abPinDirectory(run)
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true })
+    for (const parent of ['/sys/fs/bpf/kbx/ab', '/sys/fs/bpf/kbx']) {
+      try {
+        rmdirSync(parent) // only when empty: other runs' pins stay
+      } catch {
+        break
+      }
+    }
+  })
+  const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--pin', run, '--interval', '0.2'])
+  const arb = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('the arbitrator to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
+  t.ok(arb.events.some((e) => e.event === 'start'), `arbitrator started: ${arb.stderr()}`)
+  const start = arb.events.find((e) => e.event === 'start')?.data
+  const [fcmd, fargv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, '--count', '500', '--rate', '5000'])
+  const fed = followTool(net.spawn(bed.ns, fcmd, fargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  t.equal((await fed.exited).code, 0, fed.stderr())
+  await waitUntil('the feed to be delivered', () => arb.events.some((e) => e.event === 'interval' && Number(e.data.delivered) >= 500), 10000)
+  arb.child.kill('SIGINT')
+  t.equal((await arb.exited).code, 0, arb.stderr())
+  t.equal(xdpAttachmentOf(bed.dstA.name).programs.length, 0, 'nothing attached to A after exit')
+  t.equal(xdpAttachmentOf(bed.dstB.name).programs.length, 0, 'nothing attached to B after exit')
+  t.ok(existsSync(dir), `${dir} exists after exit`)
+  const pinned = readdirSync(dir)
+  t.same([...((start?.pinnedMaps as string[] | undefined) ?? [])].sort(), pinned.map((n) => `${dir}/${n}`).sort(), 'the start event lists the pins')
+  t.ok(pinned.includes('stats'), 'the stats map is pinned')
+  const stats = BpfMap.fromPin(`${dir}/stats`)
+  t.ok((stats.lookupPerCpu(Buffer.alloc(4))?.length ?? 0) > 0, 'the pinned stats map is readable after the run')
+  stats.close()
+})
+
+t.test('without --pin nothing is pinned', async (t) => {
+  const { existsSync, readdirSync } = await import('node:fs')
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const before = existsSync('/sys/fs/bpf/kbx/ab') ? readdirSync('/sys/fs/bpf/kbx/ab') : []
+  const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name])
+  const arb = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('the arbitrator to start', () => arb.events.some((e) => e.event === 'start'))
+  t.equal(arb.events.find((e) => e.event === 'start')?.data.pinnedMaps, undefined)
+  arb.child.kill('SIGINT')
+  t.equal((await arb.exited).code, 0, arb.stderr())
+  const after = existsSync('/sys/fs/bpf/kbx/ab') ? readdirSync('/sys/fs/bpf/kbx/ab') : []
+  t.same(after, before, 'no new pin directory')
+})

@@ -129,3 +129,88 @@ t.test("interop: handshake with ngtcp2's gtlsserver (Debian ngtcp2-server) using
   t.match(flood.stderr(), /connection to [0-9.]+:4433 closed: the server closed the connection/, 'handshake completed, then the h3 server closed')
   t.notMatch(flood.stderr(), /refused the handshake|timed out/)
 })
+
+t.test('--tx-file: the transactions of the file are sent round-robin', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-quic-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sizes = [100, 333, 1232]
+  const file = join(dir, 'txs.b64')
+  writeFileSync(file, sizes.map((n, i) => Buffer.alloc(n, i + 1).toString('base64')).join('\n') + '\n')
+  const count = 1000
+  let expectedBytes = 0
+  for (let i = 0; i < count; i++) expectedBytes += sizes[i % sizes.length]!
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--tx-file', file, '--count', String(count), '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const start = flood.events.find((e) => e.event === 'start')?.data
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(start?.transactions, sizes.length, 'every line of the file read')
+  t.equal(end?.acked, count)
+  t.equal(end?.bytesAcked, expectedBytes, 'flooder: acked bytes follow the round-robin sizes')
+  t.equal(sinkEnd?.transactions, count)
+  t.equal(sinkEnd?.bytes, expectedBytes, "sink's bytes == the round-robin sum")
+  t.equal(sinkEnd?.rejected, 0, 'a 1232-byte transaction is accepted')
+})
+
+t.test('--keypair: the client certificate carries the keypair public key', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { generateKeyPairSync } = await import('node:crypto')
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-quic-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' })
+  const seed = Buffer.from(jwk.d!, 'base64url')
+  const publicKey = Buffer.from(jwk.x!, 'base64url')
+  const file = join(dir, 'id.json')
+  writeFileSync(file, JSON.stringify([...seed, ...publicKey]))
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--keypair', file, '--count', '10', '--duration', '30'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const start = flood.events.find((e) => e.event === 'start')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(start?.identity, publicKey.toString('hex'), "the flooder's identity is the keypair's public half")
+  t.equal(sinkEnd?.clientCertificates, 1)
+  t.equal(sinkEnd?.lastClientPublicKey, publicKey.toString('hex'), "the sink saw a certificate with the keypair's public key")
+  t.equal(sinkEnd?.transactions, 10)
+})
+
+t.test('--connections 3: three handshakes, totals match the acknowledged count', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'xdp', '--connections', '3', '--count', '3000', '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(end?.handshakes, 3, 'flooder: 3 handshakes')
+  t.equal(end?.acked, 3000)
+  t.equal(sinkEnd?.connections, 3, 'sink: 3 connections')
+  t.equal(sinkEnd?.handshakes, 3, 'sink: 3 handshakes')
+  t.equal(sinkEnd?.clientCertificates, 3)
+  t.equal(sinkEnd?.transactions, end?.acked, "sink's count == flooder's acked count")
+  t.equal(sinkEnd?.bytes, end?.bytesAcked)
+})
+
+t.test('the sink rejects an oversize (1233-byte) stream the way Agave does: the connection is closed', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  // --unsafe-tx-size is a hidden test-only option bypassing the flooder's own 1232-byte refusal
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--unsafe-tx-size', '1233', '--count', '1', '--duration', '10', '--no-reconnect'])
+  const exit = await flood.exited
+  const sinkEnd = await stopSink(sink)
+  t.equal(exit.code, 1, 'the flooder (no reconnect) fails: its connection was closed')
+  t.match(flood.stderr(), /closed/)
+  t.equal(sinkEnd?.rejected, 1, 'one oversize stream rejected')
+  t.equal(sinkEnd?.transactions, 0, 'not counted as a transaction')
+  t.equal(sinkEnd?.handshakes, 1)
+  t.equal(sinkEnd?.connectionsClosed, 1, 'the sink closed the connection')
+  t.equal(sinkEnd?.connectionsOpen, 0)
+})

@@ -68,6 +68,8 @@ struct kbx_quic_flood_config {
 	uint64_t umem;                 /* struct kbx_umem * of that socket */
 	uint8_t src_mac[8];            /* 6 bytes used */
 	uint8_t dst_mac[8];            /* next hop */
+	uint32_t max_tx_size;          /* TEST ONLY: 0 = KBX_QUIC_MAX_TX_SIZE; larger lets a test send what Agave rejects */
+	uint32_t reserved;
 };
 
 struct kbx_quic_flood_stats {
@@ -163,6 +165,8 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 uint32_t kbx_quic_sink_port(const struct kbx_quic_sink *s);
 int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms);
 void kbx_quic_sink_stats(struct kbx_quic_sink *s, struct kbx_quic_sink_stats *out);
+/* Copies the Ed25519 public key of the most recent client certificate; returns 1, or 0 when none seen. */
+int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32);
 void kbx_quic_sink_destroy(struct kbx_quic_sink *s);
 
 #ifdef KBX_QUIC_INTERNAL

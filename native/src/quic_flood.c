@@ -950,10 +950,12 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 	*out = NULL;
 	if (!tx_count)
 		return kbx_quic_fail(-EINVAL, "no transactions to send");
+	uint32_t max_tx_size = config->max_tx_size ? config->max_tx_size : KBX_QUIC_MAX_TX_SIZE;
+
 	for (i = 0; i < tx_count; i++) {
-		if (tx_lens[i] == 0 || tx_lens[i] > KBX_QUIC_MAX_TX_SIZE)
+		if (tx_lens[i] == 0 || tx_lens[i] > max_tx_size)
 			return kbx_quic_fail(-EMSGSIZE, "transaction %u has %u bytes: a transaction is 1..%u bytes", i,
-					     tx_lens[i], KBX_QUIC_MAX_TX_SIZE);
+					     tx_lens[i], max_tx_size);
 		total += tx_lens[i];
 	}
 	if (!alpn || !*alpn || strlen(alpn) > 255)

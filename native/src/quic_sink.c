@@ -46,6 +46,8 @@ struct kbx_quic_sink {
 	uint32_t nconns;
 	uint32_t next_serial;
 	struct kbx_quic_sink_stats st;
+	uint8_t last_peer_key[32]; /* Ed25519 public key of the most recent client certificate */
+	int have_peer_key;
 	uint8_t out[MAX_PACKET];
 };
 
@@ -100,15 +102,45 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
 	return 0;
 }
 
+static void remember_peer_key(struct kbx_quic_sink *s, const gnutls_datum_t *der)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_ecc_curve_t curve;
+	gnutls_datum_t x = { 0 }, y = { 0 };
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, &x, &y) == 0 && curve == GNUTLS_ECC_CURVE_ED25519 &&
+	    x.size == 32) {
+		memcpy(s->last_peer_key, x.data, 32);
+		s->have_peer_key = 1;
+	}
+	gnutls_free(x.data);
+	gnutls_free(y.data);
+	gnutls_x509_crt_deinit(crt);
+}
+
+int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32)
+{
+	if (!s->have_peer_key)
+		return 0;
+	memcpy(out32, s->last_peer_key, 32);
+	return 1;
+}
+
 static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 {
 	struct sconn *c = user_data;
 	unsigned int n = 0;
+	const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->session, &n);
 
 	c->established = 1;
 	c->s->st.handshakes++;
-	if (gnutls_certificate_get_peers(c->session, &n) && n > 0)
+	if (peers && n > 0) {
 		c->s->st.client_certificates++;
+		remember_peer_key(c->s, &peers[0]);
+	}
 	return 0;
 }
 

@@ -14,6 +14,7 @@ interface ArbitrateOptions {
   window: number
   skewSample: number
   pcap?: string
+  pin?: string
   mode: XdpMode
   duration: number
   interval: number
@@ -36,6 +37,7 @@ export function buildArbitrateCommand(program: Command): void {
     .option('--window <n>', 'sequence numbers of reordering tolerated (power of two, ≤ 4096)', (v: string) => validateWindow(parseIntOption('--window')(v)), DEFAULT_WINDOW)
     .option('--skew-sample <n>', 'measure A/B skew on one sequence number in n (power of two; 1 = all)', (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)), DEFAULT_SKEW_SAMPLE)
     .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
+    .option('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)')
   addCommonOptions(program, ['mode', 'duration', 'interval'])
 }
 
@@ -59,6 +61,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     mode: o.mode,
     copyFrames: pcap !== undefined,
     log: (m) => ctx.log.info(m),
+    ...(o.pin !== undefined ? { pin: o.pin } : {}),
   })
   ctx.onCleanup(() => arb.close())
   ctx.json.start({
@@ -70,6 +73,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     skewSample: o.skewSample,
     sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
+    ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
   })
 
   const emitGaps = (gaps: Gap[]) => {

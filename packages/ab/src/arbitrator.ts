@@ -1,8 +1,10 @@
 // The arbitrated feed as a library: the XDP program on both lines, one AF_XDP socket per line queue
 // (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { ensureBpffs } from '@kbx/bpf'
 import type { BpfObject, XdpLink } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
-import { XskError } from '@kbx/errors'
+import { UsageError, XskError } from '@kbx/errors'
 import {
   KBX_AB_GAP_SIZE,
   KBX_AB_RECORD_HEADER_SIZE,
@@ -45,6 +47,13 @@ export interface ArbitratorOptions {
   /** Descriptors taken per socket per poll (default 64). */
   batchSize?: number
   log?: (msg: string) => void
+  /** Pin the program's maps (never its links) under /sys/fs/bpf/kbx/ab/<pin> so they outlive the run. */
+  pin?: string
+}
+
+/** Where `pin` puts a run's maps. */
+export function abPinDirectory(run: string): string {
+  return `/sys/fs/bpf/kbx/ab/${run}`
 }
 
 export interface Gap {
@@ -111,7 +120,9 @@ export class Arbitrator {
     links: XdpLink[]
     rx: number
     copy: Buffer | undefined
+    pinned: string[]
   }) {
+    this.pinnedMaps = parts.pinned
     this.format = parts.options.format ?? 'optiq'
     this.window = parts.options.window ?? DEFAULT_WINDOW
     this.lineA = parts.options.lineA
@@ -124,6 +135,9 @@ export class Arbitrator {
     this.#copy = parts.copy
     this.#copyAddress = parts.copy ? kbxAddress(parts.copy) : 0
   }
+
+  /** Pinned map paths of this run (empty without `pin`). */
+  readonly pinnedMaps: string[]
 
   /** Loads and attaches everything; close() undoes it (and the kernel does on process death: bpf_link). */
   static open(options: ArbitratorOptions): Arbitrator {
@@ -162,6 +176,7 @@ export class Arbitrator {
       steerTo(obj, sockets)
       const links = [a, b].map((info) => obj.program().attachXdp(info.name, options.mode ?? 'auto', log))
       undo.push(() => links.forEach((l) => l.close()))
+      const pinned = options.pin !== undefined ? pinMaps(obj, options.pin, log) : []
 
       const ab = libkbxAb()
       const out: [KbxAbRxPtr | null] = [null]
@@ -178,7 +193,7 @@ export class Arbitrator {
       })
       const frameRoom = (options.batchSize ?? 64) * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
       const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
-      return new Arbitrator({ options, obj, umem, sockets, links, rx, copy })
+      return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned })
     } catch (e) {
       for (const step of undo.reverse()) step()
       throw e
@@ -279,4 +294,28 @@ export class Arbitrator {
     }
     return packets
   }
+}
+
+function pinMaps(obj: BpfObject, run: string, log: (msg: string) => void): string[] {
+  if (!/^[A-Za-z0-9_.-]+$/.test(run) || run === '.' || run === '..')
+    throw new UsageError(`--pin ${JSON.stringify(run)}: a run name is letters, digits, '_', '-', '.'`)
+  ensureBpffs()
+  const dir = abPinDirectory(run)
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new UsageError(`--pin ${run}: ${dir} already holds pinned maps`, { hint: `remove them (rm -r ${dir}) or choose another run name` })
+  mkdirSync(dir, { recursive: true })
+  const paths: string[] = []
+  try {
+    // libbpf's internal maps (.rodata, .bss) have names bpffs refuses: the program's own maps only
+    for (const map of obj.maps().filter((m) => !m.name.startsWith('.'))) {
+      const path = `${dir}/${map.name}`
+      map.pin(path)
+      paths.push(path)
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
+  log(`pinned ${paths.length} maps under ${dir} (they stay after exit: rm -r ${dir})`)
+  return paths
 }

@@ -1,4 +1,4 @@
-export { Arbitrator, streamKeyName, type ArbitratorOptions, type DeliveredBatch, type DeliveredPacket, type Gap, type ReceiveCounters } from './arbitrator.js'
+export { Arbitrator, abPinDirectory, streamKeyName, type ArbitratorOptions, type DeliveredBatch, type DeliveredPacket, type Gap, type ReceiveCounters } from './arbitrator.js'
 export {
   FEED_FORMATS,
   decodePayload,

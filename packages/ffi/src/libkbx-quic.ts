@@ -34,6 +34,8 @@ export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   umem: 'uint64_t',
   src_mac: koffi.array('uint8_t', 8),
   dst_mac: koffi.array('uint8_t', 8),
+  max_tx_size: 'uint32_t',
+  reserved: 'uint32_t',
 })
 
 export interface KbxQuicFloodConfigValue {
@@ -57,6 +59,9 @@ export interface KbxQuicFloodConfigValue {
   umem: number
   src_mac: number[]
   dst_mac: number[]
+  /** test only: 0 = KBX_QUIC_MAX_TX_SIZE */
+  max_tx_size?: number
+  reserved?: number
 }
 
 /** struct kbx_quic_flood_stats, all u64, in order. */
@@ -132,6 +137,7 @@ export interface LibKbxQuic {
   kbx_quic_sink_port: (s: KbxQuicSinkPtr) => number
   kbx_quic_sink_run: (s: KbxQuicSinkPtr, maxMs: number) => number
   kbx_quic_sink_stats: (s: KbxQuicSinkPtr, out: Buffer) => void
+  kbx_quic_sink_last_peer_key: (s: KbxQuicSinkPtr, out32: Buffer) => number
   kbx_quic_sink_destroy: (s: KbxQuicSinkPtr) => void
 }
 
@@ -172,6 +178,7 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_sink_port: f('uint32_t kbx_quic_sink_port(const kbx_quic_sink *s)'),
     kbx_quic_sink_run: f('int kbx_quic_sink_run(kbx_quic_sink *s, uint32_t max_ms)'),
     kbx_quic_sink_stats: f('void kbx_quic_sink_stats(kbx_quic_sink *s, _Out_ uint8_t *out)'),
+    kbx_quic_sink_last_peer_key: f('int kbx_quic_sink_last_peer_key(kbx_quic_sink *s, _Out_ uint8_t *out32)'),
     kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
   } as unknown as LibKbxQuic
   return instance

@@ -114,6 +114,8 @@ export interface FloodOptions {
   zeroCopy?: 'try' | 'never' | 'require'
   srcMac?: string
   dstMac?: string
+  /** TEST ONLY: accept transactions up to this size instead of Agave's 1232 (to test the receiver's rejection) */
+  unsafeMaxTxSize?: number
 }
 
 /** Generated mock transactions: `count` distinct payloads of `size` bytes. */
@@ -141,9 +143,10 @@ export class Flood {
   }
   static create(o: FloodOptions): Flood {
     if (o.transactions.length === 0) throw new UsageError('no transactions to send')
+    const maxTxSize = o.unsafeMaxTxSize ?? KBX_QUIC_MAX_TX_SIZE
     o.transactions.forEach((t, i) => {
-      if (t.length < 1 || t.length > KBX_QUIC_MAX_TX_SIZE)
-        throw new UsageError(`transaction ${i} has ${t.length} bytes: a transaction is 1..${KBX_QUIC_MAX_TX_SIZE} bytes`)
+      if (t.length < 1 || t.length > maxTxSize)
+        throw new UsageError(`transaction ${i} has ${t.length} bytes: a transaction is 1..${maxTxSize} bytes`)
     })
     const mac = (s: string | undefined): number[] => [...(s ? parseMac(s) : Buffer.alloc(6)), 0, 0]
     const config: KbxQuicFloodConfigValue = {
@@ -167,6 +170,8 @@ export class Flood {
       umem: 0,
       src_mac: mac(o.srcMac),
       dst_mac: mac(o.dstMac),
+      max_tx_size: o.unsafeMaxTxSize ?? 0,
+      reserved: 0,
     }
     const lens = Uint32Array.from(o.transactions.map((t) => t.length))
     const out: [KbxQuicFloodPtr | null] = [null]
@@ -267,6 +272,11 @@ export class Sink {
   stats(): SinkStats {
     libkbxQuic().kbx_quic_sink_stats(this.ptr, this.#stats)
     return readU64s(this.#stats, KBX_QUIC_SINK_STATS_FIELDS)
+  }
+  /** Ed25519 public key of the most recent client certificate, or undefined when none was seen. */
+  lastPeerPublicKey(): Buffer | undefined {
+    const key = Buffer.alloc(32)
+    return libkbxQuic().kbx_quic_sink_last_peer_key(this.ptr, key) === 1 ? key : undefined
   }
   close(): void {
     if (this.#ptr) libkbxQuic().kbx_quic_sink_destroy(this.#ptr)

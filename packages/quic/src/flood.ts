@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import {
+  Option,
   addCommonOptions,
   parseChoice,
   parseIntOption,
@@ -24,6 +25,7 @@ interface FloodCliOptions {
   streams: 'uni' | 'bidi'
   txSize: number
   txFile?: string
+  unsafeTxSize?: number
   keypair?: string
   alpn: string
   rate: number
@@ -40,7 +42,7 @@ interface FloodCliOptions {
   interval: number
 }
 
-function readTransactions(path: string): Buffer[] {
+export function readTransactions(path: string): Buffer[] {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -71,7 +73,8 @@ function readKeypair(path: string): Buffer {
   return parseSolanaKeypair(text, `--keypair ${path}`)
 }
 
-function report(s: FloodStats, hist: LatencyHistogram) {
+/** The engine's counters as the JSON `interval`/`end` payload (ns → µs/ms). */
+export function floodReport(s: FloodStats, hist: LatencyHistogram) {
   return {
     sent: s.tx_sent,
     acked: s.tx_acked,
@@ -109,7 +112,11 @@ async function flood(ctx: ToolContext): Promise<void> {
   if (!localIp) throw new UsageError(`${o.iface} has no IPv4 address`)
   const identity = Identity.create(o.keypair ? readKeypair(o.keypair) : undefined)
   ctx.onCleanup(() => identity.close())
-  const transactions = o.txFile ? readTransactions(o.txFile) : mockTransactions(o.txSize)
+  const transactions = o.unsafeTxSize
+    ? [Buffer.alloc(o.unsafeTxSize, 0xab)]
+    : o.txFile
+      ? readTransactions(o.txFile)
+      : mockTransactions(o.txSize)
 
   const f = Flood.create({
     io: o.io,
@@ -131,6 +138,7 @@ async function flood(ctx: ToolContext): Promise<void> {
     queue: o.queue,
     srcMac: hop.srcMac,
     dstMac: hop.nextHopMac,
+    ...(o.unsafeTxSize ? { unsafeMaxTxSize: o.unsafeTxSize } : {}),
   })
   ctx.onCleanup(() => f.close())
   if (o.io === 'xdp') {
@@ -195,7 +203,7 @@ async function flood(ctx: ToolContext): Promise<void> {
         const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
         lastAcked = s.tx_acked
         lastT = now
-        ctx.json.interval({ ...report(s, interval), ackedPerSec: Math.round(ackedPerSec) })
+        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec) })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
         interval = new LatencyHistogram()
       },
@@ -213,7 +221,7 @@ async function flood(ctx: ToolContext): Promise<void> {
   }
   const s = f.stats()
   const seconds = (performance.now() - startedAt) / 1000
-  ctx.end({ ...report(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining })
+  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
       op: 'QUIC handshake',
@@ -244,6 +252,11 @@ export async function main(argv?: readonly string[]): Promise<number> {
         .option('--keep-alive <sec>', 'keep-alive PING interval (0: none)', parseSeconds('--keep-alive'), 0)
         .option('--handshake-timeout <sec>', 'fail when the handshake takes longer', parseSeconds('--handshake-timeout'), 5)
         .option('--no-reconnect', 'exit with an error instead of reconnecting when the server closes the connection')
+      // test only (hidden): send transactions of this size, bypassing the 1232-byte limit, to exercise a
+      // receiver's rejection of oversize streams
+      program.addOption(
+        new Option('--unsafe-tx-size <bytes>', 'TEST ONLY').argParser(parseIntOption('--unsafe-tx-size', { min: 1, max: 65535 })).hideHelp(),
+      )
       addCommonOptions(program, ['mode', 'queue', 'duration', 'interval'])
     },
     run: (ctx) => {

@@ -16,8 +16,9 @@ interface SinkCliOptions {
   interval: number
 }
 
-function report(s: SinkStats) {
+function report(s: SinkStats, peerKey: Buffer | undefined) {
   return {
+    lastClientPublicKey: peerKey?.toString('hex'),
     connections: s.connections_accepted,
     connectionsOpen: s.connections_open,
     connectionsClosed: s.connections_closed,
@@ -70,11 +71,11 @@ async function sink(ctx: ToolContext): Promise<void> {
       const tps = ((st.transactions - last) * 1000) / (now - lastT)
       last = st.transactions
       lastT = now
-      ctx.json.interval({ ...report(st), txPerSec: Math.round(tps) })
+      ctx.json.interval({ ...report(st, s.lastPeerPublicKey()), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },
   })
-  ctx.end({ ...report(s.stats()), stoppedBy: stop })
+  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey()), stoppedBy: stop })
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {

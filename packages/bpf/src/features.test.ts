@@ -5,7 +5,7 @@ import { createNetns, createVeth, ipXdpOf } from './test-support/netns.js'
 
 t.test('probeFeatures on a veth', async (t) => {
   const ns = createNetns(t)
-  const { a } = createVeth(t, ns, { queues: 4 })
+  const { a } = createVeth(ns, { queues: 4 })
   const report = ns.enter(() => probeFeatures(a))
   t.equal(report.iface, a)
   t.match(report.kernel, /^\d+\.\d+/)
@@ -34,7 +34,7 @@ t.test('probeFeatures without an interface probes links on lo', async (t) => {
 
 t.test('an interface that already has XDP reports the attach probes false, with EBUSY', async (t) => {
   const ns = createNetns(t)
-  const { a } = createVeth(t, ns)
+  const { a } = createVeth(ns)
   const obj = BpfObject.open(bpfObjectPath('xdp_pass'))
   t.teardown(() => obj.close())
   obj.load()

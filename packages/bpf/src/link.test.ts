@@ -18,7 +18,7 @@ function loadPass(): BpfObject {
 
 function setup(tt: Parameters<typeof createNetns>[0]): { ns: TestNetns; a: string; b: string } {
   const ns = createNetns(tt)
-  const { a, b } = createVeth(tt, ns)
+  const { a, b } = createVeth(ns)
   return { ns, a, b }
 }
 

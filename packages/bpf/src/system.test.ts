@@ -53,7 +53,7 @@ t.test('libbpf messages reach listeners and errors, not stderr', async (t) => {
 
 t.test('linkInfoByPin reads a pinned XDP link', async (t) => {
   const ns = createNetns(t)
-  const { a } = createVeth(t, ns)
+  const { a } = createVeth(ns)
   ensureBpffs()
   const dir = `/sys/fs/bpf/kbx-test-${uniqueName('pin')}`
   mkdirSync(dir)

@@ -52,7 +52,7 @@ t.test('the kernel refuses BPF_F_TEST_RUN_ON_CPU for XDP; cpu pins the thread in
 
 t.test('live frames run the program on real frames of an interface', async (t) => {
   const ns = createNetns(t)
-  const { a } = createVeth(t, ns)
+  const { a } = createVeth(ns)
   const obj = loadPass()
   const result = ns.enter(() =>
     obj.program().testRun({ data: F.udp(), live: true, repeat: 5, ctx: { ingressIfindex: resolveIfindex(a), rxQueueIndex: 0 } }),

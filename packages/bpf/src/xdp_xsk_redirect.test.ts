@@ -215,7 +215,7 @@ t.test('setRodata checks names and sizes', async (t) => {
 
 t.test('slots are per interface and rx queue (multi-queue veth)', async (t) => {
   const ns = createNetns(t)
-  const veth = createVeth(t, ns, { queues: 4 })
+  const veth = createVeth(ns, { queues: 4 })
   const obj = openRedirect()
   const prog = obj.program()
   const stats = obj.map('stats')

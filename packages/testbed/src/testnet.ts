@@ -22,6 +22,8 @@ export interface VethSpec {
   b?: VethEndSpec
   /** numrxqueues = numtxqueues on both ends (default 1). */
   queues?: number
+  /** numtxqueues when it should differ from `queues`. */
+  txQueues?: number
   /** Assign IPv4 addresses (default true; explicit cidrs are always assigned). */
   addresses?: boolean
   /** `ethtool -K … tx off` on both ends (default true). */
@@ -249,7 +251,10 @@ export class TestNet {
   addVethPair(spec: VethSpec = {}): VethPair {
     this.assertAlive()
     const queues = spec.queues ?? 1
-    if (!Number.isInteger(queues) || queues < 1 || queues > 64) throw new RangeError(`queues must be 1..64, got ${queues}`)
+    const txQueues = spec.txQueues ?? queues
+    for (const n of [queues, txQueues]) {
+      if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`queues must be 1..64, got ${n}`)
+    }
     const [defaultA, defaultB] = vethNames(this.pid, nextId())
     const a = { name: spec.a?.name ?? defaultA, netns: spec.a?.netns ?? null, cidr: spec.a?.cidr, mac: spec.a?.mac }
     const b = { name: spec.b?.name ?? defaultB, netns: spec.b?.netns ?? null, cidr: spec.b?.cidr, mac: spec.b?.mac }
@@ -261,8 +266,8 @@ export class TestNet {
       a.cidr ??= `${prefix}.1/24`
       b.cidr ??= `${prefix}.2/24`
     }
-    const q = String(queues)
-    runIn(null, 'ip', ['link', 'add', a.name, 'numrxqueues', q, 'numtxqueues', q, 'type', 'veth', 'peer', 'name', b.name, 'numrxqueues', q, 'numtxqueues', q])
+    const q = ['numrxqueues', String(queues), 'numtxqueues', String(txQueues)]
+    runIn(null, 'ip', ['link', 'add', a.name, ...q, 'type', 'veth', 'peer', 'name', b.name, ...q])
     const linkA = { name: a.name, netns: null as string | null }
     this.links.push(linkA)
     if (b.netns !== null) runIn(null, 'ip', ['link', 'set', 'dev', b.name, 'netns', b.netns])

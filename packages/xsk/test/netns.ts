@@ -1,13 +1,13 @@
 /**
- * Test-only network fixtures for @kbx/xsk (until @kbx/testbed is used): a veth pair whose `a` end stays
- * in this process's namespace (AF_XDP sockets bind there) and whose `b` end lives in a fresh, uniquely
- * named namespace. Everything is removed by t.teardown, even when the test fails.
+ * Test-only network fixtures for @kbx/xsk on @kbx/testbed: a veth pair whose `a` end stays in this
+ * process's namespace (AF_XDP sockets bind there) and whose `b` end lives in a fresh, uniquely named
+ * namespace, plus kernel UDP peers in that namespace. Everything is removed by t.teardown.
  */
-import { execFileSync, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { runIn, withTestNet } from '@kbx/testbed'
 
 export const testDir = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = join(testDir, '../../..')
@@ -27,48 +27,18 @@ export interface VethPair {
   nsExec(args: string[]): string
 }
 
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
-function tryRun(cmd: string, args: string[]): void {
-  try {
-    run(cmd, args)
-  } catch {
-    // already gone
-  }
-}
-
-function macOf(args: string[]): string {
-  const info = JSON.parse(run('ip', ['-j', ...args])) as { address: string }[]
-  return info[0]!.address
-}
+const run = (cmd: string, args: string[]): string => runIn(null, cmd, args)
 
 /** A veth pair a (here) ↔ b (in a new namespace), both up, with `queues` RX/TX queues per end. */
 export function createVethPair(t: Teardown, options: { queues?: number } = {}): VethPair {
-  const id = `${process.pid.toString(36).slice(-3)}${randomBytes(3).toString('hex')}`
-  const ns = `kbxxsk-${id}`
-  const a = `xa${id}`
-  const b = `xb${id}`
-  t.teardown(() => {
-    tryRun('ip', ['link', 'del', a])
-    tryRun('ip', ['netns', 'del', ns])
-  })
-  run('ip', ['netns', 'add', ns])
-  const queues = options.queues ?? 1
-  const q = queues > 1 ? ['numrxqueues', `${queues}`, 'numtxqueues', `${queues}`] : []
-  run('ip', ['link', 'add', a, ...q, 'type', 'veth', 'peer', 'name', b, ...q, 'netns', ns])
-  run('ip', ['link', 'set', a, 'up'])
-  run('ip', ['-n', ns, 'link', 'set', b, 'up'])
-  // Kernel senders in the namespace must put full checksums in their frames.
-  run('ip', ['netns', 'exec', ns, 'ethtool', '-K', b, 'tx', 'off'])
+  const { netns, local, remote } = withTestNet(t).addLinkedNamespace({ queues: options.queues ?? 1, addresses: false })
   return {
-    ns,
-    a,
-    b,
-    aMac: macOf(['link', 'show', a]),
-    bMac: macOf(['-n', ns, 'link', 'show', b]),
-    nsExec: (args) => run('ip', ['netns', 'exec', ns, ...args]),
+    ns: netns,
+    a: local.name,
+    b: remote.name,
+    aMac: local.mac,
+    bMac: remote.mac,
+    nsExec: (args) => runIn(netns, args[0]!, args.slice(1)),
   }
 }
 

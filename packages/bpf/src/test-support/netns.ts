@@ -1,10 +1,11 @@
 /**
- * Test-only network namespace helper, plain `ip` commands. Stand-in until @kbx/testbed exists; every
- * namespace and veth it creates is removed by t.teardown, even when the test fails.
+ * Test-only namespaces for @kbx/bpf on @kbx/testbed, plus a way to run FFI calls inside one (setns on
+ * node's main thread). Every namespace and veth is removed by t.teardown, even when the test fails.
  */
 import { execFileSync } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { CLONE_NEWNET, lastErrno, libc } from '@kbx/ffi'
+import { withTestNet, type TestNet } from '@kbx/testbed'
 
 export interface TeardownHost {
   teardown(fn: () => void | Promise<void>): void
@@ -26,6 +27,7 @@ export function ip(...args: string[]): string {
 
 export interface TestNetns {
   name: string
+  net: TestNet
   /** Run `ip` inside the namespace (ip -n NAME ...). */
   ip(...args: string[]): string
   /** Run fn with the calling thread (node's main thread: FFI calls and spawned children) inside the namespace. */
@@ -33,19 +35,12 @@ export interface TestNetns {
 }
 
 /** A fresh namespace with lo up; deleted on teardown. */
-export function createNetns(t: TeardownHost, prefix = 'kbxt'): TestNetns {
-  const name = uniqueName(prefix)
-  ip('netns', 'add', name)
-  t.teardown(() => {
-    try {
-      ip('netns', 'del', name)
-    } catch {
-      // already gone
-    }
-  })
-  ip('-n', name, 'link', 'set', 'lo', 'up')
+export function createNetns(t: TeardownHost): TestNetns {
+  const net = withTestNet(t)
+  const name = net.addNamespace()
   return {
     name,
+    net,
     ip: (...args: string[]) => ip('-n', name, ...args),
     enter: <T>(fn: () => T): T => inNetns(name, fn),
   }
@@ -73,22 +68,11 @@ export interface VethPair {
   b: string
 }
 
-/** A veth pair inside ns, both ends up; removed with the namespace (and explicitly on teardown). */
-export function createVeth(t: TeardownHost, ns: TestNetns, options: { queues?: number } = {}): VethPair {
-  const a = uniqueName('kva')
-  const b = uniqueName('kvb')
-  const queues = options.queues ? ['numrxqueues', String(options.queues), 'numtxqueues', String(options.queues)] : []
-  ns.ip('link', 'add', a, ...queues, 'type', 'veth', 'peer', 'name', b, ...queues)
-  t.teardown(() => {
-    try {
-      ns.ip('link', 'del', a)
-    } catch {
-      // gone with the namespace
-    }
-  })
-  ns.ip('link', 'set', a, 'up')
-  ns.ip('link', 'set', b, 'up')
-  return { a, b }
+/** A veth pair inside ns, both ends up, no addresses; removed with the namespace. */
+export function createVeth(ns: TestNetns, options: { queues?: number } = {}): VethPair {
+  const inside = { netns: ns.name }
+  const { a, b } = ns.net.addVethPair({ a: inside, b: inside, queues: options.queues ?? 1, addresses: false, txChecksumOff: false })
+  return { a: a.name, b: b.name }
 }
 
 interface IpLinkXdp {

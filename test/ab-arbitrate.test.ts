@@ -30,6 +30,12 @@ interface Case {
   lateFills?: boolean
   /** Some gap spans several numbers (overlapping bursts). */
   multiGap?: boolean
+  /** Both lines win numbers and each fills the other's losses. */
+  bothWin?: boolean
+  /** Line B is neither delayed nor early: the median A/B skew stays small. */
+  zeroSkew?: boolean
+  /** Every number is on one line only: no second copies, no skew samples. */
+  oneCopyEach?: boolean
   queues?: number
   feedArgs: string[]
   arbArgs?: string[]
@@ -41,9 +47,11 @@ const cases: Case[] = [
   { name: 'clean lines', feedArgs: [], count: 3000 },
   { name: 'loss on A only', feedArgs: ['--loss-a', '0.1', '--burst-a', '0.01:20'], count: 3000 },
   { name: 'loss on B only', feedArgs: ['--loss-b', '0.1'], count: 3000 },
+  { name: 'alternating bursts: each line down in turn, the other fills', bothWin: true, oneCopyEach: true, feedArgs: ['--alternate', '50'], count: 3000 },
   { name: 'loss bursts on both lines: overlaps are multi-number gaps', multiGap: true, feedArgs: ['--burst-a', '0.02:30', '--burst-b', '0.02:30', '--seed', '5'], count: 4000 },
   { name: 'both lost: gaps equal the withheld set', feedArgs: ['--gap', '0.01', '--loss-a', '0.05', '--loss-b', '0.05', '--streams', '3'], count: 2000 },
   { name: 'reorder and duplicates on B, B delayed', bLate: true, feedArgs: ['--reorder-b', '0.1:16', '--dup-b', '0.05', '--delay-b', '200', '--gap', '0.005'], count: 3000 },
+  { name: 'zero skew: no delay between the lines', zeroSkew: true, bothWin: true, feedArgs: ['--delay-b', '0', '--loss-a', '0.2', '--loss-b', '0.2', '--gap', '0.005'], count: 3000 },
   { name: 'reorder on the winning line: late fills are not gaps', lateFills: true, feedArgs: ['--reorder-a', '0.2:32', '--loss-b', '0.3', '--gap', '0.01'], count: 3000 },
   { name: 'two queues per line: one socket each, one UMEM', queues: 2, feedArgs: ['--gap', '0.01'], count: 2000 },
   { name: 'start near the u32 wrap', feedArgs: ['--start-seq', String(2 ** 32 - 1500), '--gap', '0.01'], count: 3000, start: BigInt(2 ** 32 - 1500) },
@@ -70,6 +78,7 @@ for (const c of cases) {
     const truth = fd.events.find((e) => e.event === 'end')!.data
     const streams = Number(fd.events.find((e) => e.event === 'start')!.data['streams'])
     const union = c.count * streams - truth['withheld'].count
+    t.equal(truth['union'], union, 'the feeder reports the union it sent')
     await waitUntil('every packet of the union to be delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= union), 30000).catch(() => {})
     arb.child.kill('SIGINT')
     t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
@@ -101,11 +110,69 @@ for (const c of cases) {
     if (c.multiGap) t.ok(arb.events.some((e) => e.event === 'gap' && e.data['count'] > 1), 'a gap of several numbers is one event')
     if (c.lateFills) t.ok(end['lateFills'] > 0, `holes filled late: ${end['lateFills']}`)
     if (c.bLate) t.ok(end['skewUs'].p50Us > 0, `B arrives later: median skew ${end['skewUs'].p50Us} µs > 0`)
-    t.ok(end['skewUs'].samples > 0, 'skew sampled from the second copies')
+    if (c.zeroSkew) t.ok(Math.abs(end['skewUs'].p50Us) < 2000, `no delay: |median skew| ${end['skewUs'].p50Us} µs < 2 ms (B delayed by 200 packets at 5000 pps: 40 ms)`)
+    if (c.bothWin) {
+      t.ok(end['lines'].A.won > 0 && end['lines'].B.won > 0, `both lines won numbers: A ${end['lines'].A.won}, B ${end['lines'].B.won}`)
+      t.ok(end['lines'].A.filledForB > 0 && end['lines'].B.filledForA > 0, 'each line filled losses of the other')
+    }
+    if (c.oneCopyEach) t.equal(end['skewUs'].samples, 0, 'no second copies, no skew samples')
+    else t.ok(end['skewUs'].samples > 0, 'skew sampled from the second copies')
     t.same(xdpAttachmentOf(bed.dstA.name).programs, [], 'line A detached at exit')
     t.same(xdpAttachmentOf(bed.dstB.name).programs, [], 'line B detached at exit')
   })
 }
+
+t.test('ab-feed --duration: the truth of what it sent before it stopped equals what the arbitrator saw', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const [acmd, aargv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--interval', '0.2'])
+  const arb = followTool(net.spawn(null, acmd, aargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('ab-arbitrate to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
+  const feedArgs = ['--count', '1000000', '--rate', '4000', '--duration', '1.5', '--seed', '9', '--gap', '0.01', '--loss-a', '0.05', '--burst-b', '0.01:10', '--streams', '2']
+  const [fcmd, fargv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, ...feedArgs])
+  const fd = followTool(net.spawn(bed.ns, fcmd, fargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  t.same(await fd.exited, { code: 0, signal: null }, fd.stderr())
+  const truth = fd.events.find((e) => e.event === 'end')!.data
+  t.equal(truth['stoppedBy'], 'duration')
+  t.equal(truth['complete'], false, 'stopped before the plan was sent')
+  const union = truth['union'] as number
+  t.ok(union > 1000 && union < 2_000_000, `sent part of the plan: ${union} numbers`)
+  t.ok(truth['withheld'].count > 0, 'some numbers withheld from both lines')
+  t.ok(truth['lines'].A.sent > 0 && truth['lines'].A.sent < truth['lines'].A.planned, 'line A: sent < planned')
+  await waitUntil('the union to be delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= union), 10000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+  t.equal(end['delivered'], union, 'delivered = the union the feeder reports')
+  t.equal(end['lines'].A.won + end['lines'].A.duplicatesDropped + end['lines'].A.stale, truth['lines'].A.sent, 'every frame sent on A was arbitrated')
+  t.equal(end['lines'].B.won + end['lines'].B.duplicatesDropped + end['lines'].B.stale, truth['lines'].B.sent, 'every frame sent on B was arbitrated')
+  const gaps = arb.events.filter((e) => e.event === 'gap').map((e) => `${e.data['stream']}:${e.data['from']}-${e.data['to']}`).sort()
+  const withheld = (truth['withheld'].ranges as { stream: string; from: number; to: number }[]).map((r) => `${r.stream}:${r.from}-${r.to}`).sort()
+  t.same(gaps, withheld, 'gap events = the withheld numbers below the last one sent')
+})
+
+t.test('more streams than the stream table holds: counted, warned about, the rest arbitrated', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const [acmd, aargv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--interval', '0.2'])
+  const arb = followTool(net.spawn(null, acmd, aargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('ab-arbitrate to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
+  const table = 1024 // AB_MAX_STREAMS
+  const streams = table + 6
+  const perStream = 3
+  const [fcmd, fargv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, '--count', String(perStream), '--streams', String(streams), '--rate', '5000'])
+  const fd = followTool(net.spawn(bed.ns, fcmd, fargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  t.same(await fd.exited, { code: 0, signal: null }, fd.stderr())
+  await waitUntil('the tracked streams to be delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= table * perStream), 10000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+  t.equal(end['streams'], table, 'the table is full')
+  t.equal(end['delivered'], table * perStream, 'the streams in the table are delivered')
+  t.equal(end['streamTableFull'], (streams - table) * perStream * 2, 'every copy of the streams beyond it is counted')
+  t.equal(end['duplicatesDelivered'], 0)
+  t.match(arb.stderr(), /more streams than the stream table holds \(1024\)/, 'and warned about')
+})
 
 function pcapSequences(path: string): Map<string, number> {
   const seen = new Map<string, number>()

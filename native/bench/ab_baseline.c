@@ -6,7 +6,7 @@
  *     bare AF_XDP receive loop WITHOUT arbitration: xdp_xsk_redirect.o (bpf_link) on both interfaces,
  *     one UMEM, one socket per line (queue 0); counts every packet (both copies).
  *   ab_baseline udp IP_A IP_B PORT SECONDS
- *     kernel-socket arbitrator: two UDP sockets, recvmmsg batches, the same first-copy-wins logic in C
+ *     kernel-socket arbitrator: two UDP sockets (16 MiB receive buffers), recvmmsg batches of 256, the same first-copy-wins logic in C
  *     (a window bitmap of 4096 optiq sequence numbers); counts unique and duplicate packets.
  *
  * Counting starts at the first packet and lasts SECONDS (or until 1 s without packets). One JSON line on
@@ -32,7 +32,8 @@
 #include "kbx_xsk.h"
 #include "xdp_xsk_redirect.h"
 
-#define BATCH 64
+#define BATCH 64      /* AF_XDP descriptors per socket per call, as ab-arbitrate's default */
+#define UDP_BATCH 256 /* datagrams per recvmmsg */
 #define WINDOW 4096
 
 static volatile sig_atomic_t stopping;
@@ -178,10 +179,10 @@ static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds)
 {
 	int fds[2] = { udp_socket(ip_a, port), udp_socket(ip_b, port) };
 	fprintf(stderr, "ab_baseline udp: ready\n");
-	static uint8_t bufs[BATCH][2048];
-	struct iovec iov[BATCH];
-	struct mmsghdr msgs[BATCH];
-	for (int i = 0; i < BATCH; i++) {
+	static uint8_t bufs[UDP_BATCH][2048];
+	static struct iovec iov[UDP_BATCH];
+	static struct mmsghdr msgs[UDP_BATCH];
+	for (int i = 0; i < UDP_BATCH; i++) {
 		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
 	}
@@ -191,7 +192,7 @@ static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds)
 	while (!stopping) {
 		int got = 0;
 		for (int s = 0; s < 2; s++) {
-			int n = recvmmsg(fds[s], msgs, BATCH, MSG_DONTWAIT, NULL);
+			int n = recvmmsg(fds[s], msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 			if (n <= 0)
 				continue;
 			got += n;

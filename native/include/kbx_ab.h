@@ -51,6 +51,8 @@ struct kbx_ab_rx_counters {
 	uint64_t streams;
 	uint64_t copy_truncated;  /* calls that stopped early because the copy buffer was full */
 	uint64_t batches;
+	uint64_t first_delivery_ns; /* CLOCK_MONOTONIC of the first call that delivered a feed packet (0: none yet) */
+	uint64_t last_delivery_ns;  /* ... and of the latest such call: the busy span of the feed */
 };
 
 /* A gap: sequence numbers from..to (inclusive) of one stream missing on both lines. */

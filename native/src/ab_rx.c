@@ -343,6 +343,13 @@ static const uint8_t *udp_payload(const uint8_t *f, uint32_t len, uint32_t *payl
 	return f + at + 8;
 }
 
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static uint32_t take_pending(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t capacity)
 {
 	uint32_t n = rx->pending_count < capacity ? rx->pending_count : capacity;
@@ -363,9 +370,8 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_c
 	uint32_t record_max = sizeof(struct kbx_ab_record) + uc.frame_size;
 	uint32_t used = 0;
 	uint32_t total = 0;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	uint64_t realtime = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	uint64_t delivered_before = rx->counters.delivered;
+	uint64_t realtime = clock_ns(CLOCK_REALTIME);
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		for (uint32_t i = 0; i < rx->socket_count; i++) {
@@ -417,6 +423,13 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_c
 		for (uint32_t i = 0; i < rx->socket_count; i++)
 			fds[i] = (struct pollfd){ .fd = rx->sockets[i].xsk->fd, .events = POLLIN };
 		poll(fds, rx->socket_count, timeout_ms);
+		realtime = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+	}
+	if (rx->counters.delivered != delivered_before) {
+		uint64_t now = clock_ns(CLOCK_MONOTONIC);
+		if (!rx->counters.first_delivery_ns)
+			rx->counters.first_delivery_ns = now;
+		rx->counters.last_delivery_ns = now;
 	}
 	rx->counters.batches++;
 	if (copied_bytes)

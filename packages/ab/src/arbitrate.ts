@@ -6,7 +6,7 @@ import { PcapWriter } from '@kbx/net'
 import { RateMeter } from '@kbx/stats'
 import { Arbitrator, type Gap } from './arbitrator.js'
 import { parseFormat, type FeedFormat } from './format.js'
-import { DEFAULT_SKEW_SAMPLE, DEFAULT_WINDOW, subtractSkew, summarizeSkew, validateSkewSample, validateWindow, type SkewHistogram } from './program.js'
+import { DEFAULT_SKEW_SAMPLE, DEFAULT_WINDOW, STREAM_TABLE_SIZE, subtractSkew, summarizeSkew, validateSkewSample, validateWindow, type SkewHistogram } from './program.js'
 
 interface ArbitrateOptions {
   format: FeedFormat
@@ -81,6 +81,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
   }
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
   let lastSkew: SkewHistogram = []
+  let warnedFull = false
   const snapshot = (interval: boolean) => {
     const rx = arb.receiveCounters()
     const x = arb.xdpCounters()
@@ -109,6 +110,10 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
       duplicatesDelivered: rx.repeated,
       resets: c('resets'),
       streams: rx.streams,
+      // First copies of streams the XDP table (AB_MAX_STREAMS) had no room for: passed to the kernel,
+      // neither arbitrated nor delivered; untracked: delivered packets gap tracking had no room for.
+      streamTableFull: c('stream_table_full'),
+      untracked: rx.untracked,
       skewUs: {
         ...(interval ? summarizeSkew(subtractSkew(skew, lastSkew)) : total),
         maxBLateUs: Number(max.bLateNs) / 1000,
@@ -118,6 +123,10 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
       xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
     }
     lastSkew = skew
+    if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
+      warnedFull = true
+      ctx.log.warn(`more streams than the stream table holds (${STREAM_TABLE_SIZE}): ${data.streamTableFull} first copies passed to the kernel unarbitrated, ${data.untracked} packets untracked`)
+    }
     return data
   }
 
@@ -148,5 +157,8 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
   }
   emitGaps(arb.flush())
   const final = snapshot(false)
-  ctx.end({ ...final, stoppedBy: stop, umem: arb.umemAccounting() })
+  // The feed's busy span: from the first batch that delivered a packet to the last one.
+  const rx = arb.receiveCounters()
+  const busySeconds = Number(rx.last_delivery_ns - rx.first_delivery_ns) / 1e9
+  ctx.end({ ...final, busy: { seconds: busySeconds, pps: busySeconds > 0 ? Math.round(Number(final.delivered) / busySeconds) : 0 }, stoppedBy: stop, umem: arb.umemAccounting() })
 }

@@ -22,6 +22,7 @@ import type { XskStatistics } from '@kbx/xsk'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
 import {
   DEFAULT_WINDOW,
+  STREAM_TABLE_SIZE,
   loadArbitratorProgram,
   readArbitratorCounters,
   readSkewHistogram,
@@ -181,7 +182,7 @@ export class Arbitrator {
       const ab = libkbxAb()
       const out: [KbxAbRxPtr | null] = [null]
       const rc = ab.kbx_ab_rx_create(
-        { format: FORMAT_CODE[format], window, max_streams: 1024, batch_size: options.batchSize ?? 64, reset_distance: 1n << 20n },
+        { format: FORMAT_CODE[format], window, max_streams: STREAM_TABLE_SIZE, batch_size: options.batchSize ?? 64, reset_distance: 1n << 20n },
         out,
       )
       if (rc < 0 || !out[0]) throw new XskError(libkbx().kbx_last_operation() || 'create A/B receive loop', -rc)

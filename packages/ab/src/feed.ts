@@ -8,7 +8,7 @@ import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import { encodeFeedPayload, parseFormat, type FeedFormat } from './format.js'
-import { itemSequence, makePlan, withheldRanges, type LineImpairments, type PlanOptions } from './plan.js'
+import { itemSequence, makePlan, partialTruth, withheldRanges, type LineImpairments, type PlanOptions } from './plan.js'
 
 export interface FeedOptions {
   format: FeedFormat
@@ -30,6 +30,7 @@ export interface FeedOptions {
   reorderA?: [number, number]
   reorderB?: [number, number]
   delayB: number
+  alternate: number
   gap: number
   duration: number
   interval: number
@@ -63,9 +64,9 @@ export function buildFeedCommand(program: Command): void {
     .option('--dst-b <ip>', 'destination address on line B', parseIPv4Option('--dst-b'), '10.0.2.2')
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
     .option('--count <n>', 'sequence numbers per stream', parseScaledInt('--count', { min: 1, max: 50_000_000 }), 100000)
-    .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 1000 }), 1)
+    .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
     .option('--start-seq <n>', 'first sequence number (wraps at 2^32 for optiq)', '1')
-    .option('--rate <pps>', 'packets per second per line (0: as fast as possible)', parseScaledInt('--rate'), 0)
+    .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
     .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
     .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
     .option('--loss-b <p>', 'random loss on line B', parseProbability('--loss-b'), 0)
@@ -76,6 +77,7 @@ export function buildFeedCommand(program: Command): void {
     .option('--reorder-a <p:dist>', 'reordering on line A: probability and distance', parsePair('--reorder-a', 'DISTANCE'))
     .option('--reorder-b <p:dist>', 'reordering on line B', parsePair('--reorder-b', 'DISTANCE'))
     .option('--delay-b <packets>', 'line B lags line A by this many packets (negative: A lags)', parseIntOption('--delay-b', { min: -1_000_000, max: 1_000_000 }), 0)
+    .option('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', parseIntOption('--alternate', { min: 0 }), 0)
     .option('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), 0)
     .option('--no-withheld-list', 'leave the list of withheld ranges out of the end event')
   addCommonOptions(program, ['duration', 'interval'])
@@ -113,16 +115,12 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     a: impairments(o.lossA, o.burstA, o.dupA, o.reorderA),
     b: impairments(o.lossB, o.burstB, o.dupB, o.reorderB),
     delayB: o.delayB,
+    alternate: o.alternate,
   }
   const plan = makePlan(planOptions)
-  const payloads = new Map<number, Buffer>()
   const payloadOf = (k: number): Buffer => {
     const { stream, sequence } = itemSequence(planOptions, k)
-    let p = payloads.get(stream)
-    if (!p) payloads.set(stream, (p = encodeFeedPayload(o.format, stream, sequence, o.size)))
-    const fresh = encodeFeedPayload(o.format, stream, sequence, o.size)
-    fresh.copy(p)
-    return p
+    return encodeFeedPayload(o.format, stream, sequence, o.size)
   }
   const open = (name: 'A' | 'B', iface: string, dst: string, list: Uint32Array): Line => {
     const hop = resolveNextHop(dst, { iface })
@@ -147,28 +145,44 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
 
   const started = process.hrtime.bigint()
   const budget = (): number => (o.rate > 0 ? Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * o.rate) : Number.MAX_SAFE_INTEGER)
-  // Step k of the schedule sends A's k-th and B's (k - delayB)-th packet.
+  // The schedule runs on plan items (sequence numbers, streams interleaved): step k sends what each line
+  // carries of item k (line B: of item k - delayB), so a line's losses leave silence rather than pull
+  // its later packets forward. A reordered packet goes out at the step of the latest item before it in
+  // its line's list (due: the running maximum).
   const lagA = Math.max(0, -o.delayB)
   const lagB = Math.max(0, o.delayB)
+  const dueOf = (list: Uint32Array) => {
+    const due = new Uint32Array(list.length)
+    for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]!)
+    return due
+  }
+  const due = [dueOf(plan.lineA), dueOf(plan.lineB)]
+  const lags = [lagA, lagB]
   let step = 0
-  const total = Math.max(plan.lineA.length + lagA, plan.lineB.length + lagB)
-  const fill = (line: Line, lag: number, upTo: number) => {
-    const limit = Math.min(line.list.length, upTo - lag)
-    const want = Math.max(0, Math.min(line.batch.capacity - line.batch.count, limit - line.next))
+  const total = Math.max(...lines.map((l, i) => (l.list.length ? due[i]![l.list.length - 1]! + lags[i]! + 1 : 0)))
+  /** Writes the line's packets due before step upTo (as many as the batch holds); true when none is left. */
+  const fill = (i: number, upTo: number): boolean => {
+    const line = lines[i]!
+    const lineDue = due[i]!
+    let limit = line.next
+    const room = line.batch.capacity - line.batch.count
+    while (limit < line.list.length && limit - line.next < room && lineDue[limit]! + lags[i]! < upTo) limit++
+    const want = limit - line.next
     const first = line.batch.count
     const got = want > 0 ? line.batch.allocate(want) : 0
-    for (let i = first; i < first + got; i++) {
-      line.batch.setLength(i, line.template.write(line.batch.frame(i), 0, payloadOf(line.list[line.next++]!)))
+    for (let j = first; j < first + got; j++) {
+      line.batch.setLength(j, line.template.write(line.batch.frame(j), 0, payloadOf(line.list[line.next++]!)))
     }
+    return line.next >= line.list.length || lineDue[line.next]! + lags[i]! >= upTo
   }
   const sent = () => ({ A: lines[0]!.socket.statistics().txCompleted, B: lines[1]!.socket.statistics().txCompleted })
   const stop = await runLoop(
     ctx,
     () => {
       const upTo = Math.min(total, budget(), step + 64)
-      fill(lines[0]!, lagA, upTo)
-      fill(lines[1]!, lagB, upTo)
-      step = Math.max(step, Math.min(upTo, Math.max(lines[0]!.next + lagA, lines[1]!.next + lagB)))
+      const caughtUpA = fill(0, upTo)
+      const caughtUpB = fill(1, upTo)
+      if (caughtUpA && caughtUpB) step = upTo
       for (const line of lines) if (line.batch.count > 0) line.socket.send(line.batch)
       const done = lines.every((l) => l.next >= l.list.length && l.batch.count === 0)
       if (done) return false
@@ -180,19 +194,31 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
       onInterval: () => ctx.json.interval({ sent: sent() }),
     },
   )
+  // Frames written but not submitted when the loop stopped early go back unsent: the truth below
+  // covers exactly the submitted prefix of each line's list.
+  const submitted = lines.map((l) => l.next - l.batch.count)
+  for (const line of lines) line.batch.release()
   for (const line of lines) line.socket.drain(2000)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const counts = sent()
-  const complete = lines.every((l) => l.next >= l.list.length)
+  const complete = lines.every((l, i) => submitted[i]! >= l.list.length)
+  const truth = complete
+    ? { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length }
+    : partialTruth(plan, submitted[0]!, submitted[1]!)
   ctx.end({
     stoppedBy: stop,
     complete,
+    seconds,
+    framesPerSecond: seconds > 0 ? Math.round(Number(counts.A + counts.B) / seconds) : 0,
     lines: {
-      A: { sent: counts.A, ...plan.truthA },
-      B: { sent: counts.B, ...plan.truthB },
+      A: { sent: counts.A, ...truth.A },
+      B: { sent: counts.B, ...truth.B },
     },
+    // Distinct numbers sent on either line: what an arbitrator delivers.
+    union: truth.union,
     withheld: {
-      count: plan.withheld.length,
-      ...(o.withheldList ? { ranges: withheldRanges(planOptions, plan.withheld) } : {}),
+      count: truth.withheld.length,
+      ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
     },
   })
 }

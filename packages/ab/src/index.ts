@@ -13,7 +13,7 @@ export {
   type MoldPacket,
   type OptiqMessage,
 } from './format.js'
-export { makePlan, withheldRanges, itemSequence, NO_IMPAIRMENTS, type Plan, type PlanOptions, type LineImpairments } from './plan.js'
+export { makePlan, partialTruth, withheldRanges, itemSequence, NO_IMPAIRMENTS, type Plan, type PlanOptions, type LineImpairments } from './plan.js'
 export {
   loadArbitratorProgram,
   readArbitratorCounters,

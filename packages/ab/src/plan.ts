@@ -29,6 +29,11 @@ export interface PlanOptions {
   b: LineImpairments
   /** Packets line B lags line A by (negative: A lags B). */
   delayB: number
+  /**
+   * Alternating outages: blocks of this many sequence numbers are carried by one line only, A and B
+   * taking turns (A loses the first block, B the second, …); 0 = off.
+   */
+  alternate?: number
 }
 
 export const NO_IMPAIRMENTS: LineImpairments = { loss: 0, burstProb: 0, burstLength: 0, dup: 0, reorder: 0, reorderDistance: 0 }
@@ -63,6 +68,8 @@ export interface Plan {
   truthB: LineTruth
   /** Items missing from both lines, ascending. */
   withheld: number[]
+  /** count × streams. */
+  items: number
 }
 
 function lineList(items: number, keep: (k: number) => boolean, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
@@ -105,14 +112,55 @@ export function makePlan(o: PlanOptions): Plan {
   for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb) gap[k] = 1
   const truthA: LineTruth = { planned: 0, dropped: 0, duplicated: 0, reordered: 0 }
   const truthB: LineTruth = { planned: 0, dropped: 0, duplicated: 0, reordered: 0 }
-  const lineA = lineList(items, (k) => !gap[k], o.a, random, truthA)
-  const lineB = lineList(items, (k) => !gap[k], o.b, random, truthB)
+  const block = (k: number) => (o.alternate ? Math.floor(Math.floor(k / o.streams) / o.alternate) % 2 : -1)
+  const lineA = lineList(items, (k) => !gap[k] && block(k) !== 0, o.a, random, truthA)
+  const lineB = lineList(items, (k) => !gap[k] && block(k) !== 1, o.b, random, truthB)
   const seen = new Uint8Array(items)
   for (const k of lineA) seen[k] = 1
   for (const k of lineB) seen[k] = 1
   const withheld: number[] = []
   for (let k = 0; k < items; k++) if (!seen[k]) withheld.push(k)
-  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld }
+  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items }
+}
+
+/**
+ * The truth of a run that stopped early (--duration, a signal) after sending the first sentA items of
+ * line A's list and sentB of line B's: a number counts as withheld (or dropped by a line) only below
+ * the highest number of its stream that was sent (on either line, or on that line) — what an arbitrator
+ * can know of. `planned` stays the whole plan's.
+ */
+export function partialTruth(plan: Plan, sentA: number, sentB: number): { A: LineTruth; B: LineTruth; withheld: number[]; union: number } {
+  const { items, streams } = plan
+  const sent = (list: Uint32Array, n: number) => {
+    const seen = new Uint8Array(items)
+    const highest = new Float64Array(streams).fill(-1)
+    let duplicated = 0
+    let reordered = 0
+    let max = -1
+    for (let i = 0; i < n; i++) {
+      const k = list[i]!
+      if (seen[k]) duplicated++
+      else if (k < max) reordered++
+      seen[k] = 1
+      if (k > max) max = k
+      if (k > highest[k % streams]!) highest[k % streams] = k
+    }
+    return { seen, highest, duplicated, reordered }
+  }
+  const a = sent(plan.lineA, sentA)
+  const b = sent(plan.lineB, sentB)
+  const truth = (line: typeof a, planned: number): LineTruth => {
+    let dropped = 0
+    for (let k = 0; k < items; k++) if (!line.seen[k] && k < line.highest[k % streams]!) dropped++
+    return { planned, dropped, duplicated: line.duplicated, reordered: line.reordered }
+  }
+  const withheld: number[] = []
+  let union = 0
+  for (let k = 0; k < items; k++) {
+    if (a.seen[k] || b.seen[k]) union++
+    else if (k < Math.max(a.highest[k % streams]!, b.highest[k % streams]!)) withheld.push(k)
+  }
+  return { A: truth(a, plan.lineA.length), B: truth(b, plan.lineB.length), withheld, union }
 }
 
 /** Stream index and wrapped sequence number of a plan item. */

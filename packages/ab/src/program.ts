@@ -9,6 +9,8 @@ export const PROGRAM_NAME = 'kbx_ab_arbitrate'
 export const MAX_WINDOW = 4096
 export const DEFAULT_WINDOW = 4096
 export const DEFAULT_RESET_DISTANCE = 1n << 20n
+/** Streams the XDP program arbitrates at once (AB_MAX_STREAMS); the receive loop tracks as many. */
+export const STREAM_TABLE_SIZE = 1024
 const SKEW_SUB_BITS = 3
 const SKEW_HALF = 512
 

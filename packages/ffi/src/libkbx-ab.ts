@@ -42,6 +42,8 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'streams',
   'copy_truncated',
   'batches',
+  'first_delivery_ns',
+  'last_delivery_ns',
 ] as const
 export const KBX_AB_RX_COUNTERS_SIZE = KBX_AB_RX_COUNTER_FIELDS.length * 8
 /** struct kbx_ab_gap: key[16], from u64, to u64, count u64. */

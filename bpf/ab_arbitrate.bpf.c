@@ -13,7 +13,7 @@
 
 #include "kbx_parse.h"
 #include "kbx_stats.h"
-#include "xdp_xsk_redirect.h"
+#include "kbx_xsk_steer.h"
 #include "ab_format.h"
 #include "ab_arbitrate.h"
 
@@ -31,20 +31,6 @@ const volatile __u64 skew_sample_mask = 7;
 const volatile __u8 bench_fresh_sequence = 0;
 
 #define CLAIM_ATTEMPTS 8
-
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, KBX_XSK_MAX_SOCKETS);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KBX_XSK_MAX_SOCKETS);
-	__type(key, struct kbx_xsk_slot_key);
-	__type(value, __u32);
-} xsk_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -303,16 +289,11 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 	else
 		s->won_a++;
 
-	struct kbx_xsk_slot_key key = { .ifindex = ctx->ingress_ifindex, .queue = ctx->rx_queue_index };
-	__u32 *xslot = bpf_map_lookup_elem(&xsk_slots, &key);
-	if (!xslot) {
+	if (kbx_xsk_steer(ctx) != KBX_XSK_REDIRECTED) {
 		s->won_nosocket++;
 		return XDP_PASS;
 	}
-	long verdict = bpf_redirect_map(&xsks, *xslot, XDP_PASS);
-	if (verdict != XDP_REDIRECT)
-		s->won_nosocket++;
-	return (int)verdict;
+	return XDP_REDIRECT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

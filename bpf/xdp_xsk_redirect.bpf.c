@@ -20,20 +20,6 @@ const volatile __u16 match_dport_min = 0;
 const volatile __u16 match_dport_max = 65535;
 const volatile __u32 match_daddr = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, KBX_XSK_MAX_SOCKETS);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KBX_XSK_MAX_SOCKETS);
-	__type(key, struct kbx_xsk_slot_key);
-	__type(value, __u32);
-} xsk_slots SEC(".maps");
-
 KBX_STATS_MAP(struct kbx_xsk_redirect_stats);
 
 static __always_inline int matches(enum kbx_packet_class class, const struct kbx_packet *pkt)
@@ -80,17 +66,15 @@ int kbx_xsk_redirect(struct xdp_md *ctx)
 	}
 	s->matched++;
 
-	struct kbx_xsk_slot_key key = { .ifindex = ctx->ingress_ifindex, .queue = ctx->rx_queue_index };
-	__u32 *slot = bpf_map_lookup_elem(&xsk_slots, &key);
-	if (!slot) {
+	switch (kbx_xsk_steer(ctx)) {
+	case KBX_XSK_NO_SLOT:
 		s->passed_noslot++;
 		return XDP_PASS;
-	}
-	/* XDP_PASS in the flags: an empty xsks slot passes the frame instead of dropping it. */
-	long verdict = bpf_redirect_map(&xsks, *slot, XDP_PASS);
-	if (verdict != XDP_REDIRECT) {
+	case KBX_XSK_NO_SOCKET:
 		s->passed_nosocket++;
 		return XDP_PASS;
+	case KBX_XSK_REDIRECTED:
+		break;
 	}
 	s->redirected++;
 	s->redirected_bytes += len;

@@ -19,13 +19,7 @@
 
 #include <linux/types.h>
 
-#ifndef KBX_XSK_MAX_SOCKETS
-#define KBX_XSK_MAX_SOCKETS 64
-struct kbx_xsk_slot_key {
-	__u32 ifindex; /* ingress interface */
-	__u32 queue;   /* rx queue index */
-};
-#endif
+#include "kbx_xsk_steer.h"
 
 /*
  *   rx = malformed + passed_fragment + passed_nomatch + matched_tcp + matched_arp

@@ -19,12 +19,7 @@
 
 #include <linux/types.h>
 
-#define KBX_XSK_MAX_SOCKETS 64
-
-struct kbx_xsk_slot_key {
-	__u32 ifindex; /* ingress interface */
-	__u32 queue;   /* rx queue index */
-};
+#include "kbx_xsk_steer.h"
 
 /*
  * Every frame lands in exactly one of malformed, passed_fragment, passed_nomatch, matched; every matched

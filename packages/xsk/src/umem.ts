@@ -37,16 +37,7 @@ const frameStates: readonly FrameState[] = ['free', 'fill', 'rx', 'tx', 'user']
  * total === free + fill + rx + tx + user, always; `parked` (part of fill + tx) are frames left with a
  * closed socket whose bind lives until the UMEM's last socket closes.
  */
-export interface UmemAccounting {
-  total: number
-  free: number
-  fill: number
-  rx: number
-  tx: number
-  user: number
-  parked: number
-  sockets: number
-}
+export type UmemAccounting = KbxUmemAccountingValue
 
 /** Something the UMEM closes before itself (its sockets). */
 interface UmemUser {

@@ -33,12 +33,13 @@ async function bed(t: Test, options: { neighbours?: boolean } = {}): Promise<Bed
   return { net, iface: local.name, exchIp: remote.ip!, store: join(dir, 'seq.json'), acceptor, netns, remoteIface: remote.name, localIp: local.ip! }
 }
 
-function startClient(b: Bed, args: string[], io = 'xdp'): ToolRun {
-  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, '--io', io, '--store', b.store, '--json', ...args])
+/** io null: fix-tcp's default transport. */
+function startClient(b: Bed, args: string[], io: string | null = 'xdp'): ToolRun {
+  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, ...(io === null ? [] : ['--io', io]), '--store', b.store, '--json', ...args])
   return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
-async function client(b: Bed, args: string[], io = 'xdp', started?: ToolRun): Promise<ToolRun & { end: Record<string, any> }> {
+async function client(b: Bed, args: string[], io: string | null = 'xdp', started?: ToolRun): Promise<ToolRun & { end: Record<string, any> }> {
   const run = started ?? startClient(b, args, io)
   const exit = await run.exited
   if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
@@ -84,6 +85,35 @@ t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left at
   await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
   t.equal(named(b.acceptor, 'logout')[0]?.data.initiatedBy, 'peer')
   nothingAttached(t, b)
+})
+
+t.test('AF_XDP is the default transport; internal timing of each reply; --busy-poll', async (t) => {
+  const b = await bed(t)
+  const run = await client(b, ['--orders', '30', '--reset'], null)
+  t.equal(run.end.io, 'xdp', 'no --io: xdp')
+  t.equal(run.end.tcp.io, 'xdp')
+  t.equal(run.end.orders.acked, 30)
+  const { internalUs: total, internalNativeUs: native, internalKickUs: kick } = run.end
+  t.ok(total.count >= 29, `a sample for each order sent in reply to the previous one's ExecutionReport (${total.count})`)
+  t.equal(native.count, total.count, 'C share sampled with each reply')
+  t.equal(kick.count, total.count, 'TX call sampled with each reply')
+  t.ok(total.p50 > 0 && native.p50 > 0 && kick.p50 > 0, `RX → reply ${total.p50} µs: C ${native.p50} µs, TX call ${kick.p50} µs`)
+  t.ok(total.max >= native.max && total.max >= kick.max, 'the parts never exceed the whole')
+  t.ok(total.p50 < run.end.latencyUs.p50 * 10, 'internal time is a part of the cycle, not a stale timestamp')
+  t.equal(run.end.tcp.timingsLost, 0)
+
+  const busy = await client(b, ['--orders', '30', '--busy-poll'])
+  t.equal(busy.end.orders.acked, 30, '--busy-poll: every order acked')
+  t.equal(busy.end.closed, 'logout')
+  nothingAttached(t, b)
+})
+
+t.test('--busy-poll needs --io xdp', async (t) => {
+  const b = await bed(t)
+  const run = startClient(b, ['--orders', '1', '--busy-poll'], 'socket')
+  const exit = await run.exited
+  t.equal(exit.code, 2, 'usage error')
+  t.match(run.stderr(), /--busy-poll/)
 })
 
 t.test('--io xdp: a dropped data segment is recovered by retransmission, no order lost', async (t) => {

@@ -25,6 +25,7 @@ struct kbx_fix_xdp_config {
 	uint32_t zero_copy;   /* enum kbx_zero_copy */
 	uint32_t rx_size;     /* 0 → 2048 */
 	uint32_t tx_size;     /* 0 → 2048 */
+	uint32_t busy_poll;   /* 1: a step's wait spins on the RX ring instead of sleeping in poll() */
 };
 
 /* Out of every kbx_fix_xdp_step, all u32. */
@@ -35,6 +36,7 @@ struct kbx_fix_xdp_result {
 	uint32_t frames_out;
 	uint32_t state;       /* enum kbx_tcp_state after the step */
 	uint32_t more;        /* 1: received bytes are left (call again with a buffer) */
+	uint32_t timings;     /* samples waiting in the timing rings (kbx_fix_xdp_drain_timings) */
 };
 
 /* All u64: the loop's own counters (the connection's are kbx_tcp_get_stats). */
@@ -45,7 +47,23 @@ struct kbx_fix_xdp_counters {
 	uint64_t not_ours;        /* frames received that the connection did not take */
 	uint64_t tx_ring_full;    /* frames dropped because the TX ring or the pool was full */
 	uint64_t tx_errors;
+	uint64_t timings_lost;    /* timing samples dropped because a ring was full (not drained in time) */
 };
+
+/*
+ * Internal timing, CLOCK_MONOTONIC, ns, kept in three native rings and drained in bulk:
+ * - response: RX descriptors taken (the batch carrying received bytes) → the step that carries the bytes
+ *   TypeScript wrote in reply (the FIX engine ran on what that batch delivered) has submitted the new data
+ *   segment (with the ACK for the received bytes on it) to the TX ring and kicked the kernel. Crosses the
+ *   FFI boundary twice (bytes out of one step, the reply into the next). No reply in the next step, no sample.
+ * - native: the C share of each response sample without the TX call: RX descriptors taken → the step
+ *   returns, plus the next step's entry → reply submitted (TCP input, checksums, copies, send buffer,
+ *   segment, UMEM frame), minus kick.
+ * - kick: the TX call of each response sample (kbx_xsk_send: TX ring, sendto wake-up; in copy mode the
+ *   kernel transmits the frame inside that sendto, and on veth runs the peer's receive path too).
+ * response = native + kick + the TypeScript/FFI share.
+ */
+#define KBX_FIX_TIMING_RING 65536
 
 /* Creates the AF_XDP socket (RX + TX) on ifname/queue sharing umem and the connection. *info: how it bound. */
 int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct kbx_fix_xdp_config *config,
@@ -55,7 +73,7 @@ void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x);
 int kbx_fix_xdp_connect(struct kbx_fix_xdp *x);
 /*
  * One batch. x, tx_data, rx_buf, result are addresses (uintptr_t, see kbx_address_of). timeout_ms: how long
- * to wait for frames when there is nothing to send. Returns 0 or a negative errno (-ENOTCONN from the
+ * to wait for frames when there is nothing to send (sleeping in poll(), or spinning with busy_poll). Returns 0 or a negative errno (-ENOTCONN from the
  * send buffer is not an error: tx_accepted is 0).
  */
 int kbx_fix_xdp_step(uintptr_t x, uintptr_t tx_data, uint32_t tx_len, uintptr_t rx_buf, uint32_t rx_cap,
@@ -66,6 +84,12 @@ void kbx_fix_xdp_abort(struct kbx_fix_xdp *x);
 void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out);
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out);
 int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x);
+/*
+ * Moves up to cap samples (u32 ns) of each ring into response[], native[], kick[]; *n_…: how many.
+ * One call per drain (interval), never per sample.
+ */
+void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *response, uint32_t *n_response, uint32_t *native,
+			       uint32_t *n_native, uint32_t *kick, uint32_t *n_kick, uint32_t cap);
 
 #ifdef __cplusplus
 }

@@ -112,8 +112,18 @@ int kbx_tcp_read(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
 void kbx_tcp_shutdown(struct kbx_tcp *c);
 /* Sends a RST and closes. */
 void kbx_tcp_abort(struct kbx_tcp *c);
-/* Copies the next frame to transmit into out (cap ≥ 1514); returns its length, 0 when none. */
+/*
+ * Copies the next frame to transmit into out (cap ≥ 1514); returns its length, 0 when none. The ACK for
+ * received data is not queued by kbx_tcp_input: any segment sent before it leaves carries it (piggybacked
+ * on the reply), else it comes out here as a pure ACK once the queue is empty.
+ */
 int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
+/*
+ * hold 1: kbx_tcp_next_frame keeps the pending data ACK back (other frames still come out), so a reply
+ * written before the next transmission carries it; hold 0 (the default) lets it out. The caller releases
+ * it at its next transmission opportunity: the ACK is never left to a timer.
+ */
+void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold);
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out);
 
 #ifdef __cplusplus

@@ -8,6 +8,14 @@
 #include "kbx_fix.h"
 
 #define BATCH 64
+/* After sending data, a wait spins this long on the RX ring (the answer is due) before sleeping in poll(). */
+#define SPIN_AFTER_SEND_NS 200000ull
+#define RING_MASK (KBX_FIX_TIMING_RING - 1)
+
+struct timing_ring {
+	uint32_t head, count;
+	uint32_t ns[KBX_FIX_TIMING_RING];
+};
 
 struct kbx_fix_xdp {
 	struct kbx_umem *umem;
@@ -16,10 +24,26 @@ struct kbx_fix_xdp {
 	uint8_t *area;
 	uint32_t frame_size;
 	uint32_t held; /* rx descriptors from the last step, released by the next receive */
+	int busy_poll;
+	uint64_t bytes_out_seen, last_send_ns;
 	struct kbx_desc rx[BATCH];
 	struct kbx_desc tx[BATCH];
 	struct kbx_fix_xdp_counters counters;
+	uint64_t unread_since; /* RX descriptors taken for the oldest received bytes TS has not been handed yet */
+	uint64_t handed_since; /* same, for the bytes the last step handed TS: its reply, if any, comes next step */
+	uint64_t handed_native; /* ns of C work from handed_since to the end of that step */
+	uint64_t send_ns;       /* time spent in kbx_xsk_send (TX ring + kick) by transmit() */
+	struct timing_ring response, native, kick;
 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
 
 static uint64_t now_ns(void)
 {
@@ -53,6 +77,7 @@ int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct k
 		free(x);
 		return rc;
 	}
+	x->busy_poll = config->busy_poll != 0;
 	x->tcp = kbx_tcp_create(&config->tcp);
 	if (!x->tcp) {
 		kbx_xsk_close(x->xsk);
@@ -81,6 +106,34 @@ void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *ou
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
 int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x) { return kbx_xsk_fd(x->xsk); }
 
+static void timing_push(struct kbx_fix_xdp *x, struct timing_ring *r, uint64_t ns)
+{
+	if (r->count == KBX_FIX_TIMING_RING) {
+		x->counters.timings_lost++;
+		return;
+	}
+	r->ns[(r->head + r->count) & RING_MASK] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	r->count++;
+}
+
+static uint32_t timing_drain(struct timing_ring *r, uint32_t *out, uint32_t cap)
+{
+	uint32_t n = r->count < cap ? r->count : cap;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = r->ns[(r->head + i) & RING_MASK];
+	r->head = (r->head + n) & RING_MASK;
+	r->count -= n;
+	return n;
+}
+
+void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *response, uint32_t *n_response, uint32_t *native,
+			       uint32_t *n_native, uint32_t *kick, uint32_t *n_kick, uint32_t cap)
+{
+	*n_response = timing_drain(&x->response, response, cap);
+	*n_native = timing_drain(&x->native, native, cap);
+	*n_kick = timing_drain(&x->kick, kick, cap);
+}
+
 /* Every frame the connection has queued goes out through TX; returns how many were submitted. */
 static uint32_t transmit(struct kbx_fix_xdp *x)
 {
@@ -104,7 +157,9 @@ static uint32_t transmit(struct kbx_fix_xdp *x)
 			kbx_umem_release(x->umem, x->tx + n, (uint32_t)got - n);
 		if (n == 0)
 			return total;
+		uint64_t send_start = now_ns();
 		int sent = kbx_xsk_send(x->xsk, x->tx, n);
+		x->send_ns += now_ns() - send_start;
 		if (sent < 0) {
 			x->counters.tx_errors++;
 			kbx_umem_release(x->umem, x->tx, n);
@@ -126,32 +181,76 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 {
 	struct kbx_fix_xdp *x = (struct kbx_fix_xdp *)xp;
 	struct kbx_fix_xdp_result *r = (struct kbx_fix_xdp_result *)resultp;
+	struct kbx_tcp_stats s;
 	memset(r, 0, sizeof(*r));
 	x->counters.steps++;
 
+	/* The bytes handed out by the previous step were TS's to answer in this one; no reply, no sample. */
+	uint64_t answering = x->handed_since;
+	uint64_t bytes_out_before = 0;
+	x->handed_since = 0;
 	uint64_t now = now_ns();
+	/* A data ACK held back by the last step leaves now: on TS's reply if there is one, else alone. */
+	kbx_tcp_hold_ack(x->tcp, 0);
 	if (tx_len > 0) {
 		int accepted = kbx_tcp_write(x->tcp, (const uint8_t *)tx_data, tx_len);
 		r->tx_accepted = accepted > 0 ? (uint32_t)accepted : 0;
-	}
+		if (answering && r->tx_accepted) {
+			kbx_tcp_get_stats(x->tcp, &s);
+			bytes_out_before = s.bytes_out;
+		} else
+			answering = 0;
+	} else
+		answering = 0;
 	kbx_tcp_poll(x->tcp, now);
+	x->send_ns = 0;
 	r->frames_out += transmit(x);
+	if (answering) {
+		uint64_t submitted = now_ns();
+		kbx_tcp_get_stats(x->tcp, &s);
+		if (s.bytes_out > bytes_out_before) {
+			timing_push(x, &x->response, submitted - answering);
+			uint64_t native = x->handed_native + (submitted - now);
+			timing_push(x, &x->native, native > x->send_ns ? native - x->send_ns : 0);
+			timing_push(x, &x->kick, x->send_ns);
+		}
+	}
 	if (kbx_xsk_tx_pending(x->xsk) > 0)
 		kbx_xsk_complete(x->xsk);
 
-	struct kbx_tcp_stats s;
 	kbx_tcp_get_stats(x->tcp, &s);
 	int wait = (s.readable > 0 || (tx_len > 0 && r->tx_accepted < tx_len)) ? 0 : timeout_ms;
-	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, wait);
+	if (s.bytes_out != x->bytes_out_seen) {
+		x->bytes_out_seen = s.bytes_out;
+		x->last_send_ns = now;
+	}
+	/* Spin on the RX ring's producer index (no syscall, no sleep, no wake-up latency): the whole wait with
+	 * busy_poll, else while an answer to what we sent is due. */
+	uint64_t spin_until = 0;
+	if (wait > 0)
+		spin_until = x->busy_poll ? now_ns() + (uint64_t)wait * 1000000ull : x->last_send_ns + SPIN_AFTER_SEND_NS;
+	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, spin_until ? 0 : wait);
+	if (n == 0 && spin_until) {
+		while (now_ns() < spin_until) {
+			if (kbx_xsk_rx_available(x->xsk) > 0) {
+				n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
+				break;
+			}
+			cpu_relax();
+		}
+		if (n == 0 && !x->busy_poll)
+			n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, wait);
+	}
 	if (n < 0) {
 		x->held = 0;
 		return n;
 	}
 	x->held = (uint32_t)n;
 	if (n > 0) {
-		now = now_ns();
+		uint64_t taken = now_ns();
+		uint64_t readable_before = s.readable;
 		for (int i = 0; i < n; i++) {
-			if (!kbx_tcp_input(x->tcp, x->area + x->rx[i].addr, x->rx[i].len, now))
+			if (!kbx_tcp_input(x->tcp, x->area + x->rx[i].addr, x->rx[i].len, taken))
 				x->counters.not_ours++;
 		}
 		/* Frames back to the pool now: the connection copied what it keeps. */
@@ -159,16 +258,32 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		x->held = 0;
 		r->frames_in = (uint32_t)n;
 		x->counters.frames_in += (uint32_t)n;
-		kbx_tcp_poll(x->tcp, now);
+		kbx_tcp_poll(x->tcp, taken);
+		kbx_tcp_get_stats(x->tcp, &s);
+		if (s.readable > readable_before && !x->unread_since)
+			x->unread_since = taken;
+		/*
+		 * Received bytes go to TS now: their ACK waits for the next step (the client calls it at once
+		 * when it has a reply), so it rides on the reply instead of costing a segment of its own.
+		 */
+		kbx_tcp_hold_ack(x->tcp, s.readable > 0 && rx_cap > 0);
 		r->frames_out += transmit(x);
 	}
 	x->counters.frames_out += r->frames_out;
 	if (rx_cap > 0) {
 		int got = kbx_tcp_read(x->tcp, (uint8_t *)rx_buf, rx_cap);
 		r->rx_bytes = got > 0 ? (uint32_t)got : 0;
+		if (got > 0) {
+			x->handed_since = x->unread_since;
+			x->handed_native = now_ns() - x->handed_since;
+			x->unread_since = 0;
+		}
 	}
 	kbx_tcp_get_stats(x->tcp, &s);
 	r->more = s.readable > 0;
+	if (r->more && !x->unread_since)
+		x->unread_since = x->handed_since;
 	r->state = (uint32_t)s.state;
+	r->timings = x->response.count; /* every sample goes to all three rings */
 	return 0;
 }

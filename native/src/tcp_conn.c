@@ -41,6 +41,7 @@ struct kbx_tcp {
 	uint32_t cwnd, ssthresh, recover, ecn_recover;
 	uint32_t dupacks;
 	int ecn_ok, ece_pending, cwr_pending;
+	int ack_pending, hold_ack; /* received data not yet ACKed (see kbx_tcp_next_frame) */
 	/* send ring: slen bytes starting at sequence snd_una, at sbuf[shead] */
 	uint8_t *sbuf;
 	uint32_t scap, shead, slen;
@@ -134,6 +135,7 @@ void kbx_tcp_destroy(struct kbx_tcp *c)
 static void set_closed(struct kbx_tcp *c, uint32_t reason)
 {
 	c->state = KBX_TCP_CLOSED;
+	c->ack_pending = 0;
 	if (!c->close_reason) c->close_reason = reason;
 	c->rto_deadline = 0;
 }
@@ -198,6 +200,7 @@ static void emit(struct kbx_tcp *c, uint8_t flags, uint32_t seq, uint32_t len, i
 	c->txlen[slot] = (uint16_t)(ETH_LEN + IP_LEN + tcp_len);
 	c->txcount++;
 	c->st.segs_out++;
+	if (flags & F_ACK) c->ack_pending = 0; /* it carries rcv_nxt */
 	if (flags & F_RST) c->st.rst_out++;
 }
 
@@ -655,7 +658,7 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 	} else if ((flags & F_FIN) && c->state == KBX_TCP_TIME_WAIT) {
 		need_ack = 1; /* the peer did not hear our ACK of its FIN */
 	}
-	if (need_ack) send_ack(c);
+	if (need_ack) c->ack_pending = 1;
 	output(c);
 	return 1;
 }
@@ -709,6 +712,7 @@ void kbx_tcp_abort(struct kbx_tcp *c)
 int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 {
 	uint32_t n;
+	if (!c->txcount && c->ack_pending && !c->hold_ack) send_ack(c);
 	if (!c->txcount) return 0;
 	n = c->txlen[c->txhead];
 	if (n > cap) return -ENOSPC;
@@ -717,6 +721,8 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 	c->txcount--;
 	return (int)n;
 }
+
+void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold) { c->hold_ack = hold; }
 
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out)
 {

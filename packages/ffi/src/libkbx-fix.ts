@@ -91,6 +91,7 @@ export interface LibKbxTcp {
   kbx_tcp_shutdown: (c: KbxTcpPtr) => void
   kbx_tcp_abort: (c: KbxTcpPtr) => void
   kbx_tcp_next_frame: (c: KbxTcpPtr, out: Uint8Array, cap: number) => number
+  kbx_tcp_hold_ack: (c: KbxTcpPtr, hold: number) => void
   kbx_tcp_get_stats: (c: KbxTcpPtr, out: Uint8Array) => void
 }
 
@@ -112,6 +113,7 @@ export function libkbxTcp(): LibKbxTcp {
     kbx_tcp_shutdown: lib.func('void kbx_tcp_shutdown(kbx_tcp *c)'),
     kbx_tcp_abort: lib.func('void kbx_tcp_abort(kbx_tcp *c)'),
     kbx_tcp_next_frame: lib.func('int kbx_tcp_next_frame(kbx_tcp *c, _Out_ uint8_t *out, uint32_t cap)'),
+    kbx_tcp_hold_ack: lib.func('void kbx_tcp_hold_ack(kbx_tcp *c, int hold)'),
     kbx_tcp_get_stats: lib.func('void kbx_tcp_get_stats(kbx_tcp *c, _Out_ uint8_t *out)'),
   } as LibKbxTcp
   return instance
@@ -129,6 +131,7 @@ export const KbxFixXdpConfig = koffi.struct('kbx_fix_xdp_config', {
   zero_copy: 'uint32_t',
   rx_size: 'uint32_t',
   tx_size: 'uint32_t',
+  busy_poll: 'uint32_t',
 })
 
 export interface KbxFixXdpConfigValue {
@@ -137,12 +140,15 @@ export interface KbxFixXdpConfigValue {
   zero_copy: number
   rx_size: number
   tx_size: number
+  busy_poll: number
 }
 
 /** struct kbx_fix_xdp_result: all u32, in this order. */
-export const KBX_FIX_XDP_RESULT_FIELDS = ['rx_bytes', 'tx_accepted', 'frames_in', 'frames_out', 'state', 'more'] as const
+export const KBX_FIX_XDP_RESULT_FIELDS = ['rx_bytes', 'tx_accepted', 'frames_in', 'frames_out', 'state', 'more', 'timings'] as const
 /** struct kbx_fix_xdp_counters: all u64, in this order. */
-export const KBX_FIX_XDP_COUNTER_FIELDS = ['steps', 'frames_in', 'frames_out', 'not_ours', 'tx_ring_full', 'tx_errors'] as const
+export const KBX_FIX_XDP_COUNTER_FIELDS = ['steps', 'frames_in', 'frames_out', 'not_ours', 'tx_ring_full', 'tx_errors', 'timings_lost'] as const
+/** KBX_FIX_TIMING_RING: samples each of the three internal-timing rings holds (kbx_fix.h). */
+export const KBX_FIX_TIMING_RING = 65536
 
 export interface LibKbxFixXdp {
   kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
@@ -155,6 +161,8 @@ export interface LibKbxFixXdp {
   kbx_fix_xdp_tcp_stats: (x: KbxFixXdpPtr, out: Uint8Array) => void
   kbx_fix_xdp_counters: (x: KbxFixXdpPtr, out: Uint8Array) => void
   kbx_fix_xdp_fd: (x: KbxFixXdpPtr) => number
+  /** x and the rest but cap: addresses (u32 arrays / u32 counts). */
+  kbx_fix_xdp_drain_timings: (x: number, response: number, nResponse: number, native: number, nNative: number, kick: number, nKick: number, cap: number) => void
 }
 
 koffi.opaque('kbx_fix_xdp')
@@ -175,6 +183,7 @@ export function libkbxFixXdp(): LibKbxFixXdp {
     kbx_fix_xdp_tcp_stats: lib.func('void kbx_fix_xdp_tcp_stats(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
     kbx_fix_xdp_counters: lib.func('void kbx_fix_xdp_counters(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
     kbx_fix_xdp_fd: lib.func('int kbx_fix_xdp_fd(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_drain_timings: lib.func('kbx_fix_xdp_drain_timings', 'void', [p, p, p, p, p, p, p, 'uint32_t']),
   } as LibKbxFixXdp
   return xdpInstance
 }

@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { Option, parseChoice, parseIpPortOption, parseIntOption, parseInterfaceName, parseScaledInt, parseSeconds } from '@kbx/cli'
 import type { Command, IpPort, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
+import { KBX_FIX_TIMING_RING } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
+import { LatencyHistogram } from '@kbx/stats'
 import { parsePrice } from './codec.js'
 import { OrderFlow } from './orders.js'
 import { FixSession } from './session.js'
@@ -39,6 +41,7 @@ export interface FixTcpOptions {
   testDropSegment?: number
   xdpMode: 'native' | 'skb' | 'auto'
   queue: number
+  busyPoll?: boolean
 }
 
 export function buildFixTcp(program: Command): void {
@@ -51,7 +54,7 @@ export function buildFixTcp(program: Command): void {
     .option('--rate <r>', 'orders per second (paced, without waiting for acks)', parseScaledInt('--rate', { min: 1 }))
     .option('--duration <s>', 'stop (clean Logout) after this long', parseSeconds('--duration', { min: 0 }))
     .option('--interval <s>', 'seconds between interval stats', parseSeconds('--interval', { min: 0 }), 1)
-    .addOption(new Option('--io <kind>', 'transport: xdp (userspace TCP on AF_XDP) or socket (kernel TCP)').choices(['xdp', 'socket']).default('socket'))
+    .addOption(new Option('--io <kind>', 'transport: xdp (userspace TCP on AF_XDP) or socket (kernel TCP)').choices(['xdp', 'socket']).default('xdp'))
     .option('--fix-version <v>', 'FIX.4.4 or FIX.4.2', parseChoice('--fix-version', ['4.4', '4.2'] as const), '4.4')
     .option('--heartbeat <s>', 'HeartBtInt (108) proposed on Logon, seconds', parseIntOption('--heartbeat', { min: 1, max: 3600 }), 30)
     .option('--reset', 'send ResetSeqNumFlag(141)=Y on Logon: both sides start again from 1')
@@ -63,6 +66,7 @@ export function buildFixTcp(program: Command): void {
     .option('--linger <s>', 'stay logged on (idle, heartbeats only) this long after the last order, before Logout', parseSeconds('--linger', { min: 0 }), 0)
     .addOption(new Option('--xdp-mode <mode>', 'XDP attach mode for --io xdp').choices(['native', 'skb', 'auto']).default('auto'))
     .option('--queue <n>', 'RX queue of --iface for --io xdp', parseIntOption('--queue', { min: 0 }), 0)
+    .option('--busy-poll', '--io xdp: spin on the AF_XDP RX ring instead of sleeping in poll() when idle (lowest latency; keeps one core at 100%)')
     .addOption(new Option('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once').argParser(parseIntOption('--test-drop-segment', { min: 1 })).hideHelp())
     .addOption(new Option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once').argParser(parseIntOption('--test-gap-at', { min: 1 })).hideHelp())
 }
@@ -71,11 +75,13 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
   const opts = ctx.opts as unknown as FixTcpOptions
   const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
   if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
+  if (opts.busyPoll === true && opts.io !== 'xdp') throw new UsageError('--busy-poll: only with --io xdp (the kernel socket is event-driven)')
   const info = interfaceInfo(opts.iface)
   const localAddress = info.ipv4[0]
   if (localAddress === undefined) throw new NetError(`interface ${opts.iface} has no IPv4 address`, { op: 'interface address', hint: `ip addr add … dev ${opts.iface}` })
 
   const store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
+  ctx.onCleanup(() => store.close())
   let socket: Socket | undefined
   let xdp: XdpTransport | undefined
   let closedReason: string | undefined
@@ -103,6 +109,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     heartBtInt: opts.heartbeat,
     resetOnLogon: opts.reset === true,
     store,
+    saveOnReceive: false, // saved below once the replies (the next order) are on the wire
     send: (bytes) => {
       if (xdp !== undefined) {
         if (!xdp.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'AF_XDP send staging buffer full: message dropped')
@@ -141,6 +148,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
       remotePort: opts.connect.port,
       queue: opts.queue,
       mode: opts.xdpMode,
+      busyPoll: opts.busyPoll === true,
       ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
       log: (msg) => ctx.log.info(msg),
     })
@@ -159,23 +167,50 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
       session.receive(chunk)
       pump()
       s.uncork()
+      store.save()
       notify()
     })
     s.on('close', () => onPeerGone('connection closed by peer'))
     s.on('error', (err) => ctx.log.warn({ err: err.message }, 'socket error'))
     local = `${localAddress}:${s.localPort}`
   }
-  /** --io xdp: one native batch (send, receive, timers); received bytes straight to the session. */
+  // --io xdp internal timing (native rings, drained in bulk): whole run and current interval.
+  const timingNames = ['response', 'native', 'kick'] as const
+  const internal = Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as Record<(typeof timingNames)[number], LatencyHistogram>
+  const intervalInternal = Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as typeof internal
+  const drainTimings = () => {
+    if (xdp === undefined || xdp.closed) return
+    const samples = xdp.drainTimings()
+    for (const name of timingNames) {
+      internal[name].recordMany(samples[name])
+      intervalInternal[name].recordMany(samples[name])
+    }
+  }
+  /**
+   * --io xdp: one native batch (send, receive, timers); received bytes straight to the session. When they
+   * make the session answer (the next order, a Heartbeat), the answer goes out in a batch call right away,
+   * not after an event-loop turn.
+   */
   const xdpStep = (timeoutMs: number) => {
-    const rx = xdp!.step(timeoutMs)
-    if (rx.length > 0) {
+    let rx = xdp!.step(timeoutMs)
+    const received = rx.length > 0
+    for (let rounds = 0; rx.length > 0; rounds++) {
       session.receive(rx)
       pump()
       notify()
+      if (xdp!.pendingBytes === 0 || rounds === 64) break
+      rx = xdp!.step(0)
     }
+    if (received) store.save()
+    if (xdp!.timingsWaiting > KBX_FIX_TIMING_RING / 2) drainTimings()
     if (xdp!.closed && session.state !== 'closed') onPeerGone(`TCP connection ${String(xdp!.stats()['closeReason'])}`)
   }
   const tcpStats = () => (xdp !== undefined ? xdp.stats() : { io: 'socket', note: 'kernel TCP: retransmits/dup ACKs are the kernel\'s (see nstat)' })
+  /**
+   * --io xdp: internalUs (RX descriptors taken → reply submitted to TX), of which internalNativeUs in C
+   * (TCP, copies, checksums) and internalKickUs in the TX call (TX ring + sendto); the rest is TS and FFI.
+   */
+  const internalStats = (h: typeof internal) => (xdp === undefined ? {} : { internalUs: h.response.summary(), internalNativeUs: h.native.summary(), internalKickUs: h.kick.summary() })
 
   ctx.json.start({ io: opts.io, iface: opts.iface, local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
   session.start()
@@ -201,17 +236,20 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
   let stoppedBy = 'done'
   let lastSnapshot = { sent: 0, acked: 0, filled: 0, rejected: 0 }
   const emitInterval = (now: number) => {
+    drainTimings()
     const c = flow.counters
     ctx.json.interval({
       elapsedSec: (now - started) / 1000,
       orders: { ...c, outstanding: flow.outstanding },
       perSec: { sent: (c.sent - lastSnapshot.sent) / opts.interval, acked: (c.acked - lastSnapshot.acked) / opts.interval },
       latencyUs: flow.intervalLatency.summary(),
+      ...internalStats(intervalInternal),
       session: { state: session.state, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
       tcp: tcpStats(),
     })
     lastSnapshot = { sent: c.sent, acked: c.acked, filled: c.filled, rejected: c.rejected }
     flow.intervalLatency.reset()
+    for (const h of Object.values(intervalInternal)) h.reset()
   }
 
   while (session.state !== 'closed') {
@@ -240,8 +278,9 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     }
     if ((session.state as string) === 'closed') break
     if (xdp !== undefined) {
-      // Spin on the native batch call (it polls the socket for up to 1 ms when idle), yielding to the
-      // event loop between batches so signals and timers run; housekeeping above about once per ms.
+      // Spin on the native batch call (idle, it waits up to 1 ms for frames: asleep in poll(), or spinning
+      // on the RX ring with --busy-poll), yielding to the event loop between batches so signals and timers
+      // run; housekeeping above about once per ms.
       const until = Date.now() + 1
       do {
         xdpStep(xdp.pendingBytes > 0 ? 0 : 1)
@@ -252,6 +291,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     }
   }
   socket?.end()
+  drainTimings()
   if (xdp !== undefined) await closeXdp(xdp, ctx)
   store.save()
   const c = flow.counters
@@ -263,6 +303,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     orders: { ...c, outstanding: flow.outstanding },
     ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
     latencyUs: flow.latency.summary(),
+    ...internalStats(internal),
     session: { ...session.counters, events: sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
     parser: session.parser.counters,
     tcp: tcpStats(),

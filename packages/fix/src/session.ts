@@ -34,6 +34,11 @@ export interface SessionOptions {
   heartbeats?: boolean
   /** App messages kept for resending (older ones are gap-filled). */
   resendCapacity?: number
+  /**
+   * Default true: receive() saves the store. false: the caller calls store.save() once the replies to what
+   * it received are on the wire, keeping the file write (write + rename) off the reply path.
+   */
+  saveOnReceive?: boolean
 }
 
 interface StoredMessage {
@@ -190,7 +195,7 @@ export class FixSession {
   receive(chunk: Uint8Array): void {
     this.parser.push(chunk)
     for (let msg = this.parser.next(); msg !== null && this.state !== 'closed'; msg = this.parser.next()) this.handle(msg)
-    this.store.save()
+    if (this.options.saveOnReceive !== false) this.store.save()
   }
 
   private close(reason: string): void {

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { SystemError } from '@kbx/errors'
 
@@ -13,6 +13,8 @@ export interface SeqStore extends SeqState {
   /** Writes the state if it changed since the last save. */
   save(): void
   reset(): void
+  /** Releases what save() holds open (a later save() opens it again). */
+  close(): void
 }
 
 export class MemorySeqStore implements SeqStore {
@@ -24,14 +26,25 @@ export class MemorySeqStore implements SeqStore {
     this.nextSenderSeq = 1
     this.nextTargetSeq = 1
   }
+  close(): void {}
 }
 
-/** A small JSON file replaced atomically (write + rename) on save. */
+/** Bytes of the store's record: the JSON padded with spaces, then a newline. */
+const RECORD_BYTES = 128
+
+/**
+ * A small JSON file, one fixed-size record overwritten in place by a single write at offset 0 through a
+ * descriptor kept open: a process that dies mid-session leaves the old or the new record, never a mix,
+ * and a save costs one pwrite (a write + rename costs a journal commit, ~0.5 ms on ext4, per message).
+ * Like before, no fsync: a machine crash may lose the last saves.
+ */
 export class FileSeqStore implements SeqStore {
   nextSenderSeq = 1
   nextTargetSeq = 1
   nextClOrdId = 1
   private saved = ''
+  private fd: number | null = null
+  private readonly record = Buffer.alloc(RECORD_BYTES)
 
   constructor(readonly path: string) {
     let text: string | undefined
@@ -57,15 +70,27 @@ export class FileSeqStore implements SeqStore {
   save(): void {
     const text = this.serialize()
     if (text === this.saved) return
+    const record = this.record.fill(0x20)
+    record.write(text, 0, 'latin1')
+    record[RECORD_BYTES - 1] = 0x0a
     try {
-      mkdirSync(dirname(this.path), { recursive: true })
-      const tmp = `${this.path}.tmp`
-      writeFileSync(tmp, text + '\n')
-      renameSync(tmp, this.path)
+      if (this.fd === null) {
+        mkdirSync(dirname(this.path), { recursive: true })
+        const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o644)
+        writeSync(fd, record, 0, RECORD_BYTES, 0)
+        ftruncateSync(fd, RECORD_BYTES) // a longer file written by an older version: cut after the record
+        this.fd = fd
+      } else writeSync(this.fd, record, 0, RECORD_BYTES, 0)
     } catch (err) {
       throw storeError('write', this.path, err)
     }
     this.saved = text
+  }
+
+  close(): void {
+    if (this.fd === null) return
+    closeSync(this.fd)
+    this.fd = null
   }
 
   reset(): void {

@@ -165,6 +165,34 @@ t.test('in-order data delivered with an immediate ACK; out-of-order dropped and 
   t.end()
 })
 
+t.test('held ACK: rides on the reply written before the next transmission, else goes out alone when released', (t) => {
+  const c = established(t)
+  c.tcp.holdAck(true)
+  t.same(c.feed({ seq: c.peerSeq, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('order') }), [], 'no pure ACK while held')
+  t.equal(c.tcp.read().toString(), 'order')
+  const segsBefore = c.tcp.stats().segs_out
+  c.tcp.holdAck(false)
+  c.tcp.write(Buffer.from('ack!'))
+  c.tcp.poll(c.now)
+  const reply = c.out()
+  t.equal(reply.length, 1, 'one segment: the reply')
+  t.equal(reply[0]!.payloadLength, 4, 'the reply bytes')
+  t.equal(reply[0]!.tcp!.ack, c.peerSeq + 5, 'it acknowledges the received bytes')
+  t.equal(c.tcp.stats().segs_out, segsBefore + 1, 'no separate ACK was built')
+
+  c.tcp.holdAck(true)
+  t.same(c.feed({ seq: c.peerSeq + 5, ack: ISN + 1 + 4, flags: ACK | PSH, payload: Buffer.from('more') }), [])
+  c.tcp.holdAck(false)
+  const [ack] = c.out()
+  t.equal(ack!.tcp!.flags, ACK, 'no reply: a pure ACK once released')
+  t.equal(ack!.tcp!.ack, c.peerSeq + 9)
+
+  c.tcp.holdAck(true)
+  const [dup] = c.feed({ seq: c.peerSeq + 20, ack: ISN + 1 + 4, flags: ACK | PSH, payload: Buffer.from('gap') })
+  t.equal(dup!.tcp!.ack, c.peerSeq + 9, 'duplicate ACKs for out-of-order data are never held')
+  t.end()
+})
+
 t.test('out-of-window segments are ACKed and dropped; bad checksums dropped silently', (t) => {
   const c = established(t)
   const [ack] = c.feed({ seq: c.peerSeq + 10_000_000, ack: ISN + 1, flags: ACK | PSH, payload: Buffer.from('x') })

@@ -105,6 +105,11 @@ export class UserTcp {
     libkbxTcp().kbx_tcp_abort(this.h)
   }
 
+  /** true: the ACK for received data waits for the next segment we send (piggybacked) or for holdAck(false). */
+  holdAck(hold: boolean): void {
+    libkbxTcp().kbx_tcp_hold_ack(this.h, hold ? 1 : 0)
+  }
+
   /** Every frame waiting to be transmitted (copies). */
   frames(): Buffer[] {
     const out: Buffer[] = []

@@ -6,7 +6,7 @@ import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
 import { NetError, SystemError, XskError } from '@kbx/errors'
-import { KBX_FIX_XDP_COUNTER_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress, libkbxFixXdp } from '@kbx/ffi'
+import { KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress, libkbxFixXdp } from '@kbx/ffi'
 import type { KbxFixXdpPtr } from '@kbx/ffi'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
 import { Umem } from '@kbx/xsk'
@@ -18,6 +18,8 @@ export interface XdpTransportOptions {
   queue?: number
   mode?: 'native' | 'skb' | 'auto'
   ecn?: boolean
+  /** Waits spin on the RX ring instead of sleeping in poll(): lowest latency, one core at 100%. */
+  busyPoll?: boolean
   /** Test hook: the stack silently drops its Nth new data segment (1-based), recovered by retransmission. */
   dropTxNth?: number
   log?: (msg: string) => void
@@ -25,7 +27,8 @@ export interface XdpTransportOptions {
 
 const RX_CAPACITY = 256 * 1024
 const TX_CAPACITY = 1024 * 1024
-const RESULT_SIZE = 6 * 4
+const RESULT_SIZE = KBX_FIX_XDP_RESULT_FIELDS.length * 4
+const RESULT_TIMINGS = KBX_FIX_XDP_RESULT_FIELDS.indexOf('timings') * 4
 const STATE_ESTABLISHED = 2
 const STATE_CLOSED = 0
 
@@ -75,6 +78,9 @@ export class XdpTransport {
   readonly #resultAddress = kbxAddress(this.#result)
   readonly #statsBuf = Buffer.alloc(KBX_TCP_STATS_FIELDS.length * 8)
   readonly #countersBuf = Buffer.alloc(KBX_FIX_XDP_COUNTER_FIELDS.length * 8)
+  /** Drain target: response, native and kick samples, then the three counts (all u32). */
+  readonly #timings = Buffer.from(new ArrayBuffer((3 * KBX_FIX_TIMING_RING + 3) * 4))
+  readonly #timingsAddress = kbxAddress(this.#timings)
   state = 'closed'
 
   private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string; zeroCopy: boolean }) {
@@ -137,6 +143,7 @@ export class XdpTransport {
           zero_copy: KBX_ZERO_COPY_TRY,
           rx_size: 0,
           tx_size: 0,
+          busy_poll: o.busyPoll === true ? 1 : 0,
         },
         out,
         info,
@@ -197,6 +204,28 @@ export class XdpTransport {
     return this.#rx.subarray(0, rxBytes)
   }
 
+  /** Timing samples waiting in the fuller native ring after the last step: drain before it fills. */
+  get timingsWaiting(): number {
+    return this.#result.readUInt32LE(RESULT_TIMINGS)
+  }
+
+  /**
+   * ONE native call: the internal timing samples (ns) gathered since the last drain (native/include/kbx_fix.h).
+   * response: RX descriptors taken → the reply TS wrote to those bytes submitted to TX (crosses the FFI
+   * twice); native: its C share without the TX call; kick: the TX call (TX ring + sendto). Views valid
+   * until the next drain.
+   */
+  drainTimings(): { response: Uint32Array; native: Uint32Array; kick: Uint32Array } {
+    this.#ptr
+    const ring = KBX_FIX_TIMING_RING
+    const base = this.#timingsAddress
+    const counts = base + 3 * ring * 4
+    libkbxFixXdp().kbx_fix_xdp_drain_timings(this.#address, base, counts, base + ring * 4, counts + 4, base + 2 * ring * 4, counts + 8, ring)
+    const all = new Uint32Array(this.#timings.buffer, 0, 3 * ring + 3)
+    const view = (i: number) => all.subarray(i * ring, i * ring + all[3 * ring + i]!)
+    return { response: view(0), native: view(1), kick: view(2) }
+  }
+
   get established(): boolean {
     return this.state === KBX_TCP_STATE_NAMES[STATE_ESTABLISHED]
   }
@@ -238,6 +267,7 @@ export class XdpTransport {
     out['notOurs'] = loop['notOurs']!
     out['txRingFull'] = loop['txRingFull']!
     out['steps'] = loop['steps']!
+    out['timingsLost'] = loop['timingsLost']!
     return out
   }
 

@@ -43,13 +43,29 @@ for (const [io, streams, count] of [
     t.equal(end?.sent, count, 'every transaction sent')
     t.equal(end?.acked, count, 'every transaction acknowledged')
     t.equal(end?.handshakes, 1)
-    t.ok(end?.ackLatencyUs?.p50 > 0, 'send->ack latency recorded')
+    const latency = end?.ackLatencyUs
+    t.equal(latency?.count, count, 'one send->ack latency per acknowledged transaction')
+    t.ok(latency?.min > 0 && latency.min <= latency.p50 && latency.p50 <= latency.p99 && latency.p99 <= latency.max, 'percentiles ordered within min..max')
     t.equal(sinkEnd?.transactions, end?.acked, "sink's count == flooder's acked count")
     t.equal(sinkEnd?.clientCertificates, 1, 'the client presented a certificate')
     t.equal(sinkEnd?.[streams === 'uni' ? 'streamsUni' : 'streamsBidi'], count)
     t.equal(sinkEnd?.rejected, 0)
   })
 }
+
+t.test('--rate with --busy-poll on both ends: paced, every transaction acknowledged and timed', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`, ['--busy-poll', '2000'])
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'xdp', '--rate', '2000', '--count', '1000', '--busy-poll', '500', '--duration', '30'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(end?.acked, 1000)
+  t.equal(end?.ackLatencyUs?.count, 1000)
+  t.ok(end?.seconds >= 0.45, `paced: 1000 transactions at 2000/s take about half a second (${end?.seconds} s)`)
+  t.equal(sinkEnd?.transactions, 1000)
+})
 
 t.test('MAX_STREAMS respected against a sink granting 4 streams', async (t) => {
   const net = withTestNet(t)

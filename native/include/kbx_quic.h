@@ -69,7 +69,8 @@ struct kbx_quic_flood_config {
 	uint8_t src_mac[8];            /* 6 bytes used */
 	uint8_t dst_mac[8];            /* next hop */
 	uint32_t max_tx_size;          /* TEST ONLY: 0 = KBX_QUIC_MAX_TX_SIZE; larger lets a test send what Agave rejects */
-	uint32_t reserved;
+	uint32_t busy_poll_us;         /* while transactions await their ACK, poll instead of sleeping for up to
+					* this long after the last packet (0: always sleep when idle) */
 };
 
 struct kbx_quic_flood_stats {
@@ -101,7 +102,6 @@ struct kbx_quic_flood_stats {
 	uint64_t gso_batches;        /* sendmmsg messages carrying several datagrams (socket io) */
 	uint64_t tx_ring_full;       /* frames that waited for TX ring room (xdp io) */
 	uint64_t last_close_error;   /* QUIC error code of the last closed connection */
-	uint64_t latencies_dropped;  /* send->ack samples lost because the sample buffer was full */
 };
 
 /* Runs stop codes (>= 0) of kbx_quic_flood_run. */
@@ -124,8 +124,14 @@ int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms);
 /* Stops opening streams (graceful end): run then returns DONE once in-flight transactions are acked. */
 void kbx_quic_flood_stop_sending(struct kbx_quic_flood *f);
 void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats *out);
-/* Moves up to cap send->ack latency samples (ns, one monotonic clock) into out; returns how many. */
-uint32_t kbx_quic_flood_take_latencies(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap);
+/*
+ * Moves the send->ack latencies (ns, one monotonic clock) recorded since the last call into out as
+ * (value_ns, count) u64 pairs: the exact minimum and maximum as pairs of their own, the rest as bucket
+ * middles (buckets < 0.8% wide). cap_pairs must be at least KBX_QUIC_LATENCY_PAIRS_MAX (-ENOSPC).
+ * Returns the number of pairs.
+ */
+#define KBX_QUIC_LATENCY_PAIRS_MAX 8192
+int kbx_quic_flood_take_latency_histogram(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap_pairs);
 /* fd of the AF_XDP socket (xdp io) for the steering program's XSKMAP, or -1. */
 int kbx_quic_flood_xsk_fd(const struct kbx_quic_flood *f);
 /* First local UDP port (connection i uses it + i). */
@@ -140,6 +146,8 @@ struct kbx_quic_sink_config {
 	uint32_t max_streams_bidi; /* 0 = 512 */
 	uint32_t idle_timeout_ms;  /* 0 = 30000 */
 	uint32_t max_connections;  /* 0 = 1024 */
+	uint32_t busy_poll_us;     /* poll instead of sleeping for up to this long after the last packet (0: sleep) */
+	uint32_t reserved;
 };
 
 struct kbx_quic_sink_stats {

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,11 @@
 #define RX_BATCH 64
 #define RECORDS_PER_CONN 8192
 #define MAX_PENDING 256          /* streams opened and not yet written, per connection */
-#define LATENCY_RING (1u << 20)
+/* send->ack latency histogram: exact below 1024 ns, then 128 sub-buckets per power of two (< 0.8% wide) */
+#define LAT_EXACT 1024u
+#define LAT_SUB_BITS 7
+#define LAT_BUCKETS (LAT_EXACT + (64u - 10u) * (1u << LAT_SUB_BITS))
+_Static_assert(LAT_BUCKETS + 2 <= KBX_QUIC_LATENCY_PAIRS_MAX, "latency pairs buffer too small");
 
 enum conn_state { CONN_WAITING = 0, CONN_CONNECTING, CONN_ESTABLISHED, CONN_DEAD };
 
@@ -98,8 +103,9 @@ struct kbx_quic_flood {
 	uint64_t pace_start_ns;
 	int stop_sending;
 	struct kbx_quic_flood_stats st;
-	uint64_t *latencies;
-	uint32_t lat_head, lat_count;
+	uint64_t *lat_counts;     /* LAT_BUCKETS */
+	uint64_t lat_n, lat_min, lat_max;
+	uint64_t last_io_ns;      /* last packet written or received (busy polling) */
 	int gso;
 	struct out_packet out[OUT_BATCH];
 	uint32_t nout;
@@ -137,14 +143,38 @@ static void record_free(struct conn *c, struct tx_record *r)
 	c->in_flight--;
 }
 
-static void latency_push(struct kbx_quic_flood *f, uint64_t ns)
+static uint32_t latency_bucket(uint64_t ns)
 {
-	if (f->lat_count == LATENCY_RING) {
-		f->st.latencies_dropped++;
-		return;
-	}
-	f->latencies[(f->lat_head + f->lat_count) & (LATENCY_RING - 1)] = ns;
-	f->lat_count++;
+	uint32_t e;
+
+	if (ns < LAT_EXACT)
+		return (uint32_t)ns;
+	e = 63u - (uint32_t)__builtin_clzll(ns); /* >= 10 */
+	return LAT_EXACT + (e - 10u) * (1u << LAT_SUB_BITS) +
+	       (uint32_t)((ns >> (e - LAT_SUB_BITS)) & ((1u << LAT_SUB_BITS) - 1));
+}
+
+/* The middle of a bucket's range. */
+static uint64_t latency_bucket_value(uint32_t b)
+{
+	uint32_t e, sub;
+
+	if (b < LAT_EXACT)
+		return b;
+	b -= LAT_EXACT;
+	e = b / (1u << LAT_SUB_BITS) + 10u;
+	sub = b % (1u << LAT_SUB_BITS);
+	return (1ull << e) + ((uint64_t)sub << (e - LAT_SUB_BITS)) + (1ull << (e - LAT_SUB_BITS)) / 2;
+}
+
+static void latency_record(struct kbx_quic_flood *f, uint64_t ns)
+{
+	f->lat_counts[latency_bucket(ns)]++;
+	if (!f->lat_n || ns < f->lat_min)
+		f->lat_min = ns;
+	if (ns > f->lat_max)
+		f->lat_max = ns;
+	f->lat_n++;
 }
 
 static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uint64_t offset, uint64_t datalen,
@@ -162,7 +192,7 @@ static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uin
 		r->counted = 1;
 		c->f->st.tx_acked++;
 		c->f->st.tx_bytes_acked += r->len;
-		latency_push(c->f, now - r->sent_ns);
+		latency_record(c->f, now - r->sent_ns);
 	}
 	return 0;
 }
@@ -399,29 +429,45 @@ static void conn_close(struct conn *c, uint64_t now, const char *why, int send_c
 
 /* ---- output ---- */
 
-static uint16_t fold_checksum(uint32_t sum)
+/*
+ * RFC 1071 one's-complement sum over memory in host byte order, 8 bytes at a time (the sum is byte-order
+ * independent: folded and stored back as it is, it is the checksum in network order).
+ */
+static uint64_t add_carry(uint64_t sum, uint64_t w)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	sum += w;
+	return sum + (sum < w);
 }
 
-static uint32_t sum_bytes(const uint8_t *p, size_t len, uint32_t sum)
+static uint64_t sum_memory(const uint8_t *p, size_t len, uint64_t sum)
 {
-	size_t i;
+	uint64_t w;
 
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		sum = add_carry(sum, w);
+	}
+	w = 0;
+	memcpy(&w, p, len); /* a trailing odd byte is the high byte of a zero-padded network-order word */
+	return add_carry(sum, w);
+}
+
+/* The checksum of a sum (complemented), ready to be stored in memory as it is. */
+static uint16_t checksum_of(uint64_t sum)
+{
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
 }
 
 /* Ethernet + IPv4 + UDP headers in front of a payload already at frame + HEADERS_LEN. */
 static void build_headers(struct kbx_quic_flood *f, struct conn *c, uint8_t *frame, uint32_t payload_len)
 {
 	uint8_t *ip = frame + 14, *udp = frame + 34;
-	uint32_t udp_len = 8 + payload_len, sum;
+	uint32_t udp_len = 8 + payload_len;
 	uint16_t csum;
 
 	memcpy(frame, f->cfg.dst_mac, 6);
@@ -442,21 +488,18 @@ static void build_headers(struct kbx_quic_flood *f, struct conn *c, uint8_t *fra
 	ip[10] = ip[11] = 0;
 	memcpy(ip + 12, &c->local.sin_addr.s_addr, 4);
 	memcpy(ip + 16, &c->remote.sin_addr.s_addr, 4);
-	csum = fold_checksum(sum_bytes(ip, 20, 0));
-	ip[10] = (uint8_t)(csum >> 8);
-	ip[11] = (uint8_t)csum;
+	csum = checksum_of(sum_memory(ip, 20, 0));
+	memcpy(ip + 10, &csum, 2);
 	memcpy(udp, &c->local.sin_port, 2);
 	memcpy(udp + 2, &c->remote.sin_port, 2);
 	udp[4] = (uint8_t)(udp_len >> 8);
 	udp[5] = (uint8_t)udp_len;
 	udp[6] = udp[7] = 0;
-	sum = sum_bytes(ip + 12, 8, 0) + 17 + udp_len;
-	sum = sum_bytes(udp, udp_len, sum);
-	csum = fold_checksum(sum);
+	/* pseudo-header: addresses, protocol and UDP length (as network-order words in memory) */
+	csum = checksum_of(sum_memory(udp, udp_len, sum_memory(ip + 12, 8, htons(17) + htons((uint16_t)udp_len))));
 	if (csum == 0)
 		csum = 0xffff;
-	udp[6] = (uint8_t)(csum >> 8);
-	udp[7] = (uint8_t)csum;
+	memcpy(udp + 6, &csum, 2);
 }
 
 static int xdp_flush(struct kbx_quic_flood *f)
@@ -980,9 +1023,9 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 	f->txs = malloc(total);
 	f->tx_offsets = calloc(tx_count, sizeof(uint32_t));
 	f->tx_lens = calloc(tx_count, sizeof(uint32_t));
-	f->latencies = calloc(LATENCY_RING, sizeof(uint64_t));
+	f->lat_counts = calloc(LAT_BUCKETS, sizeof(uint64_t));
 	f->conns = calloc(f->nconns, sizeof(struct conn));
-	if (!f->txs || !f->tx_offsets || !f->tx_lens || !f->latencies || !f->conns) {
+	if (!f->txs || !f->tx_offsets || !f->tx_lens || !f->lat_counts || !f->conns) {
 		kbx_quic_flood_destroy(f);
 		return kbx_quic_fail(-ENOMEM, "allocate flooder");
 	}
@@ -1178,8 +1221,17 @@ int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms)
 		now = kbx_quic_now();
 		if (now >= deadline)
 			return KBX_QUIC_RUN_SLICE;
-		if (activity)
+		if (activity) {
+			f->last_io_ns = now;
 			continue;
+		}
+		/* an ACK is due: poll instead of sleeping (a wakeup costs tens of µs), yielding to anything
+		 * runnable here, for up to busy_poll_us after the last packet */
+		if (f->cfg.busy_poll_us && f->st.tx_sent > f->st.tx_acked + f->st.tx_unacked_closed &&
+		    now - f->last_io_ns < (uint64_t)f->cfg.busy_poll_us * 1000ull) {
+			sched_yield();
+			continue;
+		}
 		/* idle: sleep until a timer, a pacing slot, a reconnect or input */
 		for (i = 0; i < f->nconns; i++) {
 			struct conn *c = &f->conns[i];
@@ -1262,16 +1314,39 @@ void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats 
 	}
 }
 
-uint32_t kbx_quic_flood_take_latencies(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap)
+int kbx_quic_flood_take_latency_histogram(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap_pairs)
 {
 	uint64_t *out = (uint64_t *)(uintptr_t)out_addr;
-	uint32_t n = f->lat_count < cap ? f->lat_count : cap, i;
+	uint32_t b, n = 0, lo, hi;
 
-	for (i = 0; i < n; i++)
-		out[i] = f->latencies[(f->lat_head + i) & (LATENCY_RING - 1)];
-	f->lat_head = (f->lat_head + n) & (LATENCY_RING - 1);
-	f->lat_count -= n;
-	return n;
+	if (cap_pairs < KBX_QUIC_LATENCY_PAIRS_MAX)
+		return -ENOSPC;
+	if (!f->lat_n)
+		return 0;
+	/* the exact extremes as their own samples, the rest as bucket middles */
+	lo = latency_bucket(f->lat_min);
+	hi = latency_bucket(f->lat_max);
+	out[0] = f->lat_min;
+	out[1] = 1;
+	n = 1;
+	f->lat_counts[lo]--;
+	if (f->lat_n > 1) {
+		f->lat_counts[hi]--;
+		for (b = lo; b <= hi; b++) {
+			if (!f->lat_counts[b])
+				continue;
+			out[2 * n] = latency_bucket_value(b);
+			out[2 * n + 1] = f->lat_counts[b];
+			f->lat_counts[b] = 0;
+			n++;
+		}
+		out[2 * n] = f->lat_max;
+		out[2 * n + 1] = 1;
+		n++;
+	}
+	f->lat_n = 0;
+	f->lat_min = f->lat_max = 0;
+	return (int)n;
 }
 
 void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
@@ -1329,6 +1404,6 @@ void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
 	free(f->txs);
 	free(f->tx_offsets);
 	free(f->tx_lens);
-	free(f->latencies);
+	free(f->lat_counts);
 	free(f);
 }

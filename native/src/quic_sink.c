@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #define SCID_LEN 16
 #define MAX_PACKET 1452
 #define RX_BATCH 64
+#define OUT_BATCH 64
 #define APP_ERROR_TX_TOO_LARGE 1
 
 struct sconn {
@@ -32,6 +34,13 @@ struct sconn {
 	uint32_t serial;          /* first 4 bytes of every CID we issue */
 	int established;
 	int reject;               /* close with APP_ERROR_TX_TOO_LARGE after this read */
+	int unwritten;            /* read packets since the last write: answer (ACK) after the receive batch */
+};
+
+struct out_packet {
+	struct sockaddr_in to;
+	uint32_t len;
+	uint8_t data[MAX_PACKET];
 };
 
 struct kbx_quic_sink {
@@ -48,7 +57,10 @@ struct kbx_quic_sink {
 	struct kbx_quic_sink_stats st;
 	uint8_t last_peer_key[32]; /* Ed25519 public key of the most recent client certificate */
 	int have_peer_key;
-	uint8_t out[MAX_PACKET];
+	uint8_t out[MAX_PACKET];        /* CONNECTION_CLOSE */
+	struct out_packet queue[OUT_BATCH]; /* written packets, sent with one sendmmsg */
+	uint32_t queued;
+	uint64_t last_rx_ns;
 };
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
@@ -173,10 +185,54 @@ static void sconn_free(struct kbx_quic_sink *s, uint32_t i)
 	s->st.connections_open = s->nconns;
 }
 
+static void flush_queue(struct kbx_quic_sink *s)
+{
+	struct mmsghdr msgs[OUT_BATCH];
+	struct iovec iovs[OUT_BATCH];
+	uint32_t i, done = 0;
+
+	memset(msgs, 0, sizeof(struct mmsghdr) * s->queued);
+	for (i = 0; i < s->queued; i++) {
+		iovs[i].iov_base = s->queue[i].data;
+		iovs[i].iov_len = s->queue[i].len;
+		msgs[i].msg_hdr.msg_iov = &iovs[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &s->queue[i].to;
+		msgs[i].msg_hdr.msg_namelen = sizeof(s->queue[i].to);
+	}
+	while (done < s->queued) {
+		int n = sendmmsg(s->fd, msgs + done, s->queued - done, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			done++; /* skip the datagram that failed (e.g. ICMP-refused peer) */
+			continue;
+		}
+		s->st.packets_sent += (uint64_t)n;
+		done += (uint32_t)n;
+	}
+	s->queued = 0;
+}
+
+/* The buffer for the next packet (sends the queue first when it is full). */
+static uint8_t *queue_slot(struct kbx_quic_sink *s)
+{
+	if (s->queued == OUT_BATCH)
+		flush_queue(s);
+	return s->queue[s->queued].data;
+}
+
+static void queue_packet(struct kbx_quic_sink *s, struct sconn *c, size_t len)
+{
+	s->queue[s->queued].to = c->remote;
+	s->queue[s->queued].len = (uint32_t)len;
+	s->queued++;
+}
+
 static void send_packet(struct kbx_quic_sink *s, struct sconn *c, const uint8_t *data, size_t len)
 {
-	if (sendto(s->fd, data, len, 0, (struct sockaddr *)&c->remote, sizeof(c->remote)) > 0)
-		s->st.packets_sent++;
+	memcpy(queue_slot(s), data, len);
+	queue_packet(s, c, len);
 }
 
 static void close_with_error(struct kbx_quic_sink *s, uint32_t i, uint64_t now, int app, uint64_t code, int liberr)
@@ -211,16 +267,17 @@ static int sconn_write(struct kbx_quic_sink *s, uint32_t i, uint64_t now)
 	ngtcp2_path_storage ps;
 	ngtcp2_pkt_info pi;
 
+	c->unwritten = 0;
 	ngtcp2_path_storage_zero(&ps);
 	for (;;) {
-		ngtcp2_ssize n = ngtcp2_conn_write_pkt(c->conn, &ps.path, &pi, s->out, MAX_PACKET, now);
+		ngtcp2_ssize n = ngtcp2_conn_write_pkt(c->conn, &ps.path, &pi, queue_slot(s), MAX_PACKET, now);
 		if (n < 0) {
 			close_with_error(s, i, now, 0, 0, (int)n);
 			return -1;
 		}
 		if (n == 0)
 			return 0;
-		send_packet(s, c, s->out, (size_t)n);
+		queue_packet(s, c, (size_t)n);
 	}
 }
 
@@ -377,7 +434,7 @@ static void handle_datagram(struct kbx_quic_sink *s, const uint8_t *data, size_t
 		close_with_error(s, (uint32_t)i, now, 1, APP_ERROR_TX_TOO_LARGE, 0);
 		return;
 	}
-	sconn_write(s, (uint32_t)i, now);
+	c->unwritten = 1;
 }
 
 int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,
@@ -479,10 +536,18 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 		now = kbx_quic_now();
 		for (i = 0; i < n; i++)
 			handle_datagram(s, bufs[i], msgs[i].msg_len, &addrs[i], now);
+		if (n > 0)
+			s->last_rx_ns = now;
+		/* one answer per connection per receive batch: its ACK covers every packet of the batch */
 		for (i = (int)s->nconns - 1; i >= 0; i--) {
 			struct sconn *c = s->conns[i];
 			ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->conn);
 
+			if (c->unwritten && expiry > now) {
+				if (sconn_write(s, (uint32_t)i, now) < 0)
+					continue;
+				expiry = ngtcp2_conn_get_expiry(c->conn);
+			}
 			if (expiry <= now) {
 				int rv = ngtcp2_conn_handle_expiry(c->conn, now);
 				if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
@@ -500,11 +565,16 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 			if (expiry < wake)
 				wake = expiry;
 		}
+		flush_queue(s);
 		now = kbx_quic_now();
 		if (now >= deadline)
 			return 0;
 		if (n > 0)
 			continue;
+		if (s->cfg.busy_poll_us && s->nconns && now - s->last_rx_ns < (uint64_t)s->cfg.busy_poll_us * 1000ull) {
+			sched_yield();
+			continue;
+		}
 		if (wake > now) {
 			struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 			uint64_t wait = wake - now;
@@ -526,6 +596,8 @@ void kbx_quic_sink_destroy(struct kbx_quic_sink *s)
 		return;
 	while (s->nconns)
 		close_with_error(s, s->nconns - 1, kbx_quic_now(), 1, 0, 0);
+	if (s->fd >= 0)
+		flush_queue(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->cred)

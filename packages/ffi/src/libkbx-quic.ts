@@ -35,7 +35,7 @@ export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   src_mac: koffi.array('uint8_t', 8),
   dst_mac: koffi.array('uint8_t', 8),
   max_tx_size: 'uint32_t',
-  reserved: 'uint32_t',
+  busy_poll_us: 'uint32_t',
 })
 
 export interface KbxQuicFloodConfigValue {
@@ -61,7 +61,8 @@ export interface KbxQuicFloodConfigValue {
   dst_mac: number[]
   /** test only: 0 = KBX_QUIC_MAX_TX_SIZE */
   max_tx_size?: number
-  reserved?: number
+  /** poll for up to this long after the last packet while ACKs are due (0: sleep when idle) */
+  busy_poll_us?: number
 }
 
 /** struct kbx_quic_flood_stats, all u64, in order. */
@@ -70,8 +71,11 @@ export const KBX_QUIC_FLOOD_STATS_FIELDS = [
   'packets_received', 'wire_bytes_sent', 'wire_bytes_received', 'stream_frames_lost', 'pto_count', 'cwnd',
   'bytes_in_flight', 'rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'handshakes',
   'connect_attempts', 'connections_closed', 'connections_open', 'blocked_streams_ns', 'blocked_flow_ns',
-  'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error', 'latencies_dropped',
+  'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error',
 ] as const
+
+/** Capacity (pairs) of the buffer kbx_quic_flood_take_latency_histogram fills. */
+export const KBX_QUIC_LATENCY_PAIRS_MAX = 8192
 
 export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   local_ip: 'uint32_t',
@@ -80,6 +84,8 @@ export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   max_streams_bidi: 'uint32_t',
   idle_timeout_ms: 'uint32_t',
   max_connections: 'uint32_t',
+  busy_poll_us: 'uint32_t',
+  reserved: 'uint32_t',
 })
 
 export interface KbxQuicSinkConfigValue {
@@ -89,6 +95,9 @@ export interface KbxQuicSinkConfigValue {
   max_streams_bidi: number
   idle_timeout_ms: number
   max_connections: number
+  /** poll for up to this long after the last packet (0: sleep when idle) */
+  busy_poll_us?: number
+  reserved?: number
 }
 
 /** struct kbx_quic_sink_stats, all u64, in order. */
@@ -126,7 +135,7 @@ export interface LibKbxQuic {
   kbx_quic_flood_run: (f: KbxQuicFloodPtr, maxMs: number) => number
   kbx_quic_flood_stop_sending: (f: KbxQuicFloodPtr) => void
   kbx_quic_flood_stats: (f: KbxQuicFloodPtr, out: Buffer) => void
-  kbx_quic_flood_take_latencies: (f: KbxQuicFloodPtr, outAddress: number, cap: number) => number
+  kbx_quic_flood_take_latency_histogram: (f: KbxQuicFloodPtr, outAddress: number, capPairs: number) => number
   kbx_quic_flood_destroy: (f: KbxQuicFloodPtr) => void
   kbx_quic_sink_create: (
     config: KbxQuicSinkConfigValue,
@@ -170,7 +179,9 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_flood_run: f('int kbx_quic_flood_run(kbx_quic_flood *f, uint32_t max_ms)'),
     kbx_quic_flood_stop_sending: f('void kbx_quic_flood_stop_sending(kbx_quic_flood *f)'),
     kbx_quic_flood_stats: f('void kbx_quic_flood_stats(kbx_quic_flood *f, _Out_ uint8_t *out)'),
-    kbx_quic_flood_take_latencies: f('uint32_t kbx_quic_flood_take_latencies(kbx_quic_flood *f, uint64_t out, uint32_t cap)'),
+    kbx_quic_flood_take_latency_histogram: f(
+      'int kbx_quic_flood_take_latency_histogram(kbx_quic_flood *f, uint64_t out, uint32_t cap_pairs)',
+    ),
     kbx_quic_flood_destroy: f('void kbx_quic_flood_destroy(kbx_quic_flood *f)'),
     kbx_quic_sink_create: f(
       'int kbx_quic_sink_create(const kbx_quic_sink_config *config, const char *alpn, const kbx_quic_identity *id, _Out_ kbx_quic_sink **out)',

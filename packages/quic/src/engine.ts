@@ -1,6 +1,7 @@
 import { KbxError, NetError, SystemError, UsageError } from '@kbx/errors'
 import {
   KBX_QUIC_FLOOD_STATS_FIELDS,
+  KBX_QUIC_LATENCY_PAIRS_MAX,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_SINK_STATS_FIELDS,
   kbxAddress,
@@ -105,6 +106,8 @@ export interface FloodOptions {
   reconnect?: boolean
   rate?: number
   count?: number
+  /** while transactions await their ACK, poll instead of sleeping for up to this long after the last packet */
+  busyPollUs?: number
   alpn?: string
   identity: Identity
   transactions: Buffer[]
@@ -134,7 +137,7 @@ export class Flood {
   #ptr: KbxQuicFloodPtr | null
   readonly localPort: number
   readonly #stats = Buffer.alloc(KBX_QUIC_FLOOD_STATS_FIELDS.length * 8)
-  readonly #lat = Buffer.alloc(65536 * 8)
+  readonly #lat = Buffer.alloc(KBX_QUIC_LATENCY_PAIRS_MAX * 16)
   readonly #latAddress: number
   private constructor(ptr: KbxQuicFloodPtr) {
     this.#ptr = ptr
@@ -171,7 +174,7 @@ export class Flood {
       src_mac: mac(o.srcMac),
       dst_mac: mac(o.dstMac),
       max_tx_size: o.unsafeMaxTxSize ?? 0,
-      reserved: 0,
+      busy_poll_us: o.busyPollUs ?? 0,
     }
     const lens = Uint32Array.from(o.transactions.map((t) => t.length))
     const out: [KbxQuicFloodPtr | null] = [null]
@@ -209,15 +212,20 @@ export class Flood {
     libkbxQuic().kbx_quic_flood_stats(this.ptr, this.#stats)
     return readU64s(this.#stats, KBX_QUIC_FLOOD_STATS_FIELDS)
   }
-  /** Calls fn with each send->ack latency (ns) recorded since the last call. */
-  drainLatencies(fn: (ns: number) => void): number {
+  /**
+   * Calls fn with the send->ack latencies recorded since the last call, as (ns, count) histogram buckets
+   * kept in C (exact minimum and maximum); returns how many latencies there were.
+   */
+  drainLatencies(fn: (ns: number, count: number) => void): number {
+    const n = libkbxQuic().kbx_quic_flood_take_latency_histogram(this.ptr, this.#latAddress, KBX_QUIC_LATENCY_PAIRS_MAX)
+    if (n < 0) throw nativeError('read the latency histogram', n)
     let total = 0
-    for (;;) {
-      const n = libkbxQuic().kbx_quic_flood_take_latencies(this.ptr, this.#latAddress, 65536)
-      for (let i = 0; i < n; i++) fn(Number(this.#lat.readBigUInt64LE(i * 8)))
-      total += n
-      if (n < 65536) return total
+    for (let i = 0; i < n; i++) {
+      const count = Number(this.#lat.readBigUInt64LE(i * 16 + 8))
+      fn(Number(this.#lat.readBigUInt64LE(i * 16)), count)
+      total += count
     }
+    return total
   }
   close(): void {
     if (this.#ptr) libkbxQuic().kbx_quic_flood_destroy(this.#ptr)
@@ -231,6 +239,8 @@ export interface SinkOptions {
   maxStreamsUni?: number
   maxStreamsBidi?: number
   idleTimeoutMs?: number
+  /** poll instead of sleeping for up to this long after the last packet */
+  busyPollUs?: number
   alpn?: string
   identity?: Identity
 }
@@ -253,6 +263,8 @@ export class Sink {
         max_streams_bidi: o.maxStreamsBidi ?? 0,
         idle_timeout_ms: o.idleTimeoutMs ?? 0,
         max_connections: 0,
+        busy_poll_us: o.busyPollUs ?? 0,
+        reserved: 0,
       },
       o.alpn ?? 'solana-tpu',
       o.identity?.ptr ?? null,

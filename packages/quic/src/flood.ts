@@ -30,6 +30,7 @@ interface FloodCliOptions {
   alpn: string
   rate: number
   count: number
+  busyPoll: number
   connections: number
   io: 'xdp' | 'socket'
   idleTimeout: number
@@ -131,6 +132,7 @@ async function flood(ctx: ToolContext): Promise<void> {
     reconnect: o.reconnect,
     rate: o.rate,
     count: o.count,
+    busyPollUs: o.busyPoll,
     alpn: o.alpn,
     identity,
     transactions,
@@ -188,9 +190,9 @@ async function flood(ctx: ToolContext): Promise<void> {
     ctx,
     () => {
       const done = f.run(10)
-      f.drainLatencies((ns) => {
-        total.record(ns)
-        interval.record(ns)
+      f.drainLatencies((ns, count) => {
+        total.record(ns, count)
+        interval.record(ns, count)
       })
       if (done) return false
     },
@@ -217,7 +219,7 @@ async function flood(ctx: ToolContext): Promise<void> {
     while (performance.now() < until && !f.run(20)) {
       /* drain */
     }
-    f.drainLatencies((ns) => total.record(ns))
+    f.drainLatencies((ns, count) => total.record(ns, count))
   }
   const s = f.stats()
   const seconds = (performance.now() - startedAt) / 1000
@@ -247,6 +249,12 @@ export async function main(argv?: readonly string[]): Promise<number> {
         .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
         .option('--rate <tps>', 'transactions per second (0: as fast as the server allows)', parseScaledInt('--rate'), 0)
         .option('--count <n>', 'transactions to send (0: until --duration or a signal)', parseScaledInt('--count'), 0)
+        .option(
+          '--busy-poll <us>',
+          'while transactions await their ACK, poll instead of sleeping for up to this long after the last packet (0: sleep)',
+          parseIntOption('--busy-poll', { min: 0, max: 1_000_000 }),
+          200,
+        )
         .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: 64 }), 1)
         .option('--idle-timeout <sec>', 'QUIC idle timeout', parseSeconds('--idle-timeout'), 30)
         .option('--keep-alive <sec>', 'keep-alive PING interval (0: none)', parseSeconds('--keep-alive'), 0)

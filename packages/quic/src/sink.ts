@@ -11,6 +11,7 @@ interface SinkCliOptions {
   maxStreams: number
   maxStreamsBidi?: number
   idleTimeout: number
+  busyPoll: number
   keypair?: string
   duration: number
   interval: number
@@ -55,6 +56,7 @@ async function sink(ctx: ToolContext): Promise<void> {
     maxStreamsUni: o.maxStreams,
     maxStreamsBidi: o.maxStreamsBidi ?? o.maxStreams,
     idleTimeoutMs: o.idleTimeout * 1000,
+    busyPollUs: o.busyPoll,
     alpn: o.alpn,
     ...(identity ? { identity } : {}),
   })
@@ -90,6 +92,12 @@ export async function main(argv?: readonly string[]): Promise<number> {
         .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), 512)
         .option('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', parseIntOption('--max-streams-bidi', { min: 1, max: 1 << 20 }))
         .option('--idle-timeout <sec>', 'close idle connections after', parseSeconds('--idle-timeout'), 30)
+        .option(
+          '--busy-poll <us>',
+          'poll instead of sleeping for up to this long after the last packet: lower ACK latency for a core (0: sleep)',
+          parseIntOption('--busy-poll', { min: 0, max: 10_000_000 }),
+          0,
+        )
         .option('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)')
       addCommonOptions(program, ['duration', 'interval'])
     },

@@ -1,10 +1,12 @@
 /**
  * `pnpm bench fix`: fix-tcp against fix-acceptor (kernel TCP) on a fresh linked namespace, one order at a
- * time (each NewOrderSingle sent after the previous order's ack), three cases: --io xdp --busy-poll,
- * --io xdp (sleeping in poll() when idle) and --io socket. Measured: order→ack round trip (NewOrderSingle
- * written → its first ExecutionReport parsed, in fix-tcp) and, for --io xdp, fix-tcp's internal times
- * (RX descriptors taken → the reply submitted to the TX ring; of that, the C work and the TX call: see the
- * README). Runs alternate the cases; medians of --runs runs of --orders orders each. JSON lines on stdout
+ * time (each NewOrderSingle sent after the previous order's ack), four cases: --io xdp --busy-poll and
+ * --io xdp (sleeping in poll() when idle), both with the native reflex answering each ExecutionReport (the
+ * default), --io xdp --busy-poll --no-reflex (the TypeScript session answers) and --io socket. Measured:
+ * order→ack round trip (NewOrderSingle submitted → its first ExecutionReport parsed, in fix-tcp) and, for
+ * --io xdp, fix-tcp's internal times: RX descriptors taken → the next order's TX descriptor submitted
+ * (before the kick), by the reflex in C or by the session (whose C share is shown), and the TX call after
+ * it (see the README). Runs alternate the cases; medians of --runs runs of --orders orders each. JSON lines on stdout
  * (`run` per run, `end` with medians and the xdp/socket p50 ratios), a table on stderr.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -48,15 +50,18 @@ interface Sample {
   acked: number
   ordersPerSec: number
   rtt: Percentiles
-  /** --io xdp only, µs: RX descriptors taken → reply submitted to TX; of that, C without the TX call, and the TX call. */
+  /** --io xdp only, µs: RX descriptors taken → next order submitted to TX (before the kick); its C share; the TX call after it. */
   internal?: Percentiles
   internalNative?: Percentiles
   internalKick?: Percentiles
+  /** Which path answered: the reflex (C) or the session (TS). */
+  answeredBy?: 'reflex' | 'session'
 }
 
 const CASES = {
   'xdp-busy': ['--io', 'xdp', '--busy-poll'],
   xdp: ['--io', 'xdp'],
+  'xdp-busy-ts': ['--io', 'xdp', '--busy-poll', '--no-reflex'],
   socket: ['--io', 'socket'],
 } as const
 type Case = keyof typeof CASES
@@ -81,7 +86,7 @@ try {
   const acceptor = followTool(net.spawn(netns, acmd, aargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
   await waitUntil('fix-acceptor to start', () => acceptor.events.some((e) => e.event === 'start'))
 
-  const results: Record<Case, Sample[]> = { 'xdp-busy': [], xdp: [], socket: [] }
+  const results: Record<Case, Sample[]> = { 'xdp-busy': [], xdp: [], 'xdp-busy-ts': [], socket: [] }
   for (let r = 0; r < runs; r++) {
     for (const name of Object.keys(CASES) as Case[]) {
       const [cmd, argv] = nodeCommand(fixTcpBin, [
@@ -95,9 +100,12 @@ try {
       if (end['orders'].acked !== orders) throw new Error(`fix-tcp ${CASES[name].join(' ')}: ${end['orders'].acked} of ${orders} orders acked`)
       const sample: Sample = { acked: end['orders'].acked, ordersPerSec: end['ordersPerSec'], rtt: pick(end['latencyUs']) }
       if (end['internalUs'] !== undefined) {
-        sample.internal = pick(end['internalUs'])
-        sample.internalNative = pick(end['internalNativeUs'])
-        sample.internalKick = pick(end['internalKickUs'])
+        const byReflex = end['reflex'].sent > 0
+        if (byReflex && end['reflex'].sent < orders - 1) throw new Error(`fix-tcp ${CASES[name].join(' ')}: the reflex sent ${end['reflex'].sent} of ${orders - 1} orders`)
+        sample.answeredBy = byReflex ? 'reflex' : 'session'
+        sample.internal = pick(byReflex ? end['internalReflexUs'] : end['internalUs'])
+        if (!byReflex) sample.internalNative = pick(end['internalNativeUs'])
+        sample.internalKick = pick(byReflex ? end['internalReflexKickUs'] : end['internalKickUs'])
       }
       results[name].push(sample)
       out.emit('run', { case: name, run: r, ...sample })
@@ -112,10 +120,10 @@ try {
       return [name, {
         rtt: medianOf(samples.map((s) => s.rtt)),
         ordersPerSec: median(samples.map((s) => s.ordersPerSec)),
-        ...(internals.length ? { internal: medianOf(internals), internalNative: medianOf(natives), internalKick: medianOf(kicks) } : {}),
+        ...(internals.length ? { answeredBy: samples[0]!.answeredBy, internal: medianOf(internals), ...(natives.length ? { internalNative: medianOf(natives) } : {}), internalKick: medianOf(kicks) } : {}),
       }]
     }),
-  ) as Record<Case, { rtt: Percentiles; ordersPerSec: number; internal?: Percentiles; internalNative?: Percentiles; internalKick?: Percentiles }>
+  ) as Record<Case, { rtt: Percentiles; ordersPerSec: number; answeredBy?: string; internal?: Percentiles; internalNative?: Percentiles; internalKick?: Percentiles }>
   const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : null)
   const socketP50 = medians.socket.rtt.p50
   out.emit('end', {
@@ -124,21 +132,23 @@ try {
     medians,
     p50RatioXdpBusyOverSocket: ratio(medians['xdp-busy'].rtt.p50, socketP50),
     p50RatioXdpOverSocket: ratio(medians.xdp.rtt.p50, socketP50),
+    p50RatioXdpBusyTsOverSocket: ratio(medians['xdp-busy-ts'].rtt.p50, socketP50),
   })
   const row = (name: string, p: Percentiles, rate: string) =>
     `  ${name.padEnd(30)} ${p.p50.toFixed(1).padStart(9)} ${p.p90.toFixed(1).padStart(9)} ${p.p99.toFixed(1).padStart(9)} ${rate.padStart(9)}\n`
   process.stderr.write(`\n  medians of ${runs} runs × ${orders} orders, one at a time\n`)
   process.stderr.write(`  ${'case'.padEnd(30)} ${'p50 us'.padStart(9)} ${'p90 us'.padStart(9)} ${'p99 us'.padStart(9)} ${'orders/s'.padStart(9)}\n`)
   for (const name of Object.keys(CASES) as Case[]) process.stderr.write(row(`${name} order→ack`, medians[name].rtt, String(medians[name].ordersPerSec)))
-  for (const name of ['xdp-busy', 'xdp'] as const) {
+  process.stderr.write('  internal: RX descriptors taken → next order\'s TX descriptor submitted (before the kick); then the TX call\n')
+  for (const name of ['xdp-busy', 'xdp', 'xdp-busy-ts'] as const) {
     const m = medians[name]
-    if (m.internal && m.internalNative && m.internalKick) {
-      process.stderr.write(row(`${name} internal`, m.internal, ''))
-      process.stderr.write(row(`  of which C (TCP etc.)`, m.internalNative, ''))
-      process.stderr.write(row(`  of which TX call`, m.internalKick, ''))
+    if (m.internal && m.internalKick) {
+      process.stderr.write(row(`${name} internal (${m.answeredBy})`, m.internal, ''))
+      if (m.internalNative) process.stderr.write(row(`  of which C (TCP etc.)`, m.internalNative, ''))
+      process.stderr.write(row(`  then the TX call (kick)`, m.internalKick, ''))
     }
   }
-  process.stderr.write(`  order→ack p50 xdp/socket: ${ratio(medians.xdp.rtt.p50, socketP50)}, xdp --busy-poll/socket: ${ratio(medians['xdp-busy'].rtt.p50, socketP50)}\n`)
+  process.stderr.write(`  order→ack p50 xdp/socket: ${ratio(medians.xdp.rtt.p50, socketP50)}, xdp --busy-poll/socket: ${ratio(medians['xdp-busy'].rtt.p50, socketP50)}, xdp --busy-poll --no-reflex/socket: ${ratio(medians['xdp-busy-ts'].rtt.p50, socketP50)}\n`)
   acceptor.child.kill('SIGINT')
   await acceptor.exited
 } finally {

@@ -1,7 +1,7 @@
 // fix-tcp --io xdp against the test bed's acceptor (fix-acceptor in a linked namespace over the kernel's
 // TCP): our side is the userspace TCP on AF_XDP with bpf/fix_steer steering only its 4-tuple. Logon,
 // orders matched, clean logout, nothing attached after exit; a dropped segment recovered by retransmission.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -22,12 +22,12 @@ interface Bed {
   acceptor: ToolRun
 }
 
-async function bed(t: Test, options: { neighbours?: boolean } = {}): Promise<Bed & { netns: string; remoteIface: string; localIp: string }> {
+async function bed(t: Test, options: { neighbours?: boolean; acceptorArgs?: string[] } = {}): Promise<Bed & { netns: string; remoteIface: string; localIp: string }> {
   const net = withTestNet(t)
-  const { netns, local, remote } = net.addLinkedNamespace(options)
+  const { netns, local, remote } = net.addLinkedNamespace(options.neighbours === undefined ? {} : { neighbours: options.neighbours })
   const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-xdp-test-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const [cmd, argv] = nodeCommand(fixAcceptor, ['--listen', `${remote.ip}:${PORT}`])
+  const [cmd, argv] = nodeCommand(fixAcceptor, ['--listen', `${remote.ip}:${PORT}`, ...(options.acceptorArgs ?? [])])
   const acceptor = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
   await waitUntil('the acceptor to listen', () => acceptor.events.some((e) => e.event === 'start'))
   return { net, iface: local.name, exchIp: remote.ip!, store: join(dir, 'seq.json'), acceptor, netns, remoteIface: remote.name, localIp: local.ip! }
@@ -87,20 +87,32 @@ t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left at
   nothingAttached(t, b)
 })
 
-t.test('AF_XDP is the default transport; internal timing of each reply; --busy-poll', async (t) => {
+t.test('AF_XDP is the default transport; internal timing of each reply (reflex in C, and the session with --no-reflex); --busy-poll', async (t) => {
   const b = await bed(t)
   const run = await client(b, ['--orders', '30', '--reset'], null)
   t.equal(run.end.io, 'xdp', 'no --io: xdp')
   t.equal(run.end.tcp.io, 'xdp')
   t.equal(run.end.orders.acked, 30)
-  const { internalUs: total, internalNativeUs: native, internalKickUs: kick } = run.end
+  t.equal(run.end.reflex.enabled, true, 'one order at a time over AF_XDP: the reflex is on by default')
+  t.equal(run.end.reflex.sent, 29, 'every order after the first sent by the reflex, in reply to the previous one\'s ExecutionReport')
+  const { internalReflexUs: reflex, internalReflexKickUs: reflexKick } = run.end
+  t.equal(reflex.count, 29, 'an internal sample for each reflex order')
+  t.equal(reflexKick.count, 29)
+  t.ok(reflex.p50 > 0 && reflexKick.p50 > 0, `RX → reflex order submitted ${reflex.p50} µs (then the TX call, ${reflexKick.p50} µs)`)
+  t.ok(reflex.p50 < run.end.latencyUs.p50, 'internal time is a part of the cycle, not a stale timestamp')
+  t.ok(run.end.internalUs.count <= 2, `the session answered no ExecutionReport itself (${run.end.internalUs.count} replies: the first order after the Logon, the Logout)`)
+
+  const ts = await client(b, ['--orders', '30', '--no-reflex'])
+  t.equal(ts.end.orders.acked, 30)
+  t.equal(ts.end.reflex.sent, 0, '--no-reflex: no order from C')
+  const { internalUs: total, internalNativeUs: native, internalKickUs: kick } = ts.end
   t.ok(total.count >= 29, `a sample for each order sent in reply to the previous one's ExecutionReport (${total.count})`)
   t.equal(native.count, total.count, 'C share sampled with each reply')
   t.equal(kick.count, total.count, 'TX call sampled with each reply')
-  t.ok(total.p50 > 0 && native.p50 > 0 && kick.p50 > 0, `RX → reply ${total.p50} µs: C ${native.p50} µs, TX call ${kick.p50} µs`)
-  t.ok(total.max >= native.max && total.max >= kick.max, 'the parts never exceed the whole')
-  t.ok(total.p50 < run.end.latencyUs.p50 * 10, 'internal time is a part of the cycle, not a stale timestamp')
-  t.equal(run.end.tcp.timingsLost, 0)
+  t.ok(total.p50 > 0 && native.p50 > 0 && kick.p50 > 0, `RX → reply submitted ${total.p50} µs: C ${native.p50} µs; then the TX call ${kick.p50} µs`)
+  t.ok(total.max >= native.max, 'the C share never exceeds the whole')
+  t.ok(total.p50 < ts.end.latencyUs.p50 * 10, 'internal time is a part of the cycle, not a stale timestamp')
+  t.equal(ts.end.tcp.timingsLost, 0)
 
   const busy = await client(b, ['--orders', '30', '--busy-poll'])
   t.equal(busy.end.orders.acked, 30, '--busy-poll: every order acked')
@@ -156,4 +168,65 @@ t.test('--io xdp answers ARP for its address: the gateway re-resolves us mid-ses
   t.equal(run.end.orders.acked, 20, 'every order acked')
   t.equal(run.end.closed, 'logout')
   nothingAttached(t, b)
+})
+
+t.test('reflex: 1000 orders one at a time answered in C, contiguous sequence numbers at the acceptor; a restart resumes them', async (t) => {
+  const b = await bed(t)
+  const first = await client(b, ['--orders', '1000', '--reset'])
+  t.equal(first.end.orders.acked, 1000, 'every order acked')
+  t.equal(first.end.orders.filled, 1000)
+  t.equal(first.end.orders.unmatched, 0)
+  t.equal(first.end.latencyUs.count, 1000, 'an order→ack latency for each, reflex orders included')
+  t.ok(first.end.reflex.sent >= 990, `the reflex sent ${first.end.reflex.sent} of the 999 orders after the first (deferred ${first.end.reflex.deferred}, disarmed ${first.end.reflex.disarmed})`)
+  t.equal(first.end.internalReflexUs.count, first.end.reflex.sent, 'one internal sample per reflex order')
+  t.equal(first.end.reflex.badChecksum + first.end.reflex.badBodyLength + first.end.reflex.garbageBytes, 0)
+  t.equal(first.end.reflex.messages, first.end.session.received, 'the C framer saw every message the session did')
+  t.equal(first.end.session.nextSenderSeq, 1003, 'Logon, 1000 orders, Logout')
+  t.equal(first.end.session.nextTargetSeq, 2003)
+  t.equal(first.end.closed, 'logout')
+  const saved = JSON.parse(readFileSync(b.store, 'utf8')) as Record<string, number>
+  t.same(saved, { nextSenderSeq: 1003, nextTargetSeq: 2003, nextClOrdId: saved.nextClOrdId }, 'the store holds the numbers the reflex orders used')
+  await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
+  t.equal(named(b.acceptor, 'logout')[0]?.data.nextTargetSeq, 1003, 'the acceptor received MsgSeqNum 1..1002 from us')
+  t.equal(named(b.acceptor, 'resend-request-sent').length, 0, 'without a gap')
+  t.equal(named(b.acceptor, 'seq-too-low').length, 0, 'or a duplicate')
+
+  const second = await client(b, ['--orders', '500'])
+  t.equal(second.events.find((e) => e.event === 'start')?.data.nextSenderSeq, 1003, 'resumed from the store')
+  t.equal(second.end.orders.acked, 500)
+  t.ok(second.end.reflex.sent >= 490, `the reflex sent ${second.end.reflex.sent} orders after the restart`)
+  t.equal(second.end.session.nextSenderSeq, 1505)
+  t.equal(named(second, 'resend-request-sent').length + named(second, 'seq-too-low').length, 0, 'no gap on our side')
+  await waitUntil('the acceptor to see the second logout', () => named(b.acceptor, 'logout').length === 2)
+  t.equal(named(b.acceptor, 'logout')[1]?.data.nextTargetSeq, 1505, 'the acceptor\'s numbers continue without a gap')
+  t.equal(named(b.acceptor, 'resend-request-sent').length + named(b.acceptor, 'seq-too-low').length, 0)
+  nothingAttached(t, b)
+})
+
+t.test('reflex: a gap in the acceptor\'s sequence is left to the session (ResendRequest, GapFill), then the reflex goes on', async (t) => {
+  const b = await bed(t, { acceptorArgs: ['--test-gap-at', '6'] })
+  const run = await client(b, ['--orders', '20', '--reset'])
+  const request = named(run, 'resend-request-sent')
+  t.equal(request.length, 1, 'one ResendRequest, from the session')
+  t.equal(request[0]?.data.begin, 6)
+  t.ok(named(run, 'gap-fill').some((e) => e.data.direction === 'received' && e.data.from === 6), 'the skipped number was gap-filled')
+  t.ok(run.end.reflex.disarmed >= 1, `the reflex stood back at the gap (disarmed ${run.end.reflex.disarmed})`)
+  t.ok(run.end.reflex.sent >= 10, `and answered the orders after it (${run.end.reflex.sent} sent)`)
+  t.equal(run.end.orders.acked, 20, 'every order acked')
+  t.equal(run.end.orders.unmatched, 0)
+  t.equal(run.end.closed, 'logout')
+  t.equal(named(b.acceptor, 'resend-request-sent').length + named(b.acceptor, 'seq-too-low').length, 0, 'our numbers stayed contiguous')
+})
+
+t.test('reflex: a gap in our sequence: the acceptor\'s ResendRequest answered by the session, the reflex goes on after it', async (t) => {
+  const b = await bed(t)
+  const run = await client(b, ['--orders', '10', '--test-gap-at', '6', '--reset'])
+  const resend = named(run, 'resend')
+  t.ok(resend.length >= 1, 'the acceptor\'s ResendRequest was answered')
+  t.ok(resend[0]!.data.gapFilled >= 1, 'the skipped number gap-filled')
+  t.ok(run.end.reflex.sent >= 1, `the reflex sent orders around it (${run.end.reflex.sent})`)
+  await waitUntil('the acceptor to log its ResendRequest', () => named(b.acceptor, 'resend-request-sent').length >= 1)
+  t.equal(named(b.acceptor, 'resend-request-sent')[0]?.data.begin, 6)
+  t.equal(run.end.orders.acked, 10, 'every order acked')
+  t.equal(run.end.closed, 'logout')
 })

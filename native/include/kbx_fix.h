@@ -19,6 +19,84 @@ extern "C" {
 
 struct kbx_fix_xdp;
 
+/*
+ * The reflex (one order at a time over --io xdp): a zero-allocation FIX framer over the in-order received
+ * byte stream (BodyLength(9), CheckSum(10) validated, messages framed across segments, garbage and invalid
+ * frames skipped exactly like the TypeScript parser) that, when armed, answers the ExecutionReport (35=8)
+ * for the one outstanding order with the next NewOrderSingle, built from a template and sent on the spot.
+ *
+ * Arming (TypeScript, before each step; the step takes the arm and clears io->armed): the outstanding
+ * ClOrdID, the MsgSeqNum expected next from the peer, our next MsgSeqNum and ClOrdID. While armed, every
+ * message framed must be a Heartbeat (35=0) or an ExecutionReport (35=8) from the peer's CompIDs with
+ * exactly the expected MsgSeqNum and no PossDupFlag(43)=Y; anything else (an admin message, a gap, a
+ * duplicate, a framing error) disarms it and leaves the answer to the TypeScript session, as does a TCP
+ * send that could not go out at once (window, cwnd, bytes of the session still queued). Either way the
+ * received bytes go to TypeScript as before; the order sent is reported in io so the session records it.
+ */
+#define KBX_FIX_REFLEX_MSG_MAX 1024
+
+/* Shared with TypeScript (its memory), all fields little-endian, in this order. */
+struct kbx_fix_reflex_io {
+	/* in: written before a step, taken (armed cleared) by it */
+	uint64_t armed;
+	uint64_t cl_ord_id;      /* the outstanding order's ClOrdID (11) */
+	uint64_t expect_seq;     /* MsgSeqNum (34) expected next from the peer */
+	uint64_t next_seq;       /* our MsgSeqNum for the reflex order */
+	uint64_t next_cl_ord_id; /* its ClOrdID */
+	/* out: the order sent (the step's result says reflex_sent) */
+	uint64_t sent_seq;
+	uint64_t sent_cl_ord_id;
+	uint64_t sent_ns;        /* CLOCK_MONOTONIC: its TX descriptor handed to the TX ring (before the kick) */
+	uint64_t trigger_seq;    /* MsgSeqNum of the ExecutionReport it answered */
+	uint32_t len;            /* the message, msg[0..len) */
+	uint32_t time_at;        /* offset of the SendingTime(52) value (21 bytes) */
+	uint32_t body_at;        /* offset of the first body field (after SendingTime) */
+	uint32_t body_end;       /* offset of "10=" */
+	uint8_t msg[KBX_FIX_REFLEX_MSG_MAX];
+};
+
+/* All u64, in this order. */
+struct kbx_fix_reflex_counters {
+	uint64_t messages;        /* valid messages framed */
+	uint64_t garbage_bytes;
+	uint64_t bad_checksum;
+	uint64_t bad_body_length;
+	uint64_t bad_header;
+	uint64_t armed;           /* steps (or feeds) that took an arm */
+	uint64_t sent;            /* orders sent by the reflex */
+	uint64_t deferred;        /* trigger seen, but the send could not go out now: left to TypeScript */
+	uint64_t disarmed;        /* an arm dropped by a message that was not a quiet in-sequence one */
+};
+
+struct kbx_fix_reflex;
+/* Sends msg[0..len) now, entirely, or nothing: returns 1 when sent. */
+typedef int (*kbx_fix_reflex_send_fn)(void *ctx, const uint8_t *msg, uint32_t len);
+
+struct kbx_fix_reflex *kbx_fix_reflex_create(void);
+void kbx_fix_reflex_destroy(struct kbx_fix_reflex *r);
+/*
+ * The order template: BeginString, our SenderCompID/TargetCompID (the peer's are the reverse), MsgType, the
+ * body fields after ClOrdID(11) up to the time field (pre), the tag of a UTC timestamp field written with
+ * the SendingTime (time_tag, 0 for none: e.g. TransactTime 60), and the fields after it (post), all
+ * "tag=value<SOH>". io: the shared block (the caller keeps it alive). Returns 0 or -EINVAL (too long).
+ */
+int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string, const char *sender, const char *target,
+			     const char *msg_type, const uint8_t *pre, uint32_t pre_len, uint32_t time_tag,
+			     const uint8_t *post, uint32_t post_len, struct kbx_fix_reflex_io *io);
+/* The connection's sender (fix_xdp.c); without one (tests) a triggered order counts as sent. */
+void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn fn, void *ctx);
+/* Takes io->armed (clears it): armed for what follows, or disarmed when io->armed was 0. */
+void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r);
+/*
+ * Frames bytes (the next piece of the stream, any split). An armed reflex that sees its trigger builds
+ * and sends the order (io->sent_*, msg). Returns 1 when an order was sent by this call, else 0.
+ */
+int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len);
+/* Tests: io->armed taken if set (kept otherwise), then kbx_fix_reflex_feed. */
+int kbx_fix_reflex_feed_armed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len);
+void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out);
+struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r);
+
 struct kbx_fix_xdp_config {
 	struct kbx_tcp_config tcp;
 	uint32_t queue;
@@ -36,7 +114,8 @@ struct kbx_fix_xdp_result {
 	uint32_t frames_out;
 	uint32_t state;       /* enum kbx_tcp_state after the step */
 	uint32_t more;        /* 1: received bytes are left (call again with a buffer) */
-	uint32_t timings;     /* samples waiting in the timing rings (kbx_fix_xdp_drain_timings) */
+	uint32_t timings;     /* samples waiting in the fullest timing ring (kbx_fix_xdp_drain_timings) */
+	uint32_t reflex_sent; /* 1: the reflex sent an order in this step (kbx_fix_reflex_io: which) */
 };
 
 /* All u64: the loop's own counters (the connection's are kbx_tcp_get_stats). */
@@ -51,19 +130,24 @@ struct kbx_fix_xdp_counters {
 };
 
 /*
- * Internal timing, CLOCK_MONOTONIC, ns, kept in three native rings and drained in bulk:
+ * Internal timing, CLOCK_MONOTONIC, ns, kept in five native rings and drained in bulk. "Submitted" is when
+ * the frame, built in UMEM with its descriptor, is handed to kbx_xsk_send (a few stores into the TX ring),
+ * before the kick (sendto), which is timed on its own:
  * - response: RX descriptors taken (the batch carrying received bytes) → the step that carries the bytes
  *   TypeScript wrote in reply (the FIX engine ran on what that batch delivered) has submitted the new data
- *   segment (with the ACK for the received bytes on it) to the TX ring and kicked the kernel. Crosses the
- *   FFI boundary twice (bytes out of one step, the reply into the next). No reply in the next step, no sample.
- * - native: the C share of each response sample without the TX call: RX descriptors taken → the step
- *   returns, plus the next step's entry → reply submitted (TCP input, checksums, copies, send buffer,
- *   segment, UMEM frame), minus kick.
+ *   segment (with the ACK for the received bytes on it). Crosses the FFI boundary twice (bytes out of one
+ *   step, the reply into the next). No reply in the next step (or the reflex answered), no sample.
+ * - native: the C share of each response sample: RX descriptors taken → the step returns, plus the next
+ *   step's entry → reply submitted (TCP input, checksums, copies, send buffer, segment, UMEM frame).
  * - kick: the TX call of each response sample (kbx_xsk_send: TX ring, sendto wake-up; in copy mode the
  *   kernel transmits the frame inside that sendto, and on veth runs the peer's receive path too).
- * response = native + kick + the TypeScript/FFI share.
+ * - reflex: RX descriptors taken → the reflex order submitted, all in one step, in C (TCP input, copy out,
+ *   FIX framing and checks, order built, TCP segment, UMEM frame).
+ * - reflex_kick: the TX call that carried the reflex order.
+ * response = native + the TypeScript/FFI share; the frame leaves after the kick.
  */
 #define KBX_FIX_TIMING_RING 65536
+#define KBX_FIX_TIMINGS 5
 
 /* Creates the AF_XDP socket (RX + TX) on ifname/queue sharing umem and the connection. *info: how it bound. */
 int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct kbx_fix_xdp_config *config,
@@ -85,11 +169,12 @@ void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *ou
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out);
 int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x);
 /*
- * Moves up to cap samples (u32 ns) of each ring into response[], native[], kick[]; *n_…: how many.
- * One call per drain (interval), never per sample.
+ * Moves up to cap samples (u32 ns) of each ring (response, native, kick, reflex, reflex_kick) into
+ * out[i * cap …]; counts[i]: how many. One call per drain (interval), never per sample.
  */
-void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *response, uint32_t *n_response, uint32_t *native,
-			       uint32_t *n_native, uint32_t *kick, uint32_t *n_kick, uint32_t cap);
+void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *counts, uint32_t cap);
+/* The connection's reflex (configure it with kbx_fix_reflex_configure; armed through its io block). */
+struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x);
 
 #ifdef __cplusplus
 }

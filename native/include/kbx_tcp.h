@@ -106,6 +106,12 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *frame, uint32_t len, uint64_
 void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns);
 /* Appends to the send buffer; returns the bytes accepted (may be fewer than len), or -ENOTCONN. */
 int kbx_tcp_write(struct kbx_tcp *c, const uint8_t *data, uint32_t len);
+/*
+ * All of data, segmented and queued for transmission now, or nothing (returns 0): only when nothing else is
+ * waiting to be sent or retransmitted and the peer's window and the congestion window take all of it.
+ * Returns len when queued.
+ */
+int kbx_tcp_send_now(struct kbx_tcp *c, const uint8_t *data, uint32_t len);
 /* Takes up to cap received in-order bytes. */
 int kbx_tcp_read(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
 /* FIN after the buffered data. */

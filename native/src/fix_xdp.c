@@ -33,7 +33,10 @@ struct kbx_fix_xdp {
 	uint64_t handed_since; /* same, for the bytes the last step handed TS: its reply, if any, comes next step */
 	uint64_t handed_native; /* ns of C work from handed_since to the end of that step */
 	uint64_t send_ns;       /* time spent in kbx_xsk_send (TX ring + kick) by transmit() */
-	struct timing_ring response, native, kick;
+	uint64_t submit_ns;     /* when transmit() handed its first frames to kbx_xsk_send (0: none yet) */
+	struct kbx_fix_reflex *reflex;
+	int tx_short;           /* this step left bytes TS wrote outside the send buffer: the reflex must not pass them */
+	struct timing_ring response, native, kick, reflex_time, reflex_kick;
 };
 
 static inline void cpu_relax(void)
@@ -50,6 +53,13 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The reflex order goes into the TCP stream now, entirely, or not at all (deferred to TypeScript). */
+static int reflex_send(void *ctx, const uint8_t *msg, uint32_t len)
+{
+	struct kbx_fix_xdp *x = ctx;
+	return !x->tx_short && kbx_tcp_send_now(x->tcp, msg, len) == (int)len;
 }
 
 int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct kbx_fix_xdp_config *config,
@@ -79,11 +89,15 @@ int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct k
 	}
 	x->busy_poll = config->busy_poll != 0;
 	x->tcp = kbx_tcp_create(&config->tcp);
-	if (!x->tcp) {
+	x->reflex = kbx_fix_reflex_create();
+	if (!x->tcp || !x->reflex) {
+		kbx_tcp_destroy(x->tcp);
+		kbx_fix_reflex_destroy(x->reflex);
 		kbx_xsk_close(x->xsk);
 		free(x);
 		return -ENOMEM;
 	}
+	kbx_fix_reflex_set_sender(x->reflex, reflex_send, x);
 	*out = x;
 	return 0;
 }
@@ -96,6 +110,7 @@ void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x)
 		kbx_umem_release(x->umem, x->rx, x->held);
 	kbx_xsk_close(x->xsk);
 	kbx_tcp_destroy(x->tcp);
+	kbx_fix_reflex_destroy(x->reflex);
 	free(x);
 }
 
@@ -105,6 +120,7 @@ void kbx_fix_xdp_abort(struct kbx_fix_xdp *x) { kbx_tcp_abort(x->tcp); }
 void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out) { kbx_tcp_get_stats(x->tcp, out); }
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
 int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x) { return kbx_xsk_fd(x->xsk); }
+struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x) { return x->reflex; }
 
 static void timing_push(struct kbx_fix_xdp *x, struct timing_ring *r, uint64_t ns)
 {
@@ -126,12 +142,11 @@ static uint32_t timing_drain(struct timing_ring *r, uint32_t *out, uint32_t cap)
 	return n;
 }
 
-void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *response, uint32_t *n_response, uint32_t *native,
-			       uint32_t *n_native, uint32_t *kick, uint32_t *n_kick, uint32_t cap)
+void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *counts, uint32_t cap)
 {
-	*n_response = timing_drain(&x->response, response, cap);
-	*n_native = timing_drain(&x->native, native, cap);
-	*n_kick = timing_drain(&x->kick, kick, cap);
+	struct timing_ring *rings[KBX_FIX_TIMINGS] = {&x->response, &x->native, &x->kick, &x->reflex_time, &x->reflex_kick};
+	for (int i = 0; i < KBX_FIX_TIMINGS; i++)
+		counts[i] = timing_drain(rings[i], out + (size_t)i * cap, cap);
 }
 
 /* Every frame the connection has queued goes out through TX; returns how many were submitted. */
@@ -158,6 +173,8 @@ static uint32_t transmit(struct kbx_fix_xdp *x)
 		if (n == 0)
 			return total;
 		uint64_t send_start = now_ns();
+		if (!x->submit_ns)
+			x->submit_ns = send_start;
 		int sent = kbx_xsk_send(x->xsk, x->tx, n);
 		x->send_ns += now_ns() - send_start;
 		if (sent < 0) {
@@ -184,6 +201,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	struct kbx_tcp_stats s;
 	memset(r, 0, sizeof(*r));
 	x->counters.steps++;
+	/* armed by TS for this step only (its state is current: it has processed every byte handed out so far) */
+	kbx_fix_reflex_take_arm(x->reflex);
 
 	/* The bytes handed out by the previous step were TS's to answer in this one; no reply, no sample. */
 	uint64_t answering = x->handed_since;
@@ -192,9 +211,11 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	uint64_t now = now_ns();
 	/* A data ACK held back by the last step leaves now: on TS's reply if there is one, else alone. */
 	kbx_tcp_hold_ack(x->tcp, 0);
+	x->tx_short = 0;
 	if (tx_len > 0) {
 		int accepted = kbx_tcp_write(x->tcp, (const uint8_t *)tx_data, tx_len);
 		r->tx_accepted = accepted > 0 ? (uint32_t)accepted : 0;
+		x->tx_short = r->tx_accepted < tx_len;
 		if (answering && r->tx_accepted) {
 			kbx_tcp_get_stats(x->tcp, &s);
 			bytes_out_before = s.bytes_out;
@@ -204,14 +225,14 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		answering = 0;
 	kbx_tcp_poll(x->tcp, now);
 	x->send_ns = 0;
+	x->submit_ns = 0;
 	r->frames_out += transmit(x);
 	if (answering) {
-		uint64_t submitted = now_ns();
 		kbx_tcp_get_stats(x->tcp, &s);
-		if (s.bytes_out > bytes_out_before) {
-			timing_push(x, &x->response, submitted - answering);
-			uint64_t native = x->handed_native + (submitted - now);
-			timing_push(x, &x->native, native > x->send_ns ? native - x->send_ns : 0);
+		if (s.bytes_out > bytes_out_before && x->submit_ns) {
+			/* stamped when the reply's TX descriptor was handed to the TX ring, before the kick */
+			timing_push(x, &x->response, x->submit_ns - answering);
+			timing_push(x, &x->native, x->handed_native + (x->submit_ns - now));
 			timing_push(x, &x->kick, x->send_ns);
 		}
 	}
@@ -219,7 +240,7 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		kbx_xsk_complete(x->xsk);
 
 	kbx_tcp_get_stats(x->tcp, &s);
-	int wait = (s.readable > 0 || (tx_len > 0 && r->tx_accepted < tx_len)) ? 0 : timeout_ms;
+	int wait = (s.readable > 0 || x->tx_short) ? 0 : timeout_ms;
 	if (s.bytes_out != x->bytes_out_seen) {
 		x->bytes_out_seen = s.bytes_out;
 		x->last_send_ns = now;
@@ -262,28 +283,47 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		kbx_tcp_get_stats(x->tcp, &s);
 		if (s.readable > readable_before && !x->unread_since)
 			x->unread_since = taken;
-		/*
-		 * Received bytes go to TS now: their ACK waits for the next step (the client calls it at once
-		 * when it has a reply), so it rides on the reply instead of costing a segment of its own.
-		 */
-		kbx_tcp_hold_ack(x->tcp, s.readable > 0 && rx_cap > 0);
-		r->frames_out += transmit(x);
 	}
-	x->counters.frames_out += r->frames_out;
+	/*
+	 * Received bytes to TS, framed on the way by the reflex: the ExecutionReport it is armed for is answered
+	 * here, the next order (carrying the ACK) written to the connection before anything is transmitted.
+	 */
+	uint64_t handed = 0;
+	int got = 0;
 	if (rx_cap > 0) {
-		int got = kbx_tcp_read(x->tcp, (uint8_t *)rx_buf, rx_cap);
+		got = kbx_tcp_read(x->tcp, (uint8_t *)rx_buf, rx_cap);
 		r->rx_bytes = got > 0 ? (uint32_t)got : 0;
 		if (got > 0) {
-			x->handed_since = x->unread_since;
-			x->handed_native = now_ns() - x->handed_since;
+			handed = x->unread_since;
 			x->unread_since = 0;
+			r->reflex_sent = (uint32_t)kbx_fix_reflex_feed(x->reflex, (const uint8_t *)rx_buf, (uint32_t)got);
 		}
+	}
+	if (n > 0 || got > 0) {
+		/* With no reflex order, the ACK waits for the next step: on TS's reply, or alone. */
+		kbx_tcp_hold_ack(x->tcp, got > 0 && !r->reflex_sent);
+		x->send_ns = 0;
+		x->submit_ns = 0;
+		r->frames_out += transmit(x);
+		if (r->reflex_sent) {
+			uint64_t submitted = x->submit_ns ? x->submit_ns : now_ns();
+			kbx_fix_reflex_io(x->reflex)->sent_ns = submitted;
+			if (handed) {
+				timing_push(x, &x->reflex_time, submitted - handed);
+				timing_push(x, &x->reflex_kick, x->send_ns);
+			}
+		}
+	}
+	x->counters.frames_out += r->frames_out;
+	if (got > 0 && !r->reflex_sent) {
+		x->handed_since = handed;
+		x->handed_native = now_ns() - handed;
 	}
 	kbx_tcp_get_stats(x->tcp, &s);
 	r->more = s.readable > 0;
 	if (r->more && !x->unread_since)
-		x->unread_since = x->handed_since;
+		x->unread_since = handed ? handed : now_ns();
 	r->state = (uint32_t)s.state;
-	r->timings = x->response.count; /* every sample goes to all three rings */
+	r->timings = x->response.count > x->reflex_time.count ? x->response.count : x->reflex_time.count;
 	return 0;
 }

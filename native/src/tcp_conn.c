@@ -678,6 +678,21 @@ int kbx_tcp_write(struct kbx_tcp *c, const uint8_t *data, uint32_t len)
 	return (int)len;
 }
 
+int kbx_tcp_send_now(struct kbx_tcp *c, const uint8_t *data, uint32_t len)
+{
+	uint32_t flight = c->snd_nxt - c->snd_una;
+	uint32_t window = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
+	uint32_t mss = smss(c);
+	if (c->state != KBX_TCP_ESTABLISHED || c->fin_queued || len == 0 || flight != c->slen || c->snd_nxt != c->snd_max)
+		return 0;
+	if (flight + len > window || len > c->scap - c->slen || TXQ_FRAMES - c->txcount < (len + mss - 1) / mss)
+		return 0;
+	if (kbx_tcp_write(c, data, len) != (int)len)
+		return 0;
+	output(c);
+	return (int)len;
+}
+
 int kbx_tcp_read(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 {
 	uint32_t n = cap < c->rlen ? cap : c->rlen;

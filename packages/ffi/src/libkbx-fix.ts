@@ -144,11 +144,66 @@ export interface KbxFixXdpConfigValue {
 }
 
 /** struct kbx_fix_xdp_result: all u32, in this order. */
-export const KBX_FIX_XDP_RESULT_FIELDS = ['rx_bytes', 'tx_accepted', 'frames_in', 'frames_out', 'state', 'more', 'timings'] as const
+export const KBX_FIX_XDP_RESULT_FIELDS = ['rx_bytes', 'tx_accepted', 'frames_in', 'frames_out', 'state', 'more', 'timings', 'reflex_sent'] as const
 /** struct kbx_fix_xdp_counters: all u64, in this order. */
 export const KBX_FIX_XDP_COUNTER_FIELDS = ['steps', 'frames_in', 'frames_out', 'not_ours', 'tx_ring_full', 'tx_errors', 'timings_lost'] as const
-/** KBX_FIX_TIMING_RING: samples each of the three internal-timing rings holds (kbx_fix.h). */
+/** KBX_FIX_TIMING_RING: samples each internal-timing ring holds (kbx_fix.h). */
 export const KBX_FIX_TIMING_RING = 65536
+/** The internal-timing rings, in kbx_fix_xdp_drain_timings order. */
+export const KBX_FIX_TIMING_NAMES = ['response', 'native', 'kick', 'reflex', 'reflexKick'] as const
+
+/**
+ * struct kbx_fix_reflex_io (kbx_fix.h): the block TypeScript shares with the reflex. Byte offsets; u64 fields
+ * little-endian, then four u32, then the message.
+ */
+export const KBX_FIX_REFLEX_IO = {
+  armed: 0,
+  clOrdId: 8,
+  expectSeq: 16,
+  nextSeq: 24,
+  nextClOrdId: 32,
+  sentSeq: 40,
+  sentClOrdId: 48,
+  sentNs: 56,
+  triggerSeq: 64,
+  len: 72,
+  timeAt: 76,
+  bodyAt: 80,
+  bodyEnd: 84,
+  msg: 88,
+  msgMax: 1024,
+  size: 88 + 1024,
+} as const
+/** struct kbx_fix_reflex_counters: all u64, in this order. */
+export const KBX_FIX_REFLEX_COUNTER_FIELDS = ['messages', 'garbage_bytes', 'bad_checksum', 'bad_body_length', 'bad_header', 'armed', 'sent', 'deferred', 'disarmed'] as const
+
+export type KbxFixReflexPtr = { readonly __opaque: 'kbx_fix_reflex' }
+
+export interface LibKbxFixReflex {
+  kbx_fix_reflex_create: () => KbxFixReflexPtr | null
+  kbx_fix_reflex_destroy: (r: KbxFixReflexPtr) => void
+  /** pre, post: bytes; io: the address of a KBX_FIX_REFLEX_IO.size block the caller keeps alive. */
+  kbx_fix_reflex_configure: (r: KbxFixReflexPtr, beginString: string, sender: string, target: string, msgType: string, pre: Uint8Array, preLen: number, timeTag: number, post: Uint8Array, postLen: number, io: number) => number
+  kbx_fix_reflex_feed_armed: (r: KbxFixReflexPtr, bytes: Uint8Array, len: number) => number
+  kbx_fix_reflex_counters: (r: KbxFixReflexPtr, out: Uint8Array) => void
+}
+
+koffi.opaque('kbx_fix_reflex')
+
+let reflexInstance: LibKbxFixReflex | undefined
+
+export function libkbxFixReflex(): LibKbxFixReflex {
+  if (reflexInstance) return reflexInstance
+  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build it with `make -C native`')
+  reflexInstance = {
+    kbx_fix_reflex_create: lib.func('kbx_fix_reflex *kbx_fix_reflex_create()'),
+    kbx_fix_reflex_destroy: lib.func('void kbx_fix_reflex_destroy(kbx_fix_reflex *r)'),
+    kbx_fix_reflex_configure: lib.func('int kbx_fix_reflex_configure(kbx_fix_reflex *r, const char *begin, const char *sender, const char *target, const char *msg_type, const uint8_t *pre, uint32_t pre_len, uint32_t time_tag, const uint8_t *post, uint32_t post_len, uintptr_t io)'),
+    kbx_fix_reflex_feed_armed: lib.func('int kbx_fix_reflex_feed_armed(kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)'),
+    kbx_fix_reflex_counters: lib.func('void kbx_fix_reflex_counters(kbx_fix_reflex *r, _Out_ uint8_t *out)'),
+  } as LibKbxFixReflex
+  return reflexInstance
+}
 
 export interface LibKbxFixXdp {
   kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
@@ -161,8 +216,9 @@ export interface LibKbxFixXdp {
   kbx_fix_xdp_tcp_stats: (x: KbxFixXdpPtr, out: Uint8Array) => void
   kbx_fix_xdp_counters: (x: KbxFixXdpPtr, out: Uint8Array) => void
   kbx_fix_xdp_fd: (x: KbxFixXdpPtr) => number
-  /** x and the rest but cap: addresses (u32 arrays / u32 counts). */
-  kbx_fix_xdp_drain_timings: (x: number, response: number, nResponse: number, native: number, nNative: number, kick: number, nKick: number, cap: number) => void
+  /** x, out (KBX_FIX_TIMINGS × cap u32), counts (KBX_FIX_TIMINGS u32): addresses. */
+  kbx_fix_xdp_drain_timings: (x: number, out: number, counts: number, cap: number) => void
+  kbx_fix_xdp_reflex: (x: KbxFixXdpPtr) => KbxFixReflexPtr
 }
 
 koffi.opaque('kbx_fix_xdp')
@@ -183,7 +239,8 @@ export function libkbxFixXdp(): LibKbxFixXdp {
     kbx_fix_xdp_tcp_stats: lib.func('void kbx_fix_xdp_tcp_stats(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
     kbx_fix_xdp_counters: lib.func('void kbx_fix_xdp_counters(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
     kbx_fix_xdp_fd: lib.func('int kbx_fix_xdp_fd(kbx_fix_xdp *x)'),
-    kbx_fix_xdp_drain_timings: lib.func('kbx_fix_xdp_drain_timings', 'void', [p, p, p, p, p, p, p, 'uint32_t']),
+    kbx_fix_xdp_drain_timings: lib.func('kbx_fix_xdp_drain_timings', 'void', [p, p, p, 'uint32_t']),
+    kbx_fix_xdp_reflex: lib.func('kbx_fix_reflex *kbx_fix_xdp_reflex(kbx_fix_xdp *x)'),
   } as LibKbxFixXdp
   return xdpInstance
 }

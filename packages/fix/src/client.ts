@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Option, parseChoice, parseIpPortOption, parseIntOption, parseInterfaceName, parseScaledInt, parseSeconds } from '@kbx/cli'
 import type { Command, IpPort, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
-import { KBX_FIX_TIMING_RING } from '@kbx/ffi'
+import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
 import { LatencyHistogram } from '@kbx/stats'
 import { parsePrice } from './codec.js'
@@ -14,6 +14,7 @@ import { FixSession } from './session.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
 import { XdpTransport } from './xdp-transport.js'
+import type { ReflexArm } from './reflex.js'
 
 export const TOOL = 'fix-tcp'
 export const DEFAULT_STORE_DIR = '/var/tmp/kbx-fix'
@@ -42,6 +43,8 @@ export interface FixTcpOptions {
   xdpMode: 'native' | 'skb' | 'auto'
   queue: number
   busyPoll?: boolean
+  /** Default true (--no-reflex: false): one order at a time over --io xdp, the native reflex sends the next order. */
+  reflex: boolean
 }
 
 export function buildFixTcp(program: Command): void {
@@ -67,6 +70,7 @@ export function buildFixTcp(program: Command): void {
     .addOption(new Option('--xdp-mode <mode>', 'XDP attach mode for --io xdp').choices(['native', 'skb', 'auto']).default('auto'))
     .option('--queue <n>', 'RX queue of --iface for --io xdp', parseIntOption('--queue', { min: 0 }), 0)
     .option('--busy-poll', '--io xdp: spin on the AF_XDP RX ring instead of sleeping in poll() when idle (lowest latency; keeps one core at 100%)')
+    .option('--no-reflex', '--io xdp, one order at a time: send each next order from the TypeScript session instead of the native reflex (C answers the ExecutionReport in the step that received it)')
     .addOption(new Option('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once').argParser(parseIntOption('--test-drop-segment', { min: 1 })).hideHelp())
     .addOption(new Option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once').argParser(parseIntOption('--test-gap-at', { min: 1 })).hideHelp())
 }
@@ -174,8 +178,10 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     s.on('error', (err) => ctx.log.warn({ err: err.message }, 'socket error'))
     local = `${localAddress}:${s.localPort}`
   }
+  const limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
+  const oneAtATime = opts.rate === undefined
   // --io xdp internal timing (native rings, drained in bulk): whole run and current interval.
-  const timingNames = ['response', 'native', 'kick'] as const
+  const timingNames = KBX_FIX_TIMING_NAMES
   const internal = Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as Record<(typeof timingNames)[number], LatencyHistogram>
   const intervalInternal = Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as typeof internal
   const drainTimings = () => {
@@ -187,19 +193,41 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     }
   }
   /**
+   * --io xdp, one order at a time: the native reflex, armed before each step with the session's current
+   * numbers, answers the outstanding order's ExecutionReport with the next order in the step that received
+   * it; anything unusual (admin message, gap, duplicate, framing error, TCP unable to send at once) is left
+   * to the session. Armed only while the session is active, in sequence and has orders left to send.
+   */
+  const reflexOn = xdp !== undefined && oneAtATime && opts.reflex
+  const reflexArm = (): ReflexArm | undefined => {
+    if (!reflexOn || !session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || flow.counters.sent >= limit || ctx.signal.aborted) return undefined
+    if (durationMs > 0 && Date.now() - started >= durationMs) return undefined
+    const clOrdId = flow.soleOutstanding
+    if (clOrdId === undefined) return undefined
+    return { clOrdId, expectSeq: store.nextTargetSeq, nextSeq: store.nextSenderSeq, nextClOrdId: store.nextClOrdId }
+  }
+  /** The order the reflex sent, recorded before the session reads the ExecutionReport it answered. */
+  const adoptReflexOrder = () => {
+    const o = xdp!.reflexOrder()
+    session.adoptSent(o.seq, 'D', o.body, o.sendingTime)
+    flow.adopt(o.clOrdId, o.sentNs)
+  }
+  /**
    * --io xdp: one native batch (send, receive, timers); received bytes straight to the session. When they
    * make the session answer (the next order, a Heartbeat), the answer goes out in a batch call right away,
    * not after an event-loop turn.
    */
   const xdpStep = (timeoutMs: number) => {
-    let rx = xdp!.step(timeoutMs)
+    let rx = xdp!.step(timeoutMs, reflexArm())
     const received = rx.length > 0
-    for (let rounds = 0; rx.length > 0; rounds++) {
+    for (let rounds = 0; ; rounds++) {
+      if (xdp!.reflexSent) adoptReflexOrder()
+      if (rx.length === 0) break
       session.receive(rx)
       pump()
       notify()
       if (xdp!.pendingBytes === 0 || rounds === 64) break
-      rx = xdp!.step(0)
+      rx = xdp!.step(0, reflexArm())
     }
     if (received) store.save()
     if (xdp!.timingsWaiting > KBX_FIX_TIMING_RING / 2) drainTimings()
@@ -210,13 +238,30 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
    * --io xdp: internalUs (RX descriptors taken → reply submitted to TX), of which internalNativeUs in C
    * (TCP, copies, checksums) and internalKickUs in the TX call (TX ring + sendto); the rest is TS and FFI.
    */
-  const internalStats = (h: typeof internal) => (xdp === undefined ? {} : { internalUs: h.response.summary(), internalNativeUs: h.native.summary(), internalKickUs: h.kick.summary() })
+  const internalStats = (h: typeof internal) =>
+    xdp === undefined
+      ? {}
+      : {
+          internalUs: h.response.summary(),
+          internalNativeUs: h.native.summary(),
+          internalKickUs: h.kick.summary(),
+          internalReflexUs: h.reflex.summary(),
+          internalReflexKickUs: h.reflexKick.summary(),
+        }
+  /** --io xdp: what the native reflex framed and did (counts since start). */
+  const reflexStats = () => {
+    if (xdp === undefined || xdp.closed) return lastReflexStats
+    const c = xdp.reflexCounters()
+    lastReflexStats = { enabled: reflexOn, sent: c.sent, deferred: c.deferred, disarmed: c.disarmed, armed: c.armed, messages: c.messages, badChecksum: c.bad_checksum, badBodyLength: c.bad_body_length, badHeader: c.bad_header, garbageBytes: c.garbage_bytes }
+    return lastReflexStats
+  }
+  let lastReflexStats: Record<string, number | boolean> | undefined
 
+  if (xdp !== undefined && reflexOn) xdp.configureReflex(flow.reflexTemplate(`FIX.${opts.fixVersion}`, opts.sender, opts.target))
+  const started = Date.now()
   ctx.json.start({ io: opts.io, iface: opts.iface, local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
   session.start()
 
-  const limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
-  const oneAtATime = opts.rate === undefined
   let startedOrdersNs = 0n
   let lastOrderDoneMs = 0
   function pump(): void {
@@ -230,7 +275,6 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     while (flow.counters.sent < due) flow.send()
   }
 
-  const started = Date.now()
   let nextInterval = started + opts.interval * 1000
   const durationMs = (opts.duration ?? 0) * 1000
   let stoppedBy = 'done'
@@ -244,6 +288,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
       perSec: { sent: (c.sent - lastSnapshot.sent) / opts.interval, acked: (c.acked - lastSnapshot.acked) / opts.interval },
       latencyUs: flow.intervalLatency.summary(),
       ...internalStats(intervalInternal),
+      ...(xdp === undefined ? {} : { reflex: reflexStats() }),
       session: { state: session.state, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
       tcp: tcpStats(),
     })
@@ -292,6 +337,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
   }
   socket?.end()
   drainTimings()
+  if (xdp !== undefined) reflexStats()
   if (xdp !== undefined) await closeXdp(xdp, ctx)
   store.save()
   const c = flow.counters
@@ -304,6 +350,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
     ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
     latencyUs: flow.latency.summary(),
     ...internalStats(internal),
+    ...(lastReflexStats === undefined ? {} : { reflex: lastReflexStats }),
     session: { ...session.counters, events: sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
     parser: session.parser.counters,
     tcp: tcpStats(),

@@ -171,3 +171,29 @@ t.test('logout handshake, either side first', (t) => {
   t.ok(p.events.acceptor.some((e) => e.event === 'logout' && e['initiatedBy'] === 'peer'))
   t.end()
 })
+
+t.test('a message sent outside the session (the native reflex) is adopted: next number taken, kept for resending', (t) => {
+  const p = pair()
+  p.initiator.start()
+  p.flush()
+  const seq = p.initiator.store.nextSenderSeq
+  t.throws(() => p.initiator.adoptSent(seq + 1, 'D', Buffer.alloc(0), Buffer.alloc(21)), /MsgSeqNum/, 'only with the next number')
+  const sendingTime = Buffer.from('20260101-00:00:00.123', 'latin1')
+  p.initiator.adoptSent(seq, 'D', Buffer.from('11=42\x0155=KBX\x01', 'latin1'), sendingTime)
+  t.equal(p.initiator.store.nextSenderSeq, seq + 1)
+  t.equal(p.initiator.counters.sent, 2, 'counted as sent (Logon + adopted order)')
+  p.initiator.sendApp('D', (w) => w.int(Tag.ClOrdID, 43))
+  const parser = new FixParser()
+  parser.push(p.toAcceptor.splice(0)[0]!)
+  t.equal(parser.next()!.int(Tag.MsgSeqNum), seq + 1, 'the session goes on after it')
+  // the acceptor asks for the adopted one
+  p.initiator.receive(buildMessage([[35, '2'], [49, 'EXCH'], [56, 'CLIENT1'], [34, p.initiator.store.nextTargetSeq], [52, '20260101-00:00:00.000'], [7, seq], [16, seq]]))
+  parser.push(p.toAcceptor.splice(0)[0]!)
+  const m = parser.next()!
+  t.equal(m.msgType, MsgType.NewOrderSingle, 'resent as it was')
+  t.equal(m.int(Tag.MsgSeqNum), seq)
+  t.equal(m.int(Tag.ClOrdID), 42)
+  t.equal(m.char(Tag.PossDupFlag), 0x59)
+  t.equal(m.string(Tag.OrigSendingTime), '20260101-00:00:00.123')
+  t.end()
+})

@@ -174,13 +174,34 @@ export class FixSession {
     const sendingTime = Buffer.from(this.clock.now(this.now()))
     const mark = w.mark()
     fill(w)
-    const capacity = this.options.resendCapacity ?? 65536
-    if (capacity > 0) {
-      this.sent.set(seq, { msgType, body: w.bodySince(mark), sendingTime })
-      if (this.sent.size > capacity) this.sent.delete(this.sent.keys().next().value as number)
-    }
+    this.keepForResend(seq, { msgType, body: w.bodySince(mark), sendingTime })
     this.transmit()
     return seq
+  }
+
+  private keepForResend(seq: number, message: StoredMessage): void {
+    const capacity = this.options.resendCapacity ?? 65536
+    if (capacity <= 0) return
+    this.sent.set(seq, message)
+    if (this.sent.size > capacity) this.sent.delete(this.sent.keys().next().value as number)
+  }
+
+  /**
+   * An application message someone else sent on this session with our next sequence number (the native
+   * reflex): recorded as if sendApp had sent it — the number taken, the message kept for resending. body:
+   * the fields after SendingTime, before CheckSum. Call before receive() of the bytes it answered.
+   */
+  adoptSent(seq: number, msgType: string, body: Buffer, sendingTime: Buffer): void {
+    if (seq !== this.store.nextSenderSeq) throw new Error(`adopted message has MsgSeqNum ${seq}, the session's next is ${this.store.nextSenderSeq}`)
+    this.store.nextSenderSeq = seq + 1
+    this.keepForResend(seq, { msgType, body, sendingTime })
+    this.counters.sent++
+    this.lastSentMs = this.now()
+  }
+
+  /** No ResendRequest of ours outstanding (messages are arriving in sequence). */
+  get inSequence(): boolean {
+    return this.resendUpTo === 0
   }
 
   logout(text?: string): void {

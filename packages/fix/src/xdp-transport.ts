@@ -6,10 +6,12 @@ import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
 import { NetError, SystemError, XskError } from '@kbx/errors'
-import { KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress, libkbxFixXdp } from '@kbx/ffi'
+import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress, libkbxFixXdp } from '@kbx/ffi'
 import type { KbxFixXdpPtr } from '@kbx/ffi'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
 import { Umem } from '@kbx/xsk'
+import { ReflexIo, configureReflex, reflexCounters } from './reflex.js'
+import type { ReflexArm, ReflexCounters, ReflexOrder, ReflexTemplate } from './reflex.js'
 
 export interface XdpTransportOptions {
   iface: string
@@ -29,6 +31,8 @@ const RX_CAPACITY = 256 * 1024
 const TX_CAPACITY = 1024 * 1024
 const RESULT_SIZE = KBX_FIX_XDP_RESULT_FIELDS.length * 4
 const RESULT_TIMINGS = KBX_FIX_XDP_RESULT_FIELDS.indexOf('timings') * 4
+const RESULT_REFLEX_SENT = KBX_FIX_XDP_RESULT_FIELDS.indexOf('reflex_sent') * 4
+const TIMINGS = KBX_FIX_TIMING_NAMES.length
 const STATE_ESTABLISHED = 2
 const STATE_CLOSED = 0
 
@@ -78,8 +82,9 @@ export class XdpTransport {
   readonly #resultAddress = kbxAddress(this.#result)
   readonly #statsBuf = Buffer.alloc(KBX_TCP_STATS_FIELDS.length * 8)
   readonly #countersBuf = Buffer.alloc(KBX_FIX_XDP_COUNTER_FIELDS.length * 8)
-  /** Drain target: response, native and kick samples, then the three counts (all u32). */
-  readonly #timings = Buffer.from(new ArrayBuffer((3 * KBX_FIX_TIMING_RING + 3) * 4))
+  /** Drain target: the samples of each timing ring, then their counts (all u32). */
+  readonly #timings = Buffer.from(new ArrayBuffer((TIMINGS * KBX_FIX_TIMING_RING + TIMINGS) * 4))
+  readonly #reflexIo = new ReflexIo()
   readonly #timingsAddress = kbxAddress(this.#timings)
   state = 'closed'
 
@@ -187,11 +192,21 @@ export class XdpTransport {
   }
 
   /**
-   * ONE native call: queued bytes into the send buffer, timers, a batch of frames in, frames out, received
-   * bytes back. The returned view is valid until the next step.
+   * The native reflex answers the armed ExecutionReport with the next order built from this template
+   * (see reflex.ts); it only fires in a step armed for it.
    */
-  step(timeoutMs: number): Buffer {
+  configureReflex(template: ReflexTemplate): void {
+    configureReflex(libkbxFixXdp().kbx_fix_xdp_reflex(this.#ptr), template, this.#reflexIo)
+  }
+
+  /**
+   * ONE native call: queued bytes into the send buffer, timers, a batch of frames in, frames out, received
+   * bytes back; with `arm`, the reflex may answer what arrives (reflexSent, reflexOrder()). The returned
+   * view is valid until the next step.
+   */
+  step(timeoutMs: number, arm?: ReflexArm): Buffer {
     this.#ptr
+    this.#reflexIo.arm(arm)
     const rc = libkbxFixXdp().kbx_fix_xdp_step(this.#address, this.#txAddress, this.#txLength, this.#rxAddress, RX_CAPACITY, timeoutMs, this.#resultAddress)
     if (rc < 0) throw new XskError('fix-tcp AF_XDP step', -rc)
     const rxBytes = this.#result.readUInt32LE(0)
@@ -204,26 +219,40 @@ export class XdpTransport {
     return this.#rx.subarray(0, rxBytes)
   }
 
-  /** Timing samples waiting in the fuller native ring after the last step: drain before it fills. */
+  /** The last step sent a reflex order (reflexOrder()). */
+  get reflexSent(): boolean {
+    return this.#result.readUInt32LE(RESULT_REFLEX_SENT) === 1
+  }
+
+  reflexOrder(): ReflexOrder {
+    return this.#reflexIo.sent()
+  }
+
+  reflexCounters(): ReflexCounters {
+    return reflexCounters(libkbxFixXdp().kbx_fix_xdp_reflex(this.#ptr))
+  }
+
+  /** Timing samples waiting in the fullest native ring after the last step: drain before it fills. */
   get timingsWaiting(): number {
     return this.#result.readUInt32LE(RESULT_TIMINGS)
   }
 
   /**
-   * ONE native call: the internal timing samples (ns) gathered since the last drain (native/include/kbx_fix.h).
-   * response: RX descriptors taken → the reply TS wrote to those bytes submitted to TX (crosses the FFI
-   * twice); native: its C share without the TX call; kick: the TX call (TX ring + sendto). Views valid
-   * until the next drain.
+   * ONE native call: the internal timing samples (ns) gathered since the last drain (native/include/kbx_fix.h),
+   * "submitted" meaning the TX descriptor handed to the TX ring, before the kick. response: RX descriptors
+   * taken → the reply TS wrote to those bytes submitted (crosses the FFI twice); native: its C share; kick:
+   * the TX call (TX ring + sendto); reflex: RX descriptors taken → the reflex order submitted (C only);
+   * reflexKick: its TX call. Views valid until the next drain.
    */
-  drainTimings(): { response: Uint32Array; native: Uint32Array; kick: Uint32Array } {
+  drainTimings(): Record<(typeof KBX_FIX_TIMING_NAMES)[number], Uint32Array> {
     this.#ptr
     const ring = KBX_FIX_TIMING_RING
     const base = this.#timingsAddress
-    const counts = base + 3 * ring * 4
-    libkbxFixXdp().kbx_fix_xdp_drain_timings(this.#address, base, counts, base + ring * 4, counts + 4, base + 2 * ring * 4, counts + 8, ring)
-    const all = new Uint32Array(this.#timings.buffer, 0, 3 * ring + 3)
-    const view = (i: number) => all.subarray(i * ring, i * ring + all[3 * ring + i]!)
-    return { response: view(0), native: view(1), kick: view(2) }
+    libkbxFixXdp().kbx_fix_xdp_drain_timings(this.#address, base, base + TIMINGS * ring * 4, ring)
+    const all = new Uint32Array(this.#timings.buffer, 0, TIMINGS * ring + TIMINGS)
+    const out = {} as Record<(typeof KBX_FIX_TIMING_NAMES)[number], Uint32Array>
+    KBX_FIX_TIMING_NAMES.forEach((name, i) => (out[name] = all.subarray(i * ring, i * ring + all[TIMINGS * ring + i]!)))
+    return out
   }
 
   get established(): boolean {

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The FIX reflex (see kbx_fix.h): a zero-allocation framer over the received byte stream and the order
+ * built from a template when the armed ExecutionReport arrives. The framer mirrors the TypeScript parser
+ * (packages/fix/src/codec.ts: same start pattern, limits, early-trailer rule and resynchronisation), so
+ * both see the same messages; the reflex only fires on exact MsgSeqNum matches, so a divergence could
+ * only disarm it, never make it send twice.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kbx_fix.h"
+
+#define SOH 0x01
+#define MAX_MESSAGE 65536
+#define BUF_CAP (MAX_MESSAGE + 8192)
+#define MAX_FIELDS 256
+#define HEADROOM 48
+#define TEXT_MAX 64
+
+enum { NEED_MORE, FRAMED, FAILED };
+
+struct text {
+	uint8_t b[TEXT_MAX];
+	uint32_t n;
+};
+
+struct kbx_fix_reflex {
+	struct kbx_fix_reflex_io *io;
+	kbx_fix_reflex_send_fn send;
+	void *send_ctx;
+	/* template */
+	struct text begin, sender, target, msg_type;
+	uint8_t pre[512], post[512];
+	uint32_t pre_len, post_len, time_tag;
+	int configured;
+	/* arm */
+	int armed;
+	uint64_t cl_ord_id, expect_seq, next_seq, next_cl_ord_id;
+	/* stream */
+	uint32_t head, tail;
+	struct kbx_fix_reflex_counters counters;
+	/* SendingTime text cache (per second) */
+	time_t time_sec;
+	char time_text[22];
+	uint8_t out[HEADROOM + KBX_FIX_REFLEX_MSG_MAX];
+	uint8_t buf[BUF_CAP];
+};
+
+struct kbx_fix_reflex *kbx_fix_reflex_create(void)
+{
+	struct kbx_fix_reflex *r = calloc(1, sizeof(*r));
+	if (r)
+		r->time_sec = -1;
+	return r;
+}
+
+void kbx_fix_reflex_destroy(struct kbx_fix_reflex *r) { free(r); }
+
+static int set_text(struct text *t, const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= TEXT_MAX)
+		return -EINVAL;
+	memcpy(t->b, s, n);
+	t->n = (uint32_t)n;
+	return 0;
+}
+
+int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string, const char *sender, const char *target,
+			     const char *msg_type, const uint8_t *pre, uint32_t pre_len, uint32_t time_tag,
+			     const uint8_t *post, uint32_t post_len, struct kbx_fix_reflex_io *io)
+{
+	if (set_text(&r->begin, begin_string) || set_text(&r->sender, sender) || set_text(&r->target, target) ||
+	    set_text(&r->msg_type, msg_type) || pre_len > sizeof(r->pre) || post_len > sizeof(r->post) || !io)
+		return -EINVAL;
+	memcpy(r->pre, pre, pre_len);
+	memcpy(r->post, post, post_len);
+	r->pre_len = pre_len;
+	r->post_len = post_len;
+	r->time_tag = time_tag;
+	r->io = io;
+	r->armed = 0;
+	r->configured = 1;
+	return 0;
+}
+
+void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn fn, void *ctx)
+{
+	r->send = fn;
+	r->send_ctx = ctx;
+}
+
+void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
+struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r) { return r->io; }
+
+void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r)
+{
+	struct kbx_fix_reflex_io *io = r->io;
+	if (!io || !r->configured) {
+		r->armed = 0;
+		return;
+	}
+	r->armed = io->armed != 0;
+	if (r->armed) {
+		r->cl_ord_id = io->cl_ord_id;
+		r->expect_seq = io->expect_seq;
+		r->next_seq = io->next_seq;
+		r->next_cl_ord_id = io->next_cl_ord_id;
+		r->counters.armed++;
+		io->armed = 0;
+	}
+}
+
+/* ------------------------------------------------------------------ order */
+
+static uint32_t put_uint(uint8_t *p, uint64_t v)
+{
+	uint8_t tmp[20];
+	uint32_t n = 0;
+	do {
+		tmp[n++] = (uint8_t)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (uint32_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static uint8_t *put_tag(uint8_t *p, uint32_t tag)
+{
+	p += put_uint(p, tag);
+	*p++ = '=';
+	return p;
+}
+
+static uint8_t *put_bytes(uint8_t *p, const uint8_t *b, uint32_t n)
+{
+	memcpy(p, b, n);
+	return p + n;
+}
+
+/* "YYYYMMDD-HH:MM:SS.sss", UTC (what the TypeScript session writes). */
+static const char *sending_time(struct kbx_fix_reflex *r)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != r->time_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		r->time_sec = ts.tv_sec;
+		unsigned y = (unsigned)tm.tm_year + 1900;
+		char *t = r->time_text;
+		t[0] = (char)('0' + y / 1000 % 10);
+		t[1] = (char)('0' + y / 100 % 10);
+		t[2] = (char)('0' + y / 10 % 10);
+		t[3] = (char)('0' + y % 10);
+		t[4] = (char)('0' + (tm.tm_mon + 1) / 10);
+		t[5] = (char)('0' + (tm.tm_mon + 1) % 10);
+		t[6] = (char)('0' + tm.tm_mday / 10);
+		t[7] = (char)('0' + tm.tm_mday % 10);
+		t[8] = '-';
+		t[9] = (char)('0' + tm.tm_hour / 10);
+		t[10] = (char)('0' + tm.tm_hour % 10);
+		t[11] = ':';
+		t[12] = (char)('0' + tm.tm_min / 10);
+		t[13] = (char)('0' + tm.tm_min % 10);
+		t[14] = ':';
+		t[15] = (char)('0' + tm.tm_sec / 10);
+		t[16] = (char)('0' + tm.tm_sec % 10);
+		t[17] = '.';
+	}
+	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+	r->time_text[18] = (char)('0' + ms / 100);
+	r->time_text[19] = (char)('0' + ms / 10 % 10);
+	r->time_text[20] = (char)('0' + ms % 10);
+	return r->time_text;
+}
+
+/* The order into io->msg: header, body from the template, BodyLength and CheckSum. Returns its length, 0 if too long. */
+static uint32_t build_order(struct kbx_fix_reflex *r)
+{
+	struct kbx_fix_reflex_io *io = r->io;
+	const uint8_t *now = (const uint8_t *)sending_time(r);
+	uint8_t *body = r->out + HEADROOM;
+	uint8_t *p = body;
+	/* worst case: fixed parts + texts + template + numbers */
+	if (HEADROOM + 4 * TEXT_MAX + r->pre_len + r->post_len + 2 * 21 + 3 * 24 + 64 > sizeof(r->out))
+		return 0;
+	p = put_tag(p, 35);
+	p = put_bytes(p, r->msg_type.b, r->msg_type.n);
+	*p++ = SOH;
+	p = put_tag(p, 49);
+	p = put_bytes(p, r->sender.b, r->sender.n);
+	*p++ = SOH;
+	p = put_tag(p, 56);
+	p = put_bytes(p, r->target.b, r->target.n);
+	*p++ = SOH;
+	p = put_tag(p, 34);
+	p += put_uint(p, r->next_seq);
+	*p++ = SOH;
+	p = put_tag(p, 52);
+	uint8_t *time_at = p;
+	p = put_bytes(p, now, 21);
+	*p++ = SOH;
+	uint8_t *body_at = p;
+	p = put_tag(p, 11);
+	p += put_uint(p, r->next_cl_ord_id);
+	*p++ = SOH;
+	p = put_bytes(p, r->pre, r->pre_len);
+	if (r->time_tag) {
+		p = put_tag(p, r->time_tag);
+		p = put_bytes(p, now, 21);
+		*p++ = SOH;
+	}
+	p = put_bytes(p, r->post, r->post_len);
+	uint32_t body_len = (uint32_t)(p - body);
+	/* "8=<begin>SOH9=<len>SOH" in front of the body */
+	uint8_t head[TEXT_MAX + 16];
+	uint8_t *h = head;
+	*h++ = '8';
+	*h++ = '=';
+	h = put_bytes(h, r->begin.b, r->begin.n);
+	*h++ = SOH;
+	*h++ = '9';
+	*h++ = '=';
+	h += put_uint(h, body_len);
+	*h++ = SOH;
+	uint32_t head_len = (uint32_t)(h - head);
+	uint32_t total = head_len + body_len + 7;
+	if (total > KBX_FIX_REFLEX_MSG_MAX)
+		return 0;
+	uint8_t *m = io->msg;
+	memcpy(m, head, head_len);
+	memcpy(m + head_len, body, body_len);
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < head_len + body_len; i++)
+		sum += m[i];
+	sum &= 0xff;
+	uint8_t *t = m + head_len + body_len;
+	t[0] = '1';
+	t[1] = '0';
+	t[2] = '=';
+	t[3] = (uint8_t)('0' + sum / 100);
+	t[4] = (uint8_t)('0' + sum / 10 % 10);
+	t[5] = (uint8_t)('0' + sum % 10);
+	t[6] = SOH;
+	io->len = total;
+	io->time_at = head_len + (uint32_t)(time_at - body);
+	io->body_at = head_len + (uint32_t)(body_at - body);
+	io->body_end = head_len + body_len;
+	return total;
+}
+
+/* ------------------------------------------------------------------ framing */
+
+struct view {
+	const uint8_t *v[6];
+	uint32_t n[6];
+};
+enum { F_MSGTYPE, F_SEQ, F_POSSDUP, F_SENDER, F_TARGET, F_CLORDID };
+
+static int value_equals(const uint8_t *v, uint32_t n, const struct text *t)
+{
+	return v && n == t->n && memcmp(v, t->b, n) == 0;
+}
+
+/* Non-negative decimal (≤ 15 digits, as the TypeScript parseUint); -1 otherwise. */
+static int64_t value_uint(const uint8_t *v, uint32_t n)
+{
+	if (!v || n == 0 || n > 15)
+		return -1;
+	int64_t x = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	return x;
+}
+
+/* Body fields [body, trailer): tag digits, '=', value; MsgType first. 0 when malformed (TS: bad-header). */
+static int parse_fields(const uint8_t *buf, uint32_t body, uint32_t trailer, struct view *f)
+{
+	uint32_t p = body, count = 2;
+	memset(f, 0, sizeof(*f));
+	while (p < trailer) {
+		uint32_t tag = 0, tag_start = p;
+		while (p < trailer && buf[p] != '=') {
+			if (buf[p] < '0' || buf[p] > '9')
+				return 0;
+			tag = tag * 10 + (uint32_t)(buf[p] - '0');
+			p++;
+		}
+		if (p == tag_start || p >= trailer || p - tag_start > 9)
+			return 0;
+		p++;
+		uint32_t vs = p;
+		while (p < trailer && buf[p] != SOH)
+			p++;
+		if (count >= MAX_FIELDS)
+			return 0;
+		if (count == 2 && tag != 35)
+			return 0;
+		int slot = -1;
+		switch (tag) {
+		case 35: slot = F_MSGTYPE; break;
+		case 34: slot = F_SEQ; break;
+		case 43: slot = F_POSSDUP; break;
+		case 49: slot = F_SENDER; break;
+		case 56: slot = F_TARGET; break;
+		case 11: slot = F_CLORDID; break;
+		}
+		if (slot >= 0 && !f->v[slot]) { /* first occurrence, like the TypeScript view */
+			f->v[slot] = buf + vs;
+			f->n[slot] = p - vs;
+		}
+		count++;
+		p++;
+	}
+	return f->n[F_MSGTYPE] == 1 || f->n[F_MSGTYPE] == 2;
+}
+
+static void disarm(struct kbx_fix_reflex *r)
+{
+	if (r->armed)
+		r->counters.disarmed++;
+	r->armed = 0;
+}
+
+/* One valid message while armed: quiet and in sequence, the trigger, or the end of the arm. Returns 1 when an order went out. */
+static int on_message(struct kbx_fix_reflex *r, const struct view *f)
+{
+	if (!r->armed)
+		return 0;
+	int64_t seq = value_uint(f->v[F_SEQ], f->n[F_SEQ]);
+	int quiet = value_equals(f->v[F_SENDER], f->n[F_SENDER], &r->target) &&
+		    value_equals(f->v[F_TARGET], f->n[F_TARGET], &r->sender) && seq >= 0 &&
+		    (uint64_t)seq == r->expect_seq && !(f->v[F_POSSDUP] && f->n[F_POSSDUP] > 0 && f->v[F_POSSDUP][0] == 'Y') &&
+		    f->n[F_MSGTYPE] == 1 && (f->v[F_MSGTYPE][0] == '8' || f->v[F_MSGTYPE][0] == '0');
+	if (!quiet) {
+		disarm(r);
+		return 0;
+	}
+	r->expect_seq++;
+	if (f->v[F_MSGTYPE][0] != '8' || value_uint(f->v[F_CLORDID], f->n[F_CLORDID]) != (int64_t)r->cl_ord_id)
+		return 0;
+	/* the trigger: one order, then the arm is spent */
+	r->armed = 0;
+	uint32_t len = build_order(r);
+	if (len == 0 || (r->send && !r->send(r->send_ctx, r->io->msg, len))) {
+		r->counters.deferred++;
+		return 0;
+	}
+	struct kbx_fix_reflex_io *io = r->io;
+	io->sent_seq = r->next_seq;
+	io->sent_cl_ord_id = r->next_cl_ord_id;
+	io->trigger_seq = (uint64_t)seq;
+	if (!r->send) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		io->sent_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
+	r->counters.sent++;
+	return 1;
+}
+
+static int fail(struct kbx_fix_reflex *r, uint64_t *counter)
+{
+	(*counter)++;
+	disarm(r);
+	r->head++; /* resynchronise like the TypeScript parser: drop the leading '8', look for the next "8=FIX" */
+	r->counters.garbage_bytes++;
+	return FAILED;
+}
+
+static int early_trailer(const uint8_t *buf, uint32_t from, uint32_t tail)
+{
+	for (uint32_t i = from; i + 7 < tail; i++) {
+		if (buf[i] == SOH && buf[i + 1] == '1' && buf[i + 2] == '0' && buf[i + 3] == '=' && buf[i + 7] == SOH) {
+			if (i + 8 == tail || buf[i + 8] == '8')
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* One frame at head (after any garbage). *sent: 1 when the message made an order go out. */
+static int try_frame(struct kbx_fix_reflex *r, int *sent)
+{
+	const uint8_t *buf = r->buf;
+	uint32_t tail = r->tail, p = r->head;
+	for (; p < tail; p++) {
+		if (buf[p] != '8')
+			continue;
+		if (p + 1 < tail && buf[p + 1] != '=')
+			continue;
+		if (p + 2 < tail && buf[p + 2] != 'F')
+			continue;
+		if (p + 3 < tail && buf[p + 3] != 'I')
+			continue;
+		if (p + 4 < tail && buf[p + 4] != 'X')
+			continue;
+		break;
+	}
+	if (p > r->head) {
+		r->counters.garbage_bytes += p - r->head;
+		r->head = p;
+		disarm(r);
+	}
+	if (tail - p < 5)
+		return NEED_MORE;
+	uint32_t start = p, q = start + 2;
+	while (q < tail && buf[q] != SOH) {
+		if (q - start > 32)
+			return fail(r, &r->counters.bad_header);
+		q++;
+	}
+	if (q >= tail)
+		return NEED_MORE;
+	q++;
+	if (tail - q < 2)
+		return NEED_MORE;
+	if (buf[q] != '9' || buf[q + 1] != '=')
+		return fail(r, &r->counters.bad_header);
+	q += 2;
+	uint32_t body_length = 0, len_start = q;
+	while (q < tail && buf[q] != SOH) {
+		if (buf[q] < '0' || buf[q] > '9' || q - len_start >= 7)
+			return fail(r, &r->counters.bad_header);
+		body_length = body_length * 10 + (uint32_t)(buf[q] - '0');
+		q++;
+	}
+	if (q >= tail)
+		return NEED_MORE;
+	if (q == len_start)
+		return fail(r, &r->counters.bad_header);
+	q++;
+	uint32_t body = q, trailer = body + body_length;
+	if (trailer + 7 - start > MAX_MESSAGE)
+		return fail(r, &r->counters.bad_body_length);
+	if (tail < trailer + 7)
+		return early_trailer(buf, body, tail) ? fail(r, &r->counters.bad_body_length) : NEED_MORE;
+	if (buf[trailer - 1] != SOH || buf[trailer] != '1' || buf[trailer + 1] != '0' || buf[trailer + 2] != '=' ||
+	    buf[trailer + 6] != SOH)
+		return fail(r, &r->counters.bad_body_length);
+	int64_t declared = value_uint(buf + trailer + 3, 3);
+	uint32_t sum = 0;
+	for (uint32_t i = start; i < trailer; i++)
+		sum += buf[i];
+	if (declared != (int64_t)(sum & 0xff))
+		return fail(r, &r->counters.bad_checksum);
+	struct view f;
+	if (!parse_fields(buf, body, trailer, &f))
+		return fail(r, &r->counters.bad_header);
+	r->head = trailer + 7;
+	r->counters.messages++;
+	*sent |= on_message(r, &f);
+	return FRAMED;
+}
+
+int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)
+{
+	int sent = 0;
+	while (len > 0) {
+		if (r->head > 0) { /* keep the unframed tail at the front */
+			memmove(r->buf, r->buf + r->head, r->tail - r->head);
+			r->tail -= r->head;
+			r->head = 0;
+		}
+		uint32_t n = BUF_CAP - r->tail < len ? BUF_CAP - r->tail : len;
+		if (n == 0) {
+			/* cannot happen with frames capped at MAX_MESSAGE < BUF_CAP; drop everything rather than stall */
+			r->counters.garbage_bytes += r->tail;
+			r->head = r->tail = 0;
+			disarm(r);
+			continue;
+		}
+		memcpy(r->buf + r->tail, bytes, n);
+		r->tail += n;
+		bytes += n;
+		len -= n;
+		while (try_frame(r, &sent) != NEED_MORE)
+			;
+		if (r->head == r->tail)
+			r->head = r->tail = 0;
+	}
+	return sent;
+}
+
+int kbx_fix_reflex_feed_armed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)
+{
+	if (r->io && r->io->armed)
+		kbx_fix_reflex_take_arm(r);
+	return kbx_fix_reflex_feed(r, bytes, len);
+}

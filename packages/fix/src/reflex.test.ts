@@ -1,0 +1,161 @@
+// The native FIX reflex through the FFI: framing (split, concatenated, bad checksum, bad body length,
+// garbage) in step with the TypeScript parser, and the order it builds only for the armed, in-sequence
+// ExecutionReport.
+import t from 'tap'
+import type { Test } from 'tap'
+import { FixParser, Tag, buildMessage } from './codec.js'
+import { FixReflex } from './reflex.js'
+import type { ReflexArm } from './reflex.js'
+
+const template = {
+  beginString: 'FIX.4.4',
+  senderCompId: 'CLIENT1',
+  targetCompId: 'EXCH',
+  msgType: 'D',
+  pre: Buffer.from('55=KBX\x0154=1\x01', 'latin1'),
+  timeTag: 60,
+  post: Buffer.from('38=100\x0140=2\x0144=100.25\x0159=0\x01', 'latin1'),
+}
+const arm: ReflexArm = { clOrdId: 7, expectSeq: 10, nextSeq: 20, nextClOrdId: 8 }
+
+const header = (seq: number, extra: [number, string | number][] = [], sender = 'EXCH') =>
+  [[Tag.SenderCompID, sender], [Tag.TargetCompID, 'CLIENT1'], [Tag.MsgSeqNum, seq], [Tag.SendingTime, '20250101-00:00:00.000'], ...extra] as [number, string | number][]
+const er = (seq: number, clOrdId: number, extra: [number, string | number][] = [], sender = 'EXCH') =>
+  buildMessage([[Tag.MsgType, '8'], ...header(seq, extra, sender), [Tag.ClOrdID, clOrdId], [Tag.OrderID, 1], [Tag.ExecID, seq], [Tag.ExecType, '0'], [Tag.OrdStatus, '0']])
+const heartbeat = (seq: number) => buildMessage([[Tag.MsgType, '0'], ...header(seq)])
+const testRequest = (seq: number) => buildMessage([[Tag.MsgType, '1'], ...header(seq), [Tag.TestReqID, 'T1']])
+
+function reflex(t: Test): FixReflex {
+  const r = new FixReflex(template)
+  t.teardown(() => r.close())
+  return r
+}
+
+/** The order as the TypeScript parser sees it. */
+function parsed(bytes: Buffer) {
+  const p = new FixParser()
+  p.push(bytes)
+  const m = p.next()
+  if (m === null) throw new Error(`not a valid FIX message: ${bytes.toString('latin1')}`)
+  return { m, counters: p.counters, rest: p.next() }
+}
+
+t.test('fires on the armed ExecutionReport after quiet in-sequence messages; the order is valid FIX', async (t) => {
+  const r = reflex(t)
+  r.arm(arm)
+  t.notOk(r.feed(Buffer.concat([heartbeat(10), er(11, 6)])), 'a Heartbeat and the previous order\'s fill: quiet')
+  t.ok(r.feed(er(12, 7)), 'the ExecutionReport for ClOrdID 7 with MsgSeqNum 12: the next order went out')
+  const o = r.lastOrder()
+  t.equal(o.seq, 20)
+  t.equal(o.clOrdId, 8)
+  t.equal(o.triggerSeq, 12)
+  t.ok(o.sentNs > 0n)
+  const { m, counters, rest } = parsed(o.message)
+  t.equal(counters.badChecksum + counters.badBodyLength + counters.badHeader + counters.garbageBytes, 0, 'BodyLength and CheckSum right')
+  t.equal(rest, null)
+  t.equal(m.string(Tag.MsgType), 'D')
+  t.equal(m.string(Tag.BeginString), 'FIX.4.4')
+  t.equal(m.string(Tag.SenderCompID), 'CLIENT1')
+  t.equal(m.string(Tag.TargetCompID), 'EXCH')
+  t.equal(m.int(Tag.MsgSeqNum), 20)
+  t.equal(m.int(Tag.ClOrdID), 8)
+  t.equal(m.string(Tag.Symbol), 'KBX')
+  t.equal(m.string(Tag.Price), '100.25')
+  t.match(m.string(Tag.SendingTime), /^\d{8}-\d\d:\d\d:\d\d\.\d{3}$/)
+  t.equal(m.string(Tag.TransactTime), m.string(Tag.SendingTime))
+  t.equal(o.sendingTime.toString('latin1'), m.string(Tag.SendingTime))
+  t.equal(o.body.toString('latin1'), `11=8\x0155=KBX\x0154=1\x0160=${m.string(Tag.SendingTime)}\x0138=100\x0140=2\x0144=100.25\x0159=0\x01`, 'body: the fields after SendingTime')
+  const sentAgain = r.feed(er(13, 7))
+  t.notOk(sentAgain, 'an arm fires once')
+  t.same({ messages: r.counters.messages, sent: r.counters.sent }, { messages: 4, sent: 1 })
+})
+
+t.test('a message split across any number of pieces, and several in one piece', async (t) => {
+  const stream = Buffer.concat([heartbeat(10), er(11, 6), er(12, 7), er(13, 7)])
+  const r = reflex(t)
+  r.arm(arm)
+  const firedAt: number[] = []
+  for (let i = 0; i < stream.length; i++) if (r.feed(stream.subarray(i, i + 1))) firedAt.push(i)
+  const triggerEnd = heartbeat(10).length + er(11, 6).length + er(12, 7).length - 1
+  t.same(firedAt, [triggerEnd], 'byte by byte: fired once, on the last byte of the trigger')
+  t.equal(r.counters.messages, 4)
+
+  const whole = reflex(t)
+  whole.arm(arm)
+  t.ok(whole.feed(stream), 'all four in one piece: fired')
+  t.equal(whole.counters.messages, 4)
+  t.equal(whole.lastOrder().triggerSeq, 12)
+})
+
+t.test('bad checksum, bad body length, garbage: skipped and counted like the TypeScript parser, never fired on', async (t) => {
+  const badSum = er(12, 7)
+  badSum[badSum.length - 2] = badSum[badSum.length - 2] === 0x30 ? 0x31 : 0x30
+  const r = reflex(t)
+  r.arm(arm)
+  t.notOk(r.feed(Buffer.concat([heartbeat(10), er(11, 6), badSum])), 'the trigger with a wrong CheckSum does not fire')
+  t.equal(r.counters.bad_checksum, 1)
+  t.equal(r.counters.disarmed, 1, 'a framing error disarms')
+  t.notOk(r.feed(er(12, 7)), 'disarmed until TypeScript arms it again')
+  r.arm({ ...arm, expectSeq: 12 })
+  t.ok(r.feed(er(12, 7)), 're-armed: the resent trigger fires')
+
+  const good = er(12, 7)
+  const s = good.toString('latin1')
+  const badLength = Buffer.from(s.replace(/\x019=(\d+)\x01/, (_, n: string) => `\x019=${Number(n) + 5}\x01`), 'latin1')
+  const r2 = reflex(t)
+  r2.arm({ ...arm, expectSeq: 12 })
+  t.notOk(r2.feed(Buffer.concat([badLength, heartbeat(13)])), 'a wrong BodyLength does not fire')
+  t.equal(r2.counters.bad_body_length, 1)
+  t.equal(r2.counters.messages, 1, 'the message after it is framed (resynchronised)')
+
+  // the same corrupted stream, cut at random points, through both parsers: the same counts
+  let seed = 7
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff)
+  const parts: Buffer[] = []
+  for (let i = 0; i < 200; i++) {
+    const kind = Math.floor(random() * 6)
+    const m = er(100 + i, i)
+    if (kind === 0) m[m.length - 3] = m[m.length - 3]! ^ 1
+    if (kind === 1) parts.push(Buffer.from('garbage', 'latin1'))
+    if (kind === 2) parts.push(Buffer.from(m.toString('latin1').replace(/\x019=(\d+)\x01/, (_, n: string) => `\x019=${Number(n) - 3}\x01`), 'latin1'))
+    else parts.push(m)
+  }
+  const stream = Buffer.concat(parts)
+  const ts = new FixParser()
+  const r3 = reflex(t)
+  for (let at = 0; at < stream.length; ) {
+    const n = 1 + Math.floor(random() * 300)
+    const piece = stream.subarray(at, at + n)
+    ts.push(piece)
+    while (ts.next() !== null);
+    r3.feed(piece)
+    at += n
+  }
+  const c = r3.counters
+  t.ok(ts.counters.badChecksum > 0 && ts.counters.badBodyLength > 0 && ts.counters.garbageBytes > 0, 'the stream has every kind of error')
+  t.same(
+    { messages: c.messages, badChecksum: c.bad_checksum, badBodyLength: c.bad_body_length, badHeader: c.bad_header, garbageBytes: c.garbage_bytes },
+    ts.counters,
+    'C framer and TypeScript parser agree on every count',
+  )
+})
+
+t.test('anything but a quiet in-sequence message before the trigger leaves the answer to TypeScript', async (t) => {
+  const cases: [string, Buffer][] = [
+    ['a gap (MsgSeqNum above the expected)', Buffer.concat([heartbeat(10), er(12, 7)])],
+    ['MsgSeqNum below the expected', er(9, 7)],
+    ['PossDupFlag=Y', er(10, 7, [[Tag.PossDupFlag, 'Y']])],
+    ['an admin message (TestRequest)', Buffer.concat([testRequest(10), er(11, 7)])],
+    ['another SenderCompID', er(10, 7, [], 'OTHER')],
+  ]
+  for (const [what, bytes] of cases) {
+    const r = reflex(t)
+    r.arm(arm)
+    t.notOk(r.feed(bytes), `${what}: no order`)
+    t.equal(r.counters.disarmed, 1, `${what}: disarmed`)
+    t.equal(r.counters.sent, 0)
+  }
+  const unarmed = reflex(t)
+  t.notOk(unarmed.feed(er(10, 7)), 'never armed: never fires')
+  t.equal(unarmed.counters.messages, 1)
+})

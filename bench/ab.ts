@@ -23,7 +23,7 @@ import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import { bpfObjectPath, repoRoot } from '@kbx/ffi'
 import { TestNet, nodeCommand } from '@kbx/testbed'
 import { buildUdpFrame } from '@kbx/net'
-import { JsonLines } from '@kbx/stats'
+import { JsonLines, median } from '@kbx/stats'
 import { encodeFeedPayload, loadArbitratorProgram } from '@kbx/ab'
 
 const { values: opts } = parseArgs({
@@ -80,10 +80,6 @@ const variants: Variant[] = [
   { name: 'lru reference duplicate', open: () => loadLru(false), prime: true, frame: unsampled },
 ]
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 const results: Record<string, number> = {}
 for (const v of opts.only === 'pps' ? [] : variants) {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { repoRoot } from '@kbx/ffi'
-import { JsonLines } from '@kbx/stats'
+import { JsonLines, median } from '@kbx/stats'
 import { TestNet, followTool, nodeCommand, waitUntil } from '@kbx/testbed'
 
 const { values: opts } = parseArgs({
@@ -66,10 +66,6 @@ const CASES = {
 } as const
 type Case = keyof typeof CASES
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : 0
-}
 const medianOf = (ps: Percentiles[]): Percentiles => ({ p50: median(ps.map((p) => p.p50)), p90: median(ps.map((p) => p.p90)), p99: median(ps.map((p) => p.p99)) })
 const pick = (s: Record<string, number>): Percentiles => ({ p50: s['p50']!, p90: s['p90']!, p99: s['p99']! })
 

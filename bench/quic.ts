@@ -15,7 +15,7 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { repoRoot } from '@kbx/ffi'
-import { JsonLines } from '@kbx/stats'
+import { JsonLines, median } from '@kbx/stats'
 import { TestNet, followTool, nodeCommand, waitUntil } from '@kbx/testbed'
 
 const { values: opts } = parseArgs({
@@ -70,10 +70,6 @@ interface Sample {
   p99: number
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : 0
-}
 
 const net = new TestNet()
 process.on('SIGINT', () => {

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util'
 import { BpfObject } from '@kbx/bpf'
 import { CPU_SET_BYTES, bpfObjectPath, lastErrno, libc, repoRoot } from '@kbx/ffi'
 import { buildUdpFrame } from '@kbx/net'
-import { JsonLines } from '@kbx/stats'
+import { JsonLines, median } from '@kbx/stats'
 import { runBatchLoop } from '@kbx/cli'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 
@@ -377,11 +377,6 @@ async function cRx(): Promise<RunResult> {
 
 // ---------------------------------------------------------------- driver
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 const measurements: Record<string, Record<'ts' | 'c', () => Promise<RunResult>>> = {
   tx: { ts: tsTx, c: cTx },

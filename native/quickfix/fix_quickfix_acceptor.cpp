@@ -1,0 +1,430 @@
+// fix-quickfix-acceptor: a QuickFIX (Debian's libquickfix, C++) acceptor as fix-tcp's counterparty, so the
+// session layer is tested against a FIX engine used across the industry, not only against our own.
+// Acks every NewOrderSingle (35=D) with an ExecutionReport (35=8, ExecType/OrdStatus New) and fills every
+// Nth. Sessions SENDER→TARGET for FIX.4.4 and FIX.4.2, no data dictionary (Debian ships none), sequence
+// numbers in a QuickFIX FileStore (kept across restarts of either side). stdout: one JSON line per event
+// ({"event":...,"tool":"fix-quickfix-acceptor","ts":...,"data":{...}}); errors on stderr.
+#include <quickfix/Application.h>
+#include <quickfix/FileLog.h>
+#include <quickfix/FileStore.h>
+#include <quickfix/Message.h>
+#include <quickfix/Session.h>
+#include <quickfix/SessionSettings.h>
+#include <quickfix/SocketAcceptor.h>
+
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+const char TOOL[] = "fix-quickfix-acceptor";
+
+std::string jsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+/** The data object of one event, built field by field. */
+class JsonObject {
+ public:
+  JsonObject& str(const char* key, const std::string& value) { return raw(key, jsonString(value)); }
+  JsonObject& num(const char* key, long long value) { return raw(key, std::to_string(value)); }
+  JsonObject& boolean(const char* key, bool value) { return raw(key, value ? "true" : "false"); }
+  JsonObject& raw(const char* key, const std::string& json) {
+    body_ += (body_.empty() ? "" : ",") + jsonString(key) + ":" + json;
+    return *this;
+  }
+  std::string text() const { return "{" + body_ + "}"; }
+
+ private:
+  std::string body_;
+};
+
+std::mutex stdoutMutex;
+
+void emit(const char* event, const JsonObject& data) {
+  double ts = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  char stamp[32];
+  std::snprintf(stamp, sizeof stamp, "%.3f", ts);
+  std::string line = std::string("{\"event\":") + jsonString(event) + ",\"tool\":" + jsonString(TOOL) + ",\"ts\":" + stamp +
+                     ",\"data\":" + data.text() + "}\n";
+  std::lock_guard<std::mutex> lock(stdoutMutex);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+std::string field(const FIX::FieldMap& map, int tag) {
+  return map.isSetField(tag) ? map.getField(tag) : std::string();
+}
+
+struct Options {
+  int port = 9878;
+  std::string store;
+  std::string log;
+  std::string sender = "EXCH";
+  std::vector<std::string> targets;
+  long fillEvery = 1;
+  double testRequestAfter = 0;
+  long testGapAt = 0;
+};
+
+/** Per session, under Acceptor::mutex_. */
+struct SessionRecord {
+  std::chrono::steady_clock::time_point logonAt;
+  bool loggedOn = false;
+  bool testRequestSent = false;
+  long heartBtInt = 0;
+  bool resetOnLogon = false;
+  std::string logoutInText;
+  std::string logoutOutText;
+  bool logoutSent = false;
+  bool logoutReceivedFirst = false;
+};
+
+class Acceptor : public FIX::Application {
+ public:
+  explicit Acceptor(const Options& options) : options_(options) {}
+
+  void onCreate(const FIX::SessionID&) override {}
+
+  void onLogon(const FIX::SessionID& id) override {
+    FIX::Session* session = FIX::Session::lookupSession(id);
+    SessionRecord record;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      SessionRecord& r = sessions_[id];
+      r.loggedOn = true;
+      r.logonAt = std::chrono::steady_clock::now();
+      r.testRequestSent = false;
+      record = r;
+    }
+    JsonObject data;
+    describe(data, id);
+    data.num("heartBtInt", record.heartBtInt).boolean("reset", record.resetOnLogon);
+    if (session != nullptr) data.num("nextSenderSeq", session->getExpectedSenderNum()).num("nextTargetSeq", session->getExpectedTargetNum());
+    emit("logon", data);
+  }
+
+  void onLogout(const FIX::SessionID& id) override {
+    FIX::Session* session = FIX::Session::lookupSession(id);
+    SessionRecord record;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      SessionRecord& r = sessions_[id];
+      record = r;
+      r = SessionRecord();
+    }
+    JsonObject data;
+    describe(data, id);
+    const char* initiatedBy = record.logoutReceivedFirst ? "peer" : record.logoutSent ? "us" : "disconnect";
+    data.str("initiatedBy", initiatedBy);
+    if (!record.logoutInText.empty()) data.str("textReceived", record.logoutInText);
+    if (!record.logoutOutText.empty()) data.str("textSent", record.logoutOutText);
+    if (session != nullptr) data.num("nextSenderSeq", session->getExpectedSenderNum()).num("nextTargetSeq", session->getExpectedTargetNum());
+    emit("logout", data);
+  }
+
+  void toAdmin(FIX::Message& message, const FIX::SessionID& id) override {
+    adminEvent("out", message, id);
+  }
+
+  void fromAdmin(const FIX::Message& message, const FIX::SessionID& id)
+      throw(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::RejectLogon) override {
+    adminEvent("in", message, id);
+  }
+
+  void toApp(FIX::Message& message, const FIX::SessionID& id) throw(FIX::DoNotSend) override {
+    const std::string type = field(message.getHeader(), FIX::FIELD::MsgType);
+    if (type == "8") return;
+    JsonObject data;
+    describe(data, id);
+    data.str("msgType", type).num("refSeqNum", std::atoll(field(message, FIX::FIELD::RefSeqNum).c_str())).str("text", field(message, FIX::FIELD::Text));
+    emit("app-out", data);
+  }
+
+  void fromApp(const FIX::Message& message, const FIX::SessionID& id)
+      throw(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::UnsupportedMessageType) override {
+    const std::string type = field(message.getHeader(), FIX::FIELD::MsgType);
+    if (type != "D") throw FIX::UnsupportedMessageType();
+    // getField throws FieldNotFound for a missing tag: QuickFIX answers with a Reject (Required tag missing).
+    const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
+    const std::string symbol = message.getField(FIX::FIELD::Symbol);
+    const std::string side = message.getField(FIX::FIELD::Side);
+    const std::string qty = message.getField(FIX::FIELD::OrderQty);
+    const std::string price = field(message, FIX::FIELD::Price);
+    const bool fix42 = id.getBeginString() == FIX::BeginString_FIX42;
+    const long long n = ++orders_;
+    const std::string orderId = "O" + std::to_string(n);
+
+    skipOutgoingSeqIfDue(id);
+    FIX::Message ack = executionReport(fix42, orderId, clOrdId, symbol, side, qty, price);
+    ack.setField(FIX::FIELD::ExecType, "0");
+    ack.setField(FIX::FIELD::OrdStatus, "0");
+    ack.setField(FIX::FIELD::LeavesQty, qty);
+    ack.setField(FIX::FIELD::CumQty, "0");
+    ack.setField(FIX::FIELD::AvgPx, "0");
+    FIX::Session::sendToTarget(ack, id);
+    bool filled = options_.fillEvery > 0 && n % options_.fillEvery == 0;
+    if (filled) {
+      const std::string px = price.empty() ? "0" : price;
+      FIX::Message fill = executionReport(fix42, orderId, clOrdId, symbol, side, qty, price);
+      fill.setField(FIX::FIELD::ExecType, fix42 ? "2" : "F");
+      fill.setField(FIX::FIELD::OrdStatus, "2");
+      fill.setField(FIX::FIELD::LastQty, qty);
+      fill.setField(FIX::FIELD::LastPx, px);
+      fill.setField(FIX::FIELD::LeavesQty, "0");
+      fill.setField(FIX::FIELD::CumQty, qty);
+      fill.setField(FIX::FIELD::AvgPx, px);
+      FIX::Session::sendToTarget(fill, id);
+    }
+    JsonObject data;
+    describe(data, id);
+    data.num("seq", std::atoll(field(message.getHeader(), FIX::FIELD::MsgSeqNum).c_str()))
+        .str("clOrdId", clOrdId)
+        .str("orderId", orderId)
+        .str("symbol", symbol)
+        .str("side", side)
+        .str("qty", qty)
+        .str("price", price)
+        .boolean("filled", filled);
+    emit("order", data);
+  }
+
+  /** Main thread: the --test-request-after hook. */
+  void tick() {
+    if (options_.testRequestAfter <= 0) return;
+    std::vector<FIX::SessionID> due;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& entry : sessions_) {
+        SessionRecord& r = entry.second;
+        if (!r.loggedOn || r.testRequestSent) continue;
+        if (std::chrono::duration<double>(now - r.logonAt).count() < options_.testRequestAfter) continue;
+        r.testRequestSent = true;
+        due.push_back(entry.first);
+      }
+    }
+    // Sent outside mutex_: QuickFIX calls back into toAdmin with its session lock held.
+    for (const FIX::SessionID& id : due) {
+      FIX::Message request;
+      request.getHeader().setField(FIX::MsgType("1"));
+      request.setField(FIX::FIELD::TestReqID, "QF" + std::to_string(++testRequests_));
+      FIX::Session::sendToTarget(request, id);
+    }
+  }
+
+  long long orders() const { return orders_; }
+
+ private:
+  /** --test-gap-at: the ExecutionReport that would carry this MsgSeqNum takes the next one (once). */
+  void skipOutgoingSeqIfDue(const FIX::SessionID& id) {
+    if (options_.testGapAt <= 0 || gapSkipped_) return;
+    FIX::Session* session = FIX::Session::lookupSession(id);
+    if (session == nullptr || session->getExpectedSenderNum() != options_.testGapAt) return;
+    session->setNextSenderMsgSeqNum(static_cast<int>(options_.testGapAt + 1));
+    gapSkipped_ = true;
+    JsonObject data;
+    describe(data, id);
+    data.num("skipped", options_.testGapAt);
+    emit("test-gap", data);
+  }
+
+  static void describe(JsonObject& data, const FIX::SessionID& id) {
+    data.str("beginString", id.getBeginString()).str("sender", id.getSenderCompID()).str("target", id.getTargetCompID());
+  }
+
+  static FIX::Message executionReport(bool fix42, const std::string& orderId, const std::string& clOrdId, const std::string& symbol,
+                                      const std::string& side, const std::string& qty, const std::string& price) {
+    static std::atomic<long long> execs{0};
+    FIX::Message report;
+    report.getHeader().setField(FIX::MsgType("8"));
+    report.setField(FIX::FIELD::OrderID, orderId);
+    report.setField(FIX::FIELD::ExecID, "E" + std::to_string(++execs));
+    if (fix42) report.setField(FIX::FIELD::ExecTransType, "0");
+    report.setField(FIX::FIELD::ClOrdID, clOrdId);
+    report.setField(FIX::FIELD::Symbol, symbol);
+    report.setField(FIX::FIELD::Side, side);
+    report.setField(FIX::FIELD::OrderQty, qty);
+    report.setField(FIX::FIELD::OrdType, "2");
+    if (!price.empty()) report.setField(FIX::FIELD::Price, price);
+    return report;
+  }
+
+  void adminEvent(const char* direction, const FIX::Message& message, const FIX::SessionID& id) {
+    const FIX::Header& header = message.getHeader();
+    const std::string type = field(header, FIX::FIELD::MsgType);
+    const bool in = direction[0] == 'i';
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      SessionRecord& r = sessions_[id];
+      if (type == "A" && in) {
+        r.heartBtInt = std::atol(field(message, FIX::FIELD::HeartBtInt).c_str());
+        r.resetOnLogon = field(message, FIX::FIELD::ResetSeqNumFlag) == "Y";
+      } else if (type == "5" && in) {
+        if (!r.logoutSent) r.logoutReceivedFirst = true;
+        r.logoutInText = field(message, FIX::FIELD::Text);
+      } else if (type == "5") {
+        r.logoutSent = true;
+        r.logoutOutText = field(message, FIX::FIELD::Text);
+      }
+    }
+    JsonObject data;
+    describe(data, id);
+    data.str("direction", direction).str("msgType", type).num("seq", std::atoll(field(header, FIX::FIELD::MsgSeqNum).c_str()));
+    const int tags[] = {FIX::FIELD::TestReqID, FIX::FIELD::Text, FIX::FIELD::RefSeqNum, FIX::FIELD::SessionRejectReason, FIX::FIELD::BeginSeqNo,
+                        FIX::FIELD::EndSeqNo, FIX::FIELD::NewSeqNo, FIX::FIELD::GapFillFlag, FIX::FIELD::HeartBtInt, FIX::FIELD::ResetSeqNumFlag};
+    const char* names[] = {"testReqId", "text", "refSeqNum", "sessionRejectReason", "beginSeqNo", "endSeqNo", "newSeqNo", "gapFill", "heartBtInt", "resetSeqNumFlag"};
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+      if (message.isSetField(tags[i])) data.str(names[i], message.getField(tags[i]));
+    }
+    if (header.isSetField(FIX::FIELD::PossDupFlag)) data.str("possDup", header.getField(FIX::FIELD::PossDupFlag));
+    emit("admin", data);
+  }
+
+  const Options options_;
+  std::mutex mutex_;
+  std::map<FIX::SessionID, SessionRecord> sessions_;
+  std::atomic<long long> orders_{0};
+  std::atomic<long long> testRequests_{0};
+  bool gapSkipped_ = false;
+};
+
+volatile std::sig_atomic_t stopSignal = 0;
+
+void onSignal(int signal) { stopSignal = signal; }
+
+[[noreturn]] void usage(const char* error) {
+  std::fprintf(stderr,
+               "%s%s%s"
+               "usage: fix-quickfix-acceptor --store DIR [--port 9878] [--sender EXCH] [--target CLIENT1]... [--fill-every 1]\n"
+               "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ]\n"
+               "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4 and FIX.4.2, no data dictionary) that acks every\n"
+               "  NewOrderSingle with an ExecutionReport and fills every Nth (0 = never).\n"
+               "  --store DIR              QuickFIX FileStorePath: sequence numbers and sent messages, kept across restarts\n"
+               "  --log DIR                QuickFIX FileLogPath: messages and session events (default: no log)\n"
+               "  --target ID              a counterparty's SenderCompID; may be repeated\n"
+               "  --test-request-after S   test hook: send one TestRequest S seconds after each Logon\n"
+               "  --test-gap-at SEQ        test hook: skip this outgoing MsgSeqNum once (taken by an ExecutionReport)\n"
+               "  JSON lines on stdout: start, logon, order, admin (each session-level message in or out), app-out\n"
+               "  (a BusinessMessageReject), test-gap, logout, end.\n",
+               error == nullptr ? "" : "fix-quickfix-acceptor: ", error == nullptr ? "" : error, error == nullptr ? "" : "\n");
+  std::exit(error == nullptr ? 0 : 2);
+}
+
+long parseLong(const char* flag, const char* value, long min, long max) {
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || n < min || n > max) {
+    std::string error = std::string(flag) + ": expected an integer in " + std::to_string(min) + ".." + std::to_string(max) + ", got '" + value + "'";
+    usage(error.c_str());
+  }
+  return n;
+}
+
+Options parseOptions(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; i++) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") usage(nullptr);
+    if (i + 1 >= argc) usage((flag + ": missing value (or unknown option)").c_str());
+    const char* value = argv[++i];
+    if (flag == "--port") options.port = static_cast<int>(parseLong("--port", value, 1, 65535));
+    else if (flag == "--store") options.store = value;
+    else if (flag == "--log") options.log = value;
+    else if (flag == "--sender") options.sender = value;
+    else if (flag == "--target") options.targets.push_back(value);
+    else if (flag == "--fill-every") options.fillEvery = parseLong("--fill-every", value, 0, 1000000000);
+    else if (flag == "--test-gap-at") options.testGapAt = parseLong("--test-gap-at", value, 1, 2000000000);
+    else if (flag == "--test-request-after") options.testRequestAfter = static_cast<double>(parseLong("--test-request-after", value, 0, 3600));
+    else usage(("unknown option " + flag).c_str());
+  }
+  if (options.store.empty()) usage("--store DIR is required (QuickFIX FileStorePath)");
+  if (options.targets.empty()) options.targets.push_back("CLIENT1");
+  return options;
+}
+
+FIX::SessionSettings settingsFor(const Options& options) {
+  FIX::SessionSettings settings;
+  FIX::Dictionary defaults;
+  defaults.setString(FIX::CONNECTION_TYPE, "acceptor");
+  defaults.setInt(FIX::SOCKET_ACCEPT_PORT, options.port);
+  defaults.setBool(FIX::SOCKET_REUSE_ADDRESS, true);
+  defaults.setBool(FIX::SOCKET_NODELAY, true);
+  defaults.setString(FIX::FILE_STORE_PATH, options.store);
+  if (!options.log.empty()) defaults.setString(FIX::FILE_LOG_PATH, options.log);
+  defaults.setBool(FIX::USE_DATA_DICTIONARY, false);  // Debian ships no FIX44.xml
+  defaults.setString(FIX::START_TIME, "00:00:00");    // equal start and end: a session that never ends
+  defaults.setString(FIX::END_TIME, "00:00:00");
+  settings.set(defaults);
+  for (const std::string& target : options.targets) {
+    for (const char* beginString : {FIX::BeginString_FIX44, FIX::BeginString_FIX42}) {
+      FIX::Dictionary session;
+      settings.set(FIX::SessionID(beginString, options.sender, target), session);
+    }
+  }
+  return settings;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = parseOptions(argc, argv);
+  try {
+    FIX::SessionSettings settings = settingsFor(options);
+    Acceptor application(options);
+    FIX::FileStoreFactory storeFactory(settings);
+    std::unique_ptr<FIX::LogFactory> logFactory;
+    if (!options.log.empty()) logFactory.reset(new FIX::FileLogFactory(settings));
+    std::unique_ptr<FIX::SocketAcceptor> acceptor(logFactory ? new FIX::SocketAcceptor(application, storeFactory, settings, *logFactory)
+                                                             : new FIX::SocketAcceptor(application, storeFactory, settings));
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    acceptor->start();
+
+    std::string targets = "[";
+    for (const std::string& target : options.targets) targets += (targets.size() > 1 ? "," : "") + jsonString(target);
+    JsonObject start;
+    start.num("port", options.port).str("sender", options.sender).raw("targets", targets + "]").raw("beginStrings", "[\"FIX.4.4\",\"FIX.4.2\"]");
+    start.str("store", options.store).num("fillEvery", options.fillEvery);
+    emit("start", start);
+
+    while (stopSignal == 0) {
+      application.tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    acceptor->stop();
+    JsonObject end;
+    end.str("stoppedBy", "signal").num("orders", application.orders());
+    emit("end", end);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fix-quickfix-acceptor: %s\n", e.what());
+    return 1;
+  }
+}

@@ -3,59 +3,18 @@
 // our own acceptor. Orders acked and matched over --io xdp (paced, and one at a time through the native
 // reflex) and --io socket, FIX.4.4 and 4.2; restarts of either side resume sequence numbers from their
 // stores; idle heartbeats and QuickFIX's TestRequest; sequence gaps in both directions.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { repoRoot } from '@kbx/ffi'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
-import type { TestNet, ToolEvent, ToolRun } from '@kbx/testbed'
+import { waitUntil } from '@kbx/testbed'
+import type { ToolEvent, ToolRun } from '@kbx/testbed'
+import { fixBed, named, nothingAttached, runFixTcp, startAcceptor } from './fix-bed.js'
+import type { FixBed } from './fix-bed.js'
 
-const fixTcp = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
-const quickfixAcceptor = join(repoRoot, 'native/build/fix-quickfix-acceptor')
-const PORT = 9878
+type Bed = FixBed
+const bed = (t: Test, acceptorArgs: string[] = []) => fixBed(t, { acceptor: 'quickfix', acceptorArgs })
+const client = (b: Bed, args: string[], io: 'xdp' | 'socket') => runFixTcp(b, args, io)
 
-interface Bed {
-  net: TestNet
-  netns: string
-  iface: string
-  exchIp: string
-  dir: string
-  store: string
-  acceptor: ToolRun
-}
-
-function startAcceptor(net: TestNet, netns: string, dir: string, args: string[] = []): ToolRun {
-  const argv = ['--port', String(PORT), '--store', join(dir, 'quickfix-store'), '--log', join(dir, 'quickfix-log'), ...args]
-  return followTool(net.spawn(netns, quickfixAcceptor, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-}
-
-async function bed(t: Test, acceptorArgs: string[] = []): Promise<Bed> {
-  const net = withTestNet(t)
-  const { netns, local, remote } = net.addLinkedNamespace()
-  const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-quickfix-test-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const acceptor = startAcceptor(net, netns, dir, acceptorArgs)
-  await waitUntil('QuickFIX to listen', () => acceptor.events.some((e) => e.event === 'start'))
-  return { net, netns, iface: local.name, exchIp: remote.ip!, dir, store: join(dir, 'seq.json'), acceptor }
-}
-
-function startClient(b: Bed, args: string[], io: 'xdp' | 'socket'): ToolRun {
-  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, '--io', io, '--store', b.store, '--json', ...args])
-  return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-}
-
-async function client(b: Bed, args: string[], io: 'xdp' | 'socket'): Promise<ToolRun & { end: Record<string, any> }> {
-  const run = startClient(b, args, io)
-  const exit = await run.exited
-  if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
-  const end = run.events.find((e) => e.event === 'end')?.data
-  if (end === undefined) throw new Error(`no end event: ${run.stderr()}`)
-  return { ...run, end }
-}
-
-const named = (r: ToolRun, event: string) => r.events.filter((e) => e.event === event)
 /** QuickFIX's session-level messages, `in` from fix-tcp or `out` to it, of one MsgType. */
 const admin = (r: ToolRun, direction: 'in' | 'out', msgType: string) =>
   named(r, 'admin').filter((e) => e.data.direction === direction && e.data.msgType === msgType)
@@ -74,12 +33,7 @@ async function acceptorLogouts(b: Bed, count: number): Promise<ToolEvent[]> {
   return named(b.acceptor, 'logout')
 }
 
-function nothingAttached(t: Test, b: Bed): void {
-  const link = JSON.parse(b.net.run(null, 'ip', ['-j', '-d', 'link', 'show', 'dev', b.iface])) as { xdp?: unknown }[]
-  t.equal(link[0]?.xdp, undefined, 'no XDP program left on the interface')
-}
-
-async function ordersAcked(t: Test, b: Bed, io: 'xdp' | 'socket', args: string[], orders: number): Promise<void> {
+async function ordersAcked(t: Test, b: Bed, io: 'xdp' | 'socket', args: string[], orders: number): Promise<ToolRun> {
   const run = await client(b, ['--orders', String(orders), ...args], io)
   t.equal(named(run, 'logon').length, 1, 'QuickFIX answered the Logon')
   t.equal(run.end.io, io)
@@ -102,13 +56,14 @@ async function ordersAcked(t: Test, b: Bed, io: 'xdp' | 'socket', args: string[]
   t.ok(received.every((e) => e.data.symbol === 'KBX' && e.data.side === '1' && e.data.qty === '100' && e.data.price === '100.25'), 'fields as sent')
   t.equal(admin(b.acceptor, 'in', '2').length + admin(b.acceptor, 'out', '2').length, 0, 'no ResendRequest either way')
   noRejects(t, b, run)
+  return run
 }
 
 t.test('--io xdp: logon, 1000 paced orders acked by QuickFIX and matched, clean logout', async (t) => {
   const b = await bed(t)
-  await ordersAcked(t, b, 'xdp', ['--rate', '5000', '--reset'], 1000)
+  const run = await ordersAcked(t, b, 'xdp', ['--rate', '5000', '--reset'], 1000)
   t.equal(admin(b.acceptor, 'in', 'A')[0]?.data.resetSeqNumFlag, 'Y', 'Logon carried ResetSeqNumFlag')
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run])
 })
 
 t.test('--io socket: 1000 orders acked by QuickFIX; FIX.4.2 too', async (t) => {
@@ -158,8 +113,7 @@ t.test('--io xdp one at a time (the reflex answers QuickFIX\'s reports in C); re
   b.acceptor.child.kill('SIGINT')
   t.equal((await b.acceptor.exited).code, 0, 'QuickFIX stopped cleanly')
   t.equal(named(b.acceptor, 'end')[0]?.data.orders, 1200)
-  b.acceptor = startAcceptor(b.net, b.netns, b.dir)
-  await waitUntil('QuickFIX to listen again', () => b.acceptor.events.some((e) => e.event === 'start'))
+  b.acceptor = await startAcceptor(b, 'quickfix')
   const third = await client(b, ['--orders', '50'], 'xdp')
   t.equal(named(third, 'logon')[0]?.data.seq, 2405, 'the restarted QuickFIX resumed from its store')
   t.equal(third.end.orders.acked, 50)
@@ -167,7 +121,7 @@ t.test('--io xdp one at a time (the reflex answers QuickFIX\'s reports in C); re
   t.notOk(logout?.data.textSent)
   t.equal(logout?.data.nextTargetSeq, 1257)
   noRejects(t, b, third)
-  nothingAttached(t, b)
+  nothingAttached(t, b, [first, second, third])
 })
 
 t.test('idle: heartbeats both ways at a short HeartBtInt, QuickFIX\'s TestRequest answered', async (t) => {
@@ -188,7 +142,7 @@ t.test('idle: heartbeats both ways at a short HeartBtInt, QuickFIX\'s TestReques
   t.equal(logout?.data.initiatedBy, 'peer')
   t.notOk(logout?.data.textSent)
   noRejects(t, b, run)
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run])
 })
 
 t.test('sequence gaps both ways: QuickFIX\'s ResendRequest answered with GapFill, ours answered by QuickFIX', async (t) => {
@@ -215,5 +169,5 @@ t.test('sequence gaps both ways: QuickFIX\'s ResendRequest answered with GapFill
   const [logout] = await acceptorLogouts(b, 1)
   t.notOk(logout?.data.textSent, 'QuickFIX logged out without complaint')
   noRejects(t, b, run)
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run])
 })

@@ -1,49 +1,18 @@
 // fix-tcp --io socket against the test bed's acceptor (fix-acceptor in a linked namespace, kernel TCP on
 // both sides): logon, 10k orders matched, idle heartbeats/TestRequest, sequence gaps answered with
 // ResendRequest/GapFill in both directions, clean logout, a restart resuming sequence numbers.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { repoRoot } from '@kbx/ffi'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
-import type { TestNet, ToolRun } from '@kbx/testbed'
+import { followTool, nodeCommand, waitUntil } from '@kbx/testbed'
+import { FIX_PORT as PORT, fixBed, named, runFixTcp } from './fix-bed.js'
+import type { FixBed } from './fix-bed.js'
 
 const fixTcp = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
-const fixAcceptor = join(repoRoot, 'packages/fix/src/bin-fix-acceptor.ts')
-const PORT = 9878
-
-interface Bed {
-  net: TestNet
-  iface: string
-  exchIp: string
-  store: string
-  acceptor: ToolRun
-}
-
-async function bed(t: Test, acceptorArgs: string[] = []): Promise<Bed> {
-  const net = withTestNet(t)
-  const { netns, local, remote } = net.addLinkedNamespace()
-  const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-test-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const [cmd, argv] = nodeCommand(fixAcceptor, ['--listen', `${remote.ip}:${PORT}`, ...acceptorArgs])
-  const acceptor = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('the acceptor to listen', () => acceptor.events.some((e) => e.event === 'start'))
-  return { net, iface: local.name, exchIp: remote.ip!, store: join(dir, 'seq.json'), acceptor }
-}
-
-async function client(b: Bed, args: string[]): Promise<ToolRun & { end: Record<string, any> }> {
-  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, '--io', 'socket', '--store', b.store, '--json', ...args])
-  const run = followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  const exit = await run.exited
-  if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
-  const end = run.events.find((e) => e.event === 'end')?.data
-  if (end === undefined) throw new Error(`no end event: ${run.stderr()}`)
-  return { ...run, end }
-}
-
-const named = (r: ToolRun, event: string) => r.events.filter((e) => e.event === event)
+const bed = (t: Test, acceptorArgs: string[] = []) => fixBed(t, { acceptorArgs })
+const client = (b: FixBed, args: string[]) => runFixTcp(b, args, 'socket')
 
 t.test('logon, 10k orders each matched to its ExecutionReport, clean logout', async (t) => {
   const b = await bed(t)

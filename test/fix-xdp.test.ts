@@ -1,61 +1,18 @@
 // fix-tcp --io xdp against the test bed's acceptor (fix-acceptor in a linked namespace over the kernel's
 // TCP): our side is the userspace TCP on AF_XDP with bpf/fix_steer steering only its 4-tuple. Logon,
 // orders matched, clean logout, nothing attached after exit; a dropped segment recovered by retransmission.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Test } from 'tap'
-import { repoRoot } from '@kbx/ffi'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
-import type { TestNet, ToolRun } from '@kbx/testbed'
+import { waitUntil } from '@kbx/testbed'
+import type { ToolRun } from '@kbx/testbed'
+import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
+import type { FixBed, FixBedOptions } from './fix-bed.js'
 
-const fixTcp = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
-const fixAcceptor = join(repoRoot, 'packages/fix/src/bin-fix-acceptor.ts')
-const PORT = 9878
-
-interface Bed {
-  net: TestNet
-  iface: string
-  exchIp: string
-  store: string
-  acceptor: ToolRun
-}
-
-async function bed(t: Test, options: { neighbours?: boolean; acceptorArgs?: string[] } = {}): Promise<Bed & { netns: string; remoteIface: string; localIp: string }> {
-  const net = withTestNet(t)
-  const { netns, local, remote } = net.addLinkedNamespace(options.neighbours === undefined ? {} : { neighbours: options.neighbours })
-  const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-xdp-test-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const [cmd, argv] = nodeCommand(fixAcceptor, ['--listen', `${remote.ip}:${PORT}`, ...(options.acceptorArgs ?? [])])
-  const acceptor = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('the acceptor to listen', () => acceptor.events.some((e) => e.event === 'start'))
-  return { net, iface: local.name, exchIp: remote.ip!, store: join(dir, 'seq.json'), acceptor, netns, remoteIface: remote.name, localIp: local.ip! }
-}
-
+const bed = (t: Test, options: Omit<FixBedOptions, 'acceptor'> = {}) => fixBed(t, options)
 /** io null: fix-tcp's default transport. */
-function startClient(b: Bed, args: string[], io: string | null = 'xdp'): ToolRun {
-  const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${PORT}`, ...(io === null ? [] : ['--io', io]), '--store', b.store, '--json', ...args])
-  return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-}
-
-async function client(b: Bed, args: string[], io: string | null = 'xdp', started?: ToolRun): Promise<ToolRun & { end: Record<string, any> }> {
-  const run = started ?? startClient(b, args, io)
-  const exit = await run.exited
-  if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
-  const end = run.events.find((e) => e.event === 'end')?.data
-  if (end === undefined) throw new Error(`no end event: ${run.stderr()}`)
-  return { ...run, end }
-}
-
-const named = (r: ToolRun, event: string) => r.events.filter((e) => e.event === event)
-
-function nothingAttached(t: Test, b: Bed): void {
-  const link = JSON.parse(b.net.run(null, 'ip', ['-j', '-d', 'link', 'show', 'dev', b.iface])) as { xdp?: unknown }[]
-  t.equal(link[0]?.xdp, undefined, 'no XDP program left on the interface')
-  const programs = JSON.parse(b.net.run(null, 'bpftool', ['-j', 'prog', 'show'])) as { name?: string }[]
-  t.notOk(programs.some((p) => p.name === 'kbx_fix_steer'), 'the steering program is gone')
-}
+const startClient = (b: FixBed, args: string[], io: 'xdp' | 'socket' | null = 'xdp') => startFixTcp(b, args, io)
+const client = (b: FixBed, args: string[], io: 'xdp' | 'socket' | null = 'xdp', started?: ToolRun) => runFixTcp(b, args, io, started)
 
 t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left attached', async (t) => {
   const b = await bed(t)
@@ -84,7 +41,7 @@ t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left at
   t.equal(named(run, 'logout')[0]?.data.initiatedBy, 'us')
   await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
   t.equal(named(b.acceptor, 'logout')[0]?.data.initiatedBy, 'peer')
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run])
 })
 
 t.test('AF_XDP is the default transport; internal timing of each reply (reflex in C, and the session with --no-reflex); --busy-poll', async (t) => {
@@ -117,7 +74,7 @@ t.test('AF_XDP is the default transport; internal timing of each reply (reflex i
   const busy = await client(b, ['--orders', '30', '--busy-poll'])
   t.equal(busy.end.orders.acked, 30, '--busy-poll: every order acked')
   t.equal(busy.end.closed, 'logout')
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run, ts, busy])
 })
 
 t.test('--busy-poll needs --io xdp', async (t) => {
@@ -136,7 +93,7 @@ t.test('--io xdp: a dropped data segment is recovered by retransmission, no orde
   t.equal(run.end.orders.acked, 20, 'every order acked')
   t.equal(run.end.orders.unmatched, 0)
   t.equal(run.end.closed, 'logout')
-  nothingAttached(t, b)
+  nothingAttached(t, b, [run])
 })
 
 t.test('--io xdp steers only its own connection: the kernel TCP to the same gateway keeps working beside it', async (t) => {
@@ -152,7 +109,7 @@ t.test('--io xdp steers only its own connection: the kernel TCP to the same gate
   t.equal(run.end.stoppedBy, 'signal')
   t.equal(run.end.tcp.notOurs, 0, 'the steering program sent the AF_XDP socket nothing but its own connection')
   t.equal(run.end.tcp.badChecksum, 0)
-  nothingAttached(t, b)
+  nothingAttached(t, b, [xdpRun])
 })
 
 t.test('--io xdp answers ARP for its address: the gateway re-resolves us mid-session', async (t) => {
@@ -167,7 +124,7 @@ t.test('--io xdp answers ARP for its address: the gateway re-resolves us mid-ses
   t.equal(neigh[0]?.lladdr, JSON.parse(b.net.run(null, 'ip', ['-j', 'link', 'show', 'dev', b.iface]))[0].address, 'the gateway learned our MAC from our reply')
   t.equal(run.end.orders.acked, 20, 'every order acked')
   t.equal(run.end.closed, 'logout')
-  nothingAttached(t, b)
+  nothingAttached(t, b, [xdpRun])
 })
 
 t.test('reflex: 1000 orders one at a time answered in C, contiguous sequence numbers at the acceptor; a restart resumes them', async (t) => {
@@ -200,7 +157,7 @@ t.test('reflex: 1000 orders one at a time answered in C, contiguous sequence num
   await waitUntil('the acceptor to see the second logout', () => named(b.acceptor, 'logout').length === 2)
   t.equal(named(b.acceptor, 'logout')[1]?.data.nextTargetSeq, 1505, 'the acceptor\'s numbers continue without a gap')
   t.equal(named(b.acceptor, 'resend-request-sent').length + named(b.acceptor, 'seq-too-low').length, 0)
-  nothingAttached(t, b)
+  nothingAttached(t, b, [first, second])
 })
 
 t.test('reflex: a gap in the acceptor\'s sequence is left to the session (ResendRequest, GapFill), then the reflex goes on', async (t) => {

@@ -259,7 +259,7 @@ export async function runFixTcp(ctx: ToolContext): Promise<void> {
 
   if (xdp !== undefined && reflexOn) xdp.configureReflex(flow.reflexTemplate(`FIX.${opts.fixVersion}`, opts.sender, opts.target))
   const started = Date.now()
-  ctx.json.start({ io: opts.io, iface: opts.iface, local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq })
+  ctx.json.start({ io: opts.io, iface: opts.iface, local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, ...(xdp !== undefined ? { xdp: { mode: xdp.xdpMode, linkId: xdp.xdpLinkId, progId: xdp.xdpProgId, zeroCopy: xdp.zeroCopy } } : {}) })
   session.start()
 
   let startedOrdersNs = 0n

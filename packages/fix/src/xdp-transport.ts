@@ -67,6 +67,9 @@ export class XdpTransport {
   readonly nextHopMac: string
   readonly zeroCopy: boolean
   readonly xdpMode: string
+  /** The steering program's bpf_link and program ids (bpftool link/prog show). */
+  readonly xdpLinkId: number
+  readonly xdpProgId: number
   #x: KbxFixXdpPtr | null
   readonly #address: number
   readonly #umem: Umem
@@ -101,6 +104,8 @@ export class XdpTransport {
     this.nextHopMac = parts.nextHopMac
     this.zeroCopy = parts.zeroCopy
     this.xdpMode = parts.link.mode
+    this.xdpLinkId = parts.link.id
+    this.xdpProgId = parts.link.progId
   }
 
   /** Steering program attached, socket bound, SYN not sent yet (connect()). Everything undone by close(). */

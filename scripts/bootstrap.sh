@@ -44,8 +44,9 @@ if ! command -v pnpm >/dev/null; then
   hash -r
 fi
 
-pnpm install --frozen-lockfile --reporter=silent
-pnpm run --silent build
+# Set-up output goes to stderr: stdout is the job's alone (the main job's is JSON lines).
+pnpm install --frozen-lockfile --reporter=silent >&2
+pnpm run --silent build >&2
 # tap compiles its plugin set (we drop its ts-node plugin for tsx) on the first run, too late for that run.
 npx --no-install tap build >/dev/null
 

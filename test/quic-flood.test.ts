@@ -107,21 +107,59 @@ t.test('bad input: clear error, non-zero exit', async (t) => {
   await stopSink(sink)
 })
 
-t.test('sink killed mid-run: the flooder reconnects with backoff to a new sink', async (t) => {
+for (const io of ['socket', 'xdp'] as const) {
+  t.test(`--io ${io}, sink restarted mid-run: the flooder reconnects with backoff and every count reconciles`, async (t) => {
+    const net = withTestNet(t)
+    const { netns, local, remote } = net.addLinkedNamespace()
+    const first = await startSink(net, netns, `${remote.ip}:8004`)
+    const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', io, '--rate', '2000', '--duration', '10', '--idle-timeout', '1', '--interval', '0.5'])
+    await waitUntil('transactions to flow', () => flood.events.some((e) => e.event === 'interval' && e.data.acked > 0))
+    const firstEnd = await stopSink(first)
+    t.ok(firstEnd?.transactions > 0)
+    const second = await startSink(net, netns, `${remote.ip}:8004`)
+    t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+    const secondEnd = await stopSink(second)
+    const end = flood.events.find((e) => e.event === 'end')?.data
+    const received = firstEnd?.transactions + secondEnd?.transactions
+    t.ok(end?.handshakes >= 2, `reconnected (${end?.handshakes} handshakes, ${end?.connectAttempts} attempts)`)
+    t.ok(secondEnd?.transactions > 0, 'the new sink received transactions')
+    t.ok(end?.acked <= received, `never more acked (${end?.acked}) than received (${received})`)
+    t.ok(received <= end?.acked + end?.unackedAtClose, `whatever the sinks counted beyond the acked was in flight at the close (${end?.unackedAtClose})`)
+  })
+}
+
+t.test('--streams-per-connection: connections rotate once their streams are acked, counts stay exact', async (t) => {
   const net = withTestNet(t)
   const { netns, local, remote } = net.addLinkedNamespace()
-  const first = await startSink(net, netns, `${remote.ip}:8004`)
-  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--rate', '2000', '--duration', '10', '--idle-timeout', '1', '--interval', '0.5'])
-  await waitUntil('transactions to flow', () => flood.events.some((e) => e.event === 'interval' && e.data.acked > 0))
-  const firstEnd = await stopSink(first)
-  t.ok(firstEnd?.transactions > 0)
-  const second = await startSink(net, netns, `${remote.ip}:8004`)
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'xdp', '--streams-per-connection', '3000', '--count', '20000', '--duration', '60'])
   t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
-  const secondEnd = await stopSink(second)
   const end = flood.events.find((e) => e.event === 'end')?.data
-  t.ok(end?.handshakes >= 2, `reconnected (${end?.handshakes} handshakes, ${end?.connectAttempts} attempts)`)
-  t.ok(secondEnd?.transactions > 0, 'the new sink received transactions')
-  t.ok(end?.acked <= firstEnd?.transactions + secondEnd?.transactions, 'never more acked than received')
+  const sinkEnd = await stopSink(sink)
+  t.equal(end?.acked, 20000)
+  t.equal(end?.connectionsRotated, 6, '20000 transactions at 3000 per connection: 6 rotations')
+  t.equal(end?.handshakes, 7)
+  t.equal(end?.unackedAtClose, 0, 'a connection is rotated only when nothing is in flight')
+  t.equal(sinkEnd?.transactions, 20000, "sink's count == flooder's acked count across rotations")
+  t.equal(sinkEnd?.connections, 7)
+  t.equal(sinkEnd?.connectionsStreamLimited, 0, 'the flooder rotated before the sink had to close anything')
+})
+
+t.test("--max-streams-per-connection: the sink closes a connection that used up its streams, once quiet", async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`, ['--max-streams-per-connection', '3000'])
+  // the flooder never rotates by itself here: the sink's limit is all that bounds a connection
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--streams-per-connection', '1000000', '--count', '10000', '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(end?.acked, 10000)
+  t.equal(end?.unackedAtClose, 0, 'the sink closed only connections with nothing in flight')
+  t.equal(end?.connectionsRotated, 0)
+  t.equal(sinkEnd?.connectionsStreamLimited, 3, '10000 transactions at 3000 per connection: 3 connections used up')
+  t.equal(sinkEnd?.connections, 4)
+  t.equal(sinkEnd?.transactions, 10000, "sink's count == flooder's acked count across the sink's closes")
 })
 
 t.test("interop: handshake with ngtcp2's gtlsserver (Debian ngtcp2-server) using --alpn h3", async (t) => {

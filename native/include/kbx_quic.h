@@ -23,6 +23,24 @@ extern "C" {
 /* Agave's limit on a transaction (PACKET_DATA_SIZE): larger or empty streams close the connection. */
 #define KBX_QUIC_MAX_TX_SIZE 1232
 
+/*
+ * Bounded memory. ngtcp2 0.12.1 (Debian's) never frees a finished remote unidirectional stream
+ * (ngtcp2#662, fixed in 0.13): a server keeps ~300 bytes per received transaction until the connection
+ * closes. So no connection lives forever:
+ * - the flooder rotates: after streams_per_connection streams it opens no more on that connection,
+ *   waits until every one of them is acknowledged, closes it with NO_ERROR and connects afresh on the
+ *   same port at once. Nothing is in flight at the close, so acked == the sink's count stays exact.
+ * - the sink protects itself from clients that do not rotate: it grants one connection at most
+ *   max_streams_per_connection unidirectional streams in total (MAX_STREAMS stops growing there); once
+ *   all of them have finished and the connection has been quiet for three PTOs (so its ACKs have
+ *   arrived), it closes it with application error KBX_QUIC_APP_ERROR_STREAM_LIMIT.
+ * Memory then stays within connections x streams per connection x ~300 bytes.
+ */
+#define KBX_QUIC_STREAMS_PER_CONNECTION 131072
+#define KBX_QUIC_SINK_STREAMS_PER_CONNECTION 262144
+#define KBX_QUIC_APP_ERROR_TX_TOO_LARGE 1
+#define KBX_QUIC_APP_ERROR_STREAM_LIMIT 2
+
 struct kbx_quic_identity;
 struct kbx_quic_flood;
 struct kbx_quic_sink;
@@ -71,6 +89,9 @@ struct kbx_quic_flood_config {
 	uint32_t max_tx_size;          /* TEST ONLY: 0 = KBX_QUIC_MAX_TX_SIZE; larger lets a test send what Agave rejects */
 	uint32_t busy_poll_us;         /* while transactions await their ACK, poll instead of sleeping for up to
 					* this long after the last packet (0: always sleep when idle) */
+	uint32_t streams_per_connection; /* rotate a connection after this many streams (0 =
+					  * KBX_QUIC_STREAMS_PER_CONNECTION); see "Bounded memory" above */
+	uint32_t reserved;
 };
 
 struct kbx_quic_flood_stats {
@@ -102,6 +123,7 @@ struct kbx_quic_flood_stats {
 	uint64_t gso_batches;        /* sendmmsg messages carrying several datagrams (socket io) */
 	uint64_t tx_ring_full;       /* frames that waited for TX ring room (xdp io) */
 	uint64_t last_close_error;   /* QUIC error code of the last closed connection */
+	uint64_t rotations;          /* connections closed after streams_per_connection streams, all acked */
 };
 
 /* Runs stop codes (>= 0) of kbx_quic_flood_run. */
@@ -147,7 +169,8 @@ struct kbx_quic_sink_config {
 	uint32_t idle_timeout_ms;  /* 0 = 30000 */
 	uint32_t max_connections;  /* 0 = 1024 */
 	uint32_t busy_poll_us;     /* poll instead of sleeping for up to this long after the last packet (0: sleep) */
-	uint32_t reserved;
+	uint32_t max_streams_per_connection; /* uni streams one connection may ever open (0 =
+					      * KBX_QUIC_SINK_STREAMS_PER_CONNECTION); see "Bounded memory" */
 };
 
 struct kbx_quic_sink_stats {
@@ -165,6 +188,7 @@ struct kbx_quic_sink_stats {
 	uint64_t packets_sent;
 	uint64_t packets_dropped;   /* not for any connection and not a valid Initial */
 	uint64_t client_certificates; /* handshakes where the client presented a certificate */
+	uint64_t connections_stream_limited; /* closed with KBX_QUIC_APP_ERROR_STREAM_LIMIT */
 };
 
 int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,

@@ -80,6 +80,8 @@ struct conn {
 	uint64_t flow_blocked_since;
 	ngtcp2_connection_close_error last_error;
 	int fatal;
+	uint64_t conn_streams; /* streams opened on this ngtcp2 connection */
+	int retiring;          /* streams_per_connection reached: rotate once every stream is acked */
 };
 
 struct out_packet {
@@ -128,6 +130,9 @@ struct kbx_quic_flood {
 
 static int conn_start(struct conn *c, uint64_t now);
 static void conn_close(struct conn *c, uint64_t now, const char *why, int send_close);
+static uint8_t *packet_buffer(struct kbx_quic_flood *f);
+static void packet_written(struct kbx_quic_flood *f, struct conn *c, uint32_t len);
+static void socket_flush(struct kbx_quic_flood *f, struct conn *c);
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 {
@@ -340,6 +345,8 @@ static int conn_start(struct conn *c, uint64_t now)
 		ngtcp2_conn_set_keep_alive_timeout(c->conn, (uint64_t)f->cfg.keep_alive_ms * NGTCP2_MILLISECONDS);
 	ngtcp2_connection_close_error_default(&c->last_error);
 	c->state = CONN_CONNECTING;
+	c->conn_streams = 0;
+	c->retiring = 0;
 	c->connect_start_ns = now;
 	c->icmp_refused = 0;
 	c->fatal = 0;
@@ -353,31 +360,37 @@ static void fail_flood(struct kbx_quic_flood *f, int err)
 		f->fatal_err = err;
 }
 
-/* Frees the connection; schedules a reconnect or records a fatal error. */
-static void conn_close(struct conn *c, uint64_t now, const char *why, int send_close)
+/* Writes CONNECTION_CLOSE with c->last_error (socket io: sent now; xdp io: with the next TX flush). */
+static void send_connection_close(struct conn *c, uint64_t now)
 {
 	struct kbx_quic_flood *f = c->f;
-	char addr[INET_ADDRSTRLEN];
+	ngtcp2_path_storage ps;
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n;
+	uint8_t *buf;
+
+	if (ngtcp2_conn_is_in_closing_period(c->conn) || ngtcp2_conn_is_in_draining_period(c->conn))
+		return;
+	buf = packet_buffer(f);
+	if (!buf)
+		return;
+	ngtcp2_path_storage_zero(&ps);
+	n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf, MAX_PACKET, &c->last_error, now);
+	if (n <= 0)
+		return;
+	packet_written(f, c, (uint32_t)n);
+	if (f->cfg.io == KBX_QUIC_IO_SOCKET)
+		socket_flush(f, c);
+}
+
+/* Frees the ngtcp2 connection and its stream records (the port and its socket stay). */
+static void conn_teardown(struct conn *c, uint64_t now, int send_close)
+{
+	struct kbx_quic_flood *f = c->f;
 	uint32_t i;
 
-	if (!c->conn)
-		return;
-	if (send_close && !ngtcp2_conn_is_in_closing_period(c->conn) && !ngtcp2_conn_is_in_draining_period(c->conn)) {
-		struct out_packet *p = &f->out[0];
-		ngtcp2_path_storage ps;
-		ngtcp2_pkt_info pi;
-		ngtcp2_ssize n;
-
-		ngtcp2_path_storage_zero(&ps);
-		n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, p->data, MAX_PACKET, &c->last_error, now);
-		if (n > 0) {
-			if (f->cfg.io == KBX_QUIC_IO_SOCKET) {
-				if (send(c->fd, p->data, (size_t)n, 0) > 0)
-					f->st.packets_sent++;
-			}
-			/* xdp io: the close goes out with the flush in destroy (see flood_destroy) */
-		}
-	}
+	if (send_close)
+		send_connection_close(c, now);
 	for (i = 0; i < RECORDS_PER_CONN; i++) {
 		struct tx_record *r = &c->records[i];
 
@@ -408,6 +421,17 @@ static void conn_close(struct conn *c, uint64_t now, const char *why, int send_c
 	gnutls_deinit(c->session);
 	c->session = NULL;
 	f->st.connections_closed++;
+}
+
+/* Frees the connection; schedules a reconnect or records a fatal error. */
+static void conn_close(struct conn *c, uint64_t now, const char *why, int send_close)
+{
+	struct kbx_quic_flood *f = c->f;
+	char addr[INET_ADDRSTRLEN];
+
+	if (!c->conn)
+		return;
+	conn_teardown(c, now, send_close);
 	inet_ntop(AF_INET, &c->remote.sin_addr, addr, sizeof(addr));
 	if (!c->ever_established || !f->cfg.reconnect) {
 		c->state = CONN_DEAD;
@@ -425,6 +449,19 @@ static void conn_close(struct conn *c, uint64_t now, const char *why, int send_c
 		c->backoff_ms = f->cfg.max_backoff_ms;
 	c->reconnect_at_ns = now + (uint64_t)c->backoff_ms * 1000000ull;
 	c->state = CONN_WAITING;
+}
+
+/*
+ * A retiring connection whose every stream is acknowledged: closed with NO_ERROR and replaced at once by a
+ * fresh one on the same port (kbx_quic.h, "Bounded memory").
+ */
+static void conn_rotate(struct conn *c, uint64_t now)
+{
+	ngtcp2_connection_close_error_default(&c->last_error);
+	conn_teardown(c, now, 1);
+	c->f->st.rotations++;
+	c->state = CONN_WAITING;
+	c->reconnect_at_ns = now;
 }
 
 /* ---- output ---- */
@@ -662,7 +699,7 @@ static void open_streams(struct conn *c, uint64_t now)
 {
 	struct kbx_quic_flood *f = c->f;
 
-	while (c->pending < MAX_PENDING && c->free_list && budget_allows(f, now)) {
+	while (!c->retiring && c->pending < MAX_PENDING && c->free_list && budget_allows(f, now)) {
 		struct tx_record *r = c->free_list;
 		int64_t sid;
 		int rv = f->cfg.streams == KBX_QUIC_STREAMS_BIDI ? ngtcp2_conn_open_bidi_stream(c->conn, &sid, r)
@@ -698,6 +735,8 @@ static void open_streams(struct conn *c, uint64_t now)
 		c->pending++;
 		c->in_flight++;
 		f->opened++;
+		if (++c->conn_streams >= f->cfg.streams_per_connection)
+			c->retiring = 1;
 	}
 }
 
@@ -1015,6 +1054,8 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 		f->cfg.handshake_timeout_ms = 5000;
 	if (!f->cfg.max_backoff_ms)
 		f->cfg.max_backoff_ms = 5000;
+	if (!f->cfg.streams_per_connection)
+		f->cfg.streams_per_connection = KBX_QUIC_STREAMS_PER_CONNECTION;
 	f->gso = 1;
 	snprintf(f->alpn, sizeof(f->alpn), "%s", alpn);
 	f->alpn_datum.data = (unsigned char *)f->alpn;
@@ -1203,6 +1244,11 @@ int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms)
 			rv = conn_write(c, now);
 			if (rv > 0)
 				activity += rv;
+			if (c->retiring && c->conn && !c->in_flight) {
+				conn_rotate(c, now);
+				activity++;
+				continue;
+			}
 			if (c->conn) {
 				expiry = ngtcp2_conn_get_expiry(c->conn);
 				if (expiry < wake)
@@ -1360,24 +1406,8 @@ void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
 		for (i = 0; i < f->nconns; i++) {
 			struct conn *c = &f->conns[i];
 
-			if (c->conn) {
-				f->cfg.reconnect = 0;
-				c->ever_established = 1;
-				if (f->cfg.io == KBX_QUIC_IO_XDP && f->xsk) {
-					/* CONNECTION_CLOSE through the TX ring */
-					ngtcp2_path_storage ps;
-					ngtcp2_pkt_info pi;
-					uint8_t *buf = packet_buffer(f);
-					if (buf) {
-						ngtcp2_path_storage_zero(&ps);
-						ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
-							c->conn, &ps.path, &pi, buf, MAX_PACKET, &c->last_error, now);
-						if (n > 0)
-							packet_written(f, c, (uint32_t)n);
-					}
-				}
-				conn_close(c, now, "closed", f->cfg.io == KBX_QUIC_IO_SOCKET);
-			}
+			if (c->conn)
+				conn_teardown(c, now, f->cfg.io == KBX_QUIC_IO_SOCKET || f->xsk);
 			if (c->fd >= 0)
 				close(c->fd);
 			free(c->records);

@@ -22,7 +22,9 @@
 #define MAX_PACKET 1452
 #define RX_BATCH 64
 #define OUT_BATCH 64
-#define APP_ERROR_TX_TOO_LARGE 1
+/* the quiet time before a connection that used up its streams is closed: its last ACKs have arrived */
+#define STREAM_LIMIT_QUIET_PTOS 3
+#define STREAM_LIMIT_QUIET_MIN_NS (50 * NGTCP2_MILLISECONDS)
 
 struct sconn {
 	struct kbx_quic_sink *s;
@@ -33,8 +35,11 @@ struct sconn {
 	ngtcp2_cid original_dcid; /* the client's first DCID (its Initial retransmissions carry it) */
 	uint32_t serial;          /* first 4 bytes of every CID we issue */
 	int established;
-	int reject;               /* close with APP_ERROR_TX_TOO_LARGE after this read */
+	int reject;               /* close with KBX_QUIC_APP_ERROR_TX_TOO_LARGE after this read */
 	int unwritten;            /* read packets since the last write: answer (ACK) after the receive batch */
+	uint64_t uni_granted;     /* unidirectional streams allowed so far (initial MAX_STREAMS + extensions) */
+	uint64_t uni_finished;    /* of those, received up to their FIN */
+	uint64_t last_rx_ns;
 };
 
 struct out_packet {
@@ -87,9 +92,14 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream
 		c->s->st.transactions++;
 		c->s->st.bytes += end;
 		/* ngtcp2 0.12 does not report a finished remote unidirectional stream closed: its credit
-		 * comes back here (bidirectional ones in stream_close) */
-		if (!ngtcp2_is_bidi_stream(stream_id))
-			ngtcp2_conn_extend_max_streams_uni(conn, 1);
+		 * comes back here (bidirectional ones in stream_close), up to the per-connection total */
+		if (!ngtcp2_is_bidi_stream(stream_id)) {
+			c->uni_finished++;
+			if (c->uni_granted < c->s->cfg.max_streams_per_connection) {
+				ngtcp2_conn_extend_max_streams_uni(conn, 1);
+				c->uni_granted++;
+			}
+		}
 	}
 	return 0;
 }
@@ -352,7 +362,9 @@ static struct sconn *accept_conn(struct kbx_quic_sink *s, const uint8_t *data, s
 	settings.initial_ts = now;
 	settings.max_tx_udp_payload_size = MAX_PACKET;
 	ngtcp2_transport_params_default(&params);
-	params.initial_max_streams_uni = s->cfg.max_streams_uni;
+	c->uni_granted = s->cfg.max_streams_uni < s->cfg.max_streams_per_connection ? s->cfg.max_streams_uni
+										     : s->cfg.max_streams_per_connection;
+	params.initial_max_streams_uni = c->uni_granted;
 	params.initial_max_streams_bidi = s->cfg.max_streams_bidi;
 	params.initial_max_stream_data_uni = 64 * 1024;
 	params.initial_max_stream_data_bidi_remote = 64 * 1024;
@@ -431,10 +443,11 @@ static void handle_datagram(struct kbx_quic_sink *s, const uint8_t *data, size_t
 		return;
 	}
 	if (c->reject) {
-		close_with_error(s, (uint32_t)i, now, 1, APP_ERROR_TX_TOO_LARGE, 0);
+		close_with_error(s, (uint32_t)i, now, 1, KBX_QUIC_APP_ERROR_TX_TOO_LARGE, 0);
 		return;
 	}
 	c->unwritten = 1;
+	c->last_rx_ns = now;
 }
 
 int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,
@@ -457,6 +470,8 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 		s->cfg.idle_timeout_ms = 30000;
 	if (!s->cfg.max_connections)
 		s->cfg.max_connections = 1024;
+	if (!s->cfg.max_streams_per_connection)
+		s->cfg.max_streams_per_connection = KBX_QUIC_SINK_STREAMS_PER_CONNECTION;
 	if (!alpn || !*alpn || strlen(alpn) > 255) {
 		free(s);
 		return kbx_quic_fail(-EINVAL, "ALPN must be 1..255 bytes");
@@ -511,6 +526,20 @@ uint32_t kbx_quic_sink_port(const struct kbx_quic_sink *s)
 	return ntohs(s->local.sin_port);
 }
 
+/* The connection has received every stream it will ever be granted (see kbx_quic.h, "Bounded memory"). */
+static int stream_limit_reached(const struct kbx_quic_sink *s, const struct sconn *c)
+{
+	return c->established && c->uni_granted >= s->cfg.max_streams_per_connection &&
+	       c->uni_finished >= c->uni_granted;
+}
+
+static uint64_t stream_limit_close_at(const struct sconn *c)
+{
+	uint64_t quiet = STREAM_LIMIT_QUIET_PTOS * ngtcp2_conn_get_pto(c->conn);
+
+	return c->last_rx_ns + (quiet > STREAM_LIMIT_QUIET_MIN_NS ? quiet : STREAM_LIMIT_QUIET_MIN_NS);
+}
+
 int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 {
 	static __thread uint8_t bufs[RX_BATCH][2048];
@@ -560,6 +589,16 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 				}
 				if (sconn_write(s, (uint32_t)i, now) < 0)
 					continue;
+			}
+			if (stream_limit_reached(s, c)) {
+				uint64_t close_at = stream_limit_close_at(c);
+				if (close_at <= now) {
+					s->st.connections_stream_limited++;
+					close_with_error(s, (uint32_t)i, now, 1, KBX_QUIC_APP_ERROR_STREAM_LIMIT, 0);
+					continue;
+				}
+				if (close_at < wake)
+					wake = close_at;
 			}
 			expiry = ngtcp2_conn_get_expiry(c->conn);
 			if (expiry < wake)

@@ -10,6 +10,9 @@ export type KbxQuicFloodPtr = { readonly __opaque: 'kbx_quic_flood' }
 export type KbxQuicSinkPtr = { readonly __opaque: 'kbx_quic_sink' }
 
 export const KBX_QUIC_MAX_TX_SIZE = 1232
+/** kbx_quic.h "Bounded memory": the flooder's rotation and the sink's per-connection stream total. */
+export const KBX_QUIC_STREAMS_PER_CONNECTION = 131072
+export const KBX_QUIC_SINK_STREAMS_PER_CONNECTION = 262144
 export const KBX_QUIC_RUN_SLICE = 0
 export const KBX_QUIC_RUN_DONE = 1
 
@@ -36,6 +39,8 @@ export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   dst_mac: koffi.array('uint8_t', 8),
   max_tx_size: 'uint32_t',
   busy_poll_us: 'uint32_t',
+  streams_per_connection: 'uint32_t',
+  reserved: 'uint32_t',
 })
 
 export interface KbxQuicFloodConfigValue {
@@ -63,6 +68,9 @@ export interface KbxQuicFloodConfigValue {
   max_tx_size?: number
   /** poll for up to this long after the last packet while ACKs are due (0: sleep when idle) */
   busy_poll_us?: number
+  /** rotate a connection after this many streams (0: KBX_QUIC_STREAMS_PER_CONNECTION) */
+  streams_per_connection?: number
+  reserved?: number
 }
 
 /** struct kbx_quic_flood_stats, all u64, in order. */
@@ -72,6 +80,7 @@ export const KBX_QUIC_FLOOD_STATS_FIELDS = [
   'bytes_in_flight', 'rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'handshakes',
   'connect_attempts', 'connections_closed', 'connections_open', 'blocked_streams_ns', 'blocked_flow_ns',
   'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error',
+  'rotations',
 ] as const
 
 /** Capacity (pairs) of the buffer kbx_quic_flood_take_latency_histogram fills. */
@@ -85,7 +94,7 @@ export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   idle_timeout_ms: 'uint32_t',
   max_connections: 'uint32_t',
   busy_poll_us: 'uint32_t',
-  reserved: 'uint32_t',
+  max_streams_per_connection: 'uint32_t',
 })
 
 export interface KbxQuicSinkConfigValue {
@@ -97,14 +106,15 @@ export interface KbxQuicSinkConfigValue {
   max_connections: number
   /** poll for up to this long after the last packet (0: sleep when idle) */
   busy_poll_us?: number
-  reserved?: number
+  /** unidirectional streams one connection may ever open (0: KBX_QUIC_SINK_STREAMS_PER_CONNECTION) */
+  max_streams_per_connection?: number
 }
 
 /** struct kbx_quic_sink_stats, all u64, in order. */
 export const KBX_QUIC_SINK_STATS_FIELDS = [
   'connections_accepted', 'connections_open', 'connections_closed', 'handshakes', 'handshake_failures',
   'transactions', 'bytes', 'rejected', 'streams_uni', 'streams_bidi', 'packets_received', 'packets_sent',
-  'packets_dropped', 'client_certificates',
+  'packets_dropped', 'client_certificates', 'connections_stream_limited',
 ] as const
 
 koffi.opaque('kbx_quic_identity')

@@ -4,13 +4,15 @@ import {
   KBX_QUIC_LATENCY_PAIRS_MAX,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_SINK_STATS_FIELDS,
+  KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
+  KBX_QUIC_STREAMS_PER_CONNECTION,
   kbxAddress,
   libkbxQuic,
 } from '@kbx/ffi'
 import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
 
-export { KBX_QUIC_MAX_TX_SIZE }
+export { KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, KBX_QUIC_STREAMS_PER_CONNECTION }
 
 export type FloodStats = Record<(typeof KBX_QUIC_FLOOD_STATS_FIELDS)[number], number>
 export type SinkStats = Record<(typeof KBX_QUIC_SINK_STATS_FIELDS)[number], number>
@@ -108,6 +110,8 @@ export interface FloodOptions {
   count?: number
   /** while transactions await their ACK, poll instead of sleeping for up to this long after the last packet */
   busyPollUs?: number
+  /** open a fresh connection after this many streams, once all are acked (bounds the server's memory) */
+  streamsPerConnection?: number
   alpn?: string
   identity: Identity
   transactions: Buffer[]
@@ -175,6 +179,8 @@ export class Flood {
       dst_mac: mac(o.dstMac),
       max_tx_size: o.unsafeMaxTxSize ?? 0,
       busy_poll_us: o.busyPollUs ?? 0,
+      streams_per_connection: o.streamsPerConnection ?? 0,
+      reserved: 0,
     }
     const lens = Uint32Array.from(o.transactions.map((t) => t.length))
     const out: [KbxQuicFloodPtr | null] = [null]
@@ -241,6 +247,8 @@ export interface SinkOptions {
   idleTimeoutMs?: number
   /** poll instead of sleeping for up to this long after the last packet */
   busyPollUs?: number
+  /** unidirectional streams one connection may ever open; then it is closed (ngtcp2 0.12.1 frees them only so) */
+  maxStreamsPerConnection?: number
   alpn?: string
   identity?: Identity
 }
@@ -264,7 +272,7 @@ export class Sink {
         idle_timeout_ms: o.idleTimeoutMs ?? 0,
         max_connections: 0,
         busy_poll_us: o.busyPollUs ?? 0,
-        reserved: 0,
+        max_streams_per_connection: o.maxStreamsPerConnection ?? 0,
       },
       o.alpn ?? 'solana-tpu',
       o.identity?.ptr ?? null,

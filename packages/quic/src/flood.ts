@@ -16,7 +16,7 @@ import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
 import { LatencyHistogram } from '@kbx/stats'
-import { Flood, Identity, KBX_QUIC_MAX_TX_SIZE, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
+import { Flood, Identity, KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_STREAMS_PER_CONNECTION, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
 import type { FloodStats } from './engine.js'
 
 interface FloodCliOptions {
@@ -31,6 +31,7 @@ interface FloodCliOptions {
   rate: number
   count: number
   busyPoll: number
+  streamsPerConnection: number
   connections: number
   io: 'xdp' | 'socket'
   idleTimeout: number
@@ -96,6 +97,7 @@ export function floodReport(s: FloodStats, hist: LatencyHistogram) {
     connectAttempts: s.connect_attempts,
     connectionsOpen: s.connections_open,
     connectionsClosed: s.connections_closed,
+    connectionsRotated: s.rotations,
     blockedOnMaxStreamsMs: s.blocked_streams_ns / 1e6,
     blockedOnFlowControlMs: s.blocked_flow_ns / 1e6,
     sendErrors: s.send_errors,
@@ -133,6 +135,7 @@ async function flood(ctx: ToolContext): Promise<void> {
     rate: o.rate,
     count: o.count,
     busyPollUs: o.busyPoll,
+    streamsPerConnection: o.streamsPerConnection,
     alpn: o.alpn,
     identity,
     transactions,
@@ -256,6 +259,12 @@ export async function main(argv?: readonly string[]): Promise<number> {
           200,
         )
         .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: 64 }), 1)
+        .option(
+          '--streams-per-connection <n>',
+          "replace a connection after this many transactions, once all are acked (bounds the server's memory: ngtcp2 0.12 servers keep every stream until the connection closes)",
+          parseScaledInt('--streams-per-connection', { min: 1, max: 0xffffffff }),
+          KBX_QUIC_STREAMS_PER_CONNECTION,
+        )
         .option('--idle-timeout <sec>', 'QUIC idle timeout', parseSeconds('--idle-timeout'), 30)
         .option('--keep-alive <sec>', 'keep-alive PING interval (0: none)', parseSeconds('--keep-alive'), 0)
         .option('--handshake-timeout <sec>', 'fail when the handshake takes longer', parseSeconds('--handshake-timeout'), 5)

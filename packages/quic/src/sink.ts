@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { addCommonOptions, parseIntOption, parseIpPortOption, parseSeconds, runLoop, runTool } from '@kbx/cli'
+import { addCommonOptions, parseIntOption, parseIpPortOption, parseScaledInt, parseSeconds, runLoop, runTool } from '@kbx/cli'
 import type { IpPort, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
-import { Identity, Sink, parseSolanaKeypair } from './engine.js'
+import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, parseSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
 
 interface SinkCliOptions {
@@ -10,6 +10,7 @@ interface SinkCliOptions {
   alpn: string
   maxStreams: number
   maxStreamsBidi?: number
+  maxStreamsPerConnection: number
   idleTimeout: number
   busyPoll: number
   keypair?: string
@@ -34,6 +35,7 @@ function report(s: SinkStats, peerKey: Buffer | undefined) {
     packetsReceived: s.packets_received,
     packetsSent: s.packets_sent,
     packetsDropped: s.packets_dropped,
+    connectionsStreamLimited: s.connections_stream_limited,
   }
 }
 
@@ -55,6 +57,7 @@ async function sink(ctx: ToolContext): Promise<void> {
     localPort: o.listen.port,
     maxStreamsUni: o.maxStreams,
     maxStreamsBidi: o.maxStreamsBidi ?? o.maxStreams,
+    maxStreamsPerConnection: o.maxStreamsPerConnection,
     idleTimeoutMs: o.idleTimeout * 1000,
     busyPollUs: o.busyPoll,
     alpn: o.alpn,
@@ -91,6 +94,12 @@ export async function main(argv?: readonly string[]): Promise<number> {
         .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
         .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), 512)
         .option('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', parseIntOption('--max-streams-bidi', { min: 1, max: 1 << 20 }))
+        .option(
+          '--max-streams-per-connection <n>',
+          'unidirectional streams one connection may ever open; then it is closed once quiet (ngtcp2 0.12 frees streams only with their connection)',
+          parseScaledInt('--max-streams-per-connection', { min: 1, max: 0xffffffff }),
+          KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
+        )
         .option('--idle-timeout <sec>', 'close idle connections after', parseSeconds('--idle-timeout'), 30)
         .option(
           '--busy-poll <us>',

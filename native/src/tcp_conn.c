@@ -36,6 +36,7 @@ struct kbx_tcp {
 	uint32_t close_reason;
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
 	uint32_t irs, rcv_nxt;
+	uint32_t max_snd_wnd; /* largest window the peer offered (RFC 5961 §5 ACK check) */
 	uint8_t snd_wscale, rcv_wscale;
 	uint16_t peer_mss;
 	uint32_t cwnd, ssthresh, recover, ecn_recover;
@@ -284,7 +285,8 @@ static void output(struct kbx_tcp *c)
 		if (SEQ_GT(c->snd_nxt, c->snd_max)) c->snd_max = c->snd_nxt;
 		if (!c->rto_deadline) arm_rto(c);
 	}
-	if (c->fin_queued && !c->fin_sent && c->snd_nxt == c->snd_una + c->slen) {
+	/* the FIN takes one sequence number, once: after a timeout rewound snd_nxt it is resent at that number */
+	if (c->fin_queued && c->snd_nxt == c->snd_una + c->slen && (!c->fin_sent || SEQ_LT(c->snd_nxt, c->snd_max))) {
 		emit(c, F_FIN | F_ACK, c->snd_nxt, 0, 0);
 		c->fin_sent = 1;
 		c->snd_nxt++;
@@ -337,8 +339,7 @@ void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns)
 			arm_rto(c);
 			return;
 		}
-		c->snd_nxt = c->snd_una;
-		if (c->fin_sent) c->fin_sent = 0; /* output() sends it again after the data */
+		c->snd_nxt = c->snd_una; /* output() sends the data again, then the FIN at its number */
 		if (c->snd_wnd == 0 && c->slen) {
 			/* zero-window probe: one byte beyond the window */
 			emit(c, F_ACK, c->snd_una, 1, 0);
@@ -508,6 +509,7 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 			c->rcv_nxt = seq + 1;
 			c->snd_una = ack;
 			c->snd_wnd = win;
+			c->max_snd_wnd = win;
 			c->snd_wl1 = seq;
 			c->snd_wl2 = ack;
 			c->ecn_ok = c->cfg.ecn && (flags & F_ECE) && !(flags & F_CWR);
@@ -552,7 +554,8 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 		return 1;
 	}
 	if (!(flags & F_ACK)) return 1;
-	if (SEQ_GT(ack, c->snd_max)) {
+	/* an ACK for data never sent, or older than any window the peer offered (RFC 5961 §5): ACK back, drop */
+	if (SEQ_GT(ack, c->snd_max) || SEQ_LT(ack, c->snd_una - c->max_snd_wnd)) {
 		c->st.out_of_window++;
 		send_ack(c);
 		return 1;
@@ -607,8 +610,10 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 			c->cwnd += smss(c);
 		}
 	}
-	if (SEQ_LT(c->snd_wl1, seq) || (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
+	/* window update only from an ACK at or above snd_una (RFC 9293 3.10.7.4): an old one must not shrink it */
+	if (SEQ_GEQ(ack, c->snd_una) && (SEQ_LT(c->snd_wl1, seq) || (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack)))) {
 		c->snd_wnd = win << c->snd_wscale;
+		if (c->snd_wnd > c->max_snd_wnd) c->max_snd_wnd = c->snd_wnd;
 		c->snd_wl1 = seq;
 		c->snd_wl2 = ack;
 	}
@@ -641,7 +646,13 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 		}
 		need_ack = 1;
 	}
-	if ((flags & F_FIN) && seq + data_len == c->rcv_nxt) {
+	/*
+	 * A FIN is processed once (RFC 9293): only in the states that have not received one. In CLOSE-WAIT,
+	 * CLOSING, LAST-ACK and TIME-WAIT a FIN (or data) that passed the acceptability check is only ACKed with
+	 * the current rcv_nxt: taking it would ACK sequence space the peer never sent.
+	 */
+	if ((flags & F_FIN) && seq + data_len == c->rcv_nxt &&
+	    (c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2)) {
 		c->rcv_nxt++;
 		need_ack = 1;
 		if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
@@ -655,8 +666,11 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 			c->state = KBX_TCP_TIME_WAIT;
 			c->time_wait_since = now_ns;
 		}
-	} else if ((flags & F_FIN) && c->state == KBX_TCP_TIME_WAIT) {
-		need_ack = 1; /* the peer did not hear our ACK of its FIN */
+	} else if ((flags & F_FIN) || data_len) {
+		/* a FIN not taken (after the peer's FIN, or beyond rcv_nxt), or data after the FIN: ACK with the
+		 * current rcv_nxt, take nothing (TIME-WAIT restarts its timer on a retransmitted FIN) */
+		if (c->state == KBX_TCP_TIME_WAIT && (flags & F_FIN)) c->time_wait_since = now_ns;
+		need_ack = 1;
 	}
 	if (need_ack) c->ack_pending = 1;
 	output(c);

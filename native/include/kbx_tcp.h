@@ -131,6 +131,8 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
  */
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold);
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out);
+/* One past the highest sequence number sent (a later connection's ISN goes beyond it). */
+uint32_t kbx_tcp_snd_max(const struct kbx_tcp *c);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,12 @@ void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn 
 	r->send_ctx = ctx;
 }
 
+void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r)
+{
+	r->head = r->tail = 0;
+	r->armed = 0;
+}
+
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
 struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r) { return r->io; }
 

@@ -209,6 +209,7 @@ export interface LibKbxFixXdp {
   kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
   kbx_fix_xdp_destroy: (x: KbxFixXdpPtr) => void
   kbx_fix_xdp_connect: (x: KbxFixXdpPtr) => number
+  kbx_fix_xdp_reconnect: (x: KbxFixXdpPtr, jitter: number) => number
   /** x, txData, rxBuf, result: addresses. */
   kbx_fix_xdp_step: (x: number, txData: number, txLen: number, rxBuf: number, rxCap: number, timeoutMs: number, result: number) => number
   kbx_fix_xdp_shutdown: (x: KbxFixXdpPtr) => void
@@ -233,6 +234,7 @@ export function libkbxFixXdp(): LibKbxFixXdp {
     kbx_fix_xdp_create: lib.func('int kbx_fix_xdp_create(kbx_umem *umem, const char *ifname, const kbx_fix_xdp_config *config, _Out_ kbx_fix_xdp **out, _Out_ kbx_xsk_info *info)'),
     kbx_fix_xdp_destroy: lib.func('void kbx_fix_xdp_destroy(kbx_fix_xdp *x)'),
     kbx_fix_xdp_connect: lib.func('int kbx_fix_xdp_connect(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_reconnect: lib.func('int kbx_fix_xdp_reconnect(kbx_fix_xdp *x, uint32_t jitter)'),
     kbx_fix_xdp_step: lib.func('kbx_fix_xdp_step', 'int', [p, p, 'uint32_t', p, 'uint32_t', 'int', p]),
     kbx_fix_xdp_shutdown: lib.func('void kbx_fix_xdp_shutdown(kbx_fix_xdp *x)'),
     kbx_fix_xdp_abort: lib.func('void kbx_fix_xdp_abort(kbx_fix_xdp *x)'),

@@ -218,6 +218,12 @@ export class FixParser {
     return this.tail - this.head
   }
 
+  /** A new byte stream (a new connection): what is left unframed of the old one is dropped (counted as garbage). */
+  reset(): void {
+    this.counters.garbageBytes += this.tail - this.head
+    this.head = this.tail = 0
+  }
+
   /** A copy of the bytes received but not yet framed. */
   pendingBytes(): Buffer {
     return Buffer.from(this.buf.subarray(this.head, this.tail))

@@ -124,13 +124,30 @@ export class FixSession {
     this.stateSinceMs = this.now()
   }
 
-  /** Initiator: sends Logon. */
-  start(): void {
+  /**
+   * Initiator: sends Logon. reset (default: the resetOnLogon option) sends ResetSeqNumFlag=Y and starts both
+   * sides from 1; a logon again after a reconnection passes false and resumes the sequence numbers.
+   */
+  start(reset = this.options.resetOnLogon === true): void {
     if (this.options.role !== 'initiator') throw new Error('only an initiator starts a session')
-    if (this.options.resetOnLogon) this.store.reset()
+    if (reset) this.store.reset()
     this.lastReceivedMs = this.now()
-    this.sendLogon(this.options.resetOnLogon === true)
+    this.sendLogon(reset)
     this.setState('logon-sent')
+  }
+
+  /**
+   * Initiator, after the transport was lost and made again: a fresh byte stream (partial messages of the old
+   * one dropped), timers and the outstanding TestRequest/ResendRequest forgotten, then Logon with the stored
+   * sequence numbers. Messages kept for resending stay: the peer's ResendRequest after the Logon gets them
+   * again with PossDupFlag (FIX session rules), the rest gap-filled.
+   */
+  restart(): void {
+    this.parser.reset()
+    this.testReqOutstanding = undefined
+    this.resendUpTo = 0
+    this.setState('idle')
+    this.start(false)
   }
 
   private sendLogon(reset: boolean): void {

@@ -275,6 +275,24 @@ export class XdpTransport {
     this.state = 'syn-sent'
   }
 
+  /**
+   * A new TCP connection on the same AF_XDP socket, UMEM and steering program (same 4-tuple; ISN beyond the
+   * old connection's sequence space): the old one is dropped with whatever it held (send RST first with
+   * abort() and a step if it may still be open), bytes staged for it are discarded (the FIX session resends
+   * per the session rules), SYN at the next step. TCP counters keep summing over connections.
+   */
+  reconnect(): void {
+    this.#txLength = 0
+    const rc = libkbxFixXdp().kbx_fix_xdp_reconnect(this.#ptr, (Math.random() * 0x10000) >>> 0)
+    if (rc < 0) throw new SystemError('kbx_fix_xdp_reconnect', -rc)
+    this.state = 'syn-sent'
+  }
+
+  /** UMEM frame accounting after a frame-by-frame audit: every frame free, in a ring or held. */
+  umemAccounting(): Record<string, number> {
+    return { ...this.#umem.accounting() }
+  }
+
   /** FIN after the queued data. */
   shutdown(): void {
     libkbxFixXdp().kbx_fix_xdp_shutdown(this.#ptr)

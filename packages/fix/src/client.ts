@@ -316,9 +316,13 @@ class FixTcpRun {
         this.stopping = true
         session.logout()
       } else if (this.durationMs > 0 && now - this.started >= this.durationMs && session.state === 'active') {
-        this.stoppedBy = 'duration'
-        this.stopping = true
-        session.logout()
+        // no new orders; the Logout once those in flight are answered (or after a short grace)
+        this.drainUntil ||= now + Math.min(5000, this.flow.orderTimeoutMs)
+        if (this.flow.outstanding === 0 || now >= this.drainUntil) {
+          this.stoppedBy = 'duration'
+          this.stopping = true
+          session.logout()
+        }
       } else if (session.state === 'active' && this.limit !== Infinity && this.flow.counters.sent >= this.limit && this.flow.outstanding === 0) {
         if (this.lastOrderDoneMs === 0) this.lastOrderDoneMs = now
         if (now - this.lastOrderDoneMs >= this.opts.linger * 1000) {
@@ -358,10 +362,12 @@ class FixTcpRun {
   }
 
   private nextIntervalAt: number | undefined
+  /** --duration reached: when the Logout goes out even with orders still in flight (0: not yet). */
+  private drainUntil = 0
 
   pump(): void {
     const { session, flow } = this
-    if (!session.active || flow.counters.sent >= this.limit) return
+    if (!session.active || flow.counters.sent >= this.limit || this.drainUntil !== 0) return
     if (this.pacingOriginNs === 0n) this.pacingOriginNs = this.firstOrderNs = process.hrtime.bigint()
     if (this.oneAtATime) {
       if (flow.outstanding === 0) flow.send()

@@ -125,6 +125,7 @@ export class FixAcceptor {
         beginString: first.string(Tag.BeginString) ?? this.options.beginString ?? 'FIX.4.4',
         store,
         heartbeats: this.options.heartbeats ?? true,
+        resendCapacity: 16384, // two reports per order: flat memory after a few seconds at full rate
         send: (bytes) => {
           if (persistent) seqStore.save()
           socket.write(Buffer.from(bytes))

@@ -51,6 +51,12 @@ export interface FixTcpOptions {
   orderTimeout: number
 }
 
+/**
+ * Application messages kept for resending (the orders in flight at a disconnection are among the last few;
+ * older ones are gap-filled): a bound on memory that is reached in seconds at full rate, so RSS is flat after.
+ */
+export const RESEND_CAPACITY = 8192
+
 /** The cap of the reconnection backoff (or --reconnect-interval when larger). */
 export const RECONNECT_CAP_S = 30
 
@@ -149,6 +155,7 @@ class FixTcpRun {
       resetOnLogon: opts.reset === true,
       store: this.store,
       saveOnReceive: false, // saved once the replies (the next order) are on the wire
+      resendCapacity: RESEND_CAPACITY,
       send: (bytes) => {
         if (!this.link.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
       },

@@ -46,7 +46,7 @@ struct kbx_tcp {
 	/* send ring: slen bytes starting at sequence snd_una, at sbuf[shead] */
 	uint8_t *sbuf;
 	uint32_t scap, shead, slen;
-	int fin_queued, fin_sent;
+	int fin_queued, fin_sent, fin_received;
 	/* receive ring */
 	uint8_t *rbuf;
 	uint32_t rcap, rhead, rlen;
@@ -654,6 +654,7 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 	if ((flags & F_FIN) && seq + data_len == c->rcv_nxt &&
 	    (c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2)) {
 		c->rcv_nxt++;
+		c->fin_received = 1;
 		need_ack = 1;
 		if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
 		else if (c->state == KBX_TCP_FIN_WAIT_1) {
@@ -753,6 +754,18 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold) { c->hold_ack = hold; }
 uint32_t kbx_tcp_snd_max(const struct kbx_tcp *c) { return c->snd_max; }
+
+void kbx_tcp_get_seq(const struct kbx_tcp *c, struct kbx_tcp_seq *out)
+{
+	out->iss = c->iss;
+	out->snd_una = c->snd_una;
+	out->snd_nxt = c->snd_nxt;
+	out->snd_max = c->snd_max;
+	out->irs = c->irs;
+	out->rcv_nxt = c->rcv_nxt;
+	out->fin_sent = (uint32_t)c->fin_sent;
+	out->fin_received = (uint32_t)c->fin_received;
+}
 
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out)
 {

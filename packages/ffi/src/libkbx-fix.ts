@@ -93,7 +93,12 @@ export interface LibKbxTcp {
   kbx_tcp_next_frame: (c: KbxTcpPtr, out: Uint8Array, cap: number) => number
   kbx_tcp_hold_ack: (c: KbxTcpPtr, hold: number) => void
   kbx_tcp_get_stats: (c: KbxTcpPtr, out: Uint8Array) => void
+  /** out: struct kbx_tcp_seq, 8 × u32 (KBX_TCP_SEQ_FIELDS). */
+  kbx_tcp_get_seq: (c: KbxTcpPtr, out: Uint8Array) => void
 }
+
+/** struct kbx_tcp_seq (native/include/kbx_tcp.h), all u32, in this order. */
+export const KBX_TCP_SEQ_FIELDS = ['iss', 'snd_una', 'snd_nxt', 'snd_max', 'irs', 'rcv_nxt', 'fin_sent', 'fin_received'] as const
 
 koffi.opaque('kbx_tcp')
 
@@ -115,6 +120,7 @@ export function libkbxTcp(): LibKbxTcp {
     kbx_tcp_next_frame: lib.func('int kbx_tcp_next_frame(kbx_tcp *c, _Out_ uint8_t *out, uint32_t cap)'),
     kbx_tcp_hold_ack: lib.func('void kbx_tcp_hold_ack(kbx_tcp *c, int hold)'),
     kbx_tcp_get_stats: lib.func('void kbx_tcp_get_stats(kbx_tcp *c, _Out_ uint8_t *out)'),
+    kbx_tcp_get_seq: lib.func('void kbx_tcp_get_seq(kbx_tcp *c, _Out_ uint8_t *out)'),
   } as LibKbxTcp
   return instance
 }

@@ -275,7 +275,8 @@ static void output(struct kbx_tcp *c)
 			emit(c, flags, c->snd_nxt, len, c->ecn_ok && fresh);
 		}
 		if (!fresh) c->st.retransmits++;
-		else c->st.bytes_out += len;
+		/* new bytes: a resent segment may reach past snd_max (after a timeout, with a larger window) */
+		if (SEQ_GT(c->snd_nxt + len, c->snd_max)) c->st.bytes_out += c->snd_nxt + len - c->snd_max;
 		if (fresh && !c->rtt_timing) {
 			c->rtt_timing = 1;
 			c->rtt_seq = c->snd_nxt;
@@ -344,7 +345,10 @@ void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns)
 			/* zero-window probe: one byte beyond the window */
 			emit(c, F_ACK, c->snd_una, 1, 0);
 			c->snd_nxt = c->snd_una + 1;
-			if (SEQ_GT(c->snd_nxt, c->snd_max)) c->snd_max = c->snd_nxt;
+			if (SEQ_GT(c->snd_nxt, c->snd_max)) {
+				c->st.bytes_out++; /* the probe's byte was never sent before */
+				c->snd_max = c->snd_nxt;
+			}
 			arm_rto(c);
 			return;
 		}

@@ -86,6 +86,7 @@ function runSeed(seed: number): string | undefined {
       }
       if (!seqLeq(after.snd_una, after.snd_nxt) || !seqLeq(after.snd_nxt, after.snd_max)) return `seed ${seed} step ${step}: snd_una ${after.snd_una} snd_nxt ${after.snd_nxt} snd_max ${after.snd_max}`
       const sentSpace = (after.snd_max - after.iss) >>> 0
+      if (sentSpace !== 1 + st.bytes_out + after.fin_sent) return `seed ${seed} step ${step}: sequence space ${sentSpace} sent, bytes_out ${st.bytes_out} (+SYN, FIN ${after.fin_sent})`
       if (sentSpace > 1 + written + after.fin_sent) return `seed ${seed} step ${step}: sequence space ${sentSpace} sent, only ${written} bytes written (+SYN, FIN ${after.fin_sent})`
       const ackedSpace = (after.rcv_nxt - after.irs) >>> 0
       if (ackedSpace !== 1 + st.bytes_in + after.fin_received) return `seed ${seed} step ${step}: rcv_nxt ${ackedSpace} past the IRS, but ${st.bytes_in} bytes taken and FIN ${after.fin_received}`

@@ -288,7 +288,7 @@ class FixTcpRun {
       while (Date.now() < until && !this.timeUp()) await this.waitForChange(Math.min(100, until - Date.now()))
       if (this.timeUp()) {
         this.reconnects.downMs += Date.now() - downSince
-        if (!ctx.signal.aborted) this.stoppedBy = 'duration'
+        this.stoppedBy = ctx.signal.aborted ? 'signal' : 'duration'
         return false
       }
       try {

@@ -429,16 +429,18 @@ static void fin_acked_transitions(struct kbx_tcp *c)
 	} else if (c->state == KBX_TCP_LAST_ACK) set_closed(c, KBX_TCP_CLOSED_NORMALLY);
 }
 
-int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t now_ns)
-{
+/* One received TCP segment of this connection, its checksums verified. */
+struct segment {
 	const uint8_t *ip, *tcp, *data;
-	uint32_t ihl, tot, tcp_len, doff, data_len, seq, ack, win, seg_len, rwnd;
+	uint32_t seq, ack, win, doff, data_len;
 	uint8_t flags;
-	int need_ack = 0;
+};
 
-	c->now = now_ns;
-	if (len < ETH_LEN) return 0;
-	if (rd16(f + 12) == 0x0806) return handle_arp(c, f, len);
+/* 1: a valid segment of this connection in *s; 0: not ours; -1: ours but malformed or corrupt (counted). */
+static int parse_segment(struct kbx_tcp *c, const uint8_t *f, uint32_t len, struct segment *s)
+{
+	const uint8_t *ip, *tcp;
+	uint32_t ihl, tot, tcp_len, doff;
 	if (rd16(f + 12) != 0x0800 || len < ETH_LEN + IP_LEN) return 0;
 	ip = f + ETH_LEN;
 	if ((ip[0] >> 4) != 4 || ip[9] != 6) return 0;
@@ -447,125 +449,139 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 	tot = rd16(ip + 2);
 	if (ihl < IP_LEN || tot < ihl + TCP_LEN || tot > len - ETH_LEN) {
 		c->st.malformed++;
-		return 1;
+		return -1;
 	}
 	tcp = ip + ihl;
 	if (rd16(tcp) != c->cfg.remote_port || rd16(tcp + 2) != c->cfg.local_port) return 0;
 	if (csum_fold(csum_add(0, ip, ihl)) != 0) {
 		c->st.bad_checksum++;
-		return 1;
+		return -1;
 	}
 	if (rd16(ip + 6) & 0x3fff) { /* a fragment: not reassembled */
 		c->st.malformed++;
-		return 1;
+		return -1;
 	}
 	tcp_len = tot - ihl;
 	doff = (uint32_t)(tcp[12] >> 4) * 4;
 	if (doff < TCP_LEN || doff > tcp_len) {
 		c->st.malformed++;
-		return 1;
+		return -1;
 	}
 	if (csum_fold(csum_add(pseudo_sum(ip + 12, ip + 16, tcp_len), tcp, tcp_len)) != 0) {
 		c->st.bad_checksum++;
-		return 1;
+		return -1;
 	}
-	c->st.segs_in++;
-	seq = rd32(tcp + 4);
-	ack = rd32(tcp + 8);
-	flags = tcp[13];
-	win = rd16(tcp + 14);
-	data = tcp + doff;
-	data_len = tcp_len - doff;
+	s->ip = ip;
+	s->tcp = tcp;
+	s->doff = doff;
+	s->seq = rd32(tcp + 4);
+	s->ack = rd32(tcp + 8);
+	s->flags = tcp[13];
+	s->win = rd16(tcp + 14);
+	s->data = tcp + doff;
+	s->data_len = tcp_len - doff;
+	return 1;
+}
 
-	if (c->state == KBX_TCP_CLOSED) {
-		/* RFC 9293: a closed connection answers anything but a RST with a RST */
-		if (!(flags & F_RST)) {
-			if (flags & F_ACK) emit(c, F_RST, ack, 0, 0);
-			else {
-				uint32_t saved = c->rcv_nxt;
-				c->rcv_nxt = seq + data_len + !!(flags & F_SYN) + !!(flags & F_FIN);
-				emit(c, F_RST | F_ACK, 0, 0, 0);
-				c->rcv_nxt = saved;
-			}
-		}
-		return 1;
+/* RFC 9293: a closed connection answers anything but a RST with a RST. */
+static void input_closed(struct kbx_tcp *c, const struct segment *s)
+{
+	if (s->flags & F_RST) return;
+	if (s->flags & F_ACK) emit(c, F_RST, s->ack, 0, 0);
+	else {
+		uint32_t saved = c->rcv_nxt;
+		c->rcv_nxt = s->seq + s->data_len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
+		emit(c, F_RST | F_ACK, 0, 0, 0);
+		c->rcv_nxt = saved;
 	}
+}
 
-	if (c->state == KBX_TCP_SYN_SENT) {
-		int ack_ok = (flags & F_ACK) && SEQ_GT(ack, c->iss) && SEQ_LEQ(ack, c->snd_max);
-		if ((flags & F_ACK) && !ack_ok) {
-			if (!(flags & F_RST)) emit(c, F_RST, ack, 0, 0);
-			c->st.out_of_window++;
-			return 1;
-		}
-		if (flags & F_RST) {
-			c->st.rst_in++;
-			if (ack_ok) set_closed(c, KBX_TCP_REFUSED);
-			return 1;
-		}
-		if ((flags & F_SYN) && ack_ok) {
-			int ws_seen = 0;
-			uint8_t ws = 0;
-			parse_syn_options(c, tcp + TCP_LEN, doff - TCP_LEN, &ws_seen, &ws);
-			if (ws_seen) c->snd_wscale = ws;
-			else c->rcv_wscale = 0; /* no scaling either way (RFC 7323) */
-			c->irs = seq;
-			c->rcv_nxt = seq + 1;
-			c->snd_una = ack;
-			c->snd_wnd = win;
-			c->max_snd_wnd = win;
-			c->snd_wl1 = seq;
-			c->snd_wl2 = ack;
-			c->ecn_ok = c->cfg.ecn && (flags & F_ECE) && !(flags & F_CWR);
-			c->cwnd = 10 * smss(c);
-			c->state = KBX_TCP_ESTABLISHED;
-			if (c->rtt_timing && c->backoff == 0) rtt_sample(c);
-			c->rtt_timing = 0;
-			c->backoff = 0;
-			c->rto_deadline = 0;
-			send_ack(c);
-			output(c);
-		}
-		return 1;
-	}
-
-	/* synchronized states: RFC 9293 3.10.7.4 */
-	seg_len = data_len + !!(flags & F_SYN) + !!(flags & F_FIN);
-	rwnd = rcv_window(c);
-	{
-		int ok;
-		if (seg_len == 0) ok = rwnd == 0 ? seq == c->rcv_nxt : in_window(seq, c->rcv_nxt, rwnd);
-		else ok = rwnd == 0 ? 0 : in_window(seq, c->rcv_nxt, rwnd) || in_window(seq + seg_len - 1, c->rcv_nxt, rwnd);
-		/* a retransmitted FIN (or data) entirely below rcv_nxt: re-ACK it */
-		if (!ok) {
-			c->st.out_of_window++;
-			if (!(flags & F_RST)) send_ack(c);
-			return 1;
-		}
+static void input_syn_sent(struct kbx_tcp *c, const struct segment *s)
+{
+	uint8_t flags = s->flags;
+	int ack_ok = (flags & F_ACK) && SEQ_GT(s->ack, c->iss) && SEQ_LEQ(s->ack, c->snd_max);
+	if ((flags & F_ACK) && !ack_ok) {
+		if (!(flags & F_RST)) emit(c, F_RST, s->ack, 0, 0);
+		c->st.out_of_window++;
+		return;
 	}
 	if (flags & F_RST) {
 		c->st.rst_in++;
-		if (seq == c->rcv_nxt) set_closed(c, KBX_TCP_RESET);
+		if (ack_ok) set_closed(c, KBX_TCP_REFUSED);
+		return;
+	}
+	if ((flags & F_SYN) && ack_ok) {
+		int ws_seen = 0;
+		uint8_t ws = 0;
+		parse_syn_options(c, s->tcp + TCP_LEN, s->doff - TCP_LEN, &ws_seen, &ws);
+		if (ws_seen) c->snd_wscale = ws;
+		else c->rcv_wscale = 0; /* no scaling either way (RFC 7323) */
+		c->irs = s->seq;
+		c->rcv_nxt = s->seq + 1;
+		c->snd_una = s->ack;
+		c->snd_wnd = s->win;
+		c->max_snd_wnd = s->win;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		c->ecn_ok = c->cfg.ecn && (flags & F_ECE) && !(flags & F_CWR);
+		c->cwnd = 10 * smss(c);
+		c->state = KBX_TCP_ESTABLISHED;
+		if (c->rtt_timing && c->backoff == 0) rtt_sample(c);
+		c->rtt_timing = 0;
+		c->backoff = 0;
+		c->rto_deadline = 0;
+		send_ack(c);
+		output(c);
+	}
+}
+
+/*
+ * Synchronized states, RFC 9293 3.10.7.4 with RFC 5961: the sequence check, RST, SYN. Returns 1 when the
+ * segment goes on to ACK processing, 0 when it was answered or dropped here.
+ */
+static int input_acceptable(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t seg_len = s->data_len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
+	uint32_t rwnd = rcv_window(c);
+	int ok;
+	if (seg_len == 0) ok = rwnd == 0 ? s->seq == c->rcv_nxt : in_window(s->seq, c->rcv_nxt, rwnd);
+	else ok = rwnd == 0 ? 0 : in_window(s->seq, c->rcv_nxt, rwnd) || in_window(s->seq + seg_len - 1, c->rcv_nxt, rwnd);
+	/* a retransmitted FIN (or data) entirely below rcv_nxt: re-ACK it */
+	if (!ok) {
+		c->st.out_of_window++;
+		if (!(s->flags & F_RST)) send_ack(c);
+		return 0;
+	}
+	if (s->flags & F_RST) {
+		c->st.rst_in++;
+		if (s->seq == c->rcv_nxt) set_closed(c, KBX_TCP_RESET);
 		else {
 			c->st.challenge_acks++; /* RFC 5961 §3 */
 			send_ack(c);
 		}
-		return 1;
+		return 0;
 	}
-	if (flags & F_SYN) {
+	if (s->flags & F_SYN) {
 		c->st.challenge_acks++; /* RFC 5961 §4 */
 		send_ack(c);
-		return 1;
+		return 0;
 	}
-	if (!(flags & F_ACK)) return 1;
+	if (!(s->flags & F_ACK)) return 0;
 	/* an ACK for data never sent, or older than any window the peer offered (RFC 5961 §5): ACK back, drop */
-	if (SEQ_GT(ack, c->snd_max) || SEQ_LT(ack, c->snd_una - c->max_snd_wnd)) {
+	if (SEQ_GT(s->ack, c->snd_max) || SEQ_LT(s->ack, c->snd_una - c->max_snd_wnd)) {
 		c->st.out_of_window++;
 		send_ack(c);
-		return 1;
+		return 0;
 	}
-	if (c->ecn_ok && (flags & F_CWR)) c->ece_pending = 0;
-	if (c->ecn_ok && (flags & F_ECE)) {
+	return 1;
+}
+
+/* The ACK of an acceptable segment: ECN, new data acknowledged (congestion control), duplicate ACKs, window. */
+static void input_ack(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t ack = s->ack;
+	if (c->ecn_ok && (s->flags & F_CWR)) c->ece_pending = 0;
+	if (c->ecn_ok && (s->flags & F_ECE)) {
 		c->st.ecn_ece_in++;
 		if (SEQ_GT(c->snd_una, c->ecn_recover)) {
 			c->ssthresh = c->cwnd / 2 > 2 * smss(c) ? c->cwnd / 2 : 2 * smss(c);
@@ -600,8 +616,8 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 			else c->cwnd += mss * mss / c->cwnd > 0 ? mss * mss / c->cwnd : 1;
 		}
 		fin_acked_transitions(c);
-	} else if (ack == c->snd_una && data_len == 0 && !(flags & (F_SYN | F_FIN)) && c->snd_max != c->snd_una &&
-		   (win << c->snd_wscale) == c->snd_wnd) {
+	} else if (ack == c->snd_una && s->data_len == 0 && !(s->flags & (F_SYN | F_FIN)) && c->snd_max != c->snd_una &&
+		   (s->win << c->snd_wscale) == c->snd_wnd) {
 		c->st.dup_acks++;
 		if (++c->dupacks == 3) {
 			uint32_t flight = c->snd_max - c->snd_una;
@@ -615,69 +631,103 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 		}
 	}
 	/* window update only from an ACK at or above snd_una (RFC 9293 3.10.7.4): an old one must not shrink it */
-	if (SEQ_GEQ(ack, c->snd_una) && (SEQ_LT(c->snd_wl1, seq) || (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack)))) {
-		c->snd_wnd = win << c->snd_wscale;
+	if (SEQ_GEQ(ack, c->snd_una) && (SEQ_LT(c->snd_wl1, s->seq) || (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, ack)))) {
+		c->snd_wnd = s->win << c->snd_wscale;
 		if (c->snd_wnd > c->max_snd_wnd) c->max_snd_wnd = c->snd_wnd;
-		c->snd_wl1 = seq;
+		c->snd_wl1 = s->seq;
 		c->snd_wl2 = ack;
 	}
-	if (c->state == KBX_TCP_CLOSED) return 1;
+}
 
-	if (data_len && (c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2)) {
-		uint32_t skip = 0;
-		if ((ip[1] & 3) == 3) {
-			c->st.ecn_ce_in++;
-			if (c->ecn_ok) c->ece_pending = 1;
-		}
-		if (SEQ_GT(seq, c->rcv_nxt)) {
-			c->st.ooo_drops++;
-			send_ack(c); /* a duplicate ACK: the peer retransmits */
-			return 1;
-		}
-		skip = c->rcv_nxt - seq;
-		if (skip < data_len) {
-			uint32_t n = data_len - skip;
-			uint32_t space = rcv_window(c);
-			uint32_t at, first;
-			if (n > space) n = space;
-			at = (c->rhead + c->rlen) % c->rcap;
-			first = n < c->rcap - at ? n : c->rcap - at;
-			memcpy(c->rbuf + at, data + skip, first);
-			if (first < n) memcpy(c->rbuf, data + skip + first, n - first);
-			c->rlen += n;
-			c->rcv_nxt += n;
-			c->st.bytes_in += n;
-		}
-		need_ack = 1;
+static int fin_not_received(const struct kbx_tcp *c)
+{
+	return c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2;
+}
+
+/* In-order data into the receive buffer (out of order: dropped, duplicate ACK). Returns 0 when dropped. */
+static int input_data(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t skip;
+	if ((s->ip[1] & 3) == 3) {
+		c->st.ecn_ce_in++;
+		if (c->ecn_ok) c->ece_pending = 1;
 	}
-	/*
-	 * A FIN is processed once (RFC 9293): only in the states that have not received one. In CLOSE-WAIT,
-	 * CLOSING, LAST-ACK and TIME-WAIT a FIN (or data) that passed the acceptability check is only ACKed with
-	 * the current rcv_nxt: taking it would ACK sequence space the peer never sent.
-	 */
-	if ((flags & F_FIN) && seq + data_len == c->rcv_nxt &&
-	    (c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2)) {
-		c->rcv_nxt++;
-		c->fin_received = 1;
-		need_ack = 1;
-		if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
-		else if (c->state == KBX_TCP_FIN_WAIT_1) {
-			if (c->fin_sent && c->snd_una == c->snd_max) {
-				c->state = KBX_TCP_TIME_WAIT;
-				c->time_wait_since = now_ns;
-			} else
-				c->state = KBX_TCP_CLOSING;
-		} else if (c->state == KBX_TCP_FIN_WAIT_2) {
+	if (SEQ_GT(s->seq, c->rcv_nxt)) {
+		c->st.ooo_drops++;
+		send_ack(c); /* a duplicate ACK: the peer retransmits */
+		return 0;
+	}
+	skip = c->rcv_nxt - s->seq;
+	if (skip < s->data_len) {
+		uint32_t n = s->data_len - skip;
+		uint32_t space = rcv_window(c);
+		uint32_t at, first;
+		if (n > space) n = space;
+		at = (c->rhead + c->rlen) % c->rcap;
+		first = n < c->rcap - at ? n : c->rcap - at;
+		memcpy(c->rbuf + at, s->data + skip, first);
+		if (first < n) memcpy(c->rbuf, s->data + skip + first, n - first);
+		c->rlen += n;
+		c->rcv_nxt += n;
+		c->st.bytes_in += n;
+	}
+	return 1;
+}
+
+/*
+ * A FIN is processed once (RFC 9293): only in the states that have not received one. In CLOSE-WAIT,
+ * CLOSING, LAST-ACK and TIME-WAIT a FIN (or data) that passed the acceptability check is only ACKed with
+ * the current rcv_nxt: taking it would ACK sequence space the peer never sent.
+ */
+static void input_fin(struct kbx_tcp *c, uint64_t now_ns)
+{
+	c->rcv_nxt++;
+	c->fin_received = 1;
+	if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
+	else if (c->state == KBX_TCP_FIN_WAIT_1) {
+		if (c->fin_sent && c->snd_una == c->snd_max) {
 			c->state = KBX_TCP_TIME_WAIT;
 			c->time_wait_since = now_ns;
-		}
-	} else if ((flags & F_FIN) || data_len) {
-		/* a FIN not taken (after the peer's FIN, or beyond rcv_nxt), or data after the FIN: ACK with the
-		 * current rcv_nxt, take nothing (TIME-WAIT restarts its timer on a retransmitted FIN) */
-		if (c->state == KBX_TCP_TIME_WAIT && (flags & F_FIN)) c->time_wait_since = now_ns;
-		need_ack = 1;
+		} else
+			c->state = KBX_TCP_CLOSING;
+	} else if (c->state == KBX_TCP_FIN_WAIT_2) {
+		c->state = KBX_TCP_TIME_WAIT;
+		c->time_wait_since = now_ns;
 	}
-	if (need_ack) c->ack_pending = 1;
+}
+
+int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t now_ns)
+{
+	struct segment s;
+	int parsed;
+
+	c->now = now_ns;
+	if (len < ETH_LEN) return 0;
+	if (rd16(f + 12) == 0x0806) return handle_arp(c, f, len);
+	parsed = parse_segment(c, f, len, &s);
+	if (parsed <= 0) return parsed < 0;
+	c->st.segs_in++;
+	if (c->state == KBX_TCP_CLOSED) {
+		input_closed(c, &s);
+		return 1;
+	}
+	if (c->state == KBX_TCP_SYN_SENT) {
+		input_syn_sent(c, &s);
+		return 1;
+	}
+	if (!input_acceptable(c, &s)) return 1;
+	input_ack(c, &s);
+	if (c->state == KBX_TCP_CLOSED) return 1;
+	if (s.data_len && fin_not_received(c) && !input_data(c, &s)) return 1;
+	if ((s.flags & F_FIN) && s.seq + s.data_len == c->rcv_nxt && fin_not_received(c)) {
+		input_fin(c, now_ns);
+		c->ack_pending = 1;
+	} else if ((s.flags & F_FIN) || s.data_len) {
+		/* data taken, or a FIN not taken (after the peer's FIN, or beyond rcv_nxt), or data after the FIN:
+		 * ACK with the current rcv_nxt (TIME-WAIT restarts its timer on a retransmitted FIN) */
+		if (c->state == KBX_TCP_TIME_WAIT && (s.flags & F_FIN)) c->time_wait_since = now_ns;
+		c->ack_pending = 1;
+	}
 	output(c);
 	return 1;
 }

@@ -1,4 +1,4 @@
-// The userspace TCP (native/src/tcp_conn.c) under random segments from a peer that lies (sequence numbers
+// The userspace TCP (native/src/tcp_conn.c, tcp_input.c) under random segments from a peer that lies (sequence numbers
 // around and far from rcv_nxt, ACKs for data never sent or long acknowledged, repeated FINs, SYNs, RSTs,
 // zero windows), with random writes, reads, timeouts and a shutdown: after every step its sequence
 // variables must stay consistent (struct kbx_tcp_seq), every frame it sends must be well formed and

@@ -1,4 +1,4 @@
-// The userspace TCP state machine (native/src/tcp_conn.c) driven by crafted segments: no sockets.
+// The userspace TCP state machine (native/src/tcp_conn.c, tcp_input.c) driven by crafted segments: no sockets.
 import t from 'tap'
 import type { Test } from 'tap'
 import { TcpFlags, buildArpFrame, buildTcpFrame, parseFrame } from '@kbx/net'

@@ -1,4 +1,4 @@
-// fix-tcp --io xdp: the userspace TCP connection (native/src/tcp_conn.c) on an AF_XDP socket, driven by
+// fix-tcp --io xdp: the userspace TCP connection (native/src/tcp_conn.c, tcp_input.c) on an AF_XDP socket, driven by
 // native/src/fix_xdp.c one call per batch, with bpf/fix_steer.bpf.c steering only this connection's
 // 4-tuple (and ARP for our address) to the socket. The FIX session sees a byte stream, as over net.Socket.
 import { createServer } from 'node:net'

@@ -79,6 +79,7 @@ for (const io of IOS) {
     const delays = failed.map((e) => e.data.retryInSec as number)
     t.ok(delays.every((d, i) => i === 0 || d >= delays[i - 1]!), `backoff grows: ${delays.join(', ')} s`)
     t.equal(named(run, 'logon').length, 2)
+    t.ok(named(run, 'interval').some((e) => e.data.session.state === 'closed'), 'interval events go on while disconnected')
     t.ok(end.orders.acked > atRestart + 200, `orders flowed after the restart (${atRestart} → ${end.orders.acked})`)
     t.equal(end.connections.reconnects, 1)
     t.equal(end.connections.failedAttempts, failed.length)

@@ -183,6 +183,7 @@ class FixTcpRun {
     this.oneAtATime = opts.rate === undefined
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
+    this.nextIntervalAt = this.started + opts.interval * 1000
   }
 
   get xdp() {
@@ -285,7 +286,10 @@ class FixTcpRun {
     for (let attempt = 1; ; attempt++) {
       const delay = this.backoff.nextMs
       const until = Date.now() + delay
-      while (Date.now() < until && !this.timeUp()) await this.waitForChange(Math.min(100, until - Date.now()))
+      while (Date.now() < until && !this.timeUp()) {
+        this.intervalDue(Date.now())
+        await this.waitForChange(Math.min(100, until - Date.now()))
+      }
       if (this.timeUp()) {
         this.reconnects.downMs += Date.now() - downSince
         this.stoppedBy = ctx.signal.aborted ? 'signal' : 'duration'
@@ -315,7 +319,6 @@ class FixTcpRun {
   /** The session on the current connection, until it closes (logout, error, connection lost). */
   private async runSession(): Promise<void> {
     const { ctx, session } = this
-    let nextInterval = this.nextIntervalAt ?? this.started + this.opts.interval * 1000
     while (session.state !== 'closed') {
       const now = Date.now()
       if (ctx.signal.aborted && session.state === 'active') {
@@ -346,12 +349,7 @@ class FixTcpRun {
       this.link.socket?.cork()
       this.pump()
       this.link.socket?.uncork()
-      if (this.opts.interval > 0 && now >= nextInterval) {
-        this.emitInterval(now)
-        nextInterval += this.opts.interval * 1000
-        if (nextInterval <= now) nextInterval = now + this.opts.interval * 1000
-      }
-      this.nextIntervalAt = nextInterval
+      this.intervalDue(now)
       if ((session.state as string) === 'closed') break
       if (this.xdp !== undefined) {
         // Spin on the native batch call (idle, it waits up to 1 ms for frames: asleep in poll(), or spinning
@@ -368,7 +366,15 @@ class FixTcpRun {
     }
   }
 
-  private nextIntervalAt: number | undefined
+  private nextIntervalAt = 0
+
+  /** An `interval` event when one is due (also while disconnected). */
+  private intervalDue(now: number): void {
+    if (this.opts.interval <= 0 || now < this.nextIntervalAt) return
+    this.emitInterval(now)
+    this.nextIntervalAt += this.opts.interval * 1000
+    if (this.nextIntervalAt <= now) this.nextIntervalAt = now + this.opts.interval * 1000
+  }
   /** --duration reached: when the Logout goes out even with orders still in flight (0: not yet). */
   private drainUntil = 0
 

@@ -51,7 +51,7 @@ for (const io of IOS) {
     t.same({ made: end.connections.made, disconnects: end.connections.disconnects, reconnects: end.connections.reconnects }, { made: 2, disconnects: 1, reconnects: 1 })
     accounted(t, end)
     t.equal(end.orders.unknown, 0, 'nothing lost: in-flight orders resent or their reports resent')
-    t.equal(end.orders.outstanding, 0)
+    t.equal(end.orders.outstanding, 0, JSON.stringify([run.events.filter((e) => !['interval', 'end', 'start'].includes(e.event)), b.acceptor.events.filter((e) => !['interval', 'start'].includes(e.event))]))
     umemBalanced(t, end)
     t.equal(end.closed, 'logout')
     nothingAttached(t, b, [run])

@@ -8,7 +8,7 @@ import type { Server, Socket } from 'node:net'
 import { FixParser, MsgType, Tag } from './codec.js'
 import type { FixMessageView, FixWriter } from './codec.js'
 import { FixSession } from './session.js'
-import type { SessionEvent } from './session.js'
+import type { ResendStore, SessionEvent } from './session.js'
 import { FileSeqStore, MemorySeqStore } from './store.js'
 import type { SeqStore } from './store.js'
 
@@ -48,6 +48,8 @@ export interface AcceptorCounters {
 export class FixAcceptor {
   private server: Server | undefined
   private readonly stores = new Map<string, SeqStore>()
+  /** Per counterparty, across its connections: reports sent on a lost connection can still be resent. */
+  private readonly resendStores = new Map<string, ResendStore>()
   private readonly sockets = new Set<Socket>()
   private readonly gapsDone = new Set<string>()
   readonly counters: AcceptorCounters = { connections: 0, orders: 0, possDupOrders: 0, acks: 0, fills: 0, rejects: 0 }
@@ -116,6 +118,11 @@ export class FixAcceptor {
         store = dir === undefined ? new MemorySeqStore() : new FileSeqStore(join(dir, `${sender}-${counterparty}.json`))
         this.stores.set(counterparty, store)
       }
+      let resendStore = this.resendStores.get(counterparty)
+      if (resendStore === undefined) {
+        resendStore = new Map()
+        this.resendStores.set(counterparty, resendStore)
+      }
       const persistent = this.options.storeDir !== undefined
       const seqStore = store
       const s = new FixSession({
@@ -126,6 +133,7 @@ export class FixAcceptor {
         store,
         heartbeats: this.options.heartbeats ?? true,
         resendCapacity: 16384, // two reports per order: flat memory after a few seconds at full rate
+        resendStore,
         send: (bytes) => {
           if (persistent) seqStore.save()
           socket.write(Buffer.from(bytes))

@@ -76,7 +76,7 @@ export function buildFixTcp(program: Command): void {
     .addOption(new Option('--io <kind>', 'transport: xdp (userspace TCP on AF_XDP) or socket (kernel TCP)').choices(['xdp', 'socket']).default('xdp'))
     .option('--fix-version <v>', 'FIX.4.4 or FIX.4.2', parseChoice('--fix-version', ['4.4', '4.2'] as const), '4.4')
     .option('--heartbeat <s>', 'HeartBtInt (108) proposed on Logon, seconds', parseIntOption('--heartbeat', { min: 1, max: 3600 }), 30)
-    .option('--reset', 'send ResetSeqNumFlag(141)=Y on Logon: both sides start again from 1')
+    .option('--reset', 'send ResetSeqNumFlag(141)=Y on the first Logon: both sides start again from 1 (never on a logon after a reconnection)')
     .option('--store <path>', `sequence-number store (default ${DEFAULT_STORE_DIR}/SENDER-TARGET.json)`)
     .option('--symbol <s>', 'Symbol (55)', 'KBX')
     .addOption(new Option('--side <side>', 'Side (54)').choices(['buy', 'sell']).default('buy'))

@@ -2,13 +2,14 @@
 // over the kernel's TCP: the session layer checked by a FIX engine used across the industry, not only by
 // our own acceptor. Orders acked and matched over --io xdp (paced, and one at a time through the native
 // reflex) and --io socket, FIX.4.4 and 4.2; restarts of either side resume sequence numbers from their
-// stores; idle heartbeats and QuickFIX's TestRequest; sequence gaps in both directions.
+// stores; idle heartbeats and QuickFIX's TestRequest; sequence gaps in both directions; QuickFIX restarted
+// under a running fix-tcp (reconnection, logon resuming the numbers, resend exchange).
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { waitUntil } from '@kbx/testbed'
 import type { ToolEvent, ToolRun } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp, startAcceptor } from './fix-bed.js'
+import { fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './fix-bed.js'
 import type { FixBed } from './fix-bed.js'
 
 type Bed = FixBed
@@ -169,5 +170,35 @@ t.test('sequence gaps both ways: QuickFIX\'s ResendRequest answered with GapFill
   const [logout] = await acceptorLogouts(b, 1)
   t.notOk(logout?.data.textSent, 'QuickFIX logged out without complaint')
   noRejects(t, b, run)
+  nothingAttached(t, b, [run])
+})
+
+t.test('QuickFIX restarted mid-run: fix-tcp logs on again, resumes sequence numbers, every order accounted, no Reject', async (t) => {
+  const b = await bed(t)
+  const run = startFixTcp(b, ['--rate', '200', '--duration', '10', '--reset', '--reconnect-interval', '0.3'], 'xdp')
+  const acked = () => Number(named(run, 'interval').at(-1)?.data.orders.acked ?? 0)
+  await waitUntil('orders acked', () => acked() > 200)
+  b.acceptor.child.kill('SIGINT') // QuickFIX logs the session out and stops
+  t.equal((await b.acceptor.exited).code, 0)
+  const firstRun = b.acceptor
+  await waitUntil('the disconnect', () => named(run, 'disconnect').length > 0)
+  b.acceptor = await startAcceptor(b, 'quickfix')
+  await waitUntil('the reconnection', () => named(run, 'reconnect').length > 0)
+  const { end } = await runFixTcp(b, [], 'xdp', run)
+  t.equal(named(run, 'logon').length, 2, 'logged on again')
+  t.equal(named(run, 'logon')[1]!.data.reset, false)
+  t.ok(named(b.acceptor, 'order').length > 200, `orders flowed to the restarted QuickFIX (${named(b.acceptor, 'order').length})`)
+  const o = end.orders
+  t.equal(o.sent, o.acked + o.rejected + o.unknown + o.outstanding, `every order accounted for: ${JSON.stringify(o)}`)
+  t.equal(o.unknown + o.outstanding + o.rejected, 0, 'every order acked: in-flight ones resent (PossDup) or their reports resent')
+  // connections QuickFIX accepted while stopping or starting and closed at once are reconnections too
+  t.ok(end.connections.reconnects >= 1 && end.connections.reconnects === end.connections.disconnects, `reconnected after each disconnect (${end.connections.reconnects})`)
+  for (const acceptor of [firstRun, b.acceptor]) {
+    t.same([...admin(acceptor, 'out', '3'), ...named(acceptor, 'app-out')].map((e) => e.data), [], 'QuickFIX sent no Reject')
+    t.ok(named(acceptor, 'admin').every((e) => !/too low/i.test(e.data.text ?? '')), 'no "MsgSeqNum too low"')
+  }
+  t.equal(end.session.rejectsReceived, 0)
+  const u = end.tcp.umem
+  t.equal(u.total, u.free + u.fill + u.rx + u.tx + u.user, 'UMEM frames balance')
   nothingAttached(t, b, [run])
 })

@@ -93,6 +93,8 @@ void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r);
  */
 int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len);
 /* Tests: io->armed taken if set (kept otherwise), then kbx_fix_reflex_feed. */
+/* A new byte stream (a new connection): bytes of a message left unframed are dropped, the arm too. */
+void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r);
 int kbx_fix_reflex_feed_armed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len);
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out);
 struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r);
@@ -162,6 +164,15 @@ int kbx_fix_xdp_connect(struct kbx_fix_xdp *x);
  */
 int kbx_fix_xdp_step(uintptr_t x, uintptr_t tx_data, uint32_t tx_len, uintptr_t rx_buf, uint32_t rx_cap,
 		     int timeout_ms, uintptr_t result);
+/*
+ * A new connection on the same AF_XDP socket, UMEM and steering (same 4-tuple, so the same XDP program
+ * keeps steering it): the old connection (closed, or given up) is dropped with whatever it still held, a
+ * fresh one sends its SYN at the next step. Its ISN is 64 KiB + (jitter & 0xffff) beyond the highest
+ * sequence number the old one sent, so a peer still holding the old one in TIME-WAIT takes the SYN as a new
+ * connection (a peer still holding it ESTABLISHED answers with an ACK our SYN-SENT resets, RFC 9293). The reflex's
+ * unframed bytes are dropped; kbx_fix_xdp_tcp_stats keeps summing the counters over all connections.
+ */
+int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter);
 /* FIN after the buffered data / RST now; both transmitted by the next step. */
 void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x);
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x);

@@ -131,6 +131,19 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
  */
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold);
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out);
+/*
+ * The sequence variables, for invariant checks (tests, fuzzers): snd_una <= snd_nxt <= snd_max;
+ * snd_max - iss == 1 (SYN) + data bytes sent + fin_sent; once synchronized,
+ * rcv_nxt - irs == 1 (SYN) + bytes delivered (bytes_in) + fin_received.
+ */
+struct kbx_tcp_seq {
+	uint32_t iss, snd_una, snd_nxt, snd_max;
+	uint32_t irs, rcv_nxt;
+	uint32_t fin_sent, fin_received;
+};
+void kbx_tcp_get_seq(const struct kbx_tcp *c, struct kbx_tcp_seq *out);
+/* One past the highest sequence number sent (a later connection's ISN goes beyond it). */
+uint32_t kbx_tcp_snd_max(const struct kbx_tcp *c);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The FIX reflex (see kbx_fix.h): a zero-allocation framer over the received byte stream and the order
- * built from a template when the armed ExecutionReport arrives. The framer mirrors the TypeScript parser
- * (packages/fix/src/codec.ts: same start pattern, limits, early-trailer rule and resynchronisation), so
- * both see the same messages; the reflex only fires on exact MsgSeqNum matches, so a divergence could
+ * built from a template when the armed ExecutionReport arrives. The framer accepts and rejects exactly what
+ * the TypeScript parser (packages/fix/src/codec.ts) does, message by message: the rules are written once,
+ * in packages/fix/README.md "Framing rules" (start pattern, limits, early-trailer rule, required header
+ * fields, resynchronisation). Both see the same messages; the reflex only fires on exact MsgSeqNum matches, so a divergence could
  * only disarm it, never make it send twice.
  */
 #include <errno.h>
@@ -91,6 +92,12 @@ void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn 
 {
 	r->send = fn;
 	r->send_ctx = ctx;
+}
+
+void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r)
+{
+	r->head = r->tail = 0;
+	r->armed = 0;
 }
 
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
@@ -281,7 +288,7 @@ static int64_t value_uint(const uint8_t *v, uint32_t n)
 	return x;
 }
 
-/* Body fields [body, trailer): tag digits, '=', value; MsgType first. 0 when malformed (TS: bad-header). */
+/* Body fields [body, trailer): tag digits, '=', value; MsgType first; the required header fields. 0 when malformed (TS: bad-header). */
 static int parse_fields(const uint8_t *buf, uint32_t body, uint32_t trailer, struct view *f)
 {
 	uint32_t p = body, count = 2;
@@ -320,7 +327,9 @@ static int parse_fields(const uint8_t *buf, uint32_t body, uint32_t trailer, str
 		count++;
 		p++;
 	}
-	return f->n[F_MSGTYPE] == 1 || f->n[F_MSGTYPE] == 2;
+	/* the framing rules (packages/fix/README.md): MsgType first, 1 or 2 bytes; 49 and 56 present; 34 ≥ 1 */
+	return (f->n[F_MSGTYPE] == 1 || f->n[F_MSGTYPE] == 2) && f->v[F_SENDER] && f->v[F_TARGET] &&
+	       value_uint(f->v[F_SEQ], f->n[F_SEQ]) >= 1;
 }
 
 static void disarm(struct kbx_fix_reflex *r)

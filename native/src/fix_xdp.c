@@ -35,6 +35,9 @@ struct kbx_fix_xdp {
 	uint64_t send_ns;       /* time spent in kbx_xsk_send (TX ring + kick) by transmit() */
 	uint64_t submit_ns;     /* when transmit() handed its first frames to kbx_xsk_send (0: none yet) */
 	struct kbx_fix_reflex *reflex;
+	struct kbx_tcp_config tcp_config;   /* for the connections after the first (kbx_fix_xdp_reconnect) */
+	struct kbx_tcp_stats earlier;       /* counters of the connections before this one, summed */
+	uint32_t connections;
 	int tx_short;           /* this step left bytes TS wrote outside the send buffer: the reflex must not pass them */
 	struct timing_ring response, native, kick, reflex_time, reflex_kick;
 };
@@ -88,6 +91,8 @@ int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct k
 		return rc;
 	}
 	x->busy_poll = config->busy_poll != 0;
+	x->tcp_config = config->tcp;
+	x->connections = 1;
 	x->tcp = kbx_tcp_create(&config->tcp);
 	x->reflex = kbx_fix_reflex_create();
 	if (!x->tcp || !x->reflex) {
@@ -117,7 +122,42 @@ void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x)
 int kbx_fix_xdp_connect(struct kbx_fix_xdp *x) { return kbx_tcp_connect(x->tcp, now_ns()); }
 void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x) { kbx_tcp_shutdown(x->tcp); }
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x) { kbx_tcp_abort(x->tcp); }
-void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out) { kbx_tcp_get_stats(x->tcp, out); }
+/* The counters (segs_in … tx_dropped_by_hook) of struct kbx_tcp_stats, as u64 indexes: summed over connections. */
+#define STATS_FIRST_COUNTER 2
+#define STATS_LAST_COUNTER 23
+
+void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out)
+{
+	kbx_tcp_get_stats(x->tcp, out);
+	uint64_t *o = (uint64_t *)out;
+	const uint64_t *e = (const uint64_t *)&x->earlier;
+	for (int i = STATS_FIRST_COUNTER; i <= STATS_LAST_COUNTER; i++)
+		o[i] += e[i];
+}
+
+int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter)
+{
+	struct kbx_tcp_config cfg = x->tcp_config;
+	cfg.isn = kbx_tcp_snd_max(x->tcp) + 0x10000u + (jitter & 0xffffu);
+	cfg.drop_tx_nth = 0; /* the test hook applies to the first connection only */
+	struct kbx_tcp *fresh = kbx_tcp_create(&cfg);
+	if (!fresh)
+		return -ENOMEM;
+	struct kbx_tcp_stats old;
+	kbx_tcp_get_stats(x->tcp, &old);
+	uint64_t *e = (uint64_t *)&x->earlier;
+	const uint64_t *o = (const uint64_t *)&old;
+	for (int i = STATS_FIRST_COUNTER; i <= STATS_LAST_COUNTER; i++)
+		e[i] += o[i];
+	kbx_tcp_destroy(x->tcp);
+	x->tcp = fresh;
+	x->connections++;
+	kbx_fix_reflex_reset_stream(x->reflex);
+	x->unread_since = x->handed_since = x->handed_native = 0;
+	x->bytes_out_seen = 0;
+	x->tx_short = 0;
+	return kbx_tcp_connect(x->tcp, now_ns());
+}
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
 int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x) { return kbx_xsk_fd(x->xsk); }
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x) { return x->reflex; }

@@ -93,7 +93,12 @@ export interface LibKbxTcp {
   kbx_tcp_next_frame: (c: KbxTcpPtr, out: Uint8Array, cap: number) => number
   kbx_tcp_hold_ack: (c: KbxTcpPtr, hold: number) => void
   kbx_tcp_get_stats: (c: KbxTcpPtr, out: Uint8Array) => void
+  /** out: struct kbx_tcp_seq, 8 × u32 (KBX_TCP_SEQ_FIELDS). */
+  kbx_tcp_get_seq: (c: KbxTcpPtr, out: Uint8Array) => void
 }
+
+/** struct kbx_tcp_seq (native/include/kbx_tcp.h), all u32, in this order. */
+export const KBX_TCP_SEQ_FIELDS = ['iss', 'snd_una', 'snd_nxt', 'snd_max', 'irs', 'rcv_nxt', 'fin_sent', 'fin_received'] as const
 
 koffi.opaque('kbx_tcp')
 
@@ -115,6 +120,7 @@ export function libkbxTcp(): LibKbxTcp {
     kbx_tcp_next_frame: lib.func('int kbx_tcp_next_frame(kbx_tcp *c, _Out_ uint8_t *out, uint32_t cap)'),
     kbx_tcp_hold_ack: lib.func('void kbx_tcp_hold_ack(kbx_tcp *c, int hold)'),
     kbx_tcp_get_stats: lib.func('void kbx_tcp_get_stats(kbx_tcp *c, _Out_ uint8_t *out)'),
+    kbx_tcp_get_seq: lib.func('void kbx_tcp_get_seq(kbx_tcp *c, _Out_ uint8_t *out)'),
   } as LibKbxTcp
   return instance
 }
@@ -209,6 +215,7 @@ export interface LibKbxFixXdp {
   kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
   kbx_fix_xdp_destroy: (x: KbxFixXdpPtr) => void
   kbx_fix_xdp_connect: (x: KbxFixXdpPtr) => number
+  kbx_fix_xdp_reconnect: (x: KbxFixXdpPtr, jitter: number) => number
   /** x, txData, rxBuf, result: addresses. */
   kbx_fix_xdp_step: (x: number, txData: number, txLen: number, rxBuf: number, rxCap: number, timeoutMs: number, result: number) => number
   kbx_fix_xdp_shutdown: (x: KbxFixXdpPtr) => void
@@ -233,6 +240,7 @@ export function libkbxFixXdp(): LibKbxFixXdp {
     kbx_fix_xdp_create: lib.func('int kbx_fix_xdp_create(kbx_umem *umem, const char *ifname, const kbx_fix_xdp_config *config, _Out_ kbx_fix_xdp **out, _Out_ kbx_xsk_info *info)'),
     kbx_fix_xdp_destroy: lib.func('void kbx_fix_xdp_destroy(kbx_fix_xdp *x)'),
     kbx_fix_xdp_connect: lib.func('int kbx_fix_xdp_connect(kbx_fix_xdp *x)'),
+    kbx_fix_xdp_reconnect: lib.func('int kbx_fix_xdp_reconnect(kbx_fix_xdp *x, uint32_t jitter)'),
     kbx_fix_xdp_step: lib.func('kbx_fix_xdp_step', 'int', [p, p, 'uint32_t', p, 'uint32_t', 'int', p]),
     kbx_fix_xdp_shutdown: lib.func('void kbx_fix_xdp_shutdown(kbx_fix_xdp *x)'),
     kbx_fix_xdp_abort: lib.func('void kbx_fix_xdp_abort(kbx_fix_xdp *x)'),

@@ -1,13 +1,16 @@
 // A small FIX acceptor (the test bed's exchange): accepts Logons from any SenderCompID, keeps each
-// counterparty's sequence numbers in memory across reconnections, acks every NewOrderSingle with an
+// counterparty's sequence numbers across reconnections (in memory, or in files with storeDir: across
+// restarts of the acceptor too), acks every NewOrderSingle with an
 // ExecutionReport (and fills every Nth), answers TestRequest, ResendRequest (GapFill) and Logout.
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
 import { FixParser, MsgType, Tag } from './codec.js'
 import type { FixMessageView, FixWriter } from './codec.js'
 import { FixSession } from './session.js'
-import type { SessionEvent } from './session.js'
-import { MemorySeqStore } from './store.js'
+import type { ResendStore, SessionEvent } from './session.js'
+import { FileSeqStore, MemorySeqStore } from './store.js'
+import type { SeqStore } from './store.js'
 
 export interface AcceptorOptions {
   host?: string
@@ -22,12 +25,21 @@ export interface AcceptorOptions {
   gapAt?: number
   /** Test hook: false = never send Heartbeats unprompted (the client's TestRequest gets answered). */
   heartbeats?: boolean
+  /**
+   * Sequence numbers per counterparty in DIR/SENDER-COUNTERPARTY.json, written before every message leaves
+   * (so a restarted acceptor never reuses a number the counterparty saw); default: in memory.
+   */
+  storeDir?: string
   onEvent?: (counterparty: string, e: SessionEvent | { event: 'connected' | 'disconnected'; [key: string]: unknown }) => void
 }
 
 export interface AcceptorCounters {
   connections: number
+  /** NewOrderSingles received (resent ones with PossDupFlag included). */
   orders: number
+  /** Of those, resent with PossDupFlag=Y (acked again: no order book to tell a duplicate). */
+  possDupOrders: number
+  /** ExecutionReports ExecType New: orders acked. */
   acks: number
   fills: number
   rejects: number
@@ -35,10 +47,12 @@ export interface AcceptorCounters {
 
 export class FixAcceptor {
   private server: Server | undefined
-  private readonly stores = new Map<string, MemorySeqStore>()
+  private readonly stores = new Map<string, SeqStore>()
+  /** Per counterparty, across its connections: reports sent on a lost connection can still be resent. */
+  private readonly resendStores = new Map<string, ResendStore>()
   private readonly sockets = new Set<Socket>()
   private readonly gapsDone = new Set<string>()
-  readonly counters: AcceptorCounters = { connections: 0, orders: 0, acks: 0, fills: 0, rejects: 0 }
+  readonly counters: AcceptorCounters = { connections: 0, orders: 0, possDupOrders: 0, acks: 0, fills: 0, rejects: 0 }
   private nextOrderId = 1
   private nextExecId = 1
   private timer: NodeJS.Timeout | undefined
@@ -65,6 +79,7 @@ export class FixAcceptor {
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     for (const s of this.sockets) s.destroy()
+    for (const store of this.stores.values()) store.close()
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
   }
 
@@ -99,9 +114,17 @@ export class FixAcceptor {
       }
       let store = this.stores.get(counterparty)
       if (store === undefined) {
-        store = new MemorySeqStore()
+        const dir = this.options.storeDir
+        store = dir === undefined ? new MemorySeqStore() : new FileSeqStore(join(dir, `${sender}-${counterparty}.json`))
         this.stores.set(counterparty, store)
       }
+      let resendStore = this.resendStores.get(counterparty)
+      if (resendStore === undefined) {
+        resendStore = new Map()
+        this.resendStores.set(counterparty, resendStore)
+      }
+      const persistent = this.options.storeDir !== undefined
+      const seqStore = store
       const s = new FixSession({
         role: 'acceptor',
         senderCompId: sender,
@@ -109,7 +132,12 @@ export class FixAcceptor {
         beginString: first.string(Tag.BeginString) ?? this.options.beginString ?? 'FIX.4.4',
         store,
         heartbeats: this.options.heartbeats ?? true,
-        send: (bytes) => socket.write(Buffer.from(bytes)),
+        resendCapacity: 16384, // two reports per order: flat memory after a few seconds at full rate
+        resendStore,
+        send: (bytes) => {
+          if (persistent) seqStore.save()
+          socket.write(Buffer.from(bytes))
+        },
         onApp: (msg) => this.onApp(s, msg),
         ...(onEvent === undefined ? {} : { onEvent: (e: SessionEvent) => onEvent(counterparty, e) }),
         onClose: () => socket.end(),
@@ -141,6 +169,7 @@ export class FixAcceptor {
   private onApp(session: FixSession, msg: FixMessageView): void {
     if (msg.msgType !== MsgType.NewOrderSingle) return
     this.counters.orders++
+    if (msg.char(Tag.PossDupFlag) === 0x59) this.counters.possDupOrders++
     const qty = msg.int(Tag.OrderQty)
     const price = msg.price(Tag.Price)
     const ordType = msg.char(Tag.OrdType)

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The test bed's exchange: a FIX acceptor over the kernel's TCP (run it in namespace exch).
-import { parseIntOption, parseIpPortOption, runTool } from '@kbx/cli'
+import { parseIntOption, parseIpPortOption, parseSeconds, runTool } from '@kbx/cli'
 import type { IpPort } from '@kbx/cli'
 import { FixAcceptor } from './acceptor.js'
 
@@ -11,6 +11,8 @@ interface AcceptorCliOptions {
   maxQty: number
   testGapAt?: number
   heartbeats: boolean
+  store?: string
+  interval: number
 }
 
 await runTool({
@@ -24,6 +26,8 @@ await runTool({
       .option('--max-qty <n>', 'reject orders above this quantity', parseIntOption('--max-qty', { min: 1 }), 1_000_000)
       .option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once per counterparty', parseIntOption('--test-gap-at', { min: 1 }))
       .option('--no-heartbeats', 'test hook: never send Heartbeats unprompted')
+      .option('--interval <s>', 'seconds between interval events (cumulative counters: orders received, acked, …; 0 = none)', parseSeconds('--interval', { min: 0 }), 1)
+      .option('--store <dir>', 'keep sequence numbers in DIR/SENDER-COUNTERPARTY.json (a restarted acceptor resumes them); default: in memory')
   },
   run: async (ctx) => {
     const opts = ctx.opts as unknown as AcceptorCliOptions
@@ -34,6 +38,7 @@ await runTool({
       fillEvery: opts.fillEvery,
       maxQty: opts.maxQty,
       heartbeats: opts.heartbeats,
+      ...(opts.store === undefined ? {} : { storeDir: opts.store }),
       ...(opts.testGapAt === undefined ? {} : { gapAt: opts.testGapAt }),
       onEvent: (counterparty, e) => {
         const { event, ...data } = e
@@ -43,8 +48,9 @@ await runTool({
     const port = await acceptor.listen()
     ctx.onCleanup(() => acceptor.close())
     ctx.json.start({ listen: `${opts.listen.ip}:${port}`, sender: opts.sender })
-    const every = (ctx.opts.interval as number | undefined) ?? 0
-    const timer = every > 0 ? setInterval(() => ctx.json.interval({ ...acceptor.counters }), every * 1000) : undefined
+    const started = Date.now()
+    const every = opts.interval
+    const timer = every > 0 ? setInterval(() => ctx.json.interval({ elapsedSec: (Date.now() - started) / 1000, ...acceptor.counters }), every * 1000) : undefined
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }))
     if (timer !== undefined) clearInterval(timer)
     ctx.end({ stoppedBy: 'signal', ...acceptor.counters })

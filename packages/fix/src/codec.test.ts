@@ -141,8 +141,61 @@ t.test('fixed-point prices', (t) => {
   const w = new FixWriter()
   for (const v of [10125000000, 1, 100000000, 5, 123456789012]) {
     const p = new FixParser()
-    p.push(Buffer.from(w.begin('D').price(Tag.Price, v).finish()))
+    p.push(Buffer.from(w.begin('D').str(49, 'A').str(56, 'B').int(34, 1).price(Tag.Price, v).finish()))
     t.equal(p.next()?.price(Tag.Price), v, `round trip ${v}`)
   }
+  t.end()
+})
+
+// Issue 9, finding 1: after a valid message, an empty body (9=0) was accepted with the previous message's
+// MsgType (tags[2] left over) and MsgSeqNum −1. The C framer rejects it; so must we.
+t.test('regression: an empty body after a valid message is rejected, not read with stale fields', (t) => {
+  const valid = Buffer.from('383d4649582e342e3401393d32340133353d380134393d5448454d0135363d55530133343d310131303d32323001', 'hex')
+  const empty = Buffer.from('383d4649582e342e3401393d300131303d32303001', 'hex')
+  const p = new FixParser()
+  const errors: string[] = []
+  p.onError = (e) => errors.push(e)
+  p.push(Buffer.concat([valid, empty]))
+  const m = p.next()
+  t.ok(m, 'the valid message')
+  t.equal(m!.msgType, MsgType.ExecutionReport)
+  t.equal(m!.int(Tag.MsgSeqNum), 1)
+  t.equal(p.next(), null, 'the empty body is not a message')
+  t.same(errors, ['bad-header'])
+  t.equal(p.counters.messages, 1)
+  t.equal(p.counters.badHeader, 1)
+  t.end()
+})
+
+t.test('required header fields: MsgType first, SenderCompID, TargetCompID, MsgSeqNum ≥ 1', (t) => {
+  const cases: [string, boolean][] = [
+    ['35=0|49=A|56=B|34=1|', true],
+    ['35=0|49=A|56=B|', false], // no MsgSeqNum
+    ['35=0|49=A|34=1|', false], // no TargetCompID
+    ['35=0|56=B|34=1|', false], // no SenderCompID
+    ['35=0|49=A|56=B|34=0|', false], // MsgSeqNum 0
+    ['35=0|49=A|56=B|34=-1|', false],
+    ['35=0|49=A|56=B|34=1234567890123456|', false], // more than 15 digits
+    ['35=|49=A|56=B|34=1|', false], // empty MsgType
+    ['35=ABC|49=A|56=B|34=1|', false], // MsgType longer than 2
+    ['35=AE|49=A|56=B|34=7|', true],
+  ]
+  for (const [body, ok] of cases) {
+    const p = new FixParser()
+    p.push(reference(body))
+    t.equal(p.next() !== null, ok, `${body} ${ok ? 'accepted' : 'rejected'}`)
+    t.equal(p.counters.badHeader, ok ? 0 : 1)
+  }
+  t.end()
+})
+
+t.test('no state carried between messages: a message missing a field never shows the previous one', (t) => {
+  const p = new FixParser()
+  p.push(Buffer.concat([reference('35=8|49=A|56=B|34=5|11=42|'), reference('35=0|49=A|56=B|34=6|')]))
+  t.equal(p.next()!.int(Tag.ClOrdID), 42)
+  const hb = p.next()!
+  t.equal(hb.msgType, MsgType.Heartbeat)
+  t.equal(hb.int(Tag.ClOrdID), -1, 'ClOrdID of the previous message is not visible')
+  t.equal(hb.count, 6)
   t.end()
 })

@@ -195,7 +195,8 @@ export interface ParserCounters {
  * Frames FIX messages out of a byte stream. `push(chunk)` appends received bytes (a message may span
  * any number of chunks); `next()` returns the next valid message view or null when more bytes are
  * needed. Invalid frames (bad checksum, wrong BodyLength, malformed header) and garbage between
- * messages are skipped and counted; `onError` hears about each.
+ * messages are skipped and counted; `onError` hears about each. What is accepted and rejected is the same
+ * as the native framer (native/src/fix_reflex.c), message by message: packages/fix/README.md "Framing rules".
  */
 export class FixParser {
   private buf: Buffer
@@ -215,6 +216,12 @@ export class FixParser {
 
   get buffered(): number {
     return this.tail - this.head
+  }
+
+  /** A new byte stream (a new connection): what is left unframed of the old one is dropped (counted as garbage). */
+  reset(): void {
+    this.counters.garbageBytes += this.tail - this.head
+    this.head = this.tail = 0
   }
 
   /** A copy of the bytes received but not yet framed. */
@@ -346,6 +353,7 @@ export class FixParser {
   private parseFields(start: number, bodyStart: number, trailer: number): boolean {
     const v = this.view
     const buf = this.buf
+    v.buf = buf
     const max = v.tags.length
     let n = 0
     // header fields 8 and 9
@@ -378,14 +386,15 @@ export class FixParser {
       p++
     }
     v.count = n
-    // MsgType must be the first body field
-    if (v.tags[2] !== Tag.MsgType) return false
+    // An empty body leaves tags[2] from the previous message: it must not be read (README "Framing rules").
+    if (n < 3 || v.tags[2] !== Tag.MsgType) return false
     const ts = v.valueStarts[2]!
     const te = v.valueEnds[2]!
     if (te - ts === 1) v.msgType = buf[ts]!
     else if (te - ts === 2) v.msgType = (buf[ts]! << 8) | buf[ts + 1]!
     else return false
-    return true
+    // the other required header fields: SenderCompID, TargetCompID, MsgSeqNum ≥ 1 (first occurrences)
+    return v.indexOf(Tag.SenderCompID) >= 0 && v.indexOf(Tag.TargetCompID) >= 0 && v.int(Tag.MsgSeqNum) >= 1
   }
 }
 

@@ -159,3 +159,48 @@ t.test('anything but a quiet in-sequence message before the trigger leaves the a
   t.notOk(unarmed.feed(er(10, 7)), 'never armed: never fires')
   t.equal(unarmed.counters.messages, 1)
 })
+
+/** Per piece: how many messages and errors of each kind the TypeScript parser and the C framer count. */
+function bothCount(t: Test, pieces: Buffer[]) {
+  const r = reflex(t)
+  const p = new FixParser()
+  return pieces.map((piece) => {
+    r.feed(piece)
+    p.push(piece)
+    while (p.next() !== null);
+    const c = r.counters
+    return {
+      ts: [p.counters.messages, p.counters.badChecksum, p.counters.badBodyLength, p.counters.badHeader, p.counters.garbageBytes],
+      c: [c.messages, c.bad_checksum, c.bad_body_length, c.bad_header, c.garbage_bytes].map(Number),
+    }
+  })
+}
+
+const rawBody = (body: string) => {
+  const b = Buffer.from(body.replaceAll('|', '\x01'), 'latin1')
+  const msg = Buffer.concat([Buffer.from(`8=FIX.4.4\x019=${b.length}\x01`, 'latin1'), b])
+  let sum = 0
+  for (const x of msg) sum += x
+  return Buffer.concat([msg, Buffer.from(`10=${String(sum % 256).padStart(3, '0')}\x01`, 'latin1')])
+}
+
+t.test('regression (issue 9 finding 1): the C framer and the TypeScript parser agree message by message', async (t) => {
+  const valid = Buffer.from('383d4649582e342e3401393d32340133353d380134393d5448454d0135363d55530133343d310131303d32323001', 'hex')
+  const empty = Buffer.from('383d4649582e342e3401393d300131303d32303001', 'hex')
+  const pieces = [
+    valid,
+    empty,
+    heartbeat(3),
+    rawBody('35=0|49=A|56=B|'), // no MsgSeqNum
+    rawBody('35=0|49=A|34=4|'), // no TargetCompID
+    rawBody('35=0|56=B|34=4|'), // no SenderCompID
+    rawBody('35=0|49=A|56=B|34=0|'),
+    rawBody('49=A|35=0|56=B|34=4|'), // MsgType not first
+    rawBody('35=ABC|49=A|56=B|34=4|'),
+    rawBody('35=0|49=A|56=B|34=4|x=1|'),
+    heartbeat(4),
+  ]
+  const counts = bothCount(t, pieces)
+  counts.forEach((c, i) => t.same(c.c, c.ts, `after piece ${i}: C ${c.c.join(',')} = TS ${c.ts.join(',')}`))
+  t.same(counts.at(-1)!.ts.slice(0, 4), [3, 0, 0, 8], 'three messages accepted, eight bad headers')
+})

@@ -35,17 +35,25 @@ export interface SessionOptions {
   /** App messages kept for resending (older ones are gap-filled). */
   resendCapacity?: number
   /**
+   * Where they are kept: by default the session's own map; an acceptor passes one per counterparty so a
+   * session on a new connection can still resend what the previous connection's session sent.
+   */
+  resendStore?: ResendStore
+  /**
    * Default true: receive() saves the store. false: the caller calls store.save() once the replies to what
    * it received are on the wire, keeping the file write (write + rename) off the reply path.
    */
   saveOnReceive?: boolean
 }
 
-interface StoredMessage {
+export interface StoredMessage {
   msgType: string
   body: Buffer
   sendingTime: Buffer
 }
+
+/** Sent application messages by MsgSeqNum, oldest first. */
+export type ResendStore = Map<number, StoredMessage>
 
 export interface SessionCounters {
   sent: number
@@ -84,7 +92,7 @@ export class FixSession {
   private readonly clock = new UtcClock()
   private readonly sender: Buffer
   private readonly target: Buffer
-  private readonly sent = new Map<number, StoredMessage>()
+  private readonly sent: ResendStore
   private readonly now: () => number
   private lastSentMs = 0
   private lastReceivedMs = 0
@@ -103,6 +111,7 @@ export class FixSession {
     this.target = Buffer.from(options.targetCompId, 'latin1')
     this.heartBtInt = options.heartBtInt ?? 30
     this.now = options.now ?? Date.now
+    this.sent = options.resendStore ?? new Map()
     this.parser.onError = (error, offset) => this.emit({ event: 'frame-error', error, offset })
     if (options.role === 'acceptor') this.setState('awaiting-logon')
   }
@@ -124,13 +133,33 @@ export class FixSession {
     this.stateSinceMs = this.now()
   }
 
-  /** Initiator: sends Logon. */
-  start(): void {
+  /**
+   * Initiator: sends Logon. reset (default: the resetOnLogon option) sends ResetSeqNumFlag=Y and starts both
+   * sides from 1; a logon again after a reconnection passes false and resumes the sequence numbers.
+   */
+  start(reset = this.options.resetOnLogon === true): void {
     if (this.options.role !== 'initiator') throw new Error('only an initiator starts a session')
-    if (this.options.resetOnLogon) this.store.reset()
+    if (reset) {
+      this.store.reset()
+      this.sent.clear() // numbers start again: nothing sent before can be resent under them
+    }
     this.lastReceivedMs = this.now()
-    this.sendLogon(this.options.resetOnLogon === true)
+    this.sendLogon(reset)
     this.setState('logon-sent')
+  }
+
+  /**
+   * Initiator, after the transport was lost and made again: a fresh byte stream (partial messages of the old
+   * one dropped), timers and the outstanding TestRequest/ResendRequest forgotten, then Logon with the stored
+   * sequence numbers. Messages kept for resending stay: the peer's ResendRequest after the Logon gets them
+   * again with PossDupFlag (FIX session rules), the rest gap-filled.
+   */
+  restart(): void {
+    this.parser.reset()
+    this.testReqOutstanding = undefined
+    this.resendUpTo = 0
+    this.setState('idle')
+    this.start(false)
   }
 
   private sendLogon(reset: boolean): void {
@@ -257,7 +286,10 @@ export class FixSession {
     if (type === MsgType.Logon) {
       if (msg.char(Tag.ResetSeqNumFlag) === 0x59) {
         store.nextTargetSeq = 1
-        if (this.options.role === 'acceptor') store.nextSenderSeq = 1
+        if (this.options.role === 'acceptor') {
+          store.nextSenderSeq = 1
+          this.sent.clear()
+        }
       }
       if (this.options.role === 'acceptor') {
         const hb = msg.int(Tag.HeartBtInt)

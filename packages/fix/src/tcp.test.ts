@@ -1,4 +1,4 @@
-// The userspace TCP state machine (native/src/tcp_conn.c) driven by crafted segments: no sockets.
+// The userspace TCP state machine (native/src/tcp_conn.c, tcp_input.c) driven by crafted segments: no sockets.
 import t from 'tap'
 import type { Test } from 'tap'
 import { TcpFlags, buildArpFrame, buildTcpFrame, parseFrame } from '@kbx/net'
@@ -65,8 +65,9 @@ interface Conn {
   peerSeq: number
 }
 
-function established(t: Test, options: { window?: number; ws?: number; ecn?: boolean; dropTxNth?: number; synOptions?: Buffer } = {}): Conn {
-  const tcp = UserTcp.create({ local: US, remote: PEER, isn: ISN, mss: MSS, ecn: options.ecn ?? false, rtoMinUs: 200_000, ...(options.dropTxNth === undefined ? {} : { dropTxNth: options.dropTxNth }) })
+function established(t: Test, options: { window?: number; ws?: number; ecn?: boolean; dropTxNth?: number; synOptions?: Buffer; isn?: number } = {}): Conn {
+  const isn = options.isn ?? ISN
+  const tcp = UserTcp.create({ local: US, remote: PEER, isn, mss: MSS, ecn: options.ecn ?? false, rtoMinUs: 200_000, ...(options.dropTxNth === undefined ? {} : { dropTxNth: options.dropTxNth }) })
   t.teardown(() => tcp.close())
   const c: Conn = {
     tcp,
@@ -80,7 +81,7 @@ function established(t: Test, options: { window?: number; ws?: number; ecn?: boo
   }
   tcp.connect(c.now)
   c.out()
-  const reply = c.feed({ seq: IRS, ack: ISN + 1, flags: SYN | ACK | (options.ecn ? ECE : 0), window: options.window ?? 65535, options: options.synOptions ?? wsOption(1400, options.ws ?? 7) })
+  const reply = c.feed({ seq: IRS, ack: isn + 1, flags: SYN | ACK | (options.ecn ? ECE : 0), window: options.window ?? 65535, options: options.synOptions ?? wsOption(1400, options.ws ?? 7) })
   if (tcp.stats().stateName !== 'established') throw new Error(`not established: ${tcp.stats().stateName}`)
   if (reply.length !== 1) throw new Error('expected the handshake ACK')
   return c
@@ -386,5 +387,96 @@ t.test('truncated and garbage frames never crash the stack', (t) => {
   }
   c.out()
   t.ok(['established', 'closed', 'close-wait'].includes(c.tcp.stats().stateName))
+  t.end()
+})
+
+// Issue 9, finding 4: a second FIN at rcv_nxt in CLOSE-WAIT advanced rcv_nxt again, ACKing sequence space
+// the peer never sent. The reproducer: ISN 0x1000, IRS 5000, ESTABLISHED; FIN at 5001, then FIN at 5002.
+t.test('regression: a FIN is processed once; a second FIN in CLOSE-WAIT is ACKed with the same rcv_nxt', (t) => {
+  const c = established(t, { isn: 0x1000 })
+  const [ack] = c.feed({ seq: 5001, ack: 0x1001, flags: FIN | ACK })
+  t.equal(ack!.tcp!.ack, 5002, 'the FIN takes one number')
+  t.equal(c.tcp.stats().stateName, 'close-wait')
+  const [again] = c.feed({ seq: 5002, ack: 0x1001, flags: FIN | ACK })
+  t.equal(again?.tcp?.ack, 5002, 'the second FIN is ACKed with the current rcv_nxt, not 5003')
+  const [data] = c.feed({ seq: 5002, ack: 0x1001, flags: ACK | PSH, payload: Buffer.from('after FIN') })
+  t.equal(data?.tcp?.ack, 5002, 'data after the FIN is not taken')
+  t.equal(c.tcp.read().length, 0)
+  t.equal(c.tcp.stats().bytes_in, 0)
+  // LAST-ACK, then the same in TIME-WAIT (we close first on a fresh connection) and CLOSING
+  c.tcp.shutdown()
+  t.equal(c.out()[0]!.tcp!.flags & FIN, FIN)
+  t.equal(c.tcp.stats().stateName, 'last-ack')
+  t.equal(c.feed({ seq: 5002, ack: 0x1001, flags: FIN | ACK })[0]?.tcp?.ack, 5002, 'LAST-ACK: same rcv_nxt')
+  t.equal(c.tcp.stats().stateName, 'last-ack', 'and the ACK of nothing new leaves the state alone')
+
+  const w = established(t, { isn: 0x1000 })
+  w.tcp.shutdown()
+  w.out()
+  w.feed({ seq: 5001, ack: 0x1002, flags: FIN | ACK })
+  t.equal(w.tcp.stats().stateName, 'time-wait')
+  t.equal(w.feed({ seq: 5002, ack: 0x1002, flags: FIN | ACK })[0]?.tcp?.ack, 5002, 'TIME-WAIT: same rcv_nxt')
+  t.equal(w.feed({ seq: 5001, ack: 0x1002, flags: FIN | ACK })[0]?.tcp?.ack, 5002, 'a retransmitted FIN is re-ACKed')
+
+  const k = established(t, { isn: 0x1000 })
+  k.tcp.shutdown()
+  k.out()
+  k.feed({ seq: 5001, ack: 0x1001, flags: FIN | ACK }) // their FIN before the ACK of ours
+  t.equal(k.tcp.stats().stateName, 'closing')
+  t.equal(k.feed({ seq: 5002, ack: 0x1001, flags: FIN | ACK })[0]?.tcp?.ack, 5002, 'CLOSING: same rcv_nxt')
+  k.feed({ seq: 5002, ack: 0x1002, flags: ACK })
+  t.equal(k.tcp.stats().stateName, 'time-wait')
+  t.end()
+})
+
+t.test('a FIN resent after a timeout keeps its sequence number; its ACK completes the close (no second FIN)', (t) => {
+  const c = established(t)
+  t.equal(c.tcp.write(Buffer.alloc(2 * MSS, 0x61)), 2 * MSS)
+  c.tcp.shutdown()
+  const first = c.out()
+  t.same(first.map((f) => f.tcp!.flags & FIN), [0, 0, FIN], 'two data segments and the FIN')
+  const finSeq = first[2]!.tcp!.seq
+  c.now += 2n * S
+  c.tcp.poll(c.now) // timeout: cwnd one segment, snd_nxt back to snd_una
+  t.equal(c.out().length, 1, 'one segment again')
+  // the peer had everything: it ACKs the data and the FIN
+  const after = c.feed({ seq: c.peerSeq, ack: finSeq + 1, flags: ACK })
+  t.equal(after.filter((f) => f.tcp!.flags & FIN).length, 0, 'no FIN at a new sequence number')
+  t.equal(c.tcp.stats().stateName, 'fin-wait-2')
+  t.equal(c.tcp.stats().unacked, 0, 'snd_nxt caught up with snd_una')
+  c.now += 2n * S
+  c.tcp.poll(c.now)
+  t.equal(c.out().length, 0, 'nothing left to retransmit')
+  t.end()
+})
+
+t.test('an old ACK (below snd_una) never updates the send window; one older than any window is dropped', (t) => {
+  const c = established(t, { ws: 0 })
+  sendData(c, 2 * MSS)
+  c.feed({ seq: c.peerSeq, ack: ISN + 1 + 2 * MSS, flags: ACK, window: 4000 })
+  t.equal(c.tcp.stats().snd_wnd, 4000)
+  // a reordered older ACK with a newer seq (the peer sent data meanwhile) and a zero window
+  c.feed({ seq: c.peerSeq, ack: ISN + 1 + MSS, flags: ACK | PSH, window: 0, payload: Buffer.from('x') })
+  t.equal(c.tcp.stats().snd_wnd, 4000, 'the old ACK did not close the window')
+  t.equal(c.tcp.read().toString(), 'x', 'its data was still taken')
+  const before = c.tcp.stats().out_of_window
+  const [back] = c.feed({ seq: c.peerSeq + 1, ack: ISN - 200_000, flags: ACK, window: 0 })
+  t.equal(back?.tcp?.ack, c.peerSeq + 1, 'an ACK older than any window: ACKed back')
+  t.equal(c.tcp.stats().out_of_window, before + 1)
+  t.equal(c.tcp.stats().snd_wnd, 4000)
+  t.end()
+})
+
+t.test('a SYN or RST in CLOSE-WAIT: challenge ACK, rcv_nxt unchanged; an out-of-window RST is ignored', (t) => {
+  const c = established(t, { isn: 0x1000 })
+  c.feed({ seq: 5001, ack: 0x1001, flags: FIN | ACK })
+  const [syn] = c.feed({ seq: 5002, flags: SYN })
+  t.equal(syn?.tcp?.flags, ACK)
+  t.equal(syn?.tcp?.ack, 5002)
+  t.equal(c.feed({ seq: 5002 + 10_000_000, flags: RST }).length, 0)
+  t.equal(c.feed({ seq: 5010, flags: RST })[0]?.tcp?.ack, 5002, 'in window, not exact: challenge ACK')
+  t.equal(c.tcp.stats().stateName, 'close-wait')
+  c.feed({ seq: 5002, flags: RST })
+  t.equal(c.tcp.stats().closeReason, 'reset')
   t.end()
 })

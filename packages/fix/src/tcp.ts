@@ -1,6 +1,6 @@
-// The userspace TCP connection (native/src/tcp_conn.c) for the control path and tests: frames in and
+// The userspace TCP connection (native/src/tcp_conn.c, tcp_input.c) for the control path and tests: frames in and
 // out as Buffers. The AF_XDP data path drives the same C code from a native batch loop.
-import { KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from '@kbx/ffi'
+import { KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from '@kbx/ffi'
 import type { KbxTcpPtr } from '@kbx/ffi'
 import { SystemError } from '@kbx/errors'
 import { parseIPv4, parseMac } from '@kbx/net'
@@ -40,6 +40,7 @@ export class UserTcp {
   private handle: KbxTcpPtr | null
   private readonly frameBuf = Buffer.alloc(FRAME_CAPACITY)
   private readonly statsBuf = Buffer.alloc(KBX_TCP_STATS_FIELDS.length * 8)
+  private readonly seqBuf = Buffer.alloc(KBX_TCP_SEQ_FIELDS.length * 4)
 
   private constructor(handle: KbxTcpPtr) {
     this.handle = handle
@@ -125,6 +126,14 @@ export class UserTcp {
     const s = {} as Record<string, number>
     KBX_TCP_STATS_FIELDS.forEach((name, i) => (s[name] = Number(this.statsBuf.readBigUInt64LE(i * 8))))
     return { ...(s as Record<(typeof KBX_TCP_STATS_FIELDS)[number], number>), stateName: KBX_TCP_STATE_NAMES[s['state']!] ?? 'closed', closeReason: KBX_TCP_CLOSE_REASONS[s['close_reason']!] ?? 'open' }
+  }
+
+  /** The sequence variables (struct kbx_tcp_seq): for invariant checks. */
+  seq(): Record<(typeof KBX_TCP_SEQ_FIELDS)[number], number> {
+    libkbxTcp().kbx_tcp_get_seq(this.h, this.seqBuf)
+    const s = {} as Record<(typeof KBX_TCP_SEQ_FIELDS)[number], number>
+    KBX_TCP_SEQ_FIELDS.forEach((name, i) => (s[name] = this.seqBuf.readUInt32LE(i * 4)))
+    return s
   }
 
   close(): void {

@@ -1,4 +1,4 @@
-// fix-tcp --io xdp: the userspace TCP connection (native/src/tcp_conn.c) on an AF_XDP socket, driven by
+// fix-tcp --io xdp: the userspace TCP connection (native/src/tcp_conn.c, tcp_input.c) on an AF_XDP socket, driven by
 // native/src/fix_xdp.c one call per batch, with bpf/fix_steer.bpf.c steering only this connection's
 // 4-tuple (and ARP for our address) to the socket. The FIX session sees a byte stream, as over net.Socket.
 import { createServer } from 'node:net'
@@ -273,6 +273,24 @@ export class XdpTransport {
     const rc = libkbxFixXdp().kbx_fix_xdp_connect(this.#ptr)
     if (rc < 0) throw new SystemError('kbx_tcp_connect', -rc)
     this.state = 'syn-sent'
+  }
+
+  /**
+   * A new TCP connection on the same AF_XDP socket, UMEM and steering program (same 4-tuple; ISN beyond the
+   * old connection's sequence space): the old one is dropped with whatever it held (send RST first with
+   * abort() and a step if it may still be open), bytes staged for it are discarded (the FIX session resends
+   * per the session rules), SYN at the next step. TCP counters keep summing over connections.
+   */
+  reconnect(): void {
+    this.#txLength = 0
+    const rc = libkbxFixXdp().kbx_fix_xdp_reconnect(this.#ptr, (Math.random() * 0x10000) >>> 0)
+    if (rc < 0) throw new SystemError('kbx_fix_xdp_reconnect', -rc)
+    this.state = 'syn-sent'
+  }
+
+  /** UMEM frame accounting after a frame-by-frame audit: every frame free, in a ring or held. */
+  umemAccounting(): Record<string, number> {
+    return { ...this.#umem.accounting() }
   }
 
   /** FIN after the queued data. */

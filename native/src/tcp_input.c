@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The userspace TCP's receive path (see kbx_tcp.h): frames in, RFC 9293 / RFC 5961 checks, state changes. */
+#include <string.h>
+
+#include "tcp_internal.h"
+
+static void parse_syn_options(struct kbx_tcp *c, const uint8_t *o, uint32_t len, int *ws_seen, uint8_t *ws)
+{
+	uint32_t i = 0;
+	while (i < len) {
+		uint8_t kind = o[i];
+		uint8_t olen;
+		if (kind == 0) break;
+		if (kind == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= len) break;
+		olen = o[i + 1];
+		if (olen < 2 || i + olen > len) break; /* malformed: ignore the rest */
+		if (kind == 2 && olen == 4) {
+			uint16_t mss = rd16(o + i + 2);
+			if (mss >= 64) c->peer_mss = mss;
+		} else if (kind == 3 && olen == 3) {
+			*ws_seen = 1;
+			*ws = o[i + 2] > 14 ? 14 : o[i + 2];
+		}
+		i += olen;
+	}
+}
+
+static int handle_arp(struct kbx_tcp *c, const uint8_t *f, uint32_t len)
+{
+	uint8_t *r;
+	uint32_t slot;
+	if (len < ETH_LEN + 28) return 0;
+	if (rd16(f + 14) != 1 || rd16(f + 16) != 0x0800 || f[18] != 6 || f[19] != 4) return 0;
+	if (memcmp(f + 38, &c->cfg.local_ip, 4) != 0) return 0;
+	if (rd16(f + 20) != 1) return 1; /* a reply or other op for our address: nothing to do */
+	if (c->txcount == TXQ_FRAMES) {
+		c->st.tx_queue_full++;
+		return 1;
+	}
+	slot = (c->txhead + c->txcount) % TXQ_FRAMES;
+	r = c->txq[slot];
+	memcpy(r, f + 6, 6);
+	memcpy(r + 6, c->cfg.local_mac, 6);
+	wr16(r + 12, 0x0806);
+	wr16(r + 14, 1);
+	wr16(r + 16, 0x0800);
+	r[18] = 6;
+	r[19] = 4;
+	wr16(r + 20, 2);
+	memcpy(r + 22, c->cfg.local_mac, 6);
+	memcpy(r + 28, &c->cfg.local_ip, 4);
+	memcpy(r + 32, f + 22, 6);
+	memcpy(r + 38, f + 28, 4);
+	memset(r + 42, 0, 18);
+	c->txlen[slot] = 60;
+	c->txcount++;
+	c->st.arp_replies++;
+	return 1;
+}
+
+
+static void fin_acked_transitions(struct kbx_tcp *c)
+{
+	if (!c->fin_sent || c->snd_una != c->snd_max) return;
+	if (c->state == KBX_TCP_FIN_WAIT_1) c->state = KBX_TCP_FIN_WAIT_2;
+	else if (c->state == KBX_TCP_CLOSING) {
+		c->state = KBX_TCP_TIME_WAIT;
+		c->time_wait_since = c->now;
+	} else if (c->state == KBX_TCP_LAST_ACK) tcp_set_closed(c, KBX_TCP_CLOSED_NORMALLY);
+}
+
+/* One received TCP segment of this connection, its checksums verified. */
+struct segment {
+	const uint8_t *ip, *tcp, *data;
+	uint32_t seq, ack, win, doff, data_len;
+	uint8_t flags;
+};
+
+/* 1: a valid segment of this connection in *s; 0: not ours; -1: ours but malformed or corrupt (counted). */
+static int parse_segment(struct kbx_tcp *c, const uint8_t *f, uint32_t len, struct segment *s)
+{
+	const uint8_t *ip, *tcp;
+	uint32_t ihl, tot, tcp_len, doff;
+	if (rd16(f + 12) != 0x0800 || len < ETH_LEN + IP_LEN) return 0;
+	ip = f + ETH_LEN;
+	if ((ip[0] >> 4) != 4 || ip[9] != 6) return 0;
+	if (memcmp(ip + 12, &c->cfg.remote_ip, 4) != 0 || memcmp(ip + 16, &c->cfg.local_ip, 4) != 0) return 0;
+	ihl = (uint32_t)(ip[0] & 0x0f) * 4;
+	tot = rd16(ip + 2);
+	if (ihl < IP_LEN || tot < ihl + TCP_LEN || tot > len - ETH_LEN) {
+		c->st.malformed++;
+		return -1;
+	}
+	tcp = ip + ihl;
+	if (rd16(tcp) != c->cfg.remote_port || rd16(tcp + 2) != c->cfg.local_port) return 0;
+	if (csum_fold(csum_add(0, ip, ihl)) != 0) {
+		c->st.bad_checksum++;
+		return -1;
+	}
+	if (rd16(ip + 6) & 0x3fff) { /* a fragment: not reassembled */
+		c->st.malformed++;
+		return -1;
+	}
+	tcp_len = tot - ihl;
+	doff = (uint32_t)(tcp[12] >> 4) * 4;
+	if (doff < TCP_LEN || doff > tcp_len) {
+		c->st.malformed++;
+		return -1;
+	}
+	if (csum_fold(csum_add(pseudo_sum(ip + 12, ip + 16, tcp_len), tcp, tcp_len)) != 0) {
+		c->st.bad_checksum++;
+		return -1;
+	}
+	s->ip = ip;
+	s->tcp = tcp;
+	s->doff = doff;
+	s->seq = rd32(tcp + 4);
+	s->ack = rd32(tcp + 8);
+	s->flags = tcp[13];
+	s->win = rd16(tcp + 14);
+	s->data = tcp + doff;
+	s->data_len = tcp_len - doff;
+	return 1;
+}
+
+/* RFC 9293: a closed connection answers anything but a RST with a RST. */
+static void input_closed(struct kbx_tcp *c, const struct segment *s)
+{
+	if (s->flags & F_RST) return;
+	if (s->flags & F_ACK) tcp_emit(c, F_RST, s->ack, 0, 0);
+	else {
+		uint32_t saved = c->rcv_nxt;
+		c->rcv_nxt = s->seq + s->data_len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
+		tcp_emit(c, F_RST | F_ACK, 0, 0, 0);
+		c->rcv_nxt = saved;
+	}
+}
+
+static void input_syn_sent(struct kbx_tcp *c, const struct segment *s)
+{
+	uint8_t flags = s->flags;
+	int ack_ok = (flags & F_ACK) && SEQ_GT(s->ack, c->iss) && SEQ_LEQ(s->ack, c->snd_max);
+	if ((flags & F_ACK) && !ack_ok) {
+		if (!(flags & F_RST)) tcp_emit(c, F_RST, s->ack, 0, 0);
+		c->st.out_of_window++;
+		return;
+	}
+	if (flags & F_RST) {
+		c->st.rst_in++;
+		if (ack_ok) tcp_set_closed(c, KBX_TCP_REFUSED);
+		return;
+	}
+	if ((flags & F_SYN) && ack_ok) {
+		int ws_seen = 0;
+		uint8_t ws = 0;
+		parse_syn_options(c, s->tcp + TCP_LEN, s->doff - TCP_LEN, &ws_seen, &ws);
+		if (ws_seen) c->snd_wscale = ws;
+		else c->rcv_wscale = 0; /* no scaling either way (RFC 7323) */
+		c->irs = s->seq;
+		c->rcv_nxt = s->seq + 1;
+		c->snd_una = s->ack;
+		c->snd_wnd = s->win;
+		c->max_snd_wnd = s->win;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		c->ecn_ok = c->cfg.ecn && (flags & F_ECE) && !(flags & F_CWR);
+		c->cwnd = 10 * smss(c);
+		c->state = KBX_TCP_ESTABLISHED;
+		if (c->rtt_timing && c->backoff == 0) tcp_rtt_sample(c);
+		c->rtt_timing = 0;
+		c->backoff = 0;
+		c->rto_deadline = 0;
+		tcp_send_ack(c);
+		tcp_output(c);
+	}
+}
+
+/*
+ * Synchronized states, RFC 9293 3.10.7.4 with RFC 5961: the sequence check, RST, SYN. Returns 1 when the
+ * segment goes on to ACK processing, 0 when it was answered or dropped here.
+ */
+static int input_acceptable(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t seg_len = s->data_len + !!(s->flags & F_SYN) + !!(s->flags & F_FIN);
+	uint32_t rwnd = rcv_window(c);
+	int ok;
+	if (seg_len == 0) ok = rwnd == 0 ? s->seq == c->rcv_nxt : in_window(s->seq, c->rcv_nxt, rwnd);
+	else ok = rwnd == 0 ? 0 : in_window(s->seq, c->rcv_nxt, rwnd) || in_window(s->seq + seg_len - 1, c->rcv_nxt, rwnd);
+	/* a retransmitted FIN (or data) entirely below rcv_nxt: re-ACK it */
+	if (!ok) {
+		c->st.out_of_window++;
+		if (!(s->flags & F_RST)) tcp_send_ack(c);
+		return 0;
+	}
+	if (s->flags & F_RST) {
+		c->st.rst_in++;
+		if (s->seq == c->rcv_nxt) tcp_set_closed(c, KBX_TCP_RESET);
+		else {
+			c->st.challenge_acks++; /* RFC 5961 §3 */
+			tcp_send_ack(c);
+		}
+		return 0;
+	}
+	if (s->flags & F_SYN) {
+		c->st.challenge_acks++; /* RFC 5961 §4 */
+		tcp_send_ack(c);
+		return 0;
+	}
+	if (!(s->flags & F_ACK)) return 0;
+	/* an ACK for data never sent, or older than any window the peer offered (RFC 5961 §5): ACK back, drop */
+	if (SEQ_GT(s->ack, c->snd_max) || SEQ_LT(s->ack, c->snd_una - c->max_snd_wnd)) {
+		c->st.out_of_window++;
+		tcp_send_ack(c);
+		return 0;
+	}
+	return 1;
+}
+
+/* The ACK of an acceptable segment: ECN, new data acknowledged (congestion control), duplicate ACKs, window. */
+static void input_ack(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t ack = s->ack;
+	if (c->ecn_ok && (s->flags & F_CWR)) c->ece_pending = 0;
+	if (c->ecn_ok && (s->flags & F_ECE)) {
+		c->st.ecn_ece_in++;
+		if (SEQ_GT(c->snd_una, c->ecn_recover)) {
+			c->ssthresh = c->cwnd / 2 > 2 * smss(c) ? c->cwnd / 2 : 2 * smss(c);
+			c->cwnd = c->ssthresh;
+			c->cwr_pending = 1;
+			c->ecn_recover = c->snd_max;
+			c->st.cwnd_reductions++;
+		}
+	}
+	if (SEQ_GT(ack, c->snd_una)) {
+		uint32_t acked = ack - c->snd_una;
+		uint32_t data_acked = acked > c->slen ? c->slen : acked;
+		uint32_t mss = smss(c);
+		c->shead = (c->shead + data_acked) % c->scap;
+		c->slen -= data_acked;
+		c->snd_una = ack;
+		if (SEQ_LT(c->snd_nxt, c->snd_una)) c->snd_nxt = c->snd_una;
+		if (c->rtt_timing && SEQ_GT(ack, c->rtt_seq)) tcp_rtt_sample(c);
+		c->backoff = 0;
+		c->rto_deadline = 0;
+		if (c->snd_una != c->snd_max) tcp_arm_rto(c);
+		if (c->dupacks >= 3) {
+			if (SEQ_GEQ(ack, c->recover)) {
+				c->cwnd = c->ssthresh;
+				c->dupacks = 0;
+			} else {
+				tcp_retransmit_first(c); /* NewReno partial ACK */
+			}
+		} else {
+			c->dupacks = 0;
+			if (c->cwnd < c->ssthresh) c->cwnd += data_acked < mss ? data_acked : mss;
+			else c->cwnd += mss * mss / c->cwnd > 0 ? mss * mss / c->cwnd : 1;
+		}
+		fin_acked_transitions(c);
+	} else if (ack == c->snd_una && s->data_len == 0 && !(s->flags & (F_SYN | F_FIN)) && c->snd_max != c->snd_una &&
+		   (s->win << c->snd_wscale) == c->snd_wnd) {
+		c->st.dup_acks++;
+		if (++c->dupacks == 3) {
+			uint32_t flight = c->snd_max - c->snd_una;
+			c->ssthresh = flight / 2 > 2 * smss(c) ? flight / 2 : 2 * smss(c);
+			c->recover = c->snd_max;
+			tcp_retransmit_first(c);
+			c->st.fast_retransmits++;
+			c->cwnd = c->ssthresh + 3 * smss(c);
+		} else if (c->dupacks > 3) {
+			c->cwnd += smss(c);
+		}
+	}
+	/* window update only from an ACK at or above snd_una (RFC 9293 3.10.7.4): an old one must not shrink it */
+	if (SEQ_GEQ(ack, c->snd_una) && (SEQ_LT(c->snd_wl1, s->seq) || (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, ack)))) {
+		c->snd_wnd = s->win << c->snd_wscale;
+		if (c->snd_wnd > c->max_snd_wnd) c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = ack;
+	}
+}
+
+static int fin_not_received(const struct kbx_tcp *c)
+{
+	return c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2;
+}
+
+/* In-order data into the receive buffer (out of order: dropped, duplicate ACK). Returns 0 when dropped. */
+static int input_data(struct kbx_tcp *c, const struct segment *s)
+{
+	uint32_t skip;
+	if ((s->ip[1] & 3) == 3) {
+		c->st.ecn_ce_in++;
+		if (c->ecn_ok) c->ece_pending = 1;
+	}
+	if (SEQ_GT(s->seq, c->rcv_nxt)) {
+		c->st.ooo_drops++;
+		tcp_send_ack(c); /* a duplicate ACK: the peer retransmits */
+		return 0;
+	}
+	skip = c->rcv_nxt - s->seq;
+	if (skip < s->data_len) {
+		uint32_t n = s->data_len - skip;
+		uint32_t space = rcv_window(c);
+		uint32_t at, first;
+		if (n > space) n = space;
+		at = (c->rhead + c->rlen) % c->rcap;
+		first = n < c->rcap - at ? n : c->rcap - at;
+		memcpy(c->rbuf + at, s->data + skip, first);
+		if (first < n) memcpy(c->rbuf, s->data + skip + first, n - first);
+		c->rlen += n;
+		c->rcv_nxt += n;
+		c->st.bytes_in += n;
+	}
+	return 1;
+}
+
+/*
+ * A FIN is processed once (RFC 9293): only in the states that have not received one. In CLOSE-WAIT,
+ * CLOSING, LAST-ACK and TIME-WAIT a FIN (or data) that passed the acceptability check is only ACKed with
+ * the current rcv_nxt: taking it would ACK sequence space the peer never sent.
+ */
+static void input_fin(struct kbx_tcp *c, uint64_t now_ns)
+{
+	c->rcv_nxt++;
+	c->fin_received = 1;
+	if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
+	else if (c->state == KBX_TCP_FIN_WAIT_1) {
+		if (c->fin_sent && c->snd_una == c->snd_max) {
+			c->state = KBX_TCP_TIME_WAIT;
+			c->time_wait_since = now_ns;
+		} else
+			c->state = KBX_TCP_CLOSING;
+	} else if (c->state == KBX_TCP_FIN_WAIT_2) {
+		c->state = KBX_TCP_TIME_WAIT;
+		c->time_wait_since = now_ns;
+	}
+}
+
+int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t now_ns)
+{
+	struct segment s;
+	int parsed;
+
+	c->now = now_ns;
+	if (len < ETH_LEN) return 0;
+	if (rd16(f + 12) == 0x0806) return handle_arp(c, f, len);
+	parsed = parse_segment(c, f, len, &s);
+	if (parsed <= 0) return parsed < 0;
+	c->st.segs_in++;
+	if (c->state == KBX_TCP_CLOSED) {
+		input_closed(c, &s);
+		return 1;
+	}
+	if (c->state == KBX_TCP_SYN_SENT) {
+		input_syn_sent(c, &s);
+		return 1;
+	}
+	if (!input_acceptable(c, &s)) return 1;
+	input_ack(c, &s);
+	if (c->state == KBX_TCP_CLOSED) return 1;
+	if (s.data_len && fin_not_received(c) && !input_data(c, &s)) return 1;
+	if ((s.flags & F_FIN) && s.seq + s.data_len == c->rcv_nxt && fin_not_received(c)) {
+		input_fin(c, now_ns);
+		c->ack_pending = 1;
+	} else if ((s.flags & F_FIN) || s.data_len) {
+		/* data taken, or a FIN not taken (after the peer's FIN, or beyond rcv_nxt), or data after the FIN:
+		 * ACK with the current rcv_nxt (TIME-WAIT restarts its timer on a retransmitted FIN) */
+		if (c->state == KBX_TCP_TIME_WAIT && (s.flags & F_FIN)) c->time_wait_since = now_ns;
+		c->ack_pending = 1;
+	}
+	tcp_output(c);
+	return 1;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Inside the userspace TCP (kbx_tcp.h): the connection's state, shared by tcp_conn.c (creation, output,
+ * timers, the API) and tcp_input.c (received frames). Not part of libkbx's interface.
+ */
+#ifndef KBX_TCP_INTERNAL_H
+#define KBX_TCP_INTERNAL_H
+
+#include <stdint.h>
+
+#include "kbx_tcp.h"
+
+#define TXQ_FRAMES 256
+#define FRAME_MAX 1514
+#define ETH_LEN 14
+#define IP_LEN 20
+#define TCP_LEN 20
+
+#define F_FIN 0x01
+#define F_SYN 0x02
+#define F_RST 0x04
+#define F_PSH 0x08
+#define F_ACK 0x10
+#define F_ECE 0x40
+#define F_CWR 0x80
+
+#define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
+#define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((a) - (b)) >= 0)
+
+#define RTO_INITIAL_US 1000000u
+#define RTO_MAX_US 60000000u
+#define MAX_BACKOFF 12
+#define TIME_WAIT_NS 1000000000ull
+
+struct kbx_tcp {
+	struct kbx_tcp_config cfg;
+	uint32_t state;
+	uint32_t close_reason;
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+	uint32_t irs, rcv_nxt;
+	uint32_t max_snd_wnd; /* largest window the peer offered (RFC 5961 §5 ACK check) */
+	uint8_t snd_wscale, rcv_wscale;
+	uint16_t peer_mss;
+	uint32_t cwnd, ssthresh, recover, ecn_recover;
+	uint32_t dupacks;
+	int ecn_ok, ece_pending, cwr_pending;
+	int ack_pending, hold_ack; /* received data not yet ACKed (see kbx_tcp_next_frame) */
+	/* send ring: slen bytes starting at sequence snd_una, at sbuf[shead] */
+	uint8_t *sbuf;
+	uint32_t scap, shead, slen;
+	int fin_queued, fin_sent, fin_received;
+	/* receive ring */
+	uint8_t *rbuf;
+	uint32_t rcap, rhead, rlen;
+	/* retransmission timer */
+	uint64_t rto_deadline; /* 0 = not armed */
+	uint32_t rto_us, srtt_us, rttvar_us, backoff;
+	int rtt_timing;
+	uint32_t rtt_seq;
+	uint64_t rtt_start_ns;
+	uint64_t time_wait_since;
+	uint64_t now;
+	uint32_t new_data_segs;
+	uint16_t ip_id;
+	/* frames waiting to be taken by kbx_tcp_next_frame */
+	uint8_t (*txq)[FRAME_MAX];
+	uint16_t txlen[TXQ_FRAMES];
+	uint32_t txhead, txcount;
+	struct kbx_tcp_stats st;
+};
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+static inline void wr32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = (v >> 16) & 0xff; p[2] = (v >> 8) & 0xff; p[3] = v & 0xff; }
+
+static inline uint32_t csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
+{
+	uint32_t i;
+	for (i = 0; i + 1 < len; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1) sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+static inline uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Sum of the TCP pseudo header; addresses as they sit in the packet (network order bytes). */
+static inline uint32_t pseudo_sum(const uint8_t *saddr, const uint8_t *daddr, uint32_t tcp_len)
+{
+	uint32_t sum = csum_add(0, saddr, 4);
+	sum = csum_add(sum, daddr, 4);
+	return sum + 6 + tcp_len;
+}
+
+static inline uint32_t rcv_window(const struct kbx_tcp *c) { return c->rcap - c->rlen; }
+static inline uint32_t smss(const struct kbx_tcp *c) { return c->peer_mss < c->cfg.mss ? c->peer_mss : c->cfg.mss; }
+static inline int in_window(uint32_t seq, uint32_t start, uint32_t wnd) { return SEQ_GEQ(seq, start) && SEQ_LT(seq, start + wnd); }
+
+#define TCP_HIDDEN __attribute__((visibility("hidden")))
+/* tcp_conn.c */
+TCP_HIDDEN void tcp_set_closed(struct kbx_tcp *c, uint32_t reason);
+/* Builds one segment into the TX queue. data: `len` bytes of the send ring starting at sequence `seq`. */
+TCP_HIDDEN void tcp_emit(struct kbx_tcp *c, uint8_t flags, uint32_t seq, uint32_t len, int ect);
+TCP_HIDDEN void tcp_send_ack(struct kbx_tcp *c);
+TCP_HIDDEN void tcp_arm_rto(struct kbx_tcp *c);
+TCP_HIDDEN void tcp_rtt_sample(struct kbx_tcp *c);
+/* Sends what the windows allow, then the FIN once all data went out. */
+TCP_HIDDEN void tcp_output(struct kbx_tcp *c);
+/* One segment at snd_una, outside the normal flow (fast retransmit, partial ACK). */
+TCP_HIDDEN void tcp_retransmit_first(struct kbx_tcp *c);
+
+#endif

@@ -144,7 +144,7 @@ enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
 
 /*
  * The logical number of m: in the current epoch, or — when it lies outside the window there, the stream
- * has restarted before and the number is nearer the previous epoch's newest — in the previous one
+ * has restarted recently and the number is nearer the previous epoch's newest — in the previous one
  * (*old = 1). A restart starts a new epoch when the number is reset_distance or more away.
  */
 static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct ab_stream *st,
@@ -154,8 +154,11 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 	__u64 offset = st->offset;
 	__s64 d = serial_distance(m, top - offset);
 
-	if ((d <= -(__s64)window || d > (__s64)window) && st->resets) {
-		__u64 prev_top = st->prev_top;
+	/* Old copies can only be placed while the new epoch is younger than a window past its reserve: after
+	 * that every one of them would be stale, and a later restart to the same numbers must not read as one. */
+	__u64 prev_top = st->prev_top;
+	if ((d <= -(__s64)window || d > (__s64)window) && st->resets &&
+	    (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window)) {
 		__s64 dp = serial_distance(m, prev_top - st->prev_offset);
 		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance && magnitude(dp) < magnitude(d)) {
 			s->late_old_epoch++;

@@ -85,3 +85,14 @@ t.test('optiq across the u32 wrap: holes on both sides of it', async (t) => {
   t.same(ranges(rx.flush().gaps), [`1000:${top - 2n}-${top - 2n}`, `1000:${top}-0`, '1000:2-2'], 'one hole runs over the wrap')
   t.equal(rx.counters().resets, 0n)
 })
+
+t.test('restarts to the same numbers again and again (each session 1..3000): each one a restart', async (t) => {
+  const rx = new ReceiveTracker({ format: 'optiq', window: 256, resetDistance: 1024n })
+  t.teardown(() => rx.close())
+  for (let session = 0; session < 4; session++) for (let n = 1n; n <= 3000n; n++) if (n !== 77n) rx.ingest(optiq(n))
+  const taken = [rx.take(), rx.flush()]
+  t.same(taken.flatMap((x) => x.events).map((e) => e.kind), ['restart', 'restart', 'restart'])
+  t.same(ranges(taken.flatMap((x) => x.gaps)), ['1000:77-77', '1000:77-77', '1000:77-77', '1000:77-77'], 'the hole of every session, nothing else')
+  const c = rx.counters()
+  t.same([c.delivered, c.repeated, c.old_epoch, c.after_gap], [4n * 2999n, 0n, 0n, 0n])
+})

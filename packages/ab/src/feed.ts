@@ -7,8 +7,8 @@ import { UsageError } from '@kbx/errors'
 import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
-import { encodeFeedPayload, parseFormat, type FeedFormat } from './format.js'
-import { itemSequence, makePlan, partialTruth, withheldRanges, type LineImpairments, type PlanOptions } from './plan.js'
+import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
+import { END_OF_SESSION, itemSequence, makePlan, partialTruth, withheldRanges, type LineImpairments, type PlanOptions } from './plan.js'
 
 export interface FeedOptions {
   format: FeedFormat
@@ -19,6 +19,8 @@ export interface FeedOptions {
   count: number
   streams: number
   startSeq: string
+  restartEvery: number
+  restartSeq: string
   rate: number
   size: number
   lossA: number
@@ -65,7 +67,9 @@ export function buildFeedCommand(program: Command): void {
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
     .option('--count <n>', 'sequence numbers per stream', parseScaledInt('--count', { min: 1, max: 50_000_000 }), 100000)
     .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
-    .option('--start-seq <n>', 'first sequence number (wraps at 2^32 for optiq)', '1')
+    .option('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', '1')
+    .option('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', parseScaledInt('--restart-every', { min: 0 }), 0)
+    .option('--restart-seq <n>', 'first sequence number after a restart', '1')
     .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
     .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
     .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
@@ -99,18 +103,26 @@ interface Line {
 export async function runFeed(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as FeedOptions
   const [ifA, ifB] = ctx.args as [string, string]
-  let startSeq: bigint
-  try {
-    startSeq = BigInt(o.startSeq)
-  } catch {
-    throw new UsageError(`--start-seq must be an integer, not ${JSON.stringify(o.startSeq)}`, { op: 'parse --start-seq' })
+  const bits = sequenceBits(o.format)
+  const sequenceOption = (name: string, v: string): bigint => {
+    const n = /^\d+$/.test(v) ? BigInt(v) : -1n
+    if (n < 0n || n >= 1n << BigInt(bits))
+      throw new UsageError(`${name} must be an integer from 0 to 2^${bits} − 1 for ${o.format}, not ${JSON.stringify(v)}`, { op: `parse ${name}` })
+    return n
   }
+  const startSeq = sequenceOption('--start-seq', o.startSeq)
+  const restartSeq = sequenceOption('--restart-seq', o.restartSeq)
+  if (o.count * o.streams >= END_OF_SESSION) throw new UsageError(`--count × --streams must stay below ${END_OF_SESSION}`, { op: 'parse --count' })
+  if (o.format === 'moldudp64' && o.restartEvery > 0 && Math.ceil(o.count / o.restartEvery) > MAX_MOLD_SESSIONS)
+    throw new UsageError(`--restart-every ${o.restartEvery} gives more than ${MAX_MOLD_SESSIONS} sessions per stream`, { op: 'parse --restart-every' })
   const planOptions: PlanOptions = {
     format: o.format,
     seed: o.seed,
     count: o.count,
     streams: o.streams,
     startSeq,
+    restartEvery: o.restartEvery,
+    restartSeq,
     gapProb: o.gap,
     a: impairments(o.lossA, o.burstA, o.dupA, o.reorderA),
     b: impairments(o.lossB, o.burstB, o.dupB, o.reorderB),
@@ -118,9 +130,13 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     alternate: o.alternate,
   }
   const plan = makePlan(planOptions)
-  const payloadOf = (k: number): Buffer => {
-    const { stream, sequence } = itemSequence(planOptions, k)
-    return encodeFeedPayload(o.format, stream, sequence, o.size)
+  const payloadOf = (entry: number): Buffer => {
+    if (entry & END_OF_SESSION) {
+      const last = itemSequence(planOptions, entry & ~END_OF_SESSION)
+      return encodeEndOfSession(last.stream, last.session, last.sequence + 1n)
+    }
+    const { stream, session, sequence } = itemSequence(planOptions, entry)
+    return encodeFeedPayload(o.format, stream, sequence, o.size, session)
   }
   const open = (name: 'A' | 'B', iface: string, dst: string, list: Uint32Array): Line => {
     const hop = resolveNextHop(dst, { iface })
@@ -141,7 +157,19 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     return { name, socket, batch: socket.txBatch(64), list, next: 0, template }
   }
   const lines = [open('A', ifA, o.dstA, plan.lineA), open('B', ifB, o.dstB, plan.lineB)]
-  ctx.json.start({ lineA: ifA, lineB: ifB, format: o.format, port: o.port, count: o.count, streams: o.streams, startSeq, seed: o.seed, planned: { A: plan.lineA.length, B: plan.lineB.length }, withheld: plan.withheld.length })
+  ctx.json.start({
+    lineA: ifA,
+    lineB: ifB,
+    format: o.format,
+    port: o.port,
+    count: o.count,
+    streams: o.streams,
+    startSeq,
+    ...(o.restartEvery > 0 ? { restartEvery: o.restartEvery, restartSeq } : {}),
+    seed: o.seed,
+    planned: { A: plan.lineA.length, B: plan.lineB.length },
+    withheld: plan.withheld.length,
+  })
 
   const started = process.hrtime.bigint()
   const budget = (): number => (o.rate > 0 ? Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * o.rate) : Number.MAX_SAFE_INTEGER)
@@ -153,7 +181,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
   const lagB = Math.max(0, o.delayB)
   const dueOf = (list: Uint32Array) => {
     const due = new Uint32Array(list.length)
-    for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]!)
+    for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]! & ~END_OF_SESSION)
     return due
   }
   const due = [dueOf(plan.lineA), dueOf(plan.lineB)]
@@ -203,8 +231,8 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
   const counts = sent()
   const complete = lines.every((l, i) => submitted[i]! >= l.list.length)
   const truth = complete
-    ? { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length }
-    : partialTruth(plan, submitted[0]!, submitted[1]!)
+    ? { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts }
+    : partialTruth(plan, submitted[0]!, submitted[1]!, planOptions)
   ctx.end({
     stoppedBy: stop,
     complete,
@@ -216,6 +244,8 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     },
     // Distinct numbers sent on either line: what an arbitrator delivers.
     union: truth.union,
+    // Restarts of all streams that were sent (optiq numbering restarts, mold new sessions).
+    restarts: truth.restarts,
     withheld: {
       count: truth.withheld.length,
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),

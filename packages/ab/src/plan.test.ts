@@ -1,6 +1,6 @@
 import t from 'tap'
-import { NO_IMPAIRMENTS, makePlan, partialTruth, withheldRanges } from './plan.js'
-import { decodePayload, encodeFeedPayload } from './format.js'
+import { END_OF_SESSION, NO_IMPAIRMENTS, itemSequence, makePlan, partialTruth, withheldRanges } from './plan.js'
+import { decodePayload, encodeFeedPayload, streamName } from './format.js'
 
 const base = { format: 'optiq' as const, seed: 7, count: 1000, streams: 2, startSeq: 0xfffffff0n, gapProb: 0.01, delayB: 0 }
 
@@ -38,12 +38,12 @@ t.test('alternating outages: every number on exactly one line, the lines taking 
 
 t.test('partial truth: only what was sent, withheld only below the highest number sent per stream', async (t) => {
   // Items 0..19 of one stream; A sends 0 2 4 …, B sends 0 1 2 3 6 7 8 … minus 4, 5 (and 5 never on A).
-  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [] }
+  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [], restarts: 0 }
   const truth = partialTruth(plan, 4, 5) // A: 0 2 4 6; B: 0 1 3 6 7 — highest sent 7
   t.same(truth.withheld, [5], 'only 5 is below 7 and on neither line')
   t.equal(truth.union, 7, '0 1 2 3 4 6 7')
-  t.same(truth.A, { planned: 7, dropped: 3, duplicated: 0, reordered: 0 }, 'A skipped 1 3 5 below its highest (6)')
-  t.same(truth.B, { planned: 8, dropped: 3, duplicated: 0, reordered: 0 }, 'B skipped 2 4 5 below its highest (7)')
+  t.same(truth.A, { planned: 7, endOfSession: 0, dropped: 3, duplicated: 0, reordered: 0 }, 'A skipped 1 3 5 below its highest (6)')
+  t.same(truth.B, { planned: 8, endOfSession: 0, dropped: 3, duplicated: 0, reordered: 0 }, 'B skipped 2 4 5 below its highest (7)')
   const whole = makePlan({ ...base, streams: 2, a: { ...NO_IMPAIRMENTS, loss: 0.1 }, b: { ...NO_IMPAIRMENTS, loss: 0.1 } })
   const all = partialTruth(whole, whole.lineA.length, whole.lineB.length)
   t.equal(all.union, whole.items - whole.withheld.length, 'everything sent: the union is the plan\'s')
@@ -51,3 +51,26 @@ t.test('partial truth: only what was sent, withheld only below the highest numbe
   const lastSent = (stream: number) => Math.max(...[...sent].filter((k) => k % 2 === stream))
   t.same(all.withheld, whole.withheld.filter((k) => k < lastSent(k % 2)), 'and its withheld set the plan\'s, but for numbers past the last one sent')
 })
+
+t.test('restarts: numbering per session, end-of-session entries, anchors, ranges split at the restart', async (t) => {
+  const o = { format: 'moldudp64' as const, seed: 3, count: 30, streams: 2, startSeq: (1n << 64n) - 12n, restartEvery: 10, restartSeq: 1n, gapProb: 0.3, delayB: 0, a: { ...NO_IMPAIRMENTS, loss: 0.3 }, b: { ...NO_IMPAIRMENTS, loss: 0.3 } }
+  t.same(itemSequence(o, 0), { stream: 0, session: 0, sequence: (1n << 64n) - 12n })
+  t.same(itemSequence(o, 19), { stream: 1, session: 0, sequence: (1n << 64n) - 3n }, 'the first session ends 3 below 2^64')
+  t.same(itemSequence(o, 21), { stream: 1, session: 1, sequence: 1n }, 'the second starts at --restart-seq')
+  t.equal(streamName('moldudp64', 1, 1), 'R000100001', 'a new session name')
+  const p = makePlan(o)
+  t.equal(p.restarts, 4, 'two restarts per stream')
+  const ends = (list: Uint32Array) => [...list].filter((k) => k & END_OF_SESSION).map((k) => k & ~END_OF_SESSION)
+  t.same(ends(p.lineA), [18, 19, 38, 39], 'A: an end of session after each stream\'s last number of sessions 0 and 1')
+  t.same(ends(p.lineB), [18, 19, 38, 39], 'B too')
+  for (const k of [18, 19, 38, 39, 58, 59]) t.ok(p.lineA.includes(k) && !p.withheld.includes(k), `the last number ${k} of a session is on line A`)
+  const ranges = withheldRanges(o, p.withheld)
+  t.ok(ranges.every((r) => itemSequenceSession(r.stream) >= 0), 'names are sessions')
+  t.equal(ranges.reduce((n, r) => n + r.count, 0), p.withheld.length)
+  const all = partialTruth(p, p.lineA.length, p.lineB.length, o)
+  t.same([all.union, all.restarts, all.A.endOfSession], [p.items - p.withheld.length, 4, 4], 'the partial truth of everything is the plan\'s')
+})
+
+function itemSequenceSession(name: string): number {
+  return name.startsWith('S') ? 0 : parseInt(name.slice(1, 5), 36)
+}

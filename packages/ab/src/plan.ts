@@ -82,7 +82,10 @@ export interface LineTruth {
 }
 
 export interface Plan {
-  /** Item k = stream (k % streams), sequence offset floor(k / streams). Send order per line. */
+  /**
+   * Item k = stream (k % streams), sequence offset first + floor(k / streams): its global item number is
+   * first × streams + k (globalItem). Send order per line.
+   */
   lineA: Uint32Array
   lineB: Uint32Array
   streams: number
@@ -90,10 +93,33 @@ export interface Plan {
   truthB: LineTruth
   /** Items missing from both lines, ascending. */
   withheld: number[]
-  /** count × streams. */
+  /** Numbers per stream in this plan (a chunk of the run) × streams. */
   items: number
-  /** Restarts of all streams (segment boundaries crossed). */
+  /** Sequence offset of the chunk's first numbers (0 for a plan of the whole run). */
+  first: number
+  /** Restarts of all streams (segment boundaries crossed) up to the end of this chunk. */
   restarts: number
+}
+
+/** A chunk of a run: numbers first..first + count − 1 of every stream. */
+export interface PlanChunk {
+  first: number
+  count: number
+}
+
+export function globalItem(plan: Pick<Plan, 'first' | 'streams'>, k: number): number {
+  return plan.first * plan.streams + k
+}
+
+/**
+ * The chunks a run is planned in, so that memory stays bounded however long it runs: about `perChunk`
+ * numbers (all streams together) each.
+ */
+export function planChunks(count: number, streams: number, perChunk = 1 << 20): PlanChunk[] {
+  const size = Math.max(1, Math.floor(perChunk / streams))
+  const chunks: PlanChunk[] = []
+  for (let first = 0; first < count; first += size) chunks.push({ first, count: Math.min(size, count - first) })
+  return chunks
 }
 
 interface LineRules {
@@ -144,20 +170,28 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
 }
 
 /**
- * The last number of every session of every stream is an anchor: never withheld, always on line A, so that
- * every withheld number lies below one the arbitrator receives and can be reported as a gap.
+ * The plan of a run, or of one chunk of it (every chunk has its own random sequence, so a chunk is planned
+ * without the ones before it). The last number of every session and of every chunk of every stream is an
+ * anchor: never withheld, always on line A, so that every withheld number lies below one the arbitrator
+ * receives and can be reported as a gap, wherever the run stops.
  */
-export function makePlan(o: PlanOptions): Plan {
-  const items = o.count * o.streams
-  if (items >= END_OF_SESSION) throw new RangeError(`a plan holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
-  const random = rng(o.seed)
-  const anchor = (k: number) => segmentOf(o, k).last
+export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }): Plan {
+  const items = chunk.count * o.streams
+  if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
+  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1)) >>> 0)
+  const globalOf = (k: number) => chunk.first * o.streams + k
+  const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
+  const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last
   const gap = new Uint8Array(items)
   for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb && !anchor(k)) gap[k] = 1
   const truthA: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
   const truthB: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
-  const block = (k: number) => (o.alternate ? Math.floor(Math.floor(k / o.streams) / o.alternate) % 2 : -1)
-  const endAfter = (k: number) => o.format === 'moldudp64' && (o.restartEvery ?? 0) > 0 && anchor(k) && Math.floor(k / o.streams) !== o.count - 1
+  const block = (k: number) => (o.alternate ? Math.floor((chunk.first + Math.floor(k / o.streams)) / o.alternate) % 2 : -1)
+  const endAfter = (k: number) => {
+    if (o.format !== 'moldudp64' || !(o.restartEvery ?? 0)) return false
+    const { last } = segmentOf(o, globalOf(k))
+    return last && chunk.first + Math.floor(k / o.streams) !== o.count - 1
+  }
   const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA)
   const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB)
   const seen = new Uint8Array(items)
@@ -166,8 +200,8 @@ export function makePlan(o: PlanOptions): Plan {
   const withheld: number[] = []
   for (let k = 0; k < items; k++) if (!seen[k]) withheld.push(k)
   const every = o.restartEvery ?? 0
-  const restarts = every > 0 ? o.streams * Math.floor((o.count - 1) / every) : 0
-  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items, restarts }
+  const restarts = every > 0 ? o.streams * Math.floor((chunk.first + chunk.count - 1) / every) : 0
+  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items, first: chunk.first, restarts }
 }
 
 /**
@@ -215,13 +249,16 @@ export function partialTruth(
   let union = 0
   for (let k = 0; k < items; k++) {
     if (a.seen[k] || b.seen[k]) union++
+    // Not sent (yet) in this chunk: withheld only below a number of the stream that was sent.
     else if (k < Math.max(a.highest[k % streams]!, b.highest[k % streams]!)) withheld.push(k)
   }
   // Restarts the arbitrator saw: the session of each stream's highest number sent.
   let restarts = 0
   for (let s = 0; s < streams; s++) {
     const top = Math.max(a.highest[s]!, b.highest[s]!)
-    if (top >= 0) restarts += segmentOf(o, top).segment
+    // Nothing of this stream sent in this chunk yet: its newest is the last of the chunk before.
+    if (top >= 0) restarts += segmentOf(o, globalItem(plan, top)).segment
+    else if (plan.first > 0) restarts += segmentOf(o, (plan.first - 1) * streams + s).segment
   }
   return { A: truth(a, plan.lineA.length), B: truth(b, plan.lineB.length), withheld, union, restarts }
 }
@@ -239,8 +276,18 @@ export function itemSequence(o: SequenceOptions, k: number): { stream: number; s
   return { stream, session, sequence }
 }
 
-/** Withheld items as per-stream (and per-session) runs of consecutive sequence numbers (wrapped), the shape of gap events. */
-export function withheldRanges(o: SequenceOptions, withheld: readonly number[]): { stream: string; from: bigint; to: bigint; count: number }[] {
+export interface WithheldRange {
+  stream: string
+  from: bigint
+  to: bigint
+  count: number
+}
+
+/**
+ * Withheld items (global item numbers, ascending) as per-stream (and per-session) runs of consecutive
+ * sequence numbers (wrapped), the shape of gap events.
+ */
+export function withheldRanges(o: SequenceOptions, withheld: readonly number[]): WithheldRange[] {
   const perStream = new Map<number, number[]>()
   for (const k of withheld) {
     const s = k % o.streams
@@ -250,7 +297,7 @@ export function withheldRanges(o: SequenceOptions, withheld: readonly number[]):
   }
   const every = o.restartEvery ?? 0
   const sessionOf = (offset: number) => (every > 0 ? Math.floor(offset / every) : 0)
-  const ranges: { stream: string; from: bigint; to: bigint; count: number }[] = []
+  const ranges: WithheldRange[] = []
   for (const [s, offsets] of [...perStream.entries()].sort((x, y) => x[0] - y[0])) {
     let start = offsets[0]!
     let prev = start
@@ -274,4 +321,32 @@ export function withheldRanges(o: SequenceOptions, withheld: readonly number[]):
     close()
   }
   return ranges
+}
+
+/** The truth of a run planned in chunks, added up chunk by chunk (memory: counts, and the withheld list if kept). */
+export class RunTruth {
+  readonly A: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  readonly B: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  union = 0
+  withheldCount = 0
+  restarts = 0
+  /** Global item numbers withheld from both lines (kept only when asked for). */
+  readonly withheld: number[] = []
+
+  constructor(private readonly keepWithheld: boolean) {}
+
+  /** Adds a chunk's truth (complete, or the partial truth of the chunk the run stopped in). */
+  add(plan: Plan, truth: { A: LineTruth; B: LineTruth; withheld: number[]; union: number; restarts: number }): void {
+    for (const [sum, part] of [[this.A, truth.A], [this.B, truth.B]] as const) {
+      sum.planned += part.planned
+      sum.endOfSession += part.endOfSession
+      sum.dropped += part.dropped
+      sum.duplicated += part.duplicated
+      sum.reordered += part.reordered
+    }
+    this.union += truth.union
+    this.withheldCount += truth.withheld.length
+    this.restarts = truth.restarts
+    if (this.keepWithheld) for (const k of truth.withheld) this.withheld.push(globalItem(plan, k))
+  }
 }

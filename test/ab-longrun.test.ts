@@ -69,6 +69,8 @@ const cases: LongCase[] = [
     format: 'moldudp64',
     count: 5000,
     feedArgs: ['--plan-chunk', '1400', '--streams', '2', '--restart-every', '1800', '--burst-a', '0.01:5', '--burst-b', '0.01:5', ...impaired],
+    // Six sessions through a table of four: closed sessions leave both tables.
+    arbArgs: ['--max-streams', '4'],
     restarts: 4,
   },
 ]
@@ -140,6 +142,8 @@ for (const c of cases) {
       const previous = restarts.map((e) => e.data['previous'] as string)
       t.same(previous.filter((p) => p.endsWith('00000')), ['S000000000', 'R000100000'], 'naming the session it follows')
       t.equal(Number(end['sessionsEnded']), expected, 'sessions ended')
+      t.equal(Number(end['sessionsClosed']), expected, 'and closed: the end came on both lines')
+      t.equal(Number(end['streamTableFull']) + Number(end['untracked']), 0, 'no table ever full')
     }
     if (c.format === 'optiq' && expected > 0) {
       t.same(restarts.map((e) => [e.data['kind'], Number(e.data['firstAfter'])]), Array(expected).fill(['sequence', 1]), 'each a sequence restart to 1')

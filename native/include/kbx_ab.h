@@ -69,7 +69,7 @@ struct kbx_ab_rx_counters {
 	uint64_t resets;          /* sequence restarts of a stream (KBX_AB_EVENT_RESTART) */
 	uint64_t not_feed;        /* frames that were not parseable feed packets */
 	uint64_t untracked;       /* packets of streams beyond max_streams */
-	uint64_t streams;
+	uint64_t streams;         /* streams ever tracked (closed sessions included) */
 	uint64_t copy_truncated;  /* calls that stopped early because the copy buffer was full */
 	uint64_t batches;
 	uint64_t first_delivery_ns; /* CLOCK_MONOTONIC of the first call that delivered a feed packet (0: none yet) */
@@ -79,6 +79,7 @@ struct kbx_ab_rx_counters {
 	uint64_t old_epoch;       /* numbers of the numbering before a restart, delivered after it */
 	uint64_t unplaced;        /* old-epoch numbers too far above its newest to place: not tracked */
 	uint64_t end_copies;      /* end-of-session packets received (every copy) */
+	uint64_t sessions_closed; /* ended sessions removed from the table (the end came on both lines) */
 };
 
 enum kbx_ab_event_kind {
@@ -87,6 +88,8 @@ enum kbx_ab_event_kind {
 	KBX_AB_EVENT_NEW_SESSION = 2, /* a new session followed `previous` (ended): from = its end's next
 					 number, to = the new session's first number */
 	KBX_AB_EVENT_SESSION_END = 3, /* end-of-session: from = the next number it announced */
+	KBX_AB_EVENT_SESSION_CLOSED = 4, /* the end arrived on both lines: the session left the table (the
+					    caller removes it from the XDP program's too) */
 };
 
 /* An event of one stream: a gap, a restart, a session end. */

@@ -46,27 +46,43 @@ static uint64_t key_hash(const struct ab_stream_key *k)
 	return h ^ (h >> 32);
 }
 
-/* The stream's slot; a new one when create (NULL when the table is full or the key is unknown). */
+/*
+ * The stream's slot; a new one when create (NULL when the table is full or the key is unknown). Closed
+ * sessions leave tombstones: the probe walks past them and an insert takes the first one it passed.
+ */
+static struct ab_track *insert_track(struct ab_tracker *tr, struct ab_track *t, const struct ab_stream_key *key)
+{
+	if (tr->live >= tr->max_streams)
+		return NULL;
+	uint64_t *bits = calloc(tr->window / 64, sizeof(uint64_t));
+	if (!bits)
+		return NULL;
+	memset(t, 0, sizeof(*t));
+	t->bits = bits;
+	t->used = true;
+	t->key = *key;
+	tr->live++;
+	tr->counters->streams++;
+	return t;
+}
+
 static struct ab_track *track_for(struct ab_tracker *tr, const struct ab_stream_key *key, bool create)
 {
 	uint32_t mask = tr->table_size - 1;
+	struct ab_track *reuse = NULL;
 	for (uint32_t i = (uint32_t)key_hash(key) & mask, probes = 0; probes < tr->table_size; i = (i + 1) & mask, probes++) {
 		struct ab_track *t = &tr->streams[i];
+		if (t->used && t->deleted) {
+			if (!reuse)
+				reuse = t;
+			continue;
+		}
 		if (t->used && memcmp(&t->key, key, sizeof(*key)) == 0)
 			return t;
-		if (!t->used) {
-			if (!create || tr->counters->streams >= tr->max_streams)
-				return NULL;
-			t->bits = calloc(tr->window / 64, sizeof(uint64_t));
-			if (!t->bits)
-				return NULL;
-			t->used = true;
-			t->key = *key;
-			tr->counters->streams++;
-			return t;
-		}
+		if (!t->used)
+			return create ? insert_track(tr, reuse ? reuse : t, key) : NULL;
 	}
-	return NULL;
+	return create && reuse ? insert_track(tr, reuse, key) : NULL; /* no empty slot left: tombstones only */
 }
 
 static uint64_t raw_of(const struct ab_track *t, uint64_t logical, uint64_t offset)
@@ -242,20 +258,17 @@ static void start_stream(struct ab_tracker *tr, struct ab_track *t, const struct
 	t->started = true;
 	t->base = t->highest = t->known_top = m->sequence;
 	t->offset = 0;
-	while (tr->ended_count > 0) {
-		struct ab_track *prev = &tr->streams[tr->ended[tr->ended_head]];
+	if (tr->ended_count > 0) {
+		const struct ab_ended_session *prev = &tr->ended[tr->ended_head];
 		tr->ended_head = (tr->ended_head + 1) % KBX_AB_ENDED_QUEUE;
 		tr->ended_count--;
-		if (!prev->ended)
-			continue; /* it restarted meanwhile */
 		struct kbx_ab_event *e = push_event(tr, t, KBX_AB_EVENT_NEW_SESSION);
 		if (e) {
 			memcpy(e->previous, &prev->key, sizeof(prev->key));
-			e->from = raw_of(prev, prev->known_top + 1, prev->offset);
+			e->from = prev->next;
 			e->to = m->sequence;
 		}
 		tr->counters->new_sessions++;
-		break;
 	}
 }
 
@@ -355,13 +368,22 @@ void ab_track_end(struct ab_tracker *tr, const struct ab_message *m, uint32_t li
 		if (e)
 			e->from = m->sequence;
 		if (tr->ended_count < KBX_AB_ENDED_QUEUE) {
-			tr->ended[(tr->ended_head + tr->ended_count) % KBX_AB_ENDED_QUEUE] = (uint32_t)(t - tr->streams);
+			tr->ended[(tr->ended_head + tr->ended_count) % KBX_AB_ENDED_QUEUE] = (struct ab_ended_session){ t->key, m->sequence };
 			tr->ended_count++;
 		}
 	}
-	if (t->end_lines == 3) { /* both lines ended: no copy of this session is still on its way */
+	if (t->end_lines == 3) {
+		/* Both lines ended (each line's copies come in order): no copy of this session is still on its
+		 * way. Its holes are reported and it leaves the table, here and (KBX_AB_EVENT_SESSION_CLOSED) in
+		 * the XDP program's, so a long run of sessions never fills either. */
 		close_stream(tr, t);
 		t->closed = true;
+		push_event(tr, t, KBX_AB_EVENT_SESSION_CLOSED);
+		free(t->bits);
+		t->bits = NULL;
+		t->deleted = true;
+		tr->live--;
+		tr->counters->sessions_closed++;
 	}
 }
 
@@ -369,7 +391,7 @@ void ab_track_flush(struct ab_tracker *tr)
 {
 	for (uint32_t i = 0; i < tr->table_size; i++) {
 		struct ab_track *t = &tr->streams[i];
-		if (t->used)
+		if (t->used && !t->deleted)
 			close_stream(tr, t);
 	}
 }

@@ -19,6 +19,7 @@ struct ab_track {
 	bool has_prev; /* restarted at least once: prev_* hold the old epoch */
 	bool ended;    /* moldudp64 end-of-session seen */
 	bool closed;   /* ... and its holes reported */
+	bool deleted;  /* closed and removed: a tombstone the probe walks past and an insert reuses */
 	uint8_t end_lines; /* lines the end-of-session arrived on (bit per line) */
 	uint64_t base;      /* next expected logical number */
 	uint64_t highest;   /* newest logical number */
@@ -38,6 +39,12 @@ struct ab_track {
 	uint64_t run_to;
 };
 
+/* An ended session waiting for the session that follows it. */
+struct ab_ended_session {
+	struct ab_stream_key key;
+	uint64_t next; /* the number its end-of-session announced */
+};
+
 struct ab_tracker {
 	uint32_t window;
 	uint32_t max_streams;
@@ -47,7 +54,8 @@ struct ab_tracker {
 	struct kbx_ab_event *pending;
 	uint32_t pending_count;
 	uint32_t pending_capacity;
-	uint32_t ended[KBX_AB_ENDED_QUEUE]; /* table indexes of ended sessions not yet followed */
+	uint32_t live; /* streams in the table (closed sessions leave it) */
+	struct ab_ended_session ended[KBX_AB_ENDED_QUEUE]; /* ended sessions not yet followed */
 	uint32_t ended_head;
 	uint32_t ended_count;
 	struct kbx_ab_rx_counters *counters;

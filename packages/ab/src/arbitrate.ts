@@ -110,7 +110,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
       } else if (e.kind === 'newSession') {
         ctx.json.emit('restart', { stream: e.stream, kind: 'session', previous: e.previous, previousNext: e.from, firstAfter: e.to })
         ctx.log.info(`session ${e.previous} ended; ${e.stream} follows it`)
-      } else {
+      } else if (e.kind === 'sessionEnd') {
         ctx.json.emit('sessionEnd', { stream: e.stream, next: e.next })
       }
     }
@@ -149,6 +149,8 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
       // Restart events: sequence restarts of a stream and new sessions that followed an ended one.
       restarts: rx.resets + rx.new_sessions,
       sessionsEnded: rx.sessions_ended,
+      // Ended sessions whose end came on both lines: their holes reported, removed from both stream tables.
+      sessionsClosed: rx.sessions_closed,
       // Copies of a numbering before its restart that arrived after it (placed in the old epoch).
       lateOldEpoch: rx.old_epoch,
       streams: rx.streams,

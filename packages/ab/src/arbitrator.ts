@@ -2,7 +2,7 @@
 // (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { ensureBpffs } from '@kbx/bpf'
-import type { BpfObject, XdpLink } from '@kbx/bpf'
+import type { BpfMap, BpfObject, XdpLink } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
 import { UsageError, XskError } from '@kbx/errors'
 import {
@@ -83,6 +83,8 @@ export type StreamEvent =
   | { kind: 'restart'; stream: string; from: bigint; to: bigint }
   | { kind: 'newSession'; stream: string; previous: string; from: bigint; to: bigint }
   | { kind: 'sessionEnd'; stream: string; next: bigint }
+  /** Both lines ended the session: it left the receive loop's table (and, through Arbitrator.poll, the XDP program's). */
+  | { kind: 'sessionClosed'; stream: string; key: Buffer }
 
 export interface DeliveredBatch {
   gaps: Gap[]
@@ -114,6 +116,7 @@ export class Arbitrator {
   readonly lineA: string
   readonly lineB: string
   readonly #obj: BpfObject
+  readonly #streams: BpfMap
   readonly #umem: Umem
   readonly #rx: number
   readonly maxStreams: number
@@ -144,6 +147,7 @@ export class Arbitrator {
     this.lineA = parts.options.lineA
     this.lineB = parts.options.lineB
     this.#obj = parts.obj
+    this.#streams = parts.obj.map('streams')
     this.#umem = parts.umem
     this.sockets = parts.sockets
     this.links = parts.links
@@ -229,7 +233,10 @@ export class Arbitrator {
     const ab = libkbxAb()
     const n = ab.kbx_ab_rx_poll(this.#rx, this.#gapsAddress, EVENT_CAPACITY, this.#copyAddress, this.#copy?.length ?? 0, this.#copiedAddress, timeoutMs)
     if (n < 0) throw new XskError(libkbx().kbx_last_operation() || 'A/B receive', -n)
-    return { ...readEvents(this.#gaps, n), packets: this.#copy ? this.#readPackets(this.#copied.readUInt32LE(0)) : [] }
+    const read = readEvents(this.#gaps, n)
+    // A closed session leaves the XDP program's stream table too (one map call per session, not per packet).
+    for (const e of read.events) if (e.kind === 'sessionClosed') this.#streams.delete(e.key)
+    return { ...read, packets: this.#copy ? this.#readPackets(this.#copied.readUInt32LE(0)) : [] }
   }
 
   /** Holes below each stream's highest number, as gaps (call at the end). */
@@ -322,6 +329,7 @@ export function readEvents(records: Buffer, n: number): { gaps: Gap[]; events: S
     else if (kind === KBX_AB_EVENT_KIND.restart) events.push({ kind: 'restart', stream, from, to })
     else if (kind === KBX_AB_EVENT_KIND.newSession) events.push({ kind: 'newSession', stream, previous: streamKeyName(records.subarray(at + 48, at + 64)), from, to })
     else if (kind === KBX_AB_EVENT_KIND.sessionEnd) events.push({ kind: 'sessionEnd', stream, next: from })
+    else if (kind === KBX_AB_EVENT_KIND.sessionClosed) events.push({ kind: 'sessionClosed', stream, key: Buffer.from(records.subarray(at, at + 16)) })
   }
   return { gaps, events }
 }

@@ -74,3 +74,20 @@ t.test('restarts: numbering per session, end-of-session entries, anchors, ranges
 function itemSequenceSession(name: string): number {
   return name.startsWith('S') ? 0 : parseInt(name.slice(1, 5), 36)
 }
+
+t.test('reordering never moves a number across an end of session', async (t) => {
+  const o = { format: 'moldudp64' as const, seed: 9, count: 200, streams: 3, startSeq: 1n, restartEvery: 50, gapProb: 0, delayB: 0, a: { ...NO_IMPAIRMENTS, reorder: 0.5, reorderDistance: 16 }, b: { ...NO_IMPAIRMENTS, reorder: 0.5, reorderDistance: 16 } }
+  const p = makePlan(o)
+  t.ok(p.truthA.reordered > 50, `reordered: ${p.truthA.reordered}`)
+  for (const list of [p.lineA, p.lineB]) {
+    const ended = new Map<number, number>() // stream → sessions ended so far on this line
+    let crossed = 0
+    for (const entry of list) {
+      const k = entry & ~END_OF_SESSION
+      const { stream, session } = itemSequence(o, k)
+      if (entry & END_OF_SESSION) ended.set(stream, session + 1)
+      else if (session !== (ended.get(stream) ?? 0)) crossed++
+    }
+    t.equal(crossed, 0, 'every number sits between its session\'s start and its end of session')
+  }
+})

@@ -154,11 +154,14 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
   }
   const list = Uint32Array.from(out)
   if (imp.reorder > 0 && imp.reorderDistance > 0) {
+    // An end of session stays after every number sent before it and before every number sent after it:
+    // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
+    const endsUpTo = new Uint32Array(list.length)
+    for (let i = 0, n = 0; i < list.length; i++) endsUpTo[i] = n += list[i]! & END_OF_SESSION ? 1 : 0
     for (let i = 0; i < list.length; i++) {
       if (random() >= imp.reorder) continue
       const j = Math.min(list.length - 1, i + 1 + Math.floor(random() * imp.reorderDistance))
-      // An end of session stays after its session's numbers.
-      if (j === i || (list[i]! | list[j]!) & END_OF_SESSION) continue
+      if (j === i || (list[i]! | list[j]!) & END_OF_SESSION || endsUpTo[i] !== endsUpTo[j]) continue
       const t = list[i]!
       list[i] = list[j]!
       list[j] = t

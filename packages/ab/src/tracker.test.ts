@@ -69,12 +69,30 @@ t.test('MoldUDP64 session end and the new session that follows it', async (t) =>
   rx.ingest(mold(1n, 'NEWSESSION'))
   rx.ingest(moldEnd(7n, 'OLDSESSION'), 'B')
   const taken = rx.take()
-  t.same(taken.events, [{ kind: 'newSession', stream: 'NEWSESSION', previous: 'OLDSESSION', from: 7n, to: 1n }], 'the new session follows the ended one')
+  t.same(taken.events.map((e) => ({ ...e, key: undefined })), [
+    { kind: 'newSession', stream: 'NEWSESSION', previous: 'OLDSESSION', from: 7n, to: 1n, key: undefined },
+    { kind: 'sessionClosed', stream: 'OLDSESSION', key: undefined },
+  ], 'the new session follows the ended one; the end on both lines closes the old one')
   t.same(ranges(taken.gaps), ['OLDSESSION:3-3', 'OLDSESSION:5-6'], 'the end on both lines closes the old session: its holes, up to the announced end')
   rx.ingest(mold(2n, 'NEWSESSION', 3))
   t.same(rx.flush().gaps, [], 'the new session has no holes')
   const c = rx.counters()
-  t.same([c.sessions_ended, c.new_sessions, c.end_copies, c.messages, c.gap_messages], [1n, 1n, 2n, 7n, 3n])
+  t.same([c.sessions_ended, c.new_sessions, c.end_copies, c.messages, c.gap_messages, c.sessions_closed], [1n, 1n, 2n, 7n, 3n, 1n])
+})
+
+t.test('closed sessions leave the table: a long run of sessions never fills it', async (t) => {
+  const rx = new ReceiveTracker({ format: 'moldudp64', window: 64, maxStreams: 2 })
+  t.teardown(() => rx.close())
+  for (let session = 0; session < 50; session++) {
+    const name = `SESS${String(session).padStart(6, '0')}`
+    for (let n = 1n; n <= 20n; n++) if (n !== 7n) rx.ingest(mold(n, name))
+    rx.ingest(moldEnd(21n, name))
+    rx.ingest(moldEnd(21n, name), 'B')
+  }
+  const gaps = [...rx.take().gaps, ...rx.flush().gaps]
+  const c = rx.counters()
+  t.same([c.untracked, c.streams, c.sessions_closed, c.new_sessions, c.delivered], [0n, 50n, 50n, 49n, 50n * 19n], 'fifty sessions through a table of two')
+  t.equal(gaps.length, 50, 'each session\'s hole reported once')
 })
 
 t.test('optiq across the u32 wrap: holes on both sides of it', async (t) => {

@@ -49,12 +49,13 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'old_epoch',
   'unplaced',
   'end_copies',
+  'sessions_closed',
 ] as const
 export const KBX_AB_RX_COUNTERS_SIZE = KBX_AB_RX_COUNTER_FIELDS.length * 8
 /** struct kbx_ab_event: key[16], from u64, to u64, count u64, kind u32, reserved u32, previous[16]. */
 export const KBX_AB_EVENT_SIZE = 64
 /** enum kbx_ab_event_kind */
-export const KBX_AB_EVENT_KIND = { gap: 0, restart: 1, newSession: 2, sessionEnd: 3 } as const
+export const KBX_AB_EVENT_KIND = { gap: 0, restart: 1, newSession: 2, sessionEnd: 3, sessionClosed: 4 } as const
 
 export const KbxAbLimits = koffi.struct('kbx_ab_limits', {
   min_window: 'uint32_t',

@@ -38,7 +38,7 @@ t.test('alternating outages: every number on exactly one line, the lines taking 
 
 t.test('partial truth: only what was sent, withheld only below the highest number sent per stream', async (t) => {
   // Items 0..19 of one stream; A sends 0 2 4 …, B sends 0 1 2 3 6 7 8 … minus 4, 5 (and 5 never on A).
-  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [], restarts: 0 }
+  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [], restarts: 0, first: 0 }
   const truth = partialTruth(plan, 4, 5) // A: 0 2 4 6; B: 0 1 3 6 7 — highest sent 7
   t.same(truth.withheld, [5], 'only 5 is below 7 and on neither line')
   t.equal(truth.union, 7, '0 1 2 3 4 6 7')

@@ -144,8 +144,9 @@ enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
 
 /*
  * The logical number of m: in the current epoch, or — when it lies outside the window there, the stream
- * has restarted recently and the number is nearer the previous epoch's newest — in the previous one
- * (*old = 1). A restart starts a new epoch when the number is reset_distance or more away.
+ * has restarted and the number is nearer the previous epoch's newest — in the previous one (*old = 1, or
+ * 2 when it comes too late to be placed). A restart starts a new epoch when the number is reset_distance
+ * or more away from both.
  */
 static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct ab_stream *st,
 					    const struct ab_message *m, int *old, int *reset)
@@ -154,15 +155,15 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 	__u64 offset = st->offset;
 	__s64 d = serial_distance(m, top - offset);
 
-	/* Old copies can only be placed while the new epoch is younger than a window past its reserve: after
-	 * that every one of them would be stale, and a later restart to the same numbers must not read as one. */
-	__u64 prev_top = st->prev_top;
-	if ((d <= -(__s64)window || d > (__s64)window) && st->resets &&
-	    (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window)) {
+	/* A number nearer the previous numbering than the current one is an old copy, never a restart: while
+	 * the new epoch is younger than a window past its reserve it is placed there; later it is stale (*old
+	 * = 2), as every old copy would be by then. */
+	if ((d <= -(__s64)window || d > (__s64)window) && st->resets) {
+		__u64 prev_top = st->prev_top;
 		__s64 dp = serial_distance(m, prev_top - st->prev_offset);
 		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance && magnitude(dp) < magnitude(d)) {
 			s->late_old_epoch++;
-			*old = 1;
+			*old = (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window) ? 1 : 2;
 			return prev_top + dp;
 		}
 	}
@@ -196,8 +197,8 @@ static __always_inline enum claim claim(struct ab_arbitrate_stats *s, struct ab_
 	int old = 0, reset = 0;
 	__u64 l = logical_number(s, st, m, &old, &reset);
 	__u64 top = st->top;
-	if (old && (__s64)(l - st->prev_top) > (__s64)AB_RESTART_RESERVE((__u64)window))
-		return CLAIM_STALE; /* an old-epoch number beyond the reserve: it cannot be placed */
+	if (old == 2 || (old && (__s64)(l - st->prev_top) > (__s64)AB_RESTART_RESERVE((__u64)window)))
+		return CLAIM_STALE; /* an old number too late, or beyond the reserve: it cannot be placed */
 	if ((__s64)(l - top) <= -(__s64)window)
 		return CLAIM_STALE;
 

@@ -77,7 +77,7 @@ struct kbx_ab_rx_counters {
 	uint64_t sessions_ended;  /* moldudp64 sessions closed by an end-of-session */
 	uint64_t new_sessions;    /* new sessions that followed an ended one (KBX_AB_EVENT_NEW_SESSION) */
 	uint64_t old_epoch;       /* numbers of the numbering before a restart, delivered after it */
-	uint64_t unplaced;        /* old-epoch numbers too far above its newest to place: not tracked */
+	uint64_t unplaced;        /* old-epoch numbers that cannot be placed (too late, or beyond the reserve): not tracked */
 	uint64_t end_copies;      /* end-of-session packets received (every copy) */
 	uint64_t sessions_closed; /* ended sessions removed from the table (the end came on both lines) */
 };

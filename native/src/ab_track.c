@@ -277,14 +277,14 @@ static bool logical_number(struct ab_tracker *tr, struct ab_track *t, const stru
 {
 	uint32_t w = tr->window;
 	int64_t d = serial_distance(m, t->highest - t->offset);
-	/* Old copies only while the new epoch is young (as in the XDP program): later they would all be stale,
-	 * and a later restart to the same numbers must not read as old copies. */
-	if ((d <= -(int64_t)w || d > (int64_t)w) && t->has_prev &&
-	    (int64_t)(t->highest - t->prev_highest) <= (int64_t)(reserve_of(w) + w)) {
+	/* Nearer the previous numbering than the current one: an old copy, never a restart; placed while the
+	 * new epoch is young (as in the XDP program, which drops later ones as stale). */
+	if ((d <= -(int64_t)w || d > (int64_t)w) && t->has_prev) {
 		int64_t dp = serial_distance(m, t->prev_highest - t->prev_offset);
 		if (magnitude(dp) < tr->reset_distance && magnitude(dp) < magnitude(d)) {
 			tr->counters->old_epoch++;
-			if (dp > (int64_t)reserve_of(w)) {
+			bool young = (int64_t)(t->highest - t->prev_highest) <= (int64_t)(reserve_of(w) + w);
+			if (!young || dp > (int64_t)reserve_of(w)) {
 				tr->counters->unplaced++;
 				return false;
 			}

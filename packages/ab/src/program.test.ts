@@ -61,6 +61,9 @@ t.test('optiq: first copy wins, later copies drop, stale drops, wrap and reset',
     { name: 'an old number above the old newest, inside the reserve (3000016), wins', data: f(3000016n, 3), ctx: lineB, verdict: 'pass', counters: { late_old_epoch: 1n, won_b: 1n, won_nosocket: 1n } },
     { name: 'an old number beyond the reserve (3000017) cannot be placed: stale', data: f(3000017n, 3), ctx: lineB, verdict: 'drop', counters: { late_old_epoch: 1n, stale_b: 1n } },
     { name: 'the new numbering goes on: 7 wins', data: f(7n, 3), ctx: lo, verdict: 'pass', counters: { won_a: 1n, won_nosocket: 1n } },
+    { name: 'a window past the reserve (100)', data: f(100n, 3), ctx: lo, verdict: 'pass', counters: { won_a: 1n, won_nosocket: 1n } },
+    { name: 'a straggler of the old numbering now is stale, never a restart back', data: f(2999999n, 3), ctx: lineB, verdict: 'drop', counters: { late_old_epoch: 1n, stale_b: 1n } },
+    { name: 'and the new numbering goes on: 101 wins', data: f(101n, 3), ctx: lo, verdict: 'pass', counters: { won_a: 1n, won_nosocket: 1n } },
   )
   runFixtures(t, prog, fixtures, { stats: obj.map('stats'), everyRun: () => ({ rx: 1n }) })
   const skew = summarizeSkew(readSkewHistogram(obj))

@@ -114,3 +114,15 @@ t.test('restarts to the same numbers again and again (each session 1..3000): eac
   const c = rx.counters()
   t.same([c.delivered, c.repeated, c.old_epoch, c.after_gap], [4n * 2999n, 0n, 0n, 0n])
 })
+
+t.test('a straggler of the old numbering long after a restart: not tracked, no restart back', async (t) => {
+  const rx = new ReceiveTracker({ format: 'optiq', window: 64, resetDistance: 1n << 20n })
+  t.teardown(() => rx.close())
+  for (let n = 3_000_000n; n < 3_000_010n; n++) rx.ingest(optiq(n))
+  for (let n = 1n; n <= 200n; n++) rx.ingest(optiq(n))
+  rx.ingest(optiq(3_000_005n), 'B')
+  rx.ingest(optiq(201n))
+  const c = rx.counters()
+  t.same([c.resets, c.old_epoch, c.unplaced, c.repeated], [1n, 1n, 1n, 0n], 'one restart; the straggler counted, not placed')
+  t.same(rx.flush().gaps, [], 'and no gap')
+})

@@ -148,7 +148,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
   }
   const lines = [open('A', ifA, o.dstA), open('B', ifB, o.dstB)]
   let chunk = 0
-  let schedule = scheduleOf(makePlan(planOptions, chunks[0]!), o.delayB)
+  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0)), o.delayB)
   for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
   ctx.json.start({
     lineA: ifA,
@@ -199,7 +199,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
         const plan = schedule.plan
         truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
         if (++chunk >= chunks.length) return false
-        schedule = scheduleOf(makePlan(planOptions, chunks[chunk]!), o.delayB)
+        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk)), o.delayB)
         for (const [i, line] of lines.entries()) {
           line.list = i ? schedule.plan.lineB : schedule.plan.lineA
           line.next = 0

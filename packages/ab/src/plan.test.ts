@@ -1,5 +1,5 @@
 import t from 'tap'
-import { END_OF_SESSION, NO_IMPAIRMENTS, itemSequence, makePlan, partialTruth, withheldRanges } from './plan.js'
+import { END_OF_SESSION, NO_IMPAIRMENTS, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
 import { decodePayload, encodeFeedPayload, streamName } from './format.js'
 
 const base = { format: 'optiq' as const, seed: 7, count: 1000, streams: 2, startSeq: 0xfffffff0n, gapProb: 0.01, delayB: 0 }
@@ -90,4 +90,27 @@ t.test('reordering never moves a number across an end of session', async (t) => 
     }
     t.equal(crossed, 0, 'every number sits between its session\'s start and its end of session')
   }
+})
+
+t.test('a run planned in chunks: every number planned once, chunk ends anchored, truth adds up', async (t) => {
+  const o = { ...base, streams: 3, count: 1000, a: { ...NO_IMPAIRMENTS, loss: 0.2 }, b: { ...NO_IMPAIRMENTS, loss: 0.2 }, gapProb: 0.05 }
+  const chunks = planChunks(o.count, o.streams, 700) // 233 numbers per stream a chunk
+  t.equal(chunks.length, 5)
+  t.same(chunks.at(4), { first: 932, count: 68 })
+  const truth = new RunTruth(true)
+  const planned = new Set<number>()
+  const onA = new Set<number>()
+  for (let i = 0; i < chunks.length; i++) {
+    const plan = makePlan(o, chunks.at(i))
+    for (const k of [...plan.lineA, ...plan.lineB]) planned.add(globalItem(plan, k))
+    for (const k of plan.lineA) onA.add(globalItem(plan, k))
+    truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+    const lastOfChunk = (chunks.at(i).first + chunks.at(i).count - 1) * o.streams
+    for (let s = 0; s < o.streams; s++) t.ok(!truth.withheld.includes(lastOfChunk + s), `chunk ${i}: its last number of stream ${s} is not withheld`)
+  }
+  t.equal(truth.union + truth.withheldCount, 3000, 'union + withheld = every number')
+  t.equal(planned.size, truth.union, 'the union is what the lines carry')
+  t.ok(truth.withheld.every((k) => !planned.has(k)), 'withheld numbers are on neither line')
+  t.equal(onA.size + truth.A.dropped, 3000, 'line A: every number sent or dropped, across chunks')
+  t.same(withheldRanges(o, truth.withheld).reduce((n, r) => n + r.count, 0), truth.withheldCount, 'the ranges hold every withheld number')
 })

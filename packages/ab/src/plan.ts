@@ -113,13 +113,14 @@ export function globalItem(plan: Pick<Plan, 'first' | 'streams'>, k: number): nu
 
 /**
  * The chunks a run is planned in, so that memory stays bounded however long it runs: about `perChunk`
- * numbers (all streams together) each.
+ * numbers (all streams together) each, made on demand.
  */
-export function planChunks(count: number, streams: number, perChunk = 1 << 20): PlanChunk[] {
+export function planChunks(count: number, streams: number, perChunk = 1 << 20): { length: number; at(index: number): PlanChunk } {
   const size = Math.max(1, Math.floor(perChunk / streams))
-  const chunks: PlanChunk[] = []
-  for (let first = 0; first < count; first += size) chunks.push({ first, count: Math.min(size, count - first) })
-  return chunks
+  return {
+    length: Math.ceil(count / size),
+    at: (index: number) => ({ first: index * size, count: Math.min(size, count - index * size) }),
+  }
 }
 
 interface LineRules {

@@ -56,6 +56,80 @@ export function buildArbitrateCommand(program: Command): void {
   addCommonOptions(program, ['mode', 'duration', 'interval'])
 }
 
+/** --reset-distance (default from ab_arbitrate.h), checked against the window: a usage error before anything is attached. */
+function parseResetDistance(value: string | undefined, window: number): bigint {
+  if (value === undefined) return validateResetDistance(abLimits().default_reset_distance, window)
+  if (!/^\d+$/.test(value)) throw new UsageError(`--reset-distance must be an integer, not ${JSON.stringify(value)}`, { op: 'parse --reset-distance' })
+  return validateResetDistance(BigInt(value), window)
+}
+
+/** Restart and session-end events, then gap events, as JSON lines. */
+function emitStreamEvents(ctx: ToolContext, gaps: Gap[], events: StreamEvent[]): void {
+  for (const e of events) {
+    if (e.kind === 'restart') {
+      ctx.json.emit('restart', { stream: e.stream, kind: 'sequence', lastBefore: e.from, firstAfter: e.to })
+      ctx.log.info(`stream ${e.stream} restarted: ${e.from} → ${e.to}`)
+    } else if (e.kind === 'newSession') {
+      ctx.json.emit('restart', { stream: e.stream, kind: 'session', previous: e.previous, previousNext: e.from, firstAfter: e.to })
+      ctx.log.info(`session ${e.previous} ended; ${e.stream} follows it`)
+    } else if (e.kind === 'sessionEnd') {
+      ctx.json.emit('sessionEnd', { stream: e.stream, next: e.next })
+    }
+  }
+  for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
+}
+
+/** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
+function countersSnapshot(arb: Arbitrator, since: SkewHistogram | undefined) {
+  const rx = arb.receiveCounters()
+  const x = arb.xdpCounters()
+  const c = (name: string) => x[name] ?? 0n
+  const skew = arb.skewHistogram()
+  const max = arb.skewMax()
+  const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
+  for (const { statistics: s } of arb.socketStatistics()) {
+    xsk.rxDropped += s.rxDropped
+    xsk.rxRingFull += s.rxRingFull
+    xsk.fillRingEmpty += s.fillRingEmpty
+    xsk.rxInvalidDescs += s.rxInvalidDescs
+  }
+  const total = summarizeSkew(skew)
+  const data = {
+    delivered: rx.delivered,
+    lines: {
+      A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
+      B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
+    },
+    stale: c('stale_a') + c('stale_b'),
+    gaps: rx.gaps,
+    lost: rx.gap_messages,
+    lateFills: rx.late_fills,
+    afterGap: rx.after_gap,
+    duplicatesDelivered: rx.repeated,
+    resets: c('resets'),
+    // Restart events: sequence restarts of a stream and new sessions that followed an ended one.
+    restarts: rx.resets + rx.new_sessions,
+    sessionsEnded: rx.sessions_ended,
+    // Ended sessions whose end came on both lines: their holes reported, removed from both stream tables.
+    sessionsClosed: rx.sessions_closed,
+    // Copies of a numbering before its restart that arrived after it (placed in the old epoch).
+    lateOldEpoch: rx.old_epoch,
+    streams: rx.streams,
+    // First copies of streams the XDP table (--max-streams) had no room for: passed to the kernel,
+    // neither arbitrated nor delivered; untracked: delivered packets gap tracking had no room for.
+    streamTableFull: c('stream_table_full'),
+    untracked: rx.untracked,
+    skewUs: {
+      ...(since ? summarizeSkew(subtractSkew(skew, since)) : total),
+      maxBLateUs: Number(max.bLateNs) / 1000,
+      maxALateUs: Number(max.aLateNs) / 1000,
+    },
+    xsk,
+    xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
+  }
+  return { data, skew }
+}
+
 function positive(n: bigint): bigint {
   return n > 0n ? n : 0n
 }
@@ -64,12 +138,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as ArbitrateOptions
   const [lineA, lineB] = ctx.args as [string, string]
   const maxStreams = o.maxStreams ?? abLimits().default_streams
-  let resetDistance = abLimits().default_reset_distance
-  if (o.resetDistance !== undefined) {
-    if (!/^\d+$/.test(o.resetDistance)) throw new UsageError(`--reset-distance must be an integer, not ${JSON.stringify(o.resetDistance)}`, { op: 'parse --reset-distance' })
-    resetDistance = BigInt(o.resetDistance)
-  }
-  validateResetDistance(resetDistance, o.window)
+  const resetDistance = parseResetDistance(o.resetDistance, o.window)
   const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
@@ -102,70 +171,12 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
   })
 
-  const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => {
-    for (const e of events) {
-      if (e.kind === 'restart') {
-        ctx.json.emit('restart', { stream: e.stream, kind: 'sequence', lastBefore: e.from, firstAfter: e.to })
-        ctx.log.info(`stream ${e.stream} restarted: ${e.from} → ${e.to}`)
-      } else if (e.kind === 'newSession') {
-        ctx.json.emit('restart', { stream: e.stream, kind: 'session', previous: e.previous, previousNext: e.from, firstAfter: e.to })
-        ctx.log.info(`session ${e.previous} ended; ${e.stream} follows it`)
-      } else if (e.kind === 'sessionEnd') {
-        ctx.json.emit('sessionEnd', { stream: e.stream, next: e.next })
-      }
-    }
-    for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
-  }
+  const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
   let lastSkew: SkewHistogram = []
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const rx = arb.receiveCounters()
-    const x = arb.xdpCounters()
-    const c = (name: string) => x[name] ?? 0n
-    const skew = arb.skewHistogram()
-    const max = arb.skewMax()
-    const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
-    for (const { statistics: s } of arb.socketStatistics()) {
-      xsk.rxDropped += s.rxDropped
-      xsk.rxRingFull += s.rxRingFull
-      xsk.fillRingEmpty += s.fillRingEmpty
-      xsk.rxInvalidDescs += s.rxInvalidDescs
-    }
-    const total = summarizeSkew(skew)
-    const data = {
-      delivered: rx.delivered,
-      lines: {
-        A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
-        B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
-      },
-      stale: c('stale_a') + c('stale_b'),
-      gaps: rx.gaps,
-      lost: rx.gap_messages,
-      lateFills: rx.late_fills,
-      afterGap: rx.after_gap,
-      duplicatesDelivered: rx.repeated,
-      resets: c('resets'),
-      // Restart events: sequence restarts of a stream and new sessions that followed an ended one.
-      restarts: rx.resets + rx.new_sessions,
-      sessionsEnded: rx.sessions_ended,
-      // Ended sessions whose end came on both lines: their holes reported, removed from both stream tables.
-      sessionsClosed: rx.sessions_closed,
-      // Copies of a numbering before its restart that arrived after it (placed in the old epoch).
-      lateOldEpoch: rx.old_epoch,
-      streams: rx.streams,
-      // First copies of streams the XDP table (--max-streams) had no room for: passed to the kernel,
-      // neither arbitrated nor delivered; untracked: delivered packets gap tracking had no room for.
-      streamTableFull: c('stream_table_full'),
-      untracked: rx.untracked,
-      skewUs: {
-        ...(interval ? summarizeSkew(subtractSkew(skew, lastSkew)) : total),
-        maxBLateUs: Number(max.bLateNs) / 1000,
-        maxALateUs: Number(max.aLateNs) / 1000,
-      },
-      xsk,
-      xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
-    }
+    const { data, skew } = countersSnapshot(arb, interval ? lastSkew : undefined)
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true

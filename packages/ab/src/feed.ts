@@ -128,25 +128,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     const { stream, session, sequence } = itemSequence(planOptions, globalItem(plan, entry))
     return encodeFeedPayload(o.format, stream, sequence, o.size, session)
   }
-  const open = (name: 'A' | 'B', iface: string, dst: string): Line => {
-    const hop = resolveNextHop(dst, { iface })
-    const src = interfaceInfo(iface)
-    const umem = Umem.create({ frameCount: 4096 })
-    ctx.onCleanup(() => umem.close())
-    const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
-    ctx.onCleanup(() => socket.close())
-    const template = udpFrameTemplate({
-      srcMac: src.mac,
-      dstMac: hop.nextHopMac,
-      srcIp: hop.srcIp,
-      dstIp: dst,
-      srcPort: 40000,
-      dstPort: o.port,
-      payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
-    })
-    return { name, socket, batch: socket.txBatch(64), list: new Uint32Array(0), next: 0, template }
-  }
-  const lines = [open('A', ifA, o.dstA), open('B', ifB, o.dstB)]
+  const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
   let chunk = 0
   let schedule = scheduleOf(makePlan(planOptions, chunks.at(0)), o.delayB)
   for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
@@ -241,6 +223,26 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
     },
   })
+}
+
+/** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */
+function openLine(ctx: ToolContext, o: FeedOptions, name: 'A' | 'B', iface: string, dst: string): Line {
+  const hop = resolveNextHop(dst, { iface })
+  const src = interfaceInfo(iface)
+  const umem = Umem.create({ frameCount: 4096 })
+  ctx.onCleanup(() => umem.close())
+  const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
+  ctx.onCleanup(() => socket.close())
+  const template = udpFrameTemplate({
+    srcMac: src.mac,
+    dstMac: hop.nextHopMac,
+    srcIp: hop.srcIp,
+    dstIp: dst,
+    srcPort: 40000,
+    dstPort: o.port,
+    payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
+  })
+  return { name, socket, batch: socket.txBatch(64), list: new Uint32Array(0), next: 0, template }
 }
 
 /** The plan's options from the command line; sequence numbers checked against the format's width. */

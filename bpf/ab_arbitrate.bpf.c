@@ -5,7 +5,7 @@
  * packets = IPv4 UDP to the configured port range, not fragmented; anything else is XDP_PASS.
  * Layouts, maps, .rodata and counters: include/ab_arbitrate.h; formats: include/ab_format.h.
  *
- * The claim of a sequence number is one compare-and-swap on its window slot (tag = logical sequence + 1),
+ * The claim of a sequence number is one compare-and-swap on its window slot (tag = logical sequence | 1),
  * so copies arriving at the same moment on two CPUs cannot both win, and no lock is taken.
  */
 #include <linux/bpf.h>
@@ -22,7 +22,7 @@ const volatile __u16 feed_port_min = 8080;
 const volatile __u16 feed_port_max = 8080;
 const volatile __u32 line_b_ifindex = 0;
 const volatile __u32 window = AB_MAX_WINDOW;
-const volatile __u64 reset_distance = 1ULL << 20;
+const volatile __u64 reset_distance = AB_DEFAULT_RESET_DISTANCE;
 /* Arrival times (bpf_ktime_get_ns, ~30 ns in a VM) are taken only for logical numbers with
  * (L & skew_sample_mask) == 0: both copies of a number agree on whether it is sampled. */
 const volatile __u64 skew_sample_mask = 7;
@@ -35,7 +35,7 @@ const volatile __u8 bench_fresh_sequence = 0;
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, AB_MAX_STREAMS);
+	__uint(max_entries, AB_DEFAULT_STREAMS); /* set before load: --max-streams */
 	__type(key, struct ab_stream_key);
 	__type(value, struct ab_stream);
 } streams SEC(".maps");
@@ -82,9 +82,9 @@ static __always_inline __u32 skew_bucket(__u64 ns)
 	return idx < AB_SKEW_HALF ? idx : AB_SKEW_HALF - 1;
 }
 
-static __always_inline void record_skew(struct ab_arbitrate_stats *s, __u64 arrival, __u64 tag, __u64 now)
+static __always_inline void record_skew(struct ab_arbitrate_stats *s, __u64 arrival, __u64 tag_bits, __u64 now)
 {
-	if (arrival == 0 || (arrival >> 48) != (tag & 0xffff)) {
+	if (arrival == 0 || (arrival >> 48) != tag_bits) {
 		s->skew_unknown++;
 		return;
 	}
@@ -127,86 +127,111 @@ static __always_inline struct ab_stream *stream_for(struct ab_arbitrate_stats *s
 	return st;
 }
 
-/* Signed distance of the raw sequence from the stream's newest, as a logical sequence. */
-static __always_inline __u64 logical_of(const struct ab_message *m, __u64 top, __u64 offset)
+/* Serial distance of the message's raw number from raw_ref, in the format's width (optiq 32 bits). */
+static __always_inline __s64 serial_distance(const struct ab_message *m, __u64 raw_ref)
 {
-	if (m->seq_bits == 32) {
-		__u32 raw_top = (__u32)(top - offset);
-		__s32 d = (__s32)((__u32)m->sequence - raw_top);
-		return top + (__s64)d;
-	}
-	return m->sequence + offset;
+	if (m->seq_bits == 32)
+		return (__s32)((__u32)m->sequence - (__u32)raw_ref);
+	return (__s64)(m->sequence - raw_ref);
+}
+
+static __always_inline __s64 magnitude(__s64 d)
+{
+	return d < 0 ? -d : d;
 }
 
 enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
 
-static __always_inline enum claim claim(struct ab_arbitrate_stats *s, struct ab_stream *st,
-					 const struct ab_message *m, __u32 line, __u32 *dup_winner)
+/*
+ * The logical number of m: in the current epoch, or — when it lies outside the window there, the stream
+ * has restarted and the number is nearer the previous epoch's newest — in the previous one (*old = 1, or
+ * 2 when it comes too late to be placed). A restart starts a new epoch when the number is reset_distance
+ * or more away from both.
+ */
+static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct ab_stream *st,
+					    const struct ab_message *m, int *old, int *reset)
 {
 	__u64 top = st->top;
 	__u64 offset = st->offset;
-	__u64 l = logical_of(m, top, offset);
-	int reset = 0;
+	__s64 d = serial_distance(m, top - offset);
 
-	/* top 0: a new stream (or one whose newest number really is 0); its first number is taken as is,
-	 * without unwrapping it against 0. */
-	if (top == 0) {
-		l = m->sequence + offset;
-		top = __sync_val_compare_and_swap(&st->top, 0, l);
-		if (top == 0)
-			top = l;
-		else
-			l = logical_of(m, top, offset);
+	/* A number nearer the previous numbering than the current one is an old copy, never a restart: while
+	 * the new epoch is younger than a window past its reserve it is placed there; later it is stale (*old
+	 * = 2), as every old copy would be by then. */
+	if ((d <= -(__s64)window || d > (__s64)window) && st->resets) {
+		__u64 prev_top = st->prev_top;
+		__s64 dp = serial_distance(m, prev_top - st->prev_offset);
+		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance && magnitude(dp) < magnitude(d)) {
+			s->late_old_epoch++;
+			*old = (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window) ? 1 : 2;
+			return prev_top + dp;
+		}
 	}
-	__s64 d = (__s64)(l - top);
-
-	if (d <= -(__s64)reset_distance) {
-		/* A restart: move the numbers above everything the window can hold. */
-		__u64 new_offset = top + 2 * (__u64)window - m->sequence;
+	if (d <= -(__s64)reset_distance || d >= (__s64)reset_distance) {
+		/* A restart (a jump of reset_distance or more either way: a stream cannot go round the circle
+		 * of its numbers without one). The old epoch is kept for late copies; the new numbers continue
+		 * above a reserve. */
+		st->prev_top = top;
+		st->prev_offset = offset;
+		__u64 new_offset = top + AB_RESTART_RESERVE((__u64)window) + 1 - m->sequence;
 		if (__sync_val_compare_and_swap(&st->offset, offset, new_offset) == offset) {
 			__sync_fetch_and_add(&st->resets, 1);
 			s->resets++;
-			reset = 1;
+			*reset = 1;
 		}
-		offset = st->offset;
 		top = st->top;
-		l = logical_of(m, top, offset);
-		if (m->seq_bits == 32) /* unwrapping against the old top cannot reach the new numbers */
-			l = (__u32)m->sequence + offset;
-		d = (__s64)(l - top);
+		offset = st->offset;
+		d = serial_distance(m, top - offset);
 	}
-	if (d <= -(__s64)window)
+	return top + d;
+}
+
+static __always_inline enum claim claim(struct ab_arbitrate_stats *s, struct ab_stream *st,
+					 const struct ab_message *m, __u32 line, __u32 *dup_winner)
+{
+	/* The first number of a new stream is taken as is (nothing to unwrap it against). */
+	if (!st->started) {
+		__sync_val_compare_and_swap(&st->top, 0, m->sequence);
+		st->started = 1;
+	}
+	int old = 0, reset = 0;
+	__u64 l = logical_number(s, st, m, &old, &reset);
+	__u64 top = st->top;
+	if (old == 2 || (old && (__s64)(l - st->prev_top) > (__s64)AB_RESTART_RESERVE((__u64)window)))
+		return CLAIM_STALE; /* an old number too late, or beyond the reserve: it cannot be placed */
+	if ((__s64)(l - top) <= -(__s64)window)
 		return CLAIM_STALE;
 
-	/* Advance top (a max with compare-and-swap). */
-	for (int i = 0; i < CLAIM_ATTEMPTS && (__s64)(l - top) > 0; i++) {
+	/* Advance top (a max with compare-and-swap); old-epoch numbers are always below it. */
+	for (int i = 0; i < CLAIM_ATTEMPTS && !old && (__s64)(l - top) > 0; i++) {
 		__u64 seen = __sync_val_compare_and_swap(&st->top, top, l);
 		if (seen == top)
 			break;
 		top = seen;
 	}
 
-	__u64 tag = l + 1;
+	__u64 tag = l | 1;
+	__u64 tag_bits = (tag >> 1) & 0xffff;
 	struct ab_slot *slot = &st->slots[l & (AB_MAX_WINDOW - 1) & (window - 1)];
-	__u64 old = slot->tag;
+	__u64 seen_tag = slot->tag;
 	for (int i = 0; i < CLAIM_ATTEMPTS; i++) {
-		if (old == tag) {
+		if (seen_tag == tag) {
 			__u64 arrival = slot->arrival;
-			*dup_winner = (arrival >> 48) == (tag & 0xffff) && (arrival & AB_ARRIVAL_LINE_BIT) ? 1 : 0;
+			*dup_winner = (arrival >> 48) == tag_bits && (arrival & AB_ARRIVAL_LINE_BIT) ? 1 : 0;
 			if ((l & skew_sample_mask) == 0)
-				record_skew(s, arrival, tag, bpf_ktime_get_ns());
+				record_skew(s, arrival, tag_bits, bpf_ktime_get_ns());
 			return CLAIM_DUP;
 		}
-		if ((__s64)(old - tag) > 0 && old != 0)
+		if ((__s64)(seen_tag - tag) > 0 && seen_tag != 0)
 			return CLAIM_STALE; /* the slot already holds a newer number: this one left the window */
-		__u64 seen = __sync_val_compare_and_swap(&slot->tag, old, tag);
-		if (seen == old) {
+		__u64 prev = __sync_val_compare_and_swap(&slot->tag, seen_tag, tag);
+		if (prev == seen_tag) {
 			__u64 now = (l & skew_sample_mask) == 0 ? bpf_ktime_get_ns() : 0;
-			slot->arrival = ((tag & 0xffff) << 48) | (line ? AB_ARRIVAL_LINE_BIT : 0) | (now & AB_ARRIVAL_TIME_MASK);
+			slot->arrival = (tag_bits << 48) | (line ? AB_ARRIVAL_LINE_BIT : 0) | (now & AB_ARRIVAL_TIME_MASK);
 			return reset ? CLAIM_RESET_WON : CLAIM_WON;
 		}
 		s->claim_retries++;
-		old = seen;
+		seen_tag = prev;
 	}
 	return CLAIM_DUP; /* never reached in practice: CLAIM_ATTEMPTS CPUs raced for one slot */
 }
@@ -258,8 +283,10 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	if (parsed == AB_PARSE_END) {
+		/* Every copy goes to the receive loop: it closes the session there (the tail's holes become
+		 * gaps, a following new session is a restart). Two packets per session: not arbitrated. */
 		s->end_of_session++;
-		return XDP_DROP;
+		return kbx_xsk_steer(ctx) == KBX_XSK_REDIRECTED ? XDP_REDIRECT : XDP_PASS;
 	}
 
 	if (bench_fresh_sequence)

@@ -15,9 +15,9 @@
  *   feed_port_max    u16
  *   line_b_ifindex   u32  frames arriving on this ifindex are line B; every other one is line A
  *   window           u32  sequence numbers a copy may lag the newest one and still be arbitrated (power of
- *                         two, at most AB_MAX_WINDOW; default 4096); older ones are stale
- *   reset_distance   u64  a sequence number this far or further BEHIND the newest one restarts the stream
- *                         (session restart / sequence reset); default 1 << 20
+ *                         two, AB_MIN_WINDOW..AB_MAX_WINDOW; default 4096); older ones are stale
+ *   reset_distance   u64  a sequence number this far or further from the newest one, behind or ahead,
+ *                         restarts the stream (session restart / sequence reset); default 1 << 20
  *   skew_sample_mask u64  arrival times are taken (bpf_ktime_get_ns) and skew sampled only for logical numbers
  *                         L with (L & mask) == 0; default 7 = one number in 8, 0 = every number
  */
@@ -27,15 +27,34 @@
 #include <linux/types.h>
 #include "ab_format.h"
 
+/*
+ * Limits of ab-arbitrate, in ONE place: the XDP program, the native receive loop (kbx_ab_limits()) and the
+ * CLI's usage checks all take them from here.
+ *   window      AB_MIN_WINDOW..AB_MAX_WINDOW, a power of two (the receive loop's bitmap is whole u64 words:
+ *               at least 64)
+ *   streams     1..AB_MAX_STREAMS_LIMIT in the stream table (--max-streams; default AB_DEFAULT_STREAMS).
+ *               A stream costs sizeof(struct ab_stream) (~64 KiB) of kernel memory once it is seen.
+ *   reset       a restart is a number at least reset_distance from the newest: from 2 * window to 2^31
+ *               (optiq's serial arithmetic cannot tell further than 2^31 behind from ahead)
+ */
+#define AB_MIN_WINDOW 64
 #define AB_MAX_WINDOW 4096
-#define AB_MAX_STREAMS 1024
+#define AB_DEFAULT_STREAMS 1024
+#define AB_MAX_STREAMS_LIMIT 65536
+#define AB_DEFAULT_RESET_DISTANCE (1ULL << 20)
+#define AB_MAX_RESET_DISTANCE (1ULL << 31)
+
+/* Logical numbers kept free above the old newest at a restart, for late copies of the old numbering. */
+#define AB_RESTART_RESERVE(window) ((window) / 4)
 
 /*
- * One window slot per sequence number modulo the window. `tag` = logical sequence + 1 of the copy that
- * claimed it (0 = never used), claimed with compare-and-swap so exactly one copy of a sequence number wins
- * whatever CPUs the copies arrive on. `arrival` = (tag & 0xffff) << 48 | winner line << 47 | ktime ns
- * (47 bits), written by the winner after its claim; a later copy computes the skew from it when the tag
- * bits match.
+ * One window slot per sequence number modulo the window. `tag` = logical sequence | 1 of the copy that
+ * claimed it (0 = never used: the slot index already fixes bit 0 of every number that maps to it, as the
+ * window is at least 2, so no number's tag is 0, not even 2^64 - 1's), claimed with compare-and-swap so
+ * exactly one copy of a sequence number wins whatever CPUs the copies arrive on. Tags of a slot only grow
+ * (serial arithmetic): a copy whose slot holds a newer tag is stale. `arrival` = (tag >> 1 & 0xffff) << 48
+ * | winner line << 47 | ktime ns (47 bits), written by the winner after its claim; a later copy computes
+ * the skew from it when the tag bits match.
  */
 struct ab_slot {
 	__u64 tag;
@@ -43,14 +62,21 @@ struct ab_slot {
 };
 
 /*
- * Logical sequence L = a u64 that only grows while the stream lives: moldudp64 L = sequence + offset;
- * optiq's u32 is unwrapped against `top` (the newest L) by serial-number arithmetic. A reset moves
- * `offset` so that the new numbers land above everything the window holds.
+ * Logical sequence L = a u64 that only grows while the stream lives (serial arithmetic, so it may pass
+ * 2^64): the raw number is unwrapped against `top` (the newest L) by serial-number arithmetic in the
+ * format's width (optiq 32 bits, moldudp64 64: a MoldUDP64 number after 2^64 - 1 is 0, the next one).
+ * A restart (a number reset_distance or more from the newest, either way) starts a new epoch: `offset` moves so the
+ * new numbers continue at top + AB_RESTART_RESERVE + 1, and the old epoch's top and offset are kept, so
+ * late copies of the old numbering (the other line restarts later) are placed in the old epoch's numbers
+ * instead of restarting the stream again.
  */
 struct ab_stream {
-	__u64 top;    /* newest logical sequence seen */
-	__u64 offset; /* logical - raw sequence */
+	__u64 top;         /* newest logical sequence seen */
+	__u64 offset;      /* logical - raw sequence */
 	__u64 resets;
+	__u64 started;     /* top holds the first number (a new stream's top is set once) */
+	__u64 prev_top;    /* the previous epoch's newest logical number (when resets > 0) */
+	__u64 prev_offset; /* ... and its logical - raw */
 	struct ab_slot slots[AB_MAX_WINDOW];
 };
 
@@ -66,6 +92,8 @@ struct ab_stream {
  * Per line (a = line A, b = line B):
  *   rx = malformed + passed + heartbeat + end_of_session + short + won_* + dup_* + stale_* + reset
  *   won_x: first copies (redirected, or passed when no socket: won_nosocket)
+ *   end_of_session: moldudp64 end-of-session packets, redirected (every copy) so the receive loop sees a
+ *     session end; passed when no socket
  *   dup_x_after_y: later copies on line x of a sequence line y won (x == y: the line repeated itself)
  */
 struct ab_arbitrate_stats {
@@ -74,7 +102,7 @@ struct ab_arbitrate_stats {
 	__u64 malformed;
 	__u64 short_payload;     /* feed port, payload too short for the format: passed */
 	__u64 heartbeat;         /* moldudp64 count 0: dropped */
-	__u64 end_of_session;    /* moldudp64 count 0xFFFF: dropped */
+	__u64 end_of_session;    /* moldudp64 count 0xFFFF: redirected, not arbitrated */
 	__u64 won_a;
 	__u64 won_b;
 	__u64 dup_a_after_a;
@@ -84,6 +112,8 @@ struct ab_arbitrate_stats {
 	__u64 stale_a;
 	__u64 stale_b;
 	__u64 resets;            /* stream restarts (the copy that caused one also counts as won) */
+	__u64 late_old_epoch;    /* copies of the numbering before a restart, placed in the old epoch (won,
+				    dup or stale as usual) */
 	__u64 new_streams;
 	__u64 stream_table_full; /* first copies passed because the stream table was full */
 	__u64 won_nosocket;      /* winners passed to the kernel: no AF_XDP socket for the ifindex/queue */

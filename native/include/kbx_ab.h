@@ -4,8 +4,15 @@
  * in C. Every delivered packet is parsed here (bpf/include/ab_format.h), counted per line and per
  * stream, and its sequence numbers are tracked per stream against the next expected one, so that a hole
  * is reported as a gap once the window has moved past it (a late copy that fills it before then is not a
- * gap). One call per batch: TypeScript reads the cumulative counters, the gap records of the call and,
- * when it asked for them, copies of the delivered frames.
+ * gap). One call per batch: TypeScript reads the cumulative counters, the event records of the call (gaps,
+ * restarts, session ends) and, when it asked for them, copies of the delivered frames.
+ *
+ * Restarts follow the XDP program's rules (bpf/include/ab_arbitrate.h): a number reset_distance or more
+ * from the newest, either way, starts a new epoch; the new numbers continue above a reserve, and late copies
+ * of the old numbering (the other line restarts later) still fill the old epoch's holes. Numbers of the
+ * reserve that never arrived are not gaps. A moldudp64 end-of-session closes its session: the holes below
+ * its next number become gaps once the end arrived on both lines (or at the end), and the next new session
+ * is reported as the restart that follows it.
  *
  * Not thread-safe; one thread drives the loop and the UMEM. Negative errno on failure.
  */
@@ -15,22 +22,36 @@
 #include <stdint.h>
 
 #include "kbx_xsk.h"
+#include "ab_arbitrate.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define KBX_AB_MAX_SOCKETS 64
-#define KBX_AB_MAX_WINDOW 65536
+/* Ended sessions waiting for the new session that follows them (a restart). */
+#define KBX_AB_ENDED_QUEUE 64
 
 struct kbx_ab_rx;
 
+/* The limits of ab_arbitrate.h, for bindings that cannot read a header (TypeScript checks options with them). */
+struct kbx_ab_limits {
+	uint32_t min_window;
+	uint32_t max_window;
+	uint32_t default_streams;
+	uint32_t max_streams;
+	uint64_t default_reset_distance;
+	uint64_t max_reset_distance;
+};
+
+void kbx_ab_limits(struct kbx_ab_limits *out);
+
 struct kbx_ab_rx_config {
 	uint32_t format;         /* enum ab_format */
-	uint32_t window;         /* power of two <= KBX_AB_MAX_WINDOW: how far past a hole before it is a gap */
-	uint32_t max_streams;    /* streams tracked (default 1024); packets of further streams: untracked */
+	uint32_t window;         /* power of two AB_MIN_WINDOW..AB_MAX_WINDOW: how far past a hole before it is a gap */
+	uint32_t max_streams;    /* streams tracked (default AB_DEFAULT_STREAMS); packets of further streams: untracked */
 	uint32_t batch_size;     /* descriptors taken per socket per call (default 64) */
-	uint64_t reset_distance; /* a number this far behind the next expected restarts the stream (1 << 20) */
+	uint64_t reset_distance; /* a number this far from the newest, either way, restarts the stream (1 << 20) */
 };
 
 /* Cumulative counters, read by TypeScript after each call (all u64). */
@@ -45,22 +66,41 @@ struct kbx_ab_rx_counters {
 	uint64_t late_fills;      /* holes filled by a late copy before the window passed them */
 	uint64_t after_gap;       /* numbers arriving after their hole was reported (behind the window) */
 	uint64_t repeated;        /* numbers delivered twice (must stay 0: the XDP program arbitrates) */
-	uint64_t resets;          /* stream restarts seen */
+	uint64_t resets;          /* sequence restarts of a stream (KBX_AB_EVENT_RESTART) */
 	uint64_t not_feed;        /* frames that were not parseable feed packets */
 	uint64_t untracked;       /* packets of streams beyond max_streams */
-	uint64_t streams;
+	uint64_t streams;         /* streams ever tracked (closed sessions included) */
 	uint64_t copy_truncated;  /* calls that stopped early because the copy buffer was full */
 	uint64_t batches;
 	uint64_t first_delivery_ns; /* CLOCK_MONOTONIC of the first call that delivered a feed packet (0: none yet) */
 	uint64_t last_delivery_ns;  /* ... and of the latest such call: the busy span of the feed */
+	uint64_t sessions_ended;  /* moldudp64 sessions closed by an end-of-session */
+	uint64_t new_sessions;    /* new sessions that followed an ended one (KBX_AB_EVENT_NEW_SESSION) */
+	uint64_t old_epoch;       /* numbers of the numbering before a restart, delivered after it */
+	uint64_t unplaced;        /* old-epoch numbers that cannot be placed (too late, or beyond the reserve): not tracked */
+	uint64_t end_copies;      /* end-of-session packets received (every copy) */
+	uint64_t sessions_closed; /* ended sessions removed from the table (the end came on both lines) */
 };
 
-/* A gap: sequence numbers from..to (inclusive) of one stream missing on both lines. */
-struct kbx_ab_gap {
+enum kbx_ab_event_kind {
+	KBX_AB_EVENT_GAP = 0,         /* from..to (inclusive, raw numbers) missing on both lines; count */
+	KBX_AB_EVENT_RESTART = 1,     /* the stream's numbering restarted: from = newest before, to = first after */
+	KBX_AB_EVENT_NEW_SESSION = 2, /* a new session followed `previous` (ended): from = its end's next
+					 number, to = the new session's first number */
+	KBX_AB_EVENT_SESSION_END = 3, /* end-of-session: from = the next number it announced */
+	KBX_AB_EVENT_SESSION_CLOSED = 4, /* the end arrived on both lines: the session left the table (the
+					    caller removes it from the XDP program's too) */
+};
+
+/* An event of one stream: a gap, a restart, a session end. */
+struct kbx_ab_event {
 	uint8_t key[16]; /* struct ab_stream_key */
 	uint64_t from;
 	uint64_t to;
 	uint64_t count;
+	uint32_t kind;   /* enum kbx_ab_event_kind */
+	uint32_t reserved;
+	uint8_t previous[16]; /* KBX_AB_EVENT_NEW_SESSION: the ended session's key */
 };
 
 /*
@@ -86,15 +126,22 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx);
 
 /*
  * One batch from every socket (poll()s them all for up to timeout_ms when none has anything).
- * gaps: room for gap_capacity records (the call stops before a batch could overflow it);
+ * events: room for capacity records (the rest wait for the next call);
  * copy/copy_capacity: 0 for no copies, else a buffer that receives struct kbx_ab_record entries; the
  * call takes no more packets than fit whole. *copied_bytes receives the bytes used.
  * Returns the number of gap records written, or a negative errno.
  */
-int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_capacity, uint8_t *copy,
+int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity, uint8_t *copy,
 		   uint32_t copy_capacity, uint32_t *copied_bytes, int timeout_ms);
 /* At the end: every hole below each stream's highest number becomes a gap. Returns records written. */
-int kbx_ab_rx_flush(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_capacity);
+int kbx_ab_rx_flush(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity);
+/*
+ * The receive path of one frame without a socket (tests, fuzzers): parsed, counted and tracked exactly as
+ * kbx_ab_rx_poll does with a delivered frame. Returns 1 for feed data, 0 otherwise; events wait for
+ * kbx_ab_rx_take_events.
+ */
+int kbx_ab_rx_ingest(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line);
+int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity);
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);
 

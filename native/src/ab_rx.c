@@ -2,12 +2,7 @@
 /*
  * ab-arbitrate's native receive loop; see include/kbx_ab.h.
  *
- * Gap tracking per stream: `base` is the next expected (logical) sequence number and a circular bitmap of
- * `window` bits holds which numbers in [base, base + window) arrived. A number at or past base + window
- * pushes base forward: every number leaving the window unseen is a gap. A number arriving inside the
- * window fills its bit (a late fill when it is below the highest seen). Numbers are logical: optiq's
- * u32 is unwrapped against the highest seen, and a restart (far behind) moves them above all earlier ones,
- * the same rules as the XDP program.
+ * Tracking of gaps, restarts and session ends: ab_track.c.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,21 +15,8 @@
 
 #include "ab_format.h"
 #include "kbx_ab.h"
+#include "ab_track.h"
 #include "xsk_internal.h"
-
-struct ab_track {
-	struct ab_stream_key key;
-	bool used;
-	bool started;
-	uint64_t base;
-	uint64_t highest;
-	uint64_t offset; /* logical - raw */
-	uint64_t *bits;
-	/* The hole being reported: kept open until the number after it is consumed, so one hole is one record. */
-	bool run_open;
-	uint64_t run_from;
-	uint64_t run_to;
-};
 
 struct ab_line_socket {
 	struct kbx_xsk *xsk;
@@ -48,11 +30,7 @@ struct kbx_ab_rx {
 	struct kbx_umem *umem;
 	struct ab_line_socket sockets[KBX_AB_MAX_SOCKETS];
 	uint32_t socket_count;
-	struct ab_track *streams;
-	uint32_t table_size; /* power of two >= 2 * max_streams */
-	struct kbx_ab_gap *pending;
-	uint32_t pending_count;
-	uint32_t pending_capacity;
+	struct ab_tracker tracker;
 	struct kbx_ab_rx_counters counters;
 };
 
@@ -63,27 +41,28 @@ int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **o
 		return -ENOMEM;
 	rx->config = *config;
 	if (!rx->config.window)
-		rx->config.window = 4096;
+		rx->config.window = AB_MAX_WINDOW;
 	if (!rx->config.max_streams)
-		rx->config.max_streams = 1024;
+		rx->config.max_streams = AB_DEFAULT_STREAMS;
 	if (!rx->config.batch_size)
 		rx->config.batch_size = 64;
 	if (!rx->config.reset_distance)
-		rx->config.reset_distance = 1ULL << 20;
+		rx->config.reset_distance = AB_DEFAULT_RESET_DISTANCE;
 	uint32_t w = rx->config.window;
-	if (w < 64 || w > KBX_AB_MAX_WINDOW || (w & (w - 1)) || rx->config.format > AB_FORMAT_MOLDUDP64) {
-		kbx_set_operation("create A/B receive loop: window %u must be a power of two from 64 to %u", w,
-				  KBX_AB_MAX_WINDOW);
+	uint64_t reset = rx->config.reset_distance;
+	if (w < AB_MIN_WINDOW || w > AB_MAX_WINDOW || (w & (w - 1)) || rx->config.format > AB_FORMAT_MOLDUDP64 ||
+	    rx->config.max_streams > AB_MAX_STREAMS_LIMIT || reset < 2ULL * w || reset > AB_MAX_RESET_DISTANCE) {
+		kbx_set_operation("create A/B receive loop: window %u must be a power of two from %u to %u, streams at most %u, "
+				  "reset distance %llu from 2 * window to 2^31",
+				  w, AB_MIN_WINDOW, AB_MAX_WINDOW, AB_MAX_STREAMS_LIMIT, (unsigned long long)reset);
 		free(rx);
 		return -EINVAL;
 	}
-	rx->table_size = 1;
-	while (rx->table_size < 2 * rx->config.max_streams)
-		rx->table_size <<= 1;
-	rx->streams = calloc(rx->table_size, sizeof(*rx->streams));
-	if (!rx->streams) {
+	int rc = ab_tracker_init(&rx->tracker, &rx->config, &rx->counters);
+	if (rc < 0) {
+		ab_tracker_free(&rx->tracker);
 		free(rx);
-		return -ENOMEM;
+		return rc;
 	}
 	*out = rx;
 	return 0;
@@ -127,193 +106,13 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 			kbx_umem_release(rx->umem, s->descs, s->held);
 		free(s->descs);
 	}
-	for (uint32_t i = 0; i < rx->table_size; i++)
-		free(rx->streams[i].bits);
-	free(rx->streams);
-	free(rx->pending);
+	ab_tracker_free(&rx->tracker);
 	free(rx);
 }
 
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
 {
 	*out = rx->counters;
-}
-
-static uint64_t key_hash(const struct ab_stream_key *k)
-{
-	uint64_t h = k->id * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)k->id2 << 32 | k->format);
-	h ^= h >> 29;
-	h *= 0xBF58476D1CE4E5B9ULL;
-	return h ^ (h >> 32);
-}
-
-static struct ab_track *track_for(struct kbx_ab_rx *rx, const struct ab_stream_key *key)
-{
-	uint32_t mask = rx->table_size - 1;
-	for (uint32_t i = (uint32_t)key_hash(key) & mask, probes = 0; probes < rx->table_size; i = (i + 1) & mask, probes++) {
-		struct ab_track *t = &rx->streams[i];
-		if (t->used && memcmp(&t->key, key, sizeof(*key)) == 0)
-			return t;
-		if (!t->used) {
-			if (rx->counters.streams >= rx->config.max_streams)
-				return NULL;
-			t->bits = calloc(rx->config.window / 64, sizeof(uint64_t));
-			if (!t->bits)
-				return NULL;
-			t->used = true;
-			t->key = *key;
-			rx->counters.streams++;
-			return t;
-		}
-	}
-	return NULL;
-}
-
-static void push_gap(struct kbx_ab_rx *rx, const struct ab_track *t, uint64_t from, uint64_t to)
-{
-	/* Reported in the stream's raw numbering (optiq: wrapped to 32 bits). */
-	uint64_t raw_from = from - t->offset, raw_to = to - t->offset;
-	if (t->key.format == AB_FORMAT_OPTIQ) {
-		raw_from &= 0xffffffffULL;
-		raw_to &= 0xffffffffULL;
-	}
-	if (rx->pending_count == rx->pending_capacity) {
-		uint32_t capacity = rx->pending_capacity ? 2 * rx->pending_capacity : 64;
-		struct kbx_ab_gap *grown = realloc(rx->pending, capacity * sizeof(*grown));
-		if (!grown)
-			return; /* counted in gap_messages; the record is lost */
-		rx->pending = grown;
-		rx->pending_capacity = capacity;
-	}
-	struct kbx_ab_gap *g = &rx->pending[rx->pending_count++];
-	memcpy(g->key, &t->key, sizeof(t->key));
-	g->from = raw_from;
-	g->to = raw_to;
-	g->count = to - from + 1;
-	rx->counters.gaps++;
-}
-
-/* The open hole is complete (the number after it arrived, or the stream ends): report it. */
-static void close_run(struct kbx_ab_rx *rx, struct ab_track *t)
-{
-	if (!t->run_open)
-		return;
-	push_gap(rx, t, t->run_from, t->run_to);
-	t->run_open = false;
-}
-
-static void emit_gap(struct kbx_ab_rx *rx, struct ab_track *t, uint64_t from, uint64_t to)
-{
-	rx->counters.gap_messages += to - from + 1;
-	if (t->run_open && t->run_to + 1 == from) {
-		t->run_to = to;
-		return;
-	}
-	close_run(rx, t);
-	t->run_open = true;
-	t->run_from = from;
-	t->run_to = to;
-}
-
-static inline bool bit_get(const struct ab_track *t, uint32_t w, uint64_t n)
-{
-	uint64_t i = n & (w - 1);
-	return t->bits[i >> 6] >> (i & 63) & 1;
-}
-
-static inline void bit_put(struct ab_track *t, uint32_t w, uint64_t n, bool on)
-{
-	uint64_t i = n & (w - 1);
-	if (on)
-		t->bits[i >> 6] |= 1ULL << (i & 63);
-	else
-		t->bits[i >> 6] &= ~(1ULL << (i & 63));
-}
-
-/* Moves base up to new_base; numbers leaving the window unseen are gaps. */
-static void advance_to(struct kbx_ab_rx *rx, struct ab_track *t, uint64_t new_base)
-{
-	uint32_t w = rx->config.window;
-	uint64_t stop = new_base - t->base > w ? t->base + w : new_base;
-	uint64_t run_from = 0;
-	bool in_run = false;
-	for (uint64_t n = t->base; n < stop; n++) {
-		if (bit_get(t, w, n)) {
-			bit_put(t, w, n, false);
-			if (in_run)
-				emit_gap(rx, t, run_from, n - 1);
-			in_run = false;
-			close_run(rx, t);
-		} else if (!in_run) {
-			run_from = n;
-			in_run = true;
-		}
-	}
-	if (stop < new_base) { /* never in the window at all */
-		if (!in_run)
-			run_from = stop;
-		in_run = true;
-	}
-	if (in_run)
-		emit_gap(rx, t, run_from, new_base - 1);
-	t->base = new_base;
-}
-
-static void track(struct kbx_ab_rx *rx, const struct ab_message *m)
-{
-	struct ab_track *t = track_for(rx, &m->key);
-	if (!t) {
-		rx->counters.untracked++;
-		return;
-	}
-	uint32_t w = rx->config.window;
-	uint64_t l;
-	if (!t->started) {
-		t->started = true;
-		l = m->sequence;
-		t->base = l;
-		t->highest = l;
-	} else if (m->seq_bits == 32) {
-		uint32_t ref = (uint32_t)(t->highest - t->offset);
-		l = t->highest + (int64_t)(int32_t)((uint32_t)m->sequence - ref);
-	} else {
-		l = m->sequence + t->offset;
-	}
-	if ((int64_t)(l - t->base) <= -(int64_t)rx->config.reset_distance) {
-		/* A restart: what is missing below the old highest is lost; numbering continues above it. */
-		rx->counters.resets++;
-		if ((int64_t)(t->highest - t->base) >= 0)
-			advance_to(rx, t, t->highest + 1);
-		close_run(rx, t);
-		memset(t->bits, 0, w / 8);
-		t->offset = t->highest + 2 * (uint64_t)w - m->sequence;
-		l = m->sequence + t->offset;
-		t->base = l;
-		t->highest = l;
-	}
-	uint32_t count = m->count ? m->count : 1;
-	for (uint32_t i = 0; i < count; i++, l++) {
-		if ((int64_t)(l - t->base) < 0) {
-			rx->counters.after_gap++;
-			continue;
-		}
-		if (l - t->base >= w)
-			advance_to(rx, t, l - w + 1);
-		if (bit_get(t, w, l)) {
-			rx->counters.repeated++;
-			continue;
-		}
-		if ((int64_t)(l - t->highest) < 0)
-			rx->counters.late_fills++;
-		else
-			t->highest = l;
-		bit_put(t, w, l, true);
-		while (t->base <= t->highest && bit_get(t, w, t->base)) {
-			bit_put(t, w, t->base, false);
-			t->base++;
-			close_run(rx, t);
-		}
-	}
 }
 
 /* The UDP payload of an Ethernet (+ one VLAN tag) IPv4 frame, or NULL. */
@@ -350,18 +149,56 @@ static uint64_t clock_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t take_pending(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t capacity)
+void kbx_ab_limits(struct kbx_ab_limits *out)
 {
-	uint32_t n = rx->pending_count < capacity ? rx->pending_count : capacity;
-	if (n == 0)
-		return 0;
-	memcpy(gaps, rx->pending, n * sizeof(*gaps));
-	memmove(rx->pending, rx->pending + n, (rx->pending_count - n) * sizeof(*gaps));
-	rx->pending_count -= n;
-	return n;
+	*out = (struct kbx_ab_limits){
+		.min_window = AB_MIN_WINDOW,
+		.max_window = AB_MAX_WINDOW,
+		.default_streams = AB_DEFAULT_STREAMS,
+		.max_streams = AB_MAX_STREAMS_LIMIT,
+		.default_reset_distance = AB_DEFAULT_RESET_DISTANCE,
+		.max_reset_distance = AB_MAX_RESET_DISTANCE,
+	};
 }
 
-int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_capacity, uint8_t *copy,
+/* Parses, counts and tracks one delivered frame; true for feed data. */
+static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, struct ab_message *m)
+{
+	uint32_t payload_len = 0;
+	const uint8_t *payload = udp_payload(frame, len, &payload_len);
+	int parsed = payload && payload_len >= ab_header_size(rx->config.format) ?
+			     ab_parse_payload(rx->config.format, payload, m) : AB_PARSE_SHORT;
+	if (parsed == AB_PARSE_END) {
+		ab_track_end(&rx->tracker, m, line);
+		return false;
+	}
+	if (parsed != AB_PARSE_DATA) {
+		rx->counters.not_feed++;
+		return false;
+	}
+	rx->counters.delivered++;
+	if (line)
+		rx->counters.delivered_b++;
+	else
+		rx->counters.delivered_a++;
+	rx->counters.bytes += len;
+	rx->counters.messages += m->count;
+	ab_track_message(&rx->tracker, m);
+	return true;
+}
+
+int kbx_ab_rx_ingest(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line)
+{
+	struct ab_message m;
+	return receive_frame(rx, frame, len, line ? 1 : 0, &m) ? 1 : 0;
+}
+
+int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity)
+{
+	return (int)ab_take_events(&rx->tracker, events, capacity);
+}
+
+int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity, uint8_t *copy,
 		   uint32_t copy_capacity, uint32_t *copied_bytes, int timeout_ms)
 {
 	uint8_t *area = kbx_umem_area(rx->umem);
@@ -392,22 +229,9 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_c
 			for (int j = 0; j < n; j++) {
 				const uint8_t *frame = area + s->descs[j].addr;
 				uint32_t len = s->descs[j].len;
-				uint32_t payload_len = 0;
-				const uint8_t *payload = udp_payload(frame, len, &payload_len);
 				struct ab_message m;
-				if (!payload || payload_len < ab_header_size(rx->config.format) ||
-				    ab_parse_payload(rx->config.format, payload, &m) != AB_PARSE_DATA) {
-					rx->counters.not_feed++;
+				if (!receive_frame(rx, frame, len, s->line, &m))
 					continue;
-				}
-				rx->counters.delivered++;
-				if (s->line)
-					rx->counters.delivered_b++;
-				else
-					rx->counters.delivered_a++;
-				rx->counters.bytes += len;
-				rx->counters.messages += m.count;
-				track(rx, &m);
 				if (copy) {
 					struct kbx_ab_record rec = { .len = len, .line = s->line, .realtime_ns = realtime, .sequence = m.sequence };
 					memcpy(rec.key, &m.key, sizeof(rec.key));
@@ -434,19 +258,12 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_c
 	rx->counters.batches++;
 	if (copied_bytes)
 		*copied_bytes = used;
-	return (int)take_pending(rx, gaps, gap_capacity);
+	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 
-int kbx_ab_rx_flush(struct kbx_ab_rx *rx, struct kbx_ab_gap *gaps, uint32_t gap_capacity)
+int kbx_ab_rx_flush(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity)
 {
-	if (rx->pending_count == 0) {
-		for (uint32_t i = 0; i < rx->table_size; i++) {
-			struct ab_track *t = &rx->streams[i];
-			if (t->used && t->started && (int64_t)(t->highest - t->base) >= 0)
-				advance_to(rx, t, t->highest + 1);
-			if (t->used)
-				close_run(rx, t);
-		}
-	}
-	return (int)take_pending(rx, gaps, gap_capacity);
+	if (rx->tracker.pending_count == 0)
+		ab_track_flush(&rx->tracker);
+	return (int)ab_take_events(&rx->tracker, events, capacity);
 }

@@ -4,14 +4,27 @@ import type { Command, ToolContext, XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter } from '@kbx/net'
 import { RateMeter } from '@kbx/stats'
-import { Arbitrator, type Gap } from './arbitrator.js'
+import { Arbitrator, type Gap, type StreamEvent } from './arbitrator.js'
 import { parseFormat, type FeedFormat } from './format.js'
-import { DEFAULT_SKEW_SAMPLE, DEFAULT_WINDOW, STREAM_TABLE_SIZE, subtractSkew, summarizeSkew, validateSkewSample, validateWindow, type SkewHistogram } from './program.js'
+import {
+  DEFAULT_SKEW_SAMPLE,
+  DEFAULT_WINDOW,
+  abLimits,
+  subtractSkew,
+  summarizeSkew,
+  validateMaxStreams,
+  validateResetDistance,
+  validateSkewSample,
+  validateWindow,
+  type SkewHistogram,
+} from './program.js'
 
 interface ArbitrateOptions {
   format: FeedFormat
   port: [number, number]
   window: number
+  maxStreams?: number
+  resetDistance?: string
   skewSample: number
   pcap?: string
   pin?: string
@@ -34,11 +47,87 @@ export function buildArbitrateCommand(program: Command): void {
     .argument('[line-b]', 'interface of line B', 'vethB_dst')
     .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
     .addOption(new Option('--port <port[-last]>', 'UDP destination port(s) of the feed').argParser(parsePortRange).default([8080, 8080], '8080'))
-    .option('--window <n>', 'sequence numbers of reordering tolerated (power of two, ≤ 4096)', (v: string) => validateWindow(parseIntOption('--window')(v)), DEFAULT_WINDOW)
+    .option('--window <n>', 'sequence numbers of reordering tolerated (power of two, 64..4096)', (v: string) => validateWindow(parseIntOption('--window')(v)), DEFAULT_WINDOW)
+    .option('--max-streams <n>', 'streams the stream table holds (default 1024; ~64 KiB of kernel memory per stream seen)', (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v)))
+    .option('--reset-distance <n>', 'a number this far from the newest, either way, restarts its stream (default 1048576)')
     .option('--skew-sample <n>', 'measure A/B skew on one sequence number in n (power of two; 1 = all)', (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)), DEFAULT_SKEW_SAMPLE)
     .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
     .option('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)')
   addCommonOptions(program, ['mode', 'duration', 'interval'])
+}
+
+/** --reset-distance (default from ab_arbitrate.h), checked against the window: a usage error before anything is attached. */
+function parseResetDistance(value: string | undefined, window: number): bigint {
+  if (value === undefined) return validateResetDistance(abLimits().default_reset_distance, window)
+  if (!/^\d+$/.test(value)) throw new UsageError(`--reset-distance must be an integer, not ${JSON.stringify(value)}`, { op: 'parse --reset-distance' })
+  return validateResetDistance(BigInt(value), window)
+}
+
+/** Restart and session-end events, then gap events, as JSON lines. */
+function emitStreamEvents(ctx: ToolContext, gaps: Gap[], events: StreamEvent[]): void {
+  for (const e of events) {
+    if (e.kind === 'restart') {
+      ctx.json.emit('restart', { stream: e.stream, kind: 'sequence', lastBefore: e.from, firstAfter: e.to })
+      ctx.log.info(`stream ${e.stream} restarted: ${e.from} → ${e.to}`)
+    } else if (e.kind === 'newSession') {
+      ctx.json.emit('restart', { stream: e.stream, kind: 'session', previous: e.previous, previousNext: e.from, firstAfter: e.to })
+      ctx.log.info(`session ${e.previous} ended; ${e.stream} follows it`)
+    } else if (e.kind === 'sessionEnd') {
+      ctx.json.emit('sessionEnd', { stream: e.stream, next: e.next })
+    }
+  }
+  for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
+}
+
+/** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
+function countersSnapshot(arb: Arbitrator, since: SkewHistogram | undefined) {
+  const rx = arb.receiveCounters()
+  const x = arb.xdpCounters()
+  const c = (name: string) => x[name] ?? 0n
+  const skew = arb.skewHistogram()
+  const max = arb.skewMax()
+  const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
+  for (const { statistics: s } of arb.socketStatistics()) {
+    xsk.rxDropped += s.rxDropped
+    xsk.rxRingFull += s.rxRingFull
+    xsk.fillRingEmpty += s.fillRingEmpty
+    xsk.rxInvalidDescs += s.rxInvalidDescs
+  }
+  const total = summarizeSkew(skew)
+  const data = {
+    delivered: rx.delivered,
+    lines: {
+      A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
+      B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
+    },
+    stale: c('stale_a') + c('stale_b'),
+    gaps: rx.gaps,
+    lost: rx.gap_messages,
+    lateFills: rx.late_fills,
+    afterGap: rx.after_gap,
+    duplicatesDelivered: rx.repeated,
+    resets: c('resets'),
+    // Restart events: sequence restarts of a stream and new sessions that followed an ended one.
+    restarts: rx.resets + rx.new_sessions,
+    sessionsEnded: rx.sessions_ended,
+    // Ended sessions whose end came on both lines: their holes reported, removed from both stream tables.
+    sessionsClosed: rx.sessions_closed,
+    // Copies of a numbering before its restart that arrived after it (placed in the old epoch).
+    lateOldEpoch: rx.old_epoch,
+    streams: rx.streams,
+    // First copies of streams the XDP table (--max-streams) had no room for: passed to the kernel,
+    // neither arbitrated nor delivered; untracked: delivered packets gap tracking had no room for.
+    streamTableFull: c('stream_table_full'),
+    untracked: rx.untracked,
+    skewUs: {
+      ...(since ? summarizeSkew(subtractSkew(skew, since)) : total),
+      maxBLateUs: Number(max.bLateNs) / 1000,
+      maxALateUs: Number(max.aLateNs) / 1000,
+    },
+    xsk,
+    xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
+  }
+  return { data, skew }
 }
 
 function positive(n: bigint): bigint {
@@ -48,6 +137,8 @@ function positive(n: bigint): bigint {
 export async function runArbitrate(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as ArbitrateOptions
   const [lineA, lineB] = ctx.args as [string, string]
+  const maxStreams = o.maxStreams ?? abLimits().default_streams
+  const resetDistance = parseResetDistance(o.resetDistance, o.window)
   const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
@@ -57,6 +148,8 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     portMin: o.port[0],
     portMax: o.port[1],
     window: o.window,
+    maxStreams,
+    resetDistance,
     skewSample: o.skewSample,
     mode: o.mode,
     copyFrames: pcap !== undefined,
@@ -70,62 +163,24 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     format: o.format,
     ports: o.port,
     window: o.window,
+    maxStreams,
+    resetDistance,
     skewSample: o.skewSample,
     sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
   })
 
-  const emitGaps = (gaps: Gap[]) => {
-    for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
-  }
+  const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
   let lastSkew: SkewHistogram = []
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const rx = arb.receiveCounters()
-    const x = arb.xdpCounters()
-    const c = (name: string) => x[name] ?? 0n
-    const skew = arb.skewHistogram()
-    const max = arb.skewMax()
-    const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
-    for (const { statistics: s } of arb.socketStatistics()) {
-      xsk.rxDropped += s.rxDropped
-      xsk.rxRingFull += s.rxRingFull
-      xsk.fillRingEmpty += s.fillRingEmpty
-      xsk.rxInvalidDescs += s.rxInvalidDescs
-    }
-    const total = summarizeSkew(skew)
-    const data = {
-      delivered: rx.delivered,
-      lines: {
-        A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
-        B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
-      },
-      stale: c('stale_a') + c('stale_b'),
-      gaps: rx.gaps,
-      lost: rx.gap_messages,
-      lateFills: rx.late_fills,
-      afterGap: rx.after_gap,
-      duplicatesDelivered: rx.repeated,
-      resets: c('resets'),
-      streams: rx.streams,
-      // First copies of streams the XDP table (AB_MAX_STREAMS) had no room for: passed to the kernel,
-      // neither arbitrated nor delivered; untracked: delivered packets gap tracking had no room for.
-      streamTableFull: c('stream_table_full'),
-      untracked: rx.untracked,
-      skewUs: {
-        ...(interval ? summarizeSkew(subtractSkew(skew, lastSkew)) : total),
-        maxBLateUs: Number(max.bLateNs) / 1000,
-        maxALateUs: Number(max.aLateNs) / 1000,
-      },
-      xsk,
-      xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
-    }
+    const { data, skew } = countersSnapshot(arb, interval ? lastSkew : undefined)
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true
-      ctx.log.warn(`more streams than the stream table holds (${STREAM_TABLE_SIZE}): ${data.streamTableFull} first copies passed to the kernel unarbitrated, ${data.untracked} packets untracked`)
+      ctx.log.warn(`more streams than the stream table holds (${maxStreams}): ${data.streamTableFull} first copies passed to the kernel unarbitrated, ${data.untracked} packets untracked`)
     }
     return data
   }
@@ -134,7 +189,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     ctx,
     () => {
       const batch = arb.poll(2)
-      emitGaps(batch.gaps)
+      emitGaps(batch.gaps, batch.events)
       if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
     },
     {
@@ -151,11 +206,12 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
   // What is still queued, then the holes below each stream's highest number.
   for (let i = 0; i < 64; i++) {
     const batch = arb.poll(0)
-    emitGaps(batch.gaps)
+    emitGaps(batch.gaps, batch.events)
     if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
-    if (batch.gaps.length === 0 && batch.packets.length === 0 && i > 2) break
+    if (batch.gaps.length === 0 && batch.events.length === 0 && batch.packets.length === 0 && i > 2) break
   }
-  emitGaps(arb.flush())
+  const flushed = arb.flush()
+  emitGaps(flushed.gaps, flushed.events)
   const final = snapshot(false)
   // The feed's busy span: from the first batch that delivered a packet to the last one.
   const rx = arb.receiveCounters()

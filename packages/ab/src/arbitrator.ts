@@ -2,11 +2,12 @@
 // (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { ensureBpffs } from '@kbx/bpf'
-import type { BpfObject, XdpLink } from '@kbx/bpf'
+import type { BpfMap, BpfObject, XdpLink } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
 import { UsageError, XskError } from '@kbx/errors'
 import {
-  KBX_AB_GAP_SIZE,
+  KBX_AB_EVENT_KIND,
+  KBX_AB_EVENT_SIZE,
   KBX_AB_RECORD_HEADER_SIZE,
   KBX_AB_RX_COUNTERS_SIZE,
   KBX_AB_RX_COUNTER_FIELDS,
@@ -22,7 +23,7 @@ import type { XskStatistics } from '@kbx/xsk'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
 import {
   DEFAULT_WINDOW,
-  STREAM_TABLE_SIZE,
+  abLimits,
   loadArbitratorProgram,
   readArbitratorCounters,
   readSkewHistogram,
@@ -38,6 +39,10 @@ export interface ArbitratorOptions {
   portMin?: number
   portMax?: number
   window?: number
+  /** Streams the XDP table and the receive loop hold (default AB_DEFAULT_STREAMS). */
+  maxStreams?: number
+  /** A number this far from the newest, either way, restarts its stream (default 2^20). */
+  resetDistance?: bigint
   /** Skew sampled on one number in this many (power of two, default 8). */
   skewSample?: number
   mode?: XdpMode
@@ -73,15 +78,25 @@ export interface DeliveredPacket {
   frame: Buffer
 }
 
+/** A stream's numbering restarted, a new session followed an ended one, or a session ended. */
+export type StreamEvent =
+  | { kind: 'restart'; stream: string; from: bigint; to: bigint }
+  | { kind: 'newSession'; stream: string; previous: string; from: bigint; to: bigint }
+  | { kind: 'sessionEnd'; stream: string; next: bigint }
+  /** Both lines ended the session: it left the receive loop's table (and, through Arbitrator.poll, the XDP program's). */
+  | { kind: 'sessionClosed'; stream: string; key: Buffer }
+
 export interface DeliveredBatch {
   gaps: Gap[]
+  /** Restarts and session ends. */
+  events: StreamEvent[]
   /** Empty unless copyFrames. */
   packets: DeliveredPacket[]
 }
 
 export type ReceiveCounters = Record<(typeof KBX_AB_RX_COUNTER_FIELDS)[number], bigint>
 
-const GAP_CAPACITY = 256
+const EVENT_CAPACITY = 256
 
 /** Stream name of a struct ab_stream_key: optiq session id in decimal, moldudp64 session text. */
 export function streamKeyName(key: Buffer): string {
@@ -101,9 +116,11 @@ export class Arbitrator {
   readonly lineA: string
   readonly lineB: string
   readonly #obj: BpfObject
+  readonly #streams: BpfMap
   readonly #umem: Umem
   readonly #rx: number
-  readonly #gaps = Buffer.from(new ArrayBuffer(GAP_CAPACITY * KBX_AB_GAP_SIZE))
+  readonly maxStreams: number
+  readonly #gaps = Buffer.from(new ArrayBuffer(EVENT_CAPACITY * KBX_AB_EVENT_SIZE))
   readonly #gapsAddress = kbxAddress(this.#gaps)
   readonly #counters = Buffer.from(new ArrayBuffer(KBX_AB_RX_COUNTERS_SIZE))
   readonly #countersAddress = kbxAddress(this.#counters)
@@ -126,9 +143,11 @@ export class Arbitrator {
     this.pinnedMaps = parts.pinned
     this.format = parts.options.format ?? 'optiq'
     this.window = parts.options.window ?? DEFAULT_WINDOW
+    this.maxStreams = parts.options.maxStreams ?? abLimits().default_streams
     this.lineA = parts.options.lineA
     this.lineB = parts.options.lineB
     this.#obj = parts.obj
+    this.#streams = parts.obj.map('streams')
     this.#umem = parts.umem
     this.sockets = parts.sockets
     this.links = parts.links
@@ -155,6 +174,8 @@ export class Arbitrator {
         portMax: options.portMax ?? options.portMin ?? 8080,
         lineBIfindex: b.ifindex,
         window,
+        ...(options.maxStreams === undefined ? {} : { maxStreams: options.maxStreams }),
+        ...(options.resetDistance === undefined ? {} : { resetDistance: options.resetDistance }),
         ...(options.skewSample === undefined ? {} : { skewSample: options.skewSample }),
       })
       undo.push(() => obj.close())
@@ -182,7 +203,13 @@ export class Arbitrator {
       const ab = libkbxAb()
       const out: [KbxAbRxPtr | null] = [null]
       const rc = ab.kbx_ab_rx_create(
-        { format: FORMAT_CODE[format], window, max_streams: STREAM_TABLE_SIZE, batch_size: options.batchSize ?? 64, reset_distance: 1n << 20n },
+        {
+          format: FORMAT_CODE[format],
+          window,
+          max_streams: options.maxStreams ?? abLimits().default_streams,
+          batch_size: options.batchSize ?? 64,
+          reset_distance: options.resetDistance ?? abLimits().default_reset_distance,
+        },
         out,
       )
       if (rc < 0 || !out[0]) throw new XskError(libkbx().kbx_last_operation() || 'create A/B receive loop', -rc)
@@ -204,18 +231,23 @@ export class Arbitrator {
   /** ONE native call: a batch from every socket (waiting up to timeoutMs when all are idle). */
   poll(timeoutMs = 0): DeliveredBatch {
     const ab = libkbxAb()
-    const n = ab.kbx_ab_rx_poll(this.#rx, this.#gapsAddress, GAP_CAPACITY, this.#copyAddress, this.#copy?.length ?? 0, this.#copiedAddress, timeoutMs)
+    const n = ab.kbx_ab_rx_poll(this.#rx, this.#gapsAddress, EVENT_CAPACITY, this.#copyAddress, this.#copy?.length ?? 0, this.#copiedAddress, timeoutMs)
     if (n < 0) throw new XskError(libkbx().kbx_last_operation() || 'A/B receive', -n)
-    return { gaps: this.#readGaps(n), packets: this.#copy ? this.#readPackets(this.#copied.readUInt32LE(0)) : [] }
+    const read = readEvents(this.#gaps, n)
+    // A closed session leaves the XDP program's stream table too (one map call per session, not per packet).
+    for (const e of read.events) if (e.kind === 'sessionClosed') this.#streams.delete(e.key)
+    return { ...read, packets: this.#copy ? this.#readPackets(this.#copied.readUInt32LE(0)) : [] }
   }
 
   /** Holes below each stream's highest number, as gaps (call at the end). */
-  flush(): Gap[] {
-    const all: Gap[] = []
+  flush(): { gaps: Gap[]; events: StreamEvent[] } {
+    const all: { gaps: Gap[]; events: StreamEvent[] } = { gaps: [], events: [] }
     for (;;) {
-      const n = libkbxAb().kbx_ab_rx_flush(this.#rx, this.#gapsAddress, GAP_CAPACITY)
-      all.push(...this.#readGaps(n))
-      if (n < GAP_CAPACITY) return all
+      const n = libkbxAb().kbx_ab_rx_flush(this.#rx, this.#gapsAddress, EVENT_CAPACITY)
+      const read = readEvents(this.#gaps, n)
+      all.gaps.push(...read.gaps)
+      all.events.push(...read.events)
+      if (n < EVENT_CAPACITY) return all
     }
   }
 
@@ -223,7 +255,7 @@ export class Arbitrator {
   async *batches(signal?: AbortSignal, timeoutMs = 2): AsyncGenerator<DeliveredBatch> {
     while (!signal?.aborted && !this.#closed) {
       const batch = this.poll(timeoutMs)
-      if (batch.gaps.length || batch.packets.length) yield batch
+      if (batch.gaps.length || batch.events.length || batch.packets.length) yield batch
       else await new Promise((r) => setImmediate(r))
     }
   }
@@ -265,20 +297,6 @@ export class Arbitrator {
     this.#obj.close()
   }
 
-  #readGaps(n: number): Gap[] {
-    const gaps: Gap[] = []
-    for (let i = 0; i < n; i++) {
-      const at = i * KBX_AB_GAP_SIZE
-      gaps.push({
-        stream: streamKeyName(this.#gaps.subarray(at, at + 16)),
-        from: this.#gaps.readBigUInt64LE(at + 16),
-        to: this.#gaps.readBigUInt64LE(at + 24),
-        count: Number(this.#gaps.readBigUInt64LE(at + 32)),
-      })
-    }
-    return gaps
-  }
-
   #readPackets(bytes: number): DeliveredPacket[] {
     const copy = this.#copy!
     const packets: DeliveredPacket[] = []
@@ -295,6 +313,25 @@ export class Arbitrator {
     }
     return packets
   }
+}
+
+/** Event records (struct kbx_ab_event) as gaps and stream events. */
+export function readEvents(records: Buffer, n: number): { gaps: Gap[]; events: StreamEvent[] } {
+  const gaps: Gap[] = []
+  const events: StreamEvent[] = []
+  for (let i = 0; i < n; i++) {
+    const at = i * KBX_AB_EVENT_SIZE
+    const stream = streamKeyName(records.subarray(at, at + 16))
+    const from = records.readBigUInt64LE(at + 16)
+    const to = records.readBigUInt64LE(at + 24)
+    const kind = records.readUInt32LE(at + 40)
+    if (kind === KBX_AB_EVENT_KIND.gap) gaps.push({ stream, from, to, count: Number(records.readBigUInt64LE(at + 32)) })
+    else if (kind === KBX_AB_EVENT_KIND.restart) events.push({ kind: 'restart', stream, from, to })
+    else if (kind === KBX_AB_EVENT_KIND.newSession) events.push({ kind: 'newSession', stream, previous: streamKeyName(records.subarray(at + 48, at + 64)), from, to })
+    else if (kind === KBX_AB_EVENT_KIND.sessionEnd) events.push({ kind: 'sessionEnd', stream, next: from })
+    else if (kind === KBX_AB_EVENT_KIND.sessionClosed) events.push({ kind: 'sessionClosed', stream, key: Buffer.from(records.subarray(at, at + 16)) })
+  }
+  return { gaps, events }
 }
 
 function pinMaps(obj: BpfObject, run: string, log: (msg: string) => void): string[] {

@@ -7,8 +7,20 @@ import { UsageError } from '@kbx/errors'
 import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
-import { encodeFeedPayload, parseFormat, type FeedFormat } from './format.js'
-import { itemSequence, makePlan, partialTruth, withheldRanges, type LineImpairments, type PlanOptions } from './plan.js'
+import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
+import {
+  END_OF_SESSION,
+  RunTruth,
+  globalItem,
+  itemSequence,
+  makePlan,
+  partialTruth,
+  planChunks,
+  withheldRanges,
+  type LineImpairments,
+  type Plan,
+  type PlanOptions,
+} from './plan.js'
 
 export interface FeedOptions {
   format: FeedFormat
@@ -19,6 +31,9 @@ export interface FeedOptions {
   count: number
   streams: number
   startSeq: string
+  restartEvery: number
+  restartSeq: string
+  planChunk: number
   rate: number
   size: number
   lossA: number
@@ -63,9 +78,12 @@ export function buildFeedCommand(program: Command): void {
     .option('--dst-a <ip>', 'destination address on line A', parseIPv4Option('--dst-a'), '10.0.1.2')
     .option('--dst-b <ip>', 'destination address on line B', parseIPv4Option('--dst-b'), '10.0.2.2')
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
-    .option('--count <n>', 'sequence numbers per stream', parseScaledInt('--count', { min: 1, max: 50_000_000 }), 100000)
+    .option('--count <n>', 'sequence numbers per stream (planned in chunks of ~1M numbers: memory stays bounded)', parseScaledInt('--count', { min: 1, max: 2 ** 46 }), 100000)
     .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
-    .option('--start-seq <n>', 'first sequence number (wraps at 2^32 for optiq)', '1')
+    .option('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', '1')
+    .option('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', parseScaledInt('--restart-every', { min: 0 }), 0)
+    .option('--restart-seq <n>', 'first sequence number after a restart', '1')
+    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), 1 << 20)
     .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
     .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
     .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
@@ -99,93 +117,77 @@ interface Line {
 export async function runFeed(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as FeedOptions
   const [ifA, ifB] = ctx.args as [string, string]
-  let startSeq: bigint
-  try {
-    startSeq = BigInt(o.startSeq)
-  } catch {
-    throw new UsageError(`--start-seq must be an integer, not ${JSON.stringify(o.startSeq)}`, { op: 'parse --start-seq' })
+  const planOptions = planOptionsOf(o)
+  const { startSeq, restartSeq } = planOptions
+  const chunks = planChunks(o.count, o.streams, o.planChunk)
+  const payloadOf = (plan: Plan, entry: number): Buffer => {
+    if (entry & END_OF_SESSION) {
+      const last = itemSequence(planOptions, globalItem(plan, entry & ~END_OF_SESSION))
+      return encodeEndOfSession(last.stream, last.session, last.sequence + 1n)
+    }
+    const { stream, session, sequence } = itemSequence(planOptions, globalItem(plan, entry))
+    return encodeFeedPayload(o.format, stream, sequence, o.size, session)
   }
-  const planOptions: PlanOptions = {
+  const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
+  let chunk = 0
+  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0)), o.delayB)
+  for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
+  ctx.json.start({
+    lineA: ifA,
+    lineB: ifB,
     format: o.format,
-    seed: o.seed,
+    port: o.port,
     count: o.count,
     streams: o.streams,
     startSeq,
-    gapProb: o.gap,
-    a: impairments(o.lossA, o.burstA, o.dupA, o.reorderA),
-    b: impairments(o.lossB, o.burstB, o.dupB, o.reorderB),
-    delayB: o.delayB,
-    alternate: o.alternate,
-  }
-  const plan = makePlan(planOptions)
-  const payloadOf = (k: number): Buffer => {
-    const { stream, sequence } = itemSequence(planOptions, k)
-    return encodeFeedPayload(o.format, stream, sequence, o.size)
-  }
-  const open = (name: 'A' | 'B', iface: string, dst: string, list: Uint32Array): Line => {
-    const hop = resolveNextHop(dst, { iface })
-    const src = interfaceInfo(iface)
-    const umem = Umem.create({ frameCount: 4096 })
-    ctx.onCleanup(() => umem.close())
-    const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
-    ctx.onCleanup(() => socket.close())
-    const template = udpFrameTemplate({
-      srcMac: src.mac,
-      dstMac: hop.nextHopMac,
-      srcIp: hop.srcIp,
-      dstIp: dst,
-      srcPort: 40000,
-      dstPort: o.port,
-      payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
-    })
-    return { name, socket, batch: socket.txBatch(64), list, next: 0, template }
-  }
-  const lines = [open('A', ifA, o.dstA, plan.lineA), open('B', ifB, o.dstB, plan.lineB)]
-  ctx.json.start({ lineA: ifA, lineB: ifB, format: o.format, port: o.port, count: o.count, streams: o.streams, startSeq, seed: o.seed, planned: { A: plan.lineA.length, B: plan.lineB.length }, withheld: plan.withheld.length })
+    ...(o.restartEvery > 0 ? { restartEvery: o.restartEvery, restartSeq } : {}),
+    seed: o.seed,
+    // Planned chunk by chunk (memory stays bounded): the first chunk's lines and withheld numbers.
+    chunks: chunks.length,
+    planned: { A: schedule.plan.lineA.length, B: schedule.plan.lineB.length },
+    withheld: schedule.plan.withheld.length,
+  })
 
+  const truth = new RunTruth(o.withheldList)
   const started = process.hrtime.bigint()
   const budget = (): number => (o.rate > 0 ? Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * o.rate) : Number.MAX_SAFE_INTEGER)
-  // The schedule runs on plan items (sequence numbers, streams interleaved): step k sends what each line
-  // carries of item k (line B: of item k - delayB), so a line's losses leave silence rather than pull
-  // its later packets forward. A reordered packet goes out at the step of the latest item before it in
-  // its line's list (due: the running maximum).
-  const lagA = Math.max(0, -o.delayB)
-  const lagB = Math.max(0, o.delayB)
-  const dueOf = (list: Uint32Array) => {
-    const due = new Uint32Array(list.length)
-    for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]!)
-    return due
-  }
-  const due = [dueOf(plan.lineA), dueOf(plan.lineB)]
-  const lags = [lagA, lagB]
-  let step = 0
-  const total = Math.max(...lines.map((l, i) => (l.list.length ? due[i]![l.list.length - 1]! + lags[i]! + 1 : 0)))
   /** Writes the line's packets due before step upTo (as many as the batch holds); true when none is left. */
   const fill = (i: number, upTo: number): boolean => {
     const line = lines[i]!
-    const lineDue = due[i]!
+    const lineDue = schedule.due[i]!
+    const lag = schedule.lags[i]!
     let limit = line.next
     const room = line.batch.capacity - line.batch.count
-    while (limit < line.list.length && limit - line.next < room && lineDue[limit]! + lags[i]! < upTo) limit++
+    while (limit < line.list.length && limit - line.next < room && lineDue[limit]! + lag < upTo) limit++
     const want = limit - line.next
     const first = line.batch.count
     const got = want > 0 ? line.batch.allocate(want) : 0
     for (let j = first; j < first + got; j++) {
-      line.batch.setLength(j, line.template.write(line.batch.frame(j), 0, payloadOf(line.list[line.next++]!)))
+      line.batch.setLength(j, line.template.write(line.batch.frame(j), 0, payloadOf(schedule.plan, line.list[line.next++]!)))
     }
-    return line.next >= line.list.length || lineDue[line.next]! + lags[i]! >= upTo
+    return line.next >= line.list.length || lineDue[line.next]! + lag >= upTo
   }
   const sent = () => ({ A: lines[0]!.socket.statistics().txCompleted, B: lines[1]!.socket.statistics().txCompleted })
   const stop = await runLoop(
     ctx,
     () => {
-      const upTo = Math.min(total, budget(), step + 64)
+      const upTo = Math.min(schedule.total, budget() - schedule.plan.first * o.streams, schedule.step + 64)
       const caughtUpA = fill(0, upTo)
       const caughtUpB = fill(1, upTo)
-      if (caughtUpA && caughtUpB) step = upTo
+      if (caughtUpA && caughtUpB) schedule.step = Math.max(schedule.step, upTo)
       for (const line of lines) if (line.batch.count > 0) line.socket.send(line.batch)
-      const done = lines.every((l) => l.next >= l.list.length && l.batch.count === 0)
-      if (done) return false
+      if (lines.every((l) => l.next >= l.list.length && l.batch.count === 0)) {
+        // This chunk is all sent: its truth is the plan's; on to the next one.
+        const plan = schedule.plan
+        truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+        if (++chunk >= chunks.length) return false
+        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk)), o.delayB)
+        for (const [i, line] of lines.entries()) {
+          line.list = i ? schedule.plan.lineB : schedule.plan.lineA
+          line.next = 0
+        }
+        return
+      }
       if (lines.every((l) => l.batch.count === l.batch.capacity)) lines[0]!.socket.wait({ tx: true }, 1)
     },
     {
@@ -195,16 +197,14 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     },
   )
   // Frames written but not submitted when the loop stopped early go back unsent: the truth below
-  // covers exactly the submitted prefix of each line's list.
+  // covers exactly the submitted prefix of each line's list of the chunk it stopped in.
+  const complete = chunk >= chunks.length
   const submitted = lines.map((l) => l.next - l.batch.count)
   for (const line of lines) line.batch.release()
   for (const line of lines) line.socket.drain(2000)
+  if (!complete) truth.add(schedule.plan, partialTruth(schedule.plan, submitted[0]!, submitted[1]!, planOptions))
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const counts = sent()
-  const complete = lines.every((l, i) => submitted[i]! >= l.list.length)
-  const truth = complete
-    ? { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length }
-    : partialTruth(plan, submitted[0]!, submitted[1]!)
   ctx.end({
     stoppedBy: stop,
     complete,
@@ -216,9 +216,88 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     },
     // Distinct numbers sent on either line: what an arbitrator delivers.
     union: truth.union,
+    // Restarts of all streams that were sent (optiq numbering restarts, mold new sessions).
+    restarts: truth.restarts,
     withheld: {
-      count: truth.withheld.length,
+      count: truth.withheldCount,
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
     },
   })
+}
+
+/** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */
+function openLine(ctx: ToolContext, o: FeedOptions, name: 'A' | 'B', iface: string, dst: string): Line {
+  const hop = resolveNextHop(dst, { iface })
+  const src = interfaceInfo(iface)
+  const umem = Umem.create({ frameCount: 4096 })
+  ctx.onCleanup(() => umem.close())
+  const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
+  ctx.onCleanup(() => socket.close())
+  const template = udpFrameTemplate({
+    srcMac: src.mac,
+    dstMac: hop.nextHopMac,
+    srcIp: hop.srcIp,
+    dstIp: dst,
+    srcPort: 40000,
+    dstPort: o.port,
+    payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
+  })
+  return { name, socket, batch: socket.txBatch(64), list: new Uint32Array(0), next: 0, template }
+}
+
+/** The plan's options from the command line; sequence numbers checked against the format's width. */
+function planOptionsOf(o: FeedOptions): PlanOptions & { restartSeq: bigint } {
+  const bits = sequenceBits(o.format)
+  const sequenceOption = (name: string, v: string): bigint => {
+    const n = /^\d+$/.test(v) ? BigInt(v) : -1n
+    if (n < 0n || n >= 1n << BigInt(bits))
+      throw new UsageError(`${name} must be an integer from 0 to 2^${bits} − 1 for ${o.format}, not ${JSON.stringify(v)}`, { op: `parse ${name}` })
+    return n
+  }
+  const startSeq = sequenceOption('--start-seq', o.startSeq)
+  const restartSeq = sequenceOption('--restart-seq', o.restartSeq)
+  if (!Number.isSafeInteger(o.count * o.streams)) throw new UsageError(`--count × --streams must stay below 2^53`, { op: 'parse --count' })
+  if (o.format === 'moldudp64' && o.restartEvery > 0 && Math.ceil(o.count / o.restartEvery) > MAX_MOLD_SESSIONS)
+    throw new UsageError(`--restart-every ${o.restartEvery} gives more than ${MAX_MOLD_SESSIONS} sessions per stream`, { op: 'parse --restart-every' })
+  return {
+    format: o.format,
+    seed: o.seed,
+    count: o.count,
+    streams: o.streams,
+    startSeq,
+    restartEvery: o.restartEvery,
+    restartSeq,
+    gapProb: o.gap,
+    a: impairments(o.lossA, o.burstA, o.dupA, o.reorderA),
+    b: impairments(o.lossB, o.burstB, o.dupB, o.reorderB),
+    delayB: o.delayB,
+    alternate: o.alternate,
+  }
+}
+
+interface Schedule {
+  plan: Plan
+  due: [Uint32Array, Uint32Array]
+  lags: [number, number]
+  /** Steps of this chunk (items, streams interleaved, plus the lag of the later line). */
+  total: number
+  step: number
+}
+
+/**
+ * The schedule of a chunk runs on its plan items (sequence numbers, streams interleaved): step k sends what
+ * each line carries of item k (line B: of item k − delayB), so a line's losses leave silence rather than
+ * pull its later packets forward. A reordered packet goes out at the step of the latest item before it in
+ * its line's list (due: the running maximum).
+ */
+function scheduleOf(plan: Plan, delayB: number): Schedule {
+  const dueOf = (list: Uint32Array) => {
+    const due = new Uint32Array(list.length)
+    for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]! & ~END_OF_SESSION)
+    return due
+  }
+  const due: [Uint32Array, Uint32Array] = [dueOf(plan.lineA), dueOf(plan.lineB)]
+  const lags: [number, number] = [Math.max(0, -delayB), Math.max(0, delayB)]
+  const total = Math.max(...due.map((d, i) => (d.length ? d[d.length - 1]! + lags[i]! + 1 : 0)))
+  return { plan, due, lags, total, step: 0 }
 }

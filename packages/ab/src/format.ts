@@ -91,20 +91,34 @@ export function decodePayload(format: FeedFormat, payload: Uint8Array): Decoded 
   return { kind: 'data', stream, sequence, count }
 }
 
-/** Stream names as the native side reports them: optiq session ids in decimal, mold sessions trimmed. */
-export function streamName(format: FeedFormat, index: number): string {
-  return format === 'optiq' ? String(1000 + index) : `S${String(index).padStart(9, '0')}`
+/** Sessions a mold stream can go through (ab-feed --restart-every): R + 4 base-36 digits + 5 of the index. */
+export const MAX_MOLD_SESSIONS = 36 ** 4
+
+/**
+ * Stream names as the native side reports them: optiq session ids in decimal, mold sessions trimmed. A mold
+ * stream's session `session` (ab-feed --restart-every starts a new one each time) is S + index for the first,
+ * R + session (base 36) + index after.
+ */
+export function streamName(format: FeedFormat, index: number, session = 0): string {
+  if (format === 'optiq') return String(1000 + index)
+  if (session === 0) return `S${String(index).padStart(9, '0')}`
+  return `R${session.toString(36).toUpperCase().padStart(4, '0')}${String(index).padStart(5, '0')}`
 }
 
-/** A payload of stream `index` carrying `sequence` (wrapped to the format's width). */
-export function encodeFeedPayload(format: FeedFormat, index: number, sequence: bigint, size = 0): Buffer {
+/** The end-of-session packet of a mold stream's session: `next` is the number its next message would have had. */
+export function encodeEndOfSession(index: number, session: number, next: bigint): Buffer {
+  return encodeMold({ session: streamName('moldudp64', index, session), sequence: BigInt.asUintN(64, next), messages: [], endOfSession: true })
+}
+
+/** A payload of stream `index` carrying `sequence` (wrapped to the format's width); mold: in session `session`. */
+export function encodeFeedPayload(format: FeedFormat, index: number, sequence: bigint, size = 0, session = 0): Buffer {
   if (format === 'optiq') {
     const out = Buffer.alloc(Math.max(OPTIQ_SIZE, size))
     return encodeOptiq({ sessionId: 1000 + index, sequence: Number(BigInt.asUintN(32, sequence)), orderId: sequence }, out)
   }
   const bodySize = Math.max(0, size - MOLD_HEADER_SIZE - 2)
   const body = Buffer.alloc(bodySize)
-  return encodeMold({ session: streamName(format, index), sequence: BigInt.asUintN(64, sequence), messages: [body] })
+  return encodeMold({ session: streamName(format, index, session), sequence: BigInt.asUintN(64, sequence), messages: [body] })
 }
 
 export function parseFormat(value: string): FeedFormat {

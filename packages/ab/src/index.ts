@@ -1,4 +1,4 @@
-export { Arbitrator, abPinDirectory, streamKeyName, type ArbitratorOptions, type DeliveredBatch, type DeliveredPacket, type Gap, type ReceiveCounters } from './arbitrator.js'
+export { Arbitrator, abPinDirectory, readEvents, streamKeyName, type ArbitratorOptions, type DeliveredBatch, type DeliveredPacket, type Gap, type ReceiveCounters, type StreamEvent } from './arbitrator.js'
 export {
   FEED_FORMATS,
   decodePayload,
@@ -15,6 +15,7 @@ export {
 } from './format.js'
 export { makePlan, partialTruth, withheldRanges, itemSequence, NO_IMPAIRMENTS, type Plan, type PlanOptions, type LineImpairments } from './plan.js'
 export {
+  abLimits,
   loadArbitratorProgram,
   readArbitratorCounters,
   readSkewHistogram,
@@ -23,3 +24,4 @@ export {
   type SkewHistogram,
   type SkewSummary,
 } from './program.js'
+export { ReceiveTracker, type ReceiveTrackerOptions } from './tracker.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { NO_IMPAIRMENTS, makePlan, partialTruth, withheldRanges } from './plan.js'
-import { decodePayload, encodeFeedPayload } from './format.js'
+import { END_OF_SESSION, NO_IMPAIRMENTS, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
+import { decodePayload, encodeFeedPayload, streamName } from './format.js'
 
 const base = { format: 'optiq' as const, seed: 7, count: 1000, streams: 2, startSeq: 0xfffffff0n, gapProb: 0.01, delayB: 0 }
 
@@ -38,16 +38,79 @@ t.test('alternating outages: every number on exactly one line, the lines taking 
 
 t.test('partial truth: only what was sent, withheld only below the highest number sent per stream', async (t) => {
   // Items 0..19 of one stream; A sends 0 2 4 …, B sends 0 1 2 3 6 7 8 … minus 4, 5 (and 5 never on A).
-  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [] }
+  const plan = { lineA: Uint32Array.from([0, 2, 4, 6, 8, 10, 12]), lineB: Uint32Array.from([0, 1, 3, 6, 7, 9, 11, 13]), streams: 1, items: 20, truthA: {} as never, truthB: {} as never, withheld: [], restarts: 0, first: 0 }
   const truth = partialTruth(plan, 4, 5) // A: 0 2 4 6; B: 0 1 3 6 7 — highest sent 7
   t.same(truth.withheld, [5], 'only 5 is below 7 and on neither line')
   t.equal(truth.union, 7, '0 1 2 3 4 6 7')
-  t.same(truth.A, { planned: 7, dropped: 3, duplicated: 0, reordered: 0 }, 'A skipped 1 3 5 below its highest (6)')
-  t.same(truth.B, { planned: 8, dropped: 3, duplicated: 0, reordered: 0 }, 'B skipped 2 4 5 below its highest (7)')
+  t.same(truth.A, { planned: 7, endOfSession: 0, dropped: 3, duplicated: 0, reordered: 0 }, 'A skipped 1 3 5 below its highest (6)')
+  t.same(truth.B, { planned: 8, endOfSession: 0, dropped: 3, duplicated: 0, reordered: 0 }, 'B skipped 2 4 5 below its highest (7)')
   const whole = makePlan({ ...base, streams: 2, a: { ...NO_IMPAIRMENTS, loss: 0.1 }, b: { ...NO_IMPAIRMENTS, loss: 0.1 } })
   const all = partialTruth(whole, whole.lineA.length, whole.lineB.length)
   t.equal(all.union, whole.items - whole.withheld.length, 'everything sent: the union is the plan\'s')
   const sent = new Set([...whole.lineA, ...whole.lineB])
   const lastSent = (stream: number) => Math.max(...[...sent].filter((k) => k % 2 === stream))
   t.same(all.withheld, whole.withheld.filter((k) => k < lastSent(k % 2)), 'and its withheld set the plan\'s, but for numbers past the last one sent')
+})
+
+t.test('restarts: numbering per session, end-of-session entries, anchors, ranges split at the restart', async (t) => {
+  const o = { format: 'moldudp64' as const, seed: 3, count: 30, streams: 2, startSeq: (1n << 64n) - 12n, restartEvery: 10, restartSeq: 1n, gapProb: 0.3, delayB: 0, a: { ...NO_IMPAIRMENTS, loss: 0.3 }, b: { ...NO_IMPAIRMENTS, loss: 0.3 } }
+  t.same(itemSequence(o, 0), { stream: 0, session: 0, sequence: (1n << 64n) - 12n })
+  t.same(itemSequence(o, 19), { stream: 1, session: 0, sequence: (1n << 64n) - 3n }, 'the first session ends 3 below 2^64')
+  t.same(itemSequence(o, 21), { stream: 1, session: 1, sequence: 1n }, 'the second starts at --restart-seq')
+  t.equal(streamName('moldudp64', 1, 1), 'R000100001', 'a new session name')
+  const p = makePlan(o)
+  t.equal(p.restarts, 4, 'two restarts per stream')
+  const ends = (list: Uint32Array) => [...list].filter((k) => k & END_OF_SESSION).map((k) => k & ~END_OF_SESSION)
+  t.same(ends(p.lineA), [18, 19, 38, 39], 'A: an end of session after each stream\'s last number of sessions 0 and 1')
+  t.same(ends(p.lineB), [18, 19, 38, 39], 'B too')
+  for (const k of [18, 19, 38, 39, 58, 59]) t.ok(p.lineA.includes(k) && !p.withheld.includes(k), `the last number ${k} of a session is on line A`)
+  const ranges = withheldRanges(o, p.withheld)
+  t.ok(ranges.every((r) => itemSequenceSession(r.stream) >= 0), 'names are sessions')
+  t.equal(ranges.reduce((n, r) => n + r.count, 0), p.withheld.length)
+  const all = partialTruth(p, p.lineA.length, p.lineB.length, o)
+  t.same([all.union, all.restarts, all.A.endOfSession], [p.items - p.withheld.length, 4, 4], 'the partial truth of everything is the plan\'s')
+})
+
+function itemSequenceSession(name: string): number {
+  return name.startsWith('S') ? 0 : parseInt(name.slice(1, 5), 36)
+}
+
+t.test('reordering never moves a number across an end of session', async (t) => {
+  const o = { format: 'moldudp64' as const, seed: 9, count: 200, streams: 3, startSeq: 1n, restartEvery: 50, gapProb: 0, delayB: 0, a: { ...NO_IMPAIRMENTS, reorder: 0.5, reorderDistance: 16 }, b: { ...NO_IMPAIRMENTS, reorder: 0.5, reorderDistance: 16 } }
+  const p = makePlan(o)
+  t.ok(p.truthA.reordered > 50, `reordered: ${p.truthA.reordered}`)
+  for (const list of [p.lineA, p.lineB]) {
+    const ended = new Map<number, number>() // stream → sessions ended so far on this line
+    let crossed = 0
+    for (const entry of list) {
+      const k = entry & ~END_OF_SESSION
+      const { stream, session } = itemSequence(o, k)
+      if (entry & END_OF_SESSION) ended.set(stream, session + 1)
+      else if (session !== (ended.get(stream) ?? 0)) crossed++
+    }
+    t.equal(crossed, 0, 'every number sits between its session\'s start and its end of session')
+  }
+})
+
+t.test('a run planned in chunks: every number planned once, chunk ends anchored, truth adds up', async (t) => {
+  const o = { ...base, streams: 3, count: 1000, a: { ...NO_IMPAIRMENTS, loss: 0.2 }, b: { ...NO_IMPAIRMENTS, loss: 0.2 }, gapProb: 0.05 }
+  const chunks = planChunks(o.count, o.streams, 700) // 233 numbers per stream a chunk
+  t.equal(chunks.length, 5)
+  t.same(chunks.at(4), { first: 932, count: 68 })
+  const truth = new RunTruth(true)
+  const planned = new Set<number>()
+  const onA = new Set<number>()
+  for (let i = 0; i < chunks.length; i++) {
+    const plan = makePlan(o, chunks.at(i))
+    for (const k of [...plan.lineA, ...plan.lineB]) planned.add(globalItem(plan, k))
+    for (const k of plan.lineA) onA.add(globalItem(plan, k))
+    truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+    const lastOfChunk = (chunks.at(i).first + chunks.at(i).count - 1) * o.streams
+    for (let s = 0; s < o.streams; s++) t.ok(!truth.withheld.includes(lastOfChunk + s), `chunk ${i}: its last number of stream ${s} is not withheld`)
+  }
+  t.equal(truth.union + truth.withheldCount, 3000, 'union + withheld = every number')
+  t.equal(planned.size, truth.union, 'the union is what the lines carry')
+  t.ok(truth.withheld.every((k) => !planned.has(k)), 'withheld numbers are on neither line')
+  t.equal(onA.size + truth.A.dropped, 3000, 'line A: every number sent or dropped, across chunks')
+  t.same(withheldRanges(o, truth.withheld).reduce((n, r) => n + r.count, 0), truth.withheldCount, 'the ranges hold every withheld number')
 })

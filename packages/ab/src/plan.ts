@@ -34,6 +34,26 @@ export interface PlanOptions {
    * taking turns (A loses the first block, B the second, …); 0 = off.
    */
   alternate?: number
+  /**
+   * Every stream restarts after every restartEvery of its numbers (0 = never): optiq's numbering starts
+   * again at restartSeq; a mold stream ends its session (an end-of-session packet on both lines) and goes
+   * on in a new session (a new name) from restartSeq.
+   */
+  restartEvery?: number
+  /** First number after a restart (default 1). */
+  restartSeq?: bigint
+}
+
+/** A list entry with this bit is the end-of-session packet after item (entry & ~END_OF_SESSION). */
+export const END_OF_SESSION = 0x8000_0000
+
+/** The session (restart segment) of a plan item and whether it is the last number of it. */
+export function segmentOf(o: Pick<PlanOptions, 'streams' | 'count' | 'restartEvery'>, k: number): { segment: number; last: boolean } {
+  const offset = Math.floor(k / o.streams)
+  const every = o.restartEvery ?? 0
+  const segment = every > 0 ? Math.floor(offset / every) : 0
+  const last = offset === o.count - 1 || (every > 0 && (offset + 1) % every === 0)
+  return { segment, last }
 }
 
 export const NO_IMPAIRMENTS: LineImpairments = { loss: 0, burstProb: 0, burstLength: 0, dup: 0, reorder: 0, reorderDistance: 0 }
@@ -51,8 +71,10 @@ export function rng(seed: number): () => number {
 }
 
 export interface LineTruth {
-  /** Packets in the line's send list (duplicates included). */
+  /** Packets in the line's send list (duplicates and end-of-session packets included). */
   planned: number
+  /** Mold end-of-session packets in it (not sequence numbers). */
+  endOfSession: number
   /** Sequence numbers this line withheld (random loss + bursts + true gaps). */
   dropped: number
   duplicated: number
@@ -60,7 +82,10 @@ export interface LineTruth {
 }
 
 export interface Plan {
-  /** Item k = stream (k % streams), sequence offset floor(k / streams). Send order per line. */
+  /**
+   * Item k = stream (k % streams), sequence offset first + floor(k / streams): its global item number is
+   * first × streams + k (globalItem). Send order per line.
+   */
   lineA: Uint32Array
   lineB: Uint32Array
   streams: number
@@ -68,33 +93,76 @@ export interface Plan {
   truthB: LineTruth
   /** Items missing from both lines, ascending. */
   withheld: number[]
-  /** count × streams. */
+  /** Numbers per stream in this plan (a chunk of the run) × streams. */
   items: number
+  /** Sequence offset of the chunk's first numbers (0 for a plan of the whole run). */
+  first: number
+  /** Restarts of all streams (segment boundaries crossed) up to the end of this chunk. */
+  restarts: number
 }
 
-function lineList(items: number, keep: (k: number) => boolean, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
+/** A chunk of a run: numbers first..first + count − 1 of every stream. */
+export interface PlanChunk {
+  first: number
+  count: number
+}
+
+export function globalItem(plan: Pick<Plan, 'first' | 'streams'>, k: number): number {
+  return plan.first * plan.streams + k
+}
+
+/**
+ * The chunks a run is planned in, so that memory stays bounded however long it runs: about `perChunk`
+ * numbers (all streams together) each, made on demand.
+ */
+export function planChunks(count: number, streams: number, perChunk = 1 << 20): { length: number; at(index: number): PlanChunk } {
+  const size = Math.max(1, Math.floor(perChunk / streams))
+  return {
+    length: Math.ceil(count / size),
+    at: (index: number) => ({ first: index * size, count: Math.min(size, count - index * size) }),
+  }
+}
+
+interface LineRules {
+  /** Whether the line may carry item k at all (true gaps, alternating outages). */
+  keep: (k: number) => boolean
+  /** Items the line always carries, whatever its losses (the last number of every session: an anchor). */
+  force: (k: number) => boolean
+  /** The end-of-session packet follows item k on every line (mold restarts). */
+  endAfter: (k: number) => boolean
+}
+
+function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
   const out: number[] = []
   let burstLeft = 0
   for (let k = 0; k < items; k++) {
     if (burstLeft === 0 && imp.burstProb > 0 && random() < imp.burstProb) burstLeft = imp.burstLength
     const lost = burstLeft > 0 || (imp.loss > 0 && random() < imp.loss)
     if (burstLeft > 0) burstLeft--
-    if (!keep(k) || lost) {
+    if (!rules.force(k) && (!rules.keep(k) || lost)) {
       truth.dropped++
-      continue
-    }
-    out.push(k)
-    if (imp.dup > 0 && random() < imp.dup) {
+    } else {
       out.push(k)
-      truth.duplicated++
+      if (imp.dup > 0 && random() < imp.dup) {
+        out.push(k)
+        truth.duplicated++
+      }
+    }
+    if (rules.endAfter(k)) {
+      out.push(k | END_OF_SESSION)
+      truth.endOfSession++
     }
   }
   const list = Uint32Array.from(out)
   if (imp.reorder > 0 && imp.reorderDistance > 0) {
+    // An end of session stays after every number sent before it and before every number sent after it:
+    // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
+    const endsUpTo = new Uint32Array(list.length)
+    for (let i = 0, n = 0; i < list.length; i++) endsUpTo[i] = n += list[i]! & END_OF_SESSION ? 1 : 0
     for (let i = 0; i < list.length; i++) {
       if (random() >= imp.reorder) continue
       const j = Math.min(list.length - 1, i + 1 + Math.floor(random() * imp.reorderDistance))
-      if (j === i) continue
+      if (j === i || (list[i]! | list[j]!) & END_OF_SESSION || endsUpTo[i] !== endsUpTo[j]) continue
       const t = list[i]!
       list[i] = list[j]!
       list[j] = t
@@ -105,22 +173,39 @@ function lineList(items: number, keep: (k: number) => boolean, imp: LineImpairme
   return list
 }
 
-export function makePlan(o: PlanOptions): Plan {
-  const items = o.count * o.streams
-  const random = rng(o.seed)
+/**
+ * The plan of a run, or of one chunk of it (every chunk has its own random sequence, so a chunk is planned
+ * without the ones before it). The last number of every session and of every chunk of every stream is an
+ * anchor: never withheld, always on line A, so that every withheld number lies below one the arbitrator
+ * receives and can be reported as a gap, wherever the run stops.
+ */
+export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }): Plan {
+  const items = chunk.count * o.streams
+  if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
+  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1)) >>> 0)
+  const globalOf = (k: number) => chunk.first * o.streams + k
+  const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
+  const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last
   const gap = new Uint8Array(items)
-  for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb) gap[k] = 1
-  const truthA: LineTruth = { planned: 0, dropped: 0, duplicated: 0, reordered: 0 }
-  const truthB: LineTruth = { planned: 0, dropped: 0, duplicated: 0, reordered: 0 }
-  const block = (k: number) => (o.alternate ? Math.floor(Math.floor(k / o.streams) / o.alternate) % 2 : -1)
-  const lineA = lineList(items, (k) => !gap[k] && block(k) !== 0, o.a, random, truthA)
-  const lineB = lineList(items, (k) => !gap[k] && block(k) !== 1, o.b, random, truthB)
+  for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb && !anchor(k)) gap[k] = 1
+  const truthA: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  const truthB: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  const block = (k: number) => (o.alternate ? Math.floor((chunk.first + Math.floor(k / o.streams)) / o.alternate) % 2 : -1)
+  const endAfter = (k: number) => {
+    if (o.format !== 'moldudp64' || !(o.restartEvery ?? 0)) return false
+    const { last } = segmentOf(o, globalOf(k))
+    return last && chunk.first + Math.floor(k / o.streams) !== o.count - 1
+  }
+  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA)
+  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB)
   const seen = new Uint8Array(items)
-  for (const k of lineA) seen[k] = 1
-  for (const k of lineB) seen[k] = 1
+  for (const k of lineA) if (!(k & END_OF_SESSION)) seen[k] = 1
+  for (const k of lineB) if (!(k & END_OF_SESSION)) seen[k] = 1
   const withheld: number[] = []
   for (let k = 0; k < items; k++) if (!seen[k]) withheld.push(k)
-  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items }
+  const every = o.restartEvery ?? 0
+  const restarts = every > 0 ? o.streams * Math.floor((chunk.first + chunk.count - 1) / every) : 0
+  return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items, first: chunk.first, restarts }
 }
 
 /**
@@ -129,15 +214,25 @@ export function makePlan(o: PlanOptions): Plan {
  * the highest number of its stream that was sent (on either line, or on that line) — what an arbitrator
  * can know of. `planned` stays the whole plan's.
  */
-export function partialTruth(plan: Plan, sentA: number, sentB: number): { A: LineTruth; B: LineTruth; withheld: number[]; union: number } {
+export function partialTruth(
+  plan: Plan,
+  sentA: number,
+  sentB: number,
+  o: Pick<PlanOptions, 'streams' | 'count' | 'restartEvery'> = { streams: plan.streams, count: plan.items / plan.streams },
+): { A: LineTruth; B: LineTruth; withheld: number[]; union: number; restarts: number } {
   const { items, streams } = plan
   const sent = (list: Uint32Array, n: number) => {
     const seen = new Uint8Array(items)
     const highest = new Float64Array(streams).fill(-1)
     let duplicated = 0
     let reordered = 0
+    let endOfSession = 0
     let max = -1
     for (let i = 0; i < n; i++) {
+      if (list[i]! & END_OF_SESSION) {
+        endOfSession++
+        continue
+      }
       const k = list[i]!
       if (seen[k]) duplicated++
       else if (k < max) reordered++
@@ -145,33 +240,58 @@ export function partialTruth(plan: Plan, sentA: number, sentB: number): { A: Lin
       if (k > max) max = k
       if (k > highest[k % streams]!) highest[k % streams] = k
     }
-    return { seen, highest, duplicated, reordered }
+    return { seen, highest, duplicated, reordered, endOfSession }
   }
   const a = sent(plan.lineA, sentA)
   const b = sent(plan.lineB, sentB)
   const truth = (line: typeof a, planned: number): LineTruth => {
     let dropped = 0
     for (let k = 0; k < items; k++) if (!line.seen[k] && k < line.highest[k % streams]!) dropped++
-    return { planned, dropped, duplicated: line.duplicated, reordered: line.reordered }
+    return { planned, endOfSession: line.endOfSession, dropped, duplicated: line.duplicated, reordered: line.reordered }
   }
   const withheld: number[] = []
   let union = 0
   for (let k = 0; k < items; k++) {
     if (a.seen[k] || b.seen[k]) union++
+    // Not sent (yet) in this chunk: withheld only below a number of the stream that was sent.
     else if (k < Math.max(a.highest[k % streams]!, b.highest[k % streams]!)) withheld.push(k)
   }
-  return { A: truth(a, plan.lineA.length), B: truth(b, plan.lineB.length), withheld, union }
+  // Restarts the arbitrator saw: the session of each stream's highest number sent.
+  let restarts = 0
+  for (let s = 0; s < streams; s++) {
+    const top = Math.max(a.highest[s]!, b.highest[s]!)
+    // Nothing of this stream sent in this chunk yet: its newest is the last of the chunk before.
+    if (top >= 0) restarts += segmentOf(o, globalItem(plan, top)).segment
+    else if (plan.first > 0) restarts += segmentOf(o, (plan.first - 1) * streams + s).segment
+  }
+  return { A: truth(a, plan.lineA.length), B: truth(b, plan.lineB.length), withheld, union, restarts }
 }
 
-/** Stream index and wrapped sequence number of a plan item. */
-export function itemSequence(o: Pick<PlanOptions, 'format' | 'startSeq' | 'streams'>, k: number): { stream: number; sequence: bigint } {
+type SequenceOptions = Pick<PlanOptions, 'format' | 'startSeq' | 'streams' | 'count' | 'restartEvery' | 'restartSeq'>
+
+/** Stream index, session (restart segment) and wrapped sequence number of a plan item. */
+export function itemSequence(o: SequenceOptions, k: number): { stream: number; session: number; sequence: bigint } {
   const stream = k % o.streams
-  const sequence = BigInt.asUintN(sequenceBits(o.format), o.startSeq + BigInt(Math.floor(k / o.streams)))
-  return { stream, sequence }
+  const offset = Math.floor(k / o.streams)
+  const every = o.restartEvery ?? 0
+  const session = every > 0 ? Math.floor(offset / every) : 0
+  const first = session === 0 ? o.startSeq : (o.restartSeq ?? 1n)
+  const sequence = BigInt.asUintN(sequenceBits(o.format), first + BigInt(offset - session * every))
+  return { stream, session, sequence }
 }
 
-/** Withheld items as per-stream runs of consecutive sequence numbers (wrapped), the shape of gap events. */
-export function withheldRanges(o: Pick<PlanOptions, 'format' | 'startSeq' | 'streams'>, withheld: readonly number[]): { stream: string; from: bigint; to: bigint; count: number }[] {
+export interface WithheldRange {
+  stream: string
+  from: bigint
+  to: bigint
+  count: number
+}
+
+/**
+ * Withheld items (global item numbers, ascending) as per-stream (and per-session) runs of consecutive
+ * sequence numbers (wrapped), the shape of gap events.
+ */
+export function withheldRanges(o: SequenceOptions, withheld: readonly number[]): WithheldRange[] {
   const perStream = new Map<number, number[]>()
   for (const k of withheld) {
     const s = k % o.streams
@@ -179,20 +299,23 @@ export function withheldRanges(o: Pick<PlanOptions, 'format' | 'startSeq' | 'str
     list.push(Math.floor(k / o.streams))
     perStream.set(s, list)
   }
-  const bits = sequenceBits(o.format)
-  const ranges: { stream: string; from: bigint; to: bigint; count: number }[] = []
+  const every = o.restartEvery ?? 0
+  const sessionOf = (offset: number) => (every > 0 ? Math.floor(offset / every) : 0)
+  const ranges: WithheldRange[] = []
   for (const [s, offsets] of [...perStream.entries()].sort((x, y) => x[0] - y[0])) {
     let start = offsets[0]!
     let prev = start
-    const close = () =>
+    const close = () => {
+      const from = itemSequence(o, start * o.streams + s)
       ranges.push({
-        stream: streamName(o.format, s),
-        from: BigInt.asUintN(bits, o.startSeq + BigInt(start)),
-        to: BigInt.asUintN(bits, o.startSeq + BigInt(prev)),
+        stream: streamName(o.format, s, from.session),
+        from: from.sequence,
+        to: itemSequence(o, prev * o.streams + s).sequence,
         count: prev - start + 1,
       })
+    }
     for (const off of offsets.slice(1)) {
-      if (off === prev + 1) {
+      if (off === prev + 1 && sessionOf(off) === sessionOf(prev)) {
         prev = off
         continue
       }
@@ -202,4 +325,32 @@ export function withheldRanges(o: Pick<PlanOptions, 'format' | 'startSeq' | 'str
     close()
   }
   return ranges
+}
+
+/** The truth of a run planned in chunks, added up chunk by chunk (memory: counts, and the withheld list if kept). */
+export class RunTruth {
+  readonly A: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  readonly B: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
+  union = 0
+  withheldCount = 0
+  restarts = 0
+  /** Global item numbers withheld from both lines (kept only when asked for). */
+  readonly withheld: number[] = []
+
+  constructor(private readonly keepWithheld: boolean) {}
+
+  /** Adds a chunk's truth (complete, or the partial truth of the chunk the run stopped in). */
+  add(plan: Plan, truth: { A: LineTruth; B: LineTruth; withheld: number[]; union: number; restarts: number }): void {
+    for (const [sum, part] of [[this.A, truth.A], [this.B, truth.B]] as const) {
+      sum.planned += part.planned
+      sum.endOfSession += part.endOfSession
+      sum.dropped += part.dropped
+      sum.duplicated += part.duplicated
+      sum.reordered += part.reordered
+    }
+    this.union += truth.union
+    this.withheldCount += truth.withheld.length
+    this.restarts = truth.restarts
+    if (this.keepWithheld) for (const k of truth.withheld) this.withheld.push(globalItem(plan, k))
+  }
 }

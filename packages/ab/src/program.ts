@@ -2,15 +2,25 @@
 // histogram. Layouts: bpf/include/ab_arbitrate.h.
 import { BpfObject, raiseMemlockLimit, readCounters } from '@kbx/bpf'
 import { UsageError } from '@kbx/errors'
-import { bpfObjectPath } from '@kbx/ffi'
+import { bpfObjectPath, libkbxAb, type KbxAbLimitsValue } from '@kbx/ffi'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
 
 export const PROGRAM_NAME = 'kbx_ab_arbitrate'
-export const MAX_WINDOW = 4096
 export const DEFAULT_WINDOW = 4096
-export const DEFAULT_RESET_DISTANCE = 1n << 20n
-/** Streams the XDP program arbitrates at once (AB_MAX_STREAMS); the receive loop tracks as many. */
-export const STREAM_TABLE_SIZE = 1024
+
+let limits: KbxAbLimitsValue | undefined
+
+/**
+ * The limits of bpf/include/ab_arbitrate.h (window, stream table, reset distance), read from libkbx
+ * (kbx_ab_limits) so that they are written in one place only.
+ */
+export function abLimits(): KbxAbLimitsValue {
+  if (limits) return limits
+  const out: Partial<KbxAbLimitsValue> = {}
+  libkbxAb().kbx_ab_limits(out)
+  limits = { ...out, default_reset_distance: BigInt(out.default_reset_distance!), max_reset_distance: BigInt(out.max_reset_distance!) } as KbxAbLimitsValue
+  return limits
+}
 const SKEW_SUB_BITS = 3
 const SKEW_HALF = 512
 
@@ -23,6 +33,8 @@ export interface ArbitratorProgramOptions {
   lineBIfindex: number
   window?: number
   resetDistance?: bigint
+  /** Streams the stream table holds (default AB_DEFAULT_STREAMS). */
+  maxStreams?: number
   /** Skew is sampled on one sequence number in this many (a power of two, default 8; 1 = every one). */
   skewSample?: number
   /** Benchmarks only: every packet gets a fresh sequence number (measures the first-copy path). */
@@ -39,10 +51,28 @@ export function validateSkewSample(n: number): number {
 }
 
 export function validateWindow(window: number): number {
-  if (!Number.isInteger(window) || window < 2 || window > MAX_WINDOW || (window & (window - 1)) !== 0) {
-    throw new UsageError(`--window must be a power of two from 2 to ${MAX_WINDOW}, not ${window}`, { op: 'parse --window' })
+  const { min_window: min, max_window: max } = abLimits()
+  if (!Number.isInteger(window) || window < min || window > max || (window & (window - 1)) !== 0) {
+    throw new UsageError(`--window must be a power of two from ${min} to ${max}, not ${window}`, { op: 'parse --window' })
   }
   return window
+}
+
+export function validateMaxStreams(n: number): number {
+  const max = abLimits().max_streams
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`--max-streams must be from 1 to ${max}, not ${n}`, { op: 'parse --max-streams', hint: 'each stream seen costs ~64 KiB of kernel memory' })
+  }
+  return n
+}
+
+/** A reset distance for a window: from 2 × window to 2^31. */
+export function validateResetDistance(distance: bigint, window: number): bigint {
+  const max = abLimits().max_reset_distance
+  if (distance < 2n * BigInt(window) || distance > max) {
+    throw new UsageError(`--reset-distance must be from 2 × window (${2 * window}) to ${max}, not ${distance}`, { op: 'parse --reset-distance' })
+  }
+  return distance
 }
 
 /** Opens, configures and loads ab_arbitrate.o; the caller closes it. */
@@ -54,8 +84,10 @@ export function loadArbitratorProgram(opts: ArbitratorProgramOptions): BpfObject
     obj.setRodata('feed_port_min', opts.portMin)
     obj.setRodata('feed_port_max', opts.portMax)
     obj.setRodata('line_b_ifindex', opts.lineBIfindex)
-    obj.setRodata('window', validateWindow(opts.window ?? DEFAULT_WINDOW))
-    obj.setRodata('reset_distance', opts.resetDistance ?? DEFAULT_RESET_DISTANCE)
+    const window = validateWindow(opts.window ?? DEFAULT_WINDOW)
+    obj.setRodata('window', window)
+    obj.setRodata('reset_distance', validateResetDistance(opts.resetDistance ?? abLimits().default_reset_distance, window))
+    obj.setMaxEntries('streams', validateMaxStreams(opts.maxStreams ?? abLimits().default_streams))
     obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? DEFAULT_SKEW_SAMPLE) - 1))
     if (opts.benchFreshSequence) obj.setRodata('bench_fresh_sequence', 1)
     obj.load()

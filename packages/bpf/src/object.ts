@@ -134,6 +134,16 @@ export class BpfObject {
     region.set(bytes, variable.offset)
   }
 
+  /** Set a map's max_entries before load() (a table size chosen on the command line). */
+  setMaxEntries(mapName: string, maxEntries: number): void {
+    const handle = this.checkedHandle()
+    if (this.loaded) throw new UsageError(`setMaxEntries(${mapName}): ${this.path} is already loaded`)
+    const map = libbpf().bpf_object__find_map_by_name(handle, mapName)
+    if (!map) throw new UsageError(`no map "${mapName}" in ${this.path}`)
+    const ret = libbpf().bpf_map__set_max_entries(map, maxEntries)
+    if (ret !== 0) throw bpfError(`set max_entries of map ${mapName} to ${maxEntries}`, -ret)
+  }
+
   /** Read a .rodata variable's current bytes (before or after load). */
   rodata(name: string): Buffer {
     const handle = this.checkedHandle()

@@ -44,10 +44,37 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'batches',
   'first_delivery_ns',
   'last_delivery_ns',
+  'sessions_ended',
+  'new_sessions',
+  'old_epoch',
+  'unplaced',
+  'end_copies',
+  'sessions_closed',
 ] as const
 export const KBX_AB_RX_COUNTERS_SIZE = KBX_AB_RX_COUNTER_FIELDS.length * 8
-/** struct kbx_ab_gap: key[16], from u64, to u64, count u64. */
-export const KBX_AB_GAP_SIZE = 40
+/** struct kbx_ab_event: key[16], from u64, to u64, count u64, kind u32, reserved u32, previous[16]. */
+export const KBX_AB_EVENT_SIZE = 64
+/** enum kbx_ab_event_kind */
+export const KBX_AB_EVENT_KIND = { gap: 0, restart: 1, newSession: 2, sessionEnd: 3, sessionClosed: 4 } as const
+
+export const KbxAbLimits = koffi.struct('kbx_ab_limits', {
+  min_window: 'uint32_t',
+  max_window: 'uint32_t',
+  default_streams: 'uint32_t',
+  max_streams: 'uint32_t',
+  default_reset_distance: 'uint64_t',
+  max_reset_distance: 'uint64_t',
+})
+
+/** The limits of bpf/include/ab_arbitrate.h (kbx_ab_limits). */
+export interface KbxAbLimitsValue {
+  min_window: number
+  max_window: number
+  default_streams: number
+  max_streams: number
+  default_reset_distance: bigint
+  max_reset_distance: bigint
+}
 /** struct kbx_ab_record before the frame: len u32, line u32, realtime_ns u64, sequence u64, key[16]. */
 export const KBX_AB_RECORD_HEADER_SIZE = 40
 
@@ -62,6 +89,10 @@ export interface LibKbxAb {
   kbx_ab_rx_poll(rx: number, gaps: number, gapCapacity: number, copy: number, copyCapacity: number, copiedBytes: number, timeoutMs: number): number
   kbx_ab_rx_flush(rx: number, gaps: number, gapCapacity: number): number
   kbx_ab_rx_counters(rx: number, out: number): void
+  /** One frame through the receive path without a socket (tests, fuzzers): 1 for feed data. */
+  kbx_ab_rx_ingest(rx: number, frame: Uint8Array, len: number, line: number): number
+  kbx_ab_rx_take_events(rx: number, events: number, capacity: number): number
+  kbx_ab_limits(out: Partial<KbxAbLimitsValue>): void
 }
 
 let instance: LibKbxAb | undefined
@@ -78,6 +109,9 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_rx_poll: lib.func('kbx_ab_rx_poll', 'int', [p, p, 'uint32_t', p, 'uint32_t', p, 'int']),
     kbx_ab_rx_flush: lib.func('kbx_ab_rx_flush', 'int', [p, p, 'uint32_t']),
     kbx_ab_rx_counters: lib.func('kbx_ab_rx_counters', 'void', [p, p]),
+    kbx_ab_rx_ingest: lib.func('kbx_ab_rx_ingest', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint32_t']),
+    kbx_ab_rx_take_events: lib.func('kbx_ab_rx_take_events', 'int', [p, p, 'uint32_t']),
+    kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
   }
   return instance
 }

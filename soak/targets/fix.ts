@@ -113,7 +113,7 @@ export function fixTarget(o: FixSoakOptions = FIX_DEFAULTS): Target {
                 ordersPerSec: end['ordersPerSec'],
                 latencyUs: end['latencyUs'],
                 acceptor: accepted,
-                session: { heartbeatsSent: session['heartbeatsSent'], heartbeatsReceived: session['heartbeatsReceived'], testRequests: session['testRequestsSent'], resendRequests: session['resendRequestsSent'], nextSenderSeq: session['nextSenderSeq'], nextTargetSeq: session['nextTargetSeq'] },
+                session: Object.fromEntries(Object.entries(session).filter(([key]) => key !== 'events')),
                 tcp: end['tcp'],
                 closed: end['closed'],
               },

@@ -25,6 +25,9 @@ t.test('gapCheck: exact when gaps are the withheld ranges; drops explained, and 
   const dropped = gapCheck([r('1000', 9, 10), r('1000', 20, 22), r('1001', 5, 5), r('1002', 7, 7)], withheld, 7, 5, 2)
   t.same(dropped.checks.map((c) => c.ok), [true, true, true])
   t.same(dropped.extra, ['1002:7-7'])
+  // A number reported in a gap, then delivered more than the window late.
+  const late = gapCheck([...withheld, r('1002', 7, 7)], withheld, 6, 5, 0, 1)
+  t.same(late.checks.map((c) => c.ok), [true, true, true])
   // A gap no drop explains.
   const phantom = gapCheck([...withheld, r('1002', 7, 7)], withheld, 6, 5, 0)
   t.same(phantom.checks.map((c) => c.ok), [true, true, false])

@@ -197,7 +197,7 @@ async function sampleLoop(name: string, run: TargetRun, options: SoakOptions, ou
       const reading = tool.child.pid === undefined || tool.child.exitCode !== null ? undefined : readProcess(tool.child.pid)
       if (reading === undefined) continue
       const s = (series[proc] ??= { points: [] })
-      const cpuPct = s.last && s.last.pid === reading.pid && t > s.last.t ? ((reading.cpuSec - s.last.cpuSec) / (t - s.last.t)) * 100 : 0
+      const cpuPct = s.last && s.last.pid === reading.pid && t - s.last.t > 0.2 ? ((reading.cpuSec - s.last.cpuSec) / (t - s.last.t)) * 100 : 0
       s.last = { t, cpuSec: reading.cpuSec, pid: reading.pid }
       s.points.push({ t, rssMB: reading.rssMB, segment: reading.pid })
       processes[proc] = { ...reading, rssMB: r1(reading.rssMB), cpuSec: Math.round(reading.cpuSec * 100) / 100, cpuPct: Math.round(cpuPct) }
@@ -218,7 +218,8 @@ async function sampleLoop(name: string, run: TargetRun, options: SoakOptions, ou
       for (const [proc, r] of swollen) problems.push(`${proc}: RSS ${r.rssMB} MB passed the ${options.rssLimitMB} MB ceiling after ${t.toFixed(1)} s: soak stopped early`)
       return t
     }
-    if (t >= options.seconds || options.signal.aborted) return t
+    // (timers may fire a little early: a sample within 50 ms of the end is the last)
+    if (t >= options.seconds - 0.05 || options.signal.aborted) return t
     const next = Math.min(options.seconds, (k + 1) * options.sampleSec)
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, (next - elapsed()) * 1000)))
   }

@@ -89,7 +89,7 @@ async function receive(ctx: ToolContext): Promise<void> {
       durationSec: opts.duration,
       onInterval: () => {
         const r = meter.sample({ packets, bytes })
-        ctx.json.interval({ ...snapshot(), pps: Math.round(r.rates.packets) })
+        ctx.json.interval({ ...snapshot(), pps: Math.round(r.rates.packets), umem: umem.accounting() })
         ctx.status.update(`rx ${packets} packets, ${Math.round(r.rates.packets)} pps`)
       },
     },
@@ -145,12 +145,13 @@ async function transmit(ctx: ToolContext): Promise<void> {
       durationSec: opts.duration,
       onInterval: () => {
         const r = meter.sample({ completed: completed() })
-        ctx.json.interval({ sent: r.totals.completed, pps: Math.round(r.rates.completed) })
+        ctx.json.interval({ sent: r.totals.completed, pps: Math.round(r.rates.completed), umem: umem.accounting() })
       },
     },
   )
   socket.drain(1000)
-  ctx.end({ sent: completed(), requested: opts.count, stoppedBy: stop, statistics: socket.statistics() })
+  batch.release()
+  ctx.end({ sent: completed(), requested: opts.count, stoppedBy: stop, statistics: socket.statistics(), umem: umem.accounting() })
 }
 
 if (role !== 'rx' && role !== 'tx') {

@@ -198,7 +198,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
       onInterval: () => {
         const s = snapshot(true)
         const r = meter.sample({ delivered: s.delivered })
-        ctx.json.interval({ ...s, pps: Math.round(r.rates.delivered) })
+        ctx.json.interval({ ...s, pps: Math.round(r.rates.delivered), umem: arb.umemAccounting() })
         ctx.status.update(`delivered ${s.delivered}, ${Math.round(r.rates.delivered)} pps, gaps ${s.gaps}`)
       },
     },

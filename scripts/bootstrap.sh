@@ -19,6 +19,7 @@ apt_packages=(
   clang llvm make gcc pkg-config libbpf-dev libxdp-dev libelf-dev zlib1g-dev
   iproute2 ethtool bpftool tshark
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev ngtcp2-server ngtcp2-client libquickfix-dev g++
+  libclang-rt-14-dev
 )
 missing=()
 for p in "${apt_packages[@]}"; do

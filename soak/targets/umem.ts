@@ -1,14 +1,9 @@
+import type { KbxUmemAccountingValue } from '@kbx/ffi'
 import { check } from '../verdict.js'
 import type { Check } from '../verdict.js'
 
-interface UmemAccounting {
-  total: number
-  free: number
-  fill: number
-  rx: number
-  tx: number
-  user: number
-}
+/** The fields of the tools' reported `umem` (struct kbx_umem_accounting) that the check needs. */
+type UmemAccounting = Pick<KbxUmemAccountingValue, 'total' | 'free' | 'fill' | 'rx' | 'tx' | 'user'>
 
 /** Every UMEM frame accounted at the end: total == free + fill + rx + tx + user (a missing report is a failed check). */
 export function umemChecks(owner: string, umem: UmemAccounting | undefined): Check[] {

@@ -1,10 +1,9 @@
 /**
- * `pnpm fuzz [target…] [--seconds N] [--seed S] [--keep-going] [--skip-known] [--regress] [--list]`: runs the fuzz targets (see
+ * `pnpm fuzz [target…] [--seconds N] [--seed S] [--keep-going] [--regress] [--list]`: runs the fuzz targets (see
  * fuzz/README.md). Without a target: every target, N seconds each (default 10). libFuzzer targets are
  * native/build/fuzz/<name> (built first with `make -C native fuzz`), run with the committed corpus
  * (read-only; new inputs go to a temporary directory) and dictionary; TypeScript targets run as child
- * processes. --keep-going: libFuzzer in fork mode, carrying on after a crash. --skip-known: the C harnesses
- * steer around issue 9's open findings (KBX_FUZZ_SKIP_KNOWN) to look for others. --regress replays fuzz/findings/<target>/* instead of fuzzing: each must run clean.
+ * processes. --keep-going: libFuzzer in fork mode, carrying on after a crash. --regress replays fuzz/findings/<target>/* instead of fuzzing: each must run clean.
  * stdout: one JSON line per target, {"event":"end","tool":"fuzz","data":{target, executions, coverage,
  * seconds, findings, artifacts, …}}; progress on stderr. Exit 1 when any target reports a finding, 2 on
  * usage errors.
@@ -38,7 +37,7 @@ const TARGETS: Target[] = [
 function usage(message?: string): never {
   if (message) process.stderr.write(`${message}\n`)
   process.stderr.write(
-    `usage: pnpm fuzz [target…] [--seconds N] [--seed S] [--keep-going] [--skip-known] [--regress] [--list]\ntargets: ${TARGETS.map((t) => t.name).join(', ')}\n`,
+    `usage: pnpm fuzz [target…] [--seconds N] [--seed S] [--keep-going] [--regress] [--list]\ntargets: ${TARGETS.map((t) => t.name).join(', ')}\n`,
   )
   process.exit(message ? 2 : 0)
 }
@@ -48,7 +47,6 @@ let seconds = 10
 let seed = Date.now() % 1_000_000_000
 let regress = false
 let keepGoing = false
-let skipKnown = false
 const chosen: Target[] = []
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]!
@@ -60,7 +58,6 @@ for (let i = 0; i < argv.length; i++) {
     if (!Number.isInteger(seed)) usage(`--seed must be an integer, not ${argv[i]}`)
   } else if (a === '--regress') regress = true
   else if (a === '--keep-going') keepGoing = true
-  else if (a === '--skip-known') skipKnown = true
   else if (a === '--list') {
     for (const t of TARGETS) process.stdout.write(`${JSON.stringify({ event: 'target', tool: 'fuzz', data: { target: t.name, engine: t.engine } })}\n`)
     process.exit(0)
@@ -129,8 +126,7 @@ async function runLibFuzzer(t: Target, work: string): Promise<Outcome> {
   let ft = 0
   let executions = 0
   const reports: string[] = []
-  const env = skipKnown ? { ...process.env, KBX_FUZZ_SKIP_KNOWN: '1' } : process.env
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const { code } = await collect(child, (line) => {
     const m = /^#(\d+):?\s+(?:\w+\s+)?cov: (\d+) ft: (\d+)/.exec(line)
     if (m) {
@@ -142,6 +138,7 @@ async function runLibFuzzer(t: Target, work: string): Promise<Outcome> {
     }
     const runs = /^stat::number_of_executed_units: (\d+)/.exec(line)
     if (runs) executions = Number(runs[1])
+    if (regress && line.startsWith('Executed ')) executions++
     if (/invariant broken|ERROR: |SUMMARY: |Running: |Executed /.test(line)) {
       reports.push(line)
       process.stderr.write(`${t.name}: ${line}\n`)
@@ -151,7 +148,7 @@ async function runLibFuzzer(t: Target, work: string): Promise<Outcome> {
   const findings = found.length || (code !== 0 ? 1 : 0)
   // Fork mode keeps crash reports in its job logs: replay the first artifacts for their one-line reason.
   for (const artifact of found.slice(0, 5)) {
-    const replay = spawnSync(binary, [artifact], { encoding: 'utf8', env })
+    const replay = spawnSync(binary, [artifact], { encoding: 'utf8' })
     const reason = /^.*(invariant broken|ERROR: AddressSanitizer|runtime error|SUMMARY: \w+Sanitizer).*$/m.exec(replay.stderr)
     if (reason && !reports.includes(reason[0])) reports.push(reason[0])
   }

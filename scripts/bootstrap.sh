@@ -48,6 +48,8 @@ fi
 # Set-up output goes to stderr: stdout is the job's alone (the main job's is JSON lines).
 pnpm install --frozen-lockfile --reporter=silent >&2
 pnpm run --silent build >&2
+# the libFuzzer harnesses of `pnpm fuzz` (clang with ASan/UBSan: libclang-rt-14-dev)
+make -s -C native fuzz >&2
 # tap compiles its plugin set (we drop its ts-node plugin for tsx) on the first run, too late for that run.
 npx --no-install tap build >/dev/null
 

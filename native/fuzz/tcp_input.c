@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * libFuzzer target `tcp-input`: the userspace TCP (src/tcp_conn.c) driven by a script decoded from the
+ * libFuzzer target `tcp-input`: the userspace TCP (src/tcp_conn.c and src/tcp_input.c) driven by a script decoded from the
  * input: segments from a peer (SYN-ACK with fuzzed options, data/flags at fuzzed sequence offsets, ACKs
  * around what we sent, fuzzed windows), corrupted segments, raw frames, ARP, our writes, reads, timers,
  * shutdown and abort. The peer's bytes are a known function of their sequence number, and so are ours, so
@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "../src/tcp_conn.c"
+#include "../src/tcp_input.c"
 
 static const uint8_t LOCAL_MAC[6] = { 2, 0, 0, 0, 0, 1 }, REMOTE_MAC[6] = { 2, 0, 0, 0, 0, 2 };
 static const uint8_t LOCAL_IP[4] = { 10, 0, 3, 1 }, REMOTE_IP[4] = { 10, 0, 3, 2 };
@@ -190,28 +191,6 @@ static void peer_sent(struct model *m, uint32_t seq, uint32_t data_len, uint8_t 
 		m->fins[m->nfins++] = seq + data_len;
 }
 
-/*
- * KBX_FUZZ_SKIP_KNOWN set (pnpm fuzz --skip-known): no FIN is delivered once the peer's FIN was taken, so
- * the fuzzer looks past issue 9's finding 4 (a second FIN advances rcv_nxt) while that fix is elsewhere.
- */
-static int skip_known;
-
-static int known_second_fin(const struct model *m, const uint8_t *f, uint32_t len)
-{
-	uint32_t st = m->c->state;
-	if (!skip_known || len < 34 || (st != KBX_TCP_CLOSE_WAIT && st != KBX_TCP_LAST_ACK && st != KBX_TCP_CLOSING &&
-					 st != KBX_TCP_TIME_WAIT && !(st == KBX_TCP_CLOSED && m->synced)))
-		return 0;
-	uint32_t ihl = (f[14] & 15) * 4u;
-	return len >= 14 + ihl + 14 && (f[14 + ihl + 13] & F_FIN);
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	skip_known = getenv("KBX_FUZZ_SKIP_KNOWN") != NULL;
-	return 0;
-}
-
 static uint32_t pick_ack(struct model *m, uint32_t sel, uint32_t delta)
 {
 	const struct kbx_tcp *c = m->c;
@@ -243,8 +222,6 @@ static void run_op(struct model *m, struct script *s, uint32_t op, uint32_t irs)
 		uint32_t ack = pick_ack(m, ack_sel, ack_sel & 0x80 ? take(s, 2) : 0);
 		uint8_t tos = (uint8_t)(ack_sel & 0x40 ? 3 : 0);
 		uint32_t len = build_segment(frame, seq, ack, (uint8_t)flags, (uint16_t)take(s, 2), NULL, 0, data_len, tos);
-		if (known_second_fin(m, frame, len))
-			break;
 		peer_sent(m, seq, data_len, (uint8_t)flags);
 		kbx_tcp_input(m->c, frame, len, m->now);
 		break;
@@ -260,8 +237,6 @@ static void run_op(struct model *m, struct script *s, uint32_t op, uint32_t irs)
 		uint32_t cut = take(s, 1);
 		if (cut < len)
 			len = cut < 14 ? 14 : cut;
-		if (known_second_fin(m, frame, len))
-			break;
 		/* a corrupted frame may claim any sequence: count it as sent when it is a segment of ours */
 		if (len >= 54 && frame[23] == 6) {
 			uint32_t ihl = (frame[14] & 15) * 4u, tot = rd16(frame + 16);

@@ -7,6 +7,9 @@
  * fields, resynchronisation). Both see the same messages; the reflex only fires on exact MsgSeqNum matches, so a divergence could
  * only disarm it, never make it send twice.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,13 +388,22 @@ static int fail(struct kbx_fix_reflex *r, uint64_t *counter)
 	return FAILED;
 }
 
-static int early_trailer(const uint8_t *buf, uint32_t from, uint32_t tail)
+/* A complete "SOH10=nnnSOH" followed by '8' inside [from, limit): a trailer and the next message's start
+ * before the declared end, so BodyLength is wrong. Only bytes that have arrived decide, never where they
+ * end, so the verdict never depends on TCP segmentation: with limit = the declared trailer for a whole
+ * message, and any limit up to trailer + 7 before it is whole (a match reaching past the declared body
+ * also breaks its trailer, so the whole message fails the same way). */
+static int early_trailer(const uint8_t *buf, uint32_t from, uint32_t limit)
 {
-	for (uint32_t i = from; i + 7 < tail; i++) {
-		if (buf[i] == SOH && buf[i + 1] == '1' && buf[i + 2] == '0' && buf[i + 3] == '=' && buf[i + 7] == SOH) {
-			if (i + 8 == tail || buf[i + 8] == '8')
-				return 1;
-		}
+	static const uint8_t mark[4] = { SOH, '1', '0', '=' };
+	const uint8_t *p = buf + from, *end = buf + limit;
+	while (end - p >= 9) {
+		const uint8_t *hit = memmem(p, (size_t)(end - p) - 5, mark, sizeof(mark));
+		if (!hit)
+			return 0;
+		if (hit[7] == SOH && hit[8] == '8')
+			return 1;
+		p = hit + 1;
 	}
 	return 0;
 }
@@ -453,7 +465,7 @@ static int try_frame(struct kbx_fix_reflex *r, int *sent)
 	if (tail < trailer + 7)
 		return early_trailer(buf, body, tail) ? fail(r, &r->counters.bad_body_length) : NEED_MORE;
 	if (buf[trailer - 1] != SOH || buf[trailer] != '1' || buf[trailer + 1] != '0' || buf[trailer + 2] != '=' ||
-	    buf[trailer + 6] != SOH)
+	    buf[trailer + 6] != SOH || early_trailer(buf, body, trailer))
 		return fail(r, &r->counters.bad_body_length);
 	int64_t declared = value_uint(buf + trailer + 3, 3);
 	uint32_t sum = 0;

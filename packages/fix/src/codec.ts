@@ -318,11 +318,18 @@ export class FixParser {
     const trailer = bodyStart + bodyLength
     if (trailer + 7 - start > this.maxMessageSize) return this.fail('bad-body-length')
     if (tail < trailer + 7) {
-      // Not all there yet; but if a complete trailer "SOH10=nnnSOH" shows up before the declared
-      // end, the declared length is wrong: fail now instead of waiting forever.
+      // Not all there yet; but a trailer and the next message's start inside the body already show the
+      // declared length is wrong: fail now instead of waiting forever.
       return this.earlyTrailer(bodyStart, tail) ? this.fail('bad-body-length') : NEED_MORE
     }
-    if (buf[trailer - 1] !== SOH || buf[trailer] !== 0x31 || buf[trailer + 1] !== ZERO || buf[trailer + 2] !== EQUALS || buf[trailer + 6] !== SOH) {
+    if (
+      buf[trailer - 1] !== SOH ||
+      buf[trailer] !== 0x31 ||
+      buf[trailer + 1] !== ZERO ||
+      buf[trailer + 2] !== EQUALS ||
+      buf[trailer + 6] !== SOH ||
+      this.earlyTrailer(bodyStart, trailer)
+    ) {
       return this.fail('bad-body-length')
     }
     const declared = parseUint(buf, trailer + 3, trailer + 6)
@@ -339,13 +346,12 @@ export class FixParser {
     return FRAMED
   }
 
-  private earlyTrailer(from: number, tail: number): boolean {
+  /** A complete "SOH10=nnnSOH" followed by `8` inside [from, limit): only bytes that have arrived decide,
+   * never where they end, so TCP segmentation never changes a verdict (see fix_reflex.c early_trailer). */
+  private earlyTrailer(from: number, limit: number): boolean {
     const buf = this.buf
-    for (let i = from; i + 7 < tail; i++) {
-      if (buf[i] === SOH && buf[i + 1] === 0x31 && buf[i + 2] === ZERO && buf[i + 3] === EQUALS && buf[i + 7] === SOH) {
-        // followed by the start of another message or the end of what we have: a real trailer
-        if (i + 8 === tail || buf[i + 8] === 0x38) return true
-      }
+    for (let i = from; i + 8 < limit; i++) {
+      if (buf[i] === SOH && buf[i + 1] === 0x31 && buf[i + 2] === ZERO && buf[i + 3] === EQUALS && buf[i + 7] === SOH && buf[i + 8] === 0x38) return true
     }
     return false
   }

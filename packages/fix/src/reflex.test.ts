@@ -204,3 +204,24 @@ t.test('regression (issue 9 finding 1): the C framer and the TypeScript parser a
   counts.forEach((c, i) => t.same(c.c, c.ts, `after piece ${i}: C ${c.c.join(',')} = TS ${c.ts.join(',')}`))
   t.same(counts.at(-1)!.ts.slice(0, 4), [3, 0, 0, 8], 'three messages accepted, eight bad headers')
 })
+
+// Found by fuzzing (fuzz/findings/fix-framer/tag-10-in-body-split): a body holding `SOH10=nnnSOH8` was framed
+// when it arrived whole, and rejected by the early-trailer rule when a segment ended right after that `8`.
+t.test('regression: where a segment ends never changes a verdict (a trailer inside the body)', async (t) => {
+  const inner = Buffer.from(
+    '383d4649582e342e3401393d34300133353d300134393d455843480135363d434c49454e54310133343d320131303d31323301383d780131303d30353601',
+    'hex',
+  )
+  const stream = Buffer.concat([inner, heartbeat(3)])
+  const whole = bothCount(t, [stream]).at(-1)!
+  t.same(whole.c, whole.ts, 'whole: C = TS')
+  t.same(whole.ts.slice(0, 4), [1, 0, 1, 0], 'whole: the heartbeat is framed, the body holding a trailer is bad-body-length')
+  for (let cut = 1; cut < stream.length; cut++) {
+    const last = bothCount(t, [stream.subarray(0, cut), stream.subarray(cut)]).at(-1)!
+    if (last.c.join() !== whole.c.join() || last.ts.join() !== whole.ts.join()) {
+      t.fail(`cut at ${cut}: C ${last.c.join(',')} TS ${last.ts.join(',')}, whole ${whole.ts.join(',')}`)
+      return
+    }
+  }
+  t.pass('every cut frames what the whole stream frames')
+})

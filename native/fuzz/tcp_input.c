@@ -23,6 +23,7 @@ static const uint8_t LOCAL_MAC[6] = { 2, 0, 0, 0, 0, 1 }, REMOTE_MAC[6] = { 2, 0
 static const uint8_t LOCAL_IP[4] = { 10, 0, 3, 1 }, REMOTE_IP[4] = { 10, 0, 3, 2 };
 #define LOCAL_PORT 40000
 #define REMOTE_PORT 9878
+#define MAX_STEPS 256
 
 struct script {
 	const uint8_t *p;
@@ -50,7 +51,7 @@ struct model {
 	int synced;          /* the SYN-ACK was taken: irs is the peer's */
 	uint32_t irs;
 	uint32_t peer_max;   /* highest sequence + length the peer sent (valid once synced) */
-	uint32_t fins[16];   /* sequence numbers of the FINs the peer sent */
+	uint32_t fins[MAX_STEPS]; /* sequence numbers of the FINs the peer sent, each once */
 	uint32_t nfins;
 	uint64_t read;       /* bytes read by the application */
 	uint64_t written;    /* bytes taken by kbx_tcp_write / send_now */
@@ -187,7 +188,12 @@ static void peer_sent(struct model *m, uint32_t seq, uint32_t data_len, uint8_t 
 	/* far from everything (a corrupted sequence number): outside any receive window, it cannot be taken */
 	if (SEQ_GT(end, m->peer_max) && end - m->peer_max < (1u << 30))
 		m->peer_max = end;
-	if ((flags & F_FIN) && m->nfins < 16)
+	if (!(flags & F_FIN))
+		return;
+	for (uint32_t i = 0; i < m->nfins; i++)
+		if (m->fins[i] == seq + data_len)
+			return;
+	if (m->nfins < MAX_STEPS) /* one segment per step: never full */
 		m->fins[m->nfins++] = seq + data_len;
 }
 
@@ -325,7 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t irs = take(&s, 4);
 	kbx_tcp_connect(m.c, 0);
 	drain(&m);
-	for (int steps = 0; s.n > 0 && steps < 256; steps++) {
+	for (int steps = 0; s.n > 0 && steps < MAX_STEPS; steps++) {
 		uint32_t op = take(&s, 1);
 		m.now += (uint64_t)(op >> 4) * 1000000ull; /* up to 15 ms per step */
 		run_op(&m, &s, op, irs);

@@ -14,9 +14,12 @@ t.test('probeFeatures on a veth', async (t) => {
     t.equal(report[feature], true, `${feature} works here`)
     t.equal(report.failures[feature], undefined, `${feature} has no failure`)
   }
-  t.equal(report.freplace, false, 'this kernel refuses freplace')
-  t.ok(report.failures.freplace?.errno, 'with the errno')
-  t.match(report.failures.freplace?.op, /EXT|freplace/, 'and the failing step')
+  // Kernel-dependent (this project's VMs refuse BPF_PROG_TYPE_EXT): either answer, but a refusal says why.
+  if (report.freplace) t.equal(report.failures.freplace, undefined, 'freplace works: no failure recorded')
+  else {
+    t.ok(report.failures.freplace?.errno, 'freplace refused, with the errno')
+    t.match(report.failures.freplace?.op, /EXT|freplace/, 'and the failing step')
+  }
   t.same(report.multiQueue, { rxQueues: 4, txQueues: 4, multi: true, source: 'netlink' }, 'queues of a veth inside a namespace come from netlink')
   t.same(ipXdpOf(ns, a), [], 'the probes detached again')
   t.equal(report.afXdp, undefined, 'AF_XDP is left to @kbx/xsk')

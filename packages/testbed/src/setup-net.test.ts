@@ -1,6 +1,8 @@
 import t from 'tap'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { SETUP_NET_SCRIPT, setupNet } from './setup-net.js'
 import type { SetupNetStatus, Topology } from './setup-net.js'
 import { udpProbe } from './probe.js'
@@ -51,8 +53,15 @@ t.test('usage errors exit 2, non-root exits 1 with a clear message', async (t) =
   t.equal(script('up', 'nosuch').status, 2)
   t.equal(script('up', 'quic', '--queues', '0').status, 2)
   t.equal(script('up', 'quic', 'ab').status, 2)
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', SETUP_NET_SCRIPT, 'up', 'quic'], { encoding: 'utf8' })
-  t.equal(r.status, 1)
+  // A copy the unprivileged user can read whatever the checkout's folder permissions (a 0700 home gives 126).
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-setup-net-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  chmodSync(dir, 0o755)
+  const copy = join(dir, 'setup_net.sh')
+  copyFileSync(SETUP_NET_SCRIPT, copy)
+  chmodSync(copy, 0o755)
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', copy, 'up', 'quic'], { encoding: 'utf8' })
+  t.equal(r.status, 1, r.stderr)
   t.match(r.stderr, /must run as root/)
   t.equal(script('exec', 'kbx-no-such-netns', 'true').status, 1)
 })

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { xdpAttachmentOf } from '@kbx/bpf'
+import { probeFeatures, xdpAttachmentOf } from '@kbx/bpf'
 import { bpfObjectPath } from '@kbx/ffi'
 import { PcapWriter, buildArpFrame, buildUdp6Frame, buildUdpFrame, readPcap } from '@kbx/net'
 import { withTestNet } from '@kbx/testbed'
@@ -265,7 +265,7 @@ t.test('features: probed on a veth', async (t) => {
   t.equal(f?.afXdp, true)
   t.equal(f?.zeroCopy, false, 'veth has no zero-copy AF_XDP')
   t.equal(f?.failures.zeroCopy.code, 'EOPNOTSUPP')
-  t.equal(f?.freplace, false, 'this kernel refuses BPF_PROG_TYPE_EXT')
+  t.equal(f?.freplace, probeFeatures(a.name).freplace, 'freplace as the library probe finds it on this kernel')
   t.equal(f?.atomics, true)
   t.same(xdpAttachmentOf(a.name).programs, [], 'probes leave nothing attached')
   const human = xdpLoad('features', a.name, '--no-json')

@@ -8,7 +8,7 @@ import { koffi, openLibrary } from './load.js'
  * (LIBBPF_ERRNO__START = 4000 and up): libbpf_strerror() names them.
  *
  * Struct layouts mirror /usr/include/bpf/{bpf,libbpf}.h and /usr/include/linux/bpf.h (x86-64);
- * packages/bpf/src/layout.test.ts compiles a C program against those headers and compares offsets.
+ * packages/bpf/src/layout.unit.test.ts compiles a C program against those headers and compares offsets.
  */
 
 // ---- constants (linux/bpf.h, linux/if_link.h, linux/btf.h) ----

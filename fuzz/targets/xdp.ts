@@ -183,9 +183,17 @@ export function createXdpHarness(program: string): TargetHarness {
   }
 }
 
+const PROGRAMS = ['ab_arbitrate', 'fix_steer', 'xdp_xsk_redirect', 'xdp_pass', 'ab_lru_ref']
+const USAGE = `usage: xdp.ts <${PROGRAMS.join('|')}> [--seconds N] [--seed S] [--corpus DIR] [--dict FILE] [--artifacts DIR] [--replay FILE]…
+  fuzz the program for N seconds (default 10) from the corpus, or replay the given inputs; one JSON line on stdout
+`
 const [program, ...rest] = process.argv.slice(2)
-if (!program) {
-  process.stderr.write('usage: xdp.ts <program> [--seconds N …]\n')
+if (program === '--help' || rest.includes('--help')) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+if (!program || !PROGRAMS.includes(program)) {
+  process.stderr.write(`xdp.ts: ${program ? `no XDP program ${program}` : 'no program given'}\n${USAGE}`)
   process.exit(2)
 }
 targetMain(`xdp-${program}`, createXdpHarness(program), rest)

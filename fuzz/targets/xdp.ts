@@ -66,10 +66,12 @@ function variantsOf(program: string, lineB: number): () => Variant[] {
       return () => [{ ...open('ab_lru_ref', abLruRef.rodata), model: abLruRef.createModel(), stateMap: 'seen' }]
     case 'ab_arbitrate':
       return () =>
-        ([64n, 4096n] as const).flatMap((window) =>
-          (['optiq', 'moldudp64'] as const).map((format) => ({ format, window })),
-        ).map(({ format, window }) => {
-          const config = { format, portMin: 8080, portMax: 8081, window, resetDistance: 1n << 20n, skewMask: 7n }
+        [
+          ...([64n, 4096n] as const).flatMap((window) => (['optiq', 'moldudp64'] as const).map((format) => ({ format, window, resetDistance: 1n << 20n }))),
+          // the smallest reset distance allowed (2 · window): restarts, the reserve and the window overlap
+          ...(['optiq', 'moldudp64'] as const).map((format) => ({ format, window: 64n, resetDistance: 128n })),
+        ].map(({ format, window, resetDistance }) => {
+          const config = { format, portMin: 8080, portMax: 8081, window, resetDistance, skewMask: 7n }
           return { ...open('ab_arbitrate', abArbitrate.rodataOf(config, lineB)), model: abArbitrate.createModel(config), stateMap: 'streams' }
         })
     default:

@@ -66,10 +66,12 @@ function variantsOf(program: string, lineB: number): () => Variant[] {
       return () => [{ ...open('ab_lru_ref', abLruRef.rodata), model: abLruRef.createModel(), stateMap: 'seen' }]
     case 'ab_arbitrate':
       return () =>
-        ([64n, 4096n] as const).flatMap((window) =>
-          (['optiq', 'moldudp64'] as const).map((format) => ({ format, window })),
-        ).map(({ format, window }) => {
-          const config = { format, portMin: 8080, portMax: 8081, window, resetDistance: 1n << 20n, skewMask: 7n }
+        [
+          ...([64n, 4096n] as const).flatMap((window) => (['optiq', 'moldudp64'] as const).map((format) => ({ format, window, resetDistance: 1n << 20n }))),
+          // the smallest reset distance allowed (2 · window): restarts, the reserve and the window overlap
+          ...(['optiq', 'moldudp64'] as const).map((format) => ({ format, window: 64n, resetDistance: 128n })),
+        ].map(({ format, window, resetDistance }) => {
+          const config = { format, portMin: 8080, portMax: 8081, window, resetDistance, skewMask: 7n }
           return { ...open('ab_arbitrate', abArbitrate.rodataOf(config, lineB)), model: abArbitrate.createModel(config), stateMap: 'streams' }
         })
     default:
@@ -183,9 +185,17 @@ export function createXdpHarness(program: string): TargetHarness {
   }
 }
 
+const PROGRAMS = ['ab_arbitrate', 'fix_steer', 'xdp_xsk_redirect', 'xdp_pass', 'ab_lru_ref']
+const USAGE = `usage: xdp.ts <${PROGRAMS.join('|')}> [--seconds N] [--seed S] [--corpus DIR] [--dict FILE] [--artifacts DIR] [--replay FILE]…
+  fuzz the program for N seconds (default 10) from the corpus, or replay the given inputs; one JSON line on stdout
+`
 const [program, ...rest] = process.argv.slice(2)
-if (!program) {
-  process.stderr.write('usage: xdp.ts <program> [--seconds N …]\n')
+if (program === '--help' || rest.includes('--help')) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+if (!program || !PROGRAMS.includes(program)) {
+  process.stderr.write(`xdp.ts: ${program ? `no XDP program ${program}` : 'no program given'}\n${USAGE}`)
   process.exit(2)
 }
 targetMain(`xdp-${program}`, createXdpHarness(program), rest)

@@ -21,11 +21,11 @@ const volatile __u32 feed_format = AB_FORMAT_OPTIQ;
 const volatile __u16 feed_port_min = 8080;
 const volatile __u16 feed_port_max = 8080;
 const volatile __u32 line_b_ifindex = 0;
-const volatile __u32 window = AB_MAX_WINDOW;
+const volatile __u32 window = AB_DEFAULT_WINDOW;
 const volatile __u64 reset_distance = AB_DEFAULT_RESET_DISTANCE;
 /* Arrival times (bpf_ktime_get_ns, ~30 ns in a VM) are taken only for logical numbers with
  * (L & skew_sample_mask) == 0: both copies of a number agree on whether it is sampled. */
-const volatile __u64 skew_sample_mask = 7;
+const volatile __u64 skew_sample_mask = AB_DEFAULT_SKEW_SAMPLE - 1;
 /* Benchmarks only (bench/ab.ts): every packet gets the next number of a per-CPU counter instead of its
  * own, so BPF_PROG_TEST_RUN's repeat of one frame measures the first-copy path. */
 const volatile __u8 bench_fresh_sequence = 0;

@@ -75,6 +75,27 @@ export const AbStreamKey = koffi.struct('ab_stream_key', {
 })
 export const AB_STREAM_KEY_SIZE = koffi.sizeof(AbStreamKey)
 
+/** struct ab_optiq (bpf/include/ab_format.h, packed): one optiq record, every field little-endian. */
+export const AbOptiq = koffi.pack('ab_optiq', {
+  version: 'uint8_t',
+  optiq_length: 'uint8_t',
+  service_id: 'uint16_t',
+  session_id: 'uint32_t',
+  sequence_number: 'uint32_t',
+  timestamp: 'uint64_t',
+  message_type: 'uint16_t',
+  quantity: 'uint16_t',
+  price: 'uint32_t',
+  order_id: 'uint64_t',
+})
+
+/** struct ab_mold_header (packed): the MoldUDP64 downstream header; sequence and count big-endian. */
+export const AbMoldHeader = koffi.pack('ab_mold_header', {
+  session: koffi.array('uint8_t', 10),
+  sequence: koffi.array('uint8_t', 8),
+  count: koffi.array('uint8_t', 2),
+})
+
 /** struct kbx_ab_event: a gap, restart or session end of one stream. */
 export const KbxAbEvent = koffi.struct('kbx_ab_event', {
   key: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),

@@ -127,19 +127,6 @@ static __always_inline struct ab_stream *stream_for(struct ab_arbitrate_stats *s
 	return st;
 }
 
-/* Serial distance of the message's raw number from raw_ref, in the format's width (optiq 32 bits). */
-static __always_inline __s64 serial_distance(const struct ab_message *m, __u64 raw_ref)
-{
-	if (m->seq_bits == 32)
-		return (__s32)((__u32)m->sequence - (__u32)raw_ref);
-	return (__s64)(m->sequence - raw_ref);
-}
-
-static __always_inline __s64 magnitude(__s64 d)
-{
-	return d < 0 ? -d : d;
-}
-
 enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
 
 /*
@@ -153,15 +140,16 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 {
 	__u64 top = st->top;
 	__u64 offset = st->offset;
-	__s64 d = serial_distance(m, top - offset);
+	__s64 d = ab_serial_distance(m, top - offset);
 
 	/* A number nearer the previous numbering than the current one is an old copy, never a restart: while
 	 * the new epoch is younger than a window past its reserve it is placed there; later it is stale (*old
 	 * = 2), as every old copy would be by then. */
 	if ((d <= -(__s64)window || d > (__s64)window) && st->resets) {
 		__u64 prev_top = st->prev_top;
-		__s64 dp = serial_distance(m, prev_top - st->prev_offset);
-		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance && magnitude(dp) < magnitude(d)) {
+		__s64 dp = ab_serial_distance(m, prev_top - st->prev_offset);
+		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance &&
+		    ab_distance_magnitude(dp) < ab_distance_magnitude(d)) {
 			s->late_old_epoch++;
 			*old = (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window) ? 1 : 2;
 			return prev_top + dp;
@@ -181,7 +169,7 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 		}
 		top = st->top;
 		offset = st->offset;
-		d = serial_distance(m, top - offset);
+		d = ab_serial_distance(m, top - offset);
 	}
 	return top + d;
 }

@@ -21,11 +21,11 @@ const volatile __u32 feed_format = AB_FORMAT_OPTIQ;
 const volatile __u16 feed_port_min = 8080;
 const volatile __u16 feed_port_max = 8080;
 const volatile __u32 line_b_ifindex = 0;
-const volatile __u32 window = AB_MAX_WINDOW;
+const volatile __u32 window = AB_DEFAULT_WINDOW;
 const volatile __u64 reset_distance = AB_DEFAULT_RESET_DISTANCE;
 /* Arrival times (bpf_ktime_get_ns, ~30 ns in a VM) are taken only for logical numbers with
  * (L & skew_sample_mask) == 0: both copies of a number agree on whether it is sampled. */
-const volatile __u64 skew_sample_mask = 7;
+const volatile __u64 skew_sample_mask = AB_DEFAULT_SKEW_SAMPLE - 1;
 /* Benchmarks only (bench/ab.ts): every packet gets the next number of a per-CPU counter instead of its
  * own, so BPF_PROG_TEST_RUN's repeat of one frame measures the first-copy path. */
 const volatile __u8 bench_fresh_sequence = 0;
@@ -127,19 +127,6 @@ static __always_inline struct ab_stream *stream_for(struct ab_arbitrate_stats *s
 	return st;
 }
 
-/* Serial distance of the message's raw number from raw_ref, in the format's width (optiq 32 bits). */
-static __always_inline __s64 serial_distance(const struct ab_message *m, __u64 raw_ref)
-{
-	if (m->seq_bits == 32)
-		return (__s32)((__u32)m->sequence - (__u32)raw_ref);
-	return (__s64)(m->sequence - raw_ref);
-}
-
-static __always_inline __s64 magnitude(__s64 d)
-{
-	return d < 0 ? -d : d;
-}
-
 enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
 
 /*
@@ -153,15 +140,16 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 {
 	__u64 top = st->top;
 	__u64 offset = st->offset;
-	__s64 d = serial_distance(m, top - offset);
+	__s64 d = ab_serial_distance(m, top - offset);
 
 	/* A number nearer the previous numbering than the current one is an old copy, never a restart: while
 	 * the new epoch is younger than a window past its reserve it is placed there; later it is stale (*old
 	 * = 2), as every old copy would be by then. */
 	if ((d <= -(__s64)window || d > (__s64)window) && st->resets) {
 		__u64 prev_top = st->prev_top;
-		__s64 dp = serial_distance(m, prev_top - st->prev_offset);
-		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance && magnitude(dp) < magnitude(d)) {
+		__s64 dp = ab_serial_distance(m, prev_top - st->prev_offset);
+		if (dp > -(__s64)reset_distance && dp < (__s64)reset_distance &&
+		    ab_distance_magnitude(dp) < ab_distance_magnitude(d)) {
 			s->late_old_epoch++;
 			*old = (__s64)(top - prev_top) <= (__s64)(AB_RESTART_RESERVE((__u64)window) + window) ? 1 : 2;
 			return prev_top + dp;
@@ -181,7 +169,7 @@ static __always_inline __u64 logical_number(struct ab_arbitrate_stats *s, struct
 		}
 		top = st->top;
 		offset = st->offset;
-		d = serial_distance(m, top - offset);
+		d = ab_serial_distance(m, top - offset);
 	}
 	return top + d;
 }

@@ -15,11 +15,11 @@
  *   feed_port_max    u16
  *   line_b_ifindex   u32  frames arriving on this ifindex are line B; every other one is line A
  *   window           u32  sequence numbers a copy may lag the newest one and still be arbitrated (power of
- *                         two, AB_MIN_WINDOW..AB_MAX_WINDOW; default 4096); older ones are stale
+ *                         two, AB_MIN_WINDOW..AB_MAX_WINDOW; default AB_DEFAULT_WINDOW); older ones are stale
  *   reset_distance   u64  a sequence number this far or further from the newest one, behind or ahead,
- *                         restarts the stream (session restart / sequence reset); default 1 << 20
+ *                         restarts the stream (session restart / sequence reset); default AB_DEFAULT_RESET_DISTANCE
  *   skew_sample_mask u64  arrival times are taken (bpf_ktime_get_ns) and skew sampled only for logical numbers
- *                         L with (L & mask) == 0; default 7 = one number in 8, 0 = every number
+ *                         L with (L & mask) == 0; default AB_DEFAULT_SKEW_SAMPLE - 1 (one number in 8), 0 = every number
  */
 #ifndef KBX_AB_ARBITRATE_H
 #define KBX_AB_ARBITRATE_H
@@ -36,13 +36,17 @@
  *               A stream costs sizeof(struct ab_stream) (~64 KiB) of kernel memory once it is seen.
  *   reset       a restart is a number at least reset_distance from the newest: from 2 * window to 2^31
  *               (optiq's serial arithmetic cannot tell further than 2^31 behind from ahead)
+ *   skew sample skew measured on one logical number in n: a power of two from 1 to AB_MAX_SKEW_SAMPLE
  */
 #define AB_MIN_WINDOW 64
 #define AB_MAX_WINDOW 4096
+#define AB_DEFAULT_WINDOW AB_MAX_WINDOW
 #define AB_DEFAULT_STREAMS 1024
 #define AB_MAX_STREAMS_LIMIT 65536
 #define AB_DEFAULT_RESET_DISTANCE (1ULL << 20)
 #define AB_MAX_RESET_DISTANCE (1ULL << 31)
+#define AB_DEFAULT_SKEW_SAMPLE 8
+#define AB_MAX_SKEW_SAMPLE (1U << 20)
 
 /* Logical numbers kept free above the old newest at a restart, for late copies of the old numbering. */
 #define AB_RESTART_RESERVE(window) ((window) / 4)

@@ -116,6 +116,25 @@ static __always_inline int ab_parse_mold(const __u8 *p, struct ab_message *m)
 	return AB_PARSE_DATA;
 }
 
+/*
+ * The sequence unwrap, ONE for the XDP program and the receive loop: the serial distance of m's raw number
+ * from raw_ref (a raw number of the same stream) in the format's width (optiq u32 numbers wrap at 2^32,
+ * moldudp64's at 2^64); negative when m is behind. A logical number L whose raw number is L - offset
+ * unwraps m as L + ab_serial_distance(m, L - offset).
+ */
+static __always_inline __s64 ab_serial_distance(const struct ab_message *m, __u64 raw_ref)
+{
+	if (m->seq_bits == 32)
+		return (__s32)((__u32)m->sequence - (__u32)raw_ref);
+	return (__s64)(m->sequence - raw_ref);
+}
+
+/* |d| as an unsigned number (defined for every d, -2^63 included). */
+static __always_inline __u64 ab_distance_magnitude(__s64 d)
+{
+	return d < 0 ? -(__u64)d : (__u64)d;
+}
+
 /* Bytes of payload a format needs before ab_parse_payload may be called. */
 static __always_inline __u32 ab_header_size(__u32 format)
 {

@@ -29,12 +29,17 @@ extern "C" {
 #endif
 
 #define KBX_AB_MAX_SOCKETS 64
+/* Descriptors taken per socket per call when kbx_ab_rx_config.batch_size is 0. */
+#define KBX_AB_DEFAULT_BATCH 64
 /* Ended sessions waiting for the new session that follows them (a restart). */
 #define KBX_AB_ENDED_QUEUE 64
 
 struct kbx_ab_rx;
 
-/* The limits of ab_arbitrate.h, for bindings that cannot read a header (TypeScript checks options with them). */
+/*
+ * The limits and defaults of ab_arbitrate.h and this header, for bindings that cannot read a header
+ * (TypeScript checks options with them and takes its defaults from them).
+ */
 struct kbx_ab_limits {
 	uint32_t min_window;
 	uint32_t max_window;
@@ -42,16 +47,22 @@ struct kbx_ab_limits {
 	uint32_t max_streams;
 	uint64_t default_reset_distance;
 	uint64_t max_reset_distance;
+	uint32_t default_window;
+	uint32_t default_batch;
+	uint32_t default_skew_sample;
+	uint32_t max_skew_sample;
 };
 
 void kbx_ab_limits(struct kbx_ab_limits *out);
 
 struct kbx_ab_rx_config {
 	uint32_t format;         /* enum ab_format */
-	uint32_t window;         /* power of two AB_MIN_WINDOW..AB_MAX_WINDOW: how far past a hole before it is a gap */
+	uint32_t window;         /* power of two AB_MIN_WINDOW..AB_MAX_WINDOW (default AB_DEFAULT_WINDOW): how far
+				    past a hole before it is a gap */
 	uint32_t max_streams;    /* streams tracked (default AB_DEFAULT_STREAMS); packets of further streams: untracked */
-	uint32_t batch_size;     /* descriptors taken per socket per call (default 64) */
-	uint64_t reset_distance; /* a number this far from the newest, either way, restarts the stream (1 << 20) */
+	uint32_t batch_size;     /* descriptors taken per socket per call (default KBX_AB_DEFAULT_BATCH) */
+	uint64_t reset_distance; /* a number this far from the newest, either way, restarts the stream
+				    (default AB_DEFAULT_RESET_DISTANCE) */
 };
 
 /* Cumulative counters, read by TypeScript after each call (all u64). */

@@ -41,11 +41,11 @@ int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **o
 		return -ENOMEM;
 	rx->config = *config;
 	if (!rx->config.window)
-		rx->config.window = AB_MAX_WINDOW;
+		rx->config.window = AB_DEFAULT_WINDOW;
 	if (!rx->config.max_streams)
 		rx->config.max_streams = AB_DEFAULT_STREAMS;
 	if (!rx->config.batch_size)
-		rx->config.batch_size = 64;
+		rx->config.batch_size = KBX_AB_DEFAULT_BATCH;
 	if (!rx->config.reset_distance)
 		rx->config.reset_distance = AB_DEFAULT_RESET_DISTANCE;
 	uint32_t w = rx->config.window;
@@ -158,6 +158,10 @@ void kbx_ab_limits(struct kbx_ab_limits *out)
 		.max_streams = AB_MAX_STREAMS_LIMIT,
 		.default_reset_distance = AB_DEFAULT_RESET_DISTANCE,
 		.max_reset_distance = AB_MAX_RESET_DISTANCE,
+		.default_window = AB_DEFAULT_WINDOW,
+		.default_batch = KBX_AB_DEFAULT_BATCH,
+		.default_skew_sample = AB_DEFAULT_SKEW_SAMPLE,
+		.max_skew_sample = AB_MAX_SKEW_SAMPLE,
 	};
 }
 

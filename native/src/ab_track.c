@@ -6,7 +6,8 @@
  * [base, base + window) arrived. A number at or past base + window pushes base forward: every number leaving
  * the window unseen is a gap. A number arriving inside the window fills its bit (a late fill when it is below
  * the newest). Logical numbers are u64 compared by serial arithmetic, so they may pass 2^64: the raw number
- * is unwrapped against the newest in the format's width (optiq 32 bits, moldudp64 64). Every loop below
+ * is unwrapped against the newest in the format's width (optiq 32 bits, moldudp64 64) by ab_format.h's
+ * ab_serial_distance, the XDP program's unwrap too. Every loop below
  * counts steps instead of comparing against an end that could wrap.
  */
 #include <errno.h>
@@ -210,18 +211,6 @@ static void advance_to(struct ab_tracker *tr, struct ab_track *t, uint64_t new_b
 	t->base = new_base;
 }
 
-static int64_t serial_distance(const struct ab_message *m, uint64_t raw_ref)
-{
-	if (m->seq_bits == 32)
-		return (int32_t)((uint32_t)m->sequence - (uint32_t)raw_ref);
-	return (int64_t)(m->sequence - raw_ref);
-}
-
-static uint64_t magnitude(int64_t d)
-{
-	return d < 0 ? -(uint64_t)d : (uint64_t)d;
-}
-
 /* Reserve of logical numbers above the old newest at a restart: twice the XDP program's, because the receive
  * loop may see a restart before the last old winners of the other line the XDP program saw before it. */
 static uint64_t reserve_of(uint32_t window)
@@ -276,12 +265,12 @@ static void start_stream(struct ab_tracker *tr, struct ab_track *t, const struct
 static bool logical_number(struct ab_tracker *tr, struct ab_track *t, const struct ab_message *m, uint64_t *out)
 {
 	uint32_t w = tr->window;
-	int64_t d = serial_distance(m, t->highest - t->offset);
+	int64_t d = ab_serial_distance(m, t->highest - t->offset);
 	/* Nearer the previous numbering than the current one: an old copy, never a restart; placed while the
 	 * new epoch is young (as in the XDP program, which drops later ones as stale). */
 	if ((d <= -(int64_t)w || d > (int64_t)w) && t->has_prev) {
-		int64_t dp = serial_distance(m, t->prev_highest - t->prev_offset);
-		if (magnitude(dp) < tr->reset_distance && magnitude(dp) < magnitude(d)) {
+		int64_t dp = ab_serial_distance(m, t->prev_highest - t->prev_offset);
+		if (ab_distance_magnitude(dp) < tr->reset_distance && ab_distance_magnitude(dp) < ab_distance_magnitude(d)) {
 			tr->counters->old_epoch++;
 			bool young = (int64_t)(t->highest - t->prev_highest) <= (int64_t)(reserve_of(w) + w);
 			if (!young || dp > (int64_t)reserve_of(w)) {
@@ -295,9 +284,9 @@ static bool logical_number(struct ab_tracker *tr, struct ab_track *t, const stru
 			return true;
 		}
 	}
-	if (magnitude(d) >= tr->reset_distance) {
+	if (ab_distance_magnitude(d) >= tr->reset_distance) {
 		restart(tr, t, m);
-		d = serial_distance(m, t->highest - t->offset);
+		d = ab_serial_distance(m, t->highest - t->offset);
 	}
 	*out = t->highest + d;
 	return true;
@@ -360,7 +349,7 @@ void ab_track_end(struct ab_tracker *tr, const struct ab_message *m, uint32_t li
 	t->end_lines |= (uint8_t)(1u << line);
 	if (!t->ended) {
 		t->ended = true;
-		uint64_t next = t->highest + serial_distance(m, t->highest - t->offset);
+		uint64_t next = t->highest + ab_serial_distance(m, t->highest - t->offset);
 		if ((int64_t)(next - 1 - t->known_top) > 0)
 			t->known_top = next - 1;
 		tr->counters->sessions_ended++;

@@ -6,9 +6,8 @@ import { PcapWriter } from '@kbx/net'
 import { RateMeter } from '@kbx/stats'
 import { Arbitrator, type Gap, type StreamEvent } from './arbitrator.js'
 import { parseFormat, type FeedFormat } from './format.js'
+import type { KbxAbLimitsValue } from './native.js'
 import {
-  DEFAULT_SKEW_SAMPLE,
-  DEFAULT_WINDOW,
   abLimits,
   subtractSkew,
   summarizeSkew,
@@ -22,10 +21,10 @@ import {
 interface ArbitrateOptions {
   format: FeedFormat
   port: [number, number]
-  window: number
+  window?: number
   maxStreams?: number
   resetDistance?: string
-  skewSample: number
+  skewSample?: number
   pcap?: string
   pin?: string
   mode: XdpMode
@@ -41,16 +40,32 @@ function parsePortRange(v: string): [number, number] {
   return [lo, hi]
 }
 
+/** The limits for help texts; undefined when libkbx.so cannot be loaded (a run then fails with the hint to build it). */
+function limitsForHelp(): KbxAbLimitsValue | undefined {
+  try {
+    return abLimits()
+  } catch {
+    return undefined
+  }
+}
+
+/** ", min..max, default d" of the native limits, for a help text. */
+function range(limits: KbxAbLimitsValue | undefined, min: keyof KbxAbLimitsValue | undefined, max: keyof KbxAbLimitsValue, def: keyof KbxAbLimitsValue): string {
+  if (!limits) return ''
+  return `, ${min === undefined ? 'up to ' : `${limits[min]}..`}${limits[max]}, default ${limits[def]}`
+}
+
 export function buildArbitrateCommand(program: Command): void {
+  const limits = limitsForHelp()
   program
     .argument('[line-a]', 'interface of line A', 'vethA_dst')
     .argument('[line-b]', 'interface of line B', 'vethB_dst')
     .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
     .addOption(new Option('--port <port[-last]>', 'UDP destination port(s) of the feed').argParser(parsePortRange).default([8080, 8080], '8080'))
-    .option('--window <n>', 'sequence numbers of reordering tolerated (power of two, 64..4096)', (v: string) => validateWindow(parseIntOption('--window')(v)), DEFAULT_WINDOW)
-    .option('--max-streams <n>', 'streams the stream table holds (default 1024; ~64 KiB of kernel memory per stream seen)', (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v)))
-    .option('--reset-distance <n>', 'a number this far from the newest, either way, restarts its stream (default 1048576)')
-    .option('--skew-sample <n>', 'measure A/B skew on one sequence number in n (power of two; 1 = all)', (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)), DEFAULT_SKEW_SAMPLE)
+    .option('--window <n>', `sequence numbers of reordering tolerated (power of two${range(limits, 'min_window', 'max_window', 'default_window')})`, (v: string) => validateWindow(parseIntOption('--window')(v)))
+    .option('--max-streams <n>', `streams the stream table holds (~64 KiB of kernel memory per stream seen${range(limits, undefined, 'max_streams', 'default_streams')})`, (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v)))
+    .option('--reset-distance <n>', `a number this far from the newest, either way, restarts its stream (from 2 × window${range(limits, undefined, 'max_reset_distance', 'default_reset_distance')})`)
+    .option('--skew-sample <n>', `measure A/B skew on one sequence number in n (power of two, 1 = all${range(limits, undefined, 'max_skew_sample', 'default_skew_sample')})`, (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)))
     .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
     .option('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)')
   addCommonOptions(program, ['mode', 'duration', 'interval'])
@@ -137,8 +152,11 @@ function positive(n: bigint): bigint {
 export async function runArbitrate(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as ArbitrateOptions
   const [lineA, lineB] = ctx.args as [string, string]
-  const maxStreams = o.maxStreams ?? abLimits().default_streams
-  const resetDistance = parseResetDistance(o.resetDistance, o.window)
+  const limits = abLimits()
+  const window = o.window ?? limits.default_window
+  const skewSample = o.skewSample ?? limits.default_skew_sample
+  const maxStreams = o.maxStreams ?? limits.default_streams
+  const resetDistance = parseResetDistance(o.resetDistance, window)
   const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
@@ -147,10 +165,10 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     format: o.format,
     portMin: o.port[0],
     portMax: o.port[1],
-    window: o.window,
+    window,
     maxStreams,
     resetDistance,
-    skewSample: o.skewSample,
+    skewSample,
     mode: o.mode,
     copyFrames: pcap !== undefined,
     log: (m) => ctx.log.info(m),
@@ -162,10 +180,10 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
     lineB,
     format: o.format,
     ports: o.port,
-    window: o.window,
+    window,
     maxStreams,
     resetDistance,
-    skewSample: o.skewSample,
+    skewSample,
     sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),

@@ -4,32 +4,28 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { ensureBpffs } from '@kbx/bpf'
 import type { BpfMap, BpfObject, XdpLink } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
-import { UsageError, XskError } from '@kbx/errors'
-import {
-  KBX_AB_EVENT_KIND,
-  KBX_AB_EVENT_SIZE,
-  KBX_AB_RECORD_HEADER_SIZE,
-  KBX_AB_RX_COUNTERS_SIZE,
-  KBX_AB_RX_COUNTER_FIELDS,
-  kbxAddress,
-  koffi,
-  libkbx,
-  libkbxAb,
-} from '@kbx/ffi'
-import type { KbxAbRxPtr } from '@kbx/ffi'
+import { UsageError } from '@kbx/errors'
+import { kbxAddress, koffi } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import type { XskStatistics } from '@kbx/xsk'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
 import {
-  DEFAULT_WINDOW,
+  AbStreamKey,
+  KBX_AB_EVENT_KIND,
+  KBX_AB_EVENT_SIZE,
+  KBX_AB_RECORD_HEADER_SIZE,
+  KBX_AB_RX_COUNTERS_SIZE,
+  KbxAbEvent,
+  KbxAbRecord,
+  abError,
   abLimits,
-  loadArbitratorProgram,
-  readArbitratorCounters,
-  readSkewHistogram,
-  readSkewMax,
-  type SkewHistogram,
-} from './program.js'
+  createReceiveLoop,
+  libkbxAb,
+  readReceiveCounters,
+  type KbxAbRxCounterField,
+} from './native.js'
+import { loadArbitratorProgram, readArbitratorCounters, readSkewHistogram, readSkewMax, type SkewHistogram } from './program.js'
 
 export interface ArbitratorOptions {
   lineA: string
@@ -41,7 +37,7 @@ export interface ArbitratorOptions {
   window?: number
   /** Streams the XDP table and the receive loop hold (default AB_DEFAULT_STREAMS). */
   maxStreams?: number
-  /** A number this far from the newest, either way, restarts its stream (default 2^20). */
+  /** A number this far from the newest, either way, restarts its stream (default AB_DEFAULT_RESET_DISTANCE). */
   resetDistance?: bigint
   /** Skew sampled on one number in this many (power of two, default 8). */
   skewSample?: number
@@ -50,7 +46,7 @@ export interface ArbitratorOptions {
   copyFrames?: boolean
   /** Fill and RX ring entries per socket (power of two, default 4096). */
   ringSize?: number
-  /** Descriptors taken per socket per poll (default 64). */
+  /** Descriptors taken per socket per poll (default KBX_AB_DEFAULT_BATCH of native/include/kbx_ab.h). */
   batchSize?: number
   log?: (msg: string) => void
   /** Pin the program's maps (never its links) under /sys/fs/bpf/kbx/ab/<pin> so they outlive the run. */
@@ -94,17 +90,36 @@ export interface DeliveredBatch {
   packets: DeliveredPacket[]
 }
 
-export type ReceiveCounters = Record<(typeof KBX_AB_RX_COUNTER_FIELDS)[number], bigint>
+export type ReceiveCounters = Record<KbxAbRxCounterField, bigint>
 
 const EVENT_CAPACITY = 256
 
+const KEY = { id: koffi.offsetof(AbStreamKey, 'id'), id2: koffi.offsetof(AbStreamKey, 'id2'), format: koffi.offsetof(AbStreamKey, 'format') }
+const KEY_SIZE = koffi.sizeof(AbStreamKey)
+const EVENT = {
+  key: koffi.offsetof(KbxAbEvent, 'key'),
+  from: koffi.offsetof(KbxAbEvent, 'from'),
+  to: koffi.offsetof(KbxAbEvent, 'to'),
+  count: koffi.offsetof(KbxAbEvent, 'count'),
+  kind: koffi.offsetof(KbxAbEvent, 'kind'),
+  previous: koffi.offsetof(KbxAbEvent, 'previous'),
+}
+const RECORD = {
+  len: koffi.offsetof(KbxAbRecord, 'len'),
+  line: koffi.offsetof(KbxAbRecord, 'line'),
+  realtimeNs: koffi.offsetof(KbxAbRecord, 'realtime_ns'),
+  sequence: koffi.offsetof(KbxAbRecord, 'sequence'),
+  key: koffi.offsetof(KbxAbRecord, 'key'),
+}
+
 /** Stream name of a struct ab_stream_key: optiq session id in decimal, moldudp64 session text. */
 export function streamKeyName(key: Buffer): string {
-  const format = key.readUInt32LE(12)
-  if (format === FORMAT_CODE.optiq) return key.readBigUInt64LE(0).toString()
+  const format = key.readUInt32LE(KEY.format)
+  if (format === FORMAT_CODE.optiq) return key.readBigUInt64LE(KEY.id).toString()
+  // moldudp64: session[0..8) in id, session[8..10) in the low bytes of id2
   const session = Buffer.alloc(10)
-  key.copy(session, 0, 0, 8)
-  session.writeUInt16LE(key.readUInt32LE(8) & 0xffff, 8)
+  key.copy(session, 0, KEY.id, KEY.id + 8)
+  session.writeUInt16LE(key.readUInt32LE(KEY.id2) & 0xffff, 8)
   return session.toString('ascii').trimEnd()
 }
 
@@ -142,7 +157,7 @@ export class Arbitrator {
   }) {
     this.pinnedMaps = parts.pinned
     this.format = parts.options.format ?? 'optiq'
-    this.window = parts.options.window ?? DEFAULT_WINDOW
+    this.window = parts.options.window ?? abLimits().default_window
     this.maxStreams = parts.options.maxStreams ?? abLimits().default_streams
     this.lineA = parts.options.lineA
     this.lineB = parts.options.lineB
@@ -162,7 +177,9 @@ export class Arbitrator {
   /** Loads and attaches everything; close() undoes it (and the kernel does on process death: bpf_link). */
   static open(options: ArbitratorOptions): Arbitrator {
     const format = options.format ?? 'optiq'
-    const window = options.window ?? DEFAULT_WINDOW
+    const limits = abLimits()
+    const window = options.window ?? limits.default_window
+    const batchSize = options.batchSize ?? limits.default_batch
     const log = options.log ?? (() => {})
     const a = interfaceInfo(options.lineA)
     const b = interfaceInfo(options.lineB)
@@ -201,25 +218,19 @@ export class Arbitrator {
       const pinned = options.pin !== undefined ? pinMaps(obj, options.pin, log) : []
 
       const ab = libkbxAb()
-      const out: [KbxAbRxPtr | null] = [null]
-      const rc = ab.kbx_ab_rx_create(
-        {
-          format: FORMAT_CODE[format],
-          window,
-          max_streams: options.maxStreams ?? abLimits().default_streams,
-          batch_size: options.batchSize ?? 64,
-          reset_distance: options.resetDistance ?? abLimits().default_reset_distance,
-        },
-        out,
-      )
-      if (rc < 0 || !out[0]) throw new XskError(libkbx().kbx_last_operation() || 'create A/B receive loop', -rc)
-      const rx = Number(koffi.address(out[0]))
+      const rx = createReceiveLoop({
+        format: FORMAT_CODE[format],
+        window,
+        max_streams: options.maxStreams ?? limits.default_streams,
+        batch_size: batchSize,
+        reset_distance: options.resetDistance ?? limits.default_reset_distance,
+      })
       undo.push(() => ab.kbx_ab_rx_destroy(rx))
       sockets.forEach((socket, i) => {
         const added = ab.kbx_ab_rx_add_socket(rx, umem.address, socket.fd, lines[i]!)
-        if (added < 0) throw new XskError(libkbx().kbx_last_operation() || 'add socket to the A/B receive loop', -added)
+        if (added < 0) throw abError(added, 'add socket to the A/B receive loop')
       })
-      const frameRoom = (options.batchSize ?? 64) * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
+      const frameRoom = batchSize * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
       const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
       return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned })
     } catch (e) {
@@ -232,7 +243,7 @@ export class Arbitrator {
   poll(timeoutMs = 0): DeliveredBatch {
     const ab = libkbxAb()
     const n = ab.kbx_ab_rx_poll(this.#rx, this.#gapsAddress, EVENT_CAPACITY, this.#copyAddress, this.#copy?.length ?? 0, this.#copiedAddress, timeoutMs)
-    if (n < 0) throw new XskError(libkbx().kbx_last_operation() || 'A/B receive', -n)
+    if (n < 0) throw abError(n, 'A/B receive')
     const read = readEvents(this.#gaps, n)
     // A closed session leaves the XDP program's stream table too (one map call per session, not per packet).
     for (const e of read.events) if (e.kind === 'sessionClosed') this.#streams.delete(e.key)
@@ -262,9 +273,7 @@ export class Arbitrator {
 
   receiveCounters(): ReceiveCounters {
     libkbxAb().kbx_ab_rx_counters(this.#rx, this.#countersAddress)
-    const out = {} as ReceiveCounters
-    KBX_AB_RX_COUNTER_FIELDS.forEach((name, i) => (out[name] = this.#counters.readBigUInt64LE(i * 8)))
-    return out
+    return readReceiveCounters(this.#counters)
   }
 
   xdpCounters(): Record<string, bigint> {
@@ -301,12 +310,12 @@ export class Arbitrator {
     const copy = this.#copy!
     const packets: DeliveredPacket[] = []
     for (let at = 0; at < bytes; ) {
-      const len = copy.readUInt32LE(at)
+      const len = copy.readUInt32LE(at + RECORD.len)
       packets.push({
-        line: copy.readUInt32LE(at + 4) ? 'B' : 'A',
-        realtimeNs: copy.readBigUInt64LE(at + 8),
-        sequence: copy.readBigUInt64LE(at + 16),
-        stream: streamKeyName(copy.subarray(at + 24, at + 40)),
+        line: copy.readUInt32LE(at + RECORD.line) ? 'B' : 'A',
+        realtimeNs: copy.readBigUInt64LE(at + RECORD.realtimeNs),
+        sequence: copy.readBigUInt64LE(at + RECORD.sequence),
+        stream: streamKeyName(copy.subarray(at + RECORD.key, at + RECORD.key + KEY_SIZE)),
         frame: Buffer.from(copy.subarray(at + KBX_AB_RECORD_HEADER_SIZE, at + KBX_AB_RECORD_HEADER_SIZE + len)),
       })
       at += KBX_AB_RECORD_HEADER_SIZE + ((len + 7) & ~7)
@@ -321,15 +330,16 @@ export function readEvents(records: Buffer, n: number): { gaps: Gap[]; events: S
   const events: StreamEvent[] = []
   for (let i = 0; i < n; i++) {
     const at = i * KBX_AB_EVENT_SIZE
-    const stream = streamKeyName(records.subarray(at, at + 16))
-    const from = records.readBigUInt64LE(at + 16)
-    const to = records.readBigUInt64LE(at + 24)
-    const kind = records.readUInt32LE(at + 40)
-    if (kind === KBX_AB_EVENT_KIND.gap) gaps.push({ stream, from, to, count: Number(records.readBigUInt64LE(at + 32)) })
+    const key = records.subarray(at + EVENT.key, at + EVENT.key + KEY_SIZE)
+    const stream = streamKeyName(key)
+    const from = records.readBigUInt64LE(at + EVENT.from)
+    const to = records.readBigUInt64LE(at + EVENT.to)
+    const kind = records.readUInt32LE(at + EVENT.kind)
+    if (kind === KBX_AB_EVENT_KIND.gap) gaps.push({ stream, from, to, count: Number(records.readBigUInt64LE(at + EVENT.count)) })
     else if (kind === KBX_AB_EVENT_KIND.restart) events.push({ kind: 'restart', stream, from, to })
-    else if (kind === KBX_AB_EVENT_KIND.newSession) events.push({ kind: 'newSession', stream, previous: streamKeyName(records.subarray(at + 48, at + 64)), from, to })
+    else if (kind === KBX_AB_EVENT_KIND.newSession) events.push({ kind: 'newSession', stream, previous: streamKeyName(records.subarray(at + EVENT.previous, at + EVENT.previous + KEY_SIZE)), from, to })
     else if (kind === KBX_AB_EVENT_KIND.sessionEnd) events.push({ kind: 'sessionEnd', stream, next: from })
-    else if (kind === KBX_AB_EVENT_KIND.sessionClosed) events.push({ kind: 'sessionClosed', stream, key: Buffer.from(records.subarray(at, at + 16)) })
+    else if (kind === KBX_AB_EVENT_KIND.sessionClosed) events.push({ kind: 'sessionClosed', stream, key: Buffer.from(key) })
   }
   return { gaps, events }
 }

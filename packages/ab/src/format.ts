@@ -1,6 +1,9 @@
 // The feed formats on the TypeScript side (feeder, tests, pcap readers). The C side is
-// bpf/include/ab_format.h; both must agree byte for byte (format.test.ts checks the layouts).
+// bpf/include/ab_format.h; both must agree byte for byte: the offsets come from the koffi mirrors of its
+// structs (native.ts, checked against the header by native.test.ts), and format.test.ts checks the bytes.
 import { UsageError } from '@kbx/errors'
+import { koffi } from '@kbx/ffi'
+import { AbMoldHeader, AbOptiq } from './native.js'
 
 export type FeedFormat = 'optiq' | 'moldudp64'
 
@@ -9,10 +12,20 @@ export const FEED_FORMATS: readonly FeedFormat[] = ['optiq', 'moldudp64']
 /** enum ab_format */
 export const FORMAT_CODE: Record<FeedFormat, number> = { optiq: 0, moldudp64: 1 }
 
-export const OPTIQ_SIZE = 36
-export const MOLD_HEADER_SIZE = 20
+export const OPTIQ_SIZE = koffi.sizeof(AbOptiq)
+export const MOLD_HEADER_SIZE = koffi.sizeof(AbMoldHeader)
 export const MOLD_HEARTBEAT = 0
 export const MOLD_END_OF_SESSION = 0xffff
+
+const OPTIQ = Object.fromEntries(Object.entries(koffi.introspect(AbOptiq).members ?? {}).map(([name, m]) => [name, m.offset])) as Record<
+  'version' | 'optiq_length' | 'service_id' | 'session_id' | 'sequence_number' | 'timestamp' | 'message_type' | 'quantity' | 'price' | 'order_id',
+  number
+>
+const MOLD = {
+  session: koffi.offsetof(AbMoldHeader, 'session'),
+  sequence: koffi.offsetof(AbMoldHeader, 'sequence'),
+  count: koffi.offsetof(AbMoldHeader, 'count'),
+}
 
 /** Sequence numbers of a format wrap at 2^bits. */
 export function sequenceBits(format: FeedFormat): 32 | 64 {
@@ -33,16 +46,16 @@ export interface OptiqMessage {
 }
 
 export function encodeOptiq(m: OptiqMessage, out: Buffer = Buffer.alloc(OPTIQ_SIZE), offset = 0): Buffer {
-  out.writeUInt8(m.version ?? 1, offset)
-  out.writeUInt8(OPTIQ_SIZE, offset + 1)
-  out.writeUInt16LE(m.serviceId ?? 0, offset + 2)
-  out.writeUInt32LE(m.sessionId >>> 0, offset + 4)
-  out.writeUInt32LE(m.sequence >>> 0, offset + 8)
-  out.writeBigUInt64LE(m.timestamp ?? 0n, offset + 12)
-  out.writeUInt16LE(m.messageType ?? 0, offset + 20)
-  out.writeUInt16LE(m.quantity ?? 0, offset + 22)
-  out.writeUInt32LE(m.price ?? 0, offset + 24)
-  out.writeBigUInt64LE(m.orderId ?? 0n, offset + 28)
+  out.writeUInt8(m.version ?? 1, offset + OPTIQ.version)
+  out.writeUInt8(OPTIQ_SIZE, offset + OPTIQ.optiq_length)
+  out.writeUInt16LE(m.serviceId ?? 0, offset + OPTIQ.service_id)
+  out.writeUInt32LE(m.sessionId >>> 0, offset + OPTIQ.session_id)
+  out.writeUInt32LE(m.sequence >>> 0, offset + OPTIQ.sequence_number)
+  out.writeBigUInt64LE(m.timestamp ?? 0n, offset + OPTIQ.timestamp)
+  out.writeUInt16LE(m.messageType ?? 0, offset + OPTIQ.message_type)
+  out.writeUInt16LE(m.quantity ?? 0, offset + OPTIQ.quantity)
+  out.writeUInt32LE(m.price ?? 0, offset + OPTIQ.price)
+  out.writeBigUInt64LE(m.orderId ?? 0n, offset + OPTIQ.order_id)
   return out
 }
 
@@ -58,9 +71,9 @@ export interface MoldPacket {
 export function encodeMold(p: MoldPacket): Buffer {
   const body = p.messages.reduce((n, m) => n + 2 + m.length, 0)
   const out = Buffer.alloc(MOLD_HEADER_SIZE + body)
-  out.write(p.session.padEnd(10, ' ').slice(0, 10), 0, 'ascii')
-  out.writeBigUInt64BE(BigInt.asUintN(64, p.sequence), 10)
-  out.writeUInt16BE(p.endOfSession ? MOLD_END_OF_SESSION : p.messages.length, 18)
+  out.write(p.session.padEnd(10, ' ').slice(0, 10), MOLD.session, 'ascii')
+  out.writeBigUInt64BE(BigInt.asUintN(64, p.sequence), MOLD.sequence)
+  out.writeUInt16BE(p.endOfSession ? MOLD_END_OF_SESSION : p.messages.length, MOLD.count)
   let at = MOLD_HEADER_SIZE
   for (const m of p.messages) {
     out.writeUInt16BE(m.length, at)
@@ -80,12 +93,12 @@ export function decodePayload(format: FeedFormat, payload: Uint8Array): Decoded 
   const b = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
   if (format === 'optiq') {
     if (b.length < OPTIQ_SIZE) return { kind: 'short' }
-    return { kind: 'data', stream: String(b.readUInt32LE(4)), sequence: BigInt(b.readUInt32LE(8)), count: 1 }
+    return { kind: 'data', stream: String(b.readUInt32LE(OPTIQ.session_id)), sequence: BigInt(b.readUInt32LE(OPTIQ.sequence_number)), count: 1 }
   }
   if (b.length < MOLD_HEADER_SIZE) return { kind: 'short' }
-  const stream = b.toString('ascii', 0, 10).trimEnd()
-  const sequence = b.readBigUInt64BE(10)
-  const count = b.readUInt16BE(18)
+  const stream = b.toString('ascii', MOLD.session, MOLD.session + 10).trimEnd()
+  const sequence = b.readBigUInt64BE(MOLD.sequence)
+  const count = b.readUInt16BE(MOLD.count)
   if (count === MOLD_HEARTBEAT) return { kind: 'heartbeat', stream, sequence }
   if (count === MOLD_END_OF_SESSION) return { kind: 'end', stream, sequence }
   return { kind: 'data', stream, sequence, count }

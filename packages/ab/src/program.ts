@@ -2,27 +2,13 @@
 // histogram. Layouts: bpf/include/ab_arbitrate.h.
 import { BpfObject, raiseMemlockLimit, readCounters } from '@kbx/bpf'
 import { UsageError } from '@kbx/errors'
-import { bpfObjectPath, libkbxAb, type KbxAbLimitsValue } from '@kbx/ffi'
+import { bpfObjectPath, koffi } from '@kbx/ffi'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
+import { AB_SKEW_HALF, AB_SKEW_SUB_BITS, AbSkew, abLimits } from './native.js'
+
+export { abLimits }
 
 export const PROGRAM_NAME = 'kbx_ab_arbitrate'
-export const DEFAULT_WINDOW = 4096
-
-let limits: KbxAbLimitsValue | undefined
-
-/**
- * The limits of bpf/include/ab_arbitrate.h (window, stream table, reset distance), read from libkbx
- * (kbx_ab_limits) so that they are written in one place only.
- */
-export function abLimits(): KbxAbLimitsValue {
-  if (limits) return limits
-  const out: Partial<KbxAbLimitsValue> = {}
-  libkbxAb().kbx_ab_limits(out)
-  limits = { ...out, default_reset_distance: BigInt(out.default_reset_distance!), max_reset_distance: BigInt(out.max_reset_distance!) } as KbxAbLimitsValue
-  return limits
-}
-const SKEW_SUB_BITS = 3
-const SKEW_HALF = 512
 
 export interface ArbitratorProgramOptions {
   format: FeedFormat
@@ -41,11 +27,10 @@ export interface ArbitratorProgramOptions {
   benchFreshSequence?: boolean
 }
 
-export const DEFAULT_SKEW_SAMPLE = 8
-
 export function validateSkewSample(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > 1 << 20 || (n & (n - 1)) !== 0) {
-    throw new UsageError(`--skew-sample must be a power of two from 1 to ${1 << 20}, not ${n}`, { op: 'parse --skew-sample' })
+  const max = abLimits().max_skew_sample
+  if (!Number.isInteger(n) || n < 1 || n > max || (n & (n - 1)) !== 0) {
+    throw new UsageError(`--skew-sample must be a power of two from 1 to ${max}, not ${n}`, { op: 'parse --skew-sample' })
   }
   return n
 }
@@ -84,11 +69,11 @@ export function loadArbitratorProgram(opts: ArbitratorProgramOptions): BpfObject
     obj.setRodata('feed_port_min', opts.portMin)
     obj.setRodata('feed_port_max', opts.portMax)
     obj.setRodata('line_b_ifindex', opts.lineBIfindex)
-    const window = validateWindow(opts.window ?? DEFAULT_WINDOW)
+    const window = validateWindow(opts.window ?? abLimits().default_window)
     obj.setRodata('window', window)
     obj.setRodata('reset_distance', validateResetDistance(opts.resetDistance ?? abLimits().default_reset_distance, window))
     obj.setMaxEntries('streams', validateMaxStreams(opts.maxStreams ?? abLimits().default_streams))
-    obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? DEFAULT_SKEW_SAMPLE) - 1))
+    obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? abLimits().default_skew_sample) - 1))
     if (opts.benchFreshSequence) obj.setRodata('bench_fresh_sequence', 1)
     obj.load()
     return obj
@@ -108,13 +93,17 @@ function skewPerCpu(obj: BpfObject): Buffer[] {
   return obj.map('skew').lookupPerCpu(Buffer.alloc(4)) ?? []
 }
 
+const SKEW_MAX_B_LATE = koffi.offsetof(AbSkew, 'max_b_late')
+const SKEW_MAX_A_LATE = koffi.offsetof(AbSkew, 'max_a_late')
+const SKEW_BUCKETS = koffi.offsetof(AbSkew, 'buckets')
+
 /** Largest skews seen (the largest CPU's), ns. */
 export function readSkewMax(obj: BpfObject): { bLateNs: bigint; aLateNs: bigint } {
   let bLateNs = 0n
   let aLateNs = 0n
   for (const cpu of skewPerCpu(obj)) {
-    const b = cpu.readBigUInt64LE(0)
-    const a = cpu.readBigUInt64LE(8)
+    const b = cpu.readBigUInt64LE(SKEW_MAX_B_LATE)
+    const a = cpu.readBigUInt64LE(SKEW_MAX_A_LATE)
     if (b > bLateNs) bLateNs = b
     if (a > aLateNs) aLateNs = a
   }
@@ -123,11 +112,11 @@ export function readSkewMax(obj: BpfObject): { bLateNs: bigint; aLateNs: bigint 
 
 /** Representative value (ns) of a log-linear magnitude bucket: the middle of its range. */
 export function skewBucketValue(index: number): number {
-  if (index < 1 << SKEW_SUB_BITS) return index
-  const msb = (index >> SKEW_SUB_BITS) + SKEW_SUB_BITS - 1
-  const sub = index & ((1 << SKEW_SUB_BITS) - 1)
-  const width = 2 ** (msb - SKEW_SUB_BITS)
-  return ((1 << SKEW_SUB_BITS) + sub) * width + width / 2 - 0.5
+  if (index < 1 << AB_SKEW_SUB_BITS) return index
+  const msb = (index >> AB_SKEW_SUB_BITS) + AB_SKEW_SUB_BITS - 1
+  const sub = index & ((1 << AB_SKEW_SUB_BITS) - 1)
+  const width = 2 ** (msb - AB_SKEW_SUB_BITS)
+  return ((1 << AB_SKEW_SUB_BITS) + sub) * width + width / 2 - 0.5
 }
 
 /** Counts per signed skew (ns, B minus A arrival), ascending. */
@@ -136,12 +125,12 @@ export type SkewHistogram = { ns: number; count: number }[]
 export function readSkewHistogram(obj: BpfObject): SkewHistogram {
   const perCpu = skewPerCpu(obj)
   const out: SkewHistogram = []
-  for (let i = 0; i < 2 * SKEW_HALF; i++) {
+  for (let i = 0; i < 2 * AB_SKEW_HALF; i++) {
     let count = 0n
-    for (const cpu of perCpu) count += cpu.readBigUInt64LE(16 + i * 8)
+    for (const cpu of perCpu) count += cpu.readBigUInt64LE(SKEW_BUCKETS + i * 8)
     if (!count) continue
-    const magnitude = skewBucketValue(i % SKEW_HALF)
-    out.push({ ns: i >= SKEW_HALF ? -magnitude : magnitude, count: Number(count) })
+    const magnitude = skewBucketValue(i % AB_SKEW_HALF)
+    out.push({ ns: i >= AB_SKEW_HALF ? -magnitude : magnitude, count: Number(count) })
   }
   return out.sort((a, b) => a.ns - b.ns)
 }

@@ -1,12 +1,10 @@
 // The receive loop's tracking without sockets (native/src/ab_track.c through kbx_ab_rx_ingest): frames in,
 // gaps, restarts and counters out, exactly as ab-arbitrate computes them from delivered frames. For tests
 // and fuzzers; one FFI call per frame is fine there, never on the data path.
-import { XskError } from '@kbx/errors'
-import { KBX_AB_EVENT_SIZE, KBX_AB_RX_COUNTERS_SIZE, KBX_AB_RX_COUNTER_FIELDS, kbxAddress, koffi, libkbx, libkbxAb } from '@kbx/ffi'
-import type { KbxAbRxPtr } from '@kbx/ffi'
+import { kbxAddress } from '@kbx/ffi'
 import { readEvents, type Gap, type ReceiveCounters, type StreamEvent } from './arbitrator.js'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
-import { DEFAULT_WINDOW, abLimits } from './program.js'
+import { KBX_AB_EVENT_SIZE, KBX_AB_RX_COUNTERS_SIZE, abError, abLimits, createReceiveLoop, libkbxAb, readReceiveCounters } from './native.js'
 
 export interface ReceiveTrackerOptions {
   format: FeedFormat
@@ -25,19 +23,14 @@ export class ReceiveTracker {
   #closed = false
 
   constructor(options: ReceiveTrackerOptions) {
-    const out: [KbxAbRxPtr | null] = [null]
-    const rc = libkbxAb().kbx_ab_rx_create(
-      {
-        format: FORMAT_CODE[options.format],
-        window: options.window ?? DEFAULT_WINDOW,
-        max_streams: options.maxStreams ?? abLimits().default_streams,
-        batch_size: 64,
-        reset_distance: options.resetDistance ?? abLimits().default_reset_distance,
-      },
-      out,
-    )
-    if (rc < 0 || !out[0]) throw new XskError(libkbx().kbx_last_operation() || 'create A/B receive loop', -rc)
-    this.#rx = Number(koffi.address(out[0]))
+    const limits = abLimits()
+    this.#rx = createReceiveLoop({
+      format: FORMAT_CODE[options.format],
+      window: options.window ?? limits.default_window,
+      max_streams: options.maxStreams ?? limits.default_streams,
+      batch_size: limits.default_batch,
+      reset_distance: options.resetDistance ?? limits.default_reset_distance,
+    })
   }
 
   /** One delivered frame (Ethernet, IPv4, UDP, feed payload) from a line; true when it was feed data. */
@@ -57,9 +50,7 @@ export class ReceiveTracker {
 
   counters(): ReceiveCounters {
     libkbxAb().kbx_ab_rx_counters(this.#rx, kbxAddress(this.#counters))
-    const out = {} as ReceiveCounters
-    KBX_AB_RX_COUNTER_FIELDS.forEach((name, i) => (out[name] = this.#counters.readBigUInt64LE(i * 8)))
-    return out
+    return readReceiveCounters(this.#counters)
   }
 
   close(): void {
@@ -72,7 +63,7 @@ export class ReceiveTracker {
     const all: { gaps: Gap[]; events: StreamEvent[] } = { gaps: [], events: [] }
     for (;;) {
       const n = call(this.#eventsAddress, CAPACITY)
-      if (n < 0) throw new XskError(libkbx().kbx_last_operation() || 'A/B events', -n)
+      if (n < 0) throw abError(n, 'A/B events')
       const read = readEvents(this.#events, n)
       all.gaps.push(...read.gaps)
       all.events.push(...read.events)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { existsSync, rmSync } from 'node:fs'
 import { BpfError, UsageError } from '@kbx/errors'
-import { bpfObjectPath } from '@kbx/ffi'
+import { bpfObjectPath, encodeXskSlotKey } from '@kbx/ffi'
 import { BpfMap, BpfObject, ensureBpffs, readCounters } from './index.js'
 import { throwsErrno } from './test-support/assert.js'
 import { uniqueName } from './test-support/netns.js'
@@ -14,13 +14,6 @@ function loaded(name: string): BpfObject {
   return obj
 }
 
-function slotKey(ifindex: number, queue: number): Buffer {
-  const key = Buffer.alloc(8)
-  key.writeUInt32LE(ifindex, 0)
-  key.writeUInt32LE(queue, 4)
-  return key
-}
-
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4)
   b.writeUInt32LE(n)
@@ -31,27 +24,27 @@ t.test('hash map: update, lookup, delete, iterate, flags', async (t) => {
   const slots = loaded('xdp_xsk_redirect').map('xsk_slots')
   t.equal(slots.type, 'hash')
   t.equal(slots.perCpu, false)
-  t.equal(slots.lookup(slotKey(1, 0)), undefined, 'missing key')
-  slots.update(slotKey(1, 0), u32(7))
-  t.same(slots.lookup(slotKey(1, 0)), u32(7))
-  slots.update(slotKey(1, 0), u32(8), 'exist')
-  t.same(slots.lookup(slotKey(1, 0)), u32(8), 'exist replaces')
-  throwsErrno(t, () => slots.update(slotKey(1, 0), u32(9), 'noexist'), 'EEXIST', 'noexist on a present key', BpfError)
-  throwsErrno(t, () => slots.update(slotKey(2, 0), u32(9), 'exist'), 'ENOENT', 'exist on a missing key', BpfError)
-  slots.update(slotKey(2, 0), u32(9), 'noexist')
-  slots.update(slotKey(2, 1), u32(10))
+  t.equal(slots.lookup(encodeXskSlotKey(1, 0)), undefined, 'missing key')
+  slots.update(encodeXskSlotKey(1, 0), u32(7))
+  t.same(slots.lookup(encodeXskSlotKey(1, 0)), u32(7))
+  slots.update(encodeXskSlotKey(1, 0), u32(8), 'exist')
+  t.same(slots.lookup(encodeXskSlotKey(1, 0)), u32(8), 'exist replaces')
+  throwsErrno(t, () => slots.update(encodeXskSlotKey(1, 0), u32(9), 'noexist'), 'EEXIST', 'noexist on a present key', BpfError)
+  throwsErrno(t, () => slots.update(encodeXskSlotKey(2, 0), u32(9), 'exist'), 'ENOENT', 'exist on a missing key', BpfError)
+  slots.update(encodeXskSlotKey(2, 0), u32(9), 'noexist')
+  slots.update(encodeXskSlotKey(2, 1), u32(10))
   const entries = [...slots.entries()].map(([k, v]) => `${k.readUInt32LE(0)}:${k.readUInt32LE(4)}=${v.readUInt32LE(0)}`).sort()
   t.same(entries, ['1:0=8', '2:0=9', '2:1=10'])
   t.equal([...slots.keys()].length, 3)
-  t.equal(slots.delete(slotKey(2, 0)), true)
-  t.equal(slots.delete(slotKey(2, 0)), false, 'deleting a missing key')
+  t.equal(slots.delete(encodeXskSlotKey(2, 0)), true)
+  t.equal(slots.delete(encodeXskSlotKey(2, 0)), false, 'deleting a missing key')
   t.equal([...slots.keys()].length, 2)
   t.throws(() => slots.lookup(Buffer.alloc(4)), UsageError, 'wrong key size')
-  t.throws(() => slots.update(slotKey(3, 0), Buffer.alloc(8)), UsageError, 'wrong value size')
-  for (let i = 0; i < 62; i++) slots.update(slotKey(100, i), u32(i))
+  t.throws(() => slots.update(encodeXskSlotKey(3, 0), Buffer.alloc(8)), UsageError, 'wrong value size')
+  for (let i = 0; i < 62; i++) slots.update(encodeXskSlotKey(100, i), u32(i))
   t.equal([...slots.keys()].length, 64, 'full')
-  throwsErrno(t, () => slots.update(slotKey(101, 0), u32(0)), 'E2BIG', 'no room past max_entries', BpfError)
-  t.throws(() => slots.lookupPerCpu(slotKey(1, 0)), UsageError, 'not per-CPU')
+  throwsErrno(t, () => slots.update(encodeXskSlotKey(101, 0), u32(0)), 'E2BIG', 'no room past max_entries', BpfError)
+  t.throws(() => slots.lookupPerCpu(encodeXskSlotKey(1, 0)), UsageError, 'not per-CPU')
 })
 
 t.test('per-CPU array: per-CPU values, sums, writes', async (t) => {
@@ -80,7 +73,7 @@ t.test('pin, fromPin, unpin', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const obj = loaded('xdp_xsk_redirect')
   const slots = obj.map('xsk_slots')
-  slots.update(slotKey(4, 2), u32(42))
+  slots.update(encodeXskSlotKey(4, 2), u32(42))
   const path = `${dir}/xsk_slots`
   slots.pin(path)
   throwsErrno(t, () => slots.pin(path), 'EEXIST', 'pinning twice', BpfError)
@@ -89,12 +82,12 @@ t.test('pin, fromPin, unpin', async (t) => {
   t.equal(pinned.info().id, slots.info().id, 'same kernel map')
   t.equal(pinned.name, 'xsk_slots')
   t.equal(pinned.keySize, 8)
-  t.same(pinned.lookup(slotKey(4, 2)), u32(42), 'sees entries written through the object')
-  pinned.update(slotKey(4, 3), u32(43))
-  t.same(slots.lookup(slotKey(4, 3)), u32(43), 'and the other way round')
+  t.same(pinned.lookup(encodeXskSlotKey(4, 2)), u32(42), 'sees entries written through the object')
+  pinned.update(encodeXskSlotKey(4, 3), u32(43))
+  t.same(slots.lookup(encodeXskSlotKey(4, 3)), u32(43), 'and the other way round')
   t.same(pinned.valueFields(), [], 'a u32 value has no fields')
   obj.close()
-  t.same(pinned.lookup(slotKey(4, 2)), u32(42), 'the pin keeps the map alive after the object closed')
+  t.same(pinned.lookup(encodeXskSlotKey(4, 2)), u32(42), 'the pin keeps the map alive after the object closed')
   BpfMap.unpin(path)
   t.notOk(existsSync(path), 'pin removed')
   throwsErrno(t, () => BpfMap.fromPin(path), 'ENOENT', 'gone after unpin', BpfError)

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { bpfObjectPath } from '@kbx/ffi'
+import { bpfObjectPath, encodeXskSlotKey } from '@kbx/ffi'
 import { parseIPv4 } from '@kbx/net'
 import { BpfObject, readCounters, resolveIfindex, type BpfMap } from './index.js'
 import { runFixtures, type XdpFixture } from './testing.js'
@@ -24,17 +24,10 @@ function openRedirect(rodata: Record<string, number | Uint8Array> = {}): BpfObje
   return obj
 }
 
-function slotKey(ifindex: number, queue: number): Buffer {
-  const key = Buffer.alloc(8)
-  key.writeUInt32LE(ifindex, 0)
-  key.writeUInt32LE(queue, 4)
-  return key
-}
-
 function addSlot(obj: BpfObject, ifindex: number, queue: number, slot: number): void {
   const value = Buffer.alloc(4)
   value.writeUInt32LE(slot)
-  obj.map('xsk_slots').update(slotKey(ifindex, queue), value)
+  obj.map('xsk_slots').update(encodeXskSlotKey(ifindex, queue), value)
 }
 
 /** IPv4 address in network byte order, as match_daddr wants it. */

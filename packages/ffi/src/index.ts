@@ -2,6 +2,5 @@ export { koffi, repoRoot, nativeLibraryPath, bpfObjectPath, openLibrary, lastErr
 export * from './libc.js'
 export * from './libbpf.js'
 export * from './libkbx.js'
-export * from './libkbx-ab.js'
 export * from './libkbx-quic.js'
 export * from './libkbx-fix.js'

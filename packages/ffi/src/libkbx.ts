@@ -18,10 +18,36 @@ export type KbxXskPtr = { readonly __opaque: 'kbx_xsk' }
 /** A raw pointer koffi returns for `void *` (pass it to koffi.view). */
 export type KbxRawPtr = { readonly __opaque: 'pointer' }
 
-/** struct kbx_desc: u64 addr, u32 len, u32 options (the kernel's struct xdp_desc). */
-export const KBX_DESC_SIZE = 16
-/** struct kbx_tx_batch before its descriptors: u32 count, capacity, sent, fresh. */
-export const KBX_TX_BATCH_HEADER_SIZE = 16
+/** struct kbx_desc (the kernel's struct xdp_desc). */
+export const KbxDesc = koffi.struct('kbx_desc', {
+  addr: 'uint64_t',
+  len: 'uint32_t',
+  options: 'uint32_t',
+})
+export const KBX_DESC_SIZE = koffi.sizeof(KbxDesc)
+
+/** struct kbx_tx_batch up to its descriptors (the flexible array `descs` follows). */
+export const KbxTxBatchHeader = koffi.struct('kbx_tx_batch', {
+  count: 'uint32_t',
+  capacity: 'uint32_t',
+  sent: 'uint32_t',
+  fresh: 'uint32_t',
+})
+export const KBX_TX_BATCH_HEADER_SIZE = koffi.sizeof(KbxTxBatchHeader)
+
+/** struct kbx_xsk_slot_key of bpf/include/kbx_xsk_steer.h: the key of every program's xsk_slots map. */
+export const KbxXskSlotKey = koffi.struct('kbx_xsk_slot_key', {
+  ifindex: 'uint32_t',
+  queue: 'uint32_t',
+})
+
+/** An xsk_slots key: the ingress interface and rx queue whose frames go to a socket. */
+export function encodeXskSlotKey(ifindex: number, queue: number): Buffer {
+  const key = Buffer.alloc(koffi.sizeof(KbxXskSlotKey))
+  key.writeUInt32LE(ifindex, koffi.offsetof(KbxXskSlotKey, 'ifindex'))
+  key.writeUInt32LE(queue, koffi.offsetof(KbxXskSlotKey, 'queue'))
+  return key
+}
 
 /** enum kbx_frame_state */
 export const KBX_FRAME_FREE = 0
@@ -145,7 +171,12 @@ export const KBX_XSK_STATS_FIELDS = [
   'polls',
   'anomalies',
 ] as const
-export const KBX_XSK_STATS_SIZE = KBX_XSK_STATS_FIELDS.length * 8
+export type KbxXskStatsField = (typeof KBX_XSK_STATS_FIELDS)[number]
+export const KbxXskStats = koffi.struct(
+  'kbx_xsk_stats',
+  Object.fromEntries(KBX_XSK_STATS_FIELDS.map((name) => [name, 'uint64_t'])),
+)
+export const KBX_XSK_STATS_SIZE = koffi.sizeof(KbxXskStats)
 
 koffi.opaque('kbx_umem')
 koffi.opaque('kbx_xsk')

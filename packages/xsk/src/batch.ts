@@ -1,15 +1,22 @@
-import { KBX_DESC_SIZE, KBX_TX_BATCH_HEADER_SIZE, kbxAddress } from '@kbx/ffi'
+import { KBX_DESC_SIZE, KBX_TX_BATCH_HEADER_SIZE, KbxDesc, KbxTxBatchHeader, kbxAddress, koffi } from '@kbx/ffi'
 import { UsageError } from '@kbx/errors'
 import { batchCalls, xskError } from './native.js'
 import type { Umem } from './umem.js'
 
 const TWO_POW_32 = 4294967296
-/** Words of the batch header (struct kbx_tx_batch): count, capacity, sent, fresh. */
-const COUNT = 0
-const CAPACITY = 1
-const SENT = 2
-const FRESH = 3
+/** u32 words of the batch header (struct kbx_tx_batch) and of a descriptor (struct kbx_desc), from their koffi layouts. */
+const headerWord = (field: string): number => koffi.offsetof(KbxTxBatchHeader, field) / 4
+const COUNT = headerWord('count')
+const CAPACITY = headerWord('capacity')
+const SENT = headerWord('sent')
+const FRESH = headerWord('fresh')
 const HEADER_WORDS = KBX_TX_BATCH_HEADER_SIZE / 4
+const DESC_WORDS = KBX_DESC_SIZE / 4
+/** addr is a little-endian u64: its low word, then its high word. */
+const ADDR_LOW = koffi.offsetof(KbxDesc, 'addr') / 4
+const ADDR_HIGH = ADDR_LOW + 1
+const LEN = koffi.offsetof(KbxDesc, 'len') / 4
+const OPTIONS = koffi.offsetof(KbxDesc, 'options') / 4
 
 /**
  * A reusable array of frame descriptors (struct xdp_desc: u64 addr, u32 len, u32 options) in one
@@ -59,17 +66,18 @@ export class DescriptorBatch {
   /** Byte offset of descriptor i's data in umem.buffer. */
   addr(i: number): number {
     const w = this.words
-    const high = w[i * 4 + 1]!
+    const at = i * DESC_WORDS
+    const high = w[at + ADDR_HIGH]!
     // UMEMs under 4 GiB stay in small-integer arithmetic, which the JIT keeps cheapest.
-    return high === 0 ? w[i * 4]! : w[i * 4]! + high * TWO_POW_32
+    return high === 0 ? w[at + ADDR_LOW]! : w[at + ADDR_LOW]! + high * TWO_POW_32
   }
 
   length(i: number): number {
-    return this.words[i * 4 + 2]!
+    return this.words[i * DESC_WORDS + LEN]!
   }
 
   options(i: number): number {
-    return this.words[i * 4 + 3]!
+    return this.words[i * DESC_WORDS + OPTIONS]!
   }
 
   /** A view of descriptor i's bytes in the UMEM (a new Buffer object; for speed use addr/length with umem.view). */
@@ -137,16 +145,16 @@ export class TxBatch extends DescriptorBatch {
       throw new UsageError(`TX batch is full (${this.capacity} descriptors)`, { op: 'push TX descriptor' })
     }
     const w = this.words
-    const i = count * 4
-    w[i] = addr % TWO_POW_32
-    w[i + 1] = Math.floor(addr / TWO_POW_32)
-    w[i + 2] = length
-    w[i + 3] = options
+    const at = count * DESC_WORDS
+    w[at + ADDR_LOW] = addr % TWO_POW_32
+    w[at + ADDR_HIGH] = Math.floor(addr / TWO_POW_32)
+    w[at + LEN] = length
+    w[at + OPTIONS] = options
     this.header[COUNT] = count + 1
   }
 
   setLength(i: number, length: number): void {
-    this.words[i * 4 + 2] = length
+    this.words[i * DESC_WORDS + LEN] = length
   }
 
   /** Writable view of the whole frame behind descriptor i, from its addr to the frame's end. */

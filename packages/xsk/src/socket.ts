@@ -7,6 +7,9 @@ import {
   KBX_ZERO_COPY_NEVER,
   KBX_ZERO_COPY_REQUIRE,
   KBX_ZERO_COPY_TRY,
+  KbxXskStats,
+  koffi,
+  type KbxXskStatsField,
   type KbxXskConfigValue,
   type KbxXskInfoValue,
   type KbxXskPtr,
@@ -73,6 +76,26 @@ export interface XskStatistics {
   polls: bigint
   anomalies: bigint
 }
+
+/** Each statistic and the struct kbx_xsk_stats field it reads. */
+const STATISTICS_FIELDS: readonly (readonly [keyof XskStatistics, KbxXskStatsField])[] = [
+  ['rxDropped', 'rx_dropped'],
+  ['rxInvalidDescs', 'rx_invalid_descs'],
+  ['txInvalidDescs', 'tx_invalid_descs'],
+  ['rxRingFull', 'rx_ring_full'],
+  ['fillRingEmpty', 'rx_fill_ring_empty_descs'],
+  ['txRingEmpty', 'tx_ring_empty_descs'],
+  ['rxPackets', 'rx_packets'],
+  ['rxBytes', 'rx_bytes'],
+  ['txPackets', 'tx_packets'],
+  ['txBytes', 'tx_bytes'],
+  ['txCompleted', 'tx_completed'],
+  ['kicks', 'kicks'],
+  ['kickErrors', 'kick_errors'],
+  ['fillWakeups', 'fill_wakeups'],
+  ['polls', 'polls'],
+  ['anomalies', 'anomalies'],
+]
 
 export interface TxFrame {
   addr: number
@@ -316,25 +339,9 @@ export class XskSocket {
     const rc = batchCalls().kbx_xsk_statistics(this.#ptr, this.#statsAddress)
     if (rc < 0) throw xskError(rc, `read statistics of ${this.iface} queue ${this.queue}`)
     const b = this.#stats
-    const at = (i: number): bigint => b.readBigUInt64LE(i * 8)
-    return {
-      rxDropped: at(0),
-      rxInvalidDescs: at(1),
-      txInvalidDescs: at(2),
-      rxRingFull: at(3),
-      fillRingEmpty: at(4),
-      txRingEmpty: at(5),
-      rxPackets: at(6),
-      rxBytes: at(7),
-      txPackets: at(8),
-      txBytes: at(9),
-      txCompleted: at(10),
-      kicks: at(11),
-      kickErrors: at(12),
-      fillWakeups: at(13),
-      polls: at(14),
-      anomalies: at(15),
-    }
+    const out = {} as XskStatistics
+    for (const [name, field] of STATISTICS_FIELDS) out[name] = b.readBigUInt64LE(koffi.offsetof(KbxXskStats, field))
+    return out
   }
 
   /**

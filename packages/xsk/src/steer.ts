@@ -1,4 +1,5 @@
 import { UsageError } from '@kbx/errors'
+import { encodeXskSlotKey } from '@kbx/ffi'
 import type { XskSocket } from './socket.js'
 
 /** Map operations steerTo needs; @kbx/bpf's BpfMap has them. */
@@ -17,13 +18,6 @@ export interface SteeringObject {
 function u32(value: number): Buffer {
   const b = Buffer.alloc(4)
   b.writeUInt32LE(value >>> 0)
-  return b
-}
-
-function slotKey(ifindex: number, queue: number): Buffer {
-  const b = Buffer.alloc(8) // struct kbx_xsk_slot_key { u32 ifindex; u32 queue; }
-  b.writeUInt32LE(ifindex, 0)
-  b.writeUInt32LE(queue, 4)
   return b
 }
 
@@ -47,7 +41,7 @@ export function steerTo(obj: SteeringObject, sockets: readonly XskSocket[]): voi
         op: 'steer AF_XDP sockets',
       })
     }
-    const key = slotKey(socket.ifindex, socket.queue)
+    const key = encodeXskSlotKey(socket.ifindex, socket.queue)
     if (wanted.has(key.toString('hex'))) {
       throw new UsageError(`two sockets for ${socket.iface} queue ${socket.queue}`, { op: 'steer AF_XDP sockets' })
     }
@@ -56,7 +50,7 @@ export function steerTo(obj: SteeringObject, sockets: readonly XskSocket[]): voi
   // Socket first, then its slot entry: the program never finds a slot whose socket is missing.
   sockets.forEach((socket, slot) => {
     xsks.update(u32(slot), u32(socket.fd))
-    slots.update(slotKey(socket.ifindex, socket.queue), u32(slot))
+    slots.update(encodeXskSlotKey(socket.ifindex, socket.queue), u32(slot))
   })
   for (const key of [...slots.keys()]) {
     if (!wanted.has(key.toString('hex'))) slots.delete(key)

@@ -1,7 +1,9 @@
 import { UsageError, XskError } from '@kbx/errors'
 import {
   KBX_DESC_SIZE,
+  KbxDesc,
   kbxAddress,
+  koffi,
   nativeView,
   type KbxUmemAccountingValue,
   type KbxUmemConfigValue,
@@ -10,6 +12,11 @@ import {
 } from '@kbx/ffi'
 import { RxBatch, TxBatch } from './batch.js'
 import { batchCalls, native, xskError } from './native.js'
+
+/** A descriptor's u32 words and where its u64 addr starts (little-endian: low word first). */
+const DESC_WORDS = KBX_DESC_SIZE / 4
+const ADDR_OFFSET = koffi.offsetof(KbxDesc, 'addr')
+const ADDR_LOW = ADDR_OFFSET / 4
 
 export interface UmemOptions {
   /** Frames in the UMEM (default 4096). */
@@ -135,7 +142,7 @@ export class Umem {
     while (addrs.length < n) {
       const want = Math.min(n - addrs.length, this.#scratch.length / KBX_DESC_SIZE)
       const got = calls.kbx_umem_alloc(this.address, this.#scratchAddress, want)
-      for (let i = 0; i < got; i++) addrs.push(words[i * 4]! + words[i * 4 + 1]! * 4294967296)
+      for (let i = 0; i < got; i++) addrs.push(words[i * DESC_WORDS + ADDR_LOW]! + words[i * DESC_WORDS + ADDR_LOW + 1]! * 4294967296)
       if (got < want) break
     }
     return addrs
@@ -144,7 +151,7 @@ export class Umem {
   /** Returns frames the user holds (allocated or received) to the pool: all or none (XskError EINVAL). */
   releaseFrames(addrs: readonly number[]): void {
     const descs = Buffer.alloc(addrs.length * KBX_DESC_SIZE)
-    addrs.forEach((addr, i) => descs.writeBigUInt64LE(BigInt(addr), i * KBX_DESC_SIZE))
+    addrs.forEach((addr, i) => descs.writeBigUInt64LE(BigInt(addr), i * KBX_DESC_SIZE + ADDR_OFFSET))
     const rc = native().kbx_umem_release(this.handle, descs, addrs.length)
     if (rc < 0) throw xskError(rc, 'release frames')
   }

@@ -1,0 +1,95 @@
+import t from 'tap'
+import { XskError, errnoOf } from '@kbx/errors'
+import { compareLayouts, type LayoutTable } from '@kbx/ffi/testing'
+import { FORMAT_CODE, MOLD_END_OF_SESSION, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, OPTIQ_SIZE } from './format.js'
+import * as native from './native.js'
+
+/**
+ * ab-arbitrate's C↔TS boundary against its headers (native/include/kbx_ab.h, bpf/include/ab_arbitrate.h,
+ * ab_format.h): every struct native.ts mirrors, the enums, and the limits and defaults — those as
+ * libkbx.so's kbx_ab_limits() reports them, which is where the CLI takes them from.
+ */
+function table(): LayoutTable {
+  const limits = native.abLimits()
+  return {
+    headers: ['kbx_ab.h'],
+    structs: [
+      { c: 'kbx_ab_rx_config', type: native.KbxAbRxConfig },
+      { c: 'kbx_ab_limits', type: native.KbxAbLimits },
+      { c: 'kbx_ab_rx_counters', type: native.KbxAbRxCounters },
+      { c: 'kbx_ab_event', type: native.KbxAbEvent },
+      { c: 'kbx_ab_record', type: native.KbxAbRecord },
+      { c: 'ab_stream_key', type: native.AbStreamKey },
+      { c: 'ab_skew', type: native.AbSkew },
+      { c: 'ab_optiq', type: native.AbOptiq },
+      { c: 'ab_mold_header', type: native.AbMoldHeader },
+    ],
+    constants: [
+      { c: 'AB_MIN_WINDOW', value: limits.min_window },
+      { c: 'AB_MAX_WINDOW', value: limits.max_window },
+      { c: 'AB_DEFAULT_WINDOW', value: limits.default_window },
+      { c: 'AB_DEFAULT_STREAMS', value: limits.default_streams },
+      { c: 'AB_MAX_STREAMS_LIMIT', value: limits.max_streams },
+      { c: 'AB_DEFAULT_RESET_DISTANCE', value: limits.default_reset_distance },
+      { c: 'AB_MAX_RESET_DISTANCE', value: limits.max_reset_distance },
+      { c: 'AB_DEFAULT_SKEW_SAMPLE', value: limits.default_skew_sample },
+      { c: 'AB_MAX_SKEW_SAMPLE', value: limits.max_skew_sample },
+      { c: 'KBX_AB_DEFAULT_BATCH', value: limits.default_batch },
+      { c: 'AB_SKEW_SUB_BITS', value: native.AB_SKEW_SUB_BITS },
+      { c: 'AB_SKEW_HALF', value: native.AB_SKEW_HALF },
+      { c: 'sizeof(struct kbx_ab_event)', value: native.KBX_AB_EVENT_SIZE },
+      { c: 'sizeof(struct kbx_ab_record)', value: native.KBX_AB_RECORD_HEADER_SIZE },
+      { c: 'sizeof(struct kbx_ab_rx_counters)', value: native.KBX_AB_RX_COUNTERS_SIZE },
+      { c: 'AB_OPTIQ_SIZE', value: OPTIQ_SIZE },
+      { c: 'AB_MOLD_HEADER_SIZE', value: MOLD_HEADER_SIZE },
+      { c: 'AB_MOLD_HEARTBEAT', value: MOLD_HEARTBEAT },
+      { c: 'AB_MOLD_END_OF_SESSION', value: MOLD_END_OF_SESSION },
+    ],
+    enums: [
+      {
+        c: 'kbx_ab_event_kind',
+        values: {
+          KBX_AB_EVENT_GAP: native.KBX_AB_EVENT_KIND.gap,
+          KBX_AB_EVENT_RESTART: native.KBX_AB_EVENT_KIND.restart,
+          KBX_AB_EVENT_NEW_SESSION: native.KBX_AB_EVENT_KIND.newSession,
+          KBX_AB_EVENT_SESSION_END: native.KBX_AB_EVENT_KIND.sessionEnd,
+          KBX_AB_EVENT_SESSION_CLOSED: native.KBX_AB_EVENT_KIND.sessionClosed,
+        },
+      },
+      { c: 'ab_format', values: { AB_FORMAT_OPTIQ: FORMAT_CODE.optiq, AB_FORMAT_MOLDUDP64: FORMAT_CODE.moldudp64 } },
+    ],
+  }
+}
+
+t.test('the A/B receive loop: every struct, member, enum and limit agrees with the headers', async (t) => {
+  const report = compareLayouts(table())
+  t.same(report.mismatches, [])
+  t.ok(report.checked > 150, `${report.checked} comparisons`)
+})
+
+t.test('the receive loop refuses what the limits refuse, and takes what they allow', async (t) => {
+  const limits = native.abLimits()
+  const config = { format: 0, window: limits.default_window, max_streams: limits.default_streams, batch_size: limits.default_batch, reset_distance: limits.default_reset_distance }
+  native.libkbxAb().kbx_ab_rx_destroy(native.createReceiveLoop(config))
+  native.libkbxAb().kbx_ab_rx_destroy(native.createReceiveLoop({ ...config, window: limits.min_window, reset_distance: BigInt(2 * limits.min_window) }))
+  for (const bad of [
+    { window: limits.min_window / 2 },
+    { window: limits.max_window * 2 },
+    { max_streams: limits.max_streams + 1 },
+    { reset_distance: limits.max_reset_distance + 1n },
+    { reset_distance: BigInt(2 * limits.default_window - 1) },
+  ]) {
+    const what = JSON.stringify(bad, (_, v) => (typeof v === 'bigint' ? `${v}` : v))
+    t.throws(() => native.createReceiveLoop({ ...config, ...bad }), XskError, `refused: ${what}`)
+    t.equal((thrown(() => native.createReceiveLoop({ ...config, ...bad })) as XskError).errno, errnoOf('EINVAL'), `EINVAL: ${what}`)
+  }
+})
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}

@@ -1,0 +1,233 @@
+// ab-arbitrate's bindings to libkbx.so: the A/B receive loop (native/include/kbx_ab.h, native/src/ab_rx.c)
+// and the layouts it shares with TypeScript. The only place @kbx/ab reaches its C; native.test.ts checks
+// every struct and constant here against the headers. Control calls take a config struct; the per-batch
+// call kbx_ab_rx_poll takes every pointer as a uintptr_t address (~75 ns instead of ~1 µs a call, see
+// @kbx/ffi's libkbx.ts).
+import { XskError } from '@kbx/errors'
+import { koffi, libkbx, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+
+export type KbxAbRxPtr = { readonly __opaque: 'kbx_ab_rx' }
+
+export const KbxAbRxConfig = koffi.struct('kbx_ab_rx_config', {
+  format: 'uint32_t',
+  window: 'uint32_t',
+  max_streams: 'uint32_t',
+  batch_size: 'uint32_t',
+  reset_distance: 'uint64_t',
+})
+
+export interface KbxAbRxConfigValue {
+  format: number
+  window: number
+  max_streams: number
+  batch_size: number
+  reset_distance: number | bigint
+}
+
+/** Fields of struct kbx_ab_rx_counters, all u64, in order. */
+export const KBX_AB_RX_COUNTER_FIELDS = [
+  'delivered',
+  'delivered_a',
+  'delivered_b',
+  'bytes',
+  'messages',
+  'gaps',
+  'gap_messages',
+  'late_fills',
+  'after_gap',
+  'repeated',
+  'resets',
+  'not_feed',
+  'untracked',
+  'streams',
+  'copy_truncated',
+  'batches',
+  'first_delivery_ns',
+  'last_delivery_ns',
+  'sessions_ended',
+  'new_sessions',
+  'old_epoch',
+  'unplaced',
+  'end_copies',
+  'sessions_closed',
+] as const
+export type KbxAbRxCounterField = (typeof KBX_AB_RX_COUNTER_FIELDS)[number]
+export const KbxAbRxCounters = koffi.struct(
+  'kbx_ab_rx_counters',
+  Object.fromEntries(KBX_AB_RX_COUNTER_FIELDS.map((name) => [name, 'uint64_t'])),
+)
+export const KBX_AB_RX_COUNTERS_SIZE = koffi.sizeof(KbxAbRxCounters)
+
+const COUNTER_OFFSETS = KBX_AB_RX_COUNTER_FIELDS.map((name) => [name, koffi.offsetof(KbxAbRxCounters, name)] as const)
+
+/** struct kbx_ab_rx_counters read from a Buffer the native call filled. */
+export function readReceiveCounters(buffer: Buffer): Record<KbxAbRxCounterField, bigint> {
+  const out = {} as Record<KbxAbRxCounterField, bigint>
+  for (const [name, offset] of COUNTER_OFFSETS) out[name] = buffer.readBigUInt64LE(offset)
+  return out
+}
+
+/** struct ab_stream_key (bpf/include/ab_format.h): optiq {session_id, 0}, moldudp64 {session[0..8), session[8..10)}. */
+export const AbStreamKey = koffi.struct('ab_stream_key', {
+  id: 'uint64_t',
+  id2: 'uint32_t',
+  format: 'uint32_t',
+})
+export const AB_STREAM_KEY_SIZE = koffi.sizeof(AbStreamKey)
+
+/** struct ab_optiq (bpf/include/ab_format.h, packed): one optiq record, every field little-endian. */
+export const AbOptiq = koffi.pack('ab_optiq', {
+  version: 'uint8_t',
+  optiq_length: 'uint8_t',
+  service_id: 'uint16_t',
+  session_id: 'uint32_t',
+  sequence_number: 'uint32_t',
+  timestamp: 'uint64_t',
+  message_type: 'uint16_t',
+  quantity: 'uint16_t',
+  price: 'uint32_t',
+  order_id: 'uint64_t',
+})
+
+/** struct ab_mold_header (packed): the MoldUDP64 downstream header; sequence and count big-endian. */
+export const AbMoldHeader = koffi.pack('ab_mold_header', {
+  session: koffi.array('uint8_t', 10),
+  sequence: koffi.array('uint8_t', 8),
+  count: koffi.array('uint8_t', 2),
+})
+
+/** struct kbx_ab_event: a gap, restart or session end of one stream. */
+export const KbxAbEvent = koffi.struct('kbx_ab_event', {
+  key: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),
+  from: 'uint64_t',
+  to: 'uint64_t',
+  count: 'uint64_t',
+  kind: 'uint32_t',
+  reserved: 'uint32_t',
+  previous: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),
+})
+export const KBX_AB_EVENT_SIZE = koffi.sizeof(KbxAbEvent)
+
+/** enum kbx_ab_event_kind */
+export const KBX_AB_EVENT_KIND = { gap: 0, restart: 1, newSession: 2, sessionEnd: 3, sessionClosed: 4 } as const
+
+/** struct kbx_ab_record: the header before each frame in the copy buffer. */
+export const KbxAbRecord = koffi.struct('kbx_ab_record', {
+  len: 'uint32_t',
+  line: 'uint32_t',
+  realtime_ns: 'uint64_t',
+  sequence: 'uint64_t',
+  key: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),
+})
+export const KBX_AB_RECORD_HEADER_SIZE = koffi.sizeof(KbxAbRecord)
+
+/** Skew histogram of bpf/include/ab_arbitrate.h: sign * AB_SKEW_HALF + log-linear index, 2^AB_SKEW_SUB_BITS sub-buckets. */
+export const AB_SKEW_SUB_BITS = 3
+export const AB_SKEW_HALF = 512
+/** struct ab_skew, the value of the XDP program's per-CPU `skew` map. */
+export const AbSkew = koffi.struct('ab_skew', {
+  max_b_late: 'uint64_t',
+  max_a_late: 'uint64_t',
+  buckets: koffi.array('uint64_t', 2 * AB_SKEW_HALF),
+})
+
+export const KbxAbLimits = koffi.struct('kbx_ab_limits', {
+  min_window: 'uint32_t',
+  max_window: 'uint32_t',
+  default_streams: 'uint32_t',
+  max_streams: 'uint32_t',
+  default_reset_distance: 'uint64_t',
+  max_reset_distance: 'uint64_t',
+  default_window: 'uint32_t',
+  default_batch: 'uint32_t',
+  default_skew_sample: 'uint32_t',
+  max_skew_sample: 'uint32_t',
+})
+
+/** The limits and defaults of bpf/include/ab_arbitrate.h and kbx_ab.h (struct kbx_ab_limits). */
+export interface KbxAbLimitsValue {
+  min_window: number
+  max_window: number
+  default_streams: number
+  max_streams: number
+  default_reset_distance: bigint
+  max_reset_distance: bigint
+  default_window: number
+  default_batch: number
+  default_skew_sample: number
+  max_skew_sample: number
+}
+
+koffi.opaque('kbx_ab_rx')
+
+export interface LibKbxAb {
+  kbx_ab_rx_create(config: KbxAbRxConfigValue, out: [KbxAbRxPtr | null]): number
+  /** umem: the UMEM's address (Umem.address). */
+  kbx_ab_rx_add_socket(rx: number, umem: number, fd: number, line: number): number
+  kbx_ab_rx_destroy(rx: number): void
+  /** All pointers as addresses; copy = 0 for no copies. Returns gap records written or -errno. */
+  kbx_ab_rx_poll(rx: number, gaps: number, gapCapacity: number, copy: number, copyCapacity: number, copiedBytes: number, timeoutMs: number): number
+  kbx_ab_rx_flush(rx: number, gaps: number, gapCapacity: number): number
+  kbx_ab_rx_counters(rx: number, out: number): void
+  /** One frame through the receive path without a socket (tests, fuzzers): 1 for feed data. */
+  kbx_ab_rx_ingest(rx: number, frame: Uint8Array, len: number, line: number): number
+  kbx_ab_rx_take_events(rx: number, events: number, capacity: number): number
+  kbx_ab_limits(out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>>): void
+}
+
+let instance: LibKbxAb | undefined
+
+/** The A/B receive loop's calls, bound on first use. */
+export function libkbxAb(): LibKbxAb {
+  if (instance) return instance
+  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build the native helpers first: `make -C native`')
+  const p = 'uintptr_t'
+  instance = {
+    kbx_ab_rx_create: lib.func('int kbx_ab_rx_create(const kbx_ab_rx_config *config, _Out_ kbx_ab_rx **out)'),
+    kbx_ab_rx_add_socket: lib.func('kbx_ab_rx_add_socket', 'int', [p, p, 'int', 'uint32_t']),
+    kbx_ab_rx_destroy: lib.func('kbx_ab_rx_destroy', 'void', [p]),
+    kbx_ab_rx_poll: lib.func('kbx_ab_rx_poll', 'int', [p, p, 'uint32_t', p, 'uint32_t', p, 'int']),
+    kbx_ab_rx_flush: lib.func('kbx_ab_rx_flush', 'int', [p, p, 'uint32_t']),
+    kbx_ab_rx_counters: lib.func('kbx_ab_rx_counters', 'void', [p, p]),
+    kbx_ab_rx_ingest: lib.func('kbx_ab_rx_ingest', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint32_t']),
+    kbx_ab_rx_take_events: lib.func('kbx_ab_rx_take_events', 'int', [p, p, 'uint32_t']),
+    kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
+  }
+  return instance
+}
+
+let limits: KbxAbLimitsValue | undefined
+
+/** kbx_ab_limits(): the limits and defaults as the headers define them, written in one place only. */
+export function abLimits(): KbxAbLimitsValue {
+  if (limits) return limits
+  const out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>> = {}
+  libkbxAb().kbx_ab_limits(out)
+  const u32 = (name: keyof KbxAbLimitsValue): number => Number(out[name])
+  limits = {
+    min_window: u32('min_window'),
+    max_window: u32('max_window'),
+    default_streams: u32('default_streams'),
+    max_streams: u32('max_streams'),
+    default_reset_distance: BigInt(out.default_reset_distance!),
+    max_reset_distance: BigInt(out.max_reset_distance!),
+    default_window: u32('default_window'),
+    default_batch: u32('default_batch'),
+    default_skew_sample: u32('default_skew_sample'),
+    max_skew_sample: u32('max_skew_sample'),
+  }
+  return limits
+}
+
+/** Creates a receive loop; its address for the batch calls. */
+export function createReceiveLoop(config: KbxAbRxConfigValue): number {
+  const out: [KbxAbRxPtr | null] = [null]
+  const rc = libkbxAb().kbx_ab_rx_create(config, out)
+  if (rc < 0 || !out[0]) throw abError(rc, 'create A/B receive loop')
+  return Number(koffi.address(out[0]))
+}
+
+/** An XskError for a negative errno from the receive loop, naming the operation libkbx reports. */
+export function abError(rc: number, fallbackOp: string): XskError {
+  return new XskError(libkbx().kbx_last_operation() || fallbackOp, -rc)
+}

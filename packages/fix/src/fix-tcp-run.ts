@@ -126,11 +126,11 @@ export class FixTcpRun implements TransportHost {
     })
   }
 
-  /** The first connection (errors are fatal: exit 1). */
-  async open(): Promise<void> {
+  /** The first connection (errors are fatal: exit 1); tests hand in their own transport. */
+  async open(connect: typeof openTransport = openTransport): Promise<void> {
     const { ctx, opts } = this
     const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(`FIX.${opts.fixVersion}`, opts.sender, opts.target) : undefined
-    this.transport = await openTransport(
+    this.transport = await connect(
       {
         io: opts.io,
         connect: opts.connect,

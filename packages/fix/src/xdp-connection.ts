@@ -34,8 +34,6 @@ const RESULT_SIZE = KBX_FIX_XDP_RESULT_FIELDS.length * 4
 const RESULT_TIMINGS = KBX_FIX_XDP_RESULT_FIELDS.indexOf('timings') * 4
 const RESULT_REFLEX_SENT = KBX_FIX_XDP_RESULT_FIELDS.indexOf('reflex_sent') * 4
 const TIMINGS = KBX_FIX_TIMING_NAMES.length
-const STATE_ESTABLISHED = 2
-const STATE_CLOSED = 0
 
 /** IPv4 address as 4 bytes in network order. */
 function wireIPv4(ip: string): Buffer {
@@ -262,11 +260,11 @@ export class XdpConnection {
   }
 
   get established(): boolean {
-    return this.state === KBX_TCP_STATE_NAMES[STATE_ESTABLISHED]
+    return this.state === 'established'
   }
 
   get closed(): boolean {
-    return this.state === KBX_TCP_STATE_NAMES[STATE_CLOSED]
+    return this.state === 'closed'
   }
 
   /** Active open: SYN (with MSS, window scale, ECN) now, handshake driven by step(). */

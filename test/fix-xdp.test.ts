@@ -9,6 +9,9 @@ import type { ToolRun } from '@kbx/testbed'
 import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
 import type { FixBed, FixBedOptions } from './fix-bed.js'
 
+// Eleven runs over AF_XDP, ~60 s on their own: margin for a loaded machine.
+t.setTimeout(240_000)
+
 const bed = (t: Test, options: Omit<FixBedOptions, 'acceptor'> = {}) => fixBed(t, options)
 /** io null: fix-tcp's default transport. */
 const startClient = (b: FixBed, args: string[], io: 'xdp' | 'socket' | null = 'xdp') => startFixTcp(b, args, io)

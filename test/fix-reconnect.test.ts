@@ -9,6 +9,10 @@ import type { ToolRun } from '@kbx/testbed'
 import { FIX_PORT, fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './fix-bed.js'
 import type { FixBed } from './fix-bed.js'
 
+// Seven runs of fixed length (--duration up to 16 s, backoffs) take ~110 s on their own: more than the
+// default 120 s per file once the machine is loaded.
+t.setTimeout(300_000)
+
 type Io = 'xdp' | 'socket'
 const IOS: Io[] = ['xdp', 'socket']
 

@@ -9,6 +9,9 @@ import type { ToolRun } from '@kbx/testbed'
 import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
 import type { FixBed, FixBedOptions } from './fix-bed.js'
 
+// Eleven runs over AF_XDP, ~60 s on their own: margin for a loaded machine.
+t.setTimeout(240_000)
+
 const bed = (t: Test, options: Omit<FixBedOptions, 'acceptor'> = {}) => fixBed(t, options)
 /** io null: fix-tcp's default transport. */
 const startClient = (b: FixBed, args: string[], io: 'xdp' | 'socket' | null = 'xdp') => startFixTcp(b, args, io)
@@ -42,6 +45,19 @@ t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left at
   await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
   t.equal(named(b.acceptor, 'logout')[0]?.data.initiatedBy, 'peer')
   nothingAttached(t, b, [run])
+})
+
+t.test('--mode skb attaches the steering program in skb mode; the deprecated --xdp-mode still works, with a warning', async (t) => {
+  const b = await bed(t)
+  const byMode = await client(b, ['--orders', '5', '--reset', '--mode', 'skb'])
+  t.equal(named(byMode, 'start')[0]?.data.xdp?.mode, 'skb', '--mode skb')
+  t.equal(byMode.end.orders.acked, 5)
+  t.notMatch(byMode.stderr(), /deprecated/)
+  const byAlias = await client(b, ['--orders', '5', '--reset', '--xdp-mode', 'skb'])
+  t.equal(named(byAlias, 'start')[0]?.data.xdp?.mode, 'skb', '--xdp-mode skb')
+  t.equal(byAlias.end.orders.acked, 5)
+  t.match(byAlias.stderr(), /--xdp-mode is deprecated: use --mode/)
+  nothingAttached(t, b, [byMode, byAlias])
 })
 
 t.test('AF_XDP is the default transport; internal timing of each reply (reflex in C, and the session with --no-reflex); --busy-poll', async (t) => {

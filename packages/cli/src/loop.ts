@@ -21,6 +21,12 @@ export interface RunLoopOptions {
   /** Longest stretch of back-to-back steps before yielding to the event loop (default 10 ms). */
   sliceMs?: number
   onInterval?: (tick: IntervalTick) => void | Promise<void>
+  /**
+   * Called after each step. A promise pauses the steps (the event loop runs) until it settles: for I/O that
+   * arrives as events, whose step has nothing to block on. Undefined (or no wait) goes straight on. Keep the
+   * promise short (it delays onInterval and the duration) and settle it early on the events it waits for.
+   */
+  wait?: () => Promise<void> | undefined
 }
 
 /**
@@ -41,6 +47,7 @@ export async function runLoop(ctx: LoopContext, step: () => boolean | void, opti
     reason = why
     stop.abort()
   }
+  const stopped = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }))
   const onSignal = (): void => end('signal')
   ctx.signal.addEventListener('abort', onSignal, { once: true })
   const deadline = durationSec > 0 ? started + BigInt(Math.round(durationSec * 1e9)) : 0n
@@ -49,6 +56,7 @@ export async function runLoop(ctx: LoopContext, step: () => boolean | void, opti
   let index = 0
   // A due tick pauses the steps until onInterval has finished; missed ticks are skipped, never burst.
   let tickDue = false
+  let pause: Promise<void> | undefined
   const guardedStep = (): boolean => {
     if (step() === false) {
       end('done')
@@ -62,9 +70,9 @@ export async function runLoop(ctx: LoopContext, step: () => boolean | void, opti
     if (nextTick !== 0n && now >= nextTick) {
       while (nextTick <= now) nextTick += intervalNs
       tickDue = true
-      return false
     }
-    return true
+    pause = options.wait?.()
+    return !tickDue && pause === undefined
   }
   try {
     while (!stop.signal.aborted) {
@@ -72,6 +80,11 @@ export async function runLoop(ctx: LoopContext, step: () => boolean | void, opti
       if (tickDue && !stop.signal.aborted) {
         tickDue = false
         await options.onInterval?.({ index: ++index, elapsedNs: process.hrtime.bigint() - started })
+      }
+      if (pause !== undefined) {
+        const waiting = pause
+        pause = undefined
+        if (!stop.signal.aborted) await Promise.race([waiting, stopped])
       }
     }
   } finally {

@@ -66,6 +66,33 @@ t.test('async onInterval is awaited; errors from the step propagate', async (t) 
   }), { message: 'native call failed' })
 })
 
+t.test('wait: a promise pauses the steps until it settles, ticks still come, a signal cuts it short', async (t) => {
+  let steps = 0
+  const ticks: number[] = []
+  const reason = await runLoop(
+    { signal: new AbortController().signal },
+    () => ++steps < 4,
+    {
+      intervalSec: 0.01,
+      onInterval: (tick) => void ticks.push(tick.index),
+      wait: () => new Promise<void>((resolve) => setTimeout(resolve, 30)),
+    },
+  )
+  t.equal(reason, 'done')
+  t.equal(steps, 4, 'one step per settled wait')
+  t.ok(ticks.length >= 1, `ticks between waits (${ticks.length})`)
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 20)
+  const started = Date.now()
+  let waited = 0
+  t.equal(await runLoop({ signal: controller.signal }, () => {}, { intervalSec: 0, wait: () => (waited++, new Promise<void>((resolve) => setTimeout(resolve, 5000).unref())) }), 'signal')
+  t.ok(Date.now() - started < 2000, `the signal ended the wait (${Date.now() - started} ms)`)
+  t.equal(waited, 1)
+  let straight = 0
+  t.equal(await runLoop({ signal: new AbortController().signal }, () => ++straight < 100, { intervalSec: 0, wait: () => undefined }), 'done')
+  t.equal(straight, 100, 'undefined goes straight on')
+})
+
 t.test('runBatchLoop stops when the step says so, and lets timers run between slices', async (t) => {
   let steps = 0
   let timerFired = false

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The test bed's exchange: a FIX acceptor over the kernel's TCP (run it in namespace exch).
 import { parseIntOption, parseIpPortOption, parseSeconds, runTool } from '@kbx/cli'
-import type { IpPort } from '@kbx/cli'
+import type { IpPort, ToolContext } from '@kbx/cli'
 import { FixAcceptor } from './acceptor.js'
 
 interface AcceptorCliOptions {
@@ -12,6 +12,7 @@ interface AcceptorCliOptions {
   testGapAt?: number
   heartbeats: boolean
   store?: string
+  /** Seconds between `interval` events; 0 = none. */
   interval: number
 }
 
@@ -29,8 +30,8 @@ await runTool({
       .option('--interval <s>', 'seconds between interval events (cumulative counters: orders received, acked, …; 0 = none)', parseSeconds('--interval', { min: 0 }), 1)
       .option('--store <dir>', 'keep sequence numbers in DIR/SENDER-COUNTERPARTY.json (a restarted acceptor resumes them); default: in memory')
   },
-  run: async (ctx) => {
-    const opts = ctx.opts as unknown as AcceptorCliOptions
+  run: async (ctx: ToolContext<AcceptorCliOptions>) => {
+    const opts = ctx.opts
     const acceptor = new FixAcceptor({
       host: opts.listen.ip,
       port: opts.listen.port,

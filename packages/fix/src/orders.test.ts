@@ -2,7 +2,7 @@
 // duplicates and late reports do not move an order; the map of outstanding orders is all there is.
 import t from 'tap'
 import { FixParser, Tag, buildMessage } from './codec.js'
-import { Backoff } from './link.js'
+import { Backoff } from './backoff.js'
 import { OrderFlow } from './orders.js'
 import { FixSession } from './session.js'
 import { MemorySeqStore } from './store.js'

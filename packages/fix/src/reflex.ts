@@ -1,8 +1,9 @@
 // The native FIX reflex (native/src/fix_reflex.c, kbx_fix.h): a C framer over the received byte stream
 // that answers the ExecutionReport of the one outstanding order with the next NewOrderSingle, built from
 // a template, on the step that received it. TypeScript arms it before each step and records what it sent.
-import { KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, kbxAddress, libkbxFixReflex } from '@kbx/ffi'
-import type { KbxFixReflexPtr } from '@kbx/ffi'
+import { kbxAddress } from '@kbx/ffi'
+import { KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, libkbxFixReflex } from './native.js'
+import type { KbxFixReflexPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
 
 export interface ReflexTemplate {

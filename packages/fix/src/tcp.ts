@@ -1,7 +1,7 @@
 // The userspace TCP connection (native/src/tcp_conn.c, tcp_input.c) for the control path and tests: frames in and
 // out as Buffers. The AF_XDP data path drives the same C code from a native batch loop.
-import { KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from '@kbx/ffi'
-import type { KbxTcpPtr } from '@kbx/ffi'
+import { KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from './native.js'
+import type { KbxTcpPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
 import { parseIPv4, parseMac } from '@kbx/net'
 

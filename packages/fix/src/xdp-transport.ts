@@ -1,340 +1,194 @@
-// fix-tcp --io xdp: the userspace TCP connection (native/src/tcp_conn.c, tcp_input.c) on an AF_XDP socket, driven by
-// native/src/fix_xdp.c one call per batch, with bpf/fix_steer.bpf.c steering only this connection's
-// 4-tuple (and ARP for our address) to the socket. The FIX session sees a byte stream, as over net.Socket.
-import { createServer } from 'node:net'
-import type { Server } from 'node:net'
-import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
-import type { XdpLink } from '@kbx/bpf'
-import { NetError, SystemError, XskError } from '@kbx/errors'
-import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress, libkbxFixXdp } from '@kbx/ffi'
-import type { KbxFixXdpPtr } from '@kbx/ffi'
-import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
-import { Umem } from '@kbx/xsk'
-import { ReflexIo, configureReflex, reflexCounters } from './reflex.js'
-import type { ReflexArm, ReflexCounters, ReflexOrder, ReflexTemplate } from './reflex.js'
+// fix-tcp --io xdp: the FIX session over the userspace TCP on AF_XDP (xdp-connection.ts), one native batch call
+// per turn; a lost connection is made again on the same socket, UMEM and steering program. Also the internal
+// timings the native loop records and the native reflex's counters.
+import { NetError } from '@kbx/errors'
+import { LatencyHistogram } from '@kbx/stats'
+import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING } from './native.js'
+import type { ReflexArm } from './reflex.js'
+import type { FixTransport, TransportContext, TransportHost, TransportOptions } from './transport.js'
+import { XdpConnection } from './xdp-connection.js'
 
-export interface XdpTransportOptions {
-  iface: string
-  remoteIp: string
-  remotePort: number
-  queue?: number
-  mode?: 'native' | 'skb' | 'auto'
-  ecn?: boolean
-  /** Waits spin on the RX ring instead of sleeping in poll(): lowest latency, one core at 100%. */
-  busyPoll?: boolean
-  /** Test hook: the stack silently drops its Nth new data segment (1-based), recovered by retransmission. */
-  dropTxNth?: number
-  log?: (msg: string) => void
-}
+const timingNames = KBX_FIX_TIMING_NAMES
+type Timings = Record<(typeof timingNames)[number], LatencyHistogram>
+const timings = (): Timings => Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as Timings
 
-const RX_CAPACITY = 256 * 1024
-const TX_CAPACITY = 1024 * 1024
-const RESULT_SIZE = KBX_FIX_XDP_RESULT_FIELDS.length * 4
-const RESULT_TIMINGS = KBX_FIX_XDP_RESULT_FIELDS.indexOf('timings') * 4
-const RESULT_REFLEX_SENT = KBX_FIX_XDP_RESULT_FIELDS.indexOf('reflex_sent') * 4
-const TIMINGS = KBX_FIX_TIMING_NAMES.length
-const STATE_ESTABLISHED = 2
-const STATE_CLOSED = 0
+/** Native steps per turn at most while each leaves bytes to send (the session answering what arrived). */
+const ROUNDS_PER_TURN = 64
 
-/** IPv4 address as 4 bytes in network order. */
-function wireIPv4(ip: string): Buffer {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(parseIPv4(ip))
-  return b
-}
+export class XdpTransport implements FixTransport {
+  readonly io = 'xdp'
+  readonly waitsForEvents = false
+  /** Connections made so far (the first included). */
+  connections = 0
+  /** The native reflex sends each next order (configured with a template). */
+  readonly reflexOn: boolean
+  readonly internal = timings()
+  readonly intervalInternal = timings()
+  lastReflexStats: Record<string, number | boolean> | undefined
 
-function camel(name: string): string {
-  return name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
-}
-
-/** Reserves an ephemeral port on localIp with a kernel listener, so the kernel hands it to nobody else. */
-function reservePort(localIp: string): Promise<{ server: Server; port: number }> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', (err) => reject(new NetError(`reserve a local port on ${localIp}: ${err.message}`, { op: 'reserve local port' })))
-    server.listen({ host: localIp, port: 0, backlog: 1 }, () => {
-      const address = server.address()
-      if (address === null || typeof address === 'string') return reject(new NetError('reserve a local port: no address', { op: 'reserve local port' }))
-      resolve({ server, port: address.port })
-    })
-  })
-}
-
-export class XdpTransport {
-  readonly localIp: string
-  readonly localPort: number
-  readonly localMac: string
-  readonly nextHopMac: string
-  readonly zeroCopy: boolean
-  readonly xdpMode: string
-  /** The steering program's bpf_link and program ids (bpftool link/prog show). */
-  readonly xdpLinkId: number
-  readonly xdpProgId: number
-  #x: KbxFixXdpPtr | null
-  readonly #address: number
-  readonly #umem: Umem
-  readonly #obj: BpfObject
-  #link: XdpLink | null
-  readonly #reservation: Server
-  readonly #rx = Buffer.from(new ArrayBuffer(RX_CAPACITY))
-  readonly #rxAddress = kbxAddress(this.#rx)
-  readonly #tx = Buffer.from(new ArrayBuffer(TX_CAPACITY))
-  readonly #txAddress = kbxAddress(this.#tx)
-  #txLength = 0
-  readonly #result = Buffer.from(new ArrayBuffer(RESULT_SIZE))
-  readonly #resultAddress = kbxAddress(this.#result)
-  readonly #statsBuf = Buffer.alloc(KBX_TCP_STATS_FIELDS.length * 8)
-  readonly #countersBuf = Buffer.alloc(KBX_FIX_XDP_COUNTER_FIELDS.length * 8)
-  /** Drain target: the samples of each timing ring, then their counts (all u32). */
-  readonly #timings = Buffer.from(new ArrayBuffer((TIMINGS * KBX_FIX_TIMING_RING + TIMINGS) * 4))
-  readonly #reflexIo = new ReflexIo()
-  readonly #timingsAddress = kbxAddress(this.#timings)
-  state = 'closed'
-
-  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string; zeroCopy: boolean }) {
-    this.#x = parts.x
-    this.#address = kbxAddress(parts.x as never)
-    this.#umem = parts.umem
-    this.#obj = parts.obj
-    this.#link = parts.link
-    this.#reservation = parts.reservation
-    this.localIp = parts.localIp
-    this.localPort = parts.localPort
-    this.localMac = parts.localMac
-    this.nextHopMac = parts.nextHopMac
-    this.zeroCopy = parts.zeroCopy
-    this.xdpMode = parts.link.mode
-    this.xdpLinkId = parts.link.id
-    this.xdpProgId = parts.link.progId
+  private constructor(
+    readonly conn: XdpConnection,
+    private readonly o: TransportOptions,
+    private readonly host: TransportHost,
+    private readonly ctx: TransportContext,
+  ) {
+    this.reflexOn = o.reflex !== undefined
   }
 
-  /** Steering program attached, socket bound, SYN not sent yet (connect()). Everything undone by close(). */
-  static async open(o: XdpTransportOptions): Promise<XdpTransport> {
-    const hop = resolveNextHop(o.remoteIp, { iface: o.iface })
-    const { server: reservation, port: localPort } = await reservePort(hop.srcIp)
-    const undo: (() => void)[] = [() => reservation.close()]
-    try {
-      raiseMemlockLimit()
-      const umem = Umem.create({ frameCount: 4096, frameSize: 2048 })
-      undo.push(() => umem.close())
-      const obj = BpfObject.open(bpfObjectPath('fix_steer'))
-      undo.push(() => obj.close())
-      obj.setRodata('local_ip', wireIPv4(hop.srcIp))
-      obj.setRodata('remote_ip', wireIPv4(o.remoteIp))
-      obj.setRodata('local_port', localPort)
-      obj.setRodata('remote_port', o.remotePort)
-      obj.load()
-      const queue = o.queue ?? 0
-      const lib = libkbxFixXdp()
-      const out: [KbxFixXdpPtr | null] = [null]
-      const info: Record<string, number> = {}
-      const localIpWire = wireIPv4(hop.srcIp).readUInt32LE(0)
-      const remoteIpWire = wireIPv4(o.remoteIp).readUInt32LE(0)
-      const rc = lib.kbx_fix_xdp_create(
-        umem.handle,
-        o.iface,
-        {
-          tcp: {
-            local_mac: [...parseMac(hop.srcMac)],
-            remote_mac: [...parseMac(hop.nextHopMac)],
-            local_ip: localIpWire,
-            remote_ip: remoteIpWire,
-            local_port: localPort,
-            remote_port: o.remotePort,
-            isn: (Math.random() * 0x1_0000_0000) >>> 0,
-            mss: 0,
-            ecn: o.ecn === false ? 0 : 1,
-            rcv_buf: 0,
-            snd_buf: TX_CAPACITY,
-            rto_min_us: 0,
-            drop_tx_nth: o.dropTxNth ?? 0,
-          },
-          queue,
-          zero_copy: KBX_ZERO_COPY_TRY,
-          rx_size: 0,
-          tx_size: 0,
-          busy_poll: o.busyPoll === true ? 1 : 0,
-        },
-        out,
-        info,
-      )
-      if (rc < 0 || out[0] === null) throw new XskError(`create AF_XDP socket on ${o.iface} queue ${queue}`, -rc, { hint: 'is another AF_XDP program bound to this queue?' })
-      const x = out[0]
-      undo.push(() => lib.kbx_fix_xdp_destroy(x))
-      const program = obj.program('kbx_fix_steer')
-      const link = program.attachXdp(o.iface, o.mode ?? 'auto', o.log)
-      undo.push(() => link.detach())
-      const slot = Buffer.alloc(4)
-      const fd = Buffer.alloc(4)
-      fd.writeUInt32LE(lib.kbx_fix_xdp_fd(x))
-      obj.map('xsks').update(slot, fd)
-      const key = Buffer.alloc(8)
-      key.writeUInt32LE(hop.ifindex, 0)
-      key.writeUInt32LE(queue, 4)
-      obj.map('xsk_slots').update(key, slot)
-      return new XdpTransport({ x, umem, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac, zeroCopy: info['zero_copy'] === 1 })
-    } catch (err) {
-      for (const step of undo.reverse()) step()
-      throw err
-    }
+  static async open(o: TransportOptions, host: TransportHost, ctx: TransportContext): Promise<XdpTransport> {
+    const conn = await XdpConnection.open({ ...o.xdp, remoteIp: o.connect.ip, remotePort: o.connect.port })
+    ctx.onCleanup(() => conn.close())
+    const t = new XdpTransport(conn, o, host, ctx)
+    conn.connect()
+    await t.established(15_000)
+    t.connections++
+    if (o.reflex !== undefined) conn.configureReflex(o.reflex)
+    return t
   }
 
-  get #ptr(): KbxFixXdpPtr {
-    if (this.#x === null) throw new XskError('use the fix-tcp AF_XDP connection', 9, { hint: 'it is closed' })
-    return this.#x
+  get local(): string {
+    return `${this.conn.localIp}:${this.conn.localPort}`
   }
 
-  /** Queues bytes for the next step (the session's writes); false when the staging buffer is full. */
-  write(bytes: Uint8Array): boolean {
-    if (this.#txLength + bytes.length > TX_CAPACITY) return false
-    this.#tx.set(bytes, this.#txLength)
-    this.#txLength += bytes.length
-    return true
+  startFields(): Record<string, unknown> {
+    const c = this.conn
+    return { xdp: { mode: c.xdpMode, linkId: c.xdpLinkId, progId: c.xdpProgId, zeroCopy: c.zeroCopy } }
   }
 
-  get pendingBytes(): number {
-    return this.#txLength
+  write(bytes: Buffer): boolean {
+    return this.conn.write(bytes)
+  }
+
+  batch(fn: () => void): void {
+    fn()
   }
 
   /**
-   * The native reflex answers the armed ExecutionReport with the next order built from this template
-   * (see reflex.ts); it only fires in a step armed for it.
+   * One native batch (send, receive, timers; idle, it waits up to 1 ms for frames: asleep in poll(), or
+   * spinning on the RX ring with --busy-poll); received bytes straight to the session. When they make the
+   * session answer (the next order, a Heartbeat), the answer goes out in a batch call right away, not after
+   * an event-loop turn. The order the reflex sent is handed up before the session reads the ExecutionReport
+   * it answered.
    */
-  configureReflex(template: ReflexTemplate): void {
-    configureReflex(libkbxFixXdp().kbx_fix_xdp_reflex(this.#ptr), template, this.#reflexIo)
+  turn(): void {
+    const conn = this.conn
+    let rx = conn.step(conn.pendingBytes > 0 ? 0 : 1, this.arm())
+    const received = rx.length > 0
+    for (let rounds = 0; ; rounds++) {
+      if (conn.reflexSent) this.host.reflexSent(conn.reflexOrder())
+      if (rx.length === 0) break
+      this.host.receive(rx)
+      if (conn.pendingBytes === 0 || rounds === ROUNDS_PER_TURN) break
+      rx = conn.step(0, this.arm())
+    }
+    if (received) this.host.received()
+    if (conn.timingsWaiting > KBX_FIX_TIMING_RING / 2) this.drainTimings()
+    const gone = this.gone
+    if (gone !== undefined) this.host.gone(gone)
+  }
+
+  private arm(): ReflexArm | undefined {
+    return this.reflexOn ? this.host.reflexArm() : undefined
+  }
+
+  /** The connection is gone: closed, or the peer sent its FIN (it will send no more FIX). */
+  get gone(): string | undefined {
+    const c = this.conn
+    if (c.closed) return `TCP connection ${String(c.stats()['closeReason'])}`
+    if (c.state === 'close-wait') return 'TCP connection closed by the peer (FIN)'
+    return undefined
+  }
+
+  drop(): void {
+    if (this.conn.closed) return
+    this.conn.abort()
+    this.conn.step(0)
+  }
+
+  async reconnect(timeoutMs: number): Promise<void> {
+    this.drop()
+    this.conn.reconnect()
+    await this.established(timeoutMs)
+    this.connections++
+  }
+
+  /** SYN retransmitted on timeout until ESTABLISHED, refused (RST) or timeoutMs. */
+  private async established(timeoutMs: number): Promise<void> {
+    const conn = this.conn
+    const to = this.o.connect
+    const deadline = Date.now() + timeoutMs
+    while (!conn.established) {
+      conn.step(1)
+      if (conn.closed) {
+        const reason = String(conn.stats()['closeReason'])
+        throw new NetError(`connect to ${to.ip}:${to.port} over AF_XDP failed: ${reason}`, { op: 'connect (userspace TCP)', hint: 'is the acceptor running (fix-acceptor in namespace exch)?' })
+      }
+      if (Date.now() > deadline || this.ctx.signal.aborted) {
+        conn.abort()
+        conn.step(0)
+        throw new NetError(`connect to ${to.ip}:${to.port} over AF_XDP timed out`, { op: 'connect (userspace TCP)', hint: 'is the next hop reachable and its MAC right (ip neigh)?' })
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    this.ctx.log.debug({ local: this.local, zeroCopy: conn.zeroCopy, xdpMode: conn.xdpMode }, 'connected (userspace TCP over AF_XDP)')
+  }
+
+  /** The internal timings and the reflex's counters are read first (the connection ends closed). */
+  async close(): Promise<void> {
+    this.drainTimings()
+    this.reflexStats()
+    const conn = this.conn
+    const deadline = Date.now() + 3000
+    while (!conn.closed && conn.pendingBytes > 0 && Date.now() < deadline) conn.step(0)
+    if (!conn.closed) conn.shutdown()
+    while (!conn.closed && conn.state !== 'time-wait' && Date.now() < deadline) {
+      conn.step(1)
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    if (!conn.closed && conn.state !== 'time-wait') {
+      this.ctx.log.warn({ state: conn.state }, 'TCP close did not complete: sending RST')
+      conn.abort()
+      conn.step(0)
+    }
+  }
+
+  tcpStats(): Record<string, unknown> {
+    return { ...this.conn.stats(), umem: this.conn.umemAccounting() }
+  }
+
+  intervalFields(): Record<string, unknown> {
+    this.drainTimings()
+    const fields = { ...this.internalStats(this.intervalInternal), reflex: this.reflexStats() }
+    for (const h of Object.values(this.intervalInternal)) h.reset()
+    return fields
+  }
+
+  endFields(): Record<string, unknown> {
+    return { ...this.internalStats(this.internal), ...(this.lastReflexStats === undefined ? {} : { reflex: this.lastReflexStats }) }
+  }
+
+  private drainTimings(): void {
+    if (this.conn.closed) return
+    const samples = this.conn.drainTimings()
+    for (const name of timingNames) {
+      this.internal[name].recordMany(samples[name])
+      this.intervalInternal[name].recordMany(samples[name])
+    }
   }
 
   /**
-   * ONE native call: queued bytes into the send buffer, timers, a batch of frames in, frames out, received
-   * bytes back; with `arm`, the reflex may answer what arrives (reflexSent, reflexOrder()). The returned
-   * view is valid until the next step.
+   * internalUs (RX descriptors taken → reply submitted to TX), of which internalNativeUs in C (TCP, copies,
+   * checksums) and internalKickUs in the TX call (TX ring + sendto); the rest is TS and FFI.
    */
-  step(timeoutMs: number, arm?: ReflexArm): Buffer {
-    this.#ptr
-    this.#reflexIo.arm(arm)
-    const rc = libkbxFixXdp().kbx_fix_xdp_step(this.#address, this.#txAddress, this.#txLength, this.#rxAddress, RX_CAPACITY, timeoutMs, this.#resultAddress)
-    if (rc < 0) throw new XskError('fix-tcp AF_XDP step', -rc)
-    const rxBytes = this.#result.readUInt32LE(0)
-    const accepted = this.#result.readUInt32LE(4)
-    if (accepted > 0) {
-      this.#tx.copyWithin(0, accepted, this.#txLength)
-      this.#txLength -= accepted
-    }
-    this.state = KBX_TCP_STATE_NAMES[this.#result.readUInt32LE(16)] ?? 'closed'
-    return this.#rx.subarray(0, rxBytes)
+  private internalStats(h: Timings): Record<string, unknown> {
+    return { internalUs: h.response.summary(), internalNativeUs: h.native.summary(), internalKickUs: h.kick.summary(), internalReflexUs: h.reflex.summary(), internalReflexKickUs: h.reflexKick.summary() }
   }
 
-  /** The last step sent a reflex order (reflexOrder()). */
-  get reflexSent(): boolean {
-    return this.#result.readUInt32LE(RESULT_REFLEX_SENT) === 1
-  }
-
-  reflexOrder(): ReflexOrder {
-    return this.#reflexIo.sent()
-  }
-
-  reflexCounters(): ReflexCounters {
-    return reflexCounters(libkbxFixXdp().kbx_fix_xdp_reflex(this.#ptr))
-  }
-
-  /** Timing samples waiting in the fullest native ring after the last step: drain before it fills. */
-  get timingsWaiting(): number {
-    return this.#result.readUInt32LE(RESULT_TIMINGS)
-  }
-
-  /**
-   * ONE native call: the internal timing samples (ns) gathered since the last drain (native/include/kbx_fix.h),
-   * "submitted" meaning the TX descriptor handed to the TX ring, before the kick. response: RX descriptors
-   * taken → the reply TS wrote to those bytes submitted (crosses the FFI twice); native: its C share; kick:
-   * the TX call (TX ring + sendto); reflex: RX descriptors taken → the reflex order submitted (C only);
-   * reflexKick: its TX call. Views valid until the next drain.
-   */
-  drainTimings(): Record<(typeof KBX_FIX_TIMING_NAMES)[number], Uint32Array> {
-    this.#ptr
-    const ring = KBX_FIX_TIMING_RING
-    const base = this.#timingsAddress
-    libkbxFixXdp().kbx_fix_xdp_drain_timings(this.#address, base, base + TIMINGS * ring * 4, ring)
-    const all = new Uint32Array(this.#timings.buffer, 0, TIMINGS * ring + TIMINGS)
-    const out = {} as Record<(typeof KBX_FIX_TIMING_NAMES)[number], Uint32Array>
-    KBX_FIX_TIMING_NAMES.forEach((name, i) => (out[name] = all.subarray(i * ring, i * ring + all[TIMINGS * ring + i]!)))
-    return out
-  }
-
-  get established(): boolean {
-    return this.state === KBX_TCP_STATE_NAMES[STATE_ESTABLISHED]
-  }
-
-  get closed(): boolean {
-    return this.state === KBX_TCP_STATE_NAMES[STATE_CLOSED]
-  }
-
-  /** Active open: SYN (with MSS, window scale, ECN) now, handshake driven by step(). */
-  connect(): void {
-    const rc = libkbxFixXdp().kbx_fix_xdp_connect(this.#ptr)
-    if (rc < 0) throw new SystemError('kbx_tcp_connect', -rc)
-    this.state = 'syn-sent'
-  }
-
-  /**
-   * A new TCP connection on the same AF_XDP socket, UMEM and steering program (same 4-tuple; ISN beyond the
-   * old connection's sequence space): the old one is dropped with whatever it held (send RST first with
-   * abort() and a step if it may still be open), bytes staged for it are discarded (the FIX session resends
-   * per the session rules), SYN at the next step. TCP counters keep summing over connections.
-   */
-  reconnect(): void {
-    this.#txLength = 0
-    const rc = libkbxFixXdp().kbx_fix_xdp_reconnect(this.#ptr, (Math.random() * 0x10000) >>> 0)
-    if (rc < 0) throw new SystemError('kbx_fix_xdp_reconnect', -rc)
-    this.state = 'syn-sent'
-  }
-
-  /** UMEM frame accounting after a frame-by-frame audit: every frame free, in a ring or held. */
-  umemAccounting(): Record<string, number> {
-    return { ...this.#umem.accounting() }
-  }
-
-  /** FIN after the queued data. */
-  shutdown(): void {
-    libkbxFixXdp().kbx_fix_xdp_shutdown(this.#ptr)
-  }
-
-  abort(): void {
-    libkbxFixXdp().kbx_fix_xdp_abort(this.#ptr)
-  }
-
-  /** TCP counters for the JSON events (camelCase names of struct kbx_tcp_stats and the loop's counters). */
-  stats(): Record<string, number | string | boolean> {
-    const lib = libkbxFixXdp()
-    lib.kbx_fix_xdp_tcp_stats(this.#ptr, this.#statsBuf)
-    lib.kbx_fix_xdp_counters(this.#ptr, this.#countersBuf)
-    const out: Record<string, number | string | boolean> = { io: 'xdp' }
-    KBX_TCP_STATS_FIELDS.forEach((name, i) => (out[camel(name)] = Number(this.#statsBuf.readBigUInt64LE(i * 8))))
-    out['state'] = KBX_TCP_STATE_NAMES[out['state'] as number] ?? 'closed'
-    out['closeReason'] = KBX_TCP_CLOSE_REASONS[out['closeReason'] as number] ?? 'open'
-    out['ecn'] = out['ecn'] === 1
-    const loop: Record<string, number> = {}
-    KBX_FIX_XDP_COUNTER_FIELDS.forEach((name, i) => (loop[camel(name)] = Number(this.#countersBuf.readBigUInt64LE(i * 8))))
-    out['framesIn'] = loop['framesIn']!
-    out['framesOut'] = loop['framesOut']!
-    out['notOurs'] = loop['notOurs']!
-    out['txRingFull'] = loop['txRingFull']!
-    out['steps'] = loop['steps']!
-    out['timingsLost'] = loop['timingsLost']!
-    return out
-  }
-
-  /** Detaches the program (bpf_link), closes socket, UMEM, object and the port reservation. */
-  close(): void {
-    if (this.#x !== null) {
-      libkbxFixXdp().kbx_fix_xdp_destroy(this.#x)
-      this.#x = null
-    }
-    if (this.#link !== null) {
-      this.#link.detach()
-      this.#link = null
-      this.#obj.close()
-      this.#umem.close()
-      this.#reservation.close()
-    }
+  /** What the native reflex framed and did (counts since start). */
+  private reflexStats(): Record<string, number | boolean> | undefined {
+    if (this.conn.closed) return this.lastReflexStats
+    const c = this.conn.reflexCounters()
+    this.lastReflexStats = { enabled: this.reflexOn, sent: c.sent, deferred: c.deferred, disarmed: c.disarmed, armed: c.armed, messages: c.messages, badChecksum: c.bad_checksum, badBodyLength: c.bad_body_length, badHeader: c.bad_header, garbageBytes: c.garbage_bytes }
+    return this.lastReflexStats
   }
 }

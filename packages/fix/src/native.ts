@@ -1,10 +1,9 @@
-import { koffi, nativeLibraryPath, openLibrary } from './load.js'
-import './libkbx.js' // registers kbx_umem and kbx_xsk_info with koffi
+// fix-tcp's bindings to libkbx.so: the userspace TCP (native/include/kbx_tcp.h), the AF_XDP batch loop and the
+// native reflex (native/include/kbx_fix.h). Loading and the AF_XDP core (kbx_umem, kbx_xsk_info, which the
+// kbx_fix_xdp_create declaration names) come from @kbx/ffi.
+import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 
-/**
- * libkbx.so userspace TCP declarations for fix-tcp (native/include/kbx_tcp.h documents every call).
- * Control-path and test use: frames as Buffers.
- */
+/** The userspace TCP, for the control path and tests: frames as Buffers. */
 
 export type KbxTcpPtr = { readonly __opaque: 'kbx_tcp' }
 

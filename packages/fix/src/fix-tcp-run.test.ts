@@ -1,0 +1,195 @@
+// fix-tcp's run on the shared loop behind the Transport interface, with a transport in memory (an acceptor
+// session per connection, scripted losses and failed attempts): orders, a lost connection, the backoff, failed
+// attempts, the reconnection and logon, intervals, the clean end; --no-reconnect; a signal. Both kinds of
+// transport: one the loop turns (as xdp) and one whose bytes arrive as events (as socket).
+import t from 'tap'
+import type { Test } from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ToolContext } from '@kbx/cli'
+import { NetError } from '@kbx/errors'
+import { JsonLines, TtyStatus, createLogger } from '@kbx/stats'
+import type { EventData } from '@kbx/stats'
+import type { FixTcpOptions } from './client.js'
+import { Tag } from './codec.js'
+import { FixTcpRun } from './fix-tcp-run.js'
+import { FixSession } from './session.js'
+import type { ResendStore } from './session.js'
+import { MemorySeqStore } from './store.js'
+import type { FixTransport, TransportHost } from './transport.js'
+
+/** An acceptor session per connection (acks every order); the bytes cross in memory. */
+class MemoryTransport implements FixTransport {
+  readonly io = 'socket'
+  connections = 1
+  readonly local = '127.0.0.1:40000'
+  /** Lose the connection once this many orders were acked. */
+  loseAfterAcks = Infinity
+  /** Reconnection attempts to refuse before one succeeds. */
+  refuse = 0
+  attempts = 0
+  private readonly peerStore = new MemorySeqStore()
+  /** Across the peer's connections, as fix-acceptor keeps it: a report lost with a connection is resent. */
+  private readonly peerSent: ResendStore = new Map()
+  private peer: FixSession | undefined
+  private acks = 0
+  private toHost: Buffer[] = []
+  private lost = false
+
+  constructor(
+    private readonly host: TransportHost,
+    readonly waitsForEvents: boolean,
+  ) {
+    this.peer = this.newPeer()
+  }
+
+  private newPeer(): FixSession {
+    let execId = 1
+    const peer: FixSession = new FixSession({
+      role: 'acceptor',
+      senderCompId: 'EXCH',
+      targetCompId: 'CLIENT1',
+      store: this.peerStore,
+      resendStore: this.peerSent,
+      send: (bytes) => this.deliver(Buffer.from(bytes)),
+      onApp: (msg) => {
+        const clOrdId = msg.int(Tag.ClOrdID)
+        peer.sendApp('8', (w) => w.int(Tag.ClOrdID, clOrdId).int(Tag.OrderID, clOrdId).int(Tag.ExecID, execId++).str(Tag.ExecType, '0').str(Tag.OrdStatus, '0'))
+        if (++this.acks === this.loseAfterAcks) this.lost = true
+      },
+    })
+    return peer
+  }
+
+  private deliver(bytes: Buffer): void {
+    if (!this.waitsForEvents) return void this.toHost.push(bytes)
+    setImmediate(() => {
+      if (this.peer === undefined) return
+      this.host.receive(bytes)
+      this.host.received()
+    })
+  }
+
+  startFields() {
+    return { memory: true }
+  }
+  write(bytes: Buffer): boolean {
+    if (this.peer === undefined) return false
+    this.peer.receive(Buffer.from(bytes))
+    if (this.lost) setImmediate(() => this.loseNow())
+    return true
+  }
+  batch(fn: () => void): void {
+    fn()
+  }
+  turn(): void {
+    const bytes = this.toHost.splice(0)
+    for (const b of bytes) this.host.receive(b)
+    if (bytes.length > 0) this.host.received()
+    if (this.lost) this.loseNow()
+  }
+  private loseNow(): void {
+    if (this.peer === undefined) return
+    this.lost = false
+    this.peer.disconnected()
+    this.peer = undefined
+    this.toHost = []
+    this.host.gone('test: connection lost')
+  }
+  drop(): void {
+    this.peer?.disconnected()
+    this.peer = undefined
+  }
+  async reconnect(): Promise<void> {
+    this.attempts++
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    if (this.refuse-- > 0) throw new NetError('test: connection refused', { op: 'connect' })
+    this.peer = this.newPeer()
+    this.connections++
+  }
+  async close(): Promise<void> {
+    this.peer = undefined
+  }
+  tcpStats() {
+    return { io: 'memory' }
+  }
+  intervalFields() {
+    return {}
+  }
+  endFields() {
+    return {}
+  }
+}
+
+function options(dir: string, overrides: Partial<FixTcpOptions>): FixTcpOptions {
+  return {
+    iface: 'lo', connect: { ip: '127.0.0.1', port: 9878 }, sender: 'CLIENT1', target: 'EXCH', orders: 40, duration: 0, interval: 0.05,
+    io: 'socket', fixVersion: '4.4', heartbeat: 30, reset: true, store: join(dir, 'seq.json'), symbol: 'KBX', side: 'buy', qty: 100,
+    price: '100.25', linger: 0.2, mode: 'auto', queue: 0, reflex: true, reconnect: true, reconnectInterval: 0.01, orderTimeout: 5, ...overrides,
+  }
+}
+
+async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number }) {
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-run-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const events: { event: string; data: EventData }[] = []
+  const json = new JsonLines({ tool: 'fix-tcp', out: { write: (line: string) => void events.push(...line.trim().split('\n').map((l) => JSON.parse(l))) } })
+  const controller = new AbortController()
+  const cleanups: (() => void | Promise<void>)[] = []
+  const ctx: ToolContext<FixTcpOptions> = {
+    tool: 'fix-tcp', opts: { ...options(dir, overrides), json: true, logLevel: 'silent', verbose: 0 }, args: [], log: createLogger({ name: 'fix-tcp', level: 'silent' }), json,
+    status: new TtyStatus({ enabled: false }), signal: controller.signal, stopping: false, onCleanup: (fn) => void cleanups.push(fn), end: (data) => json.end(data),
+  }
+  const fixRun = new FixTcpRun(ctx, { opts: ctx.opts, mode: 'auto', price: 100.25, localAddress: '127.0.0.1' })
+  let transport: MemoryTransport | undefined
+  await fixRun.open(async (_o, host) => {
+    transport = new MemoryTransport(host, script.waitsForEvents)
+    transport.loseAfterAcks = script.loseAfterAcks ?? Infinity
+    transport.refuse = script.refuse ?? 0
+    return transport
+  })
+  if (script.abortAfterMs !== undefined) setTimeout(() => controller.abort(), script.abortAfterMs)
+  let error: unknown
+  await fixRun.run().catch((err: unknown) => (error = err))
+  for (const fn of cleanups.reverse()) await fn()
+  const named = (name: string) => events.filter((e) => e.event === name)
+  return { events, named, end: named('end')[0]?.data as Record<string, any>, error, transport: transport! }
+}
+
+for (const waitsForEvents of [false, true]) {
+  const kind = waitsForEvents ? 'events (as socket)' : 'turns (as xdp)'
+  t.test(`${kind}: a lost connection, two refused attempts, a reconnection; every order acked; intervals; a clean end`, async (t) => {
+    const r = await run(t, {}, { waitsForEvents, loseAfterAcks: 15, refuse: 2 })
+    t.equal(r.error, undefined)
+    t.same(r.events[0]?.event, 'start')
+    t.equal(r.events[0]?.data['memory'], true, 'the transport\'s start fields')
+    t.equal(r.named('logon').length, 2, 'logged on twice')
+    t.match(r.named('disconnect'), [{ data: { reason: 'test: connection lost', willReconnect: true } }])
+    t.same(r.named('reconnect-failed').map((e) => e.data['attempt']), [1, 2])
+    t.match(r.named('reconnect'), [{ data: { attempts: 3, connection: 2 } }])
+    t.equal(r.transport.attempts, 3)
+    t.ok(r.named('interval').length >= 2, `interval events (${r.named('interval').length})`)
+    t.match(r.end, { stoppedBy: 'done', closed: 'logout', orders: { sent: 40, acked: 40, outstanding: 0 }, connections: { made: 2, disconnects: 1, reconnects: 1, failedAttempts: 2 }, tcp: { io: 'memory' } })
+    t.equal(r.end.orders.unknown, 0, 'the report lost with the connection resent after the logon')
+    t.ok(r.end.session.nextSenderSeq >= 44, `Logon, 40 orders, Logon, Logout at least: resumed, not reset, after the reconnection (${r.end.session.nextSenderSeq})`)
+  })
+}
+
+t.test('--no-reconnect: the lost connection ends the run with an error, orders accounted', async (t) => {
+  const r = await run(t, { reconnect: false }, { waitsForEvents: false, loseAfterAcks: 5 })
+  t.type(r.error, NetError)
+  t.match((r.error as Error).message, /test: connection lost \(--no-reconnect\)/)
+  t.match(r.end, { stoppedBy: 'error', orders: { sent: 5, acked: 4, outstanding: 1 } }, 'the fifth report lost with the connection')
+  t.equal(r.transport.attempts, 0)
+})
+
+t.test('a signal: Logout, then the end (stoppedBy signal); while disconnected it ends the backoff', async (t) => {
+  const active = await run(t, { orders: undefined, rate: 200 }, { waitsForEvents: true, abortAfterMs: 150 })
+  t.equal(active.error, undefined)
+  t.match(active.end, { stoppedBy: 'signal', closed: 'logout' })
+  t.equal(active.named('logout').length, 1)
+  const down = await run(t, { reconnectInterval: 60 }, { waitsForEvents: false, loseAfterAcks: 3, abortAfterMs: 200 })
+  t.match(down.end, { stoppedBy: 'signal', connections: { disconnects: 1, reconnects: 0 } })
+  t.equal(down.transport.attempts, 0, 'no attempt during the backoff')
+})

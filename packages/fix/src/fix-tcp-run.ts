@@ -1,0 +1,431 @@
+// One fix-tcp run on @kbx/cli's runLoop: the session over a transport (xdp or socket) that is made again when
+// lost, orders, interval and end stats. Each loop step belongs to one phase: the session on a connection,
+// the backoff before a reconnection, or a reconnection attempt.
+import { join } from 'node:path'
+import { runLoop } from '@kbx/cli'
+import type { ToolContext } from '@kbx/cli'
+import { NetError } from '@kbx/errors'
+import { Backoff } from './backoff.js'
+import type { FixTcpOptions } from './client.js'
+import { OrderFlow } from './orders.js'
+import type { ReflexArm, ReflexOrder } from './reflex.js'
+import { FixSession } from './session.js'
+import type { SessionEvent } from './session.js'
+import { FileSeqStore } from './store.js'
+import { openTransport } from './transport.js'
+import type { FixTransport, TransportHost } from './transport.js'
+
+export const DEFAULT_STORE_DIR = '/var/tmp/kbx-fix'
+
+/**
+ * Application messages kept for resending (the orders in flight at a disconnection are among the last few;
+ * older ones are gap-filled): a bound on memory that is reached in seconds at full rate, so RSS is flat after.
+ */
+export const RESEND_CAPACITY = 8192
+
+/** The cap of the reconnection backoff (or --reconnect-interval when larger). */
+export const RECONNECT_CAP_S = 30
+
+/** Session ends that another logon cannot fix: the run ends with an error instead of reconnecting. */
+const FATAL_CLOSE = /^(MsgSeqNum too low|CompID problem)/
+
+/** Settings the run takes beyond the options: the resolved XDP mode and the gateway-facing address. */
+export interface FixTcpRunSetup {
+  opts: FixTcpOptions
+  mode: 'native' | 'skb' | 'auto'
+  price: number
+  localAddress: string
+}
+
+type Phase =
+  | { kind: 'session' }
+  | { kind: 'backoff'; attempt: number; retryAt: number; downSince: number }
+  | { kind: 'connecting'; attempt: number; downSince: number; done: Promise<void>; error?: Error; settled: boolean }
+
+export class FixTcpRun implements TransportHost {
+  readonly store: FileSeqStore
+  readonly session: FixSession
+  readonly flow: OrderFlow
+  readonly opts: FixTcpOptions
+  transport!: FixTransport
+  /** Why the session or its connection ended (undefined while it runs). */
+  closedReason: string | undefined
+  /** We sent the Logout that ends the run (done, --duration, signal). */
+  stopping = false
+  stoppedBy = 'done'
+  /** Why the run ends with an error (exit 1), once it does. */
+  failure: string | undefined
+  readonly sessionEvents: Record<string, number> = {}
+  readonly limit: number
+  readonly oneAtATime: boolean
+  readonly durationMs: number
+  readonly started = Date.now()
+  /** --rate pacing origin (moved past the time spent disconnected); first order's time for ordersPerSec. */
+  pacingOriginNs = 0n
+  firstOrderNs = 0n
+  lastOrderDoneMs = 0
+  readonly reconnects = { disconnects: 0, reconnects: 0, failedAttempts: 0, downMs: 0 }
+  readonly backoff: Backoff
+  phase: Phase = { kind: 'session' }
+  /** --duration reached: when the Logout goes out even with orders still in flight (0: not yet). */
+  private drainUntil = 0
+  /** The next session housekeeping (stop checks, timers, pacing): about once per ms between xdp turns. */
+  private housekeepingAt = 0
+  private lastSnapshot = { sent: 0, acked: 0 }
+  private wake: (() => void) | undefined
+
+  constructor(
+    readonly ctx: ToolContext<FixTcpOptions>,
+    readonly setup: FixTcpRunSetup,
+  ) {
+    const opts = (this.opts = setup.opts)
+    this.store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
+    ctx.onCleanup(() => this.store.close())
+    this.session = this.createSession()
+    if (opts.testGapAt !== undefined) this.session.skipOutgoingSeq = opts.testGapAt
+    this.flow = new OrderFlow(this.session, { symbol: opts.symbol, side: opts.side === 'buy' ? '1' : '2', qty: opts.qty, price: setup.price })
+    this.flow.orderTimeoutMs = opts.orderTimeout * 1000
+    this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
+    this.oneAtATime = opts.rate === undefined
+    this.durationMs = (opts.duration ?? 0) * 1000
+    this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
+    ctx.signal.addEventListener('abort', () => this.notify(), { once: true })
+  }
+
+  private createSession(): FixSession {
+    const { ctx, opts } = this
+    return new FixSession({
+      role: 'initiator',
+      senderCompId: opts.sender,
+      targetCompId: opts.target,
+      beginString: `FIX.${opts.fixVersion}`,
+      heartBtInt: opts.heartbeat,
+      resetOnLogon: opts.reset === true,
+      store: this.store,
+      saveOnReceive: false, // saved once the replies (the next order) are on the wire
+      resendCapacity: RESEND_CAPACITY,
+      send: (bytes) => {
+        if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
+      },
+      onApp: (msg) => this.flow.onApp(msg),
+      onEvent: (e: SessionEvent) => {
+        this.sessionEvents[e.event] = (this.sessionEvents[e.event] ?? 0) + 1
+        const { event, ...data } = e
+        ctx.json.emit(event, data)
+        if (event === 'logon') {
+          ctx.log.info(data, 'logged on')
+          this.flow.renewDeadlines()
+          this.backoff.reset()
+        }
+        this.notify()
+      },
+      onClose: (reason) => {
+        this.closedReason ??= reason
+        this.notify()
+      },
+    })
+  }
+
+  /** The first connection (errors are fatal: exit 1); tests hand in their own transport. */
+  async open(connect: typeof openTransport = openTransport): Promise<void> {
+    const { ctx, opts } = this
+    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(`FIX.${opts.fixVersion}`, opts.sender, opts.target) : undefined
+    this.transport = await connect(
+      {
+        io: opts.io,
+        connect: opts.connect,
+        localAddress: this.setup.localAddress,
+        xdp: {
+          iface: opts.iface,
+          queue: opts.queue,
+          mode: this.setup.mode,
+          busyPoll: opts.busyPoll === true,
+          ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
+          log: (msg) => ctx.log.info(msg),
+        },
+        ...(reflex === undefined ? {} : { reflex }),
+      },
+      this,
+      ctx,
+    )
+  }
+
+  async run(): Promise<void> {
+    const { ctx, opts, store, transport } = this
+    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, ...transport.startFields() })
+    this.session.start()
+    // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
+    // says so; --duration likewise (orders in flight answered first).
+    await runLoop({ signal: new AbortController().signal }, () => this.step(), {
+      intervalSec: opts.interval,
+      durationSec: 0,
+      sliceMs: 0, // the xdp turn waits in the native call: back to the event loop after each
+      onInterval: () => this.emitInterval(Date.now()),
+      wait: () => this.waitBeforeStep(),
+    })
+    await this.finish()
+  }
+
+  /** One step of the loop; false ends the run. */
+  step(): boolean {
+    switch (this.phase.kind) {
+      case 'session':
+        return this.sessionStep()
+      case 'backoff':
+        return this.backoffStep(this.phase)
+      case 'connecting':
+        return this.connectingStep(this.phase)
+    }
+  }
+
+  private waitBeforeStep(): Promise<void> | undefined {
+    const phase = this.phase
+    switch (phase.kind) {
+      case 'session':
+        return this.transport.waitsForEvents ? this.waitForChange(this.oneAtATime ? 100 : 1) : undefined
+      case 'backoff':
+        return this.waitForChange(Math.max(0, Math.min(100, phase.retryAt - Date.now())))
+      case 'connecting':
+        return phase.settled ? undefined : phase.done
+    }
+  }
+
+  notify(): void {
+    this.wake?.()
+  }
+
+  private waitForChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined
+        resolve()
+      }, ms)
+      this.wake = () => {
+        clearTimeout(timer)
+        this.wake = undefined
+        resolve()
+      }
+    })
+  }
+
+  /** The session on the current connection: housekeeping when due, then a transport turn. */
+  private sessionStep(): boolean {
+    const now = Date.now()
+    if (now >= this.housekeepingAt || this.session.state === 'closed' || this.ctx.signal.aborted) {
+      if (!this.housekeeping(now)) return this.sessionEnded()
+      this.housekeepingAt = now + (this.transport.waitsForEvents ? 0 : 1)
+    }
+    this.transport.turn()
+    return true
+  }
+
+  /** Stop conditions, session timers, order pacing; false when the session is over. */
+  private housekeeping(now: number): boolean {
+    const { ctx, session } = this
+    if (session.state === 'closed') return false
+    if (ctx.signal.aborted && session.state === 'active') {
+      this.stoppedBy = 'signal'
+      this.stopping = true
+      session.logout()
+    } else if (this.durationMs > 0 && now - this.started >= this.durationMs && session.state === 'active') {
+      // no new orders; the Logout once those in flight are answered (or after a short grace)
+      this.drainUntil ||= now + Math.min(5000, this.flow.orderTimeoutMs)
+      if (this.flow.outstanding === 0 || now >= this.drainUntil) {
+        this.stoppedBy = 'duration'
+        this.stopping = true
+        session.logout()
+      }
+    } else if (session.state === 'active' && this.limit !== Infinity && this.flow.counters.sent >= this.limit && this.flow.outstanding === 0) {
+      if (this.lastOrderDoneMs === 0) this.lastOrderDoneMs = now
+      if (now - this.lastOrderDoneMs >= this.opts.linger * 1000) {
+        this.stopping = true
+        session.logout()
+      }
+    } else if (ctx.signal.aborted && session.state !== 'logout-sent') {
+      this.stoppedBy = 'signal'
+      this.stopping = true
+      return false
+    }
+    session.tick()
+    if (session.active) this.flow.expire(now)
+    this.transport.batch(() => this.pump())
+    return (session.state as string) !== 'closed'
+  }
+
+  /** The session on this connection ended: the run ends, or a reconnection after a backoff. */
+  private sessionEnded(): boolean {
+    const { ctx, opts, store } = this
+    if (this.stopping || ctx.signal.aborted) return false
+    const reason = this.closedReason ?? 'connection lost'
+    if (FATAL_CLOSE.test(reason)) {
+      this.failure = reason
+      return false
+    }
+    this.reconnects.disconnects++
+    const willReconnect = opts.reconnect && !this.timeUp()
+    ctx.json.emit('disconnect', { reason, connection: this.transport.connections, elapsedSec: (Date.now() - this.started) / 1000, orders: this.orderCounts(), nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, willReconnect, ...(willReconnect ? { retryInSec: this.backoff.nextMs / 1000 } : {}) })
+    ctx.log.warn({ reason }, willReconnect ? 'disconnected: reconnecting' : 'disconnected')
+    this.transport.drop()
+    if (!opts.reconnect) {
+      this.failure = `${reason} (--no-reconnect)`
+      return false
+    }
+    const now = Date.now()
+    this.phase = { kind: 'backoff', attempt: 1, retryAt: now + this.backoff.nextMs, downSince: now }
+    return true
+  }
+
+  private timeUp(): boolean {
+    return this.ctx.signal.aborted || (this.durationMs > 0 && Date.now() - this.started >= this.durationMs)
+  }
+
+  /** Waiting before an attempt; the run ends here on a signal or at --duration. */
+  private backoffStep(phase: Extract<Phase, { kind: 'backoff' }>): boolean {
+    if (this.timeUp()) {
+      this.reconnects.downMs += Date.now() - phase.downSince
+      this.stoppedBy = this.ctx.signal.aborted ? 'signal' : 'duration'
+      return false
+    }
+    if (Date.now() < phase.retryAt) return true
+    const attempt: Extract<Phase, { kind: 'connecting' }> = { kind: 'connecting', attempt: phase.attempt, downSince: phase.downSince, done: Promise.resolve(), settled: false }
+    attempt.done = this.transport.reconnect(Math.max(5000, this.backoff.intervalMs)).then(
+      () => void (attempt.settled = true),
+      (err: unknown) => {
+        attempt.error = err instanceof Error ? err : new Error(String(err))
+        attempt.settled = true
+      },
+    )
+    this.phase = attempt
+    return true
+  }
+
+  /** A reconnection attempt: up (the session logs on again), or failed (a longer backoff). */
+  private connectingStep(phase: Extract<Phase, { kind: 'connecting' }>): boolean {
+    if (!phase.settled) return true
+    const { ctx } = this
+    if (phase.error !== undefined) {
+      this.reconnects.failedAttempts++
+      this.backoff.failed()
+      ctx.json.emit('reconnect-failed', { attempt: phase.attempt, error: phase.error.message, retryInSec: this.backoff.nextMs / 1000 })
+      this.phase = { kind: 'backoff', attempt: phase.attempt + 1, retryAt: Date.now() + this.backoff.nextMs, downSince: phase.downSince }
+      return true
+    }
+    const downMs = Date.now() - phase.downSince
+    this.reconnects.reconnects++
+    this.reconnects.downMs += downMs
+    this.backoff.failed() // until the logon: a connection the peer logs off at once backs off too
+    // --rate: no burst of the orders "due" while down: the schedule resumes where it stopped
+    if (!this.oneAtATime && this.pacingOriginNs !== 0n) this.pacingOriginNs = process.hrtime.bigint() - BigInt(Math.round((this.flow.counters.sent / this.opts.rate!) * 1e9))
+    ctx.json.emit('reconnect', { connection: this.transport.connections, attempts: phase.attempt, downMs, local: this.transport.local, nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq, outstanding: this.flow.outstanding })
+    this.closedReason = undefined
+    this.session.restart()
+    this.phase = { kind: 'session' }
+    this.housekeepingAt = 0
+    return true
+  }
+
+  pump(): void {
+    const { session, flow } = this
+    if (!session.active || flow.counters.sent >= this.limit || this.drainUntil !== 0) return
+    if (this.pacingOriginNs === 0n) this.pacingOriginNs = this.firstOrderNs = process.hrtime.bigint()
+    if (this.oneAtATime) {
+      if (flow.outstanding === 0) flow.send()
+      return
+    }
+    const due = Math.min(this.limit, Math.floor((Number(process.hrtime.bigint() - this.pacingOriginNs) / 1e9) * this.opts.rate!) + 1)
+    while (flow.counters.sent < due) flow.send()
+  }
+
+  // TransportHost
+
+  receive(bytes: Buffer): void {
+    this.session.receive(bytes)
+    this.pump()
+    this.notify()
+  }
+
+  received(): void {
+    this.store.save()
+  }
+
+  /** The transport went away under the session. */
+  gone(reason: string): void {
+    if (this.session.state === 'closed') return
+    this.session.disconnected()
+    this.closedReason ??= reason
+    this.notify()
+  }
+
+  /**
+   * --io xdp, one order at a time: the native reflex, armed before each step with the session's current
+   * numbers, answers the outstanding order's ExecutionReport with the next order in the step that received
+   * it; anything unusual (admin message, gap, duplicate, framing error, TCP unable to send at once) is left
+   * to the session. Armed only while the session is active, in sequence and has orders left to send.
+   */
+  reflexArm(): ReflexArm | undefined {
+    const { session, flow, store } = this
+    if (!session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || flow.counters.sent >= this.limit || this.ctx.signal.aborted) return undefined
+    if (this.durationMs > 0 && Date.now() - this.started >= this.durationMs) return undefined
+    const clOrdId = flow.soleOutstanding
+    if (clOrdId === undefined) return undefined
+    return { clOrdId, expectSeq: store.nextTargetSeq, nextSeq: store.nextSenderSeq, nextClOrdId: store.nextClOrdId }
+  }
+
+  reflexSent(o: ReflexOrder): void {
+    this.session.adoptSent(o.seq, 'D', o.body, o.sendingTime)
+    this.flow.adopt(o.clOrdId, o.sentNs)
+  }
+
+  // Stats
+
+  /** sent == acked + rejected + unknown + outstanding. */
+  private orderCounts() {
+    return { ...this.flow.counters, outstanding: this.flow.outstanding }
+  }
+
+  private connectionCounts() {
+    return { made: this.transport.connections, ...this.reconnects }
+  }
+
+  private emitInterval(now: number): void {
+    const c = this.flow.counters
+    const every = this.opts.interval
+    const transportFields = this.transport.intervalFields()
+    this.ctx.json.interval({
+      elapsedSec: (now - this.started) / 1000,
+      orders: this.orderCounts(),
+      perSec: { sent: (c.sent - this.lastSnapshot.sent) / every, acked: (c.acked - this.lastSnapshot.acked) / every },
+      latencyUs: this.flow.intervalLatency.summary(),
+      ...transportFields,
+      session: { state: this.session.state, nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq },
+      connections: this.connectionCounts(),
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+      tcp: this.transport.tcpStats(),
+    })
+    this.lastSnapshot = { sent: c.sent, acked: c.acked }
+    this.flow.intervalLatency.reset()
+  }
+
+  private async finish(): Promise<void> {
+    const { ctx, store, flow, failure } = this
+    await this.transport.close()
+    store.save()
+    const c = flow.counters
+    const ordersSec = this.firstOrderNs === 0n ? 0 : Number(process.hrtime.bigint() - this.firstOrderNs) / 1e9
+    ctx.end({
+      stoppedBy: failure !== undefined ? 'error' : this.stoppedBy,
+      closed: failure ?? this.closedReason ?? 'logout',
+      io: this.opts.io,
+      orders: this.orderCounts(),
+      ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
+      latencyUs: flow.latency.summary(),
+      ...this.transport.endFields(),
+      session: { ...this.session.counters, events: this.sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
+      connections: this.connectionCounts(),
+      parser: this.session.parser.counters,
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+      tcp: this.transport.tcpStats(),
+    })
+    if (failure !== undefined) throw new NetError(`FIX session ended: ${failure}`, { op: 'fix session', hint: failure.endsWith('(--no-reconnect)') ? 'without --no-reconnect, fix-tcp reconnects and logs on again' : 'rerun with --reset to start both sides from sequence number 1' })
+  }
+}

@@ -1,6 +1,6 @@
 // The feed formats on the TypeScript side (feeder, tests, pcap readers). The C side is
 // bpf/include/ab_format.h; both must agree byte for byte: the offsets come from the koffi mirrors of its
-// structs (native.ts, checked against the header by native.test.ts), and format.test.ts checks the bytes.
+// structs (native.ts, checked against the header by native.unit.test.ts), and format.unit.test.ts checks the bytes.
 import { UsageError } from '@kbx/errors'
 import { koffi } from '@kbx/ffi'
 import { AbMoldHeader, AbOptiq } from './native.js'

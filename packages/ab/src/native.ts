@@ -1,5 +1,5 @@
 // ab-arbitrate's bindings to libkbx.so: the A/B receive loop (native/include/kbx_ab.h, native/src/ab_rx.c)
-// and the layouts it shares with TypeScript. The only place @kbx/ab reaches its C; native.test.ts checks
+// and the layouts it shares with TypeScript. The only place @kbx/ab reaches its C; native.unit.test.ts checks
 // every struct and constant here against the headers. Control calls take a config struct; the per-batch
 // call kbx_ab_rx_poll takes every pointer as a uintptr_t address (~75 ns instead of ~1 µs a call, see
 // @kbx/ffi's libkbx.ts).

@@ -10,7 +10,7 @@ import { koffi, repoRoot } from './load.js'
  * small program compiled from the same headers prints sizeof, offsetof and the size of each member and
  * the value of each constant. Import from '@kbx/ffi/testing'.
  *
- * Adding a struct (in a package's `native.test.ts`, beside its bindings): one row in its table,
+ * Adding a struct (in a package's `native.unit.test.ts`, beside its bindings): one row in its table,
  *   { c: 'kbx_x_config', type: KbxXConfig }
  * with `rename` where a koffi member is named differently and `cOnly` for C members the koffi type leaves
  * out on purpose (a flexible array); every other member, on either side, must be on both. A constant:

@@ -184,7 +184,7 @@ async function flood(ctx: ToolContext): Promise<void> {
     count: o.count,
   })
   const total = new LatencyHistogram()
-  let interval = new LatencyHistogram()
+  const interval = new LatencyHistogram()
   let lastAcked = 0
   const startedAt = performance.now()
   let lastT = startedAt
@@ -210,7 +210,7 @@ async function flood(ctx: ToolContext): Promise<void> {
         lastT = now
         ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec) })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
-        interval = new LatencyHistogram()
+        interval.reset() // reused: a new one per interval is ~200 kB of typed arrays for the GC to find later
       },
     },
   )

@@ -47,6 +47,28 @@ const char kbx_quic_tls_priority[] =
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-EDDSA-ED25519:%DISABLE_TLS13_COMPAT_MODE";
 
+int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn)
+{
+	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)
+		return kbx_quic_fail(-EINVAL, "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
+	snprintf(out->name, sizeof(out->name), "%s", alpn);
+	out->datum.data = (unsigned char *)out->name;
+	out->datum.size = (unsigned)strlen(out->name);
+	return 0;
+}
+
+int kbx_quic_tls_session_configure(gnutls_session_t session, gnutls_certificate_credentials_t cred,
+				   const struct kbx_quic_alpn *alpn)
+{
+	int rv = gnutls_priority_set_direct(session, kbx_quic_tls_priority, NULL);
+
+	if (rv == 0)
+		rv = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
+	if (rv == 0)
+		rv = gnutls_alpn_set_protocols(session, &alpn->datum, 1, GNUTLS_ALPN_MANDATORY);
+	return rv;
+}
+
 static int check_key_pair(gnutls_x509_privkey_t key)
 {
 	gnutls_privkey_t priv = NULL;

@@ -4,10 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { KBX_QUIC_FLOOD_STATS_FIELDS, KBX_QUIC_SINK_STATS_FIELDS, repoRoot } from '@kbx/ffi'
+import { repoRoot } from '@kbx/ffi'
 import { LatencyHistogram } from '@kbx/stats'
 import type { FloodStats } from './engine.js'
 import { floodReport, readTransactions } from './flood.js'
+import { KBX_QUIC_FLOOD_STATS_FIELDS, KBX_QUIC_SINK_STATS_FIELDS } from './native.js'
 
 function cStructFields(name: string): string[] {
   const header = readFileSync(join(repoRoot, 'native/include/kbx_quic.h'), 'utf8')

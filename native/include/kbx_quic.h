@@ -249,6 +249,18 @@ int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn);
 /* TLS 1.3 priorities, the certificate credentials and the mandatory ALPN on a QUIC session (0 or gnutls' error). */
 int kbx_quic_tls_session_configure(gnutls_session_t session, gnutls_certificate_credentials_t cred,
 				   const struct kbx_quic_alpn *alpn);
+/* The callbacks every connection sets the same way (ngtcp2_crypto's, randomness); the caller adds its own. */
+void kbx_quic_common_callbacks(ngtcp2_callbacks *cb);
+/*
+ * Points msgs[i] at bufs[i] (and, when addrs is not NULL, its source address at addrs[i]) for recvmmsg;
+ * recvmmsg overwrites msg_len and msg_namelen, so this runs before every call.
+ */
+#define KBX_QUIC_RX_BUFFER 2048
+struct mmsghdr;
+struct iovec;
+struct sockaddr_in;
+void kbx_quic_recv_batch_prepare(struct mmsghdr *msgs, struct iovec *iovs, uint8_t (*bufs)[KBX_QUIC_RX_BUFFER],
+				 struct sockaddr_in *addrs, unsigned count);
 #endif
 
 #ifdef __cplusplus

@@ -133,21 +133,11 @@ int flood_conn_start(struct conn *c, uint64_t now)
 	};
 	ngtcp2_callbacks cb = {
 		.client_initial = ngtcp2_crypto_client_initial_cb,
-		.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
 		.handshake_completed = handshake_completed_cb,
-		.encrypt = ngtcp2_crypto_encrypt_cb,
-		.decrypt = ngtcp2_crypto_decrypt_cb,
-		.hp_mask = ngtcp2_crypto_hp_mask_cb,
 		.acked_stream_data_offset = acked_stream_data_offset_cb,
 		.stream_close = stream_close_cb,
 		.recv_retry = ngtcp2_crypto_recv_retry_cb,
-		.rand = kbx_quic_rand_cb,
 		.get_new_connection_id = get_new_connection_id_cb,
-		.update_key = ngtcp2_crypto_update_key_cb,
-		.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-		.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-		.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-		.version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 	};
 	ngtcp2_cid dcid, scid;
 	ngtcp2_settings settings;
@@ -171,6 +161,7 @@ int flood_conn_start(struct conn *c, uint64_t now)
 	params.initial_max_data = 1024 * 1024;
 	params.max_idle_timeout = (uint64_t)f->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
 
+	kbx_quic_common_callbacks(&cb);
 	c->conn_ref.get_conn = get_conn;
 	c->conn_ref.user_data = c;
 	rv = session_init(c);

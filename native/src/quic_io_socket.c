@@ -101,19 +101,13 @@ void flood_socket_flush(struct kbx_quic_flood *f, struct conn *c)
 
 int flood_socket_receive(struct kbx_quic_flood *f, struct conn *c, uint64_t now)
 {
-	static __thread uint8_t bufs[RX_BATCH][2048];
+	static __thread uint8_t bufs[RX_BATCH][KBX_QUIC_RX_BUFFER];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iovs[RX_BATCH];
 	int n, i, total = 0;
 
 	for (;;) {
-		for (i = 0; i < RX_BATCH; i++) {
-			iovs[i].iov_base = bufs[i];
-			iovs[i].iov_len = sizeof(bufs[i]);
-			memset(&msgs[i], 0, sizeof(msgs[i]));
-			msgs[i].msg_hdr.msg_iov = &iovs[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-		}
+		kbx_quic_recv_batch_prepare(msgs, iovs, bufs, NULL, RX_BATCH);
 		n = recvmmsg(c->fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ECONNREFUSED) {

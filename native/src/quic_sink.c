@@ -255,7 +255,7 @@ static uint64_t stream_limit_close_at(const struct sconn *c)
 
 int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 {
-	static __thread uint8_t bufs[RX_BATCH][2048];
+	static __thread uint8_t bufs[RX_BATCH][KBX_QUIC_RX_BUFFER];
 	struct sockaddr_in addrs[RX_BATCH];
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iovs[RX_BATCH];
@@ -265,15 +265,7 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 		uint64_t wake = deadline;
 		int n, i;
 
-		for (i = 0; i < RX_BATCH; i++) {
-			iovs[i].iov_base = bufs[i];
-			iovs[i].iov_len = sizeof(bufs[i]);
-			memset(&msgs[i], 0, sizeof(msgs[i]));
-			msgs[i].msg_hdr.msg_iov = &iovs[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-			msgs[i].msg_hdr.msg_name = &addrs[i];
-			msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
-		}
+		kbx_quic_recv_batch_prepare(msgs, iovs, bufs, addrs, RX_BATCH);
 		n = recvmmsg(s->fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
 		now = kbx_quic_now();
 		for (i = 0; i < n; i++)

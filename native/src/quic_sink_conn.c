@@ -157,27 +157,18 @@ struct sconn *sink_accept(struct kbx_quic_sink *s, const uint8_t *data, size_t l
 	};
 	ngtcp2_callbacks cb = {
 		.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-		.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
 		.handshake_completed = handshake_completed_cb,
-		.encrypt = ngtcp2_crypto_encrypt_cb,
-		.decrypt = ngtcp2_crypto_decrypt_cb,
-		.hp_mask = ngtcp2_crypto_hp_mask_cb,
 		.recv_stream_data = recv_stream_data_cb,
 		.stream_open = stream_open_cb,
 		.stream_close = stream_close_cb,
-		.rand = kbx_quic_rand_cb,
 		.get_new_connection_id = get_new_connection_id_cb,
-		.update_key = ngtcp2_crypto_update_key_cb,
-		.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-		.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-		.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-		.version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 	};
 	ngtcp2_settings settings;
 	ngtcp2_transport_params params;
 	ngtcp2_cid scid;
 	struct sconn *c;
 
+	kbx_quic_common_callbacks(&cb);
 	if (ngtcp2_accept(&hd, data, len) != 0 || s->nconns >= s->cfg.max_connections)
 		return NULL;
 	c = calloc(1, sizeof(*c));

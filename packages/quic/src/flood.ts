@@ -200,6 +200,8 @@ async function flood(ctx: ToolContext): Promise<void> {
     connections: o.connections,
     transactions: transactions.length,
     txSize: o.txFile ? undefined : o.txSize,
+    frames: xsk ? xsk.umem.frameCount : undefined,
+    zeroCopy: xsk ? xsk.zeroCopy : undefined,
     identity: identity.publicKey().toString('hex'),
     rate: o.rate,
     count: o.count,

@@ -262,6 +262,9 @@ t.test('--io xdp --frames 512, the smallest UMEM: every transaction acknowledged
   const end = flood.events.find((e) => e.event === 'end')?.data
   const sinkEnd = await stopSink(sink)
   t.equal(start?.frames, 512, 'the UMEM has the frames asked for')
+  const umem = end?.umem
+  t.equal(umem?.total, 512, 'the end line accounts for the UMEM')
+  t.equal(umem?.free + umem?.fill + umem?.rx + umem?.tx + umem?.user, 512, 'every frame is somewhere')
   t.equal(end?.acked, 20000)
   t.equal(sinkEnd?.transactions, end?.acked, "sink's count == flooder's acked count")
 })

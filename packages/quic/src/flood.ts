@@ -206,6 +206,8 @@ async function flood(ctx: ToolContext): Promise<void> {
     rate: o.rate,
     count: o.count,
   })
+  // xdp io: where every frame of the UMEM is (frames the engine holds count as user, rx or tx)
+  const umemReport = () => (xsk ? { umem: xsk.umem.accounting() } : {})
   const total = new LatencyHistogram()
   let interval = new LatencyHistogram()
   let lastAcked = 0
@@ -231,7 +233,7 @@ async function flood(ctx: ToolContext): Promise<void> {
         const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
         lastAcked = s.tx_acked
         lastT = now
-        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec) })
+        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
         interval = new LatencyHistogram()
       },
@@ -249,7 +251,7 @@ async function flood(ctx: ToolContext): Promise<void> {
   }
   const s = f.stats()
   const seconds = (performance.now() - startedAt) / 1000
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining })
+  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
       op: 'QUIC handshake',

@@ -149,8 +149,11 @@ export class Flood {
   readonly #stats = Buffer.alloc(KBX_QUIC_FLOOD_STATS_FIELDS.length * 8)
   readonly #lat = Buffer.alloc(KBX_QUIC_LATENCY_PAIRS_MAX * 16)
   readonly #latAddress: number
-  private constructor(ptr: KbxQuicFloodPtr) {
+  /** xdp io: the borrowed socket, which must stay open while the engine runs */
+  readonly #xsk: XskSocket | undefined
+  private constructor(ptr: KbxQuicFloodPtr, xsk: XskSocket | undefined) {
     this.#ptr = ptr
+    this.#xsk = xsk
     this.localPort = libkbxQuic().kbx_quic_flood_local_port(ptr)
     this.#latAddress = kbxAddress(this.#lat)
   }
@@ -203,7 +206,7 @@ export class Flood {
       out,
     )
     if (rv < 0 || !out[0]) throw nativeError('create QUIC flooder', rv)
-    return new Flood(out[0])
+    return new Flood(out[0], o.io === 'xdp' ? o.xsk : undefined)
   }
   get ptr(): KbxQuicFloodPtr {
     if (!this.#ptr) throw new UsageError('flooder is closed')
@@ -211,6 +214,7 @@ export class Flood {
   }
   /** Drives the engine for up to maxMs; true when done (count sent and acked, or stopped and drained). */
   run(maxMs: number): boolean {
+    if (this.#xsk?.closed) throw new UsageError('the AF_XDP socket was closed before the flooder', { hint: 'close the Flood first' })
     const rv = libkbxQuic().kbx_quic_flood_run(this.ptr, maxMs)
     if (rv < 0) throw nativeError('run QUIC flooder', rv)
     return rv === 1

@@ -1,5 +1,6 @@
 // quic-flood against quic-sink on a linked namespace: handshake with a client certificate, one
 // transaction per stream, and the sink's count equal to the flooder's acknowledged count.
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { repoRoot } from '@kbx/ffi'
@@ -95,6 +96,22 @@ t.test('bad input: clear error, non-zero exit', async (t) => {
   const keypair = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--keypair', '/nonexistent/id.json'])
   t.not((await keypair.exited).code, 0)
   t.match(keypair.stderr(), /keypair/)
+
+  // limits from kbx_quic.h: refused while parsing, before a UMEM, socket or XDP program exists
+  for (const [args, pattern] of [
+    [['--frames', '511'], /--frames/],
+    [['--frames', '262145'], /--frames/],
+    [['--connections', '65'], /--connections/],
+    [['--alpn', 'a'.repeat(256)], /--alpn: 1\.\.255 bytes/],
+  ] as const) {
+    const run = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'xdp', '--count', '1', ...args])
+    t.equal((await run.exited).code, 2, `${args[0]} ${args[1].slice(0, 8)}: usage error`)
+    t.match(run.stderr(), pattern)
+  }
+  t.notMatch(execFileSync('ip', ['-o', 'link', 'show', local.name], { encoding: 'utf8' }), /xdp/, 'nothing attached')
+  const [sinkCmd, sinkArgv] = nodeCommand(sinkBin, ['--listen', `${remote.ip}:8004`, '--alpn', 'a'.repeat(256)])
+  const longAlpnSink = followTool(net.spawn(netns, sinkCmd, sinkArgv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  t.equal((await longAlpnSink.exited).code, 2, 'quic-sink --alpn over 255 bytes: usage error')
 
   const unreachable = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--count', '1', '--handshake-timeout', '1'])
   t.equal((await unreachable.exited).code, 1, 'no server: exit 1')
@@ -233,6 +250,23 @@ t.test('--keypair: the client certificate carries the keypair public key', async
   t.equal(sinkEnd?.clientCertificates, 1)
   t.equal(sinkEnd?.lastClientPublicKey, publicKey.toString('hex'), "the sink saw a certificate with the keypair's public key")
   t.equal(sinkEnd?.transactions, 10)
+})
+
+t.test('--io xdp --frames 512, the smallest UMEM: every transaction acknowledged and counted by the sink', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const sink = await startSink(net, netns, `${remote.ip}:8004`)
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'xdp', '--frames', '512', '--count', '20000', '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const start = flood.events.find((e) => e.event === 'start')?.data
+  const end = flood.events.find((e) => e.event === 'end')?.data
+  const sinkEnd = await stopSink(sink)
+  t.equal(start?.frames, 512, 'the UMEM has the frames asked for')
+  const umem = end?.umem
+  t.equal(umem?.total, 512, 'the end line accounts for the UMEM')
+  t.equal(umem?.free + umem?.fill + umem?.rx + umem?.tx + umem?.user, 512, 'every frame is somewhere')
+  t.equal(end?.acked, 20000)
+  t.equal(sinkEnd?.transactions, end?.acked, "sink's count == flooder's acked count")
 })
 
 t.test('--connections 3: three handshakes, totals match the acknowledged count', async (t) => {

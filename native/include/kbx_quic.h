@@ -5,7 +5,8 @@
  * slice (kbx_quic_flood_run / kbx_quic_sink_run) and read counters.
  *
  * Client I/O is a kernel UDP socket (sendmmsg, UDP GSO when the batch allows) or an AF_XDP socket from
- * kbx_xsk.h (frames built here with real IPv4 and UDP checksums). The sink always uses a UDP socket.
+ * kbx_xsk.h that the caller creates, with its UMEM, and hands over (frames built here with real IPv4 and UDP
+ * checksums). The sink always uses a UDP socket.
  *
  * Conventions: int-returning calls return 0 / a count, or a negative errno (or negative ngtcp2/GnuTLS
  * code folded into -EPROTO); kbx_quic_last_error() then describes what failed, in words.
@@ -41,6 +42,27 @@ extern "C" {
 #define KBX_QUIC_APP_ERROR_TX_TOO_LARGE 1
 #define KBX_QUIC_APP_ERROR_STREAM_LIMIT 2
 
+/* Limits and defaults the engine applies (a config's 0 takes the default; outside the limits: -EINVAL). */
+#define KBX_QUIC_MAX_ALPN_LEN 255
+#define KBX_QUIC_MAX_CONNECTIONS 64             /* flooder connections (one poll set, one port range) */
+#define KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS 30000
+#define KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
+#define KBX_QUIC_DEFAULT_MAX_BACKOFF_MS 5000
+#define KBX_QUIC_SINK_DEFAULT_MAX_STREAMS 512   /* max_streams_uni and max_streams_bidi */
+#define KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS 1024
+/*
+ * xdp io: the UMEM the caller creates for the flooder's AF_XDP socket. Half its frames wait in the fill
+ * ring, the rest carry TX batches (KBX_QUIC_TX_BATCH frames written before a flush, as many spare);
+ * frames of at least KBX_QUIC_MIN_FRAME_SIZE bytes hold Ethernet + IPv4 + UDP + the largest datagram.
+ */
+#define KBX_QUIC_TX_BATCH 64
+#define KBX_QUIC_DEFAULT_FRAMES 4096
+#define KBX_QUIC_MIN_FRAMES 512
+#define KBX_QUIC_MAX_FRAMES 262144
+#define KBX_QUIC_MAX_DATAGRAM 1452              /* largest QUIC datagram written (fits a 1500-byte MTU) */
+#define KBX_QUIC_FRAME_HEADERS 42               /* Ethernet + IPv4 + UDP */
+#define KBX_QUIC_MIN_FRAME_SIZE (KBX_QUIC_FRAME_HEADERS + KBX_QUIC_MAX_DATAGRAM)
+
 struct kbx_quic_identity;
 struct kbx_quic_flood;
 struct kbx_quic_sink;
@@ -72,18 +94,17 @@ struct kbx_quic_flood_config {
 	uint32_t remote_ip;            /* network order */
 	uint32_t local_port;           /* first local port (connection i uses local_port + i); 0 = ephemeral (socket io) */
 	uint32_t remote_port;
-	uint32_t connections;          /* 1 when 0 */
-	uint32_t idle_timeout_ms;      /* 0 = 30000 */
+	uint32_t connections;          /* 1..KBX_QUIC_MAX_CONNECTIONS, 1 when 0 */
+	uint32_t idle_timeout_ms;      /* 0 = KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS */
 	uint32_t keep_alive_ms;        /* 0 = none */
-	uint32_t handshake_timeout_ms; /* 0 = 5000 */
+	uint32_t handshake_timeout_ms; /* 0 = KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS */
 	uint32_t reconnect;            /* nonzero: reconnect with backoff when an established connection closes */
-	uint32_t max_backoff_ms;       /* 0 = 5000 */
-	uint32_t queue;                /* xdp io: RX/TX queue of the AF_XDP socket created when xsk is 0 */
-	uint32_t zero_copy;            /* xdp io: enum kbx_zero_copy for that socket */
+	uint32_t max_backoff_ms;       /* 0 = KBX_QUIC_DEFAULT_MAX_BACKOFF_MS */
 	uint64_t rate;                 /* transactions per second over all connections, 0 = as fast as allowed */
 	uint64_t count;                /* transactions to send in total, 0 = unlimited */
-	uint64_t xsk;                  /* struct kbx_xsk * for io = xdp; 0: the flooder creates its own on ifname */
-	uint64_t umem;                 /* struct kbx_umem * of that socket */
+	uint64_t xsk;                  /* xdp io: the caller's struct kbx_xsk * (it stays the caller's, and must
+					* outlive the flooder) */
+	uint64_t umem;                 /* xdp io: that socket's struct kbx_umem * (frames >= KBX_QUIC_MIN_FRAME_SIZE) */
 	uint8_t src_mac[8];            /* 6 bytes used */
 	uint8_t dst_mac[8];            /* next hop */
 	uint32_t max_tx_size;          /* TEST ONLY: 0 = KBX_QUIC_MAX_TX_SIZE; larger lets a test send what Agave rejects */
@@ -134,7 +155,7 @@ struct kbx_quic_flood_stats {
  * Creates the flooder and starts connecting. txs: tx_count transactions concatenated, lengths in
  * tx_lens (each 1..KBX_QUIC_MAX_TX_SIZE; -EMSGSIZE otherwise); they are sent round-robin.
  */
-int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char *alpn, const char *ifname,
+int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char *alpn,
 			  const struct kbx_quic_identity *id, const uint8_t *txs, const uint32_t *tx_lens,
 			  uint32_t tx_count, struct kbx_quic_flood **out);
 /*
@@ -154,20 +175,18 @@ void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats 
  */
 #define KBX_QUIC_LATENCY_PAIRS_MAX 8192
 int kbx_quic_flood_take_latency_histogram(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap_pairs);
-/* fd of the AF_XDP socket (xdp io) for the steering program's XSKMAP, or -1. */
-int kbx_quic_flood_xsk_fd(const struct kbx_quic_flood *f);
 /* First local UDP port (connection i uses it + i). */
 uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f);
-/* Sends CONNECTION_CLOSE on every connection, frees everything. */
+/* Sends CONNECTION_CLOSE on every connection, gives its frames back to the UMEM, frees everything else. */
 void kbx_quic_flood_destroy(struct kbx_quic_flood *f);
 
 struct kbx_quic_sink_config {
 	uint32_t local_ip;         /* network order; 0 = any */
 	uint32_t local_port;
-	uint32_t max_streams_uni;  /* 0 = 512 */
-	uint32_t max_streams_bidi; /* 0 = 512 */
-	uint32_t idle_timeout_ms;  /* 0 = 30000 */
-	uint32_t max_connections;  /* 0 = 1024 */
+	uint32_t max_streams_uni;  /* 0 = KBX_QUIC_SINK_DEFAULT_MAX_STREAMS */
+	uint32_t max_streams_bidi; /* 0 = KBX_QUIC_SINK_DEFAULT_MAX_STREAMS */
+	uint32_t idle_timeout_ms;  /* 0 = KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS */
+	uint32_t max_connections;  /* 0 = KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS */
 	uint32_t busy_poll_us;     /* poll instead of sleeping for up to this long after the last packet (0: sleep) */
 	uint32_t max_streams_per_connection; /* uni streams one connection may ever open (0 =
 					      * KBX_QUIC_SINK_STREAMS_PER_CONNECTION); see "Bounded memory" */
@@ -219,6 +238,29 @@ int kbx_quic_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2
 int kbx_quic_credentials(const struct kbx_quic_identity *id, gnutls_certificate_credentials_t *out);
 void kbx_quic_rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *rand_ctx);
 extern const char kbx_quic_tls_priority[];
+
+/* The ALPN a flooder or sink offers, and gnutls' view of it. */
+struct kbx_quic_alpn {
+	char name[KBX_QUIC_MAX_ALPN_LEN + 1];
+	gnutls_datum_t datum;
+};
+/* Copies alpn (1..KBX_QUIC_MAX_ALPN_LEN bytes; -EINVAL otherwise, with kbx_quic_last_error set). */
+int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn);
+/* TLS 1.3 priorities, the certificate credentials and the mandatory ALPN on a QUIC session (0 or gnutls' error). */
+int kbx_quic_tls_session_configure(gnutls_session_t session, gnutls_certificate_credentials_t cred,
+				   const struct kbx_quic_alpn *alpn);
+/* The callbacks every connection sets the same way (ngtcp2_crypto's, randomness); the caller adds its own. */
+void kbx_quic_common_callbacks(ngtcp2_callbacks *cb);
+/*
+ * Points msgs[i] at bufs[i] (and, when addrs is not NULL, its source address at addrs[i]) for recvmmsg;
+ * recvmmsg overwrites msg_len and msg_namelen, so this runs before every call.
+ */
+#define KBX_QUIC_RX_BUFFER 2048
+struct mmsghdr;
+struct iovec;
+struct sockaddr_in;
+void kbx_quic_recv_batch_prepare(struct mmsghdr *msgs, struct iovec *iovs, uint8_t (*bufs)[KBX_QUIC_RX_BUFFER],
+				 struct sockaddr_in *addrs, unsigned count);
 #endif
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Ed25519 identities and self-signed certificates (GnuTLS), plus helpers shared by the QUIC engine. */
+#define _GNU_SOURCE
 #define KBX_QUIC_INTERNAL
 #include "kbx_quic.h"
 
@@ -9,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 static __thread char last_error[512];
 
@@ -46,6 +50,60 @@ void kbx_quic_rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *rand
 const char kbx_quic_tls_priority[] =
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+SIGN-EDDSA-ED25519:%DISABLE_TLS13_COMPAT_MODE";
+
+int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn)
+{
+	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)
+		return kbx_quic_fail(-EINVAL, "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
+	snprintf(out->name, sizeof(out->name), "%s", alpn);
+	out->datum.data = (unsigned char *)out->name;
+	out->datum.size = (unsigned)strlen(out->name);
+	return 0;
+}
+
+int kbx_quic_tls_session_configure(gnutls_session_t session, gnutls_certificate_credentials_t cred,
+				   const struct kbx_quic_alpn *alpn)
+{
+	int rv = gnutls_priority_set_direct(session, kbx_quic_tls_priority, NULL);
+
+	if (rv == 0)
+		rv = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
+	if (rv == 0)
+		rv = gnutls_alpn_set_protocols(session, &alpn->datum, 1, GNUTLS_ALPN_MANDATORY);
+	return rv;
+}
+
+void kbx_quic_common_callbacks(ngtcp2_callbacks *cb)
+{
+	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+	cb->encrypt = ngtcp2_crypto_encrypt_cb;
+	cb->decrypt = ngtcp2_crypto_decrypt_cb;
+	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+	cb->rand = kbx_quic_rand_cb;
+	cb->update_key = ngtcp2_crypto_update_key_cb;
+	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+	cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+	cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+	cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+}
+
+void kbx_quic_recv_batch_prepare(struct mmsghdr *msgs, struct iovec *iovs, uint8_t (*bufs)[KBX_QUIC_RX_BUFFER],
+				 struct sockaddr_in *addrs, unsigned count)
+{
+	unsigned i;
+
+	for (i = 0; i < count; i++) {
+		iovs[i].iov_base = bufs[i];
+		iovs[i].iov_len = KBX_QUIC_RX_BUFFER;
+		memset(&msgs[i], 0, sizeof(msgs[i]));
+		msgs[i].msg_hdr.msg_iov = &iovs[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		if (addrs) {
+			msgs[i].msg_hdr.msg_name = &addrs[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
+		}
+	}
+}
 
 static int check_key_pair(gnutls_x509_privkey_t key)
 {

@@ -2,4 +2,3 @@ export { koffi, repoRoot, nativeLibraryPath, bpfObjectPath, openLibrary, lastErr
 export * from './libc.js'
 export * from './libbpf.js'
 export * from './libkbx.js'
-export * from './libkbx-quic.js'

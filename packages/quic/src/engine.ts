@@ -1,16 +1,20 @@
 import { KbxError, NetError, SystemError, UsageError } from '@kbx/errors'
+import { kbxAddress } from '@kbx/ffi'
+import { parseIPv4, parseMac } from '@kbx/net'
+import type { XskSocket } from '@kbx/xsk'
 import {
   KBX_QUIC_FLOOD_STATS_FIELDS,
+  KBX_QUIC_IO,
   KBX_QUIC_LATENCY_PAIRS_MAX,
   KBX_QUIC_MAX_TX_SIZE,
+  KBX_QUIC_MIN_FRAME_SIZE,
   KBX_QUIC_SINK_STATS_FIELDS,
   KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
+  KBX_QUIC_STREAMS,
   KBX_QUIC_STREAMS_PER_CONNECTION,
-  kbxAddress,
   libkbxQuic,
-} from '@kbx/ffi'
-import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from '@kbx/ffi'
-import { parseIPv4, parseMac } from '@kbx/net'
+} from './native.js'
+import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from './native.js'
 
 export { KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, KBX_QUIC_STREAMS_PER_CONNECTION }
 
@@ -115,10 +119,12 @@ export interface FloodOptions {
   alpn?: string
   identity: Identity
   transactions: Buffer[]
-  /** xdp io: the interface and queue of the AF_XDP socket the engine creates, MACs of this host and the next hop */
-  iface?: string
-  queue?: number
-  zeroCopy?: 'try' | 'never' | 'require'
+  /**
+   * xdp io: the AF_XDP socket (and through it its UMEM, frames of at least KBX_QUIC_MIN_FRAME_SIZE bytes)
+   * the engine sends and receives on. They stay the caller's: close them after the Flood.
+   */
+  xsk?: XskSocket
+  /** xdp io: MACs of this host and the next hop */
   srcMac?: string
   dstMac?: string
   /** TEST ONLY: accept transactions up to this size instead of Agave's 1232 (to test the receiver's rejection) */
@@ -143,8 +149,11 @@ export class Flood {
   readonly #stats = Buffer.alloc(KBX_QUIC_FLOOD_STATS_FIELDS.length * 8)
   readonly #lat = Buffer.alloc(KBX_QUIC_LATENCY_PAIRS_MAX * 16)
   readonly #latAddress: number
-  private constructor(ptr: KbxQuicFloodPtr) {
+  /** xdp io: the borrowed socket, which must stay open while the engine runs */
+  readonly #xsk: XskSocket | undefined
+  private constructor(ptr: KbxQuicFloodPtr, xsk: XskSocket | undefined) {
     this.#ptr = ptr
+    this.#xsk = xsk
     this.localPort = libkbxQuic().kbx_quic_flood_local_port(ptr)
     this.#latAddress = kbxAddress(this.#lat)
   }
@@ -155,10 +164,15 @@ export class Flood {
       if (t.length < 1 || t.length > maxTxSize)
         throw new UsageError(`transaction ${i} has ${t.length} bytes: a transaction is 1..${maxTxSize} bytes`)
     })
+    if (o.io === 'xdp') {
+      if (!o.xsk) throw new UsageError('xdp io needs an AF_XDP socket (FloodOptions.xsk)')
+      if (o.xsk.umem.frameSize < KBX_QUIC_MIN_FRAME_SIZE + o.xsk.umem.headroom)
+        throw new UsageError(`UMEM frames of ${o.xsk.umem.frameSize} bytes: the flooder writes up to ${KBX_QUIC_MIN_FRAME_SIZE}`)
+    }
     const mac = (s: string | undefined): number[] => [...(s ? parseMac(s) : Buffer.alloc(6)), 0, 0]
     const config: KbxQuicFloodConfigValue = {
-      io: o.io === 'xdp' ? 1 : 0,
-      streams: o.streams === 'bidi' ? 1 : 0,
+      io: KBX_QUIC_IO[o.io],
+      streams: KBX_QUIC_STREAMS[o.streams],
       local_ip: ipv4NetworkOrder(o.localIp),
       remote_ip: ipv4NetworkOrder(o.remoteIp),
       local_port: o.localPort ?? 0,
@@ -169,12 +183,10 @@ export class Flood {
       handshake_timeout_ms: o.handshakeTimeoutMs ?? 0,
       reconnect: o.reconnect === false ? 0 : 1,
       max_backoff_ms: 0,
-      queue: o.queue ?? 0,
-      zero_copy: o.zeroCopy === 'never' ? 0 : o.zeroCopy === 'require' ? 2 : 1,
       rate: o.rate ?? 0,
       count: o.count ?? 0,
-      xsk: 0,
-      umem: 0,
+      xsk: o.io === 'xdp' && o.xsk ? o.xsk.address : 0,
+      umem: o.io === 'xdp' && o.xsk ? o.xsk.umem.address : 0,
       src_mac: mac(o.srcMac),
       dst_mac: mac(o.dstMac),
       max_tx_size: o.unsafeMaxTxSize ?? 0,
@@ -187,7 +199,6 @@ export class Flood {
     const rv = libkbxQuic().kbx_quic_flood_create(
       config,
       o.alpn ?? 'solana-tpu',
-      o.io === 'xdp' ? (o.iface ?? null) : null,
       o.identity.ptr,
       Buffer.concat(o.transactions),
       lens,
@@ -195,7 +206,7 @@ export class Flood {
       out,
     )
     if (rv < 0 || !out[0]) throw nativeError('create QUIC flooder', rv)
-    return new Flood(out[0])
+    return new Flood(out[0], o.io === 'xdp' ? o.xsk : undefined)
   }
   get ptr(): KbxQuicFloodPtr {
     if (!this.#ptr) throw new UsageError('flooder is closed')
@@ -203,13 +214,10 @@ export class Flood {
   }
   /** Drives the engine for up to maxMs; true when done (count sent and acked, or stopped and drained). */
   run(maxMs: number): boolean {
+    if (this.#xsk?.closed) throw new UsageError('the AF_XDP socket was closed before the flooder', { hint: 'close the Flood first' })
     const rv = libkbxQuic().kbx_quic_flood_run(this.ptr, maxMs)
     if (rv < 0) throw nativeError('run QUIC flooder', rv)
     return rv === 1
-  }
-  /** The engine's AF_XDP socket (xdp io), for the steering program's XSKMAP; -1 otherwise. */
-  get xskFd(): number {
-    return libkbxQuic().kbx_quic_flood_xsk_fd(this.ptr)
   }
   stopSending(): void {
     libkbxQuic().kbx_quic_flood_stop_sending(this.ptr)

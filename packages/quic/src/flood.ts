@@ -16,8 +16,18 @@ import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
 import { LatencyHistogram } from '@kbx/stats'
-import { Flood, Identity, KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_STREAMS_PER_CONNECTION, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
+import { Umem, XskSocket, steerTo } from '@kbx/xsk'
+import { Flood, Identity, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
 import type { FloodStats } from './engine.js'
+import {
+  KBX_QUIC_DEFAULT_FRAMES,
+  KBX_QUIC_MAX_ALPN_LEN,
+  KBX_QUIC_MAX_CONNECTIONS,
+  KBX_QUIC_MAX_FRAMES,
+  KBX_QUIC_MAX_TX_SIZE,
+  KBX_QUIC_MIN_FRAMES,
+  KBX_QUIC_STREAMS_PER_CONNECTION,
+} from './native.js'
 
 interface FloodCliOptions {
   iface: string
@@ -34,6 +44,7 @@ interface FloodCliOptions {
   streamsPerConnection: number
   connections: number
   io: 'xdp' | 'socket'
+  frames: number
   idleTimeout: number
   keepAlive: number
   handshakeTimeout: number
@@ -121,6 +132,24 @@ async function flood(ctx: ToolContext): Promise<void> {
       ? readTransactions(o.txFile)
       : mockTransactions(o.txSize)
 
+  let xsk: XskSocket | undefined
+  if (o.io === 'xdp') {
+    raiseMemlockLimit()
+    // the UMEM and socket are this process's; the engine borrows them (closed after it: cleanups run newest-first)
+    const umem = Umem.create({ frameCount: o.frames, frameSize: 2048 })
+    ctx.onCleanup(() => umem.close())
+    const socket = XskSocket.create({
+      umem,
+      iface: o.iface,
+      queue: o.queue,
+      mode: o.mode,
+      bindRetries: 20,
+      retryDelayMs: 50,
+      log: (m) => ctx.log.info(m),
+    })
+    ctx.onCleanup(() => socket.close())
+    xsk = socket
+  }
   const f = Flood.create({
     io: o.io,
     streams: o.streams,
@@ -139,15 +168,13 @@ async function flood(ctx: ToolContext): Promise<void> {
     alpn: o.alpn,
     identity,
     transactions,
-    iface: o.iface,
-    queue: o.queue,
+    ...(xsk ? { xsk } : {}),
     srcMac: hop.srcMac,
     dstMac: hop.nextHopMac,
     ...(o.unsafeTxSize ? { unsafeMaxTxSize: o.unsafeTxSize } : {}),
   })
   ctx.onCleanup(() => f.close())
-  if (o.io === 'xdp') {
-    raiseMemlockLimit()
+  if (xsk) {
     const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
     obj.setRodata('match_proto', 17)
     obj.setRodata('match_dport_min', f.localPort)
@@ -160,13 +187,7 @@ async function flood(ctx: ToolContext): Promise<void> {
       obj.close()
     })
     // this connection's return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
-    const u32 = (...v: number[]) => {
-      const b = Buffer.alloc(4 * v.length)
-      v.forEach((x, i) => b.writeUInt32LE(x >>> 0, i * 4))
-      return b
-    }
-    obj.map('xsks').update(u32(0), u32(f.xskFd))
-    obj.map('xsk_slots').update(u32(info.ifindex, o.queue), u32(0))
+    steerTo(obj, [xsk])
   }
   ctx.json.start({
     iface: o.iface,
@@ -179,10 +200,14 @@ async function flood(ctx: ToolContext): Promise<void> {
     connections: o.connections,
     transactions: transactions.length,
     txSize: o.txFile ? undefined : o.txSize,
+    frames: xsk ? xsk.umem.frameCount : undefined,
+    zeroCopy: xsk ? xsk.zeroCopy : undefined,
     identity: identity.publicKey().toString('hex'),
     rate: o.rate,
     count: o.count,
   })
+  // xdp io: where every frame of the UMEM is (frames the engine holds count as user, rx or tx)
+  const umemReport = () => (xsk ? { umem: xsk.umem.accounting() } : {})
   const total = new LatencyHistogram()
   const interval = new LatencyHistogram()
   let lastAcked = 0
@@ -208,7 +233,7 @@ async function flood(ctx: ToolContext): Promise<void> {
         const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
         lastAcked = s.tx_acked
         lastT = now
-        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec) })
+        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
         interval.reset() // reused: a new one per interval is ~200 kB of typed arrays for the GC to find later
       },
@@ -226,7 +251,7 @@ async function flood(ctx: ToolContext): Promise<void> {
   }
   const s = f.stats()
   const seconds = (performance.now() - startedAt) / 1000
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining })
+  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
       op: 'QUIC handshake',
@@ -258,7 +283,13 @@ export async function main(argv?: readonly string[]): Promise<number> {
           parseIntOption('--busy-poll', { min: 0, max: 1_000_000 }),
           200,
         )
-        .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: 64 }), 1)
+        .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS }), 1)
+        .option(
+          '--frames <n>',
+          `xdp io: frames (2 KiB each) of the AF_XDP UMEM, half of them kept in the fill ring (${KBX_QUIC_MIN_FRAMES}..${KBX_QUIC_MAX_FRAMES})`,
+          parseScaledInt('--frames', { min: KBX_QUIC_MIN_FRAMES, max: KBX_QUIC_MAX_FRAMES }),
+          KBX_QUIC_DEFAULT_FRAMES,
+        )
         .option(
           '--streams-per-connection <n>',
           "replace a connection after this many transactions, once all are acked (bounds the server's memory: ngtcp2 0.12 servers keep every stream until the connection closes)",
@@ -278,6 +309,8 @@ export async function main(argv?: readonly string[]): Promise<number> {
     },
     run: (ctx) => {
       const o = ctx.opts as unknown as FloodCliOptions
+      if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN)
+        throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
       if (o.txSize > KBX_QUIC_MAX_TX_SIZE)
         throw new UsageError(`--tx-size ${o.txSize}: a transaction is at most ${KBX_QUIC_MAX_TX_SIZE} bytes (Agave closes the connection otherwise)`)
       return flood(ctx)

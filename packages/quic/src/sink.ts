@@ -4,6 +4,7 @@ import type { IpPort, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, parseSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
+import { KBX_QUIC_MAX_ALPN_LEN, KBX_QUIC_SINK_DEFAULT_MAX_STREAMS } from './native.js'
 
 interface SinkCliOptions {
   listen: IpPort
@@ -41,6 +42,7 @@ function report(s: SinkStats, peerKey: Buffer | undefined) {
 
 async function sink(ctx: ToolContext): Promise<void> {
   const o = ctx.opts as unknown as SinkCliOptions
+  if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN) throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
   let identity: Identity | undefined
   if (o.keypair) {
     let text: string
@@ -92,7 +94,7 @@ export async function main(argv?: readonly string[]): Promise<number> {
       program
         .option('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { ip: '10.0.0.11', port: 8004 })
         .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
-        .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), 512)
+        .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), KBX_QUIC_SINK_DEFAULT_MAX_STREAMS)
         .option('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', parseIntOption('--max-streams-bidi', { min: 1, max: 1 << 20 }))
         .option(
           '--max-streams-per-connection <n>',

@@ -226,6 +226,14 @@ export class XskSocket {
     return this.#handle === null
   }
 
+  /**
+   * @internal The native handle's address (struct kbx_xsk *), for a native module that drives this socket
+   * (quic-flood's engine); throws once closed. The socket stays this object's: close it after that module.
+   */
+  get address(): number {
+    return this.#ptr
+  }
+
   /** The native handle's address for the batch calls; throws once closed. */
   get #ptr(): number {
     if (!this.#handle) {

@@ -1,20 +1,39 @@
-import { koffi, nativeLibraryPath, openLibrary } from './load.js'
-
-/**
- * libkbx.so QUIC engine declarations (native/include/kbx_quic.h documents every call). Control-path
- * calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
- */
+// quic-flood's and quic-sink's bindings to libkbx.so: the QUIC engine (native/include/kbx_quic.h documents
+// every call; native/src/quic_*.c) and the layouts and limits it shares with TypeScript. The only place
+// @kbx/quic reaches its C; native.test.ts checks every struct and constant here against the header.
+// Control-path calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
+import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 
 export type KbxQuicIdentityPtr = { readonly __opaque: 'kbx_quic_identity' }
 export type KbxQuicFloodPtr = { readonly __opaque: 'kbx_quic_flood' }
 export type KbxQuicSinkPtr = { readonly __opaque: 'kbx_quic_sink' }
 
+/** Agave's limit on a transaction (PACKET_DATA_SIZE). */
 export const KBX_QUIC_MAX_TX_SIZE = 1232
 /** kbx_quic.h "Bounded memory": the flooder's rotation and the sink's per-connection stream total. */
 export const KBX_QUIC_STREAMS_PER_CONNECTION = 131072
 export const KBX_QUIC_SINK_STREAMS_PER_CONNECTION = 262144
 export const KBX_QUIC_RUN_SLICE = 0
 export const KBX_QUIC_RUN_DONE = 1
+/** Limits and defaults the engine applies (kbx_quic.h); the command lines take theirs from here. */
+export const KBX_QUIC_MAX_ALPN_LEN = 255
+export const KBX_QUIC_MAX_CONNECTIONS = 64
+export const KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS = 30000
+export const KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
+export const KBX_QUIC_DEFAULT_MAX_BACKOFF_MS = 5000
+export const KBX_QUIC_SINK_DEFAULT_MAX_STREAMS = 512
+export const KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS = 1024
+/** xdp io: the UMEM handed to the flooder (frames, and the smallest frame that holds a whole packet). */
+export const KBX_QUIC_TX_BATCH = 64
+export const KBX_QUIC_DEFAULT_FRAMES = 4096
+export const KBX_QUIC_MIN_FRAMES = 512
+export const KBX_QUIC_MAX_FRAMES = 262144
+export const KBX_QUIC_MAX_DATAGRAM = 1452
+export const KBX_QUIC_FRAME_HEADERS = 42
+export const KBX_QUIC_MIN_FRAME_SIZE = KBX_QUIC_FRAME_HEADERS + KBX_QUIC_MAX_DATAGRAM
+/** kbx_quic_io and kbx_quic_streams. */
+export const KBX_QUIC_IO = { socket: 0, xdp: 1 } as const
+export const KBX_QUIC_STREAMS = { uni: 0, bidi: 1 } as const
 
 export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   io: 'uint32_t',
@@ -29,8 +48,6 @@ export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   handshake_timeout_ms: 'uint32_t',
   reconnect: 'uint32_t',
   max_backoff_ms: 'uint32_t',
-  queue: 'uint32_t',
-  zero_copy: 'uint32_t',
   rate: 'uint64_t',
   count: 'uint64_t',
   xsk: 'uint64_t',
@@ -56,10 +73,9 @@ export interface KbxQuicFloodConfigValue {
   handshake_timeout_ms: number
   reconnect: number
   max_backoff_ms: number
-  queue: number
-  zero_copy: number
   rate: number
   count: number
+  /** xdp io: the XskSocket's and its Umem's native addresses (they stay the caller's); 0 for socket io */
   xsk: number
   umem: number
   src_mac: number[]
@@ -82,6 +98,12 @@ export const KBX_QUIC_FLOOD_STATS_FIELDS = [
   'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error',
   'rotations',
 ] as const
+
+/** struct kbx_quic_flood_stats as koffi sees it (the layout test compares it with C; reads use the list). */
+export const KbxQuicFloodStats = koffi.struct(
+  'kbx_quic_flood_stats',
+  Object.fromEntries(KBX_QUIC_FLOOD_STATS_FIELDS.map((f) => [f, 'uint64_t'])),
+)
 
 /** Capacity (pairs) of the buffer kbx_quic_flood_take_latency_histogram fills. */
 export const KBX_QUIC_LATENCY_PAIRS_MAX = 8192
@@ -117,51 +139,54 @@ export const KBX_QUIC_SINK_STATS_FIELDS = [
   'packets_dropped', 'client_certificates', 'connections_stream_limited',
 ] as const
 
+/** struct kbx_quic_sink_stats as koffi sees it. */
+export const KbxQuicSinkStats = koffi.struct(
+  'kbx_quic_sink_stats',
+  Object.fromEntries(KBX_QUIC_SINK_STATS_FIELDS.map((f) => [f, 'uint64_t'])),
+)
+
 koffi.opaque('kbx_quic_identity')
 koffi.opaque('kbx_quic_flood')
 koffi.opaque('kbx_quic_sink')
 
-type Fn = (...args: never[]) => unknown
-
 export interface LibKbxQuic {
-  kbx_quic_last_error: () => string
-  kbx_quic_identity_create: (keypair: Buffer | null, out: [KbxQuicIdentityPtr | null]) => number
-  kbx_quic_identity_destroy: (id: KbxQuicIdentityPtr) => void
-  kbx_quic_identity_public_key: (id: KbxQuicIdentityPtr, out: Buffer) => void
-  kbx_quic_identity_certificate_der: (id: KbxQuicIdentityPtr, buf: Buffer, cap: number) => number
-  kbx_quic_identity_write_pem: (id: KbxQuicIdentityPtr, cert: string, key: string) => number
-  kbx_quic_flood_create: (
+  kbx_quic_last_error(): string
+  kbx_quic_identity_create(keypair: Buffer | null, out: [KbxQuicIdentityPtr | null]): number
+  kbx_quic_identity_destroy(id: KbxQuicIdentityPtr): void
+  kbx_quic_identity_public_key(id: KbxQuicIdentityPtr, out: Buffer): void
+  kbx_quic_identity_certificate_der(id: KbxQuicIdentityPtr, buf: Buffer, cap: number): number
+  kbx_quic_identity_write_pem(id: KbxQuicIdentityPtr, cert: string, key: string): number
+  kbx_quic_flood_create(
     config: KbxQuicFloodConfigValue,
     alpn: string,
-    ifname: string | null,
     id: KbxQuicIdentityPtr,
     txs: Buffer,
     lens: Uint32Array,
     count: number,
     out: [KbxQuicFloodPtr | null],
-  ) => number
-  kbx_quic_flood_local_port: (f: KbxQuicFloodPtr) => number
-  kbx_quic_flood_xsk_fd: (f: KbxQuicFloodPtr) => number
-  kbx_quic_flood_run: (f: KbxQuicFloodPtr, maxMs: number) => number
-  kbx_quic_flood_stop_sending: (f: KbxQuicFloodPtr) => void
-  kbx_quic_flood_stats: (f: KbxQuicFloodPtr, out: Buffer) => void
-  kbx_quic_flood_take_latency_histogram: (f: KbxQuicFloodPtr, outAddress: number, capPairs: number) => number
-  kbx_quic_flood_destroy: (f: KbxQuicFloodPtr) => void
-  kbx_quic_sink_create: (
+  ): number
+  kbx_quic_flood_local_port(f: KbxQuicFloodPtr): number
+  kbx_quic_flood_run(f: KbxQuicFloodPtr, maxMs: number): number
+  kbx_quic_flood_stop_sending(f: KbxQuicFloodPtr): void
+  kbx_quic_flood_stats(f: KbxQuicFloodPtr, out: Buffer): void
+  kbx_quic_flood_take_latency_histogram(f: KbxQuicFloodPtr, outAddress: number, capPairs: number): number
+  kbx_quic_flood_destroy(f: KbxQuicFloodPtr): void
+  kbx_quic_sink_create(
     config: KbxQuicSinkConfigValue,
     alpn: string,
     id: KbxQuicIdentityPtr | null,
     out: [KbxQuicSinkPtr | null],
-  ) => number
-  kbx_quic_sink_port: (s: KbxQuicSinkPtr) => number
-  kbx_quic_sink_run: (s: KbxQuicSinkPtr, maxMs: number) => number
-  kbx_quic_sink_stats: (s: KbxQuicSinkPtr, out: Buffer) => void
-  kbx_quic_sink_last_peer_key: (s: KbxQuicSinkPtr, out32: Buffer) => number
-  kbx_quic_sink_destroy: (s: KbxQuicSinkPtr) => void
+  ): number
+  kbx_quic_sink_port(s: KbxQuicSinkPtr): number
+  kbx_quic_sink_run(s: KbxQuicSinkPtr, maxMs: number): number
+  kbx_quic_sink_stats(s: KbxQuicSinkPtr, out: Buffer): void
+  kbx_quic_sink_last_peer_key(s: KbxQuicSinkPtr, out32: Buffer): number
+  kbx_quic_sink_destroy(s: KbxQuicSinkPtr): void
 }
 
 let instance: LibKbxQuic | undefined
 
+/** The QUIC engine's calls, bound on first use. */
 export function libkbxQuic(): LibKbxQuic {
   if (instance) return instance
   const lib = openLibrary(
@@ -169,7 +194,7 @@ export function libkbxQuic(): LibKbxQuic {
     [nativeLibraryPath()],
     'build the native helpers first: `make -C native` (needs libngtcp2-dev, libngtcp2-crypto-gnutls-dev)',
   )
-  const f = (sig: string): Fn => lib.func(sig) as Fn
+  const f = (signature: string) => lib.func(signature)
   instance = {
     kbx_quic_last_error: f('const char *kbx_quic_last_error(void)'),
     kbx_quic_identity_create: f('int kbx_quic_identity_create(const uint8_t *keypair, _Out_ kbx_quic_identity **out)'),
@@ -182,10 +207,9 @@ export function libkbxQuic(): LibKbxQuic {
       'int kbx_quic_identity_write_pem(const kbx_quic_identity *id, const char *cert, const char *key)',
     ),
     kbx_quic_flood_create: f(
-      'int kbx_quic_flood_create(const kbx_quic_flood_config *config, const char *alpn, const char *ifname, const kbx_quic_identity *id, const uint8_t *txs, const uint32_t *lens, uint32_t count, _Out_ kbx_quic_flood **out)',
+      'int kbx_quic_flood_create(const kbx_quic_flood_config *config, const char *alpn, const kbx_quic_identity *id, const uint8_t *txs, const uint32_t *lens, uint32_t count, _Out_ kbx_quic_flood **out)',
     ),
     kbx_quic_flood_local_port: f('uint32_t kbx_quic_flood_local_port(const kbx_quic_flood *f)'),
-    kbx_quic_flood_xsk_fd: f('int kbx_quic_flood_xsk_fd(const kbx_quic_flood *f)'),
     kbx_quic_flood_run: f('int kbx_quic_flood_run(kbx_quic_flood *f, uint32_t max_ms)'),
     kbx_quic_flood_stop_sending: f('void kbx_quic_flood_stop_sending(kbx_quic_flood *f)'),
     kbx_quic_flood_stats: f('void kbx_quic_flood_stats(kbx_quic_flood *f, _Out_ uint8_t *out)'),
@@ -201,6 +225,6 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_sink_stats: f('void kbx_quic_sink_stats(kbx_quic_sink *s, _Out_ uint8_t *out)'),
     kbx_quic_sink_last_peer_key: f('int kbx_quic_sink_last_peer_key(kbx_quic_sink *s, _Out_ uint8_t *out32)'),
     kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
-  } as unknown as LibKbxQuic
+  }
   return instance
 }

@@ -1,0 +1,75 @@
+import t from 'tap'
+import { compareLayouts, type LayoutTable } from '@kbx/ffi/testing'
+import { Flood, Identity, Sink } from './engine.js'
+import * as native from './native.js'
+
+/**
+ * quic-flood's and quic-sink's C↔TS boundary against native/include/kbx_quic.h: the config and stats
+ * structs native.ts mirrors (the stats by their field lists), the io and stream enums, the run codes, and
+ * every limit and default the command lines take from native.ts.
+ */
+function table(): LayoutTable {
+  return {
+    headers: ['kbx_quic.h'],
+    structs: [
+      { c: 'kbx_quic_flood_config', type: native.KbxQuicFloodConfig },
+      { c: 'kbx_quic_flood_stats', type: native.KbxQuicFloodStats },
+      { c: 'kbx_quic_sink_config', type: native.KbxQuicSinkConfig },
+      { c: 'kbx_quic_sink_stats', type: native.KbxQuicSinkStats },
+    ],
+    constants: [
+      { c: 'KBX_QUIC_MAX_TX_SIZE', value: native.KBX_QUIC_MAX_TX_SIZE },
+      { c: 'KBX_QUIC_STREAMS_PER_CONNECTION', value: native.KBX_QUIC_STREAMS_PER_CONNECTION },
+      { c: 'KBX_QUIC_SINK_STREAMS_PER_CONNECTION', value: native.KBX_QUIC_SINK_STREAMS_PER_CONNECTION },
+      { c: 'KBX_QUIC_RUN_SLICE', value: native.KBX_QUIC_RUN_SLICE },
+      { c: 'KBX_QUIC_RUN_DONE', value: native.KBX_QUIC_RUN_DONE },
+      { c: 'KBX_QUIC_LATENCY_PAIRS_MAX', value: native.KBX_QUIC_LATENCY_PAIRS_MAX },
+      { c: 'KBX_QUIC_MAX_ALPN_LEN', value: native.KBX_QUIC_MAX_ALPN_LEN },
+      { c: 'KBX_QUIC_MAX_CONNECTIONS', value: native.KBX_QUIC_MAX_CONNECTIONS },
+      { c: 'KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS', value: native.KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS },
+      { c: 'KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS', value: native.KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS },
+      { c: 'KBX_QUIC_DEFAULT_MAX_BACKOFF_MS', value: native.KBX_QUIC_DEFAULT_MAX_BACKOFF_MS },
+      { c: 'KBX_QUIC_SINK_DEFAULT_MAX_STREAMS', value: native.KBX_QUIC_SINK_DEFAULT_MAX_STREAMS },
+      { c: 'KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS', value: native.KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS },
+      { c: 'KBX_QUIC_TX_BATCH', value: native.KBX_QUIC_TX_BATCH },
+      { c: 'KBX_QUIC_DEFAULT_FRAMES', value: native.KBX_QUIC_DEFAULT_FRAMES },
+      { c: 'KBX_QUIC_MIN_FRAMES', value: native.KBX_QUIC_MIN_FRAMES },
+      { c: 'KBX_QUIC_MAX_FRAMES', value: native.KBX_QUIC_MAX_FRAMES },
+      { c: 'KBX_QUIC_MAX_DATAGRAM', value: native.KBX_QUIC_MAX_DATAGRAM },
+      { c: 'KBX_QUIC_FRAME_HEADERS', value: native.KBX_QUIC_FRAME_HEADERS },
+      { c: 'KBX_QUIC_MIN_FRAME_SIZE', value: native.KBX_QUIC_MIN_FRAME_SIZE },
+      { c: 'KBX_QUIC_APP_ERROR_TX_TOO_LARGE', value: 1 },
+      { c: 'KBX_QUIC_APP_ERROR_STREAM_LIMIT', value: 2 },
+    ],
+    enums: [
+      { c: 'kbx_quic_io', values: { KBX_QUIC_IO_SOCKET: native.KBX_QUIC_IO.socket, KBX_QUIC_IO_XDP: native.KBX_QUIC_IO.xdp } },
+      {
+        c: 'kbx_quic_streams',
+        values: { KBX_QUIC_STREAMS_UNI: native.KBX_QUIC_STREAMS.uni, KBX_QUIC_STREAMS_BIDI: native.KBX_QUIC_STREAMS.bidi },
+      },
+    ],
+  }
+}
+
+t.test('the QUIC engine: every struct, member, enum and limit agrees with kbx_quic.h', async (t) => {
+  const report = compareLayouts(table())
+  t.same(report.mismatches, [])
+  t.ok(report.checked > 150, `${report.checked} comparisons`)
+})
+
+t.test('the engine refuses what the limits refuse', async (t) => {
+  const identity = Identity.create()
+  t.teardown(() => identity.close())
+  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', remoteIp: '127.0.0.1', remotePort: 9, identity, transactions: [Buffer.alloc(10, 1)] }
+  for (const [what, extra, pattern] of [
+    ['too many connections', { connections: native.KBX_QUIC_MAX_CONNECTIONS + 1 }, /at most 64/],
+    ['an ALPN over the limit', { alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1) }, /ALPN must be 1\.\.255 bytes/],
+    ['xdp io without a socket', { io: 'xdp' as const }, /needs an AF_XDP socket/],
+  ] as const) {
+    t.throws(() => Flood.create({ ...base, ...extra }), pattern, what)
+  }
+  t.throws(() => Sink.create({ localPort: 0, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1), identity }), /ALPN must be 1\.\.255 bytes/)
+  const atLimit = Flood.create({ ...base, connections: native.KBX_QUIC_MAX_CONNECTIONS, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN) })
+  t.equal(atLimit.localPort > 0, true, 'the limits themselves are taken')
+  atLimit.close()
+})

@@ -1,6 +1,6 @@
 // quic-flood's and quic-sink's bindings to libkbx.so: the QUIC engine (native/include/kbx_quic.h documents
 // every call; native/src/quic_*.c) and the layouts and limits it shares with TypeScript. The only place
-// @kbx/quic reaches its C; native.test.ts checks every struct and constant here against the header.
+// @kbx/quic reaches its C; native.unit.test.ts checks every struct and constant here against the header.
 // Control-path calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
 import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 

@@ -1,5 +1,5 @@
 // TS-side accounting: the engine's counters become the JSON report without mixing sent and acknowledged
-// work (fake counters, no I/O). native.test.ts checks the stats field lists against the C structs.
+// work (fake counters, no I/O). native.unit.test.ts checks the stats field lists against the C structs.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

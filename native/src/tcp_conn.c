@@ -208,10 +208,14 @@ void tcp_output(struct kbx_tcp *c)
 	}
 }
 
-/* One segment at snd_una, outside the normal flow (fast retransmit, partial ACK). */
+/* One segment at snd_una, outside the normal flow (fast retransmit, partial ACK): only bytes already sent,
+ * never past snd_max (the peer would hold bytes our sequence space says were never sent). */
 void tcp_retransmit_first(struct kbx_tcp *c)
 {
+	uint32_t sent = c->snd_max - c->snd_una;
+	if (c->fin_sent && sent) sent--; /* the FIN's sequence number carries no byte */
 	uint32_t len = c->slen < smss(c) ? c->slen : smss(c);
+	if (len > sent) len = sent;
 	if (len) tcp_emit(c, F_ACK | F_PSH, c->snd_una, len, 0);
 	else if (c->fin_sent) tcp_emit(c, F_FIN | F_ACK, c->snd_una, 0, 0);
 	else return;

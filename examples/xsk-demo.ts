@@ -30,7 +30,7 @@ interface DemoOptions {
   interval: number
 }
 
-function openSteering(ctx: ToolContext, opts: DemoOptions): SteeringObject {
+function openSteering(ctx: ToolContext<DemoOptions>, opts: DemoOptions): SteeringObject {
   if (opts.pinned) {
     const dir = `${process.env['KBX_PIN_ROOT'] ?? '/sys/fs/bpf/kbx'}/xdp/${opts.iface}/maps`
     const maps = { xsks: BpfMap.fromPin(`${dir}/xsks`), xsk_slots: BpfMap.fromPin(`${dir}/xsk_slots`) }
@@ -57,8 +57,8 @@ function openSteering(ctx: ToolContext, opts: DemoOptions): SteeringObject {
   return obj
 }
 
-async function receive(ctx: ToolContext): Promise<void> {
-  const opts = ctx.opts as unknown as DemoOptions
+async function receive(ctx: ToolContext<DemoOptions>): Promise<void> {
+  const opts = ctx.opts
   const umem = Umem.create({ frameCount: 4096 })
   ctx.onCleanup(() => umem.close())
   const socket = XskSocket.create({ umem, iface: opts.iface, queue: opts.queue, tx: false, mode: opts.mode, log: (m) => ctx.log.info(m) })
@@ -98,8 +98,8 @@ async function receive(ctx: ToolContext): Promise<void> {
   ctx.end({ ...snapshot(), stoppedBy: stop, umem: umem.accounting() })
 }
 
-async function transmit(ctx: ToolContext): Promise<void> {
-  const opts = ctx.opts as unknown as DemoOptions
+async function transmit(ctx: ToolContext<DemoOptions>): Promise<void> {
+  const opts = ctx.opts
   if (!opts.dst) throw new UsageError('tx needs --dst IP', { op: 'parse --dst' })
   const hop = resolveNextHop(opts.dst, { iface: opts.iface })
   const src = interfaceInfo(opts.iface)
@@ -158,7 +158,7 @@ if (role !== 'rx' && role !== 'tx') {
   process.stderr.write('usage: xsk-demo.ts rx|tx --iface IF [options]\n')
   process.exit(2)
 }
-await runTool({
+await runTool<DemoOptions>({
   tool: `${TOOL}-${role}`,
   argv,
   privileges: true,

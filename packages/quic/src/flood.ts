@@ -118,8 +118,8 @@ export function floodReport(s: FloodStats, hist: LatencyHistogram) {
   }
 }
 
-async function flood(ctx: ToolContext): Promise<void> {
-  const o = ctx.opts as unknown as FloodCliOptions
+async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
+  const o = ctx.opts
   const info = interfaceInfo(o.iface)
   const hop = resolveNextHop(o.server.ip, { iface: o.iface })
   const localIp = hop.srcIp || info.ipv4[0]
@@ -260,7 +260,7 @@ async function flood(ctx: ToolContext): Promise<void> {
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {
-  return runTool({
+  return runTool<FloodCliOptions>({
     tool: 'quic-flood',
     description: 'Send Solana-style transactions over QUIC (one per unidirectional stream) and count what is acknowledged',
     ...(argv ? { argv } : {}),
@@ -308,7 +308,7 @@ export async function main(argv?: readonly string[]): Promise<number> {
       addCommonOptions(program, ['mode', 'queue', 'duration', 'interval'])
     },
     run: (ctx) => {
-      const o = ctx.opts as unknown as FloodCliOptions
+      const o = ctx.opts
       if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN)
         throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
       if (o.txSize > KBX_QUIC_MAX_TX_SIZE)

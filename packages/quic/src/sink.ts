@@ -40,8 +40,8 @@ function report(s: SinkStats, peerKey: Buffer | undefined) {
   }
 }
 
-async function sink(ctx: ToolContext): Promise<void> {
-  const o = ctx.opts as unknown as SinkCliOptions
+async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
+  const o = ctx.opts
   if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN) throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
   let identity: Identity | undefined
   if (o.keypair) {
@@ -86,7 +86,7 @@ async function sink(ctx: ToolContext): Promise<void> {
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {
-  return runTool({
+  return runTool<SinkCliOptions>({
     tool: 'quic-sink',
     description: 'QUIC transaction sink (Agave TPU rules): counts one transaction per stream',
     ...(argv ? { argv } : {}),

@@ -98,9 +98,10 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
         .option('--out <file>', 'write the frames that pass/tx/redirect, as the program left them'),
     run: (ctx) => {
       const [object] = ctx.args as [string]
-      const opts = ctx.opts as unknown as { pcap: string; prog?: string; out?: string }
-      ctx.json.start({ object, pcap: opts.pcap })
-      const summary = runOnPcap({ object, pcap: opts.pcap, ...(opts.prog ? { prog: opts.prog } : {}), ...(opts.out ? { out: opts.out } : {}) }, (v) =>
+      const opts = ctx.opts as { pcap?: string; prog?: string; out?: string }
+      const pcap = opts.pcap ?? '' // a required option: commander refuses the command without it
+      ctx.json.start({ object, pcap })
+      const summary = runOnPcap({ object, pcap, ...(opts.prog ? { prog: opts.prog } : {}), ...(opts.out ? { out: opts.out } : {}) }, (v) =>
         ctx.json.emit('packet', { ...v }),
       )
       ctx.end({ ...summary })

@@ -7,6 +7,7 @@ import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
 import { Backoff } from './backoff.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
+import { redactMessage } from './logon.js'
 import { OrderFlow } from './orders.js'
 import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
@@ -25,6 +26,8 @@ export const RESEND_CAPACITY = 8192
 
 /** The cap of the reconnection backoff (or --reconnect-interval when larger). */
 export const RECONNECT_CAP_S = 30
+
+const LOGON_MSG_TYPE = Buffer.from('\x0135=A\x01', 'latin1')
 
 /** Session ends that another logon cannot fix: the run ends with an error instead of reconnecting. */
 const FATAL_CLOSE = /^(MsgSeqNum too low|CompID problem)/
@@ -101,6 +104,8 @@ export class FixTcpRun implements TransportHost {
 
   private createSession(): FixSession {
     const { ctx, opts } = this
+    // --log-level debug shows each Logon sent, Password and RawData redacted (the only message logged)
+    const logLogons = ctx.log.isLevelEnabled('debug')
     return new FixSession({
       role: 'initiator',
       senderCompId: opts.sender,
@@ -114,6 +119,7 @@ export class FixTcpRun implements TransportHost {
       saveOnReceive: false, // saved once the replies (the next order) are on the wire
       resendCapacity: RESEND_CAPACITY,
       send: (bytes) => {
+        if (logLogons && bytes.includes(LOGON_MSG_TYPE)) ctx.log.debug({ message: redactMessage(bytes) }, 'Logon sent')
         if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
       },
       onApp: (msg) => this.flow.onApp(msg),
@@ -362,7 +368,9 @@ export class FixTcpRun implements TransportHost {
   /** The transport went away under the session. */
   gone(reason: string): void {
     if (this.session.state === 'closed') return
-    const refused = this.session.state === 'logon-sent'
+    // Closed after our Logon, unanswered: a refusal if we never logged on in this run (wrong CompIDs, credentials or
+    // version, most likely); after a logon, a gateway restarting does the same, so it is a lost connection (backoff).
+    const refused = this.session.state === 'logon-sent' && this.sessionEvents['logon'] === undefined
     this.session.disconnected()
     this.closedReason ??= refused ? `${LOGON_REFUSED}: the gateway closed the connection after our Logon, without a Logon or Logout (${reason})` : reason
     this.notify()

@@ -33,6 +33,8 @@ class MemoryTransport implements FixTransport {
   /** Answer this many Logons with a Logout (Text) then close, or close at once ('close'). */
   refuseLogons = 0
   refuseHow: 'logout' | 'close' = 'logout'
+  /** Logons let through before refusing. */
+  refuseAfterLogons = 0
   private readonly peerStore = new MemorySeqStore()
   /** Across the peer's connections, as fix-acceptor keeps it: a report lost with a connection is resent. */
   private readonly peerSent: ResendStore = new Map()
@@ -80,7 +82,7 @@ class MemoryTransport implements FixTransport {
   }
   write(bytes: Buffer): boolean {
     if (this.peer === undefined) return false
-    if (this.refuseLogons > 0 && bytes.includes('\x0135=A\x01')) {
+    if (this.refuseLogons > 0 && bytes.includes('\x0135=A\x01') && this.refuseAfterLogons-- <= 0) {
       this.refuseLogons--
       if (this.refuseHow === 'logout') this.deliver(buildMessage([[35, '5'], [49, 'EXCH'], [56, 'CLIENT1'], [34, this.peerStore.nextSenderSeq++], [52, '20261203-10:00:00.000'], [58, 'Invalid username or password']]))
       // the Logout reaches the host before the connection goes (as the bytes before a FIN)
@@ -142,7 +144,7 @@ function options(dir: string, overrides: Partial<FixTcpOptions>): FixTcpOptions 
   }
 }
 
-async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number; refuseLogons?: number; refuseHow?: 'logout' | 'close' }) {
+async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number; refuseLogons?: number; refuseHow?: 'logout' | 'close'; refuseAfterLogons?: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-run-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const events: { event: string; data: EventData }[] = []
@@ -161,6 +163,7 @@ async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsFo
     transport.refuse = script.refuse ?? 0
     transport.refuseLogons = script.refuseLogons ?? 0
     transport.refuseHow = script.refuseHow ?? 'logout'
+    transport.refuseAfterLogons = script.refuseAfterLogons ?? 0
     return transport
   })
   if (script.abortAfterMs !== undefined) setTimeout(() => controller.abort(), script.abortAfterMs)
@@ -227,5 +230,10 @@ for (const waitsForEvents of [false, true]) {
     t.same(retried.named('disconnect').map((e) => e.data['reason']), ['logon refused: Invalid username or password', 'logon refused: Invalid username or password'])
     const delays = retried.named('disconnect').map((e) => e.data['retryInSec'] as number)
     t.ok(delays[1]! > delays[0]!, `the backoff grows between refused logons (${delays.join(', ')} s)`)
+    // after a logon, a connection closed at our next Logon is what a restarting gateway does: retried
+    const restarting = await run(t, {}, { waitsForEvents, loseAfterAcks: 10, refuseLogons: 2, refuseHow: 'close', refuseAfterLogons: 1 })
+    t.equal(restarting.error, undefined, 'logged on again after the two closed connections')
+    t.same(restarting.named('disconnect').map((e) => e.data['willReconnect']), [true, true, true])
+    t.match(restarting.end, { stoppedBy: 'done', orders: { sent: 40, acked: 40 }, connections: { reconnects: 3 } })
   })
 }

@@ -95,13 +95,13 @@ t.test('--retry-refused-logon: retried with the growing backoff, not hammered; a
 t.test('FIX 5.0 SP2 over FIXT.1.1: logon (DefaultApplVerID 9) and orders acked by QuickFIX, over --io xdp (reflex) and --io socket', async (t) => {
   const b = await bed(t)
   const good = credentialsFile(b, 'good', `username=${USER}\npassword=${PASSWORD}\n`)
-  const xdp = await runFixTcp(b, ['--orders', '200', '--reset', '--fix-version', '5.0SP2', '--credentials', good, '--logon-field', '96=token'], 'xdp')
+  const xdp = await runFixTcp(b, ['--orders', '200', '--reset', '--fix-version', '5.0SP2', '--credentials', good, '--logon-field', '96=token', '--sender-sub-id', 'DESK1', '--sender-location-id', 'LDN'], 'xdp')
   t.equal(named(xdp, 'start')[0]?.data.beginString, 'FIXT.1.1')
   t.equal(xdp.end.orders.acked, 200, 'every order acked')
   t.equal(xdp.end.orders.filled, 200)
-  t.ok(xdp.end.reflex.sent >= 190, `the reflex framed QuickFIX's FIXT.1.1 reports and sent ${xdp.end.reflex.sent} orders`)
+  t.ok(xdp.end.reflex.sent >= 190, `the reflex framed QuickFIX's FIXT.1.1 reports and sent ${xdp.end.reflex.sent} orders (SenderSubID, SenderLocationID in their headers)`)
   t.equal(xdp.end.parser.badChecksum + xdp.end.parser.badBodyLength + xdp.end.parser.badHeader + xdp.end.parser.garbageBytes, 0)
-  t.match(named(b.acceptor, 'credentials')[0]?.data, { beginString: 'FIXT.1.1', defaultApplVerId: '9', rawDataLength: 5, accepted: true })
+  t.match(named(b.acceptor, 'credentials')[0]?.data, { beginString: 'FIXT.1.1', defaultApplVerId: '9', rawDataLength: 5, accepted: true, senderSubId: 'DESK1' })
   t.match(named(b.acceptor, 'logon')[0]?.data, { beginString: 'FIXT.1.1' })
   t.equal(named(b.acceptor, 'order').length, 200)
   const [logout] = await (async () => {

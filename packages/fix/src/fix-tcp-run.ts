@@ -144,9 +144,8 @@ export class FixTcpRun implements TransportHost {
   /** The first connection (errors are fatal: exit 1); tests hand in their own transport. */
   async open(connect: typeof openTransport = openTransport): Promise<void> {
     const { ctx, opts } = this
-    // the reflex writes the standard header only (35, 49, 56, 34, 52): with header fields of our own the session answers
     const { beginString, headerFields } = this.setup.logon
-    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex && headerFields.length === 0 ? this.flow.reflexTemplate(beginString, opts.sender, opts.target) : undefined
+    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
     this.transport = await connect(
       {
         io: opts.io,

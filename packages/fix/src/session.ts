@@ -7,6 +7,8 @@ import type { SeqStore } from './store.js'
 /** The start of the close reason when the peer answers our Logon with a Logout. */
 export const LOGON_REFUSED = 'logon refused'
 
+const DEFAULT_APPL_VER_ID = 1137
+
 export type SessionRole = 'initiator' | 'acceptor'
 export type SessionState = 'idle' | 'logon-sent' | 'awaiting-logon' | 'active' | 'logout-sent' | 'closed'
 
@@ -307,7 +309,8 @@ export class FixSession {
         this.sendLogon(msg.char(Tag.ResetSeqNumFlag) === 0x59)
       }
       this.setState('active')
-      this.emit({ event: 'logon', seq, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, heartBtInt: this.heartBtInt, reset: msg.char(Tag.ResetSeqNumFlag) === 0x59 })
+      const applVer = msg.string(DEFAULT_APPL_VER_ID) // FIXT.1.1: the application version the peer speaks by default
+      this.emit({ event: 'logon', seq, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, heartBtInt: this.heartBtInt, reset: msg.char(Tag.ResetSeqNumFlag) === 0x59, ...(applVer === undefined ? {} : { defaultApplVerId: applVer }) })
     }
 
     if (type === MsgType.SequenceReset && msg.char(Tag.GapFillFlag) !== 0x59) {

@@ -2,7 +2,7 @@
 // FIXT.1.1 transport), venue credentials (Username 553, Password 554, from a file or the environment, never
 // from argv), extra Logon fields (--logon-field TAG=VALUE) and header fields on every message (SenderSubID,
 // TargetSubID, SenderLocationID). Pure: option values in, field lists out.
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { UsageError } from '@kbx/errors'
 
 export const FIX_VERSIONS = ['4.4', '4.2', '5.0SP2'] as const
@@ -129,17 +129,24 @@ export interface Credentials {
  * must not be readable or writable by group or others (like ssh's keys): a usage error names its mode.
  */
 export function readCredentialsFile(path: string): Credentials {
-  let mode: number
+  let fd: number
   try {
-    const st = statSync(path)
+    fd = openSync(path, 'r') // the mode checked and the bytes read through one descriptor: the same file
+  } catch (err) {
+    throw new UsageError(`--credentials ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { hint: 'a file with lines username=… and password=…' })
+  }
+  try {
+    const st = fstatSync(fd)
     if (!st.isFile()) throw new UsageError(`--credentials ${path}: not a regular file`)
-    mode = st.mode & 0o777
+    const mode = st.mode & 0o777
+    if ((mode & 0o077) !== 0) throw new UsageError(`--credentials ${path}: mode ${mode.toString(8).padStart(4, '0')} lets group or others access it`, { hint: `chmod 600 ${path}` })
+    return parseCredentials(readFileSync(fd, 'utf8'), path)
   } catch (err) {
     if (err instanceof UsageError) throw err
     throw new UsageError(`--credentials ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { hint: 'a file with lines username=… and password=…' })
+  } finally {
+    closeSync(fd)
   }
-  if ((mode & 0o077) !== 0) throw new UsageError(`--credentials ${path}: mode ${mode.toString(8).padStart(4, '0')} lets group or others access it`, { hint: `chmod 600 ${path}` })
-  return parseCredentials(readFileSync(path, 'utf8'), path)
 }
 
 export function parseCredentials(text: string, source: string): Credentials {

@@ -60,15 +60,15 @@ export async function fixBed(t: Test, options: FixBedOptions = {}): Promise<FixB
   return { ...place, iface: local.name, localIp: local.ip!, remoteIface: remote.name, store: join(dir, 'seq.json'), acceptor }
 }
 
-/** Starts fix-tcp against the bed's acceptor; io null: fix-tcp's default transport. */
-export function startFixTcp(b: FixBed, args: string[], io: 'xdp' | 'socket' | null): ToolRun {
+/** Starts fix-tcp against the bed's acceptor; io null: fix-tcp's default transport; env: added to the environment. */
+export function startFixTcp(b: FixBed, args: string[], io: 'xdp' | 'socket' | null, env: Record<string, string> = {}): ToolRun {
   const [cmd, argv] = nodeCommand(fixTcp, ['--iface', b.iface, '--connect', `${b.exchIp}:${FIX_PORT}`, ...(io === null ? [] : ['--io', io]), '--store', b.store, '--json', ...args])
-  return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  return followTool(b.net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }))
 }
 
 /** Runs fix-tcp (or waits for one `started`) to a clean exit; its `end` event's data as `end`. */
-export async function runFixTcp(b: FixBed, args: string[], io: 'xdp' | 'socket' | null, started?: ToolRun): Promise<ToolRun & { end: Record<string, any> }> {
-  const run = started ?? startFixTcp(b, args, io)
+export async function runFixTcp(b: FixBed, args: string[], io: 'xdp' | 'socket' | null, started?: ToolRun, env: Record<string, string> = {}): Promise<ToolRun & { end: Record<string, any> }> {
+  const run = started ?? startFixTcp(b, args, io, env)
   const exit = await run.exited
   if (exit.code !== 0) throw new Error(`fix-tcp exited ${JSON.stringify(exit)}: ${run.stderr()}`)
   const end = run.events.find((e) => e.event === 'end')?.data

@@ -107,3 +107,15 @@ t.test('an unreachable acceptor is an error naming the address, exit 1', async (
   t.same(await run.exited, { code: 1, signal: null })
   t.match(run.events.find((e) => e.event === 'error')?.data.message ?? '', `${b.exchIp}:${PORT + 1}`)
 })
+
+t.test('--fix-version 5.0SP2: FIXT.1.1 both ways, DefaultApplVerID 9 on both Logons, orders acked', async (t) => {
+  const b = await bed(t)
+  const run = await client(b, ['--orders', '200', '--reset', '--fix-version', '5.0SP2', '--sender-sub-id', 'DESK1'])
+  t.equal(run.events.find((e) => e.event === 'start')?.data.beginString, 'FIXT.1.1')
+  t.match(named(run, 'logon')[0]?.data, { defaultApplVerId: '9' }, 'the acceptor\'s Logon named FIX 5.0 SP2')
+  t.equal(run.end.orders.acked, 200, 'every order acked')
+  t.equal(run.end.parser.badChecksum + run.end.parser.badBodyLength + run.end.parser.badHeader + run.end.parser.garbageBytes, 0, 'the acceptor\'s FIXT.1.1 stream parsed clean')
+  t.equal(run.end.closed, 'logout')
+  await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
+  t.match(named(b.acceptor, 'logon')[0]?.data, { defaultApplVerId: '9' }, 'and ours')
+})

@@ -83,6 +83,11 @@ void kbx_fix_reflex_destroy(struct kbx_fix_reflex *r);
 int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string, const char *sender, const char *target,
 			     const char *msg_type, const uint8_t *pre, uint32_t pre_len, uint32_t time_tag,
 			     const uint8_t *post, uint32_t post_len, struct kbx_fix_reflex_io *io);
+/*
+ * Header fields of every order after TargetCompID(56), before MsgSeqNum(34) ("tag=value<SOH>"…: SenderSubID,
+ * TargetSubID, SenderLocationID, as the session writes its headers); len 0 clears them. 0 or -EINVAL (over 256).
+ */
+int kbx_fix_reflex_set_header(struct kbx_fix_reflex *r, const uint8_t *fields, uint32_t len);
 /* The connection's sender (fix_xdp.c); without one (tests) a triggered order counts as sent. */
 void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn fn, void *ctx);
 /* Takes io->armed (clears it): armed for what follows, or disarmed when io->armed was 0. */

@@ -1,8 +1,10 @@
 // fix-quickfix-acceptor: a QuickFIX (Debian's libquickfix, C++) acceptor as fix-tcp's counterparty, so the
 // session layer is tested against a FIX engine used across the industry, not only against our own.
 // Acks every NewOrderSingle (35=D) with an ExecutionReport (35=8, ExecType/OrdStatus New) and fills every
-// Nth. Sessions SENDER→TARGET for FIX.4.4 and FIX.4.2, no data dictionary (Debian ships none), sequence
-// numbers in a QuickFIX FileStore (kept across restarts of either side). stdout: one JSON line per event
+// Nth. Sessions SENDER→TARGET for FIX.4.4, FIX.4.2 and FIXT.1.1 (FIX 5.0 SP2 as the default ApplVerID), no data
+// dictionary (Debian ships none), sequence numbers in a QuickFIX FileStore (kept across restarts of either side);
+// with --username/--password, a Logon without those Username(553)/Password(554) is refused (RejectLogon: a Logout
+// with Text, then the disconnect), as a venue's gateway does. stdout: one JSON line per event
 // ({"event":...,"tool":"fix-quickfix-acceptor","ts":...,"data":{...}}); errors on stderr.
 #include <quickfix/Application.h>
 #include <quickfix/FileLog.h>
@@ -90,6 +92,9 @@ struct Options {
   long fillEvery = 1;
   double testRequestAfter = 0;
   long testGapAt = 0;
+  /** Required Username(553) and Password(554) on the Logon; empty: not checked. */
+  std::string username;
+  std::string password;
 };
 
 /** Per session, under Acceptor::mutex_. */
@@ -155,6 +160,7 @@ class Acceptor : public FIX::Application {
   void fromAdmin(const FIX::Message& message, const FIX::SessionID& id)
       throw(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::RejectLogon) override {
     adminEvent("in", message, id);
+    if (field(message.getHeader(), FIX::FIELD::MsgType) == "A") checkCredentials(message, id);
   }
 
   void toApp(FIX::Message& message, const FIX::SessionID& id) throw(FIX::DoNotSend) override {
@@ -241,6 +247,22 @@ class Acceptor : public FIX::Application {
   long long orders() const { return orders_; }
 
  private:
+  /** --username/--password: the Logon must carry them (the values never reach stdout, only whether they matched). */
+  void checkCredentials(const FIX::Message& logon, const FIX::SessionID& id) {
+    if (options_.username.empty() && options_.password.empty()) return;
+    const bool userOk = options_.username.empty() || field(logon, FIX::FIELD::Username) == options_.username;
+    const bool passwordOk = options_.password.empty() || field(logon, FIX::FIELD::Password) == options_.password;
+    JsonObject data;
+    describe(data, id);
+    data.boolean("usernameGiven", logon.isSetField(FIX::FIELD::Username)).boolean("passwordGiven", logon.isSetField(FIX::FIELD::Password));
+    data.boolean("accepted", userOk && passwordOk);
+    if (logon.getHeader().isSetField(FIX::FIELD::SenderSubID)) data.str("senderSubId", logon.getHeader().getField(FIX::FIELD::SenderSubID));
+    if (logon.isSetField(FIX::FIELD::DefaultApplVerID)) data.str("defaultApplVerId", logon.getField(FIX::FIELD::DefaultApplVerID));
+    if (logon.isSetField(FIX::FIELD::RawData)) data.num("rawDataLength", static_cast<long long>(logon.getField(FIX::FIELD::RawData).size()));
+    emit("credentials", data);
+    if (!(userOk && passwordOk)) throw FIX::RejectLogon("Invalid username or password");
+  }
+
   /** --test-gap-at: the ExecutionReport that would carry this MsgSeqNum takes the next one (once). */
   void skipOutgoingSeqIfDue(const FIX::SessionID& id) {
     if (options_.testGapAt <= 0 || gapSkipped_) return;
@@ -322,9 +344,11 @@ void onSignal(int signal) { stopSignal = signal; }
   std::fprintf(stderr,
                "%s%s%s"
                "usage: fix-quickfix-acceptor --store DIR [--port 9878] [--sender EXCH] [--target CLIENT1]... [--fill-every 1]\n"
-               "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ]\n"
-               "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4 and FIX.4.2, no data dictionary) that acks every\n"
-               "  NewOrderSingle with an ExecutionReport and fills every Nth (0 = never).\n"
+               "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ] [--username U --password P]\n"
+               "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4, FIX.4.2 and FIXT.1.1 with FIX 5.0 SP2, no data\n"
+               "  dictionary) that acks every NewOrderSingle with an ExecutionReport and fills every Nth (0 = never).\n"
+               "  --username U, --password P  refuse a Logon without Username(553)=U / Password(554)=P (test bed only:\n"
+               "                           values on argv)\n"
                "  --store DIR              QuickFIX FileStorePath: sequence numbers and sent messages, kept across restarts\n"
                "  --log DIR                QuickFIX FileLogPath: messages and session events (default: no log)\n"
                "  --target ID              a counterparty's SenderCompID; may be repeated\n"
@@ -361,6 +385,8 @@ Options parseOptions(int argc, char** argv) {
     else if (flag == "--target") options.targets.push_back(value);
     else if (flag == "--fill-every") options.fillEvery = parseLong("--fill-every", value, 0, 1000000000);
     else if (flag == "--test-gap-at") options.testGapAt = parseLong("--test-gap-at", value, 1, 2000000000);
+    else if (flag == "--username") options.username = value;
+    else if (flag == "--password") options.password = value;
     else if (flag == "--test-request-after") options.testRequestAfter = static_cast<double>(parseLong("--test-request-after", value, 0, 3600));
     else usage(("unknown option " + flag).c_str());
   }
@@ -383,8 +409,10 @@ FIX::SessionSettings settingsFor(const Options& options) {
   defaults.setString(FIX::END_TIME, "00:00:00");
   settings.set(defaults);
   for (const std::string& target : options.targets) {
-    for (const char* beginString : {FIX::BeginString_FIX44, FIX::BeginString_FIX42}) {
+    for (const char* beginString : {FIX::BeginString_FIX44, FIX::BeginString_FIX42, FIX::BeginString_FIXT11}) {
       FIX::Dictionary session;
+      // FIXT.1.1 carries FIX 5.0 SP2 application messages (the counterparty's DefaultApplVerID on its Logon)
+      if (std::string(beginString) == FIX::BeginString_FIXT11) session.setString(FIX::DEFAULT_APPLVERID, "FIX.5.0SP2");
       settings.set(FIX::SessionID(beginString, options.sender, target), session);
     }
   }
@@ -410,7 +438,8 @@ int main(int argc, char** argv) {
     std::string targets = "[";
     for (const std::string& target : options.targets) targets += (targets.size() > 1 ? "," : "") + jsonString(target);
     JsonObject start;
-    start.num("port", options.port).str("sender", options.sender).raw("targets", targets + "]").raw("beginStrings", "[\"FIX.4.4\",\"FIX.4.2\"]");
+    start.num("port", options.port).str("sender", options.sender).raw("targets", targets + "]").raw("beginStrings", "[\"FIX.4.4\",\"FIX.4.2\",\"FIXT.1.1\"]");
+    start.boolean("credentialsRequired", !options.username.empty() || !options.password.empty());
     start.str("store", options.store).num("fillEvery", options.fillEvery);
     emit("start", start);
 

@@ -37,8 +37,8 @@ struct kbx_fix_reflex {
 	void *send_ctx;
 	/* template */
 	struct text begin, sender, target, msg_type;
-	uint8_t pre[512], post[512];
-	uint32_t pre_len, post_len, time_tag;
+	uint8_t pre[512], post[512], hdr[256];
+	uint32_t pre_len, post_len, time_tag, hdr_len;
 	int configured;
 	/* arm */
 	int armed;
@@ -88,6 +88,15 @@ int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string,
 	r->io = io;
 	r->armed = 0;
 	r->configured = 1;
+	return 0;
+}
+
+int kbx_fix_reflex_set_header(struct kbx_fix_reflex *r, const uint8_t *fields, uint32_t len)
+{
+	if (len > sizeof(r->hdr))
+		return -EINVAL;
+	memcpy(r->hdr, fields, len);
+	r->hdr_len = len;
 	return 0;
 }
 
@@ -197,7 +206,7 @@ static uint32_t build_order(struct kbx_fix_reflex *r)
 	uint8_t *body = r->out + HEADROOM;
 	uint8_t *p = body;
 	/* worst case: fixed parts + texts + template + numbers */
-	if (HEADROOM + 4 * TEXT_MAX + r->pre_len + r->post_len + 2 * 21 + 3 * 24 + 64 > sizeof(r->out))
+	if (HEADROOM + 4 * TEXT_MAX + r->hdr_len + r->pre_len + r->post_len + 2 * 21 + 3 * 24 + 64 > sizeof(r->out))
 		return 0;
 	p = put_tag(p, 35);
 	p = put_bytes(p, r->msg_type.b, r->msg_type.n);
@@ -208,6 +217,7 @@ static uint32_t build_order(struct kbx_fix_reflex *r)
 	p = put_tag(p, 56);
 	p = put_bytes(p, r->target.b, r->target.n);
 	*p++ = SOH;
+	p = put_bytes(p, r->hdr, r->hdr_len);
 	p = put_tag(p, 34);
 	p += put_uint(p, r->next_seq);
 	*p++ = SOH;

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
 import { FixParser, MsgType, Tag } from './codec.js'
 import type { FixMessageView, FixWriter } from './codec.js'
+import { APPL_VER_ID_FIX50SP2, LogonTag } from './logon.js'
 import { FixSession } from './session.js'
 import type { ResendStore, SessionEvent } from './session.js'
 import { FileSeqStore, MemorySeqStore } from './store.js'
@@ -125,11 +126,14 @@ export class FixAcceptor {
       }
       const persistent = this.options.storeDir !== undefined
       const seqStore = store
+      const beginString = first.string(Tag.BeginString) ?? this.options.beginString ?? 'FIX.4.4'
       const s = new FixSession({
         role: 'acceptor',
         senderCompId: sender,
         targetCompId: counterparty,
-        beginString: first.string(Tag.BeginString) ?? this.options.beginString ?? 'FIX.4.4',
+        beginString,
+        // FIXT.1.1: our Logon names the application version too (the initiator's DefaultApplVerID, else FIX 5.0 SP2)
+        ...(beginString === 'FIXT.1.1' ? { logonFields: [[LogonTag.DefaultApplVerID, first.string(LogonTag.DefaultApplVerID) ?? APPL_VER_ID_FIX50SP2] as const] } : {}),
         store,
         heartbeats: this.options.heartbeats ?? true,
         resendCapacity: 16384, // two reports per order: flat memory after a few seconds at full rate

@@ -8,6 +8,8 @@ import { parsePrice } from './codec.js'
 import { DEFAULT_STORE_DIR, FixTcpRun, RECONNECT_CAP_S } from './fix-tcp-run.js'
 import type { FixTcpRunSetup } from './fix-tcp-run.js'
 import type { IoKind } from './transport.js'
+import { FIX_VERSIONS, beginStringOf, collectLogonField, headerFields, logonFields, resolveCredentials } from './logon.js'
+import type { FixField, FixVersion } from './logon.js'
 
 export const TOOL = 'fix-tcp'
 export { DEFAULT_STORE_DIR, RECONNECT_CAP_S, RESEND_CAPACITY } from './fix-tcp-run.js'
@@ -24,7 +26,16 @@ export interface FixTcpOptions {
   /** Seconds between `interval` events (> 0). */
   interval: number
   io: IoKind
-  fixVersion: '4.4' | '4.2'
+  fixVersion: FixVersion
+  /** File with username=… and password=… lines (mode 0600 or stricter). */
+  credentials?: string
+  /** --logon-field TAG=VALUE, repeatable. */
+  logonField?: FixField[]
+  senderSubId?: string
+  targetSubId?: string
+  senderLocationId?: string
+  /** A Logon the gateway refuses ends the run (exit 1) unless given: then it is retried with the backoff. */
+  retryRefusedLogon?: boolean
   heartbeat: number
   reset?: boolean
   store?: string
@@ -59,7 +70,13 @@ export function buildFixTcp(program: Command): void {
     .option('--orders <n>', 'NewOrderSingles to send (alone: one at a time, each after the previous ack)', parseScaledInt('--orders', { min: 0 }))
     .option('--rate <r>', 'orders per second (paced, without waiting for acks)', parseScaledInt('--rate', { min: 1 }))
     .addOption(new Option('--io <kind>', 'transport: xdp (userspace TCP on AF_XDP) or socket (kernel TCP)').choices(['xdp', 'socket']).default('xdp'))
-    .option('--fix-version <v>', 'FIX.4.4 or FIX.4.2', parseChoice('--fix-version', ['4.4', '4.2'] as const), '4.4')
+    .option('--fix-version <v>', 'FIX.4.4, FIX.4.2, or 5.0SP2 (FIX 5.0 SP2 over FIXT.1.1: DefaultApplVerID(1137)=9 on Logon)', parseChoice('--fix-version', FIX_VERSIONS), '4.4')
+    .option('--credentials <file>', 'Username (553) and Password (554) for the Logon from FILE (lines username=… and password=…; mode 0600: not readable by group or others). Or KBX_FIX_USERNAME / KBX_FIX_PASSWORD in the environment. Never on the command line')
+    .option('--logon-field <tag=value>', 'an extra field of the Logon (repeatable, in order; RawData 96 gets its RawDataLength 95 in front)', collectLogonField)
+    .option('--sender-sub-id <id>', 'SenderSubID (50) in the header of every message')
+    .option('--target-sub-id <id>', 'TargetSubID (57) in the header of every message')
+    .option('--sender-location-id <id>', 'SenderLocationID (142) in the header of every message')
+    .option('--retry-refused-logon', 'a Logon the gateway refuses (Logout, or the connection closed before its Logon) is retried with the reconnection backoff instead of ending the run (exit 1)')
     .option('--heartbeat <s>', 'HeartBtInt (108) proposed on Logon, seconds', parseIntOption('--heartbeat', { min: 1, max: 3600 }), 30)
     .option('--reset', 'send ResetSeqNumFlag(141)=Y on the first Logon: both sides start again from 1 (never on a logon after a reconnection)')
     .option('--store <path>', `sequence-number store (default ${DEFAULT_STORE_DIR}/SENDER-TARGET.json)`)
@@ -88,6 +105,26 @@ export function resolveXdpMode(opts: Pick<FixTcpOptions, 'mode' | 'xdpMode'>, wa
   return opts.xdpMode
 }
 
+/** What the Logon and the header carry beyond the session's own fields (usage errors before anything opens). */
+export interface LogonPlan {
+  beginString: string
+  logonFields: FixField[]
+  headerFields: FixField[]
+  /** For the start event: where credentials came from; never the credentials. */
+  credentials: 'file' | 'environment' | 'none'
+}
+
+export function resolveLogon(opts: Pick<FixTcpOptions, 'fixVersion' | 'credentials' | 'logonField' | 'senderSubId' | 'targetSubId' | 'senderLocationId'>, env: NodeJS.ProcessEnv): LogonPlan {
+  const credentials = resolveCredentials(opts.credentials, env)
+  const given = credentials.username !== undefined || credentials.password !== undefined
+  return {
+    beginString: beginStringOf(opts.fixVersion),
+    logonFields: logonFields({ version: opts.fixVersion, credentials, extra: opts.logonField ?? [] }),
+    headerFields: headerFields({ ...(opts.senderSubId === undefined ? {} : { senderSubId: opts.senderSubId }), ...(opts.targetSubId === undefined ? {} : { targetSubId: opts.targetSubId }), ...(opts.senderLocationId === undefined ? {} : { senderLocationId: opts.senderLocationId }) }),
+    credentials: !given ? 'none' : opts.credentials !== undefined ? 'file' : 'environment',
+  }
+}
+
 /** --io xdp loads an XDP program and opens an AF_XDP socket: root (or the capabilities) first; --io socket needs none. */
 export function requireFixTcpPrivileges(io: IoKind, options: PrivilegeOptions = {}): void {
   if (io === 'xdp') requirePrivileges(TOOL, options)
@@ -99,11 +136,12 @@ export async function runFixTcp(ctx: ToolContext<FixTcpOptions>): Promise<void> 
   if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
   if (opts.busyPoll === true && opts.io !== 'xdp') throw new UsageError('--busy-poll: only with --io xdp (the kernel socket is event-driven)')
   const mode = resolveXdpMode(opts, (msg) => ctx.log.warn(msg))
+  const logon = resolveLogon(opts, process.env)
   requireFixTcpPrivileges(opts.io)
   const info = interfaceInfo(opts.iface)
   const localAddress = info.ipv4[0]
   if (localAddress === undefined) throw new NetError(`interface ${opts.iface} has no IPv4 address`, { op: 'interface address', hint: `ip addr add … dev ${opts.iface}` })
-  const setup: FixTcpRunSetup = { opts, mode, price, localAddress }
+  const setup: FixTcpRunSetup = { opts, mode, price, localAddress, logon }
   const run = new FixTcpRun(ctx, setup)
   await run.open()
   await run.run()

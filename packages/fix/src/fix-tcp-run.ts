@@ -6,10 +6,11 @@ import { runLoop } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
 import { Backoff } from './backoff.js'
-import type { FixTcpOptions } from './client.js'
+import type { FixTcpOptions, LogonPlan } from './client.js'
+import { redactMessage } from './logon.js'
 import { OrderFlow } from './orders.js'
 import type { ReflexArm, ReflexOrder } from './reflex.js'
-import { FixSession } from './session.js'
+import { FixSession, LOGON_REFUSED } from './session.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
 import { openTransport } from './transport.js'
@@ -26,6 +27,8 @@ export const RESEND_CAPACITY = 8192
 /** The cap of the reconnection backoff (or --reconnect-interval when larger). */
 export const RECONNECT_CAP_S = 30
 
+const LOGON_MSG_TYPE = Buffer.from('\x0135=A\x01', 'latin1')
+
 /** Session ends that another logon cannot fix: the run ends with an error instead of reconnecting. */
 const FATAL_CLOSE = /^(MsgSeqNum too low|CompID problem)/
 
@@ -35,6 +38,13 @@ export interface FixTcpRunSetup {
   mode: 'native' | 'skb' | 'auto'
   price: number
   localAddress: string
+  logon: LogonPlan
+}
+
+function failureHint(failure: string): string {
+  if (failure.endsWith('(--no-reconnect)')) return 'without --no-reconnect, fix-tcp reconnects and logs on again'
+  if (failure.startsWith(LOGON_REFUSED)) return 'check --sender/--target, the credentials (--credentials or KBX_FIX_USERNAME/KBX_FIX_PASSWORD), --logon-field and --fix-version; --retry-refused-logon retries with a backoff'
+  return 'rerun with --reset to start both sides from sequence number 1'
 }
 
 type Phase =
@@ -94,17 +104,22 @@ export class FixTcpRun implements TransportHost {
 
   private createSession(): FixSession {
     const { ctx, opts } = this
+    // --log-level debug shows each Logon sent, Password and RawData redacted (the only message logged)
+    const logLogons = ctx.log.isLevelEnabled('debug')
     return new FixSession({
       role: 'initiator',
       senderCompId: opts.sender,
       targetCompId: opts.target,
-      beginString: `FIX.${opts.fixVersion}`,
+      beginString: this.setup.logon.beginString,
       heartBtInt: opts.heartbeat,
       resetOnLogon: opts.reset === true,
+      logonFields: this.setup.logon.logonFields,
+      headerFields: this.setup.logon.headerFields,
       store: this.store,
       saveOnReceive: false, // saved once the replies (the next order) are on the wire
       resendCapacity: RESEND_CAPACITY,
       send: (bytes) => {
+        if (logLogons && bytes.includes(LOGON_MSG_TYPE)) ctx.log.debug({ message: redactMessage(bytes) }, 'Logon sent')
         if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
       },
       onApp: (msg) => this.flow.onApp(msg),
@@ -129,7 +144,8 @@ export class FixTcpRun implements TransportHost {
   /** The first connection (errors are fatal: exit 1); tests hand in their own transport. */
   async open(connect: typeof openTransport = openTransport): Promise<void> {
     const { ctx, opts } = this
-    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(`FIX.${opts.fixVersion}`, opts.sender, opts.target) : undefined
+    const { beginString, headerFields } = this.setup.logon
+    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
     this.transport = await connect(
       {
         io: opts.io,
@@ -152,7 +168,7 @@ export class FixTcpRun implements TransportHost {
 
   async run(): Promise<void> {
     const { ctx, opts, store, transport } = this
-    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: `FIX.${opts.fixVersion}`, store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, ...transport.startFields() })
+    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, ...transport.startFields() })
     this.session.start()
     // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
     // says so; --duration likewise (orders in flight answered first).
@@ -257,7 +273,7 @@ export class FixTcpRun implements TransportHost {
     const { ctx, opts, store } = this
     if (this.stopping || ctx.signal.aborted) return false
     const reason = this.closedReason ?? 'connection lost'
-    if (FATAL_CLOSE.test(reason)) {
+    if (FATAL_CLOSE.test(reason) || (reason.startsWith(LOGON_REFUSED) && opts.retryRefusedLogon !== true)) {
       this.failure = reason
       return false
     }
@@ -351,8 +367,11 @@ export class FixTcpRun implements TransportHost {
   /** The transport went away under the session. */
   gone(reason: string): void {
     if (this.session.state === 'closed') return
+    // Closed after our Logon, unanswered: a refusal if we never logged on in this run (wrong CompIDs, credentials or
+    // version, most likely); after a logon, a gateway restarting does the same, so it is a lost connection (backoff).
+    const refused = this.session.state === 'logon-sent' && this.sessionEvents['logon'] === undefined
     this.session.disconnected()
-    this.closedReason ??= reason
+    this.closedReason ??= refused ? `${LOGON_REFUSED}: the gateway closed the connection after our Logon, without a Logon or Logout (${reason})` : reason
     this.notify()
   }
 
@@ -426,6 +445,6 @@ export class FixTcpRun implements TransportHost {
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       tcp: this.transport.tcpStats(),
     })
-    if (failure !== undefined) throw new NetError(`FIX session ended: ${failure}`, { op: 'fix session', hint: failure.endsWith('(--no-reconnect)') ? 'without --no-reconnect, fix-tcp reconnects and logs on again' : 'rerun with --reset to start both sides from sequence number 1' })
+    if (failure !== undefined) throw new NetError(`FIX session ended: ${failure}`, { op: 'fix session', hint: failureHint(failure) })
   }
 }

@@ -11,8 +11,9 @@ import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
 import { JsonLines, TtyStatus, createLogger } from '@kbx/stats'
 import type { EventData } from '@kbx/stats'
+import { resolveLogon } from './client.js'
 import type { FixTcpOptions } from './client.js'
-import { Tag } from './codec.js'
+import { Tag, buildMessage } from './codec.js'
 import { FixTcpRun } from './fix-tcp-run.js'
 import { FixSession } from './session.js'
 import type { ResendStore } from './session.js'
@@ -29,6 +30,11 @@ class MemoryTransport implements FixTransport {
   /** Reconnection attempts to refuse before one succeeds. */
   refuse = 0
   attempts = 0
+  /** Answer this many Logons with a Logout (Text) then close, or close at once ('close'). */
+  refuseLogons = 0
+  refuseHow: 'logout' | 'close' = 'logout'
+  /** Logons let through before refusing. */
+  refuseAfterLogons = 0
   private readonly peerStore = new MemorySeqStore()
   /** Across the peer's connections, as fix-acceptor keeps it: a report lost with a connection is resent. */
   private readonly peerSent: ResendStore = new Map()
@@ -76,6 +82,14 @@ class MemoryTransport implements FixTransport {
   }
   write(bytes: Buffer): boolean {
     if (this.peer === undefined) return false
+    if (this.refuseLogons > 0 && bytes.includes('\x0135=A\x01') && this.refuseAfterLogons-- <= 0) {
+      this.refuseLogons--
+      if (this.refuseHow === 'logout') this.deliver(buildMessage([[35, '5'], [49, 'EXCH'], [56, 'CLIENT1'], [34, this.peerStore.nextSenderSeq++], [52, '20261203-10:00:00.000'], [58, 'Invalid username or password']]))
+      // the Logout reaches the host before the connection goes (as the bytes before a FIN)
+      if (this.waitsForEvents) setTimeout(() => this.loseNow(), 5)
+      else this.lost = true
+      return true
+    }
     this.peer.receive(Buffer.from(bytes))
     if (this.lost) setImmediate(() => this.loseNow())
     return true
@@ -130,7 +144,7 @@ function options(dir: string, overrides: Partial<FixTcpOptions>): FixTcpOptions 
   }
 }
 
-async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number }) {
+async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number; refuseLogons?: number; refuseHow?: 'logout' | 'close'; refuseAfterLogons?: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-run-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const events: { event: string; data: EventData }[] = []
@@ -141,12 +155,15 @@ async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsFo
     tool: 'fix-tcp', opts: { ...options(dir, overrides), json: true, logLevel: 'silent', verbose: 0 }, args: [], log: createLogger({ name: 'fix-tcp', level: 'silent' }), json,
     status: new TtyStatus({ enabled: false }), signal: controller.signal, stopping: false, onCleanup: (fn) => void cleanups.push(fn), end: (data) => json.end(data),
   }
-  const fixRun = new FixTcpRun(ctx, { opts: ctx.opts, mode: 'auto', price: 100.25, localAddress: '127.0.0.1' })
+  const fixRun = new FixTcpRun(ctx, { opts: ctx.opts, mode: 'auto', price: 100.25, localAddress: '127.0.0.1', logon: resolveLogon(ctx.opts, {}) })
   let transport: MemoryTransport | undefined
   await fixRun.open(async (_o, host) => {
     transport = new MemoryTransport(host, script.waitsForEvents)
     transport.loseAfterAcks = script.loseAfterAcks ?? Infinity
     transport.refuse = script.refuse ?? 0
+    transport.refuseLogons = script.refuseLogons ?? 0
+    transport.refuseHow = script.refuseHow ?? 'logout'
+    transport.refuseAfterLogons = script.refuseAfterLogons ?? 0
     return transport
   })
   if (script.abortAfterMs !== undefined) setTimeout(() => controller.abort(), script.abortAfterMs)
@@ -193,3 +210,30 @@ t.test('a signal: Logout, then the end (stoppedBy signal); while disconnected it
   t.match(down.end, { stoppedBy: 'signal', connections: { disconnects: 1, reconnects: 0 } })
   t.equal(down.transport.attempts, 0, 'no attempt during the backoff')
 })
+
+for (const waitsForEvents of [false, true]) {
+  const kind = waitsForEvents ? 'events (as socket)' : 'turns (as xdp)'
+  t.test(`${kind}: a refused Logon ends the run with its reason; --retry-refused-logon retries with the backoff`, async (t) => {
+    const refused = await run(t, {}, { waitsForEvents, refuseLogons: 1 })
+    t.type(refused.error, NetError)
+    t.match((refused.error as Error).message, 'FIX session ended: logon refused: Invalid username or password')
+    t.match((refused.error as NetError).hint, /credentials/)
+    t.match(refused.end, { stoppedBy: 'error', closed: 'logon refused: Invalid username or password', orders: { sent: 0 } })
+    t.equal(refused.transport.attempts, 0, 'no reconnection: the gateway is not hammered')
+    t.equal(refused.named('disconnect').length, 0)
+    const closed = await run(t, {}, { waitsForEvents, refuseLogons: 1, refuseHow: 'close' })
+    t.match((closed.error as Error).message, /logon refused: the gateway closed the connection after our Logon/)
+    t.equal(closed.transport.attempts, 0)
+    const retried = await run(t, { retryRefusedLogon: true }, { waitsForEvents, refuseLogons: 2 })
+    t.equal(retried.error, undefined, 'logged on at the third attempt')
+    t.match(retried.end, { stoppedBy: 'done', orders: { sent: 40, acked: 40 } })
+    t.same(retried.named('disconnect').map((e) => e.data['reason']), ['logon refused: Invalid username or password', 'logon refused: Invalid username or password'])
+    const delays = retried.named('disconnect').map((e) => e.data['retryInSec'] as number)
+    t.ok(delays[1]! > delays[0]!, `the backoff grows between refused logons (${delays.join(', ')} s)`)
+    // after a logon, a connection closed at our next Logon is what a restarting gateway does: retried
+    const restarting = await run(t, {}, { waitsForEvents, loseAfterAcks: 10, refuseLogons: 2, refuseHow: 'close', refuseAfterLogons: 1 })
+    t.equal(restarting.error, undefined, 'logged on again after the two closed connections')
+    t.same(restarting.named('disconnect').map((e) => e.data['willReconnect']), [true, true, true])
+    t.match(restarting.end, { stoppedBy: 'done', orders: { sent: 40, acked: 40 }, connections: { reconnects: 3 } })
+  })
+}

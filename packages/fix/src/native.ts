@@ -189,6 +189,7 @@ export interface LibKbxFixReflex {
   kbx_fix_reflex_destroy: (r: KbxFixReflexPtr) => void
   /** pre, post: bytes; io: the address of a KBX_FIX_REFLEX_IO.size block the caller keeps alive. */
   kbx_fix_reflex_configure: (r: KbxFixReflexPtr, beginString: string, sender: string, target: string, msgType: string, pre: Uint8Array, preLen: number, timeTag: number, post: Uint8Array, postLen: number, io: number) => number
+  kbx_fix_reflex_set_header: (r: KbxFixReflexPtr, fields: Uint8Array, len: number) => number
   kbx_fix_reflex_feed_armed: (r: KbxFixReflexPtr, bytes: Uint8Array, len: number) => number
   kbx_fix_reflex_counters: (r: KbxFixReflexPtr, out: Uint8Array) => void
 }
@@ -204,6 +205,7 @@ export function libkbxFixReflex(): LibKbxFixReflex {
     kbx_fix_reflex_create: lib.func('kbx_fix_reflex *kbx_fix_reflex_create()'),
     kbx_fix_reflex_destroy: lib.func('void kbx_fix_reflex_destroy(kbx_fix_reflex *r)'),
     kbx_fix_reflex_configure: lib.func('int kbx_fix_reflex_configure(kbx_fix_reflex *r, const char *begin, const char *sender, const char *target, const char *msg_type, const uint8_t *pre, uint32_t pre_len, uint32_t time_tag, const uint8_t *post, uint32_t post_len, uintptr_t io)'),
+    kbx_fix_reflex_set_header: lib.func('int kbx_fix_reflex_set_header(kbx_fix_reflex *r, const uint8_t *fields, uint32_t len)'),
     kbx_fix_reflex_feed_armed: lib.func('int kbx_fix_reflex_feed_armed(kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)'),
     kbx_fix_reflex_counters: lib.func('void kbx_fix_reflex_counters(kbx_fix_reflex *r, _Out_ uint8_t *out)'),
   } as LibKbxFixReflex

@@ -102,14 +102,15 @@ export class OrderFlow {
   }
 
   /** The NewOrderSingle as the native reflex builds it: the same fields as send(), TransactTime = SendingTime. */
-  reflexTemplate(beginString: string, senderCompId: string, targetCompId: string): ReflexTemplate {
+  reflexTemplate(beginString: string, senderCompId: string, targetCompId: string, headerFields: readonly (readonly [number, string])[] = []): ReflexTemplate {
+    const header = Buffer.from(headerFields.map(([tag, value]) => `${tag}=${value}\x01`).join(''), 'latin1')
     const w = new FixWriter(beginString).begin('D')
     const start = w.mark()
     this.fieldsBeforeTime(w)
     const pre = w.bodySince(start)
     const middle = w.mark()
     this.fieldsAfterTime(w)
-    return { beginString, senderCompId, targetCompId, msgType: 'D', pre, timeTag: Tag.TransactTime, post: w.bodySince(middle) }
+    return { beginString, senderCompId, targetCompId, msgType: 'D', pre, timeTag: Tag.TransactTime, post: w.bodySince(middle), header }
   }
 
   /** An order the reflex sent: recorded as if send() had sent it (the session records its message). */

@@ -18,6 +18,8 @@ export interface ReflexTemplate {
   timeTag: number
   /** Body fields after the time field. */
   post: Uint8Array
+  /** Header fields after TargetCompID, before MsgSeqNum (SenderSubID, …), as the session writes them; default none. */
+  header?: Uint8Array
 }
 
 /** What the reflex waits for and what it sends: valid for one step. */
@@ -94,6 +96,9 @@ export class ReflexIo {
 export function configureReflex(r: KbxFixReflexPtr, t: ReflexTemplate, block: ReflexIo): void {
   const rc = libkbxFixReflex().kbx_fix_reflex_configure(r, t.beginString, t.senderCompId, t.targetCompId, t.msgType, t.pre, t.pre.length, t.timeTag, t.post, t.post.length, block.address)
   if (rc < 0) throw new SystemError('kbx_fix_reflex_configure', -rc, { hint: 'CompIDs, BeginString and MsgType up to 63 bytes, template parts up to 512' })
+  const header = t.header ?? new Uint8Array(0)
+  const hrc = libkbxFixReflex().kbx_fix_reflex_set_header(r, header, header.length)
+  if (hrc < 0) throw new SystemError('kbx_fix_reflex_set_header', -hrc, { hint: 'header fields up to 256 bytes' })
 }
 
 export function reflexCounters(r: KbxFixReflexPtr): ReflexCounters {

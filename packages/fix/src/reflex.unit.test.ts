@@ -225,3 +225,18 @@ t.test('regression: where a segment ends never changes a verdict (a trailer insi
   }
   t.pass('every cut frames what the whole stream frames')
 })
+
+t.test('header fields (SenderSubID, SenderLocationID) written where the session writes them: after 56, before 34', async (t) => {
+  const r = new FixReflex({ ...template, header: Buffer.from('50=DESK1\x01142=LDN\x01', 'latin1') })
+  t.teardown(() => r.close())
+  r.arm(arm)
+  t.ok(r.feed(er(10, 7)), 'fired')
+  const o = r.lastOrder()
+  const { m, counters } = parsed(o.message)
+  t.equal(counters.badChecksum + counters.badBodyLength + counters.badHeader, 0, 'BodyLength and CheckSum right')
+  t.same(Array.from({ length: 10 }, (_, i) => m.tags[i]), [8, 9, 35, 49, 56, 50, 142, 34, 52, 11])
+  t.equal(m.string(50), 'DESK1')
+  t.equal(m.string(142), 'LDN')
+  t.match(o.body.toString('latin1'), /^11=8\x0155=KBX\x01/, 'the body kept for resends starts after SendingTime, as the session\'s')
+  t.throws(() => new FixReflex({ ...template, header: Buffer.alloc(257, 0x41) }), /kbx_fix_reflex_set_header/, 'over 256 bytes: refused')
+})

@@ -4,6 +4,11 @@ import { FixParser, FixWriter, MsgType, Tag, UtcClock } from './codec.js'
 import type { FixMessageView } from './codec.js'
 import type { SeqStore } from './store.js'
 
+/** The start of the close reason when the peer answers our Logon with a Logout. */
+export const LOGON_REFUSED = 'logon refused'
+
+const DEFAULT_APPL_VER_ID = 1137
+
 export type SessionRole = 'initiator' | 'acceptor'
 export type SessionState = 'idle' | 'logon-sent' | 'awaiting-logon' | 'active' | 'logout-sent' | 'closed'
 
@@ -21,6 +26,10 @@ export interface SessionOptions {
   heartBtInt?: number
   /** Initiator: send ResetSeqNumFlag(141)=Y on Logon and start both sides from 1. */
   resetOnLogon?: boolean
+  /** Fields of our Logon after EncryptMethod, HeartBtInt and ResetSeqNumFlag (credentials, DefaultApplVerID, …). */
+  logonFields?: readonly (readonly [number, string])[]
+  /** Fields in the header of every message we send, after TargetCompID (SenderSubID, TargetSubID, …). */
+  headerFields?: readonly (readonly [number, string])[]
   store: SeqStore
   /** Gets a view valid only during the call: copy it if you keep it. */
   send: (bytes: Buffer) => void
@@ -166,13 +175,16 @@ export class FixSession {
     const w = this.header('A')
     w.int(Tag.EncryptMethod, 0).int(Tag.HeartBtInt, this.heartBtInt)
     if (reset) w.str(Tag.ResetSeqNumFlag, 'Y')
+    for (const [tag, value] of this.options.logonFields ?? []) w.str(tag, value)
     this.transmit()
   }
 
   /** Starts a message with the standard header and the next sequence number. */
   private header(msgType: string, seq = this.nextSeq(), possDup?: Buffer): FixWriter {
     const w = this.writer.begin(msgType)
-    w.bytes(Tag.SenderCompID, this.sender).bytes(Tag.TargetCompID, this.target).int(Tag.MsgSeqNum, seq)
+    w.bytes(Tag.SenderCompID, this.sender).bytes(Tag.TargetCompID, this.target)
+    for (const [tag, value] of this.options.headerFields ?? []) w.str(tag, value)
+    w.int(Tag.MsgSeqNum, seq)
     w.bytes(Tag.SendingTime, this.clock.now(this.now()))
     if (possDup !== undefined) w.str(Tag.PossDupFlag, 'Y').bytes(Tag.OrigSendingTime, possDup)
     return w
@@ -297,7 +309,8 @@ export class FixSession {
         this.sendLogon(msg.char(Tag.ResetSeqNumFlag) === 0x59)
       }
       this.setState('active')
-      this.emit({ event: 'logon', seq, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, heartBtInt: this.heartBtInt, reset: msg.char(Tag.ResetSeqNumFlag) === 0x59 })
+      const applVer = msg.string(DEFAULT_APPL_VER_ID) // FIXT.1.1: the application version the peer speaks by default
+      this.emit({ event: 'logon', seq, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, heartBtInt: this.heartBtInt, reset: msg.char(Tag.ResetSeqNumFlag) === 0x59, ...(applVer === undefined ? {} : { defaultApplVerId: applVer }) })
     }
 
     if (type === MsgType.SequenceReset && msg.char(Tag.GapFillFlag) !== 0x59) {
@@ -376,12 +389,13 @@ export class FixSession {
 
   private handleLogout(msg: FixMessageView): void {
     const text = msg.string(Tag.Text)
+    const refused = this.state === 'logon-sent'
     if (this.state !== 'logout-sent') {
       this.header('5')
       this.transmit()
     }
-    this.emit({ event: 'logout', initiatedBy: this.state === 'logout-sent' ? 'us' : 'peer', ...(text === undefined ? {} : { text }), nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq })
-    this.close('logout')
+    this.emit({ event: 'logout', initiatedBy: this.state === 'logout-sent' ? 'us' : 'peer', ...(text === undefined ? {} : { text }), ...(refused ? { logonRefused: true } : {}), nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq })
+    this.close(refused ? `${LOGON_REFUSED}: ${text ?? 'Logout without Text(58)'}` : 'logout')
   }
 
   private answerResendRequest(msg: FixMessageView): void {

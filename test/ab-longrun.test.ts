@@ -12,6 +12,9 @@ import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
 import { decodePayload, type FeedFormat } from '@kbx/ab'
 
+// several feeds of tens of seconds each: above tap's 120 s per file on a loaded machine
+t.setTimeout(300_000)
+
 const arbitrate = join(repoRoot, 'packages/ab/src/bin-ab-arbitrate.ts')
 const feed = join(repoRoot, 'packages/ab/src/bin-ab-feed.ts')
 const M64 = 1n << 64n

@@ -9,6 +9,7 @@ import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
 import {
+  DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
   RunTruth,
   globalItem,
@@ -78,12 +79,12 @@ export function buildFeedCommand(program: Command): void {
     .option('--dst-a <ip>', 'destination address on line A', parseIPv4Option('--dst-a'), '10.0.1.2')
     .option('--dst-b <ip>', 'destination address on line B', parseIPv4Option('--dst-b'), '10.0.2.2')
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
-    .option('--count <n>', 'sequence numbers per stream (planned in chunks of ~1M numbers: memory stays bounded)', parseScaledInt('--count', { min: 1, max: 2 ** 46 }), 100000)
+    .option('--count <n>', 'sequence numbers per stream, 0 = no end (until --duration or a signal); planned in chunks (--plan-chunk): memory stays flat however long it runs', parseScaledInt('--count', { min: 0, max: 2 ** 46 }), 100000)
     .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
     .option('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', '1')
     .option('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', parseScaledInt('--restart-every', { min: 0 }), 0)
     .option('--restart-seq <n>', 'first sequence number after a restart', '1')
-    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), 1 << 20)
+    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), DEFAULT_PLAN_CHUNK)
     .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
     .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
     .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
@@ -143,7 +144,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     ...(o.restartEvery > 0 ? { restartEvery: o.restartEvery, restartSeq } : {}),
     seed: o.seed,
     // Planned chunk by chunk (memory stays bounded): the first chunk's lines and withheld numbers.
-    chunks: chunks.length,
+    chunks: Number.isFinite(chunks.length) ? chunks.length : 'unbounded',
     planned: { A: schedule.plan.lineA.length, B: schedule.plan.lineB.length },
     withheld: schedule.plan.withheld.length,
   })
@@ -257,6 +258,8 @@ function planOptionsOf(o: FeedOptions): PlanOptions & { restartSeq: bigint } {
   const startSeq = sequenceOption('--start-seq', o.startSeq)
   const restartSeq = sequenceOption('--restart-seq', o.restartSeq)
   if (!Number.isSafeInteger(o.count * o.streams)) throw new UsageError(`--count × --streams must stay below 2^53`, { op: 'parse --count' })
+  if (o.format === 'moldudp64' && o.restartEvery > 0 && o.count === 0)
+    throw new UsageError(`--count 0 (no end) with moldudp64 --restart-every: a stream has at most ${MAX_MOLD_SESSIONS} sessions, give a --count`, { op: 'parse --count' })
   if (o.format === 'moldudp64' && o.restartEvery > 0 && Math.ceil(o.count / o.restartEvery) > MAX_MOLD_SESSIONS)
     throw new UsageError(`--restart-every ${o.restartEvery} gives more than ${MAX_MOLD_SESSIONS} sessions per stream`, { op: 'parse --restart-every' })
   return {

@@ -18,7 +18,7 @@ export interface LineImpairments {
 export interface PlanOptions {
   format: FeedFormat
   seed: number
-  /** Sequence numbers per stream. */
+  /** Sequence numbers per stream (0: no end; plan it chunk by chunk). */
   count: number
   streams: number
   /** First sequence number of every stream (wraps at the format's width). */
@@ -111,15 +111,18 @@ export function globalItem(plan: Pick<Plan, 'first' | 'streams'>, k: number): nu
   return plan.first * plan.streams + k
 }
 
+/** Numbers (all streams) planned at a time by default: a chunk's plan and schedule take about 20 bytes a number. */
+export const DEFAULT_PLAN_CHUNK = 1 << 18
+
 /**
- * The chunks a run is planned in, so that memory stays bounded however long it runs: about `perChunk`
+ * The chunks a run is planned in (count 0: a run without end, chunk after chunk), so that memory stays bounded however long it runs: about `perChunk`
  * numbers (all streams together) each, made on demand.
  */
-export function planChunks(count: number, streams: number, perChunk = 1 << 20): { length: number; at(index: number): PlanChunk } {
+export function planChunks(count: number, streams: number, perChunk = DEFAULT_PLAN_CHUNK): { length: number; at(index: number): PlanChunk } {
   const size = Math.max(1, Math.floor(perChunk / streams))
   return {
-    length: Math.ceil(count / size),
-    at: (index: number) => ({ first: index * size, count: Math.min(size, count - index * size) }),
+    length: count === 0 ? Infinity : Math.ceil(count / size),
+    at: (index: number) => ({ first: index * size, count: count === 0 ? size : Math.min(size, count - index * size) }),
   }
 }
 
@@ -132,8 +135,32 @@ interface LineRules {
   endAfter: (k: number) => boolean
 }
 
+/** A list of uint32 entries that grows by doubling: a chunk's line list without a JS array of numbers. */
+class EntryList {
+  private entries: Uint32Array
+  length = 0
+
+  constructor(capacity: number) {
+    this.entries = new Uint32Array(Math.max(16, capacity))
+  }
+
+  push(entry: number): void {
+    if (this.length === this.entries.length) {
+      const grown = new Uint32Array(this.entries.length * 2)
+      grown.set(this.entries)
+      this.entries = grown
+    }
+    this.entries[this.length++] = entry
+  }
+
+  /** The entries, in a buffer of their own size. */
+  toArray(): Uint32Array {
+    return this.entries.slice(0, this.length)
+  }
+}
+
 function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
-  const out: number[] = []
+  const out = new EntryList(items + (items >> 4))
   let burstLeft = 0
   for (let k = 0; k < items; k++) {
     if (burstLeft === 0 && imp.burstProb > 0 && random() < imp.burstProb) burstLeft = imp.burstLength
@@ -153,7 +180,7 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
       truth.endOfSession++
     }
   }
-  const list = Uint32Array.from(out)
+  const list = out.toArray()
   if (imp.reorder > 0 && imp.reorderDistance > 0) {
     // An end of session stays after every number sent before it and before every number sent after it:
     // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
@@ -182,7 +209,7 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
 export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }): Plan {
   const items = chunk.count * o.streams
   if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
-  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1)) >>> 0)
+  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1) ^ Math.imul(Math.floor(chunk.first / 2 ** 32), 0x85ebca6b)) >>> 0)
   const globalOf = (k: number) => chunk.first * o.streams + k
   const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
   const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last

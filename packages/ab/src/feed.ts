@@ -11,6 +11,8 @@ import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, 
 import {
   DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
+  PlanWorkspace,
+  ReusedArray,
   RunTruth,
   globalItem,
   itemSequence,
@@ -130,8 +132,11 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     return encodeFeedPayload(o.format, stream, sequence, o.size, session)
   }
   const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
+  // One set of buffers for every chunk's plan and schedule: memory stays flat, nothing large is allocated per chunk.
+  const workspace = new PlanWorkspace()
+  const dueBuffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>] = [new ReusedArray((n) => new Uint32Array(n)), new ReusedArray((n) => new Uint32Array(n))]
   let chunk = 0
-  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0)), o.delayB)
+  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0), workspace), o.delayB, dueBuffers)
   for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
   ctx.json.start({
     lineA: ifA,
@@ -182,7 +187,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
         const plan = schedule.plan
         truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
         if (++chunk >= chunks.length) return false
-        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk)), o.delayB)
+        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk), workspace), o.delayB, dueBuffers)
         for (const [i, line] of lines.entries()) {
           line.list = i ? schedule.plan.lineB : schedule.plan.lineA
           line.next = 0
@@ -293,13 +298,13 @@ interface Schedule {
  * pull its later packets forward. A reordered packet goes out at the step of the latest item before it in
  * its line's list (due: the running maximum).
  */
-function scheduleOf(plan: Plan, delayB: number): Schedule {
-  const dueOf = (list: Uint32Array) => {
-    const due = new Uint32Array(list.length)
+function scheduleOf(plan: Plan, delayB: number, buffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>]): Schedule {
+  const dueOf = (list: Uint32Array, buffer: ReusedArray<Uint32Array>) => {
+    const due = buffer.zeroed(list.length)
     for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]! & ~END_OF_SESSION)
     return due
   }
-  const due: [Uint32Array, Uint32Array] = [dueOf(plan.lineA), dueOf(plan.lineB)]
+  const due: [Uint32Array, Uint32Array] = [dueOf(plan.lineA, buffers[0]), dueOf(plan.lineB, buffers[1])]
   const lags: [number, number] = [Math.max(0, -delayB), Math.max(0, delayB)]
   const total = Math.max(...due.map((d, i) => (d.length ? d[d.length - 1]! + lags[i]! + 1 : 0)))
   return { plan, due, lags, total, step: 0 }

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { NO_IMPAIRMENTS, RunTruth, makePlan, planChunks } from './plan.js'
+import { NO_IMPAIRMENTS, PlanWorkspace, RunTruth, makePlan, planChunks } from './plan.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -21,14 +21,15 @@ const options = (numbers: number) => ({
   b: { ...NO_IMPAIRMENTS, loss: 0.01, dup: 0.001, reorder: 0.01, reorderDistance: 16 },
 })
 
-/** Plans `numbers` numbers chunk by chunk, keeping the run's truth; the peak of heap + array buffers, after a GC, every few chunks. */
+/** Plans `numbers` numbers chunk by chunk in one workspace (as ab-feed does), keeping the run's truth; the peak of heap + array buffers, after a GC, every few chunks. */
 function planPeakMB(numbers: number): { peakMB: number; union: number; withheld: number } {
   const o = options(numbers)
   const chunks = planChunks(o.count, o.streams)
   const truth = new RunTruth(true)
+  const workspace = new PlanWorkspace()
   let peak = 0
   for (let i = 0; i < chunks.length; i++) {
-    const plan = makePlan(o, chunks.at(i))
+    const plan = makePlan(o, chunks.at(i), workspace)
     truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
     if (i % 8 === 0 || i === chunks.length - 1) {
       gc()

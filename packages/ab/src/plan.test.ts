@@ -1,5 +1,5 @@
 import t from 'tap'
-import { END_OF_SESSION, NO_IMPAIRMENTS, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
+import { END_OF_SESSION, NO_IMPAIRMENTS, PlanWorkspace, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
 import { decodePayload, encodeFeedPayload, streamName } from './format.js'
 
 const base = { format: 'optiq' as const, seed: 7, count: 1000, streams: 2, startSeq: 0xfffffff0n, gapProb: 0.01, delayB: 0 }
@@ -168,4 +168,15 @@ t.test('--count 0: chunks without end, each a full chunk, planned on demand', as
   t.notSame([...far.lineA], [...makePlan(o, chunks.at(2 ** 33 + 2 ** 32)).lineA], 'chunks whose first numbers differ by a multiple of 2^32 have their own randomness')
   const last = 249 * 4
   for (let s = 0; s < 4; s++) t.ok(far.lineA.includes(last + s), `the chunk's last number of stream ${s} is on line A (anchor)`)
+})
+
+t.test('plans made in one reused workspace are those made fresh', async (t) => {
+  const o = { ...base, streams: 2, count: 3000, restartEvery: 1000, a: { ...NO_IMPAIRMENTS, loss: 0.1, dup: 0.3, reorder: 0.1, reorderDistance: 8 }, b: { ...NO_IMPAIRMENTS, burstProb: 0.01, burstLength: 9, dup: 0.5 } }
+  const chunks = planChunks(o.count, o.streams, 1000)
+  const workspace = new PlanWorkspace()
+  for (const i of [2, 0, 5, 1, 5]) {
+    const reused = makePlan(o, chunks.at(i), workspace)
+    const fresh = makePlan(o, chunks.at(i))
+    t.same([[...reused.lineA], [...reused.lineB], reused.withheld, reused.truthA, reused.truthB], [[...fresh.lineA], [...fresh.lineB], fresh.withheld, fresh.truthA, fresh.truthB], `chunk ${i}`)
+  }
 })

@@ -135,13 +135,15 @@ interface LineRules {
   endAfter: (k: number) => boolean
 }
 
-/** A list of uint32 entries that grows by doubling: a chunk's line list without a JS array of numbers. */
+/** A list of uint32 entries that grows by doubling and keeps its buffer when cleared: a line's list, chunk after chunk. */
 class EntryList {
-  private entries: Uint32Array
+  private entries = new Uint32Array(16)
   length = 0
 
-  constructor(capacity: number) {
-    this.entries = new Uint32Array(Math.max(16, capacity))
+  /** Empties the list, with room for `capacity` entries. */
+  clear(capacity: number): void {
+    if (this.entries.length < capacity) this.entries = new Uint32Array(capacity)
+    this.length = 0
   }
 
   push(entry: number): void {
@@ -153,14 +155,44 @@ class EntryList {
     this.entries[this.length++] = entry
   }
 
-  /** The entries, in a buffer of their own size. */
-  toArray(): Uint32Array {
-    return this.entries.slice(0, this.length)
+  /** The entries: a view of the buffer, valid until the list is cleared. */
+  view(): Uint32Array {
+    return this.entries.subarray(0, this.length)
   }
 }
 
-function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
-  const out = new EntryList(items + (items >> 4))
+/** A buffer reused for arrays of up to its size: zeroed views of it. */
+export class ReusedArray<T extends Uint8Array | Uint32Array> {
+  private buffer: T
+
+  constructor(private readonly make: (length: number) => T) {
+    this.buffer = make(0)
+  }
+
+  /** `length` zeroed elements, valid until the next call. */
+  zeroed(length: number): T {
+    if (this.buffer.length < length) this.buffer = this.make(length)
+    const view = this.buffer.subarray(0, length) as T
+    view.fill(0)
+    return view
+  }
+}
+
+/**
+ * The buffers a run's chunks are planned in, reused chunk after chunk, so that planning allocates nothing
+ * large once the first chunk is made (no heap that grows by fragments of freed chunks). A plan made in a
+ * workspace is valid until the next plan made in it.
+ */
+export class PlanWorkspace {
+  readonly lineA = new EntryList()
+  readonly lineB = new EntryList()
+  readonly gap = new ReusedArray((n) => new Uint8Array(n))
+  readonly seen = new ReusedArray((n) => new Uint8Array(n))
+  readonly endsUpTo = new ReusedArray((n) => new Uint32Array(n))
+}
+
+function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth, out: EntryList, scratch: ReusedArray<Uint32Array>): Uint32Array {
+  out.clear(items + (items >> 4))
   let burstLeft = 0
   for (let k = 0; k < items; k++) {
     if (burstLeft === 0 && imp.burstProb > 0 && random() < imp.burstProb) burstLeft = imp.burstLength
@@ -180,11 +212,11 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
       truth.endOfSession++
     }
   }
-  const list = out.toArray()
+  const list = out.view()
   if (imp.reorder > 0 && imp.reorderDistance > 0) {
     // An end of session stays after every number sent before it and before every number sent after it:
     // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
-    const endsUpTo = new Uint32Array(list.length)
+    const endsUpTo = scratch.zeroed(list.length)
     for (let i = 0, n = 0; i < list.length; i++) endsUpTo[i] = n += list[i]! & END_OF_SESSION ? 1 : 0
     for (let i = 0; i < list.length; i++) {
       if (random() >= imp.reorder) continue
@@ -202,18 +234,18 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
 
 /**
  * The plan of a run, or of one chunk of it (every chunk has its own random sequence, so a chunk is planned
- * without the ones before it). The last number of every session and of every chunk of every stream is an
+ * without the ones before it), in the workspace's buffers (a run's chunks: one workspace, reused). The last number of every session and of every chunk of every stream is an
  * anchor: never withheld, always on line A, so that every withheld number lies below one the arbitrator
  * receives and can be reported as a gap, wherever the run stops.
  */
-export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }): Plan {
+export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }, workspace = new PlanWorkspace()): Plan {
   const items = chunk.count * o.streams
   if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
   const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1) ^ Math.imul(Math.floor(chunk.first / 2 ** 32), 0x85ebca6b)) >>> 0)
   const globalOf = (k: number) => chunk.first * o.streams + k
   const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
   const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last
-  const gap = new Uint8Array(items)
+  const gap = workspace.gap.zeroed(items)
   for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb && !anchor(k)) gap[k] = 1
   const truthA: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
   const truthB: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
@@ -223,9 +255,9 @@ export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o
     const { last } = segmentOf(o, globalOf(k))
     return last && chunk.first + Math.floor(k / o.streams) !== o.count - 1
   }
-  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA)
-  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB)
-  const seen = new Uint8Array(items)
+  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA, workspace.lineA, workspace.endsUpTo)
+  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB, workspace.lineB, workspace.endsUpTo)
+  const seen = workspace.seen.zeroed(items)
   for (const k of lineA) if (!(k & END_OF_SESSION)) seen[k] = 1
   for (const k of lineB) if (!(k & END_OF_SESSION)) seen[k] = 1
   const withheld: number[] = []

@@ -177,7 +177,7 @@ export function abTarget(o: AbSoakOptions = AB_DEFAULTS): Target {
           const f = latest(feed, 'interval')?.data
           return {
             'ab-arbitrate': i && { delivered: i['delivered'], pps: i['pps'], gaps: i['gaps'], lost: i['lost'], duplicatesDelivered: i['duplicatesDelivered'], lateFills: i['lateFills'], xsk: i['xsk'] },
-            'ab-feed': f && { sent: f['sent'] },
+            'ab-feed': f && { sent: f['sent'], memoryMB: f['memoryMB'] },
           }
         },
         umem: () => latest(arb, 'interval')?.data['umem'],

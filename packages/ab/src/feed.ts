@@ -199,7 +199,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => ctx.json.interval({ sent: sent() }),
+      onInterval: () => ctx.json.interval({ sent: sent(), memoryMB: memoryMB() }),
     },
   )
   // Frames written but not submitted when the loop stopped early go back unsent: the truth below
@@ -229,6 +229,13 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
     },
   })
+}
+
+/** The process's memory, for a soak to tell the V8 heap from buffers outside it. */
+function memoryMB(): Record<string, number> {
+  const m = process.memoryUsage()
+  const mb = (n: number) => Math.round((n / 2 ** 20) * 10) / 10
+  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) }
 }
 
 /** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */

@@ -140,9 +140,9 @@ class EntryList {
   private entries = new Uint32Array(16)
   length = 0
 
-  /** Empties the list, with room for `capacity` entries. */
+  /** Empties the list, with room for `capacity` entries (and some to spare). */
   clear(capacity: number): void {
-    if (this.entries.length < capacity) this.entries = new Uint32Array(capacity)
+    if (this.entries.length < capacity) this.entries = new Uint32Array(capacity + (capacity >> 3))
     this.length = 0
   }
 
@@ -171,7 +171,8 @@ export class ReusedArray<T extends Uint8Array | Uint32Array> {
 
   /** `length` zeroed elements, valid until the next call. */
   zeroed(length: number): T {
-    if (this.buffer.length < length) this.buffer = this.make(length)
+    // Room to spare: a chunk's lists vary in length, and each new longest one must not make a new buffer.
+    if (this.buffer.length < length) this.buffer = this.make(length + (length >> 3))
     const view = this.buffer.subarray(0, length) as T
     view.fill(0)
     return view

@@ -27,8 +27,6 @@ const USAGE = `usage: pnpm soak <xsk|ab|quic|fix|all> [--minutes N | --seconds N
   --noise-floor-mb M      growth over the judged window below this never fails (default ${DEFAULT_MEMORY_POLICY.noiseFloorMB})
   --rss-limit-mb M        a process above this RSS ends its soak early, failed (default 2048)
   --ab-rate PPS           ab-feed sequence numbers per second (default 0: as fast as it can)
-  --ab-planned-pps PPS    rate a round of ab-feed's plan is sized for (default ${AB_DEFAULTS.plannedPps})
-  --ab-round-seconds S    seconds of a round at that rate (default ${AB_DEFAULTS.roundSeconds})
   --fix-rate R            fix-tcp orders per second (default ${FIX_DEFAULTS.rate})
   --fix-heartbeat S       fix-tcp HeartBtInt (default ${FIX_DEFAULTS.heartbeat})
   --xsk-rate PPS          xsk demo frames per second (default 0: as fast as it can)
@@ -60,8 +58,6 @@ const { values: opts, positionals } = (() => {
         'noise-floor-mb': { type: 'string' },
         'rss-limit-mb': { type: 'string' },
         'ab-rate': { type: 'string' },
-        'ab-planned-pps': { type: 'string' },
-        'ab-round-seconds': { type: 'string' },
         'fix-rate': { type: 'string' },
         'fix-heartbeat': { type: 'string' },
         'xsk-rate': { type: 'string' },
@@ -101,8 +97,6 @@ const targets: Record<TargetName, () => Target> = {
     abTarget({
       ...AB_DEFAULTS,
       rate: positive('ab-rate', opts['ab-rate'], AB_DEFAULTS.rate, { integer: true, zero: true }),
-      plannedPps: positive('ab-planned-pps', opts['ab-planned-pps'], AB_DEFAULTS.plannedPps, { integer: true }),
-      roundSeconds: positive('ab-round-seconds', opts['ab-round-seconds'], AB_DEFAULTS.roundSeconds),
     }),
   quic: () => quicTarget(),
   fix: () =>

@@ -10,7 +10,7 @@ export interface RssPoint {
   t: number
   rssMB: number
   /**
-   * Which process instance (its pid) when one role is played by successive processes (ab-feed's rounds):
+   * Which process instance (its pid) when one role is played by successive processes (a restarted tool):
    * each instance is fitted about its own mean, so a new process starting lower is not read as a fall.
    */
   segment?: number

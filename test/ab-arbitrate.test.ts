@@ -110,6 +110,7 @@ for (const c of cases) {
     t.equal(end['lost'], truth['withheld'].count, 'packets lost = withheld count')
     const won = end['lines'].A.won + end['lines'].B.won
     t.equal(won, union, 'XDP winners = union')
+    t.equal(end['lines'].A.socketDropped + end['lines'].B.socketDropped, end['xsk'].rxDropped + end['xsk'].rxRingFull, "per-line socket drops add up to the sockets' drops")
     if (c.multiGap) t.ok(arb.events.some((e) => e.event === 'gap' && e.data['count'] > 1), 'a gap of several numbers is one event')
     if (c.lateFills) t.ok(end['lateFills'] > 0, `holes filled late: ${end['lateFills']}`)
     if (c.bLate) t.ok(end['skewUs'].p50Us > 0, `B arrives later: median skew ${end['skewUs'].p50Us} µs > 0`)

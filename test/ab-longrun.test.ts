@@ -76,6 +76,12 @@ const cases: LongCase[] = [
     arbArgs: ['--max-streams', '4'],
     restarts: 4,
   },
+  {
+    name: 'a feed without end (--count 0), stopped by --duration mid-chunk: the truth of what it sent',
+    format: 'optiq',
+    count: 0,
+    feedArgs: ['--duration', '2.5', '--plan-chunk', '1400', '--streams', '2', '--burst-a', '0.01:5', ...impaired],
+  },
 ]
 
 for (const c of cases) {
@@ -96,7 +102,12 @@ for (const c of cases) {
     const feedEvents = exactEvents(fd)
     t.same(await fd.exited, { code: 0, signal: null }, fd.stderr())
     const truth = feedEvents().find((e) => e.event === 'end')!.data
-    if (c.feedArgs.includes('--plan-chunk')) t.ok(feedEvents().find((e) => e.event === 'start')!.data['chunks'] >= 3, 'the run was planned in several chunks')
+    const chunks = feedEvents().find((e) => e.event === 'start')!.data['chunks']
+    if (c.count === 0) {
+      t.equal(chunks, 'unbounded', 'a run without end, planned chunk by chunk')
+      t.same([truth['stoppedBy'], truth['complete']], ['duration', false], 'stopped by --duration')
+      t.ok(Number(truth['union']) > 3 * 1400, `past several chunks: ${truth['union']} numbers`)
+    } else if (c.feedArgs.includes('--plan-chunk')) t.ok(chunks >= 3, 'the run was planned in several chunks')
     const union = Number(truth['union'])
     await waitUntil('the union to be delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= union), 30000).catch(() => {})
     arb.child.kill('SIGINT')

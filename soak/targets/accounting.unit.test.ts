@@ -1,6 +1,7 @@
 // The targets' accounting helpers with made-up tool output.
 import t from 'tap'
-import { gapCheck, mergeRanges } from './ab.js'
+import { gapCheck, lineCheck, mergeRanges, vethUniqueCheck } from './ab.js'
+import { vethDrops } from '../links.js'
 import { acceptorAcked, acceptorReceived } from './fix.js'
 import { umemChecks } from './umem.js'
 
@@ -52,4 +53,26 @@ t.test('umemChecks: every frame accounted, a missing report fails', async (t) =>
   t.equal(umemChecks('rx', { total: 4096, free: 2048, fill: 2048, rx: 0, tx: 0, user: 0 })[0]!.ok, true)
   t.equal(umemChecks('rx', { total: 4096, free: 2047, fill: 2048, rx: 0, tx: 0, user: 0 })[0]!.ok, false)
   t.equal(umemChecks('rx', undefined)[0]!.ok, false)
+})
+
+t.test('veth drops: the sender\'s tx dropped plus what the receiver\'s rx dropped counts beyond the socket\'s drops', async (t) => {
+  t.same(vethDrops(2n, 10n, 10n), { senderTx: 2n, receiverRx: 10n, lost: 2n }, 'rx dropped all the socket\'s own')
+  t.same(vethDrops(0n, 13n, 10n), { senderTx: 0n, receiverRx: 13n, lost: 3n }, 'three beyond the socket\'s')
+  t.same(vethDrops(1n, 4n, 10n).lost, 1n, 'rx dropped below the socket\'s drops counts nothing')
+})
+
+t.test('per-line accounting: won + duplicates + stale (+ dropped on the veth pair) == sent', async (t) => {
+  const counters = { won: 100, duplicatesDropped: 20, stale: 1, socketDropped: 4 }
+  t.equal(lineCheck('A', counters, 121n, vethDrops(0n, 4n, 4n)).ok, true, 'no veth drops: the exact equality')
+  t.equal(lineCheck('A', counters, 123n, vethDrops(0n, 4n, 4n)).ok, false, 'two frames missing and no veth drop to show for them')
+  const twoDropped = lineCheck('A', counters, 123n, vethDrops(0n, 6n, 4n))
+  t.same([twoDropped.ok, twoDropped.left, twoDropped.right], [true, '123', '123'], 'two frames the receiving veth dropped beyond its socket\'s')
+  t.equal(lineCheck('B', counters, 123n, vethDrops(3n, 4n, 4n)).ok, false, 'too many veth drops fails too')
+  t.equal(vethUniqueCheck(1000, 600, 400, 0n).check.ok, true, 'union == won A + won B')
+  t.same(vethUniqueCheck(1000, 600, 398, 5n).vethUnique, 2n)
+  t.equal(vethUniqueCheck(1000, 600, 398, 5n).check.ok, true, 'two numbers no copy of which arrived, five frames dropped on the pairs')
+  t.equal(vethUniqueCheck(1000, 600, 398, 1n).check.ok, false, 'more unreached numbers than frames dropped')
+  t.equal(vethUniqueCheck(1000, 600, 401, 5n).check.ok, false, 'more won than the union')
+  const late = gapCheck([r('1000', 7, 7), r('1000', 9, 9)], [r('1000', 9, 9)], 2, 1, 0, 0, 1n)
+  t.same(late.checks.map((c) => c.ok), [true, true, true], 'a gap of a number every copy of which a veth pair dropped')
 })

@@ -8,24 +8,13 @@
  * delivery: under load the receiving veth's queue overflows, counted in the interfaces' dropped counters,
  * which also hold the socket's drops), every UMEM frame of both ends accounted at the end.
  */
-import { execFileSync } from 'node:child_process'
 import { check } from '../verdict.js'
 import { exitProblem, latest, started, stopTool } from '../harness.js'
 import type { Accounting, SoakContext, Target, TargetRun } from '../harness.js'
 import { umemChecks } from './umem.js'
+import { vethDropsFrom } from '../links.js'
 
 const DEMO = 'examples/xsk-demo.ts'
-
-interface LinkDrops {
-  rx: bigint
-  tx: bigint
-}
-
-function linkDrops(netns: string | null, name: string): LinkDrops {
-  const out = execFileSync('ip', [...(netns ? ['-n', netns] : []), '-s', '-j', 'link', 'show', 'dev', name], { encoding: 'utf8' })
-  const stats = (JSON.parse(out) as Array<{ stats64: { rx: { dropped: number }; tx: { dropped: number } } }>)[0]!.stats64
-  return { rx: BigInt(stats.rx.dropped), tx: BigInt(stats.tx.dropped) }
-}
 
 export interface XskSoakOptions {
   /** Frames per second (0: as fast as possible). */
@@ -42,7 +31,7 @@ export function xskTarget(o: XskSoakOptions = XSK_DEFAULTS): Target {
       const interval = ['--interval', String(ctx.sampleSec)]
       const rx = ctx.spawnTool(null, DEMO, ['rx', '--iface', local.name, '--count', '0', '--duration', String(ctx.loadSeconds + 120), ...interval])
       await started('xsk-demo-rx', rx)
-      const dropsBefore = { receiver: linkDrops(null, local.name), sender: linkDrops(netns, remote.name) }
+      const vethDropsSince = vethDropsFrom({ netns, name: remote.name }, { netns: null, name: local.name })
       const tx = ctx.spawnTool(netns, DEMO, ['tx', '--iface', remote.name, '--dst', local.ip!, '--count', '1000000000000', '--rate', String(o.rate), '--duration', String(ctx.loadSeconds), ...interval])
       await started('xsk-demo-tx', tx)
       return {
@@ -74,13 +63,10 @@ export function xskTarget(o: XskSoakOptions = XSK_DEFAULTS): Target {
           const r = latest(rx, 'end')?.data
           if (!t || !r) return { checks: [], values: {}, problems: [...problems, `no end event from ${t ? 'xsk-demo-rx' : 'xsk-demo-tx'}`] }
           const socketDrops = BigInt(r['rxDropped']) + BigInt(r['rxRingFull'])
-          const receiver = linkDrops(null, local.name).rx - dropsBefore.receiver.rx
-          const sender = linkDrops(netns, remote.name).tx - dropsBefore.sender.tx
-          // the receiving veth's rx dropped counts the socket's drops too: only what it counts beyond them
-          const vethDrops = sender + (receiver > socketDrops ? receiver - socketDrops : 0n)
+          const veth = vethDropsSince(socketDrops)
           return {
             checks: [
-              check('sent == received + dropped by the receiving socket + dropped by the veth pair', t['sent'], BigInt(r['packets']) + socketDrops + vethDrops),
+              check('sent == received + dropped by the receiving socket + dropped by the veth pair', t['sent'], BigInt(r['packets']) + socketDrops + veth.lost),
               ...umemChecks('xsk-demo-rx', r['umem']), ...umemChecks('xsk-demo-tx', t['umem'])],
             values: {
               sent: t['sent'],
@@ -88,7 +74,7 @@ export function xskTarget(o: XskSoakOptions = XSK_DEFAULTS): Target {
               droppedFraction: Number(r['rxDropped'] + r['rxRingFull']) / Math.max(1, Number(t['sent'])),
               rxDropped: r['rxDropped'],
               rxRingFull: r['rxRingFull'],
-              vethDropped: { receiverRx: receiver, senderTx: sender, beyondSocket: vethDrops },
+              vethDropped: { receiverRx: veth.receiverRx, senderTx: veth.senderTx, beyondSocket: veth.lost },
               fillRingEmpty: r['fillRingEmpty'],
               txStatistics: t['statistics'],
               umem: { rx: r['umem'], tx: t['umem'] },

@@ -95,14 +95,17 @@ function emitStreamEvents(ctx: ToolContext, gaps: Gap[], events: StreamEvent[]):
 }
 
 /** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
-function countersSnapshot(arb: Arbitrator, since: SkewHistogram | undefined) {
+function countersSnapshot(arb: Arbitrator, lineA: string, since: SkewHistogram | undefined) {
   const rx = arb.receiveCounters()
   const x = arb.xdpCounters()
   const c = (name: string) => x[name] ?? 0n
   const skew = arb.skewHistogram()
   const max = arb.skewMax()
   const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
-  for (const { statistics: s } of arb.socketStatistics()) {
+  // Frames a line's sockets dropped (no fill frame, ring full): won in XDP, never delivered.
+  const socketDropped = { A: 0n, B: 0n }
+  for (const { iface, statistics: s } of arb.socketStatistics()) {
+    socketDropped[iface === lineA ? 'A' : 'B'] += s.rxDropped + s.rxRingFull
     xsk.rxDropped += s.rxDropped
     xsk.rxRingFull += s.rxRingFull
     xsk.fillRingEmpty += s.fillRingEmpty
@@ -112,8 +115,8 @@ function countersSnapshot(arb: Arbitrator, since: SkewHistogram | undefined) {
   const data = {
     delivered: rx.delivered,
     lines: {
-      A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a') },
-      B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b') },
+      A: { won: c('won_a'), delivered: rx.delivered_a, duplicatesDropped: c('dup_a_after_a') + c('dup_a_after_b'), filledForB: positive(c('won_a') - c('dup_b_after_a')), stale: c('stale_a'), socketDropped: socketDropped.A },
+      B: { won: c('won_b'), delivered: rx.delivered_b, duplicatesDropped: c('dup_b_after_a') + c('dup_b_after_b'), filledForA: positive(c('won_b') - c('dup_a_after_b')), stale: c('stale_b'), socketDropped: socketDropped.B },
     },
     stale: c('stale_a') + c('stale_b'),
     gaps: rx.gaps,
@@ -194,7 +197,7 @@ export async function runArbitrate(ctx: ToolContext): Promise<void> {
   let lastSkew: SkewHistogram = []
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const { data, skew } = countersSnapshot(arb, interval ? lastSkew : undefined)
+    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined)
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true

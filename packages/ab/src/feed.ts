@@ -9,7 +9,10 @@ import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
 import {
+  DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
+  PlanWorkspace,
+  ReusedArray,
   RunTruth,
   globalItem,
   itemSequence,
@@ -78,12 +81,12 @@ export function buildFeedCommand(program: Command): void {
     .option('--dst-a <ip>', 'destination address on line A', parseIPv4Option('--dst-a'), '10.0.1.2')
     .option('--dst-b <ip>', 'destination address on line B', parseIPv4Option('--dst-b'), '10.0.2.2')
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
-    .option('--count <n>', 'sequence numbers per stream (planned in chunks of ~1M numbers: memory stays bounded)', parseScaledInt('--count', { min: 1, max: 2 ** 46 }), 100000)
+    .option('--count <n>', 'sequence numbers per stream, 0 = no end (until --duration or a signal); planned in chunks (--plan-chunk): memory stays flat however long it runs', parseScaledInt('--count', { min: 0, max: 2 ** 46 }), 100000)
     .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
     .option('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', '1')
     .option('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', parseScaledInt('--restart-every', { min: 0 }), 0)
     .option('--restart-seq <n>', 'first sequence number after a restart', '1')
-    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), 1 << 20)
+    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), DEFAULT_PLAN_CHUNK)
     .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
     .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
     .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
@@ -129,8 +132,11 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     return encodeFeedPayload(o.format, stream, sequence, o.size, session)
   }
   const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
+  // One set of buffers for every chunk's plan and schedule: memory stays flat, nothing large is allocated per chunk.
+  const workspace = new PlanWorkspace()
+  const dueBuffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>] = [new ReusedArray((n) => new Uint32Array(n)), new ReusedArray((n) => new Uint32Array(n))]
   let chunk = 0
-  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0)), o.delayB)
+  let schedule = scheduleOf(makePlan(planOptions, chunks.at(0), workspace), o.delayB, dueBuffers)
   for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
   ctx.json.start({
     lineA: ifA,
@@ -143,7 +149,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     ...(o.restartEvery > 0 ? { restartEvery: o.restartEvery, restartSeq } : {}),
     seed: o.seed,
     // Planned chunk by chunk (memory stays bounded): the first chunk's lines and withheld numbers.
-    chunks: chunks.length,
+    chunks: Number.isFinite(chunks.length) ? chunks.length : 'unbounded',
     planned: { A: schedule.plan.lineA.length, B: schedule.plan.lineB.length },
     withheld: schedule.plan.withheld.length,
   })
@@ -181,7 +187,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
         const plan = schedule.plan
         truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
         if (++chunk >= chunks.length) return false
-        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk)), o.delayB)
+        schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk), workspace), o.delayB, dueBuffers)
         for (const [i, line] of lines.entries()) {
           line.list = i ? schedule.plan.lineB : schedule.plan.lineA
           line.next = 0
@@ -193,7 +199,7 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => ctx.json.interval({ sent: sent() }),
+      onInterval: () => ctx.json.interval({ sent: sent(), memoryMB: memoryMB() }),
     },
   )
   // Frames written but not submitted when the loop stopped early go back unsent: the truth below
@@ -223,6 +229,13 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
     },
   })
+}
+
+/** The process's memory, for a soak to tell the V8 heap from buffers outside it. */
+function memoryMB(): Record<string, number> {
+  const m = process.memoryUsage()
+  const mb = (n: number) => Math.round((n / 2 ** 20) * 10) / 10
+  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) }
 }
 
 /** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */
@@ -257,6 +270,8 @@ function planOptionsOf(o: FeedOptions): PlanOptions & { restartSeq: bigint } {
   const startSeq = sequenceOption('--start-seq', o.startSeq)
   const restartSeq = sequenceOption('--restart-seq', o.restartSeq)
   if (!Number.isSafeInteger(o.count * o.streams)) throw new UsageError(`--count × --streams must stay below 2^53`, { op: 'parse --count' })
+  if (o.format === 'moldudp64' && o.restartEvery > 0 && o.count === 0)
+    throw new UsageError(`--count 0 (no end) with moldudp64 --restart-every: a stream has at most ${MAX_MOLD_SESSIONS} sessions, give a --count`, { op: 'parse --count' })
   if (o.format === 'moldudp64' && o.restartEvery > 0 && Math.ceil(o.count / o.restartEvery) > MAX_MOLD_SESSIONS)
     throw new UsageError(`--restart-every ${o.restartEvery} gives more than ${MAX_MOLD_SESSIONS} sessions per stream`, { op: 'parse --restart-every' })
   return {
@@ -290,13 +305,13 @@ interface Schedule {
  * pull its later packets forward. A reordered packet goes out at the step of the latest item before it in
  * its line's list (due: the running maximum).
  */
-function scheduleOf(plan: Plan, delayB: number): Schedule {
-  const dueOf = (list: Uint32Array) => {
-    const due = new Uint32Array(list.length)
+function scheduleOf(plan: Plan, delayB: number, buffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>]): Schedule {
+  const dueOf = (list: Uint32Array, buffer: ReusedArray<Uint32Array>) => {
+    const due = buffer.zeroed(list.length)
     for (let i = 0, max = 0; i < list.length; i++) due[i] = max = Math.max(max, list[i]! & ~END_OF_SESSION)
     return due
   }
-  const due: [Uint32Array, Uint32Array] = [dueOf(plan.lineA), dueOf(plan.lineB)]
+  const due: [Uint32Array, Uint32Array] = [dueOf(plan.lineA, buffers[0]), dueOf(plan.lineB, buffers[1])]
   const lags: [number, number] = [Math.max(0, -delayB), Math.max(0, delayB)]
   const total = Math.max(...due.map((d, i) => (d.length ? d[d.length - 1]! + lags[i]! + 1 : 0)))
   return { plan, due, lags, total, step: 0 }

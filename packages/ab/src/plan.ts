@@ -18,7 +18,7 @@ export interface LineImpairments {
 export interface PlanOptions {
   format: FeedFormat
   seed: number
-  /** Sequence numbers per stream. */
+  /** Sequence numbers per stream (0: no end; plan it chunk by chunk). */
   count: number
   streams: number
   /** First sequence number of every stream (wraps at the format's width). */
@@ -111,15 +111,18 @@ export function globalItem(plan: Pick<Plan, 'first' | 'streams'>, k: number): nu
   return plan.first * plan.streams + k
 }
 
+/** Numbers (all streams) planned at a time by default: a chunk's plan and schedule take about 20 bytes a number. */
+export const DEFAULT_PLAN_CHUNK = 1 << 18
+
 /**
- * The chunks a run is planned in, so that memory stays bounded however long it runs: about `perChunk`
+ * The chunks a run is planned in (count 0: a run without end, chunk after chunk), so that memory stays bounded however long it runs: about `perChunk`
  * numbers (all streams together) each, made on demand.
  */
-export function planChunks(count: number, streams: number, perChunk = 1 << 20): { length: number; at(index: number): PlanChunk } {
+export function planChunks(count: number, streams: number, perChunk = DEFAULT_PLAN_CHUNK): { length: number; at(index: number): PlanChunk } {
   const size = Math.max(1, Math.floor(perChunk / streams))
   return {
-    length: Math.ceil(count / size),
-    at: (index: number) => ({ first: index * size, count: Math.min(size, count - index * size) }),
+    length: count === 0 ? Infinity : Math.ceil(count / size),
+    at: (index: number) => ({ first: index * size, count: count === 0 ? size : Math.min(size, count - index * size) }),
   }
 }
 
@@ -132,8 +135,65 @@ interface LineRules {
   endAfter: (k: number) => boolean
 }
 
-function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth): Uint32Array {
-  const out: number[] = []
+/** A list of uint32 entries that grows by doubling and keeps its buffer when cleared: a line's list, chunk after chunk. */
+class EntryList {
+  private entries = new Uint32Array(16)
+  length = 0
+
+  /** Empties the list, with room for `capacity` entries (and some to spare). */
+  clear(capacity: number): void {
+    if (this.entries.length < capacity) this.entries = new Uint32Array(capacity + (capacity >> 3))
+    this.length = 0
+  }
+
+  push(entry: number): void {
+    if (this.length === this.entries.length) {
+      const grown = new Uint32Array(this.entries.length * 2)
+      grown.set(this.entries)
+      this.entries = grown
+    }
+    this.entries[this.length++] = entry
+  }
+
+  /** The entries: a view of the buffer, valid until the list is cleared. */
+  view(): Uint32Array {
+    return this.entries.subarray(0, this.length)
+  }
+}
+
+/** A buffer reused for arrays of up to its size: zeroed views of it. */
+export class ReusedArray<T extends Uint8Array | Uint32Array> {
+  private buffer: T
+
+  constructor(private readonly make: (length: number) => T) {
+    this.buffer = make(0)
+  }
+
+  /** `length` zeroed elements, valid until the next call. */
+  zeroed(length: number): T {
+    // Room to spare: a chunk's lists vary in length, and each new longest one must not make a new buffer.
+    if (this.buffer.length < length) this.buffer = this.make(length + (length >> 3))
+    const view = this.buffer.subarray(0, length) as T
+    view.fill(0)
+    return view
+  }
+}
+
+/**
+ * The buffers a run's chunks are planned in, reused chunk after chunk, so that planning allocates nothing
+ * large once the first chunk is made (no heap that grows by fragments of freed chunks). A plan made in a
+ * workspace is valid until the next plan made in it.
+ */
+export class PlanWorkspace {
+  readonly lineA = new EntryList()
+  readonly lineB = new EntryList()
+  readonly gap = new ReusedArray((n) => new Uint8Array(n))
+  readonly seen = new ReusedArray((n) => new Uint8Array(n))
+  readonly endsUpTo = new ReusedArray((n) => new Uint32Array(n))
+}
+
+function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth, out: EntryList, scratch: ReusedArray<Uint32Array>): Uint32Array {
+  out.clear(items + (items >> 4))
   let burstLeft = 0
   for (let k = 0; k < items; k++) {
     if (burstLeft === 0 && imp.burstProb > 0 && random() < imp.burstProb) burstLeft = imp.burstLength
@@ -153,11 +213,11 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
       truth.endOfSession++
     }
   }
-  const list = Uint32Array.from(out)
+  const list = out.view()
   if (imp.reorder > 0 && imp.reorderDistance > 0) {
     // An end of session stays after every number sent before it and before every number sent after it:
     // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
-    const endsUpTo = new Uint32Array(list.length)
+    const endsUpTo = scratch.zeroed(list.length)
     for (let i = 0, n = 0; i < list.length; i++) endsUpTo[i] = n += list[i]! & END_OF_SESSION ? 1 : 0
     for (let i = 0; i < list.length; i++) {
       if (random() >= imp.reorder) continue
@@ -175,18 +235,18 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
 
 /**
  * The plan of a run, or of one chunk of it (every chunk has its own random sequence, so a chunk is planned
- * without the ones before it). The last number of every session and of every chunk of every stream is an
+ * without the ones before it), in the workspace's buffers (a run's chunks: one workspace, reused). The last number of every session and of every chunk of every stream is an
  * anchor: never withheld, always on line A, so that every withheld number lies below one the arbitrator
  * receives and can be reported as a gap, wherever the run stops.
  */
-export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }): Plan {
+export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }, workspace = new PlanWorkspace()): Plan {
   const items = chunk.count * o.streams
   if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
-  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1)) >>> 0)
+  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1) ^ Math.imul(Math.floor(chunk.first / 2 ** 32), 0x85ebca6b)) >>> 0)
   const globalOf = (k: number) => chunk.first * o.streams + k
   const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
   const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last
-  const gap = new Uint8Array(items)
+  const gap = workspace.gap.zeroed(items)
   for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb && !anchor(k)) gap[k] = 1
   const truthA: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
   const truthB: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
@@ -196,9 +256,9 @@ export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o
     const { last } = segmentOf(o, globalOf(k))
     return last && chunk.first + Math.floor(k / o.streams) !== o.count - 1
   }
-  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA)
-  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB)
-  const seen = new Uint8Array(items)
+  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA, workspace.lineA, workspace.endsUpTo)
+  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB, workspace.lineB, workspace.endsUpTo)
+  const seen = workspace.seen.zeroed(items)
   for (const k of lineA) if (!(k & END_OF_SESSION)) seen[k] = 1
   for (const k of lineB) if (!(k & END_OF_SESSION)) seen[k] = 1
   const withheld: number[] = []

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { END_OF_SESSION, NO_IMPAIRMENTS, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
+import { END_OF_SESSION, NO_IMPAIRMENTS, PlanWorkspace, RunTruth, globalItem, itemSequence, makePlan, partialTruth, planChunks, withheldRanges } from './plan.js'
 import { decodePayload, encodeFeedPayload, streamName } from './format.js'
 
 const base = { format: 'optiq' as const, seed: 7, count: 1000, streams: 2, startSeq: 0xfffffff0n, gapProb: 0.01, delayB: 0 }
@@ -113,4 +113,70 @@ t.test('a run planned in chunks: every number planned once, chunk ends anchored,
   t.ok(truth.withheld.every((k) => !planned.has(k)), 'withheld numbers are on neither line')
   t.equal(onA.size + truth.A.dropped, 3000, 'line A: every number sent or dropped, across chunks')
   t.same(withheldRanges(o, truth.withheld).reduce((n, r) => n + r.count, 0), truth.withheldCount, 'the ranges hold every withheld number')
+})
+
+t.test('chunked planning gives the truth of the whole run read as one piece', async (t) => {
+  const o = {
+    ...base,
+    streams: 3,
+    count: 2000,
+    startSeq: 1n,
+    restartEvery: 700,
+    gapProb: 0.02,
+    a: { ...NO_IMPAIRMENTS, loss: 0.05, burstProb: 0.01, burstLength: 6, dup: 0.02, reorder: 0.05, reorderDistance: 8 },
+    b: { ...NO_IMPAIRMENTS, loss: 0.05, dup: 0.03, reorder: 0.1, reorderDistance: 16 },
+  }
+  const chunks = planChunks(o.count, o.streams, 900)
+  const truth = new RunTruth(true)
+  // Every chunk's lists in global item numbers, one after the other: the run as the lines carry it.
+  const wholeA: number[] = []
+  const wholeB: number[] = []
+  const global = (plan: ReturnType<typeof makePlan>, entry: number) => (entry & END_OF_SESSION ? (globalItem(plan, entry & ~END_OF_SESSION) | END_OF_SESSION) >>> 0 : globalItem(plan, entry))
+  for (let i = 0; i < chunks.length; i++) {
+    const plan = makePlan(o, chunks.at(i))
+    for (const e of plan.lineA) wholeA.push(global(plan, e))
+    for (const e of plan.lineB) wholeB.push(global(plan, e))
+    truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+  }
+  const items = o.count * o.streams
+  const whole = { lineA: Uint32Array.from(wholeA), lineB: Uint32Array.from(wholeB), streams: o.streams, items, truthA: {} as never, truthB: {} as never, withheld: [], restarts: 0, first: 0 }
+  const onePiece = partialTruth(whole, wholeA.length, wholeB.length, o)
+  t.equal(truth.union, onePiece.union, 'union')
+  t.same(truth.withheld, onePiece.withheld, 'withheld numbers, every one')
+  t.same(withheldRanges(o, truth.withheld), withheldRanges(o, onePiece.withheld), 'and their ranges')
+  t.equal(truth.restarts, onePiece.restarts, 'restarts')
+  for (const line of ['A', 'B'] as const) {
+    const { planned, endOfSession, dropped, duplicated } = onePiece[line]
+    t.same(
+      { planned: truth[line].planned, endOfSession: truth[line].endOfSession, dropped: truth[line].dropped, duplicated: truth[line].duplicated },
+      { planned, endOfSession, dropped, duplicated },
+      `line ${line}: planned, end of session, dropped, duplicated`,
+    )
+  }
+  t.ok(truth.withheldCount > 50 && truth.A.duplicated > 50 && truth.B.dropped > 100, 'every impairment happened')
+})
+
+t.test('--count 0: chunks without end, each a full chunk, planned on demand', async (t) => {
+  const chunks = planChunks(0, 4, 1000)
+  t.equal(chunks.length, Infinity)
+  t.same(chunks.at(0), { first: 0, count: 250 })
+  t.same(chunks.at(10 ** 9), { first: 250 * 10 ** 9, count: 250 })
+  const o = { ...base, count: 0, streams: 4, a: { ...NO_IMPAIRMENTS, loss: 0.1 }, b: NO_IMPAIRMENTS }
+  const far = makePlan(o, chunks.at(2 ** 33))
+  t.equal(far.items, 1000)
+  t.equal(far.first, 250 * 2 ** 33)
+  t.notSame([...far.lineA], [...makePlan(o, chunks.at(2 ** 33 + 2 ** 32)).lineA], 'chunks whose first numbers differ by a multiple of 2^32 have their own randomness')
+  const last = 249 * 4
+  for (let s = 0; s < 4; s++) t.ok(far.lineA.includes(last + s), `the chunk's last number of stream ${s} is on line A (anchor)`)
+})
+
+t.test('plans made in one reused workspace are those made fresh', async (t) => {
+  const o = { ...base, streams: 2, count: 3000, restartEvery: 1000, a: { ...NO_IMPAIRMENTS, loss: 0.1, dup: 0.3, reorder: 0.1, reorderDistance: 8 }, b: { ...NO_IMPAIRMENTS, burstProb: 0.01, burstLength: 9, dup: 0.5 } }
+  const chunks = planChunks(o.count, o.streams, 1000)
+  const workspace = new PlanWorkspace()
+  for (const i of [2, 0, 5, 1, 5]) {
+    const reused = makePlan(o, chunks.at(i), workspace)
+    const fresh = makePlan(o, chunks.at(i))
+    t.same([[...reused.lineA], [...reused.lineB], reused.withheld, reused.truthA, reused.truthB], [[...fresh.lineA], [...fresh.lineB], fresh.withheld, fresh.truthA, fresh.truthB], `chunk ${i}`)
+  }
 })

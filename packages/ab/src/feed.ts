@@ -7,7 +7,7 @@ import { UsageError } from '@kbx/errors'
 import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
-import { MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
+import { FeedPayloadWriter, MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
 import {
   DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
@@ -123,13 +123,14 @@ export async function runFeed(ctx: ToolContext): Promise<void> {
   const planOptions = planOptionsOf(o)
   const { startSeq, restartSeq } = planOptions
   const chunks = planChunks(o.count, o.streams, o.planChunk)
+  const payloads = new FeedPayloadWriter(o.format, o.size)
   const payloadOf = (plan: Plan, entry: number): Buffer => {
     if (entry & END_OF_SESSION) {
       const last = itemSequence(planOptions, globalItem(plan, entry & ~END_OF_SESSION))
       return encodeEndOfSession(last.stream, last.session, last.sequence + 1n)
     }
     const { stream, session, sequence } = itemSequence(planOptions, globalItem(plan, entry))
-    return encodeFeedPayload(o.format, stream, sequence, o.size, session)
+    return payloads.payload(stream, sequence, session)
   }
   const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
   // One set of buffers for every chunk's plan and schedule: memory stays flat, nothing large is allocated per chunk.

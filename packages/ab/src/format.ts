@@ -134,6 +134,35 @@ export function encodeFeedPayload(format: FeedFormat, index: number, sequence: b
   return encodeMold({ session: streamName(format, index, session), sequence: BigInt.asUintN(64, sequence), messages: [body] })
 }
 
+/**
+ * encodeFeedPayload without an allocation per packet: one buffer per stream, built once (again when the
+ * stream's session changes) and patched with each sequence number. The buffer returned is only valid until
+ * the next call for the same stream (copy it out at once, as a frame template's write does).
+ */
+export class FeedPayloadWriter {
+  private readonly built: ({ session: number; buf: Buffer } | undefined)[] = []
+
+  constructor(
+    private readonly format: FeedFormat,
+    private readonly size = 0,
+  ) {}
+
+  payload(index: number, sequence: bigint, session = 0): Buffer {
+    let b = this.built[index]
+    if (!b || b.session !== session) {
+      b = { session, buf: encodeFeedPayload(this.format, index, 0n, this.size, session) }
+      this.built[index] = b
+    }
+    if (this.format === 'optiq') {
+      b.buf.writeUInt32LE(Number(BigInt.asUintN(32, sequence)), OPTIQ.sequence_number)
+      b.buf.writeBigUInt64LE(BigInt.asUintN(64, sequence), OPTIQ.order_id)
+    } else {
+      b.buf.writeBigUInt64BE(BigInt.asUintN(64, sequence), MOLD.sequence)
+    }
+    return b.buf
+  }
+}
+
 export function parseFormat(value: string): FeedFormat {
   if ((FEED_FORMATS as readonly string[]).includes(value)) return value as FeedFormat
   throw new UsageError(`--format must be one of ${FEED_FORMATS.join(', ')}, not ${JSON.stringify(value)}`, { op: 'parse --format' })

@@ -10,6 +10,7 @@ import {
   decodePayload,
   encodeEndOfSession,
   encodeFeedPayload,
+  FeedPayloadWriter,
   encodeMold,
   encodeOptiq,
   parseFormat,
@@ -88,5 +89,18 @@ t.test('the C parser (ab_format.h through kbx_ab_rx_ingest) reads what format.ts
     const { gaps } = tracker.flush()
     t.same(gaps, [{ stream: streamName(format, 4), from: 12n, to: 13n, count: 2 }], `${format}: stream and numbers as C parsed them`)
     t.equal(tracker.counters().not_feed, 0n)
+  }
+})
+
+t.test('FeedPayloadWriter writes what encodeFeedPayload does, reusing one buffer per stream', async (t) => {
+  for (const format of ['optiq', 'moldudp64'] as const) {
+    for (const size of [0, 64, 200]) {
+      const w = new FeedPayloadWriter(format, size)
+      const cases: [number, bigint, number][] = [[0, 1n, 0], [3, 0xffff_ffffn, 0], [3, 0x1_0000_0001n, 0], [0, 2n ** 64n - 1n, 1], [0, 7n, 2], [3, 5n, 0]]
+      for (const [index, sequence, session] of cases) {
+        t.same(w.payload(index, sequence, session), encodeFeedPayload(format, index, sequence, size, session), `${format} size ${size} stream ${index} seq ${sequence} session ${session}`)
+      }
+      t.equal(w.payload(1, 1n), w.payload(1, 2n), 'the same buffer for the same stream')
+    }
   }
 })

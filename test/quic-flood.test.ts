@@ -7,6 +7,9 @@ import { repoRoot } from '@kbx/ffi'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
 
+// floods of several seconds each (xdp and socket io, restarts, rotation): above tap's 120 s per file on a loaded machine
+t.setTimeout(300_000)
+
 const floodBin = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
 const sinkBin = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
 

@@ -18,7 +18,7 @@ import {
   type SkewHistogram,
 } from './program.js'
 
-interface ArbitrateOptions {
+export interface ArbitrateOptions {
   format: FeedFormat
   port: [number, number]
   window?: number
@@ -79,7 +79,7 @@ function parseResetDistance(value: string | undefined, window: number): bigint {
 }
 
 /** Restart and session-end events, then gap events, as JSON lines. */
-function emitStreamEvents(ctx: ToolContext, gaps: Gap[], events: StreamEvent[]): void {
+function emitStreamEvents(ctx: ToolContext<object>, gaps: Gap[], events: StreamEvent[]): void {
   for (const e of events) {
     if (e.kind === 'restart') {
       ctx.json.emit('restart', { stream: e.stream, kind: 'sequence', lastBefore: e.from, firstAfter: e.to })
@@ -152,8 +152,8 @@ function positive(n: bigint): bigint {
   return n > 0n ? n : 0n
 }
 
-export async function runArbitrate(ctx: ToolContext): Promise<void> {
-  const o = ctx.opts as unknown as ArbitrateOptions
+export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<void> {
+  const o = ctx.opts
   const [lineA, lineB] = ctx.args as [string, string]
   const limits = abLimits()
   const window = o.window ?? limits.default_window

@@ -117,8 +117,8 @@ interface Line {
   template: ReturnType<typeof udpFrameTemplate>
 }
 
-export async function runFeed(ctx: ToolContext): Promise<void> {
-  const o = ctx.opts as unknown as FeedOptions
+export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
+  const o = ctx.opts
   const [ifA, ifB] = ctx.args as [string, string]
   const planOptions = planOptionsOf(o)
   const { startSeq, restartSeq } = planOptions
@@ -240,7 +240,7 @@ function memoryMB(): Record<string, number> {
 }
 
 /** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */
-function openLine(ctx: ToolContext, o: FeedOptions, name: 'A' | 'B', iface: string, dst: string): Line {
+function openLine(ctx: ToolContext<object>, o: FeedOptions, name: 'A' | 'B', iface: string, dst: string): Line {
   const hop = resolveNextHop(dst, { iface })
   const src = interfaceInfo(iface)
   const umem = Umem.create({ frameCount: 4096 })

@@ -1,12 +1,26 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Fuzzing only: the C FIX framer (src/fix_reflex.c, included whole so its static framer is reachable)
- * driven like kbx_fix_reflex_feed, recording every message it frames as stream offsets, MsgType and
- * MsgSeqNum. Used by the libFuzzer harness fix_framer.c and by libkbx_fixframe.so, which the
+ * Fuzzing only: the C FIX framer (src/fix_reflex.c, included whole with its seams FIX_REFLEX_ON_FRAME and
+ * FIX_REFLEX_ON_DISCARD defined) fed through kbx_fix_reflex_feed itself, recording every message it frames
+ * as stream offsets, MsgType and MsgSeqNum. Used by the libFuzzer harness fix_framer.c and by
+ * libkbx_fixframe.so, which the
  * differential TypeScript target fuzz/targets/fix-codec.ts calls through koffi.
  */
 #ifndef KBX_FIX_FRAME_TRACE_H
 #define KBX_FIX_FRAME_TRACE_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, for the included fix_reflex.c */
+#endif
+#include <stdint.h>
+
+struct kbx_fix_reflex;
+struct fuzz_fix_trace;
+static struct fuzz_fix_trace *fuzz_trace; /* the stream being framed (one at a time); other reflexes untraced */
+static void trace_record(const struct kbx_fix_reflex *r, uint32_t start, uint32_t end);
+static void trace_discard(const struct kbx_fix_reflex *r, uint32_t n);
+#define FIX_REFLEX_ON_FRAME(r, start, end) trace_record((r), (start), (end))
+#define FIX_REFLEX_ON_DISCARD(r, n) trace_discard((r), (n))
 
 #include "../src/fix_reflex.c"
 
@@ -25,9 +39,18 @@ struct fuzz_fix_trace {
 	uint32_t cap, count;
 };
 
-static void trace_record(struct fuzz_fix_trace *t, uint32_t start, uint32_t end)
+static void trace_discard(const struct kbx_fix_reflex *r, uint32_t n)
 {
-	const uint8_t *buf = t->r->buf;
+	if (fuzz_trace && fuzz_trace->r == r)
+		fuzz_trace->base += n;
+}
+
+static void trace_record(const struct kbx_fix_reflex *r, uint32_t start, uint32_t end)
+{
+	struct fuzz_fix_trace *t = fuzz_trace;
+	if (!t || t->r != r)
+		return;
+	const uint8_t *buf = r->buf;
 	uint32_t body = start;
 	for (int soh = 0; soh < 2; body++)
 		if (buf[body] == SOH)
@@ -45,46 +68,6 @@ static void trace_record(struct fuzz_fix_trace *t, uint32_t start, uint32_t end)
 	t->count++;
 }
 
-/* kbx_fix_reflex_feed, step by step: the same buffer moves and framing calls, with each frame recorded. */
-static void trace_feed(struct fuzz_fix_trace *t, const uint8_t *bytes, uint32_t len)
-{
-	struct kbx_fix_reflex *r = t->r;
-	int sent = 0;
-	while (len > 0) {
-		if (r->head > 0) {
-			memmove(r->buf, r->buf + r->head, r->tail - r->head);
-			r->tail -= r->head;
-			t->base += r->head;
-			r->head = 0;
-		}
-		uint32_t n = BUF_CAP - r->tail < len ? BUF_CAP - r->tail : len;
-		if (n == 0) {
-			r->counters.garbage_bytes += r->tail;
-			t->base += r->tail;
-			r->head = r->tail = 0;
-			disarm(r);
-			continue;
-		}
-		memcpy(r->buf + r->tail, bytes, n);
-		r->tail += n;
-		bytes += n;
-		len -= n;
-		for (;;) {
-			uint32_t head = r->head;
-			uint64_t garbage = r->counters.garbage_bytes;
-			int rc = try_frame(r, &sent);
-			if (rc == NEED_MORE)
-				break;
-			if (rc == FRAMED)
-				trace_record(t, head + (uint32_t)(r->counters.garbage_bytes - garbage), r->head);
-		}
-		if (r->head == r->tail) {
-			t->base += r->head;
-			r->head = r->tail = 0;
-		}
-	}
-}
-
 /*
  * Frames data[0..len) fed in pieces ending at cuts[0..ncuts) (ascending offsets; the rest after the last).
  * Writes up to cap messages; returns how many were framed (may exceed cap), or -1 without memory.
@@ -95,17 +78,19 @@ static int64_t fuzz_fix_frame_stream(const uint8_t *data, uint32_t len, const ui
 	struct fuzz_fix_trace t = { .r = kbx_fix_reflex_create(), .out = out, .cap = cap };
 	if (!t.r)
 		return -1;
+	fuzz_trace = &t;
 	uint32_t at = 0;
 	for (uint32_t i = 0; i <= ncuts; i++) {
 		uint32_t end = i < ncuts && cuts[i] < len ? cuts[i] : len;
 		if (end > at) {
-			trace_feed(&t, data + at, end - at);
+			kbx_fix_reflex_feed(t.r, data + at, end - at);
 			at = end;
 		}
 	}
 	if (t.count != t.r->counters.messages)
 		abort(); /* the trace missed or invented a frame */
 	kbx_fix_reflex_destroy(t.r);
+	fuzz_trace = NULL;
 	return t.count;
 }
 

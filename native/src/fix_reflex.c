@@ -26,6 +26,15 @@
 
 enum { NEED_MORE, FRAMED, FAILED };
 
+/* Seams for the fuzzers (native/fuzz/fix_frame_trace.h defines them before including this file), empty in
+ * the library: a frame at r->buf[start, end), and n bytes leaving the front of r->buf. */
+#ifndef FIX_REFLEX_ON_FRAME
+#define FIX_REFLEX_ON_FRAME(r, start, end) ((void)0)
+#endif
+#ifndef FIX_REFLEX_ON_DISCARD
+#define FIX_REFLEX_ON_DISCARD(r, n) ((void)0)
+#endif
+
 struct text {
 	uint8_t b[TEXT_MAX];
 	uint32_t n;
@@ -487,6 +496,7 @@ static int try_frame(struct kbx_fix_reflex *r, int *sent)
 	if (!parse_fields(buf, body, trailer, &f))
 		return fail(r, &r->counters.bad_header);
 	r->head = trailer + 7;
+	FIX_REFLEX_ON_FRAME(r, start, r->head);
 	r->counters.messages++;
 	*sent |= on_message(r, &f);
 	return FRAMED;
@@ -497,6 +507,7 @@ int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t
 	int sent = 0;
 	while (len > 0) {
 		if (r->head > 0) { /* keep the unframed tail at the front */
+			FIX_REFLEX_ON_DISCARD(r, r->head);
 			memmove(r->buf, r->buf + r->head, r->tail - r->head);
 			r->tail -= r->head;
 			r->head = 0;
@@ -505,6 +516,7 @@ int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t
 		if (n == 0) {
 			/* cannot happen with frames capped at MAX_MESSAGE < BUF_CAP; drop everything rather than stall */
 			r->counters.garbage_bytes += r->tail;
+			FIX_REFLEX_ON_DISCARD(r, r->tail);
 			r->head = r->tail = 0;
 			disarm(r);
 			continue;
@@ -515,8 +527,10 @@ int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t
 		len -= n;
 		while (try_frame(r, &sent) != NEED_MORE)
 			;
-		if (r->head == r->tail)
+		if (r->head == r->tail) {
+			FIX_REFLEX_ON_DISCARD(r, r->head);
 			r->head = r->tail = 0;
+		}
 	}
 	return sent;
 }

@@ -156,6 +156,52 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);
 
+/*
+ * ab-feed's frame writer: a line's frames written in C a batch at a time. Item k of a plan (streams
+ * interleaved) is number k / streams of stream k % streams; with restart_every > 0 a stream starts a new
+ * session every restart_every numbers (numbering again from restart_seq; moldudp64: under a new session
+ * name). A plan entry is an item number relative to its chunk, or KBX_AB_FEED_END_OF_SESSION | item: the
+ * moldudp64 end-of-session packet after that item, announcing the number after it. The payloads are
+ * @kbx/ab's encodeFeedPayload and encodeEndOfSession, byte for byte.
+ */
+#define KBX_AB_FEED_END_OF_SESSION 0x80000000u
+#define KBX_AB_FEED_MAX_HEADER 64
+
+struct kbx_ab_feed_config {
+	uint32_t format;       /* enum ab_format */
+	uint32_t streams;      /* streams of the plan, > 0 */
+	uint32_t payload_len;  /* a data packet's payload: the format's minimum, or more (zero padding) */
+	uint32_t header_len;   /* bytes of header[]: Ethernet, IPv4, UDP */
+	uint32_t l3_offset;    /* the IPv4 header's offset in header[] */
+	uint32_t udp_checksum; /* 0: UDP checksum left 0 */
+	uint64_t start_seq;    /* a stream's first number */
+	uint64_t restart_seq;  /* first number of every later session */
+	uint64_t restart_every; /* numbers per session; 0: one session */
+	uint8_t header[KBX_AB_FEED_MAX_HEADER]; /* the headers; lengths and checksums are written per frame */
+};
+
+/* One line's place in its chunk's plan; kbx_ab_feed_fill reads it and advances next. */
+struct kbx_ab_feed_line {
+	uint64_t entries;    /* address of the line's uint32_t entries[len] */
+	uint64_t due;        /* address of uint32_t due[len]: the step at which each entry is sent */
+	uint64_t first_item; /* item number of the chunk's entry 0 */
+	uint32_t len;
+	uint32_t next;       /* in/out: the first entry not yet written */
+	uint32_t lag;        /* steps this line lags its plan */
+	uint32_t up_to;      /* write the entries due (due + lag) before this step */
+};
+
+/*
+ * Appends to b one UMEM frame per entry of the line, from next on, while the entry is due before up_to,
+ * b has room and the UMEM has free frames; advances next past them. Returns how many it appended, or
+ * -EINVAL for a config whose frames do not fit the UMEM's.
+ */
+int kbx_ab_feed_fill(const struct kbx_ab_feed_config *c, struct kbx_umem *umem, struct kbx_tx_batch *b,
+		     struct kbx_ab_feed_line *line);
+/* The frame of one entry (item relative to first_item) into out: returns its length, or -ENOSPC. */
+int kbx_ab_feed_frame(const struct kbx_ab_feed_config *c, uint64_t first_item, uint32_t entry, uint8_t *out,
+		      uint32_t capacity);
+
 #ifdef __cplusplus
 }
 #endif

@@ -218,6 +218,7 @@ async function finishAb(arb: ToolRun, feed: ToolRun, vethDropsSince: Record<'A' 
       ? check('delivered + dropped by the sockets + every copy dropped on the veth pairs == union', BigInt(end['delivered']) + BigInt(dropped) + unique.vethUnique, union)
       : check('delivered + dropped by the sockets == union', BigInt(end['delivered']) + BigInt(dropped), union),
     ...gap.checks,
+    check("ab-feed's withheld list is complete", String(truth['withheld']['rangesComplete']), 'true'),
     check('duplicatesDelivered == 0', end['duplicatesDelivered'], 0),
     unique.check,
     lineCheck('A', lines['A'], sent.A, veth.A),

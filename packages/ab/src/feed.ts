@@ -7,15 +7,16 @@ import { UsageError } from '@kbx/errors'
 import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
-import { FeedPayloadWriter, MAX_MOLD_SESSIONS, encodeEndOfSession, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
+import { FeedFrameConfig, FeedLineWriter } from './feed-frames.js'
+import { MAX_MOLD_SESSIONS, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
 import {
   DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
+  MAX_WITHHELD_KEPT,
   PlanWorkspace,
   ReusedArray,
   RunTruth,
   globalItem,
-  itemSequence,
   makePlan,
   partialTruth,
   planChunks,
@@ -100,7 +101,7 @@ export function buildFeedCommand(program: Command): void {
     .option('--delay-b <packets>', 'line B lags line A by this many packets (negative: A lags)', parseIntOption('--delay-b', { min: -1_000_000, max: 1_000_000 }), 0)
     .option('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', parseIntOption('--alternate', { min: 0 }), 0)
     .option('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), 0)
-    .option('--no-withheld-list', 'leave the list of withheld ranges out of the end event')
+    .option('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`)
   addCommonOptions(program, ['duration', 'interval'])
 }
 
@@ -112,9 +113,7 @@ interface Line {
   name: 'A' | 'B'
   socket: XskSocket
   batch: TxBatch
-  list: Uint32Array
-  next: number
-  template: ReturnType<typeof udpFrameTemplate>
+  writer: FeedLineWriter
 }
 
 export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
@@ -123,22 +122,13 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
   const planOptions = planOptionsOf(o)
   const { startSeq, restartSeq } = planOptions
   const chunks = planChunks(o.count, o.streams, o.planChunk)
-  const payloads = new FeedPayloadWriter(o.format, o.size)
-  const payloadOf = (plan: Plan, entry: number): Buffer => {
-    if (entry & END_OF_SESSION) {
-      const last = itemSequence(planOptions, globalItem(plan, entry & ~END_OF_SESSION))
-      return encodeEndOfSession(last.stream, last.session, last.sequence + 1n)
-    }
-    const { stream, session, sequence } = itemSequence(planOptions, globalItem(plan, entry))
-    return payloads.payload(stream, sequence, session)
-  }
-  const lines = [openLine(ctx, o, 'A', ifA, o.dstA), openLine(ctx, o, 'B', ifB, o.dstB)]
+  const lines = [openLine(ctx, o, planOptions, 'A', ifA, o.dstA), openLine(ctx, o, planOptions, 'B', ifB, o.dstB)]
   // One set of buffers for every chunk's plan and schedule: memory stays flat, nothing large is allocated per chunk.
   const workspace = new PlanWorkspace()
   const dueBuffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>] = [new ReusedArray((n) => new Uint32Array(n)), new ReusedArray((n) => new Uint32Array(n))]
   let chunk = 0
   let schedule = scheduleOf(makePlan(planOptions, chunks.at(0), workspace), o.delayB, dueBuffers)
-  for (const [i, line] of lines.entries()) line.list = i ? schedule.plan.lineB : schedule.plan.lineA
+  startChunk(lines, schedule)
   ctx.json.start({
     lineA: ifA,
     lineB: ifB,
@@ -158,41 +148,22 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
   const truth = new RunTruth(o.withheldList)
   const started = process.hrtime.bigint()
   const budget = (): number => (o.rate > 0 ? Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * o.rate) : Number.MAX_SAFE_INTEGER)
-  /** Writes the line's packets due before step upTo (as many as the batch holds); true when none is left. */
-  const fill = (i: number, upTo: number): boolean => {
-    const line = lines[i]!
-    const lineDue = schedule.due[i]!
-    const lag = schedule.lags[i]!
-    let limit = line.next
-    const room = line.batch.capacity - line.batch.count
-    while (limit < line.list.length && limit - line.next < room && lineDue[limit]! + lag < upTo) limit++
-    const want = limit - line.next
-    const first = line.batch.count
-    const got = want > 0 ? line.batch.allocate(want) : 0
-    for (let j = first; j < first + got; j++) {
-      line.batch.setLength(j, line.template.write(line.batch.frame(j), 0, payloadOf(schedule.plan, line.list[line.next++]!)))
-    }
-    return line.next >= line.list.length || lineDue[line.next]! + lag >= upTo
-  }
   const sent = () => ({ A: lines[0]!.socket.statistics().txCompleted, B: lines[1]!.socket.statistics().txCompleted })
   const stop = await runLoop(
     ctx,
     () => {
       const upTo = Math.min(schedule.total, budget() - schedule.plan.first * o.streams, schedule.step + 64)
-      const caughtUpA = fill(0, upTo)
-      const caughtUpB = fill(1, upTo)
+      const caughtUpA = lines[0]!.writer.fill(lines[0]!.batch, upTo)
+      const caughtUpB = lines[1]!.writer.fill(lines[1]!.batch, upTo)
       if (caughtUpA && caughtUpB) schedule.step = Math.max(schedule.step, upTo)
       for (const line of lines) if (line.batch.count > 0) line.socket.send(line.batch)
-      if (lines.every((l) => l.next >= l.list.length && l.batch.count === 0)) {
+      if (lines.every((l) => l.writer.done && l.batch.count === 0)) {
         // This chunk is all sent: its truth is the plan's; on to the next one.
         const plan = schedule.plan
         truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
         if (++chunk >= chunks.length) return false
         schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk), workspace), o.delayB, dueBuffers)
-        for (const [i, line] of lines.entries()) {
-          line.list = i ? schedule.plan.lineB : schedule.plan.lineA
-          line.next = 0
-        }
+        startChunk(lines, schedule)
         return
       }
       if (lines.every((l) => l.batch.count === l.batch.capacity)) lines[0]!.socket.wait({ tx: true }, 1)
@@ -206,7 +177,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
   // Frames written but not submitted when the loop stopped early go back unsent: the truth below
   // covers exactly the submitted prefix of each line's list of the chunk it stopped in.
   const complete = chunk >= chunks.length
-  const submitted = lines.map((l) => l.next - l.batch.count)
+  const submitted = lines.map((l) => l.writer.next - l.batch.count)
   for (const line of lines) line.batch.release()
   for (const line of lines) line.socket.drain(2000)
   if (!complete) truth.add(schedule.plan, partialTruth(schedule.plan, submitted[0]!, submitted[1]!, planOptions))
@@ -227,7 +198,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
     restarts: truth.restarts,
     withheld: {
       count: truth.withheldCount,
-      ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld) } : {}),
+      ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld), rangesComplete: truth.withheldComplete } : {}),
     },
   })
 }
@@ -239,8 +210,8 @@ function memoryMB(): Record<string, number> {
   return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) }
 }
 
-/** A line's AF_XDP TX socket (its own UMEM) and the frame template towards its destination. */
-function openLine(ctx: ToolContext<object>, o: FeedOptions, name: 'A' | 'B', iface: string, dst: string): Line {
+/** A line's AF_XDP TX socket (its own UMEM) and the writer of its frames towards its destination. */
+function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & { restartSeq: bigint }, name: 'A' | 'B', iface: string, dst: string): Line {
   const hop = resolveNextHop(dst, { iface })
   const src = interfaceInfo(iface)
   const umem = Umem.create({ frameCount: 4096 })
@@ -256,7 +227,15 @@ function openLine(ctx: ToolContext<object>, o: FeedOptions, name: 'A' | 'B', ifa
     dstPort: o.port,
     payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
   })
-  return { name, socket, batch: socket.txBatch(64), list: new Uint32Array(0), next: 0, template }
+  const config = new FeedFrameConfig({ format: o.format, size: o.size, streams: o.streams, startSeq: plan.startSeq, restartSeq: plan.restartSeq, restartEvery: o.restartEvery, template })
+  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem) }
+}
+
+/** Points each line's writer at its list of the chunk's plan. */
+function startChunk(lines: Line[], schedule: Schedule): void {
+  for (const [i, line] of lines.entries()) {
+    line.writer.start(i ? schedule.plan.lineB : schedule.plan.lineA, schedule.due[i as 0 | 1], globalItem(schedule.plan, 0), schedule.lags[i as 0 | 1])
+  }
 }
 
 /** The plan's options from the command line; sequence numbers checked against the format's width. */

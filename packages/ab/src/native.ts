@@ -158,6 +158,45 @@ export interface KbxAbLimitsValue {
   max_skew_sample: number
 }
 
+/** struct kbx_ab_feed_config: how ab-feed's frames are built (native/src/ab_feed.c). */
+export const KBX_AB_FEED_MAX_HEADER = 64
+export const KbxAbFeedConfig = koffi.struct('kbx_ab_feed_config', {
+  format: 'uint32_t',
+  streams: 'uint32_t',
+  payload_len: 'uint32_t',
+  header_len: 'uint32_t',
+  l3_offset: 'uint32_t',
+  udp_checksum: 'uint32_t',
+  start_seq: 'uint64_t',
+  restart_seq: 'uint64_t',
+  restart_every: 'uint64_t',
+  header: koffi.array('uint8_t', KBX_AB_FEED_MAX_HEADER),
+})
+
+export interface KbxAbFeedConfigValue {
+  format: number
+  streams: number
+  payload_len: number
+  header_len: number
+  l3_offset: number
+  udp_checksum: number
+  start_seq: bigint
+  restart_seq: bigint
+  restart_every: number
+  header: Uint8Array
+}
+
+/** struct kbx_ab_feed_line: a line's place in its chunk's plan, read and advanced by kbx_ab_feed_fill. */
+export const KbxAbFeedLine = koffi.struct('kbx_ab_feed_line', {
+  entries: 'uint64_t',
+  due: 'uint64_t',
+  first_item: 'uint64_t',
+  len: 'uint32_t',
+  next: 'uint32_t',
+  lag: 'uint32_t',
+  up_to: 'uint32_t',
+})
+
 koffi.opaque('kbx_ab_rx')
 
 export interface LibKbxAb {
@@ -173,6 +212,9 @@ export interface LibKbxAb {
   kbx_ab_rx_ingest(rx: number, frame: Uint8Array, len: number, line: number): number
   kbx_ab_rx_take_events(rx: number, events: number, capacity: number): number
   kbx_ab_limits(out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>>): void
+  /** Addresses of the config, UMEM, TX batch and line. Returns frames appended or -errno. */
+  kbx_ab_feed_fill(config: number, umem: number, batch: number, line: number): number
+  kbx_ab_feed_frame(config: number, firstItem: number, entry: number, out: Uint8Array, capacity: number): number
 }
 
 let instance: LibKbxAb | undefined
@@ -192,6 +234,8 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_rx_ingest: lib.func('kbx_ab_rx_ingest', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint32_t']),
     kbx_ab_rx_take_events: lib.func('kbx_ab_rx_take_events', 'int', [p, p, 'uint32_t']),
     kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
+    kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
+    kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),
   }
   return instance
 }

@@ -3,6 +3,7 @@ import { XskError, errnoOf } from '@kbx/errors'
 import { compareLayouts, type LayoutTable } from '@kbx/ffi/testing'
 import { FORMAT_CODE, MOLD_END_OF_SESSION, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, OPTIQ_SIZE } from './format.js'
 import * as native from './native.js'
+import { END_OF_SESSION } from './plan.js'
 
 /**
  * ab-arbitrate's C↔TS boundary against its headers (native/include/kbx_ab.h, bpf/include/ab_arbitrate.h,
@@ -23,6 +24,8 @@ function table(): LayoutTable {
       { c: 'ab_skew', type: native.AbSkew },
       { c: 'ab_optiq', type: native.AbOptiq },
       { c: 'ab_mold_header', type: native.AbMoldHeader },
+      { c: 'kbx_ab_feed_config', type: native.KbxAbFeedConfig },
+      { c: 'kbx_ab_feed_line', type: native.KbxAbFeedLine },
     ],
     constants: [
       { c: 'AB_MIN_WINDOW', value: limits.min_window },
@@ -44,6 +47,8 @@ function table(): LayoutTable {
       { c: 'AB_MOLD_HEADER_SIZE', value: MOLD_HEADER_SIZE },
       { c: 'AB_MOLD_HEARTBEAT', value: MOLD_HEARTBEAT },
       { c: 'AB_MOLD_END_OF_SESSION', value: MOLD_END_OF_SESSION },
+      { c: 'KBX_AB_FEED_MAX_HEADER', value: native.KBX_AB_FEED_MAX_HEADER },
+      { c: 'KBX_AB_FEED_END_OF_SESSION', value: END_OF_SESSION },
     ],
     enums: [
       {

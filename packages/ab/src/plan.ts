@@ -387,6 +387,9 @@ export function withheldRanges(o: SequenceOptions, withheld: readonly number[]):
   return ranges
 }
 
+/** Withheld numbers a run's truth keeps for its list of ranges (8 bytes each); the count goes on beyond. */
+export const MAX_WITHHELD_KEPT = 1_000_000
+
 /** The truth of a run planned in chunks, added up chunk by chunk (memory: counts, and the withheld list if kept). */
 export class RunTruth {
   readonly A: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
@@ -394,10 +397,15 @@ export class RunTruth {
   union = 0
   withheldCount = 0
   restarts = 0
-  /** Global item numbers withheld from both lines (kept only when asked for). */
+  /** Global item numbers withheld from both lines (kept only when asked for, the first MAX_WITHHELD_KEPT). */
   readonly withheld: number[] = []
+  /** Whether `withheld` holds every withheld number. */
+  withheldComplete = true
 
-  constructor(private readonly keepWithheld: boolean) {}
+  constructor(
+    private readonly keepWithheld: boolean,
+    private readonly maxKept = MAX_WITHHELD_KEPT,
+  ) {}
 
   /** Adds a chunk's truth (complete, or the partial truth of the chunk the run stopped in). */
   add(plan: Plan, truth: { A: LineTruth; B: LineTruth; withheld: number[]; union: number; restarts: number }): void {
@@ -411,6 +419,13 @@ export class RunTruth {
     this.union += truth.union
     this.withheldCount += truth.withheld.length
     this.restarts = truth.restarts
-    if (this.keepWithheld) for (const k of truth.withheld) this.withheld.push(globalItem(plan, k))
+    if (!this.keepWithheld) return
+    for (const k of truth.withheld) {
+      if (this.withheld.length >= this.maxKept) {
+        this.withheldComplete = false
+        return
+      }
+      this.withheld.push(globalItem(plan, k))
+    }
   }
 }

@@ -180,3 +180,16 @@ t.test('plans made in one reused workspace are those made fresh', async (t) => {
     t.same([[...reused.lineA], [...reused.lineB], reused.withheld, reused.truthA, reused.truthB], [[...fresh.lineA], [...fresh.lineB], fresh.withheld, fresh.truthA, fresh.truthB], `chunk ${i}`)
   }
 })
+
+t.test('the withheld list keeps its first numbers only, and says so; the count goes on', async (t) => {
+  const o = { ...base, streams: 2, count: 1000, gapProb: 0.1, a: NO_IMPAIRMENTS, b: NO_IMPAIRMENTS }
+  const plan = makePlan(o, planChunks(o.count, o.streams, 4000).at(0))
+  const capped = new RunTruth(true, 10)
+  const whole = new RunTruth(true)
+  for (const truth of [capped, whole]) truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+  t.ok(plan.withheld.length > 10, `${plan.withheld.length} withheld`)
+  t.same(capped.withheld, whole.withheld.slice(0, 10), 'the first ten kept')
+  t.equal(capped.withheldComplete, false)
+  t.equal(whole.withheldComplete, true)
+  t.equal(capped.withheldCount, whole.withheldCount, 'counted in full')
+})

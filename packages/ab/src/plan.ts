@@ -49,25 +49,46 @@ export const END_OF_SESSION = 0x8000_0000
 
 /** The session (restart segment) of a plan item and whether it is the last number of it. */
 export function segmentOf(o: Pick<PlanOptions, 'streams' | 'count' | 'restartEvery'>, k: number): { segment: number; last: boolean } {
+  const every = o.restartEvery ?? 0
+  return { segment: every > 0 ? Math.floor(Math.floor(k / o.streams) / every) : 0, last: lastOfSegment(o, k) }
+}
+
+/** Whether a plan item is the last number of its session (segmentOf's `last`, without an object per item). */
+function lastOfSegment(o: Pick<PlanOptions, 'streams' | 'count' | 'restartEvery'>, k: number): boolean {
   const offset = Math.floor(k / o.streams)
   const every = o.restartEvery ?? 0
-  const segment = every > 0 ? Math.floor(offset / every) : 0
-  const last = offset === o.count - 1 || (every > 0 && (offset + 1) % every === 0)
-  return { segment, last }
+  return offset === o.count - 1 || (every > 0 && (offset + 1) % every === 0)
 }
 
 export const NO_IMPAIRMENTS: LineImpairments = { loss: 0, burstProb: 0, burstLength: 0, dup: 0, reorder: 0, reorderDistance: 0 }
 
-/** mulberry32: small, fast, and the same on every machine. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
+/** Random draws are uniform integers 0 .. RANDOM_RANGE − 1: small integers, so a draw allocates nothing. */
+export const RANDOM_RANGE = 2 ** 30
+
+/**
+ * mulberry32 (its top 30 bits): small, fast, and the same on every machine. A class rather than a closure:
+ * every chunk's generator shares one shape, so the optimized plan loops that call it stay valid.
+ */
+export class Random {
+  private state: number
+
+  constructor(seed: number) {
+    this.state = seed | 0
+  }
+
+  /** A uniform integer 0 .. RANDOM_RANGE − 1. */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0
+    let t = this.state
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    return (t ^ (t >>> 14)) >>> 2
   }
+}
+
+/** The draw below which an event of probability p happens: `random.next() < chance(p)`. */
+export function chance(p: number): number {
+  return Math.round(p * RANDOM_RANGE)
 }
 
 export interface LineTruth {
@@ -126,13 +147,17 @@ export function planChunks(count: number, streams: number, perChunk = DEFAULT_PL
   }
 }
 
+/** What the plan decided for an item before the lines are drawn (one byte per item of a chunk). */
+const ITEM_WITHHELD = 1 // a true gap: on neither line
+const ITEM_ANCHOR = 2 // the last number of its session or chunk: always on line A
+const ITEM_END_AFTER = 4 // the end-of-session packet follows it on every line (mold restarts)
+const ITEM_OFF_A = 8 // line A's turn off in alternating outages
+const ITEM_OFF_B = 16
+
+/** Which item bits keep a line from carrying an item, and which make it carry it whatever its losses. */
 interface LineRules {
-  /** Whether the line may carry item k at all (true gaps, alternating outages). */
-  keep: (k: number) => boolean
-  /** Items the line always carries, whatever its losses (the last number of every session: an anchor). */
-  force: (k: number) => boolean
-  /** The end-of-session packet follows item k on every line (mold restarts). */
-  endAfter: (k: number) => boolean
+  off: number
+  force: number
 }
 
 /** A list of uint32 entries that grows by doubling and keeps its buffer when cleared: a line's list, chunk after chunk. */
@@ -187,28 +212,32 @@ export class ReusedArray<T extends Uint8Array | Uint32Array> {
 export class PlanWorkspace {
   readonly lineA = new EntryList()
   readonly lineB = new EntryList()
-  readonly gap = new ReusedArray((n) => new Uint8Array(n))
+  readonly items = new ReusedArray((n) => new Uint8Array(n))
   readonly seen = new ReusedArray((n) => new Uint8Array(n))
   readonly endsUpTo = new ReusedArray((n) => new Uint32Array(n))
 }
 
-function lineList(items: number, rules: LineRules, imp: LineImpairments, random: () => number, truth: LineTruth, out: EntryList, scratch: ReusedArray<Uint32Array>): Uint32Array {
+function lineList(items: number, flags: Uint8Array, rules: LineRules, imp: LineImpairments, random: Random, truth: LineTruth, out: EntryList, scratch: ReusedArray<Uint32Array>): Uint32Array {
   out.clear(items + (items >> 4))
+  const burstAt = chance(imp.burstProb)
+  const lossAt = chance(imp.loss)
+  const dupAt = chance(imp.dup)
   let burstLeft = 0
   for (let k = 0; k < items; k++) {
-    if (burstLeft === 0 && imp.burstProb > 0 && random() < imp.burstProb) burstLeft = imp.burstLength
-    const lost = burstLeft > 0 || (imp.loss > 0 && random() < imp.loss)
+    if (burstLeft === 0 && imp.burstProb > 0 && random.next() < burstAt) burstLeft = imp.burstLength
+    const lost = burstLeft > 0 || (imp.loss > 0 && random.next() < lossAt)
     if (burstLeft > 0) burstLeft--
-    if (!rules.force(k) && (!rules.keep(k) || lost)) {
+    const f = flags[k]!
+    if (!(f & rules.force) && (f & rules.off || lost)) {
       truth.dropped++
     } else {
       out.push(k)
-      if (imp.dup > 0 && random() < imp.dup) {
+      if (imp.dup > 0 && random.next() < dupAt) {
         out.push(k)
         truth.duplicated++
       }
     }
-    if (rules.endAfter(k)) {
+    if (f & ITEM_END_AFTER) {
       out.push(k | END_OF_SESSION)
       truth.endOfSession++
     }
@@ -219,9 +248,10 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
     // no swap crosses one (endsUpTo[i]: ends of session at positions <= i).
     const endsUpTo = scratch.zeroed(list.length)
     for (let i = 0, n = 0; i < list.length; i++) endsUpTo[i] = n += list[i]! & END_OF_SESSION ? 1 : 0
+    const reorderAt = chance(imp.reorder)
     for (let i = 0; i < list.length; i++) {
-      if (random() >= imp.reorder) continue
-      const j = Math.min(list.length - 1, i + 1 + Math.floor(random() * imp.reorderDistance))
+      if (random.next() >= reorderAt) continue
+      const j = Math.min(list.length - 1, i + 1 + Math.floor((random.next() * imp.reorderDistance) / RANDOM_RANGE))
       if (j === i || (list[i]! | list[j]!) & END_OF_SESSION || endsUpTo[i] !== endsUpTo[j]) continue
       const t = list[i]!
       list[i] = list[j]!
@@ -233,6 +263,39 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
   return list
 }
 
+// The per-item loops of a plan live in small functions of their own, so that the optimized code of each
+// stays valid from chunk to chunk: a loop optimized inside makePlan is thrown away every chunk, and the
+// unoptimized code boxes a number per entry (garbage that makes the feeder's heap swing).
+
+function markCarried(list: Uint32Array, seen: Uint8Array): void {
+  for (let i = 0; i < list.length; i++) if (!(list[i]! & END_OF_SESSION)) seen[list[i]!] = 1
+}
+
+function notCarried(seen: Uint8Array): number[] {
+  const out: number[] = []
+  for (let k = 0; k < seen.length; k++) if (!seen[k]) out.push(k)
+  return out
+}
+
+/** Each item's ITEM_* bits for a chunk; draws the true gaps (one draw per item while gapProb > 0). */
+function itemFlags(o: PlanOptions, chunk: PlanChunk, random: Random, flags: Uint8Array): Uint8Array {
+  const every = o.restartEvery ?? 0
+  const moldRestarts = o.format === 'moldudp64' && every > 0
+  const gapAt = chance(o.gapProb)
+  for (let k = 0; k < flags.length; k++) {
+    const inChunk = Math.floor(k / o.streams)
+    const offset = chunk.first + inChunk
+    const lastOfSession = offset === o.count - 1 || (every > 0 && (offset + 1) % every === 0)
+    const anchor = inChunk === chunk.count - 1 || lastOfSession
+    let f = anchor ? ITEM_ANCHOR : 0
+    if (o.gapProb > 0 && random.next() < gapAt && !anchor) f |= ITEM_WITHHELD
+    if (moldRestarts && lastOfSession && offset !== o.count - 1) f |= ITEM_END_AFTER
+    if (o.alternate) f |= Math.floor(offset / o.alternate) % 2 === 0 ? ITEM_OFF_A : ITEM_OFF_B
+    flags[k] = f
+  }
+  return flags
+}
+
 /**
  * The plan of a run, or of one chunk of it (every chunk has its own random sequence, so a chunk is planned
  * without the ones before it), in the workspace's buffers (a run's chunks: one workspace, reused). The last number of every session and of every chunk of every stream is an
@@ -242,27 +305,16 @@ function lineList(items: number, rules: LineRules, imp: LineImpairments, random:
 export function makePlan(o: PlanOptions, chunk: PlanChunk = { first: 0, count: o.count }, workspace = new PlanWorkspace()): Plan {
   const items = chunk.count * o.streams
   if (items >= END_OF_SESSION) throw new RangeError(`a plan chunk holds at most ${END_OF_SESSION - 1} numbers (count × streams)`)
-  const random = rng(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1) ^ Math.imul(Math.floor(chunk.first / 2 ** 32), 0x85ebca6b)) >>> 0)
-  const globalOf = (k: number) => chunk.first * o.streams + k
-  const chunkEnd = (k: number) => Math.floor(k / o.streams) === chunk.count - 1
-  const anchor = (k: number) => chunkEnd(k) || segmentOf(o, globalOf(k)).last
-  const gap = workspace.gap.zeroed(items)
-  for (let k = 0; k < items; k++) if (o.gapProb > 0 && random() < o.gapProb && !anchor(k)) gap[k] = 1
+  const random = new Random(chunk.first === 0 ? o.seed : (o.seed ^ Math.imul(chunk.first, 0x9e3779b1) ^ Math.imul(Math.floor(chunk.first / 2 ** 32), 0x85ebca6b)) >>> 0)
+  const flags = itemFlags(o, chunk, random, workspace.items.zeroed(items))
   const truthA: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
   const truthB: LineTruth = { planned: 0, endOfSession: 0, dropped: 0, duplicated: 0, reordered: 0 }
-  const block = (k: number) => (o.alternate ? Math.floor((chunk.first + Math.floor(k / o.streams)) / o.alternate) % 2 : -1)
-  const endAfter = (k: number) => {
-    if (o.format !== 'moldudp64' || !(o.restartEvery ?? 0)) return false
-    const { last } = segmentOf(o, globalOf(k))
-    return last && chunk.first + Math.floor(k / o.streams) !== o.count - 1
-  }
-  const lineA = lineList(items, { keep: (k) => !gap[k] && block(k) !== 0, force: anchor, endAfter }, o.a, random, truthA, workspace.lineA, workspace.endsUpTo)
-  const lineB = lineList(items, { keep: (k) => !gap[k] && block(k) !== 1, force: () => false, endAfter }, o.b, random, truthB, workspace.lineB, workspace.endsUpTo)
+  const lineA = lineList(items, flags, { off: ITEM_WITHHELD | ITEM_OFF_A, force: ITEM_ANCHOR }, o.a, random, truthA, workspace.lineA, workspace.endsUpTo)
+  const lineB = lineList(items, flags, { off: ITEM_WITHHELD | ITEM_OFF_B, force: 0 }, o.b, random, truthB, workspace.lineB, workspace.endsUpTo)
   const seen = workspace.seen.zeroed(items)
-  for (const k of lineA) if (!(k & END_OF_SESSION)) seen[k] = 1
-  for (const k of lineB) if (!(k & END_OF_SESSION)) seen[k] = 1
-  const withheld: number[] = []
-  for (let k = 0; k < items; k++) if (!seen[k]) withheld.push(k)
+  markCarried(lineA, seen)
+  markCarried(lineB, seen)
+  const withheld = notCarried(seen)
   const every = o.restartEvery ?? 0
   const restarts = every > 0 ? o.streams * Math.floor((chunk.first + chunk.count - 1) / every) : 0
   return { lineA, lineB, streams: o.streams, truthA, truthB, withheld, items, first: chunk.first, restarts }

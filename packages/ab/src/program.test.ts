@@ -8,7 +8,7 @@ import type { XdpFixture } from '@kbx/bpf/testing'
 import { buildArpFrame, buildUdp6Frame, buildUdpFrame } from '@kbx/net'
 import { withTestNet } from '@kbx/testbed'
 import { encodeFeedPayload, encodeMold } from './format.js'
-import { rng } from './plan.js'
+import { RANDOM_RANGE, Random } from './plan.js'
 import type { FeedFormat } from './format.js'
 import { loadArbitratorProgram, readArbitratorCounters, readSkewHistogram, readSkewMax, summarizeSkew } from './program.js'
 
@@ -154,10 +154,10 @@ t.test('lead 5: a MoldUDP64 number wins twice only across a restart', async (t) 
   t.equal((readArbitratorCounters(obj)['resets'] ?? 0n) - before, 1n, 'a jump of 2^63 − 0x100001 ahead restarts the stream')
   // And a search like the fuzzer's: random runs over the edges, one session each.
   const edges = [0n, 1n, 2n, 0xfffn, 0x1000n, 0x2000n, 0xfffffn, 0x100000n, 0x100001n, 0x200000n, half - 1n, half, half + 0xfffffn, half + 0x100000n, (1n << 64n) - 0x100000n, (1n << 64n) - 1n]
-  const random = rng(5)
+  const random = new Random(5)
   const repeats: string[] = []
   for (let run = 0; run < 300; run++) {
-    const sequences = Array.from({ length: 12 }, () => edges[Math.floor(random() * edges.length)]!)
+    const sequences = Array.from({ length: 12 }, () => edges[Math.floor((random.next() * edges.length) / RANDOM_RANGE)]!)
     repeats.push(...winsWithoutRestart(obj, `R${run}`, sequences))
   }
   t.same(repeats.slice(0, 5), [], '300 random runs of 12 edge numbers: no number won twice without a restart')

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "reference_sum.h"
+
 static void broken(const char *what, const uint8_t *frame, uint32_t len)
 {
 	fprintf(stderr, "frame-parse invariant broken: %s (frame of %u bytes:", what, len);
@@ -25,17 +27,6 @@ static void broken(const char *what, const uint8_t *frame, uint32_t len)
 		fprintf(stderr, " %02x", frame[i]);
 	fprintf(stderr, ")\n");
 	abort();
-}
-
-static uint16_t sum16(const uint8_t *p, uint32_t len, uint32_t sum)
-{
-	for (uint32_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
 }
 
 /* What the bytes say of a frame kbx_frame_parse took as UDP or TCP. */
@@ -104,8 +95,7 @@ static void check_quic_builder(const uint8_t *route_bytes, const uint8_t *payloa
 	const uint8_t *ip = f + 14, *udp = ip + 20;
 	if (sum16(ip, 20, 0) != 0)
 		broken("quic-flood's builder: IPv4 header checksum", f, len);
-	uint32_t pseudo = 17 + 8 + payload_len + kbx_get_be16(ip + 12) + kbx_get_be16(ip + 14) + kbx_get_be16(ip + 16) + kbx_get_be16(ip + 18);
-	if (kbx_get_be16(udp + 6) == 0 || sum16(udp, 8 + payload_len, pseudo) != 0)
+	if (kbx_get_be16(udp + 6) == 0 || sum16(udp, 8 + payload_len, pseudo_sum(ip, IPPROTO_UDP, 8 + payload_len)) != 0)
 		broken("quic-flood's builder: UDP checksum", f, len);
 	struct quic_udp_datagram d;
 	if (quic_frame_parse_udp(f, len, &d) != 0 || d.saddr != local.sin_addr.s_addr || d.sport != local.sin_port ||

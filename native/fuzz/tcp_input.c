@@ -18,6 +18,7 @@
 
 #include "../src/tcp_conn.c"
 #include "../src/tcp_input.c"
+#include "reference_sum.h"
 
 static const uint8_t LOCAL_MAC[6] = { 2, 0, 0, 0, 0, 1 }, REMOTE_MAC[6] = { 2, 0, 0, 0, 0, 2 };
 static const uint8_t LOCAL_IP[4] = { 10, 0, 3, 1 }, REMOTE_IP[4] = { 10, 0, 3, 2 };
@@ -69,27 +70,6 @@ static void broken(const struct model *m, const char *what)
 	abort();
 }
 
-/* The checksum frames are checked against: RFC 1071 16 bits at a time, apart from kbx_frame.h's, which is tested. */
-static uint16_t sum16(const uint8_t *p, uint32_t len, uint32_t sum)
-{
-	for (uint32_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-/* The TCP pseudo-header of the IPv4 header at ip, summed as sum16 sums. */
-static uint32_t pseudo_sum(const uint8_t *ip, uint32_t tcp_len)
-{
-	uint32_t sum = 6 + tcp_len;
-	for (int i = 12; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	return sum;
-}
-
 static void check_frame(struct model *m, const uint8_t *f, uint32_t len)
 {
 	const struct kbx_tcp *c = m->c;
@@ -111,7 +91,7 @@ static void check_frame(struct model *m, const uint8_t *f, uint32_t len)
 	uint32_t tcp_len = tot - 20, doff = (uint32_t)(tcp[12] >> 4) * 4;
 	if (kbx_get_be16(tcp) != LOCAL_PORT || kbx_get_be16(tcp + 2) != REMOTE_PORT || doff < 20 || doff > tcp_len)
 		broken(m, "TCP header out malformed");
-	if (sum16(tcp, tcp_len, pseudo_sum(ip, tcp_len)) != 0)
+	if (sum16(tcp, tcp_len, pseudo_sum(ip, IPPROTO_TCP, tcp_len)) != 0)
 		broken(m, "TCP checksum out invalid");
 	uint8_t flags = tcp[13];
 	uint32_t seq = kbx_get_be32(tcp + 4), ack = kbx_get_be32(tcp + 8), data_len = tcp_len - doff;
@@ -195,7 +175,7 @@ static uint32_t build_segment(uint8_t *f, uint32_t seq, uint32_t ack, uint8_t fl
 		memcpy(tcp + 20, opts, opt_len);
 	for (uint32_t i = 0; i < data_len; i++)
 		tcp[20 + opt_len + i] = peer_byte(seq + i);
-	kbx_put_be16(tcp + 16, sum16(tcp, tcp_len, pseudo_sum(ip, tcp_len)));
+	kbx_put_be16(tcp + 16, sum16(tcp, tcp_len, pseudo_sum(ip, IPPROTO_TCP, tcp_len)));
 	return 14 + tot;
 }
 

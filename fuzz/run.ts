@@ -28,6 +28,7 @@ const TARGETS: Target[] = [
   { name: 'fix-framer', engine: 'libfuzzer', command: ['fix_framer'] },
   { name: 'tcp-input', engine: 'libfuzzer', command: ['tcp_input'] },
   { name: 'ab-rx', engine: 'libfuzzer', command: ['ab_rx'] },
+  { name: 'frame-parse', engine: 'libfuzzer', command: ['frame_parse'] },
   { name: 'fix-codec', engine: 'ts', command: ['targets/fix-codec.ts'] },
   ...['ab_arbitrate', 'fix_steer', 'xdp_xsk_redirect', 'xdp_pass', 'ab_lru_ref'].map(
     (p): Target => ({ name: `xdp-${p}`, engine: 'ts', command: ['targets/xdp.ts', p] }),

@@ -11,6 +11,10 @@
  *
  * Not checked here: the IPv4 header checksum and the UDP/TCP checksums (left to whoever reads the
  * payload), IPv6 beyond its fixed header (kbx programs pass IPv6 to the kernel).
+ *
+ * The same rules serve libkbx's C (native/src/kbx_frame.h): outside BPF, kbx_parse_frame() reads a frame in
+ * memory. Its users must not include glibc's <netinet/ip.h>, <netinet/udp.h> or <netinet/tcp.h>, whose
+ * structs of the same names these uapi headers define.
  */
 #ifndef KBX_PARSE_H
 #define KBX_PARSE_H
@@ -23,7 +27,15 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
+#ifdef __bpf__
 #include <bpf/bpf_helpers.h>
+#endif
+
+#ifdef __clang__
+#define KBX_UNROLL _Pragma("unroll")
+#else
+#define KBX_UNROLL /* gcc (libkbx): a two-pass loop it unrolls or not as it likes */
+#endif
 
 #define KBX_MAX_VLANS 2
 
@@ -35,6 +47,22 @@ struct kbx_vlan_hdr {
 	__be16 tci;
 	__be16 encapsulated_proto;
 };
+
+/*
+ * The headers as the parser reads them: in BPF the uapi structs themselves; in C, where a frame sits at any
+ * address (behind 14 bytes of Ethernet, IPv4 is never 4-byte aligned), the same structs aligned to a byte.
+ */
+#ifdef __bpf__
+#define KBX_HEADER_ALIGN
+#else
+#define KBX_HEADER_ALIGN __attribute__((aligned(1)))
+#endif
+typedef struct ethhdr kbx_ethhdr KBX_HEADER_ALIGN;
+typedef struct kbx_vlan_hdr kbx_vlanhdr KBX_HEADER_ALIGN;
+typedef struct iphdr kbx_iphdr KBX_HEADER_ALIGN;
+typedef struct ipv6hdr kbx_ipv6hdr KBX_HEADER_ALIGN;
+typedef struct udphdr kbx_udphdr KBX_HEADER_ALIGN;
+typedef struct tcphdr kbx_tcphdr KBX_HEADER_ALIGN;
 
 enum kbx_packet_class {
 	KBX_PACKET_MALFORMED = 0, /* truncated or inconsistent lengths: pass it to the kernel untouched */
@@ -53,7 +81,7 @@ enum kbx_fragment {
 };
 
 struct kbx_packet {
-	struct ethhdr *eth;
+	kbx_ethhdr *eth;
 	__u16 vlan_ids[KBX_MAX_VLANS]; /* VIDs (12 bits, host order), outer first */
 	__u8 vlan_count;
 	__u8 l4_proto;      /* IPv4 protocol number, 0 when not IPv4 */
@@ -61,10 +89,10 @@ struct kbx_packet {
 	__u8 ip_header_len; /* bytes, options included */
 	__be16 ethertype;   /* innermost ethertype, network order (a third VLAN tag shows here as 0x8100/0x88a8) */
 	__u16 ip_total_len; /* IPv4 total length (host order); bytes past it are Ethernet padding */
-	struct iphdr *ip4;
-	struct ipv6hdr *ip6;
-	struct udphdr *udp;
-	struct tcphdr *tcp;
+	kbx_iphdr *ip4;
+	kbx_ipv6hdr *ip6;
+	kbx_udphdr *udp;
+	kbx_tcphdr *tcp;
 	void *payload;      /* first byte after the UDP header or the TCP header with options */
 	__u16 payload_len;  /* UDP: len - 8 (for a first fragment: what this fragment holds); TCP: to ip_total_len */
 };
@@ -72,18 +100,18 @@ struct kbx_packet {
 /* Ethernet plus up to KBX_MAX_VLANS tags; sets eth, vlan_*, ethertype. Returns 0, or -1 when truncated. */
 static __always_inline int kbx_parse_ethernet(void **cursor, void *data_end, struct kbx_packet *pkt)
 {
-	struct ethhdr *eth = *cursor;
+	kbx_ethhdr *eth = *cursor;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	pkt->eth = eth;
 	__be16 proto = eth->h_proto;
 	void *pos = eth + 1;
 
-#pragma unroll
+	KBX_UNROLL
 	for (int i = 0; i < KBX_MAX_VLANS; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
-		struct kbx_vlan_hdr *vlan = pos;
+		kbx_vlanhdr *vlan = pos;
 		if ((void *)(vlan + 1) > data_end)
 			return -1;
 		pkt->vlan_ids[i] = bpf_ntohs(vlan->tci) & 0x0fff;
@@ -99,7 +127,7 @@ static __always_inline int kbx_parse_ethernet(void **cursor, void *data_end, str
 /* IPv4 header with options, total length checked against the frame. Returns 0 on success, -1 when malformed. */
 static __always_inline int kbx_parse_ipv4(void **cursor, void *data_end, struct kbx_packet *pkt)
 {
-	struct iphdr *ip = *cursor;
+	kbx_iphdr *ip = *cursor;
 	if ((void *)(ip + 1) > data_end)
 		return -1;
 	if (ip->version != 4 || ip->ihl < 5)
@@ -133,7 +161,7 @@ static __always_inline int kbx_parse_ipv4(void **cursor, void *data_end, struct 
  */
 static __always_inline int kbx_parse_udp(void *cursor, void *data_end, struct kbx_packet *pkt)
 {
-	struct udphdr *udp = cursor;
+	kbx_udphdr *udp = cursor;
 	if ((void *)(udp + 1) > data_end)
 		return -1;
 	__u32 ip_payload_len = pkt->ip_total_len - pkt->ip_header_len;
@@ -155,7 +183,7 @@ static __always_inline int kbx_parse_udp(void *cursor, void *data_end, struct kb
 /* TCP header with options (doff); the header must fit in the IPv4 payload. */
 static __always_inline int kbx_parse_tcp(void *cursor, void *data_end, struct kbx_packet *pkt)
 {
-	struct tcphdr *tcp = cursor;
+	kbx_tcphdr *tcp = cursor;
 	if ((void *)(tcp + 1) > data_end)
 		return -1;
 	if (tcp->doff < 5)
@@ -170,11 +198,9 @@ static __always_inline int kbx_parse_tcp(void *cursor, void *data_end, struct kb
 	return 0;
 }
 
-/* Classify one frame; fills *pkt as far as the frame could be parsed. */
-static __always_inline enum kbx_packet_class kbx_parse_packet(struct xdp_md *ctx, struct kbx_packet *pkt)
+/* Classify the frame from data to data_end; fills *pkt as far as the frame could be parsed. */
+static __always_inline enum kbx_packet_class kbx_parse_frame(void *data, void *data_end, struct kbx_packet *pkt)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	void *cursor = data;
 
 	__builtin_memset(pkt, 0, sizeof(*pkt));
@@ -183,7 +209,7 @@ static __always_inline enum kbx_packet_class kbx_parse_packet(struct xdp_md *ctx
 	__be16 proto = pkt->ethertype;
 
 	if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = cursor;
+		kbx_ipv6hdr *ip6 = cursor;
 		if ((void *)(ip6 + 1) > data_end)
 			return KBX_PACKET_MALFORMED;
 		pkt->ip6 = ip6;
@@ -209,6 +235,14 @@ static __always_inline enum kbx_packet_class kbx_parse_packet(struct xdp_md *ctx
 	}
 	return KBX_PACKET_IPV4;
 }
+
+#ifdef __bpf__
+/* Classify the XDP program's frame. */
+static __always_inline enum kbx_packet_class kbx_parse_packet(struct xdp_md *ctx, struct kbx_packet *pkt)
+{
+	return kbx_parse_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end, pkt);
+}
+#endif
 
 /* Destination port (network order) of a UDP or TCP packet; 0 for anything else. */
 static __always_inline __be16 kbx_packet_dport(const struct kbx_packet *pkt)

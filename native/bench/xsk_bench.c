@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "../src/kbx_frame.h"
 #include "kbx_xsk.h"
 #include "xdp_xsk_redirect.h"
 
@@ -96,63 +97,18 @@ static bool parse_mac(const char *s, uint8_t *mac)
 	return true;
 }
 
-static uint16_t checksum(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)(p[len - 1] << 8);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* Ethernet + IPv4 + UDP with correct checksums (UDP checksum 0 when frames are stamped later). */
 static void build_udp_frame(const struct options *o, uint8_t *f)
 {
-	uint32_t ip_len = o->frame_len - 14, udp_len = ip_len - 20;
+	uint32_t udp_payload_len = o->frame_len - KBX_ETH_HEADER_LEN - KBX_IPV4_HEADER_LEN - KBX_UDP_HEADER_LEN;
 	memset(f, 0, o->frame_len);
-	memcpy(f, o->dst_mac, 6);
-	memcpy(f + 6, o->src_mac, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	uint8_t *ip = f + 14;
-	ip[0] = 0x45;
-	ip[2] = (uint8_t)(ip_len >> 8);
-	ip[3] = (uint8_t)ip_len;
-	ip[6] = 0x40; /* DF */
-	ip[8] = 64;
-	ip[9] = 17;
-	memcpy(ip + 12, &o->src_ip, 4);
-	memcpy(ip + 16, &o->dst_ip, 4);
-	uint16_t c = checksum(ip, 20, 0);
-	ip[10] = (uint8_t)(c >> 8);
-	ip[11] = (uint8_t)c;
-	uint8_t *udp = ip + 20;
-	udp[0] = (uint8_t)(o->sport >> 8);
-	udp[1] = (uint8_t)o->sport;
-	udp[2] = (uint8_t)(o->dport >> 8);
-	udp[3] = (uint8_t)o->dport;
-	udp[4] = (uint8_t)(udp_len >> 8);
-	udp[5] = (uint8_t)udp_len;
-	for (uint32_t i = 8; i < udp_len; i++)
-		udp[i] = (uint8_t)('a' + i % 26);
-	if (!o->stamp) {
-		uint8_t pseudo[12];
-		memcpy(pseudo, ip + 12, 8);
-		pseudo[8] = 0;
-		pseudo[9] = 17;
-		pseudo[10] = (uint8_t)(udp_len >> 8);
-		pseudo[11] = (uint8_t)udp_len;
-		uint32_t sum = 0;
-		for (int i = 0; i < 12; i += 2)
-			sum += (uint32_t)(pseudo[i] << 8 | pseudo[i + 1]);
-		c = checksum(udp, udp_len, sum);
-		if (c == 0)
-			c = 0xffff;
-		udp[6] = (uint8_t)(c >> 8);
-		udp[7] = (uint8_t)c;
-	}
+	uint8_t *ip = kbx_put_ethernet(f, o->dst_mac, o->src_mac, ETH_P_IP);
+	uint8_t *udp = kbx_put_ipv4(ip, 0, 0, IPPROTO_UDP, &o->src_ip, &o->dst_ip);
+	kbx_put_be16(udp, o->sport);
+	kbx_put_be16(udp + 2, o->dport);
+	for (uint32_t i = 0; i < udp_payload_len; i++)
+		udp[KBX_UDP_HEADER_LEN + i] = (uint8_t)('a' + (KBX_UDP_HEADER_LEN + i) % 26);
+	kbx_finish_ipv4_udp(ip, udp_payload_len, !o->stamp);
 }
 
 static struct kbx_xsk *open_socket(const struct options *o, struct kbx_umem *umem, bool rx, bool tx,

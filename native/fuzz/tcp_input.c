@@ -18,6 +18,7 @@
 
 #include "../src/tcp_conn.c"
 #include "../src/tcp_input.c"
+#include "reference_sum.h"
 
 static const uint8_t LOCAL_MAC[6] = { 2, 0, 0, 0, 0, 1 }, REMOTE_MAC[6] = { 2, 0, 0, 0, 0, 2 };
 static const uint8_t LOCAL_IP[4] = { 10, 0, 3, 1 }, REMOTE_IP[4] = { 10, 0, 3, 2 };
@@ -69,33 +70,31 @@ static void broken(const struct model *m, const char *what)
 	abort();
 }
 
-static uint16_t sum16(const uint8_t *p, uint32_t len, uint32_t sum) { return csum_fold(csum_add(sum, p, len)); }
-
 static void check_frame(struct model *m, const uint8_t *f, uint32_t len)
 {
 	const struct kbx_tcp *c = m->c;
 	if (len < 14 || memcmp(f + 6, LOCAL_MAC, 6) != 0)
 		broken(m, "frame out without our MAC as source");
-	if (rd16(f + 12) == 0x0806) {
-		if (len != 60 || rd16(f + 20) != 2 || memcmp(f + 22, LOCAL_MAC, 6) != 0 || memcmp(f + 28, LOCAL_IP, 4) != 0)
+	if (kbx_get_be16(f + 12) == 0x0806) {
+		if (len != 60 || kbx_get_be16(f + 20) != 2 || memcmp(f + 22, LOCAL_MAC, 6) != 0 || memcmp(f + 28, LOCAL_IP, 4) != 0)
 			broken(m, "ARP out that is not a reply for our address");
 		return;
 	}
-	if (memcmp(f, REMOTE_MAC, 6) != 0 || rd16(f + 12) != 0x0800 || len < 54)
+	if (memcmp(f, REMOTE_MAC, 6) != 0 || kbx_get_be16(f + 12) != 0x0800 || len < 54)
 		broken(m, "frame out that is not IPv4 to the next hop");
 	const uint8_t *ip = f + 14, *tcp = ip + 20;
-	uint32_t tot = rd16(ip + 2);
+	uint32_t tot = kbx_get_be16(ip + 2);
 	if (ip[0] != 0x45 || ip[9] != 6 || tot != len - 14 || sum16(ip, 20, 0) != 0)
 		broken(m, "IPv4 header out malformed or with a bad checksum");
 	if (memcmp(ip + 12, LOCAL_IP, 4) != 0 || memcmp(ip + 16, REMOTE_IP, 4) != 0)
 		broken(m, "IPv4 addresses out are not the connection's");
 	uint32_t tcp_len = tot - 20, doff = (uint32_t)(tcp[12] >> 4) * 4;
-	if (rd16(tcp) != LOCAL_PORT || rd16(tcp + 2) != REMOTE_PORT || doff < 20 || doff > tcp_len)
+	if (kbx_get_be16(tcp) != LOCAL_PORT || kbx_get_be16(tcp + 2) != REMOTE_PORT || doff < 20 || doff > tcp_len)
 		broken(m, "TCP header out malformed");
-	if (sum16(tcp, tcp_len, pseudo_sum(ip + 12, ip + 16, tcp_len)) != 0)
+	if (sum16(tcp, tcp_len, pseudo_sum(ip, IPPROTO_TCP, tcp_len)) != 0)
 		broken(m, "TCP checksum out invalid");
 	uint8_t flags = tcp[13];
-	uint32_t seq = rd32(tcp + 4), ack = rd32(tcp + 8), data_len = tcp_len - doff;
+	uint32_t seq = kbx_get_be32(tcp + 4), ack = kbx_get_be32(tcp + 8), data_len = tcp_len - doff;
 	if (flags & F_RST)
 		return; /* RSTs answer the segment they refuse: their numbers are the peer's */
 	if (data_len) {
@@ -152,31 +151,31 @@ static uint32_t build_segment(uint8_t *f, uint32_t seq, uint32_t ack, uint8_t fl
 	uint32_t tcp_len = 20 + opt_len + data_len, tot = 20 + tcp_len;
 	memcpy(f, LOCAL_MAC, 6);
 	memcpy(f + 6, REMOTE_MAC, 6);
-	wr16(f + 12, 0x0800);
+	kbx_put_be16(f + 12, 0x0800);
 	uint8_t *ip = f + 14, *tcp = ip + 20;
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
 	ip[1] = tos;
-	wr16(ip + 2, (uint16_t)tot);
+	kbx_put_be16(ip + 2, (uint16_t)tot);
 	ip[8] = 64;
 	ip[9] = 6;
 	memcpy(ip + 12, REMOTE_IP, 4);
 	memcpy(ip + 16, LOCAL_IP, 4);
-	wr16(ip + 10, sum16(ip, 20, 0));
-	wr16(tcp, REMOTE_PORT);
-	wr16(tcp + 2, LOCAL_PORT);
-	wr32(tcp + 4, seq);
-	wr32(tcp + 8, ack);
+	kbx_put_be16(ip + 10, sum16(ip, 20, 0));
+	kbx_put_be16(tcp, REMOTE_PORT);
+	kbx_put_be16(tcp + 2, LOCAL_PORT);
+	kbx_put_be32(tcp + 4, seq);
+	kbx_put_be32(tcp + 8, ack);
 	tcp[12] = (uint8_t)(((20 + opt_len) / 4) << 4);
 	tcp[13] = flags;
-	wr16(tcp + 14, win);
-	wr16(tcp + 16, 0);
-	wr16(tcp + 18, 0);
+	kbx_put_be16(tcp + 14, win);
+	kbx_put_be16(tcp + 16, 0);
+	kbx_put_be16(tcp + 18, 0);
 	if (opt_len)
 		memcpy(tcp + 20, opts, opt_len);
 	for (uint32_t i = 0; i < data_len; i++)
 		tcp[20 + opt_len + i] = peer_byte(seq + i);
-	wr16(tcp + 16, sum16(tcp, tcp_len, pseudo_sum(ip + 12, ip + 16, tcp_len)));
+	kbx_put_be16(tcp + 16, sum16(tcp, tcp_len, pseudo_sum(ip, IPPROTO_TCP, tcp_len)));
 	return 14 + tot;
 }
 
@@ -245,12 +244,12 @@ static void run_op(struct model *m, struct script *s, uint32_t op, uint32_t irs)
 			len = cut < 14 ? 14 : cut;
 		/* a corrupted frame may claim any sequence: count it as sent when it is a segment of ours */
 		if (len >= 54 && frame[23] == 6) {
-			uint32_t ihl = (frame[14] & 15) * 4u, tot = rd16(frame + 16);
+			uint32_t ihl = (frame[14] & 15) * 4u, tot = kbx_get_be16(frame + 16);
 			if (ihl >= 20 && tot >= ihl + 20 && tot <= len - 14) {
 				const uint8_t *t = frame + 14 + ihl;
 				uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
 				if (doff <= tot - ihl)
-					peer_sent(m, rd32(t + 4), tot - ihl - doff, t[13]);
+					peer_sent(m, kbx_get_be32(t + 4), tot - ihl - doff, t[13]);
 			}
 		}
 		kbx_tcp_input(m->c, frame, len, m->now);
@@ -261,12 +260,12 @@ static void run_op(struct model *m, struct script *s, uint32_t op, uint32_t irs)
 		memset(f, 0, 60);
 		memset(f, 0xff, 6);
 		memcpy(f + 6, REMOTE_MAC, 6);
-		wr16(f + 12, 0x0806);
-		wr16(f + 14, 1);
-		wr16(f + 16, 0x0800);
+		kbx_put_be16(f + 12, 0x0806);
+		kbx_put_be16(f + 14, 1);
+		kbx_put_be16(f + 16, 0x0800);
 		f[18] = 6;
 		f[19] = 4;
-		wr16(f + 20, (uint16_t)(take(s, 1) & 3));
+		kbx_put_be16(f + 20, (uint16_t)(take(s, 1) & 3));
 		memcpy(f + 22, REMOTE_MAC, 6);
 		memcpy(f + 28, REMOTE_IP, 4);
 		memcpy(f + 38, LOCAL_IP, 4);

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "ab_format.h"
-#include "frame_sum.h"
 #include "kbx_ab.h"
+#include "kbx_frame.h"
 #include "xsk_internal.h"
 
 #define MOLD_END_OF_SESSION 0xffffu
@@ -102,10 +102,11 @@ static uint32_t end_of_session_payload(const struct item_number *last, uint8_t *
 static bool config_valid(const struct kbx_ab_feed_config *c)
 {
 	uint32_t least = c->format == AB_FORMAT_OPTIQ ? sizeof(struct ab_optiq) : sizeof(struct ab_mold_header) + MOLD_MESSAGE_LENGTH;
+	uint32_t ip_udp = KBX_IPV4_HEADER_LEN + KBX_UDP_HEADER_LEN;
 
-	return c->streams > 0 && c->header_len <= KBX_AB_FEED_MAX_HEADER && c->l3_offset + 28 <= c->header_len &&
+	return c->streams > 0 && c->header_len <= KBX_AB_FEED_MAX_HEADER && c->l3_offset + ip_udp <= c->header_len &&
 	       (c->format == AB_FORMAT_OPTIQ || c->format == AB_FORMAT_MOLDUDP64) && c->payload_len >= least &&
-	       c->payload_len <= 0xffff - 28;
+	       c->payload_len <= 0xffff - ip_udp;
 }
 
 static uint32_t write_frame(const struct kbx_ab_feed_config *c, uint64_t first_item, uint32_t entry, uint8_t *out)

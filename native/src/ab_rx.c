@@ -11,11 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <linux/if_ether.h>
-
 #include "ab_format.h"
 #include "kbx_ab.h"
 #include "ab_track.h"
+#include "kbx_frame.h"
 #include "xsk_internal.h"
 
 struct ab_line_socket {
@@ -115,31 +114,16 @@ void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *o
 	*out = rx->counters;
 }
 
-/* The UDP payload of an Ethernet (+ one VLAN tag) IPv4 frame, or NULL. */
-static const uint8_t *udp_payload(const uint8_t *f, uint32_t len, uint32_t *payload_len)
+/* The UDP payload of a frame the XDP program takes as feed data (kbx_parse.h: Ethernet with up to two VLAN
+ * tags, IPv4, UDP, not a fragment), or NULL. */
+static const uint8_t *udp_payload(const uint8_t *frame, uint32_t len, uint32_t *payload_len)
 {
-	uint32_t at = 14;
-	if (len < at)
+	struct kbx_packet pkt;
+
+	if (kbx_frame_parse(frame, len, &pkt) != KBX_PACKET_UDP || pkt.fragment != KBX_FRAGMENT_NONE)
 		return NULL;
-	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
-	if (type == ETH_P_8021Q || type == ETH_P_8021AD) {
-		if (len < at + 4)
-			return NULL;
-		type = (uint16_t)(f[16] << 8 | f[17]);
-		at += 4;
-	}
-	if (type != ETH_P_IP || len < at + 20 || (f[at] >> 4) != 4 || f[at + 9] != 17)
-		return NULL;
-	uint32_t ihl = (f[at] & 15) * 4u;
-	uint32_t total = (uint32_t)(f[at + 2] << 8 | f[at + 3]);
-	if (ihl < 20 || total < ihl + 8 || at + total > len)
-		return NULL;
-	at += ihl;
-	uint32_t udp_len = (uint32_t)(f[at + 4] << 8 | f[at + 5]);
-	if (udp_len < 8 || udp_len > total - ihl)
-		return NULL;
-	*payload_len = udp_len - 8;
-	return f + at + 8;
+	*payload_len = pkt.payload_len;
+	return pkt.payload;
 }
 
 static uint64_t clock_ns(clockid_t clock)

@@ -12,7 +12,7 @@ struct kbx_tcp *kbx_tcp_create(const struct kbx_tcp_config *config)
 	if (!c) return NULL;
 	c->cfg = *config;
 	if (!c->cfg.mss) c->cfg.mss = 1460;
-	if (c->cfg.mss > FRAME_MAX - ETH_LEN - IP_LEN - TCP_LEN) c->cfg.mss = FRAME_MAX - ETH_LEN - IP_LEN - TCP_LEN;
+	if (c->cfg.mss > FRAME_MAX - KBX_ETH_HEADER_LEN - KBX_IPV4_HEADER_LEN - KBX_TCP_HEADER_LEN) c->cfg.mss = FRAME_MAX - KBX_ETH_HEADER_LEN - KBX_IPV4_HEADER_LEN - KBX_TCP_HEADER_LEN;
 	if (!c->cfg.rcv_buf) c->cfg.rcv_buf = 262144;
 	if (!c->cfg.snd_buf) c->cfg.snd_buf = 1 << 20;
 	if (!c->cfg.rto_min_us) c->cfg.rto_min_us = 200000;
@@ -58,58 +58,41 @@ void tcp_set_closed(struct kbx_tcp *c, uint32_t reason)
 void tcp_emit(struct kbx_tcp *c, uint8_t flags, uint32_t seq, uint32_t len, int ect)
 {
 	uint32_t opt_len = (flags & F_SYN) ? 8 : 0;
-	uint32_t tcp_len = TCP_LEN + opt_len + len;
-	uint8_t *f, *ip, *tcp;
-	uint32_t slot, win, sum;
+	uint32_t tcp_len = KBX_TCP_HEADER_LEN + opt_len + len;
+	uint8_t *ip, *tcp;
+	uint32_t slot, win;
 
 	if (c->txcount == TXQ_FRAMES) {
 		c->st.tx_queue_full++;
 		return;
 	}
 	slot = (c->txhead + c->txcount) % TXQ_FRAMES;
-	f = c->txq[slot];
-	memcpy(f, c->cfg.remote_mac, 6);
-	memcpy(f + 6, c->cfg.local_mac, 6);
-	wr16(f + 12, 0x0800);
-	ip = f + ETH_LEN;
-	ip[0] = 0x45;
-	ip[1] = ect ? 0x02 : 0; /* ECT(0) */
-	wr16(ip + 2, (uint16_t)(IP_LEN + tcp_len));
-	wr16(ip + 4, c->ip_id++);
-	wr16(ip + 6, 0x4000); /* DF */
-	ip[8] = 64;
-	ip[9] = 6;
-	wr16(ip + 10, 0);
-	memcpy(ip + 12, &c->cfg.local_ip, 4);
-	memcpy(ip + 16, &c->cfg.remote_ip, 4);
-	wr16(ip + 10, csum_fold(csum_add(0, ip, IP_LEN)));
-	tcp = ip + IP_LEN;
-	wr16(tcp, c->cfg.local_port);
-	wr16(tcp + 2, c->cfg.remote_port);
-	wr32(tcp + 4, seq);
-	wr32(tcp + 8, (flags & F_ACK) ? c->rcv_nxt : 0);
-	tcp[12] = (uint8_t)(((TCP_LEN + opt_len) / 4) << 4);
+	ip = kbx_put_ethernet(c->txq[slot], c->cfg.remote_mac, c->cfg.local_mac, ETH_P_IP);
+	tcp = kbx_put_ipv4(ip, ect ? 0x02 : 0 /* ECT(0) */, c->ip_id++, IPPROTO_TCP, &c->cfg.local_ip, &c->cfg.remote_ip);
+	kbx_put_be16(tcp, c->cfg.local_port);
+	kbx_put_be16(tcp + 2, c->cfg.remote_port);
+	kbx_put_be32(tcp + 4, seq);
+	kbx_put_be32(tcp + 8, (flags & F_ACK) ? c->rcv_nxt : 0);
+	tcp[12] = (uint8_t)(((KBX_TCP_HEADER_LEN + opt_len) / 4) << 4);
 	if ((flags & F_ACK) && c->ece_pending && c->ecn_ok) flags |= F_ECE;
 	tcp[13] = flags;
 	win = (flags & F_SYN) ? (rcv_window(c) > 65535 ? 65535 : rcv_window(c)) : rcv_window(c) >> c->rcv_wscale;
-	wr16(tcp + 14, (uint16_t)(win > 65535 ? 65535 : win));
-	wr16(tcp + 16, 0);
-	wr16(tcp + 18, 0);
+	kbx_put_be16(tcp + 14, (uint16_t)(win > 65535 ? 65535 : win));
+	kbx_put_be16(tcp + 18, 0);
 	if (opt_len) {
-		uint8_t *o = tcp + TCP_LEN;
-		o[0] = 2; o[1] = 4; wr16(o + 2, c->cfg.mss);
+		uint8_t *o = tcp + KBX_TCP_HEADER_LEN;
+		o[0] = 2; o[1] = 4; kbx_put_be16(o + 2, c->cfg.mss);
 		o[4] = 1; o[5] = 3; o[6] = 3; o[7] = c->rcv_wscale;
 	}
 	if (len) {
 		uint32_t off = seq - c->snd_una;
 		uint32_t at = (c->shead + off) % c->scap;
 		uint32_t first = len < c->scap - at ? len : c->scap - at;
-		memcpy(tcp + TCP_LEN + opt_len, c->sbuf + at, first);
-		if (first < len) memcpy(tcp + TCP_LEN + opt_len + first, c->sbuf, len - first);
+		memcpy(tcp + KBX_TCP_HEADER_LEN + opt_len, c->sbuf + at, first);
+		if (first < len) memcpy(tcp + KBX_TCP_HEADER_LEN + opt_len + first, c->sbuf, len - first);
 	}
-	sum = pseudo_sum(ip + 12, ip + 16, tcp_len);
-	wr16(tcp + 16, csum_fold(csum_add(sum, tcp, tcp_len)));
-	c->txlen[slot] = (uint16_t)(ETH_LEN + IP_LEN + tcp_len);
+	kbx_finish_ipv4_tcp(ip, tcp_len);
+	c->txlen[slot] = (uint16_t)(KBX_ETH_HEADER_LEN + KBX_IPV4_HEADER_LEN + tcp_len);
 	c->txcount++;
 	c->st.segs_out++;
 	if (flags & F_ACK) c->ack_pending = 0; /* it carries rcv_nxt */

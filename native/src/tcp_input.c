@@ -19,7 +19,7 @@ static void parse_syn_options(struct kbx_tcp *c, const uint8_t *o, uint32_t len,
 		olen = o[i + 1];
 		if (olen < 2 || i + olen > len) break; /* malformed: ignore the rest */
 		if (kind == 2 && olen == 4) {
-			uint16_t mss = rd16(o + i + 2);
+			uint16_t mss = kbx_get_be16(o + i + 2);
 			if (mss >= 64) c->peer_mss = mss;
 		} else if (kind == 3 && olen == 3) {
 			*ws_seen = 1;
@@ -33,10 +33,10 @@ static int handle_arp(struct kbx_tcp *c, const uint8_t *f, uint32_t len)
 {
 	uint8_t *r;
 	uint32_t slot;
-	if (len < ETH_LEN + 28) return 0;
-	if (rd16(f + 14) != 1 || rd16(f + 16) != 0x0800 || f[18] != 6 || f[19] != 4) return 0;
+	if (len < KBX_ETH_HEADER_LEN + 28) return 0;
+	if (kbx_get_be16(f + 14) != 1 || kbx_get_be16(f + 16) != ETH_P_IP || f[18] != 6 || f[19] != 4) return 0;
 	if (memcmp(f + 38, &c->cfg.local_ip, 4) != 0) return 0;
-	if (rd16(f + 20) != 1) return 1; /* a reply or other op for our address: nothing to do */
+	if (kbx_get_be16(f + 20) != 1) return 1; /* a reply or other op for our address: nothing to do */
 	if (c->txcount == TXQ_FRAMES) {
 		c->st.tx_queue_full++;
 		return 1;
@@ -45,12 +45,12 @@ static int handle_arp(struct kbx_tcp *c, const uint8_t *f, uint32_t len)
 	r = c->txq[slot];
 	memcpy(r, f + 6, 6);
 	memcpy(r + 6, c->cfg.local_mac, 6);
-	wr16(r + 12, 0x0806);
-	wr16(r + 14, 1);
-	wr16(r + 16, 0x0800);
+	kbx_put_be16(r + 12, ETH_P_ARP);
+	kbx_put_be16(r + 14, 1);
+	kbx_put_be16(r + 16, ETH_P_IP);
 	r[18] = 6;
 	r[19] = 4;
-	wr16(r + 20, 2);
+	kbx_put_be16(r + 20, 2);
 	memcpy(r + 22, c->cfg.local_mac, 6);
 	memcpy(r + 28, &c->cfg.local_ip, 4);
 	memcpy(r + 32, f + 22, 6);
@@ -80,50 +80,51 @@ struct segment {
 	uint8_t flags;
 };
 
-/* 1: a valid segment of this connection in *s; 0: not ours; -1: ours but malformed or corrupt (counted). */
+/*
+ * 1: a valid segment of this connection in *s; 0: not ours; -1: ours but malformed or corrupt (counted).
+ * Untagged IPv4 to our address from the peer's is ours; kbx_parse.h's rules say what is malformed.
+ */
 static int parse_segment(struct kbx_tcp *c, const uint8_t *f, uint32_t len, struct segment *s)
 {
-	const uint8_t *ip, *tcp;
-	uint32_t ihl, tot, tcp_len, doff;
-	if (rd16(f + 12) != 0x0800 || len < ETH_LEN + IP_LEN) return 0;
-	ip = f + ETH_LEN;
-	if ((ip[0] >> 4) != 4 || ip[9] != 6) return 0;
-	if (memcmp(ip + 12, &c->cfg.remote_ip, 4) != 0 || memcmp(ip + 16, &c->cfg.local_ip, 4) != 0) return 0;
-	ihl = (uint32_t)(ip[0] & 0x0f) * 4;
-	tot = rd16(ip + 2);
-	if (ihl < IP_LEN || tot < ihl + TCP_LEN || tot > len - ETH_LEN) {
+	struct kbx_packet pkt = { 0 };
+	void *cursor = (void *)(uintptr_t)f, *end = (void *)(uintptr_t)(f + len);
+	const kbx_iphdr *ip = (const void *)(f + KBX_ETH_HEADER_LEN);
+	const uint8_t *tcp;
+	uint32_t tcp_len;
+
+	if (kbx_parse_ethernet(&cursor, end, &pkt) < 0 || pkt.vlan_count || pkt.ethertype != bpf_htons(ETH_P_IP) ||
+	    len < KBX_ETH_HEADER_LEN + KBX_IPV4_HEADER_LEN)
+		return 0;
+	if (ip->version != 4 || ip->protocol != IPPROTO_TCP) return 0;
+	if (ip->saddr != c->cfg.remote_ip || ip->daddr != c->cfg.local_ip) return 0;
+	if (kbx_parse_ipv4(&cursor, end, &pkt) < 0 || pkt.ip_total_len - pkt.ip_header_len < KBX_TCP_HEADER_LEN) {
 		c->st.malformed++;
 		return -1;
 	}
-	tcp = ip + ihl;
-	if (rd16(tcp) != c->cfg.remote_port || rd16(tcp + 2) != c->cfg.local_port) return 0;
-	if (csum_fold(csum_add(0, ip, ihl)) != 0) {
+	tcp = cursor;
+	if (kbx_get_be16(tcp) != c->cfg.remote_port || kbx_get_be16(tcp + 2) != c->cfg.local_port) return 0;
+	if (kbx_checksum_of(kbx_sum_memory((const uint8_t *)ip, pkt.ip_header_len, 0)) != 0) {
 		c->st.bad_checksum++;
 		return -1;
 	}
-	if (rd16(ip + 6) & 0x3fff) { /* a fragment: not reassembled */
+	if (pkt.fragment != KBX_FRAGMENT_NONE || kbx_parse_tcp(cursor, end, &pkt) < 0) { /* fragments: not reassembled */
 		c->st.malformed++;
 		return -1;
 	}
-	tcp_len = tot - ihl;
-	doff = (uint32_t)(tcp[12] >> 4) * 4;
-	if (doff < TCP_LEN || doff > tcp_len) {
-		c->st.malformed++;
-		return -1;
-	}
-	if (csum_fold(csum_add(pseudo_sum(ip + 12, ip + 16, tcp_len), tcp, tcp_len)) != 0) {
+	tcp_len = pkt.ip_total_len - pkt.ip_header_len;
+	if (kbx_checksum_of(kbx_sum_memory(tcp, tcp_len, kbx_sum_ipv4_pseudo((const uint8_t *)ip, IPPROTO_TCP, tcp_len))) != 0) {
 		c->st.bad_checksum++;
 		return -1;
 	}
-	s->ip = ip;
+	s->ip = (const uint8_t *)ip;
 	s->tcp = tcp;
-	s->doff = doff;
-	s->seq = rd32(tcp + 4);
-	s->ack = rd32(tcp + 8);
+	s->doff = (uint32_t)pkt.tcp->doff * 4;
+	s->seq = kbx_get_be32(tcp + 4);
+	s->ack = kbx_get_be32(tcp + 8);
 	s->flags = tcp[13];
-	s->win = rd16(tcp + 14);
-	s->data = tcp + doff;
-	s->data_len = tcp_len - doff;
+	s->win = kbx_get_be16(tcp + 14);
+	s->data = pkt.payload;
+	s->data_len = pkt.payload_len;
 	return 1;
 }
 
@@ -157,7 +158,7 @@ static void input_syn_sent(struct kbx_tcp *c, const struct segment *s)
 	if ((flags & F_SYN) && ack_ok) {
 		int ws_seen = 0;
 		uint8_t ws = 0;
-		parse_syn_options(c, s->tcp + TCP_LEN, s->doff - TCP_LEN, &ws_seen, &ws);
+		parse_syn_options(c, s->tcp + KBX_TCP_HEADER_LEN, s->doff - KBX_TCP_HEADER_LEN, &ws_seen, &ws);
 		if (ws_seen) c->snd_wscale = ws;
 		else c->rcv_wscale = 0; /* no scaling either way (RFC 7323) */
 		c->irs = s->seq;
@@ -346,8 +347,8 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 	int parsed;
 
 	c->now = now_ns;
-	if (len < ETH_LEN) return 0;
-	if (rd16(f + 12) == 0x0806) return handle_arp(c, f, len);
+	if (len < KBX_ETH_HEADER_LEN) return 0;
+	if (kbx_get_be16(f + 12) == ETH_P_ARP) return handle_arp(c, f, len);
 	parsed = parse_segment(c, f, len, &s);
 	if (parsed <= 0) return parsed < 0;
 	c->st.segs_in++;

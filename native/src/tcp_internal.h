@@ -8,13 +8,11 @@
 
 #include <stdint.h>
 
+#include "kbx_frame.h"
 #include "kbx_tcp.h"
 
 #define TXQ_FRAMES 256
 #define FRAME_MAX 1514
-#define ETH_LEN 14
-#define IP_LEN 20
-#define TCP_LEN 20
 
 #define F_FIN 0x01
 #define F_SYN 0x02
@@ -70,33 +68,6 @@ struct kbx_tcp {
 	uint32_t txhead, txcount;
 	struct kbx_tcp_stats st;
 };
-
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static inline void wr16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
-static inline void wr32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = (v >> 16) & 0xff; p[2] = (v >> 8) & 0xff; p[3] = v & 0xff; }
-
-static inline uint32_t csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
-{
-	uint32_t i;
-	for (i = 0; i + 1 < len; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1) sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static inline uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-/* Sum of the TCP pseudo header; addresses as they sit in the packet (network order bytes). */
-static inline uint32_t pseudo_sum(const uint8_t *saddr, const uint8_t *daddr, uint32_t tcp_len)
-{
-	uint32_t sum = csum_add(0, saddr, 4);
-	sum = csum_add(sum, daddr, 4);
-	return sum + 6 + tcp_len;
-}
 
 static inline uint32_t rcv_window(const struct kbx_tcp *c) { return c->rcap - c->rlen; }
 static inline uint32_t smss(const struct kbx_tcp *c) { return c->peer_mss < c->cfg.mss ? c->peer_mss : c->cfg.mss; }

@@ -126,3 +126,25 @@ t.test('a straggler of the old numbering long after a restart: not tracked, no r
   t.same([c.resets, c.old_epoch, c.unplaced, c.repeated], [1n, 1n, 1n, 0n], 'one restart; the straggler counted, not placed')
   t.same(rx.flush().gaps, [], 'and no gap')
 })
+
+t.test('frames taken as the XDP program takes them (kbx_parse.h): up to two VLAN tags; three tags or a fragment are not feed', async (t) => {
+  const rx = new ReceiveTracker({ format: 'optiq' })
+  t.teardown(() => rx.close())
+  const tagged = (sequence: bigint, vlans: number[]) =>
+    buildUdpFrame({ ...hosts, vlans, outerVlanTpid: 0x88a8, payload: encodeFeedPayload('optiq', 0, sequence) })
+  t.ok(rx.ingest(tagged(1n, [])), 'untagged')
+  t.ok(rx.ingest(tagged(2n, [10])), 'one 802.1Q tag')
+  t.ok(rx.ingest(tagged(3n, [10, 20])), 'two tags: 802.1ad outside 802.1Q')
+  t.notOk(rx.ingest(tagged(4n, [10, 20, 30])), 'three tags')
+  // The flags and offset field of the IPv4 header (ab_rx reads no IPv4 checksum): the UDP header and feed
+  // payload stay where they were, so only the fragment rule refuses them.
+  const later = tagged(5n, [])
+  later.writeUInt16BE(1, 20) // offset 8 bytes
+  t.notOk(rx.ingest(later), 'a later IPv4 fragment')
+  const first = tagged(6n, [])
+  first.writeUInt16BE(0x2000, 20) // More Fragments, offset 0
+  t.notOk(rx.ingest(first), 'a first IPv4 fragment')
+  const c = rx.counters()
+  t.same([c.delivered, c.not_feed], [3n, 3n])
+  t.same(rx.flush().gaps, [], '1..3 in order: no gap')
+})

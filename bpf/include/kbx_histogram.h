@@ -17,14 +17,13 @@
 
 #include <linux/types.h>
 
-#ifndef __always_inline
-#define __always_inline inline __attribute__((always_inline))
-#endif
+/* Not __always_inline: glibc defines that name too, and this header comes before or after it. */
+#define KBX_HIST_INLINE static inline __attribute__((always_inline))
 
 #define KBX_HIST_BUCKETS(sub_bits, value_bits) ((((value_bits) - (sub_bits)) + 1) << (sub_bits))
 
 /* Index of the highest set bit of v (v > 0). Shifts, not clz: BPF has no such instruction. */
-static __always_inline __u32 kbx_hist_msb(__u64 v)
+KBX_HIST_INLINE __u32 kbx_hist_msb(__u64 v)
 {
 #ifdef __bpf__
 	__u32 r = 0;
@@ -40,7 +39,7 @@ static __always_inline __u32 kbx_hist_msb(__u64 v)
 #endif
 }
 
-static __always_inline __u32 kbx_hist_index(__u64 v, __u32 sub_bits)
+KBX_HIST_INLINE __u32 kbx_hist_index(__u64 v, __u32 sub_bits)
 {
 	if (v < (2ULL << sub_bits))
 		return (__u32)v;
@@ -49,7 +48,7 @@ static __always_inline __u32 kbx_hist_index(__u64 v, __u32 sub_bits)
 }
 
 /* Smallest value of bucket i. */
-static __always_inline __u64 kbx_hist_lower(__u32 i, __u32 sub_bits)
+KBX_HIST_INLINE __u64 kbx_hist_lower(__u32 i, __u32 sub_bits)
 {
 	if (i < (2u << sub_bits))
 		return i;
@@ -58,7 +57,7 @@ static __always_inline __u64 kbx_hist_lower(__u32 i, __u32 sub_bits)
 }
 
 /* Largest value of bucket i. */
-static __always_inline __u64 kbx_hist_upper(__u32 i, __u32 sub_bits)
+KBX_HIST_INLINE __u64 kbx_hist_upper(__u32 i, __u32 sub_bits)
 {
 	if (i < (2u << sub_bits))
 		return i;

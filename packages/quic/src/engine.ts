@@ -229,8 +229,9 @@ export class Flood {
   /** The send->ack latencies recorded since the last call (ns, one monotonic clock; exact count, sum and extremes). */
   takeLatencies(): BucketHistogram {
     libkbxQuic().kbx_quic_flood_take_latency(this.ptr, this.#latency)
-    const u64 = (field: string, i = 0) => this.#latency.readBigUInt64LE(koffi.offsetof(KbxQuicLatency, field) + 8 * i)
-    const counts = Array.from({ length: KBX_QUIC_LATENCY_LAYOUT.length }, (_, i) => u64('buckets', i))
+    const u64 = (field: string) => this.#latency.readBigUInt64LE(koffi.offsetof(KbxQuicLatency, field))
+    const buckets = this.#latency.subarray(koffi.offsetof(KbxQuicLatency, 'buckets'))
+    const counts = new BigUint64Array(buckets.buffer, buckets.byteOffset, KBX_QUIC_LATENCY_LAYOUT.length)
     return BucketHistogram.of(KBX_QUIC_LATENCY_LAYOUT, counts, { minNs: u64('min_ns'), maxNs: u64('max_ns'), sumNs: u64('sum_ns') })
   }
   close(): void {

@@ -111,10 +111,12 @@ export class BucketHistogram implements Distribution {
     }
     if (added === 0) return
     this.#count += added
-    const [min, max, sum] = [num(exact.minNs), num(exact.maxNs), num(exact.sumNs)]
-    this.#min = wasEmpty ? min : min === undefined || this.#min === undefined ? undefined : Math.min(this.#min, min)
-    this.#max = wasEmpty ? max : max === undefined || this.#max === undefined ? undefined : Math.max(this.#max, max)
-    this.#sum = wasEmpty ? sum : sum === undefined || this.#sum === undefined ? undefined : this.#sum + sum
+    // An exact value stays exact only while every addition brought one.
+    const merge = (mine: number | undefined, theirs: number | bigint | undefined, op: (a: number, b: number) => number) =>
+      wasEmpty ? num(theirs) : mine === undefined || theirs === undefined ? undefined : op(mine, Number(theirs))
+    this.#min = merge(this.#min, exact.minNs, Math.min)
+    this.#max = merge(this.#max, exact.maxNs, Math.max)
+    this.#sum = merge(this.#sum, exact.sumNs, (a, b) => a + b)
   }
 
   /** What was recorded after `before` (an earlier state of the same counts); the exact sum, if both kept it. */

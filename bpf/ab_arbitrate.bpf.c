@@ -58,30 +58,6 @@ struct {
 
 KBX_STATS_MAP(struct ab_arbitrate_stats);
 
-/* Index of the highest set bit of v (v > 0). */
-static __always_inline __u32 msb64(__u64 v)
-{
-	__u32 r = 0;
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) { r += 1; }
-	return r;
-}
-
-/* Log-linear bucket of a magnitude in ns: exact below 8, then 8 sub-buckets per power of two. */
-static __always_inline __u32 skew_bucket(__u64 ns)
-{
-	if (ns < (1u << AB_SKEW_SUB_BITS))
-		return (__u32)ns;
-	__u32 m = msb64(ns);
-	__u32 sub = (ns >> (m - AB_SKEW_SUB_BITS)) & ((1u << AB_SKEW_SUB_BITS) - 1);
-	__u32 idx = ((m - AB_SKEW_SUB_BITS + 1) << AB_SKEW_SUB_BITS) + sub;
-	return idx < AB_SKEW_HALF ? idx : AB_SKEW_HALF - 1;
-}
-
 static __always_inline void record_skew(struct ab_arbitrate_stats *s, __u64 arrival, __u64 tag_bits, __u64 now)
 {
 	if (arrival == 0 || (arrival >> 48) != tag_bits) {
@@ -91,21 +67,24 @@ static __always_inline void record_skew(struct ab_arbitrate_stats *s, __u64 arri
 	__u64 first = arrival & AB_ARRIVAL_TIME_MASK;
 	__u64 later = now & AB_ARRIVAL_TIME_MASK;
 	__u64 ns = (later - first) & AB_ARRIVAL_TIME_MASK;
-	__u32 idx = skew_bucket(ns);
+	__u64 idx = kbx_hist_index(ns, AB_SKEW_SUB_BITS); /* u64: no zero-extended copy for clang to index with */
 	__u32 zero = 0;
 	struct ab_skew *h = bpf_map_lookup_elem(&skew, &zero);
 	if (!h)
 		return;
+	__u64 *buckets = h->b_late, *max = &h->max_b_late;
 	if (arrival & AB_ARRIVAL_LINE_BIT) { /* B won: A arrived later, a negative skew */
-		idx += AB_SKEW_HALF;
-		if (ns > h->max_a_late)
-			h->max_a_late = ns;
-	} else if (ns > h->max_b_late) {
-		h->max_b_late = ns;
+		buckets = h->a_late;
+		max = &h->max_a_late;
 	}
-	/* idx < AB_SKEW_BUCKETS already; the barrier keeps clang from dropping the mask the verifier needs. */
+	/* ns < 2^AB_ARRIVAL_TIME_BITS, so idx < AB_SKEW_BUCKETS; the barrier keeps clang from dropping the
+	 * check the verifier needs. */
 	asm volatile("" : "+r"(idx));
-	h->buckets[idx & (AB_SKEW_BUCKETS - 1)]++;
+	if (idx >= AB_SKEW_BUCKETS)
+		return;
+	buckets[idx]++;
+	if (ns > *max)
+		*max = ns;
 	s->skew_samples++;
 }
 

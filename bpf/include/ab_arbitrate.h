@@ -6,7 +6,7 @@
  *   xsks       XSKMAP, slot → AF_XDP socket (the same two-step steering as xdp_xsk_redirect)
  *   xsk_slots  HASH, struct kbx_xsk_slot_key {ifindex, queue} → u32 slot
  *   streams    HASH, struct ab_stream_key → struct ab_stream (the arbitration window of one stream)
- *   skew       PERCPU_ARRAY, one struct ab_skew: histogram of B-minus-A arrival times and the maxima
+ *   skew       PERCPU_ARRAY, one struct ab_skew: histograms of B-late and A-late arrival times and the maxima
  *   stats      PERCPU_ARRAY, one struct ab_arbitrate_stats
  *
  * .rodata (set before load):
@@ -26,6 +26,7 @@
 
 #include <linux/types.h>
 #include "ab_format.h"
+#include "kbx_histogram.h"
 
 /*
  * Limits of ab-arbitrate, in ONE place: the XDP program, the native receive loop (kbx_ab_limits()) and the
@@ -84,13 +85,13 @@ struct ab_stream {
 	struct ab_slot slots[AB_MAX_WINDOW];
 };
 
-#define AB_ARRIVAL_TIME_MASK ((1ULL << 47) - 1)
+#define AB_ARRIVAL_TIME_BITS 47
+#define AB_ARRIVAL_TIME_MASK ((1ULL << AB_ARRIVAL_TIME_BITS) - 1)
 #define AB_ARRIVAL_LINE_BIT (1ULL << 47)
 
-/* Skew histogram: bucket = sign * AB_SKEW_HALF + log-linear index of |ns| (8 sub-buckets per power of 2). */
+/* Skew histograms: kbx_histogram.h buckets of |ns| (8 per power of two), below 2^AB_ARRIVAL_TIME_BITS. */
 #define AB_SKEW_SUB_BITS 3
-#define AB_SKEW_HALF 512
-#define AB_SKEW_BUCKETS (2 * AB_SKEW_HALF)
+#define AB_SKEW_BUCKETS KBX_HIST_BUCKETS(AB_SKEW_SUB_BITS, AB_ARRIVAL_TIME_BITS)
 
 /*
  * Per line (a = line A, b = line B):
@@ -128,9 +129,10 @@ struct ab_arbitrate_stats {
 
 /* Per CPU; userspace sums the buckets and takes the largest maxima. */
 struct ab_skew {
-	__u64 max_b_late; /* largest ns line B arrived after line A */
-	__u64 max_a_late; /* largest ns line A arrived after line B */
-	__u64 buckets[AB_SKEW_BUCKETS]; /* [0, HALF): B later (or same time), [HALF, 2 HALF): A later */
+	__u64 max_b_late;              /* largest ns line B arrived after line A */
+	__u64 max_a_late;              /* largest ns line A arrived after line B */
+	__u64 b_late[AB_SKEW_BUCKETS]; /* ns B arrived after A (or at the same ns, when A won) */
+	__u64 a_late[AB_SKEW_BUCKETS]; /* ns A arrived after B (B won) */
 };
 
 #endif /* KBX_AB_ARBITRATE_H */

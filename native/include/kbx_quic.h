@@ -17,6 +17,8 @@
 
 #include <stdint.h>
 
+#include "kbx_histogram.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -168,13 +170,20 @@ int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms);
 void kbx_quic_flood_stop_sending(struct kbx_quic_flood *f);
 void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats *out);
 /*
- * Moves the send->ack latencies (ns, one monotonic clock) recorded since the last call into out as
- * (value_ns, count) u64 pairs: the exact minimum and maximum as pairs of their own, the rest as bucket
- * middles (buckets < 0.8% wide). cap_pairs must be at least KBX_QUIC_LATENCY_PAIRS_MAX (-ENOSPC).
- * Returns the number of pairs.
+ * Send->ack latencies (ns, one monotonic clock) in the kbx_histogram.h layout: 128 buckets per power of
+ * two (< 0.8 % wide), exact below 256 ns, with the exact count, sum, minimum and maximum beside them.
  */
-#define KBX_QUIC_LATENCY_PAIRS_MAX 8192
-int kbx_quic_flood_take_latency_histogram(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap_pairs);
+#define KBX_QUIC_LATENCY_SUB_BITS 7
+#define KBX_QUIC_LATENCY_BUCKETS KBX_HIST_BUCKETS(KBX_QUIC_LATENCY_SUB_BITS, 64)
+struct kbx_quic_latency {
+	uint64_t count;
+	uint64_t sum_ns;
+	uint64_t min_ns; /* 0 when count is 0 */
+	uint64_t max_ns;
+	uint64_t buckets[KBX_QUIC_LATENCY_BUCKETS];
+};
+/* Moves the latencies recorded since the last call into *out (overwritten) and starts recording anew. */
+void kbx_quic_flood_take_latency(struct kbx_quic_flood *f, struct kbx_quic_latency *out);
 /* First local UDP port (connection i uses it + i). */
 uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f);
 /* Sends CONNECTION_CLOSE on every connection, gives its frames back to the UMEM, frees everything else. */

@@ -152,7 +152,7 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 	if (rv == 0)
 		rv = copy_transactions(f, txs, tx_lens, tx_count);
 	if (rv == 0)
-		rv = quic_latency_init(&f->latency) < 0 ? kbx_quic_fail(-ENOMEM, "allocate flooder") : 0;
+		rv = (f->latency = calloc(1, sizeof(*f->latency))) ? 0 : kbx_quic_fail(-ENOMEM, "allocate flooder");
 	if (rv == 0)
 		rv = init_conns(f);
 	if (rv == 0 && f->cfg.io == KBX_QUIC_IO_XDP)
@@ -391,9 +391,10 @@ void kbx_quic_flood_stats(struct kbx_quic_flood *f, struct kbx_quic_flood_stats 
 	}
 }
 
-int kbx_quic_flood_take_latency_histogram(struct kbx_quic_flood *f, uint64_t out_addr, uint32_t cap_pairs)
+void kbx_quic_flood_take_latency(struct kbx_quic_flood *f, struct kbx_quic_latency *out)
 {
-	return quic_latency_take(&f->latency, (uint64_t *)(uintptr_t)out_addr, cap_pairs);
+	*out = *f->latency;
+	memset(f->latency, 0, sizeof(*f->latency));
 }
 
 void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
@@ -422,6 +423,6 @@ void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
 	free(f->txs);
 	free(f->tx_offsets);
 	free(f->tx_lens);
-	quic_latency_free(&f->latency);
+	free(f->latency);
 	free(f);
 }

@@ -44,7 +44,7 @@ static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uin
 		r->counted = 1;
 		c->f->st.tx_acked++;
 		c->f->st.tx_bytes_acked += r->len;
-		quic_latency_record(&c->f->latency, now - r->sent_ns);
+		quic_latency_record(c->f->latency, now - r->sent_ns);
 	}
 	return 0;
 }

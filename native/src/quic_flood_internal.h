@@ -2,8 +2,8 @@
 /*
  * Inside quic-flood's engine (kbx_quic.h): the flooder's state, shared by quic_flood.c (the API and the
  * run loop), quic_flood_conn.c (one ngtcp2 connection: handshake, streams, reads, writes, close),
- * quic_io_socket.c and quic_io_xdp.c (the two I/O back-ends), quic_frame.c (Ethernet/IPv4/UDP frames)
- * and quic_latency.c (the send->ack histogram). Not part of libkbx's interface.
+ * quic_io_socket.c and quic_io_xdp.c (the two I/O back-ends) and quic_frame.c (Ethernet/IPv4/UDP frames).
+ * Not part of libkbx's interface.
  */
 #ifndef KBX_QUIC_FLOOD_INTERNAL_H
 #define KBX_QUIC_FLOOD_INTERNAL_H
@@ -73,12 +73,6 @@ struct out_packet {
 	uint8_t data[MAX_PACKET];
 };
 
-/* send->ack latencies: exact below 1024 ns, then 128 sub-buckets per power of two (< 0.8% wide) */
-struct quic_latency {
-	uint64_t *counts;
-	uint64_t n, min, max;
-};
-
 struct kbx_quic_flood {
 	struct kbx_quic_flood_config cfg;
 	struct kbx_quic_alpn alpn;
@@ -94,7 +88,7 @@ struct kbx_quic_flood {
 	uint64_t pace_start_ns;
 	int stop_sending;
 	struct kbx_quic_flood_stats st;
-	struct quic_latency latency;
+	struct kbx_quic_latency *latency; /* since the last kbx_quic_flood_take_latency */
 	uint64_t last_io_ns;      /* last packet written or received (busy polling) */
 	/* socket io */
 	int gso;
@@ -160,11 +154,16 @@ void quic_frame_build_udp(uint8_t *frame, const struct quic_udp_route *route, ui
 /* An IPv4 UDP datagram in an Ethernet frame: 0, or -1 when the frame is anything else or truncated. */
 int quic_frame_parse_udp(const uint8_t *frame, uint32_t len, struct quic_udp_datagram *out);
 
-/* quic_latency.c */
-int quic_latency_init(struct quic_latency *h);
-void quic_latency_free(struct quic_latency *h);
-void quic_latency_record(struct quic_latency *h, uint64_t ns);
-/* kbx_quic_flood_take_latency_histogram's (value, count) pairs; empties the histogram. */
-int quic_latency_take(struct quic_latency *h, uint64_t *out, uint32_t cap_pairs);
+/* Counts one send->ack latency into the flooder's histogram (kbx_histogram.h buckets). */
+static inline void quic_latency_record(struct kbx_quic_latency *h, uint64_t ns)
+{
+	h->buckets[kbx_hist_index(ns, KBX_QUIC_LATENCY_SUB_BITS)]++;
+	if (!h->count || ns < h->min_ns)
+		h->min_ns = ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+	h->count++;
+	h->sum_ns += ns;
+}
 
 #endif /* KBX_QUIC_FLOOD_INTERNAL_H */

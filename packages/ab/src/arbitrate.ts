@@ -9,13 +9,13 @@ import { parseFormat, type FeedFormat } from './format.js'
 import type { KbxAbLimitsValue } from './native.js'
 import {
   abLimits,
-  subtractSkew,
+  skewSince,
   summarizeSkew,
   validateMaxStreams,
   validateResetDistance,
   validateSkewSample,
   validateWindow,
-  type SkewHistogram,
+  type Skew,
 } from './program.js'
 
 export interface ArbitrateOptions {
@@ -95,12 +95,11 @@ function emitStreamEvents(ctx: ToolContext<object>, gaps: Gap[], events: StreamE
 }
 
 /** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
-function countersSnapshot(arb: Arbitrator, lineA: string, since: SkewHistogram | undefined) {
+function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined) {
   const rx = arb.receiveCounters()
   const x = arb.xdpCounters()
   const c = (name: string) => x[name] ?? 0n
-  const skew = arb.skewHistogram()
-  const max = arb.skewMax()
+  const skew = arb.skew()
   const xsk = { rxDropped: 0n, rxRingFull: 0n, fillRingEmpty: 0n, rxInvalidDescs: 0n }
   // Frames a line's sockets dropped (no fill frame, ring full): won in XDP, never delivered.
   const socketDropped = { A: 0n, B: 0n }
@@ -111,7 +110,6 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: SkewHistogram |
     xsk.fillRingEmpty += s.fillRingEmpty
     xsk.rxInvalidDescs += s.rxInvalidDescs
   }
-  const total = summarizeSkew(skew)
   const data = {
     delivered: rx.delivered,
     lines: {
@@ -138,9 +136,9 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: SkewHistogram |
     streamTableFull: c('stream_table_full'),
     untracked: rx.untracked,
     skewUs: {
-      ...(since ? summarizeSkew(subtractSkew(skew, since)) : total),
-      maxBLateUs: Number(max.bLateNs) / 1000,
-      maxALateUs: Number(max.aLateNs) / 1000,
+      ...summarizeSkew(since ? skewSince(skew, since) : skew),
+      maxBLateUs: skew.bLate.maxValueNs / 1000,
+      maxALateUs: skew.aLate.maxValueNs / 1000,
     },
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
@@ -194,7 +192,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
 
   const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
-  let lastSkew: SkewHistogram = []
+  let lastSkew: Skew | undefined
   let warnedFull = false
   const snapshot = (interval: boolean) => {
     const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined)

@@ -25,7 +25,7 @@ import {
   readReceiveCounters,
   type KbxAbRxCounterField,
 } from './native.js'
-import { loadArbitratorProgram, readArbitratorCounters, readSkewHistogram, readSkewMax, type SkewHistogram } from './program.js'
+import { loadArbitratorProgram, readArbitratorCounters, readSkew, type Skew } from './program.js'
 
 export interface ArbitratorOptions {
   lineA: string
@@ -280,12 +280,9 @@ export class Arbitrator {
     return readArbitratorCounters(this.#obj)
   }
 
-  skewHistogram(): SkewHistogram {
-    return readSkewHistogram(this.#obj)
-  }
-
-  skewMax(): { bLateNs: bigint; aLateNs: bigint } {
-    return readSkewMax(this.#obj)
+  /** A-vs-B skew sampled since the start, from the XDP program. */
+  skew(): Skew {
+    return readSkew(this.#obj)
   }
 
   socketStatistics(): { iface: string; queue: number; statistics: XskStatistics }[] {

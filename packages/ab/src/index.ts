@@ -18,10 +18,10 @@ export {
   abLimits,
   loadArbitratorProgram,
   readArbitratorCounters,
-  readSkewHistogram,
-  readSkewMax,
+  readSkew,
+  skewSince,
   summarizeSkew,
-  type SkewHistogram,
+  type Skew,
   type SkewSummary,
 } from './program.js'
 export { ReceiveTracker, type ReceiveTrackerOptions } from './tracker.js'

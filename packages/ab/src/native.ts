@@ -5,6 +5,7 @@
 // @kbx/ffi's libkbx.ts).
 import { XskError } from '@kbx/errors'
 import { koffi, libkbx, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxAbRxPtr = { readonly __opaque: 'kbx_ab_rx' }
 
@@ -121,14 +122,16 @@ export const KbxAbRecord = koffi.struct('kbx_ab_record', {
 })
 export const KBX_AB_RECORD_HEADER_SIZE = koffi.sizeof(KbxAbRecord)
 
-/** Skew histogram of bpf/include/ab_arbitrate.h: sign * AB_SKEW_HALF + log-linear index, 2^AB_SKEW_SUB_BITS sub-buckets. */
+/** Skew histograms of bpf/include/ab_arbitrate.h: kbx_histogram.h buckets of ns below 2^AB_ARRIVAL_TIME_BITS. */
 export const AB_SKEW_SUB_BITS = 3
-export const AB_SKEW_HALF = 512
+export const AB_ARRIVAL_TIME_BITS = 47
+export const AB_SKEW_LAYOUT = new LogLinearLayout(AB_SKEW_SUB_BITS, AB_ARRIVAL_TIME_BITS)
 /** struct ab_skew, the value of the XDP program's per-CPU `skew` map. */
 export const AbSkew = koffi.struct('ab_skew', {
   max_b_late: 'uint64_t',
   max_a_late: 'uint64_t',
-  buckets: koffi.array('uint64_t', 2 * AB_SKEW_HALF),
+  b_late: koffi.array('uint64_t', AB_SKEW_LAYOUT.length),
+  a_late: koffi.array('uint64_t', AB_SKEW_LAYOUT.length),
 })
 
 export const KbxAbLimits = koffi.struct('kbx_ab_limits', {

@@ -1,13 +1,14 @@
 import t from 'tap'
 import { XskError, errnoOf } from '@kbx/errors'
-import { compareLayouts, type LayoutTable } from '@kbx/ffi/testing'
+import { compareLayouts, logLinearProbes, type LayoutTable } from '@kbx/ffi/testing'
 import { FORMAT_CODE, MOLD_END_OF_SESSION, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, OPTIQ_SIZE } from './format.js'
 import * as native from './native.js'
 import { END_OF_SESSION } from './plan.js'
 
 /**
  * ab-arbitrate's C↔TS boundary against its headers (native/include/kbx_ab.h, bpf/include/ab_arbitrate.h,
- * ab_format.h): every struct native.ts mirrors, the enums, and the limits and defaults — those as
+ * ab_format.h, kbx_histogram.h): every struct native.ts mirrors, the enums, the skew histogram's layout
+ * against its decoder (@kbx/stats LogLinearLayout), and the limits and defaults — those as
  * libkbx.so's kbx_ab_limits() reports them, which is where the CLI takes them from.
  */
 function table(): LayoutTable {
@@ -38,8 +39,8 @@ function table(): LayoutTable {
       { c: 'AB_DEFAULT_SKEW_SAMPLE', value: limits.default_skew_sample },
       { c: 'AB_MAX_SKEW_SAMPLE', value: limits.max_skew_sample },
       { c: 'KBX_AB_DEFAULT_BATCH', value: limits.default_batch },
-      { c: 'AB_SKEW_SUB_BITS', value: native.AB_SKEW_SUB_BITS },
-      { c: 'AB_SKEW_HALF', value: native.AB_SKEW_HALF },
+      { c: 'AB_SKEW_BUCKETS', value: native.AB_SKEW_LAYOUT.length },
+      ...logLinearProbes('AB_SKEW_SUB_BITS', 'AB_ARRIVAL_TIME_BITS', native.AB_SKEW_LAYOUT),
       { c: 'sizeof(struct kbx_ab_event)', value: native.KBX_AB_EVENT_SIZE },
       { c: 'sizeof(struct kbx_ab_record)', value: native.KBX_AB_RECORD_HEADER_SIZE },
       { c: 'sizeof(struct kbx_ab_rx_counters)', value: native.KBX_AB_RX_COUNTERS_SIZE },

@@ -10,7 +10,7 @@ import { withTestNet } from '@kbx/testbed'
 import { encodeFeedPayload, encodeMold } from './format.js'
 import { RANDOM_RANGE, Random } from './plan.js'
 import type { FeedFormat } from './format.js'
-import { loadArbitratorProgram, readArbitratorCounters, readSkewHistogram, readSkewMax, summarizeSkew } from './program.js'
+import { loadArbitratorProgram, readArbitratorCounters, readSkew, summarizeSkew } from './program.js'
 
 const hosts = { srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: '10.0.1.1', dstIp: '10.0.1.2' }
 
@@ -66,9 +66,11 @@ t.test('optiq: first copy wins, later copies drop, stale drops, wrap and reset',
     { name: 'and the new numbering goes on: 101 wins', data: f(101n, 3), ctx: lo, verdict: 'pass', counters: { won_a: 1n, won_nosocket: 1n } },
   )
   runFixtures(t, prog, fixtures, { stats: obj.map('stats'), everyRun: () => ({ rx: 1n }) })
-  const skew = summarizeSkew(readSkewHistogram(obj))
-  t.equal(skew.samples, 8, 'one skew sample per later copy')
-  t.ok(readSkewMax(obj).bLateNs > 0n, 'the largest B-late skew is kept')
+  const skew = readSkew(obj)
+  t.equal(summarizeSkew(skew).samples, 8, 'one skew sample per later copy')
+  t.equal(skew.bLate.count + skew.aLate.count, 8, 'in the B-late and A-late buckets')
+  t.ok(skew.aLate.count > 0, 'copies after a win on B are A-late')
+  t.ok(skew.bLate.maxValueNs > 0, 'the largest B-late skew is kept')
 })
 
 t.test('not feed traffic passes untouched; truncated frames at every length pass', async (t) => {

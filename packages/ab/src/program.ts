@@ -3,8 +3,9 @@
 import { BpfObject, raiseMemlockLimit, readCounters } from '@kbx/bpf'
 import { UsageError } from '@kbx/errors'
 import { bpfObjectPath, koffi } from '@kbx/ffi'
+import { BucketHistogram, signedDistribution, summarizeLatency } from '@kbx/stats'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
-import { AB_SKEW_HALF, AB_SKEW_SUB_BITS, AbSkew, abLimits } from './native.js'
+import { AB_SKEW_LAYOUT, AbSkew, abLimits } from './native.js'
 
 export { abLimits }
 
@@ -88,57 +89,33 @@ export function readArbitratorCounters(obj: BpfObject): Record<string, bigint> {
   return readCounters(obj.map('stats'))
 }
 
-/** Per-CPU struct ab_skew values: maxima (u64 × 2), then the buckets. */
-function skewPerCpu(obj: BpfObject): Buffer[] {
-  return obj.map('skew').lookupPerCpu(Buffer.alloc(4)) ?? []
+/** The XDP program's skew histograms (struct ab_skew) summed over CPUs, each with its exact maximum. */
+export interface Skew {
+  /** ns line B arrived after line A, for numbers A won (0: the same ns) */
+  bLate: BucketHistogram
+  /** ns line A arrived after line B, for numbers B won */
+  aLate: BucketHistogram
 }
 
-const SKEW_MAX_B_LATE = koffi.offsetof(AbSkew, 'max_b_late')
-const SKEW_MAX_A_LATE = koffi.offsetof(AbSkew, 'max_a_late')
-const SKEW_BUCKETS = koffi.offsetof(AbSkew, 'buckets')
-
-/** Largest skews seen (the largest CPU's), ns. */
-export function readSkewMax(obj: BpfObject): { bLateNs: bigint; aLateNs: bigint } {
-  let bLateNs = 0n
-  let aLateNs = 0n
-  for (const cpu of skewPerCpu(obj)) {
-    const b = cpu.readBigUInt64LE(SKEW_MAX_B_LATE)
-    const a = cpu.readBigUInt64LE(SKEW_MAX_A_LATE)
-    if (b > bLateNs) bLateNs = b
-    if (a > aLateNs) aLateNs = a
+export function readSkew(obj: BpfObject): Skew {
+  const perCpu = obj.map('skew').lookupPerCpu(Buffer.alloc(4)) ?? []
+  const side = (buckets: 'b_late' | 'a_late', max: 'max_b_late' | 'max_a_late'): BucketHistogram => {
+    const bucketsAt = koffi.offsetof(AbSkew, buckets)
+    const counts = new Float64Array(AB_SKEW_LAYOUT.length)
+    let maxNs = 0n
+    for (const cpu of perCpu) {
+      for (let i = 0; i < counts.length; i++) counts[i]! += Number(cpu.readBigUInt64LE(bucketsAt + 8 * i))
+      const m = cpu.readBigUInt64LE(koffi.offsetof(AbSkew, max))
+      if (m > maxNs) maxNs = m
+    }
+    return BucketHistogram.of(AB_SKEW_LAYOUT, counts, { maxNs })
   }
-  return { bLateNs, aLateNs }
+  return { bLate: side('b_late', 'max_b_late'), aLate: side('a_late', 'max_a_late') }
 }
 
-/** Representative value (ns) of a log-linear magnitude bucket: the middle of its range. */
-export function skewBucketValue(index: number): number {
-  if (index < 1 << AB_SKEW_SUB_BITS) return index
-  const msb = (index >> AB_SKEW_SUB_BITS) + AB_SKEW_SUB_BITS - 1
-  const sub = index & ((1 << AB_SKEW_SUB_BITS) - 1)
-  const width = 2 ** (msb - AB_SKEW_SUB_BITS)
-  return ((1 << AB_SKEW_SUB_BITS) + sub) * width + width / 2 - 0.5
-}
-
-/** Counts per signed skew (ns, B minus A arrival), ascending. */
-export type SkewHistogram = { ns: number; count: number }[]
-
-export function readSkewHistogram(obj: BpfObject): SkewHistogram {
-  const perCpu = skewPerCpu(obj)
-  const out: SkewHistogram = []
-  for (let i = 0; i < 2 * AB_SKEW_HALF; i++) {
-    let count = 0n
-    for (const cpu of perCpu) count += cpu.readBigUInt64LE(SKEW_BUCKETS + i * 8)
-    if (!count) continue
-    const magnitude = skewBucketValue(i % AB_SKEW_HALF)
-    out.push({ ns: i >= AB_SKEW_HALF ? -magnitude : magnitude, count: Number(count) })
-  }
-  return out.sort((a, b) => a.ns - b.ns)
-}
-
-/** Difference of two histograms (an interval's samples). */
-export function subtractSkew(now: SkewHistogram, before: SkewHistogram): SkewHistogram {
-  const prior = new Map(before.map((b) => [b.ns, b.count]))
-  return now.map((b) => ({ ns: b.ns, count: b.count - (prior.get(b.ns) ?? 0) })).filter((b) => b.count > 0)
+/** What was sampled after `before` (an interval). */
+export function skewSince(now: Skew, before: Skew): Skew {
+  return { bLate: now.bLate.since(before.bLate), aLate: now.aLate.since(before.aLate) }
 }
 
 export interface SkewSummary {
@@ -151,24 +128,9 @@ export interface SkewSummary {
   maxUs: number | null
 }
 
-export function summarizeSkew(h: SkewHistogram): SkewSummary {
-  const samples = h.reduce((n, b) => n + b.count, 0)
-  if (samples === 0) return { samples, p50Us: null, p90Us: null, p99Us: null, maxUs: null }
-  const at = (q: number): number => {
-    const rank = Math.ceil(q * samples)
-    let seen = 0
-    for (const b of h) {
-      seen += b.count
-      if (seen >= rank) return round(b.ns / 1000)
-    }
-    return round(h.at(-1)!.ns / 1000)
-  }
-  const first = h[0]!
-  const last = h.at(-1)!
-  const max = Math.abs(first.ns) > Math.abs(last.ns) ? first.ns : last.ns
-  return { samples, p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), maxUs: round(max / 1000) }
-}
-
-function round(us: number): number {
-  return Math.round(us * 1000) / 1000
+/** Percentiles of the signed skew (B minus A); null when nothing was sampled. */
+export function summarizeSkew(skew: Skew): SkewSummary {
+  const s = summarizeLatency(signedDistribution(skew.bLate, skew.aLate))
+  if (s.count === 0) return { samples: 0, p50Us: null, p90Us: null, p99Us: null, maxUs: null }
+  return { samples: s.count, p50Us: s.p50, p90Us: s.p90, p99Us: s.p99, maxUs: Math.abs(s.min) > Math.abs(s.max) ? s.min : s.max }
 }

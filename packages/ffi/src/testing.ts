@@ -189,3 +189,40 @@ export function compareLayouts(table: LayoutTable): LayoutReport {
     rmSync(dir, { recursive: true, force: true })
   }
 }
+
+/** What logLinearProbes needs of a TypeScript decoder of kbx_histogram.h (@kbx/stats' LogLinearLayout). */
+export interface LogLinearLayoutMirror {
+  readonly subBits: number
+  readonly valueBits: number
+  readonly length: number
+  index(value: bigint): number
+  lower(index: number): bigint
+  upper(index: number): bigint
+}
+
+/**
+ * Constant rows that hold a TypeScript decoder to bpf/include/kbx_histogram.h for one layout, whose
+ * sub-bucket bits C names `cSubBits` (and value bits `cValueBits`): the bucket count, the bucket of the
+ * values around every power of two and of the largest one, and the bounds of buckets spread over the range.
+ */
+export function logLinearProbes(cSubBits: string, cValueBits: string, layout: LogLinearLayoutMirror): ConstantMirror[] {
+  const rows: ConstantMirror[] = [
+    { c: cSubBits, value: layout.subBits },
+    { c: cValueBits, value: layout.valueBits },
+    { c: `KBX_HIST_BUCKETS(${cSubBits}, ${cValueBits})`, value: layout.length },
+  ]
+  const largest = (1n << BigInt(layout.valueBits)) - 1n
+  const values = new Set<bigint>([0n, 1n, largest])
+  for (let bit = 1; bit < layout.valueBits; bit++) {
+    const p = 1n << BigInt(bit)
+    for (const v of [p - 1n, p, p + 1n, p + p / 3n]) values.add(v)
+  }
+  for (const v of values) rows.push({ c: `kbx_hist_index(${v}ULL, ${cSubBits})`, value: layout.index(v) })
+  const step = Math.max(1, Math.floor(layout.length / 97))
+  for (let i = 0; i < layout.length; i += i < 2 ** (layout.subBits + 2) ? 1 : step) {
+    rows.push({ c: `kbx_hist_lower(${i}, ${cSubBits})`, value: layout.lower(i) })
+    rows.push({ c: `kbx_hist_upper(${i}, ${cSubBits})`, value: layout.upper(i) })
+  }
+  rows.push({ c: `kbx_hist_upper(${layout.length - 1}, ${cSubBits})`, value: layout.upper(layout.length - 1) })
+  return rows
+}

@@ -1,17 +1,19 @@
 import { KbxError, NetError, SystemError, UsageError } from '@kbx/errors'
-import { kbxAddress } from '@kbx/ffi'
+import { koffi } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
+import { BucketHistogram } from '@kbx/stats'
 import type { XskSocket } from '@kbx/xsk'
 import {
   KBX_QUIC_FLOOD_STATS_FIELDS,
   KBX_QUIC_IO,
-  KBX_QUIC_LATENCY_PAIRS_MAX,
+  KBX_QUIC_LATENCY_LAYOUT,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_MIN_FRAME_SIZE,
   KBX_QUIC_SINK_STATS_FIELDS,
   KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
   KBX_QUIC_STREAMS,
   KBX_QUIC_STREAMS_PER_CONNECTION,
+  KbxQuicLatency,
   libkbxQuic,
 } from './native.js'
 import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from './native.js'
@@ -147,15 +149,13 @@ export class Flood {
   #ptr: KbxQuicFloodPtr | null
   readonly localPort: number
   readonly #stats = Buffer.alloc(KBX_QUIC_FLOOD_STATS_FIELDS.length * 8)
-  readonly #lat = Buffer.alloc(KBX_QUIC_LATENCY_PAIRS_MAX * 16)
-  readonly #latAddress: number
+  readonly #latency = Buffer.alloc(koffi.sizeof(KbxQuicLatency))
   /** xdp io: the borrowed socket, which must stay open while the engine runs */
   readonly #xsk: XskSocket | undefined
   private constructor(ptr: KbxQuicFloodPtr, xsk: XskSocket | undefined) {
     this.#ptr = ptr
     this.#xsk = xsk
     this.localPort = libkbxQuic().kbx_quic_flood_local_port(ptr)
-    this.#latAddress = kbxAddress(this.#lat)
   }
   static create(o: FloodOptions): Flood {
     if (o.transactions.length === 0) throw new UsageError('no transactions to send')
@@ -226,20 +226,13 @@ export class Flood {
     libkbxQuic().kbx_quic_flood_stats(this.ptr, this.#stats)
     return readU64s(this.#stats, KBX_QUIC_FLOOD_STATS_FIELDS)
   }
-  /**
-   * Calls fn with the send->ack latencies recorded since the last call, as (ns, count) histogram buckets
-   * kept in C (exact minimum and maximum); returns how many latencies there were.
-   */
-  drainLatencies(fn: (ns: number, count: number) => void): number {
-    const n = libkbxQuic().kbx_quic_flood_take_latency_histogram(this.ptr, this.#latAddress, KBX_QUIC_LATENCY_PAIRS_MAX)
-    if (n < 0) throw nativeError('read the latency histogram', n)
-    let total = 0
-    for (let i = 0; i < n; i++) {
-      const count = Number(this.#lat.readBigUInt64LE(i * 16 + 8))
-      fn(Number(this.#lat.readBigUInt64LE(i * 16)), count)
-      total += count
-    }
-    return total
+  /** The send->ack latencies recorded since the last call (ns, one monotonic clock; exact count, sum and extremes). */
+  takeLatencies(): BucketHistogram {
+    libkbxQuic().kbx_quic_flood_take_latency(this.ptr, this.#latency)
+    const u64 = (field: string) => this.#latency.readBigUInt64LE(koffi.offsetof(KbxQuicLatency, field))
+    const buckets = this.#latency.subarray(koffi.offsetof(KbxQuicLatency, 'buckets'))
+    const counts = new BigUint64Array(buckets.buffer, buckets.byteOffset, KBX_QUIC_LATENCY_LAYOUT.length)
+    return BucketHistogram.of(KBX_QUIC_LATENCY_LAYOUT, counts, { minNs: u64('min_ns'), maxNs: u64('max_ns'), sumNs: u64('sum_ns') })
   }
   close(): void {
     if (this.#ptr) libkbxQuic().kbx_quic_flood_destroy(this.#ptr)

@@ -15,12 +15,13 @@ import type { IpPort, ToolContext, XdpMode } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
-import { LatencyHistogram } from '@kbx/stats'
+import { BucketHistogram, type Distribution, summarizeLatency } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import { Flood, Identity, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
 import type { FloodStats } from './engine.js'
 import {
   KBX_QUIC_DEFAULT_FRAMES,
+  KBX_QUIC_LATENCY_LAYOUT,
   KBX_QUIC_MAX_ALPN_LEN,
   KBX_QUIC_MAX_CONNECTIONS,
   KBX_QUIC_MAX_FRAMES,
@@ -87,7 +88,7 @@ function readKeypair(path: string): Buffer {
 }
 
 /** The engine's counters as the JSON `interval`/`end` payload (ns → µs/ms). */
-export function floodReport(s: FloodStats, hist: LatencyHistogram) {
+export function floodReport(s: FloodStats, latencies: Distribution) {
   return {
     sent: s.tx_sent,
     acked: s.tx_acked,
@@ -114,7 +115,7 @@ export function floodReport(s: FloodStats, hist: LatencyHistogram) {
     sendErrors: s.send_errors,
     gsoBatches: s.gso_batches,
     txRingFull: s.tx_ring_full,
-    ackLatencyUs: hist.summary(),
+    ackLatencyUs: summarizeLatency(latencies),
   }
 }
 
@@ -208,8 +209,12 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   })
   // xdp io: where every frame of the UMEM is (frames the engine holds count as user, rx or tx)
   const umemReport = () => (xsk ? { umem: xsk.umem.accounting() } : {})
-  const total = new LatencyHistogram()
-  const interval = new LatencyHistogram()
+  const total = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
+  const takeLatencies = () => {
+    const taken = f.takeLatencies()
+    total.add(taken)
+    return taken
+  }
   let lastAcked = 0
   const startedAt = performance.now()
   let lastT = startedAt
@@ -217,12 +222,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const stop = await runLoop(
     ctx,
     () => {
-      const done = f.run(10)
-      f.drainLatencies((ns, count) => {
-        total.record(ns, count)
-        interval.record(ns, count)
-      })
-      if (done) return false
+      if (f.run(10)) return false
     },
     {
       intervalSec: o.interval,
@@ -233,9 +233,8 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
         const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
         lastAcked = s.tx_acked
         lastT = now
-        ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
+        ctx.json.interval({ ...floodReport(s, takeLatencies()), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
-        interval.reset() // reused: a new one per interval is ~200 kB of typed arrays for the GC to find later
       },
     },
   )
@@ -247,8 +246,8 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     while (performance.now() < until && !f.run(20)) {
       /* drain */
     }
-    f.drainLatencies((ns, count) => total.record(ns, count))
   }
+  takeLatencies()
   const s = f.stats()
   const seconds = (performance.now() - startedAt) / 1000
   ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })

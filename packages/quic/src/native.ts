@@ -3,6 +3,7 @@
 // @kbx/quic reaches its C; native.unit.test.ts checks every struct and constant here against the header.
 // Control-path calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
 import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxQuicIdentityPtr = { readonly __opaque: 'kbx_quic_identity' }
 export type KbxQuicFloodPtr = { readonly __opaque: 'kbx_quic_flood' }
@@ -105,8 +106,17 @@ export const KbxQuicFloodStats = koffi.struct(
   Object.fromEntries(KBX_QUIC_FLOOD_STATS_FIELDS.map((f) => [f, 'uint64_t'])),
 )
 
-/** Capacity (pairs) of the buffer kbx_quic_flood_take_latency_histogram fills. */
-export const KBX_QUIC_LATENCY_PAIRS_MAX = 8192
+/** Send->ack latencies: kbx_histogram.h buckets with 2^KBX_QUIC_LATENCY_SUB_BITS per power of two over u64 ns. */
+export const KBX_QUIC_LATENCY_SUB_BITS = 7
+export const KBX_QUIC_LATENCY_LAYOUT = new LogLinearLayout(KBX_QUIC_LATENCY_SUB_BITS, 64)
+/** struct kbx_quic_latency, which kbx_quic_flood_take_latency fills. */
+export const KbxQuicLatency = koffi.struct('kbx_quic_latency', {
+  count: 'uint64_t',
+  sum_ns: 'uint64_t',
+  min_ns: 'uint64_t',
+  max_ns: 'uint64_t',
+  buckets: koffi.array('uint64_t', KBX_QUIC_LATENCY_LAYOUT.length),
+})
 
 export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   local_ip: 'uint32_t',
@@ -169,7 +179,7 @@ export interface LibKbxQuic {
   kbx_quic_flood_run(f: KbxQuicFloodPtr, maxMs: number): number
   kbx_quic_flood_stop_sending(f: KbxQuicFloodPtr): void
   kbx_quic_flood_stats(f: KbxQuicFloodPtr, out: Buffer): void
-  kbx_quic_flood_take_latency_histogram(f: KbxQuicFloodPtr, outAddress: number, capPairs: number): number
+  kbx_quic_flood_take_latency(f: KbxQuicFloodPtr, out: Buffer): void
   kbx_quic_flood_destroy(f: KbxQuicFloodPtr): void
   kbx_quic_sink_create(
     config: KbxQuicSinkConfigValue,
@@ -213,9 +223,7 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_flood_run: f('int kbx_quic_flood_run(kbx_quic_flood *f, uint32_t max_ms)'),
     kbx_quic_flood_stop_sending: f('void kbx_quic_flood_stop_sending(kbx_quic_flood *f)'),
     kbx_quic_flood_stats: f('void kbx_quic_flood_stats(kbx_quic_flood *f, _Out_ uint8_t *out)'),
-    kbx_quic_flood_take_latency_histogram: f(
-      'int kbx_quic_flood_take_latency_histogram(kbx_quic_flood *f, uint64_t out, uint32_t cap_pairs)',
-    ),
+    kbx_quic_flood_take_latency: f('void kbx_quic_flood_take_latency(kbx_quic_flood *f, _Out_ uint8_t *out)'),
     kbx_quic_flood_destroy: f('void kbx_quic_flood_destroy(kbx_quic_flood *f)'),
     kbx_quic_sink_create: f(
       'int kbx_quic_sink_create(const kbx_quic_sink_config *config, const char *alpn, const kbx_quic_identity *id, _Out_ kbx_quic_sink **out)',

@@ -1,11 +1,12 @@
 import t from 'tap'
-import { compareLayouts, type LayoutTable } from '@kbx/ffi/testing'
+import { compareLayouts, logLinearProbes, type LayoutTable } from '@kbx/ffi/testing'
 import { Flood, Identity, Sink } from './engine.js'
 import * as native from './native.js'
 
 /**
  * quic-flood's and quic-sink's C↔TS boundary against native/include/kbx_quic.h: the config and stats
- * structs native.ts mirrors (the stats by their field lists), the io and stream enums, the run codes, and
+ * structs native.ts mirrors (the stats by their field lists), the latency histogram's struct and its layout
+ * against the decoder (kbx_histogram.h, @kbx/stats LogLinearLayout), the io and stream enums, the run codes, and
  * every limit and default the command lines take from native.ts.
  */
 function table(): LayoutTable {
@@ -16,6 +17,7 @@ function table(): LayoutTable {
       { c: 'kbx_quic_flood_stats', type: native.KbxQuicFloodStats },
       { c: 'kbx_quic_sink_config', type: native.KbxQuicSinkConfig },
       { c: 'kbx_quic_sink_stats', type: native.KbxQuicSinkStats },
+      { c: 'kbx_quic_latency', type: native.KbxQuicLatency },
     ],
     constants: [
       { c: 'KBX_QUIC_MAX_TX_SIZE', value: native.KBX_QUIC_MAX_TX_SIZE },
@@ -23,7 +25,8 @@ function table(): LayoutTable {
       { c: 'KBX_QUIC_SINK_STREAMS_PER_CONNECTION', value: native.KBX_QUIC_SINK_STREAMS_PER_CONNECTION },
       { c: 'KBX_QUIC_RUN_SLICE', value: native.KBX_QUIC_RUN_SLICE },
       { c: 'KBX_QUIC_RUN_DONE', value: native.KBX_QUIC_RUN_DONE },
-      { c: 'KBX_QUIC_LATENCY_PAIRS_MAX', value: native.KBX_QUIC_LATENCY_PAIRS_MAX },
+      { c: 'KBX_QUIC_LATENCY_BUCKETS', value: native.KBX_QUIC_LATENCY_LAYOUT.length },
+      ...logLinearProbes('KBX_QUIC_LATENCY_SUB_BITS', '64', native.KBX_QUIC_LATENCY_LAYOUT),
       { c: 'KBX_QUIC_MAX_ALPN_LEN', value: native.KBX_QUIC_MAX_ALPN_LEN },
       { c: 'KBX_QUIC_MAX_CONNECTIONS', value: native.KBX_QUIC_MAX_CONNECTIONS },
       { c: 'KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS', value: native.KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS },
@@ -71,5 +74,6 @@ t.test('the engine refuses what the limits refuse', async (t) => {
   t.throws(() => Sink.create({ localPort: 0, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1), identity }), /ALPN must be 1\.\.255 bytes/)
   const atLimit = Flood.create({ ...base, connections: native.KBX_QUIC_MAX_CONNECTIONS, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN) })
   t.equal(atLimit.localPort > 0, true, 'the limits themselves are taken')
+  t.equal(atLimit.takeLatencies().count, 0, 'no latency before any acknowledgement')
   atLimit.close()
 })

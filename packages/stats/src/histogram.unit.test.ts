@@ -1,5 +1,6 @@
 import t from 'tap'
-import { LatencyHistogram, SignedLatencyHistogram } from './histogram.js'
+import { percentileNs, signedDistribution, summarizeLatency } from './distribution.js'
+import { LatencyHistogram } from './histogram.js'
 
 function within(t: { ok(v: boolean, m: string): unknown }, actual: number, expected: number, relative: number, what: string) {
   t.ok(Math.abs(actual - expected) <= Math.abs(expected) * relative, `${what}: ${actual} ≈ ${expected} (±${relative * 100}%)`)
@@ -79,45 +80,42 @@ t.test('toJSON is the summary', async (t) => {
   t.same(JSON.parse(JSON.stringify({ h })).h, h.summary())
 })
 
-t.test('signed histogram: symmetric skew around zero', async (t) => {
-  const h = new SignedLatencyHistogram()
-  for (let ns = -10_000; ns <= 10_000; ns++) h.record(ns)
-  const s = h.summary()
+/** A signed distribution of `values` over two hdr histograms (values at or above zero, magnitudes below). */
+function signed(values: Iterable<[ns: number, count: number]>) {
+  const nonNegative = new LatencyHistogram()
+  const negativeMagnitudes = new LatencyHistogram()
+  for (const [ns, count] of values) {
+    if (ns < 0) negativeMagnitudes.record(-ns, count)
+    else nonNegative.record(ns, count)
+  }
+  return signedDistribution(nonNegative, negativeMagnitudes)
+}
+
+t.test('signed distribution: symmetric skew around zero', async (t) => {
+  const d = signed(Array.from({ length: 20_001 }, (_, i) => [i - 10_000, 1]))
+  const s = summarizeLatency(d)
   t.equal(s.count, 20_001)
-  t.equal(s.negative, 10_000)
   t.equal(s.min, -10)
   t.equal(s.max, 10)
   t.equal(s.p50, 0)
   t.equal(s.mean, 0)
-  within(t, s.p1, -9.8, 2e-3, 'p1')
-  within(t, s.p10, -8, 2e-3, 'p10')
+  within(t, percentileNs(d, 1) / 1000, -9.8, 2e-3, 'p1')
+  within(t, percentileNs(d, 10) / 1000, -8, 2e-3, 'p10')
   within(t, s.p90, 8, 2e-3, 'p90')
   within(t, s.p99, 9.8, 2e-3, 'p99')
-  within(t, s.p001, -9.98, 2e-3, 'p0.1')
+  within(t, percentileNs(d, 0.1) / 1000, -9.98, 2e-3, 'p0.1')
   within(t, s.p999, 9.98, 2e-3, 'p99.9')
-  const order = [s.min, s.p001, s.p1, s.p10, s.p50, s.p90, s.p99, s.p999, s.max]
+  const order = [s.min, percentileNs(d, 0.1) / 1000, percentileNs(d, 1) / 1000, percentileNs(d, 10) / 1000, s.p50, s.p90, s.p99, s.p999, s.max]
   t.same([...order].sort((x, y) => x - y), order, 'percentiles ascend')
 })
 
-t.test('signed histogram: all negative, bigint input, add and reset', async (t) => {
-  const a = new SignedLatencyHistogram()
-  a.record(-5000n)
-  a.record(-1000n, 3)
-  const s = a.summary()
-  t.equal(s.negative, 4)
-  t.equal(s.min, -5)
-  t.equal(s.max, -1)
-  t.equal(s.p50, -1)
-  t.equal(a.percentileNs(0), -5000)
-  t.equal(s.mean, -2)
-  const b = new SignedLatencyHistogram()
-  b.record(4000, 4)
-  a.add(b)
-  t.equal(a.count, 8)
-  t.equal(a.summary().max, 4)
-  t.equal(a.summary().p50, -1, '4th of 8 values is still negative')
-  t.equal(a.percentileNs(62.5), 4000)
-  a.reset()
-  t.equal(a.count, 0)
-  t.equal(a.summary().p50, 0)
+t.test('signed distribution: all negative, then mixed, then empty', async (t) => {
+  const s = summarizeLatency(signed([[-5000, 1], [-1000, 3]]))
+  t.same([s.count, s.min, s.max, s.p50, s.mean], [4, -5, -1, -1, -2])
+  t.equal(signed([[-5000, 1], [-1000, 3]]).valueAtRankNs(1), -5000, 'rank 1 is the most negative')
+  const mixed = signed([[-5000, 1], [-1000, 3], [4000, 4]])
+  t.equal(summarizeLatency(mixed).max, 4)
+  t.equal(summarizeLatency(mixed).p50, -1, '4th of 8 values is still negative')
+  t.equal(percentileNs(mixed, 62.5), 4000)
+  t.same(summarizeLatency(signed([])), { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 })
 })

@@ -130,8 +130,8 @@ int kbx_ab_feed_frame(const struct kbx_ab_feed_config *c, uint64_t first_item, u
 		return kbx_fail(-EINVAL, "write an ab-feed frame", "streams, header (%u bytes), format or payload (%u bytes) "
 				"out of range", c->header_len, c->payload_len);
 	if (c->header_len + c->payload_len > capacity)
-		return kbx_fail(-ENOSPC, "write an ab-feed frame", "%u header + %u payload bytes do not fit %u", c->header_len,
-				c->payload_len, capacity);
+		return kbx_fail(-ENOSPC, "write an ab-feed frame", "%u header + %u payload bytes do not fit %u",
+				c->header_len, c->payload_len, capacity);
 	return (int)write_frame(c, first_item, entry, out);
 }
 
@@ -143,8 +143,8 @@ int kbx_ab_feed_fill(const struct kbx_ab_feed_config *c, struct kbx_umem *umem, 
 	uint32_t want = 0, got;
 
 	if (!config_valid(c) || c->header_len + c->payload_len > umem->config.frame_size) {
-		return kbx_fail(-EINVAL, "write ab-feed frames", "%u header + %u payload bytes, %u-byte frames", c->header_len,
-				c->payload_len, umem->config.frame_size);
+		return kbx_fail(-EINVAL, "write ab-feed frames", "%u header + %u payload bytes, %u-byte frames",
+				c->header_len, c->payload_len, umem->config.frame_size);
 	}
 	while (line->next + want < line->len && b->count + want < b->capacity &&
 	       (uint64_t)due[line->next + want] + line->lag < line->up_to)

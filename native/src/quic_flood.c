@@ -53,11 +53,11 @@ static int check_config(const struct kbx_quic_flood_config *config, const char *
 		return kbx_fail(-EINVAL, "create QUIC flooder", "no transactions to send");
 	for (i = 0; i < tx_count; i++)
 		if (tx_lens[i] == 0 || tx_lens[i] > max_tx_size)
-			return kbx_fail(-EMSGSIZE, "create QUIC flooder", "transaction %u has %u bytes: a transaction is 1..%u bytes", i,
-					     tx_lens[i], max_tx_size);
+			return kbx_fail(-EMSGSIZE, "create QUIC flooder",
+					"transaction %u has %u bytes: a transaction is 1..%u bytes", i, tx_lens[i], max_tx_size);
 	if (config->connections > KBX_QUIC_MAX_CONNECTIONS)
 		return kbx_fail(-EINVAL, "create QUIC flooder", "%u connections: at most %u", config->connections,
-				     KBX_QUIC_MAX_CONNECTIONS);
+				KBX_QUIC_MAX_CONNECTIONS);
 	if (config->io != KBX_QUIC_IO_SOCKET && config->io != KBX_QUIC_IO_XDP)
 		return kbx_fail(-EINVAL, "create QUIC flooder", "unknown io %u", config->io);
 	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)

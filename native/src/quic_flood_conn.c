@@ -264,12 +264,12 @@ void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_cl
 	if (!c->ever_established || !f->cfg.reconnect) {
 		c->state = CONN_DEAD;
 		if (!c->ever_established)
-			flood_fail(f, kbx_fail(-ETIMEDOUT, "connect to the QUIC server", "connection to %s:%u failed: %s%s", addr,
-						    ntohs(c->remote.sin_port), why,
-						    c->icmp_refused ? " (ICMP port unreachable: is quic-sink running?)" : ""));
+			flood_fail(f, kbx_fail(-ETIMEDOUT, "connect to the QUIC server", "connection to %s:%u failed: %s%s",
+					       addr, ntohs(c->remote.sin_port), why,
+					       c->icmp_refused ? " (ICMP port unreachable: is quic-sink running?)" : ""));
 		else
-			flood_fail(f, kbx_fail(-ECONNRESET, "connect to the QUIC server", "connection to %s:%u closed: %s", addr,
-						    ntohs(c->remote.sin_port), why));
+			flood_fail(f, kbx_fail(-ECONNRESET, "connect to the QUIC server", "connection to %s:%u closed: %s",
+					       addr, ntohs(c->remote.sin_port), why));
 		return;
 	}
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 100;

@@ -26,8 +26,8 @@ int flood_xdp_attach(struct kbx_quic_flood *f)
 	if (f->frame_size < KBX_QUIC_MIN_FRAME_SIZE + uc.headroom)
 		return kbx_fail(-EINVAL, "create QUIC flooder", "UMEM frames of %u bytes are too small", f->frame_size);
 	if (uc.frame_count < KBX_QUIC_MIN_FRAMES || uc.frame_count > KBX_QUIC_MAX_FRAMES)
-		return kbx_fail(-EINVAL, "create QUIC flooder", "a UMEM of %u frames: the flooder takes %u..%u", uc.frame_count,
-				     KBX_QUIC_MIN_FRAMES, KBX_QUIC_MAX_FRAMES);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "a UMEM of %u frames: the flooder takes %u..%u",
+				uc.frame_count, KBX_QUIC_MIN_FRAMES, KBX_QUIC_MAX_FRAMES);
 	if (f->cfg.local_port && f->cfg.local_port + f->nconns > 65536)
 		return kbx_fail(-EINVAL, "create QUIC flooder", "local ports overflow");
 	return 0;

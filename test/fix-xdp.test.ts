@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Test } from 'tap'
+import { raiseMemlockLimit } from '@kbx/bpf'
 import { waitUntil } from '@kbx/testbed'
+import { Umem, XskSocket } from '@kbx/xsk'
 import type { ToolRun } from '@kbx/testbed'
 import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
 import type { FixBed, FixBedOptions } from './fix-bed.js'
@@ -99,6 +101,31 @@ t.test('--busy-poll needs --io xdp', async (t) => {
   const exit = await run.exited
   t.equal(exit.code, 2, 'usage error')
   t.match(run.stderr(), /--busy-poll/)
+})
+
+t.test('--io xdp: the socket comes from @kbx/xsk; a queue held by another AF_XDP socket is a clear XskError, nothing attached', async (t) => {
+  const b = await bed(t)
+  const ok = await client(b, ['--orders', '3', '--reset'])
+  t.equal(named(ok, 'start')[0]?.data.xdp?.zeroCopy, false, 'veth: copy mode')
+  t.match(ok.stderr(), /queue 0: zero-copy refused \(EOPNOTSUPP\), using copy mode/, 'the fallback is logged')
+  t.equal(ok.end.orders.acked, 3)
+
+  raiseMemlockLimit()
+  const umem = Umem.create({ frameCount: 256 })
+  t.teardown(() => umem.close())
+  const holder = XskSocket.create({ umem, iface: b.iface, queue: 0, log: () => {} })
+  t.teardown(() => holder.close())
+  const refused = startClient(b, ['--orders', '1', '--reset', '--no-reconnect'])
+  const exit = await refused.exited
+  t.equal(exit.code, 1, 'a runtime failure')
+  t.match(named(refused, 'error')[0]?.data, {
+    type: 'XskError',
+    op: 'bind AF_XDP socket',
+    code: 'EBUSY',
+    message: new RegExp(`^bind AF_XDP socket failed: EBUSY \\(${b.iface} queue 0: .*21 attempts\\)$`),
+    hint: /stayed busy through 20 retries/,
+  })
+  nothingAttached(t, b, [ok, refused])
 })
 
 t.test('--io xdp: a dropped data segment is recovered by retransmission, no order lost', async (t) => {

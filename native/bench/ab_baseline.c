@@ -48,7 +48,9 @@ static double now_s(void)
 
 static void fail(const char *what, int err)
 {
-	fprintf(stderr, "ab_baseline: %s: %s (%s)\n", what, strerror(err < 0 ? -err : err), kbx_last_operation());
+	struct kbx_error e;
+	kbx_error_take(&e);
+	fprintf(stderr, "ab_baseline: %s: %s (%s: %s)\n", what, strerror(err < 0 ? -err : err), e.operation, e.message);
 	exit(1);
 }
 

@@ -76,8 +76,10 @@ static void cpu_times(double *user, double *sys)
 
 static void fail(const char *what, int err)
 {
-	fprintf(stdout, "{\"event\":\"error\",\"op\":\"%s\",\"detail\":\"%s\",\"errno\":%d,\"message\":\"%s\"}\n",
-		what, kbx_last_operation(), err < 0 ? -err : err, strerror(err < 0 ? -err : err));
+	struct kbx_error e;
+	kbx_error_take(&e);
+	fprintf(stdout, "{\"event\":\"error\",\"op\":\"%s\",\"detail\":\"%s: %s\",\"errno\":%d,\"message\":\"%s\"}\n",
+		what, e.operation, e.message, err < 0 ? -err : err, strerror(err < 0 ? -err : err));
 	exit(1);
 }
 

@@ -22,6 +22,7 @@ static void trace_discard(const struct kbx_fix_reflex *r, uint32_t n);
 #define FIX_REFLEX_ON_FRAME(r, start, end) trace_record((r), (start), (end))
 #define FIX_REFLEX_ON_DISCARD(r, n) trace_discard((r), (n))
 
+#include "../src/error.c"
 #include "../src/fix_reflex.c"
 
 struct fuzz_fix_message {

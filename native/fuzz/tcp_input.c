@@ -16,6 +16,7 @@
  */
 #include <stdio.h>
 
+#include "../src/error.c"
 #include "../src/tcp_conn.c"
 #include "../src/tcp_input.c"
 #include "reference_sum.h"

@@ -106,10 +106,6 @@ struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r);
 
 struct kbx_fix_xdp_config {
 	struct kbx_tcp_config tcp;
-	uint32_t queue;
-	uint32_t zero_copy;   /* enum kbx_zero_copy */
-	uint32_t rx_size;     /* 0 → 2048 */
-	uint32_t tx_size;     /* 0 → 2048 */
 	uint32_t busy_poll;   /* 1: a step's wait spins on the RX ring instead of sleeping in poll() */
 };
 
@@ -156,9 +152,13 @@ struct kbx_fix_xdp_counters {
 #define KBX_FIX_TIMING_RING 65536
 #define KBX_FIX_TIMINGS 5
 
-/* Creates the AF_XDP socket (RX + TX) on ifname/queue sharing umem and the connection. *info: how it bound. */
-int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct kbx_fix_xdp_config *config,
-		       struct kbx_fix_xdp **out, struct kbx_xsk_info *info);
+/*
+ * The connection on the caller's AF_XDP socket (RX and TX rings; created with its UMEM by @kbx/xsk, like every
+ * tool's): frames come from and go back to that socket's UMEM. The socket and UMEM stay the caller's, to close
+ * after kbx_fix_xdp_destroy. -EINVAL without a usable socket, -ENOMEM (kbx_error.h says which).
+ */
+int kbx_fix_xdp_create(struct kbx_xsk *xsk, const struct kbx_fix_xdp_config *config, struct kbx_fix_xdp **out);
+/* Releases the frames it holds; leaves the socket and the UMEM open. */
 void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x);
 /* SYN out (transmitted by the next step). */
 int kbx_fix_xdp_connect(struct kbx_fix_xdp *x);
@@ -183,7 +183,6 @@ void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x);
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x);
 void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out);
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out);
-int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x);
 /*
  * Moves up to cap samples (u32 ns) of each ring (response, native, kick, reflex, reflex_kick) into
  * out[i * cap …]; counts[i]: how many. One call per drain (interval), never per sample.

@@ -9,7 +9,7 @@
  * checksums). The sink always uses a UDP socket.
  *
  * Conventions: int-returning calls return 0 / a count, or a negative errno (or negative ngtcp2/GnuTLS
- * code folded into -EPROTO); kbx_quic_last_error() then describes what failed, in words.
+ * code folded into -EPROTO); kbx_error_take() (kbx_error.h) then says what failed and why.
  * Not thread-safe: one thread drives an object.
  */
 #ifndef KBX_QUIC_H
@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "kbx_histogram.h"
+#include "kbx_error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,9 +69,6 @@ extern "C" {
 struct kbx_quic_identity;
 struct kbx_quic_flood;
 struct kbx_quic_sink;
-
-/* What failed last on this thread, e.g. "handshake timed out after 2000 ms (no reply from 10.0.0.11:8004)". */
-const char *kbx_quic_last_error(void);
 
 /*
  * An Ed25519 identity and its self-signed X.509 certificate. keypair: 64 bytes (a Solana keypair file's
@@ -163,7 +161,7 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 /*
  * Drives I/O, timers and transmission for up to max_ms. Returns KBX_QUIC_RUN_* or a negative errno on a
  * fatal error (the first handshake failed or timed out, a closed connection with reconnect off, I/O
- * failure): kbx_quic_last_error() explains.
+ * failure): kbx_error_take() explains.
  */
 int kbx_quic_flood_run(struct kbx_quic_flood *f, uint32_t max_ms);
 /* Stops opening streams (graceful end): run then returns DONE once in-flight transactions are acked. */
@@ -242,7 +240,6 @@ struct kbx_quic_identity {
 };
 
 uint64_t kbx_quic_now(void);
-int kbx_quic_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Certificate credentials holding the identity's certificate and key. */
 int kbx_quic_credentials(const struct kbx_quic_identity *id, gnutls_certificate_credentials_t *out);
 void kbx_quic_rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *rand_ctx);
@@ -253,7 +250,7 @@ struct kbx_quic_alpn {
 	char name[KBX_QUIC_MAX_ALPN_LEN + 1];
 	gnutls_datum_t datum;
 };
-/* Copies alpn (1..KBX_QUIC_MAX_ALPN_LEN bytes; -EINVAL otherwise, with kbx_quic_last_error set). */
+/* Copies alpn (1..KBX_QUIC_MAX_ALPN_LEN bytes; -EINVAL otherwise, recorded with kbx_fail). */
 int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn);
 /* TLS 1.3 priorities, the certificate credentials and the mandatory ALPN on a QUIC session (0 or gnutls' error). */
 int kbx_quic_tls_session_configure(gnutls_session_t session, gnutls_certificate_credentials_t cred,

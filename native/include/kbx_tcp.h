@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "kbx_error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -16,12 +16,14 @@
  *
  * Not thread-safe: one thread drives a UMEM and all of its sockets.
  * Functions returning int return a count or 0 on success and a negative errno on failure; after a
- * failure, kbx_last_operation() names what failed.
+ * failure, kbx_error_take() (kbx_error.h) says what failed and why.
  */
 #ifndef KBX_XSK_H
 #define KBX_XSK_H
 
 #include <stdint.h>
+
+#include "kbx_error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -141,9 +143,6 @@ struct kbx_xsk_stats {
  * batch path; on LP64 targets both travel in the same registers.
  */
 uintptr_t kbx_address_of(const void *p);
-
-/* Operation that last failed on this thread, e.g. "bind AF_XDP socket to veth0 queue 0 (zero-copy)". */
-const char *kbx_last_operation(void);
 
 int kbx_umem_create(const struct kbx_umem_config *config, struct kbx_umem **out);
 /* Closes the UMEM's sockets that are still open, then the UMEM; the area is unmapped. */

@@ -128,9 +128,11 @@ int kbx_ab_feed_frame(const struct kbx_ab_feed_config *c, uint64_t first_item, u
 		      uint32_t capacity)
 {
 	if (!config_valid(c))
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "write an ab-feed frame", "streams, header (%u bytes), format or payload (%u bytes) "
+				"out of range", c->header_len, c->payload_len);
 	if (c->header_len + c->payload_len > capacity)
-		return -ENOSPC;
+		return kbx_fail(-ENOSPC, "write an ab-feed frame", "%u header + %u payload bytes do not fit %u",
+				c->header_len, c->payload_len, capacity);
 	return (int)write_frame(c, first_item, entry, out);
 }
 
@@ -142,9 +144,8 @@ int kbx_ab_feed_fill(const struct kbx_ab_feed_config *c, struct kbx_umem *umem, 
 	uint32_t want = 0, got;
 
 	if (!config_valid(c) || c->header_len + c->payload_len > umem->config.frame_size) {
-		kbx_set_operation("write ab-feed frames (%u header + %u payload bytes, %u-byte frames)", c->header_len,
-				  c->payload_len, umem->config.frame_size);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "write ab-feed frames", "%u header + %u payload bytes, %u-byte frames",
+				c->header_len, c->payload_len, umem->config.frame_size);
 	}
 	while (line->next + want < line->len && b->count + want < b->capacity &&
 	       (uint64_t)due[line->next + want] + line->lag < line->up_to)

@@ -37,7 +37,7 @@ int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **o
 {
 	struct kbx_ab_rx *rx = calloc(1, sizeof(*rx));
 	if (!rx)
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create A/B receive loop", "allocate");
 	rx->config = *config;
 	if (!rx->config.window)
 		rx->config.window = AB_DEFAULT_WINDOW;
@@ -51,14 +51,14 @@ int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **o
 	uint64_t reset = rx->config.reset_distance;
 	if (w < AB_MIN_WINDOW || w > AB_MAX_WINDOW || (w & (w - 1)) || rx->config.format > AB_FORMAT_MOLDUDP64 ||
 	    rx->config.max_streams > AB_MAX_STREAMS_LIMIT || reset < 2ULL * w || reset > AB_MAX_RESET_DISTANCE) {
-		kbx_set_operation("create A/B receive loop: window %u must be a power of two from %u to %u, streams at most %u, "
-				  "reset distance %llu from 2 * window to 2^31",
-				  w, AB_MIN_WINDOW, AB_MAX_WINDOW, AB_MAX_STREAMS_LIMIT, (unsigned long long)reset);
 		free(rx);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create A/B receive loop", "window %u must be a power of two from %u to %u, streams at most %u, "
+				"reset distance %llu from 2 * window to 2^31",
+				w, AB_MIN_WINDOW, AB_MAX_WINDOW, AB_MAX_STREAMS_LIMIT, (unsigned long long)reset);
 	}
 	int rc = ab_tracker_init(&rx->tracker, &rx->config, &rx->counters);
 	if (rc < 0) {
+		kbx_fail(rc, "create A/B receive loop", "allocate %u stream slots", rx->config.max_streams);
 		ab_tracker_free(&rx->tracker);
 		free(rx);
 		return rc;
@@ -75,18 +75,16 @@ int kbx_ab_rx_add_socket(struct kbx_ab_rx *rx, struct kbx_umem *umem, int fd, ui
 			xsk = umem->sockets[i];
 	}
 	if (!xsk) {
-		kbx_set_operation("add AF_XDP socket fd %d to the A/B receive loop: not an open socket of the UMEM", fd);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "add socket to the A/B receive loop", "fd %d: not an open socket of the UMEM", fd);
 	}
 	if (rx->socket_count == KBX_AB_MAX_SOCKETS || line > 1 || (rx->umem && rx->umem != xsk->umem) || !xsk->has_rx) {
-		kbx_set_operation("add %s queue %u to the A/B receive loop: %s", xsk->ifname, xsk->queue,
-				  !xsk->has_rx ? "no RX ring" : line > 1 ? "line must be 0 or 1" : "another UMEM or too many sockets");
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "add socket to the A/B receive loop", "%s queue %u: %s", xsk->ifname, xsk->queue,
+				!xsk->has_rx ? "no RX ring" : line > 1 ? "line must be 0 or 1" : "another UMEM or too many sockets");
 	}
 	struct ab_line_socket *s = &rx->sockets[rx->socket_count];
 	s->descs = calloc(rx->config.batch_size, sizeof(*s->descs));
 	if (!s->descs)
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "add socket to the A/B receive loop", "allocate a batch of %u", rx->config.batch_size);
 	s->xsk = xsk;
 	s->line = line;
 	s->held = 0;

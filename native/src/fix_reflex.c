@@ -88,7 +88,9 @@ int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string,
 {
 	if (set_text(&r->begin, begin_string) || set_text(&r->sender, sender) || set_text(&r->target, target) ||
 	    set_text(&r->msg_type, msg_type) || pre_len > sizeof(r->pre) || post_len > sizeof(r->post) || !io)
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "configure the FIX reflex", "BeginString, CompIDs and MsgType must be 1..%u bytes, "
+				"template parts at most %zu (%u and %u given)%s", (unsigned)(TEXT_MAX - 1), sizeof(r->pre), pre_len,
+				post_len, io ? "" : ", and the io block is missing");
 	memcpy(r->pre, pre, pre_len);
 	memcpy(r->post, post, post_len);
 	r->pre_len = pre_len;
@@ -103,7 +105,7 @@ int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string,
 int kbx_fix_reflex_set_header(struct kbx_fix_reflex *r, const uint8_t *fields, uint32_t len)
 {
 	if (len > sizeof(r->hdr))
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "set the FIX reflex header", "%u bytes: at most %zu", len, sizeof(r->hdr));
 	memcpy(r->hdr, fields, len);
 	r->hdr_len = len;
 	return 0;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "kbx_fix.h"
+#include "xsk_internal.h"
 
 #define BATCH 64
 /* After sending data, a wait spins this long on the RX ring (the answer is due) before sleeping in poll(). */
@@ -65,31 +66,20 @@ static int reflex_send(void *ctx, const uint8_t *msg, uint32_t len)
 	return !x->tx_short && kbx_tcp_send_now(x->tcp, msg, len) == (int)len;
 }
 
-int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct kbx_fix_xdp_config *config,
-		       struct kbx_fix_xdp **out, struct kbx_xsk_info *info)
+int kbx_fix_xdp_create(struct kbx_xsk *xsk, const struct kbx_fix_xdp_config *config, struct kbx_fix_xdp **out)
 {
+	if (!xsk || xsk->parked || !xsk->has_rx || !xsk->has_tx)
+		return kbx_fail(-EINVAL, "create fix-tcp AF_XDP connection",
+				"needs an open AF_XDP socket with RX and TX rings");
 	struct kbx_fix_xdp *x = calloc(1, sizeof(*x));
 	if (!x)
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create fix-tcp AF_XDP connection", "allocate");
 	struct kbx_umem_config ucfg;
-	kbx_umem_get_config(umem, &ucfg);
-	x->umem = umem;
-	x->area = kbx_umem_area(umem);
+	kbx_umem_get_config(xsk->umem, &ucfg);
+	x->umem = xsk->umem;
+	x->xsk = xsk;
+	x->area = kbx_umem_area(xsk->umem);
 	x->frame_size = ucfg.frame_size - ucfg.headroom;
-	struct kbx_xsk_config xcfg = {
-		.queue = config->queue,
-		.rx_size = config->rx_size ? config->rx_size : 2048,
-		.tx_size = config->tx_size ? config->tx_size : 2048,
-		.zero_copy = config->zero_copy,
-		.need_wakeup = 1,
-		.bind_retries = 20,
-		.retry_delay_ms = 50,
-	};
-	int rc = kbx_xsk_create(umem, ifname, &xcfg, &x->xsk, info);
-	if (rc < 0) {
-		free(x);
-		return rc;
-	}
 	x->busy_poll = config->busy_poll != 0;
 	x->tcp_config = config->tcp;
 	x->connections = 1;
@@ -98,28 +88,30 @@ int kbx_fix_xdp_create(struct kbx_umem *umem, const char *ifname, const struct k
 	if (!x->tcp || !x->reflex) {
 		kbx_tcp_destroy(x->tcp);
 		kbx_fix_reflex_destroy(x->reflex);
-		kbx_xsk_close(x->xsk);
 		free(x);
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create fix-tcp AF_XDP connection", "allocate the TCP connection and the reflex");
 	}
 	kbx_fix_reflex_set_sender(x->reflex, reflex_send, x);
 	*out = x;
 	return 0;
 }
 
+/* Frames still held go back to the UMEM; the socket and the UMEM stay the caller's. */
 void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x)
 {
 	if (!x)
 		return;
 	if (x->held)
 		kbx_umem_release(x->umem, x->rx, x->held);
-	kbx_xsk_close(x->xsk);
 	kbx_tcp_destroy(x->tcp);
 	kbx_fix_reflex_destroy(x->reflex);
 	free(x);
 }
 
-int kbx_fix_xdp_connect(struct kbx_fix_xdp *x) { return kbx_tcp_connect(x->tcp, now_ns()); }
+int kbx_fix_xdp_connect(struct kbx_fix_xdp *x)
+{
+	return kbx_tcp_connect(x->tcp, now_ns());
+}
 void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x) { kbx_tcp_shutdown(x->tcp); }
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x) { kbx_tcp_abort(x->tcp); }
 /* The counters (segs_in … tx_dropped_by_hook) of struct kbx_tcp_stats, as u64 indexes: summed over connections. */
@@ -142,7 +134,7 @@ int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter)
 	cfg.drop_tx_nth = 0; /* the test hook applies to the first connection only */
 	struct kbx_tcp *fresh = kbx_tcp_create(&cfg);
 	if (!fresh)
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "reconnect TCP", "allocate the new connection");
 	struct kbx_tcp_stats old;
 	kbx_tcp_get_stats(x->tcp, &old);
 	uint64_t *e = (uint64_t *)&x->earlier;
@@ -159,7 +151,6 @@ int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter)
 	return kbx_tcp_connect(x->tcp, now_ns());
 }
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
-int kbx_fix_xdp_fd(const struct kbx_fix_xdp *x) { return kbx_xsk_fd(x->xsk); }
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x) { return x->reflex; }
 
 static void timing_push(struct kbx_fix_xdp *x, struct timing_ring *r, uint64_t ns)

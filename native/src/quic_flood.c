@@ -50,18 +50,18 @@ static int check_config(const struct kbx_quic_flood_config *config, const char *
 	uint32_t i;
 
 	if (!tx_count)
-		return kbx_quic_fail(-EINVAL, "no transactions to send");
+		return kbx_fail(-EINVAL, "create QUIC flooder", "no transactions to send");
 	for (i = 0; i < tx_count; i++)
 		if (tx_lens[i] == 0 || tx_lens[i] > max_tx_size)
-			return kbx_quic_fail(-EMSGSIZE, "transaction %u has %u bytes: a transaction is 1..%u bytes", i,
-					     tx_lens[i], max_tx_size);
+			return kbx_fail(-EMSGSIZE, "create QUIC flooder",
+					"transaction %u has %u bytes: a transaction is 1..%u bytes", i, tx_lens[i], max_tx_size);
 	if (config->connections > KBX_QUIC_MAX_CONNECTIONS)
-		return kbx_quic_fail(-EINVAL, "%u connections: at most %u", config->connections,
-				     KBX_QUIC_MAX_CONNECTIONS);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "%u connections: at most %u", config->connections,
+				KBX_QUIC_MAX_CONNECTIONS);
 	if (config->io != KBX_QUIC_IO_SOCKET && config->io != KBX_QUIC_IO_XDP)
-		return kbx_quic_fail(-EINVAL, "unknown io %u", config->io);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "unknown io %u", config->io);
 	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)
-		return kbx_quic_fail(-EINVAL, "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
+		return kbx_fail(-EINVAL, "set ALPN", "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
 	return 0;
 }
 
@@ -91,7 +91,7 @@ static int copy_transactions(struct kbx_quic_flood *f, const uint8_t *txs, const
 	f->tx_offsets = calloc(tx_count, sizeof(uint32_t));
 	f->tx_lens = calloc(tx_count, sizeof(uint32_t));
 	if (!f->txs || !f->tx_offsets || !f->tx_lens)
-		return kbx_quic_fail(-ENOMEM, "allocate flooder");
+		return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate");
 	memcpy(f->txs, txs, total);
 	total = 0;
 	for (i = 0; i < tx_count; i++) {
@@ -109,7 +109,7 @@ static int init_conns(struct kbx_quic_flood *f)
 
 	f->conns = calloc(f->nconns, sizeof(struct conn));
 	if (!f->conns)
-		return kbx_quic_fail(-ENOMEM, "allocate flooder");
+		return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate");
 	for (i = 0; i < f->nconns; i++) {
 		struct conn *c = &f->conns[i];
 
@@ -121,7 +121,7 @@ static int init_conns(struct kbx_quic_flood *f)
 		c->remote.sin_port = htons((uint16_t)f->cfg.remote_port);
 		c->records = calloc(RECORDS_PER_CONN, sizeof(struct tx_record));
 		if (!c->records)
-			return kbx_quic_fail(-ENOMEM, "allocate stream records");
+			return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate stream records");
 		for (k = RECORDS_PER_CONN; k-- > 0;) {
 			c->records[k].next = c->free_list;
 			c->free_list = &c->records[k];
@@ -143,7 +143,7 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 		return rv;
 	f = calloc(1, sizeof(*f));
 	if (!f)
-		return kbx_quic_fail(-ENOMEM, "allocate flooder");
+		return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate");
 	f->cfg = *config;
 	apply_defaults(&f->cfg);
 	f->gso = 1;
@@ -152,7 +152,7 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 	if (rv == 0)
 		rv = copy_transactions(f, txs, tx_lens, tx_count);
 	if (rv == 0)
-		rv = (f->latency = calloc(1, sizeof(*f->latency))) ? 0 : kbx_quic_fail(-ENOMEM, "allocate flooder");
+		rv = (f->latency = calloc(1, sizeof(*f->latency))) ? 0 : kbx_fail(-ENOMEM, "create QUIC flooder", "allocate the latency histogram");
 	if (rv == 0)
 		rv = init_conns(f);
 	if (rv == 0 && f->cfg.io == KBX_QUIC_IO_XDP)

@@ -111,14 +111,14 @@ static int session_init(struct conn *c)
 	int rv = gnutls_init(&c->session, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
 
 	if (rv < 0)
-		return kbx_quic_fail(-EPROTO, "gnutls_init: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "open QUIC connection", "gnutls_init: %s", gnutls_strerror(rv));
 	if (ngtcp2_crypto_gnutls_configure_client_session(c->session) != 0)
-		return kbx_quic_fail(-EPROTO, "configure QUIC client TLS session");
+		return kbx_fail(-EPROTO, "open QUIC connection", "configure the client TLS session");
 	rv = kbx_quic_tls_session_configure(c->session, f->cred, &f->alpn);
 	if (rv == 0)
 		rv = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, "localhost", 9);
 	if (rv < 0)
-		return kbx_quic_fail(-EPROTO, "configure TLS session: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "open QUIC connection", "configure the TLS session: %s", gnutls_strerror(rv));
 	gnutls_session_set_ptr(c->session, &c->conn_ref);
 	return 0;
 }
@@ -172,7 +172,7 @@ int flood_conn_start(struct conn *c, uint64_t now)
 	if (rv != 0) {
 		gnutls_deinit(c->session);
 		c->session = NULL;
-		return kbx_quic_fail(-EPROTO, "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
+		return kbx_fail(-EPROTO, "open QUIC connection", "ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
 	}
 	ngtcp2_conn_set_tls_native_handle(c->conn, c->session);
 	if (f->cfg.keep_alive_ms)
@@ -264,12 +264,12 @@ void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_cl
 	if (!c->ever_established || !f->cfg.reconnect) {
 		c->state = CONN_DEAD;
 		if (!c->ever_established)
-			flood_fail(f, kbx_quic_fail(-ETIMEDOUT, "connection to %s:%u failed: %s%s", addr,
-						    ntohs(c->remote.sin_port), why,
-						    c->icmp_refused ? " (ICMP port unreachable: is quic-sink running?)" : ""));
+			flood_fail(f, kbx_fail(-ETIMEDOUT, "connect to the QUIC server", "connection to %s:%u failed: %s%s",
+					       addr, ntohs(c->remote.sin_port), why,
+					       c->icmp_refused ? " (ICMP port unreachable: is quic-sink running?)" : ""));
 		else
-			flood_fail(f, kbx_quic_fail(-ECONNRESET, "connection to %s:%u closed: %s", addr,
-						    ntohs(c->remote.sin_port), why));
+			flood_fail(f, kbx_fail(-ECONNRESET, "connect to the QUIC server", "connection to %s:%u closed: %s",
+					       addr, ntohs(c->remote.sin_port), why));
 		return;
 	}
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 100;

@@ -5,7 +5,6 @@
 #include "kbx_quic.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,23 +13,6 @@
 #include <netinet/in.h>
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto.h>
-
-static __thread char last_error[512];
-
-const char *kbx_quic_last_error(void)
-{
-	return last_error;
-}
-
-int kbx_quic_fail(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return err;
-}
 
 uint64_t kbx_quic_now(void)
 {
@@ -54,7 +36,7 @@ const char kbx_quic_tls_priority[] =
 int kbx_quic_alpn_init(struct kbx_quic_alpn *out, const char *alpn)
 {
 	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)
-		return kbx_quic_fail(-EINVAL, "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
+		return kbx_fail(-EINVAL, "set ALPN", "ALPN must be 1..%u bytes", KBX_QUIC_MAX_ALPN_LEN);
 	snprintf(out->name, sizeof(out->name), "%s", alpn);
 	out->datum.data = (unsigned char *)out->name;
 	out->datum.size = (unsigned)strlen(out->name);
@@ -144,7 +126,7 @@ int kbx_quic_identity_create(const uint8_t *keypair, struct kbx_quic_identity **
 
 	*out = NULL;
 	if (!id)
-		return kbx_quic_fail(-ENOMEM, "allocate identity");
+		return kbx_fail(-ENOMEM, "create Ed25519 identity", "allocate");
 	rv = gnutls_x509_privkey_init(&id->key);
 	if (rv < 0)
 		goto gnutls_failed;
@@ -157,7 +139,7 @@ int kbx_quic_identity_create(const uint8_t *keypair, struct kbx_quic_identity **
 			goto gnutls_failed;
 		if (check_key_pair(id->key) < 0) {
 			kbx_quic_identity_destroy(id);
-			return kbx_quic_fail(-EINVAL, "keypair: the public key (bytes 32..63) does not belong to the "
+			return kbx_fail(-EINVAL, "create Ed25519 identity", "keypair: the public key (bytes 32..63) does not belong to the "
 						      "secret key (bytes 0..31)");
 		}
 	} else {
@@ -173,7 +155,7 @@ int kbx_quic_identity_create(const uint8_t *keypair, struct kbx_quic_identity **
 		gnutls_free(y.data);
 		gnutls_free(k.data);
 		kbx_quic_identity_destroy(id);
-		return kbx_quic_fail(-EPROTO, "Ed25519 public key has %u bytes", x.size);
+		return kbx_fail(-EPROTO, "create Ed25519 identity", "Ed25519 public key has %u bytes", x.size);
 	}
 	memcpy(id->public_key, x.data, 32);
 	gnutls_free(x.data);
@@ -208,7 +190,7 @@ int kbx_quic_identity_create(const uint8_t *keypair, struct kbx_quic_identity **
 
 gnutls_failed:
 	kbx_quic_identity_destroy(id);
-	return kbx_quic_fail(-EPROTO, "create Ed25519 identity: %s", gnutls_strerror(rv));
+	return kbx_fail(-EPROTO, "create Ed25519 identity", "%s", gnutls_strerror(rv));
 }
 
 void kbx_quic_identity_destroy(struct kbx_quic_identity *id)
@@ -233,9 +215,9 @@ int kbx_quic_identity_certificate_der(const struct kbx_quic_identity *id, uint8_
 	int rv = gnutls_x509_crt_export(id->crt, GNUTLS_X509_FMT_DER, buf, &size);
 
 	if (rv == GNUTLS_E_SHORT_MEMORY_BUFFER)
-		return kbx_quic_fail(-ENOSPC, "certificate needs %zu bytes", size);
+		return kbx_fail(-ENOSPC, "export certificate", "certificate needs %zu bytes", size);
 	if (rv < 0)
-		return kbx_quic_fail(-EPROTO, "export certificate: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "export certificate", "%s", gnutls_strerror(rv));
 	return (int)size;
 }
 
@@ -245,11 +227,11 @@ static int write_datum(const char *path, const gnutls_datum_t *d)
 	int ok;
 
 	if (!f)
-		return kbx_quic_fail(-errno, "open %s: %s", path, strerror(errno));
+		return kbx_fail(-errno, "write PEM", "open %s", path);
 	ok = fwrite(d->data, 1, d->size, f) == d->size;
 	if (fclose(f) != 0)
 		ok = 0;
-	return ok ? 0 : kbx_quic_fail(-EIO, "write %s", path);
+	return ok ? 0 : kbx_fail(-EIO, "write PEM", "write %s", path);
 }
 
 int kbx_quic_identity_write_pem(const struct kbx_quic_identity *id, const char *cert_path, const char *key_path)
@@ -258,14 +240,14 @@ int kbx_quic_identity_write_pem(const struct kbx_quic_identity *id, const char *
 	int rv = gnutls_x509_crt_export2(id->crt, GNUTLS_X509_FMT_PEM, &d);
 
 	if (rv < 0)
-		return kbx_quic_fail(-EPROTO, "export certificate: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "export certificate", "%s", gnutls_strerror(rv));
 	rv = write_datum(cert_path, &d);
 	gnutls_free(d.data);
 	if (rv < 0)
 		return rv;
 	rv = gnutls_x509_privkey_export2_pkcs8(id->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d);
 	if (rv < 0)
-		return kbx_quic_fail(-EPROTO, "export key: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "write PEM", "export key: %s", gnutls_strerror(rv));
 	rv = write_datum(key_path, &d);
 	gnutls_free(d.data);
 	return rv;
@@ -278,11 +260,11 @@ int kbx_quic_credentials(const struct kbx_quic_identity *id, gnutls_certificate_
 	int rv = gnutls_certificate_allocate_credentials(&cred);
 
 	if (rv < 0)
-		return kbx_quic_fail(-ENOMEM, "allocate credentials: %s", gnutls_strerror(rv));
+		return kbx_fail(-ENOMEM, "load TLS credentials", "allocate: %s", gnutls_strerror(rv));
 	rv = gnutls_certificate_set_x509_key(cred, &crt, 1, id->key);
 	if (rv < 0) {
 		gnutls_certificate_free_credentials(cred);
-		return kbx_quic_fail(-EPROTO, "set certificate: %s", gnutls_strerror(rv));
+		return kbx_fail(-EPROTO, "load TLS credentials", "set certificate: %s", gnutls_strerror(rv));
 	}
 	*out = cred;
 	return 0;

@@ -130,7 +130,7 @@ static int open_socket(struct kbx_quic_flood *f, struct conn *c, uint16_t port)
 	socklen_t len = sizeof(c->local);
 
 	if (fd < 0)
-		return kbx_quic_fail(-errno, "create UDP socket: %s", strerror(errno));
+		return kbx_fail(-errno, "create UDP socket", "for QUIC over kernel UDP");
 	c->local.sin_family = AF_INET;
 	c->local.sin_addr.s_addr = f->cfg.local_ip;
 	c->local.sin_port = htons(port);
@@ -139,7 +139,7 @@ static int open_socket(struct kbx_quic_flood *f, struct conn *c, uint16_t port)
 		char a[INET_ADDRSTRLEN];
 		close(fd);
 		inet_ntop(AF_INET, &c->local.sin_addr, a, sizeof(a));
-		return kbx_quic_fail(-err, "bind UDP socket to %s:%u: %s", a, port, strerror(err));
+		return kbx_fail(-err, "bind UDP socket", "%s:%u", a, port);
 	}
 	getsockname(fd, (struct sockaddr *)&c->local, &len);
 	if (f->cfg.io == KBX_QUIC_IO_SOCKET) {
@@ -148,7 +148,7 @@ static int open_socket(struct kbx_quic_flood *f, struct conn *c, uint16_t port)
 		if (connect(fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) != 0) {
 			int err = errno;
 			close(fd);
-			return kbx_quic_fail(-err, "connect UDP socket: %s", strerror(err));
+			return kbx_fail(-err, "connect UDP socket", "to the QUIC server");
 		}
 	}
 	c->fd = fd;

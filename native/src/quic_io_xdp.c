@@ -19,17 +19,17 @@ int flood_xdp_attach(struct kbx_quic_flood *f)
 	f->xsk = (struct kbx_xsk *)(uintptr_t)f->cfg.xsk;
 	f->umem = (struct kbx_umem *)(uintptr_t)f->cfg.umem;
 	if (!f->xsk || !f->umem)
-		return kbx_quic_fail(-EINVAL, "xdp io needs an AF_XDP socket and its UMEM");
+		return kbx_fail(-EINVAL, "create QUIC flooder", "xdp io needs an AF_XDP socket and its UMEM");
 	f->area = kbx_umem_area(f->umem);
 	kbx_umem_get_config(f->umem, &uc);
 	f->frame_size = uc.frame_size;
 	if (f->frame_size < KBX_QUIC_MIN_FRAME_SIZE + uc.headroom)
-		return kbx_quic_fail(-EINVAL, "UMEM frames of %u bytes are too small", f->frame_size);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "UMEM frames of %u bytes are too small", f->frame_size);
 	if (uc.frame_count < KBX_QUIC_MIN_FRAMES || uc.frame_count > KBX_QUIC_MAX_FRAMES)
-		return kbx_quic_fail(-EINVAL, "a UMEM of %u frames: the flooder takes %u..%u", uc.frame_count,
-				     KBX_QUIC_MIN_FRAMES, KBX_QUIC_MAX_FRAMES);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "a UMEM of %u frames: the flooder takes %u..%u",
+				uc.frame_count, KBX_QUIC_MIN_FRAMES, KBX_QUIC_MAX_FRAMES);
 	if (f->cfg.local_port && f->cfg.local_port + f->nconns > 65536)
-		return kbx_quic_fail(-EINVAL, "local ports overflow");
+		return kbx_fail(-EINVAL, "create QUIC flooder", "local ports overflow");
 	return 0;
 }
 

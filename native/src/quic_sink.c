@@ -174,7 +174,7 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 
 	*out = NULL;
 	if (!s)
-		return kbx_quic_fail(-ENOMEM, "allocate sink");
+		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate");
 	s->fd = -1;
 	s->cfg = *config;
 	if (!s->cfg.max_streams_uni)
@@ -195,7 +195,7 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 	s->conns = calloc(s->cfg.max_connections, sizeof(*s->conns));
 	if (!s->conns) {
 		free(s);
-		return kbx_quic_fail(-ENOMEM, "allocate sink");
+		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate");
 	}
 	if (!id) {
 		rv = kbx_quic_identity_create(NULL, &s->own_id);
@@ -212,7 +212,7 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 	}
 	s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
-		rv = kbx_quic_fail(-errno, "create UDP socket: %s", strerror(errno));
+		rv = kbx_fail(-errno, "create UDP socket", "for the QUIC sink");
 		kbx_quic_sink_destroy(s);
 		return rv;
 	}
@@ -225,7 +225,7 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 		char a[INET_ADDRSTRLEN];
 		int err = errno;
 		inet_ntop(AF_INET, &s->local.sin_addr, a, sizeof(a));
-		rv = kbx_quic_fail(-err, "bind UDP %s:%u: %s", a, s->cfg.local_port, strerror(err));
+		rv = kbx_fail(-err, "bind UDP socket", "%s:%u", a, s->cfg.local_port);
 		kbx_quic_sink_destroy(s);
 		return rv;
 	}

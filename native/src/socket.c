@@ -162,10 +162,8 @@ int kbx_xsk_receive(struct kbx_xsk *x, struct kbx_desc *descs, uint32_t max, uin
 		if (err < 0)
 			return err;
 	}
-	if (!x->has_rx) {
-		kbx_set_operation("receive on %s queue %u: the socket has no RX ring", x->ifname, x->queue);
-		return -EINVAL;
-	}
+	if (!x->has_rx)
+		return kbx_fail(-EINVAL, "receive", "%s queue %u: the socket has no RX ring", x->ifname, x->queue);
 	uint32_t n = take_rx(x, descs, max);
 	refill(x);
 	if (n == 0 && timeout_ms > 0) {
@@ -190,10 +188,8 @@ static bool frame_sendable(const struct kbx_umem *u, const struct kbx_desc *d)
 int kbx_xsk_send(struct kbx_xsk *x, const struct kbx_desc *descs, uint32_t n)
 {
 	struct kbx_umem *u = x->umem;
-	if (!x->has_tx) {
-		kbx_set_operation("send on %s queue %u: the socket has no TX ring", x->ifname, x->queue);
-		return -EINVAL;
-	}
+	if (!x->has_tx)
+		return kbx_fail(-EINVAL, "send", "%s queue %u: the socket has no TX ring", x->ifname, x->queue);
 	uint32_t i;
 	for (i = 0; i < n; i++) {
 		if (!frame_sendable(u, &descs[i]))
@@ -203,12 +199,12 @@ int kbx_xsk_send(struct kbx_xsk *x, const struct kbx_desc *descs, uint32_t n)
 	if (i < n) {
 		const struct kbx_desc *bad = &descs[i];
 		uint8_t state = bad->addr < u->area_size ? u->state[kbx_frame_of(u, bad->addr)] : 0;
-		kbx_set_operation("send frame at 0x%llx, %u bytes: %s", (unsigned long long)bad->addr, bad->len,
-				  bad->addr >= u->area_size		 ? "past the end of the UMEM"
-				  : bad->len == 0			 ? "empty"
-				  : (state & KBX_FRAME_MARK)		 ? "frame named twice in the batch"
-				  : state != KBX_FRAME_USER && state != KBX_FRAME_RX ? "frame not held by the user"
-									 : "runs past the end of its frame");
+		kbx_fail(-EINVAL, "send", "frame at 0x%llx, %u bytes: %s", (unsigned long long)bad->addr, bad->len,
+			 bad->addr >= u->area_size				    ? "past the end of the UMEM"
+			 : bad->len == 0					    ? "empty"
+			 : (state & KBX_FRAME_MARK)				    ? "frame named twice in the batch"
+			 : state != KBX_FRAME_USER && state != KBX_FRAME_RX ? "frame not held by the user"
+									    : "runs past the end of its frame");
 		while (i-- > 0)
 			u->state[kbx_frame_of(u, descs[i].addr)] &= (uint8_t)~KBX_FRAME_MARK;
 		return -EINVAL;
@@ -253,8 +249,7 @@ int kbx_xsk_send_batch(struct kbx_xsk *x, struct kbx_tx_batch *b, uint32_t refil
 {
 	uint32_t n = b->count;
 	if (n > b->capacity) {
-		kbx_set_operation("send TX batch: count %u exceeds its capacity %u", n, b->capacity);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "send TX batch", "count %u exceeds its capacity %u", n, b->capacity);
 	}
 	int sent = kbx_xsk_send(x, b->descs, n);
 	if (sent < 0)
@@ -313,8 +308,7 @@ int kbx_xsk_wait(struct kbx_xsk *x, uint32_t events, int timeout_ms)
 	if (r < 0) {
 		if (errno == EINTR)
 			return 0;
-		kbx_set_operation("poll AF_XDP socket on %s queue %u", x->ifname, x->queue);
-		return -errno;
+		return kbx_fail(-errno, "poll AF_XDP socket", "%s queue %u", x->ifname, x->queue);
 	}
 	int ready = 0;
 	if (p.revents & POLLIN)
@@ -329,8 +323,7 @@ int kbx_xsk_statistics(struct kbx_xsk *x, struct kbx_xsk_stats *out)
 	struct xdp_statistics ks = { 0 };
 	socklen_t len = sizeof(ks);
 	if (getsockopt(x->fd, SOL_XDP, XDP_STATISTICS, &ks, &len)) {
-		kbx_set_operation("read XDP_STATISTICS of %s queue %u", x->ifname, x->queue);
-		return -errno;
+		return kbx_fail(-errno, "read XDP_STATISTICS", "%s queue %u", x->ifname, x->queue);
 	}
 	*out = x->stats;
 	out->rx_dropped = ks.rx_dropped;
@@ -362,18 +355,15 @@ static int find_slot(struct kbx_umem *u, uint32_t ifindex, uint32_t queue, const
 			continue;
 		}
 		if (o->ifindex == ifindex && o->queue == queue) {
-			kbx_set_operation(o->parked ? "bind AF_XDP socket to %s queue %u: a closed socket of this UMEM "
-						      "still holds it until the UMEM's other sockets close"
-						    : "bind AF_XDP socket to %s queue %u: this UMEM already has a socket "
-						      "there",
-					  ifname, queue);
-			return -EBUSY;
+			return kbx_fail(-EBUSY, "bind AF_XDP socket", "%s queue %u: %s", ifname, queue,
+					o->parked ? "a closed socket of this UMEM still holds it until the UMEM's other "
+						    "sockets close"
+						  : "this UMEM already has a socket there");
 		}
 	}
 	if (free_slot < 0) {
-		kbx_set_operation("create AF_XDP socket on %s: a UMEM takes at most %d sockets", ifname,
-				  KBX_UMEM_MAX_SOCKETS);
-		return -ENOSPC;
+		return kbx_fail(-ENOSPC, "create AF_XDP socket", "%s: a UMEM takes at most %d sockets", ifname,
+				KBX_UMEM_MAX_SOCKETS);
 	}
 	return free_slot;
 }
@@ -404,18 +394,15 @@ int kbx_xsk_create(struct kbx_umem *u, const char *ifname, const struct kbx_xsk_
 	info->fd = -1;
 
 	if (!c.rx_size && !c.tx_size) {
-		kbx_set_operation("create AF_XDP socket on %s: neither an RX nor a TX ring asked for", ifname);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create AF_XDP socket", "%s: neither an RX nor a TX ring asked for", ifname);
 	}
 	if ((c.rx_size & (c.rx_size - 1)) || (c.tx_size & (c.tx_size - 1))) {
-		kbx_set_operation("create AF_XDP socket on %s: ring sizes %u/%u are not powers of two", ifname,
-				  c.rx_size, c.tx_size);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create AF_XDP socket", "%s: ring sizes %u/%u are not powers of two", ifname,
+				c.rx_size, c.tx_size);
 	}
 	uint32_t ifindex = if_nametoindex(ifname);
 	if (!ifindex) {
-		kbx_set_operation("look up interface %s", ifname);
-		return -ENODEV;
+		return kbx_fail(-ENODEV, "look up interface", "%s", ifname);
 	}
 	int slot = find_slot(u, ifindex, c.queue, ifname);
 	if (slot < 0)
@@ -423,8 +410,7 @@ int kbx_xsk_create(struct kbx_umem *u, const char *ifname, const struct kbx_xsk_
 
 	struct kbx_xsk *x = calloc(1, sizeof(*x));
 	if (!x) {
-		kbx_set_operation("create AF_XDP socket: allocate");
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create AF_XDP socket", "%s: allocate", ifname);
 	}
 	x->umem = u;
 	x->ifindex = ifindex;
@@ -479,20 +465,18 @@ int kbx_xsk_create(struct kbx_umem *u, const char *ifname, const struct kbx_xsk_
 			sleep_ms(c.retry_delay_ms);
 			continue;
 		}
-		kbx_set_operation("bind AF_XDP socket to %s queue %u (%s%s, %u attempt%s)", ifname, c.queue,
-				  !first ? "sharing the UMEM" : zero_copy_words(want_zero_copy),
-				  c.need_wakeup && first ? ", need-wakeup" : "", info->bind_attempts,
-				  info->bind_attempts == 1 ? "" : "s");
+		kbx_fail(err, "bind AF_XDP socket", "%s queue %u: %s%s, %u attempt%s", ifname, c.queue,
+			 !first ? "sharing the UMEM" : zero_copy_words(want_zero_copy),
+			 c.need_wakeup && first ? ", need-wakeup" : "", info->bind_attempts,
+			 info->bind_attempts == 1 ? "" : "s");
 		goto fail;
 	}
 
 	x->fd = xsk_socket__fd(x->socket);
 	bool zero_copy = bound_zero_copy(x->fd);
 	if (c.zero_copy == KBX_ZERO_COPY_REQUIRE && !zero_copy) {
-		kbx_set_operation("bind AF_XDP socket to %s queue %u in zero-copy mode: it shares a UMEM whose "
-				  "first socket bound in copy mode",
-				  ifname, c.queue);
-		err = -EOPNOTSUPP;
+		err = kbx_fail(-EOPNOTSUPP, "bind AF_XDP socket", "%s queue %u in zero-copy mode: it shares a UMEM "
+			       "whose first socket bound in copy mode", ifname, c.queue);
 		delete_socket(x);
 		if (u->live == 0)
 			kbx_umem_unregister(u);

@@ -110,7 +110,7 @@ void tcp_arm_rto(struct kbx_tcp *c)
 
 int kbx_tcp_connect(struct kbx_tcp *c, uint64_t now_ns)
 {
-	if (c->state != KBX_TCP_CLOSED || c->close_reason) return -EISCONN;
+	if (c->state != KBX_TCP_CLOSED || c->close_reason) return kbx_fail(-EISCONN, "connect TCP", "the connection was used before");
 	c->now = now_ns;
 	c->state = KBX_TCP_SYN_SENT;
 	tcp_emit(c, F_SYN | (c->cfg.ecn ? F_ECE | F_CWR : 0), c->iss, 0, 0);
@@ -260,7 +260,7 @@ int kbx_tcp_write(struct kbx_tcp *c, const uint8_t *data, uint32_t len)
 {
 	uint32_t space, at, first;
 	if ((c->state != KBX_TCP_ESTABLISHED && c->state != KBX_TCP_CLOSE_WAIT && c->state != KBX_TCP_SYN_SENT) || c->fin_queued)
-		return -ENOTCONN;
+		return kbx_fail(-ENOTCONN, "write to TCP", "the connection is not open for sending");
 	space = c->scap - c->slen;
 	if (len > space) len = space;
 	at = (c->shead + c->slen) % c->scap;
@@ -323,7 +323,7 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 	if (!c->txcount && c->ack_pending && !c->hold_ack) tcp_send_ack(c);
 	if (!c->txcount) return 0;
 	n = c->txlen[c->txhead];
-	if (n > cap) return -ENOSPC;
+	if (n > cap) return kbx_fail(-ENOSPC, "take a TCP frame", "%u bytes do not fit %u", n, cap);
 	memcpy(out, c->txq[c->txhead], n);
 	c->txhead = (c->txhead + 1) % TXQ_FRAMES;
 	c->txcount--;

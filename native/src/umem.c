@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The UMEM: one mmap'd area registered with libxdp, and the frame pool that accounts for every frame. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,24 +10,9 @@
 
 #include "xsk_internal.h"
 
-static __thread char last_operation[256];
-
 uintptr_t kbx_address_of(const void *p)
 {
 	return (uintptr_t)p;
-}
-
-const char *kbx_last_operation(void)
-{
-	return last_operation;
-}
-
-void kbx_set_operation(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(last_operation, sizeof(last_operation), fmt, ap);
-	va_end(ap);
 }
 
 static bool is_power_of_two(uint32_t v)
@@ -73,9 +57,8 @@ int kbx_umem_register(struct kbx_umem *u)
 	}
 	if (err) {
 		u->registration = NULL;
-		kbx_set_operation("register UMEM of %u frames of %u bytes (XDP_UMEM_REG)", u->config.frame_count,
-				  u->config.frame_size);
-		return err;
+		return kbx_fail(err, "register UMEM (XDP_UMEM_REG)", "%u frames of %u bytes", u->config.frame_count,
+				u->config.frame_size);
 	}
 	u->registration_used = false;
 	return 0;
@@ -113,28 +96,24 @@ int kbx_umem_create(const struct kbx_umem_config *config, struct kbx_umem **out)
 	long page = sysconf(_SC_PAGESIZE);
 	apply_defaults(&c);
 	if (!is_power_of_two(c.frame_size) || c.frame_size < 2048 || c.frame_size > (uint32_t)page) {
-		kbx_set_operation("create UMEM: frame size %u is not a power of two from 2048 to %ld", c.frame_size,
-				  page);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create UMEM", "frame size %u is not a power of two from 2048 to %ld",
+				c.frame_size, page);
 	}
 	if (!is_power_of_two(c.fill_size) || !is_power_of_two(c.comp_size)) {
-		kbx_set_operation("create UMEM: ring sizes %u/%u are not powers of two", c.fill_size, c.comp_size);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create UMEM", "ring sizes %u/%u are not powers of two", c.fill_size,
+				c.comp_size);
 	}
 	if (c.headroom + 256 + 64 > c.frame_size) {
-		kbx_set_operation("create UMEM: headroom %u leaves no room in a %u-byte frame", c.headroom,
-				  c.frame_size);
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "create UMEM", "headroom %u leaves no room in a %u-byte frame", c.headroom,
+				c.frame_size);
 	}
 	if (c.frame_count > (1u << 24)) {
-		kbx_set_operation("create UMEM: %u frames is too many", c.frame_count);
-		return -E2BIG;
+		return kbx_fail(-E2BIG, "create UMEM", "%u frames is too many (at most %u)", c.frame_count, 1u << 24);
 	}
 
 	struct kbx_umem *u = calloc(1, sizeof(*u));
 	if (!u) {
-		kbx_set_operation("create UMEM: allocate");
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create UMEM", "allocate");
 	}
 	u->config = c;
 	u->frame_shift = (uint32_t)__builtin_ctz(c.frame_size);
@@ -143,17 +122,15 @@ int kbx_umem_create(const struct kbx_umem_config *config, struct kbx_umem **out)
 	u->state = calloc(c.frame_count, 1);
 	u->owner = malloc(c.frame_count);
 	if (!u->free_stack || !u->state || !u->owner) {
-		kbx_set_operation("create UMEM: allocate frame tables");
 		kbx_umem_destroy(u);
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "create UMEM", "allocate frame tables");
 	}
 	u->area = mmap(NULL, u->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (u->area == MAP_FAILED) {
 		int err = -errno;
 		u->area = NULL;
-		kbx_set_operation("mmap UMEM area of %llu bytes", (unsigned long long)u->area_size);
 		kbx_umem_destroy(u);
-		return err;
+		return kbx_fail(err, "map UMEM area", "%llu bytes", (unsigned long long)u->area_size);
 	}
 	memset(u->owner, KBX_NO_OWNER, c.frame_count);
 	/* Frame 0 on top of the stack: frames go out in address order at first. */
@@ -250,16 +227,15 @@ int kbx_umem_release(struct kbx_umem *u, const struct kbx_desc *descs, uint32_t 
 		while (i-- > 0)
 			u->state[kbx_frame_of(u, descs[i].addr)] &= (uint8_t)~KBX_FRAME_MARK;
 		if (state < 0)
-			kbx_set_operation("release frame at 0x%llx: past the end of the UMEM", (unsigned long long)bad);
-		else
-			kbx_set_operation("release frame at 0x%llx: not held by the user (state %s)",
-					  (unsigned long long)bad,
-					  (state & KBX_FRAME_MARK) ? "named twice in the batch"
-					  : state == KBX_FRAME_FREE ? "free"
-					  : state == KBX_FRAME_FILL ? "fill"
-					  : state == KBX_FRAME_TX   ? "tx"
-								    : "?");
-		return -EINVAL;
+			return kbx_fail(-EINVAL, "release UMEM frames", "frame at 0x%llx: past the end of the UMEM",
+					(unsigned long long)bad);
+		return kbx_fail(-EINVAL, "release UMEM frames", "frame at 0x%llx: not held by the user (state %s)",
+				(unsigned long long)bad,
+				(state & KBX_FRAME_MARK) ? "named twice in the batch"
+				: state == KBX_FRAME_FREE ? "free"
+				: state == KBX_FRAME_FILL ? "fill"
+				: state == KBX_FRAME_TX   ? "tx"
+							  : "?");
 	}
 	for (i = 0; i < n; i++)
 		kbx_pool_push(u, kbx_frame_of(u, descs[i].addr));
@@ -269,7 +245,8 @@ int kbx_umem_release(struct kbx_umem *u, const struct kbx_desc *descs, uint32_t 
 int kbx_umem_frame_state(const struct kbx_umem *u, uint64_t addr)
 {
 	if (addr >= u->area_size)
-		return -EINVAL;
+		return kbx_fail(-EINVAL, "read UMEM frame state", "frame at 0x%llx: past the end of the UMEM",
+				(unsigned long long)addr);
 	return u->state[kbx_frame_of(u, addr)] & ~KBX_FRAME_MARK;
 }
 
@@ -317,8 +294,7 @@ int kbx_umem_accounting(const struct kbx_umem *u, struct kbx_umem_accounting *ou
 	consistent = consistent && u->free_top == u->counts[KBX_FRAME_FREE];
 	uint8_t *on_stack = calloc(u->config.frame_count / 8 + 1, 1);
 	if (!on_stack) {
-		kbx_set_operation("audit UMEM frames: allocate");
-		return -ENOMEM;
+		return kbx_fail(-ENOMEM, "audit UMEM frames", "allocate");
 	}
 	for (uint32_t i = 0; consistent && i < u->free_top; i++) {
 		uint32_t f = u->free_stack[i];
@@ -336,8 +312,7 @@ int kbx_umem_accounting(const struct kbx_umem *u, struct kbx_umem_accounting *ou
 	uint64_t sum = (uint64_t)out->free + out->fill + out->rx + out->tx + out->user;
 	consistent = consistent && sum == out->total;
 	if (!consistent) {
-		kbx_set_operation("audit UMEM frames: the per-frame states disagree with the counters");
-		return -EUCLEAN;
+		return kbx_fail(-EUCLEAN, "audit UMEM frames", "the per-frame states disagree with the counters");
 	}
 	return 0;
 }

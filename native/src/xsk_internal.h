@@ -60,8 +60,6 @@ struct kbx_xsk {
 	char ifname[IF_NAMESIZE];
 };
 
-void kbx_set_operation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 static inline uint32_t kbx_frame_of(const struct kbx_umem *u, uint64_t addr)
 {
 	return (uint32_t)(addr >> u->frame_shift);

@@ -4,7 +4,7 @@
 // call kbx_ab_rx_poll takes every pointer as a uintptr_t address (~75 ns instead of ~1 µs a call, see
 // @kbx/ffi's libkbx.ts).
 import { XskError } from '@kbx/errors'
-import { koffi, libkbx, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import { koffi, nativeError, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxAbRxPtr = { readonly __opaque: 'kbx_ab_rx' }
@@ -274,7 +274,7 @@ export function createReceiveLoop(config: KbxAbRxConfigValue): number {
   return Number(koffi.address(out[0]))
 }
 
-/** An XskError for a negative errno from the receive loop, naming the operation libkbx reports. */
+/** An XskError for a negative errno from the receive loop or the feed: what libkbx recorded about it. */
 export function abError(rc: number, fallbackOp: string): XskError {
-  return new XskError(libkbx().kbx_last_operation() || fallbackOp, -rc)
+  return nativeError(rc, fallbackOp, { type: XskError })
 }

@@ -91,6 +91,17 @@ t.test('the receive loop refuses what the limits refuse, and takes what they all
   }
 })
 
+t.test('a failing receive-loop call surfaces operation, errno and particulars through the one reader', async (t) => {
+  const limits = native.abLimits()
+  const config = { format: 0, window: 32, max_streams: limits.default_streams, batch_size: limits.default_batch, reset_distance: limits.default_reset_distance }
+  const err = thrown(() => native.createReceiveLoop(config)) as XskError
+  t.type(err, XskError)
+  t.equal(err.op, 'create A/B receive loop')
+  t.equal(err.code, 'EINVAL')
+  t.match(err.message, /^create A\/B receive loop failed: EINVAL \(window 32 must be a power of two from 64 to \d+/)
+  t.ok(err.hint, 'with a hint')
+})
+
 function thrown(fn: () => unknown): unknown {
   try {
     fn()

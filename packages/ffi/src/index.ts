@@ -2,3 +2,4 @@ export { koffi, repoRoot, nativeLibraryPath, bpfObjectPath, openLibrary, lastErr
 export * from './libc.js'
 export * from './libbpf.js'
 export * from './libkbx.js'
+export * from './native-error.js'

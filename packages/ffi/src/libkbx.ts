@@ -4,7 +4,7 @@ import { koffi, nativeLibraryPath, openLibrary } from './load.js'
  * libkbx.so (native/, built by `make -C native`) declarations used by @kbx/xsk.
  *
  * Layouts mirror native/include/kbx_xsk.h, which documents every call. Conventions: int-returning calls
- * return a count or 0, or a negative errno; kbx_last_operation() then names what failed. Descriptor
+ * return a count or 0, or a negative errno; nativeError (native-error.ts) then reads what failed. Descriptor
  * arrays are Buffers of KBX_DESC_SIZE-byte entries, so a whole batch is one call.
  *
  * Two views of the library: `libkbx()` for the control path, with typed handles and structs, and
@@ -178,13 +178,31 @@ export const KbxXskStats = koffi.struct(
 )
 export const KBX_XSK_STATS_SIZE = koffi.sizeof(KbxXskStats)
 
+/** KBX_ERROR_OPERATION_MAX, KBX_ERROR_MESSAGE_MAX of native/include/kbx_error.h. */
+export const KBX_ERROR_OPERATION_MAX = 64
+export const KBX_ERROR_MESSAGE_MAX = 448
+
+/** struct kbx_error (native/include/kbx_error.h): the failure every native module records. */
+export const KbxErrorRecord = koffi.struct('kbx_error', {
+  errnum: 'int32_t',
+  operation: koffi.array('char', KBX_ERROR_OPERATION_MAX, 'String'),
+  message: koffi.array('char', KBX_ERROR_MESSAGE_MAX, 'String'),
+})
+
+export interface KbxErrorRecordValue {
+  errnum: number
+  operation: string
+  message: string
+}
+
 koffi.opaque('kbx_umem')
 koffi.opaque('kbx_xsk')
 
 /** The control path (setup, teardown, accounting); the batch calls are in LibKbxBatch. */
 export interface LibKbx {
   kbx_address_of(p: Buffer): number | bigint
-  kbx_last_operation(): string
+  /** Copies this thread's failure record into out and forgets it; returns its errno (0: none). */
+  kbx_error_take(out: Partial<KbxErrorRecordValue>): number
   kbx_umem_create(config: KbxUmemConfigValue, out: [KbxUmemPtr | null]): number
   kbx_umem_destroy(umem: KbxUmemPtr): void
   kbx_umem_area(umem: KbxUmemPtr): KbxRawPtr
@@ -222,7 +240,7 @@ export function libkbx(): LibKbx {
   libkbxLibrary = lib
   libkbxInstance = {
     kbx_address_of: lib.func('uintptr_t kbx_address_of(const void *p)'),
-    kbx_last_operation: lib.func('const char *kbx_last_operation(void)'),
+    kbx_error_take: lib.func('int kbx_error_take(_Out_ kbx_error *out)'),
     kbx_umem_create: lib.func('int kbx_umem_create(const kbx_umem_config *config, _Out_ kbx_umem **out)'),
     kbx_umem_destroy: lib.func('void kbx_umem_destroy(kbx_umem *umem)'),
     kbx_umem_area: lib.func('void *kbx_umem_area(const kbx_umem *umem)'),

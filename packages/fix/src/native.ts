@@ -1,5 +1,5 @@
 // fix-tcp's bindings to libkbx.so: the userspace TCP (native/include/kbx_tcp.h), the AF_XDP batch loop and the
-// native reflex (native/include/kbx_fix.h). Loading and the AF_XDP core (kbx_umem, kbx_xsk_info, which the
+// native reflex (native/include/kbx_fix.h). Loading and the AF_XDP core (kbx_xsk, which the
 // kbx_fix_xdp_create declaration names) come from @kbx/ffi.
 import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 
@@ -132,19 +132,11 @@ export type KbxFixXdpPtr = { readonly __opaque: 'kbx_fix_xdp' }
 
 export const KbxFixXdpConfig = koffi.struct('kbx_fix_xdp_config', {
   tcp: KbxTcpConfig,
-  queue: 'uint32_t',
-  zero_copy: 'uint32_t',
-  rx_size: 'uint32_t',
-  tx_size: 'uint32_t',
   busy_poll: 'uint32_t',
 })
 
 export interface KbxFixXdpConfigValue {
   tcp: KbxTcpConfigValue
-  queue: number
-  zero_copy: number
-  rx_size: number
-  tx_size: number
   busy_poll: number
 }
 
@@ -213,7 +205,8 @@ export function libkbxFixReflex(): LibKbxFixReflex {
 }
 
 export interface LibKbxFixXdp {
-  kbx_fix_xdp_create: (umem: unknown, ifname: string, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null], info: Record<string, number>) => number
+  /** xsk: the address of an @kbx/xsk socket (XskSocket.address), which stays open until after destroy. */
+  kbx_fix_xdp_create: (xsk: number, config: KbxFixXdpConfigValue, out: [KbxFixXdpPtr | null]) => number
   kbx_fix_xdp_destroy: (x: KbxFixXdpPtr) => void
   kbx_fix_xdp_connect: (x: KbxFixXdpPtr) => number
   kbx_fix_xdp_reconnect: (x: KbxFixXdpPtr, jitter: number) => number
@@ -223,7 +216,6 @@ export interface LibKbxFixXdp {
   kbx_fix_xdp_abort: (x: KbxFixXdpPtr) => void
   kbx_fix_xdp_tcp_stats: (x: KbxFixXdpPtr, out: Uint8Array) => void
   kbx_fix_xdp_counters: (x: KbxFixXdpPtr, out: Uint8Array) => void
-  kbx_fix_xdp_fd: (x: KbxFixXdpPtr) => number
   /** x, out (KBX_FIX_TIMINGS × cap u32), counts (KBX_FIX_TIMINGS u32): addresses. */
   kbx_fix_xdp_drain_timings: (x: number, out: number, counts: number, cap: number) => void
   kbx_fix_xdp_reflex: (x: KbxFixXdpPtr) => KbxFixReflexPtr
@@ -238,7 +230,7 @@ export function libkbxFixXdp(): LibKbxFixXdp {
   const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build it with `make -C native`')
   const p = 'uintptr_t'
   xdpInstance = {
-    kbx_fix_xdp_create: lib.func('int kbx_fix_xdp_create(kbx_umem *umem, const char *ifname, const kbx_fix_xdp_config *config, _Out_ kbx_fix_xdp **out, _Out_ kbx_xsk_info *info)'),
+    kbx_fix_xdp_create: lib.func('int kbx_fix_xdp_create(uintptr_t xsk, const kbx_fix_xdp_config *config, _Out_ kbx_fix_xdp **out)'),
     kbx_fix_xdp_destroy: lib.func('void kbx_fix_xdp_destroy(kbx_fix_xdp *x)'),
     kbx_fix_xdp_connect: lib.func('int kbx_fix_xdp_connect(kbx_fix_xdp *x)'),
     kbx_fix_xdp_reconnect: lib.func('int kbx_fix_xdp_reconnect(kbx_fix_xdp *x, uint32_t jitter)'),
@@ -247,7 +239,6 @@ export function libkbxFixXdp(): LibKbxFixXdp {
     kbx_fix_xdp_abort: lib.func('void kbx_fix_xdp_abort(kbx_fix_xdp *x)'),
     kbx_fix_xdp_tcp_stats: lib.func('void kbx_fix_xdp_tcp_stats(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
     kbx_fix_xdp_counters: lib.func('void kbx_fix_xdp_counters(kbx_fix_xdp *x, _Out_ uint8_t *out)'),
-    kbx_fix_xdp_fd: lib.func('int kbx_fix_xdp_fd(kbx_fix_xdp *x)'),
     kbx_fix_xdp_drain_timings: lib.func('kbx_fix_xdp_drain_timings', 'void', [p, p, p, 'uint32_t']),
     kbx_fix_xdp_reflex: lib.func('kbx_fix_reflex *kbx_fix_xdp_reflex(kbx_fix_xdp *x)'),
   } as LibKbxFixXdp

@@ -15,7 +15,7 @@ import {
 
 const koffiStructs: [name: string, type: koffi.IKoffiCType, members: string[]][] = [
   ['kbx_tcp_config', KbxTcpConfig, ['local_mac', 'remote_mac', 'local_ip', 'remote_ip', 'local_port', 'remote_port', 'isn', 'mss', 'ecn', 'rcv_buf', 'snd_buf', 'rto_min_us', 'drop_tx_nth']],
-  ['kbx_fix_xdp_config', KbxFixXdpConfig, ['tcp', 'queue', 'zero_copy', 'rx_size', 'tx_size', 'busy_poll']],
+  ['kbx_fix_xdp_config', KbxFixXdpConfig, ['tcp', 'busy_poll']],
 ]
 /** Structs read as arrays of one integer width: [C name, width in bytes, the TS field list]. */
 const arrays: [name: string, width: number, fields: readonly string[]][] = [

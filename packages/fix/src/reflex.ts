@@ -1,7 +1,7 @@
 // The native FIX reflex (native/src/fix_reflex.c, kbx_fix.h): a C framer over the received byte stream
 // that answers the ExecutionReport of the one outstanding order with the next NewOrderSingle, built from
 // a template, on the step that received it. TypeScript arms it before each step and records what it sent.
-import { kbxAddress } from '@kbx/ffi'
+import { kbxAddress, nativeError } from '@kbx/ffi'
 import { KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, libkbxFixReflex } from './native.js'
 import type { KbxFixReflexPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
@@ -95,10 +95,10 @@ export class ReflexIo {
 /** Points a native reflex at its template and io block. */
 export function configureReflex(r: KbxFixReflexPtr, t: ReflexTemplate, block: ReflexIo): void {
   const rc = libkbxFixReflex().kbx_fix_reflex_configure(r, t.beginString, t.senderCompId, t.targetCompId, t.msgType, t.pre, t.pre.length, t.timeTag, t.post, t.post.length, block.address)
-  if (rc < 0) throw new SystemError('kbx_fix_reflex_configure', -rc, { hint: 'CompIDs, BeginString and MsgType up to 63 bytes, template parts up to 512' })
+  if (rc < 0) throw nativeError(rc, 'configure the FIX reflex', { hint: 'CompIDs, BeginString and MsgType up to 63 bytes, template parts up to 512' })
   const header = t.header ?? new Uint8Array(0)
   const hrc = libkbxFixReflex().kbx_fix_reflex_set_header(r, header, header.length)
-  if (hrc < 0) throw new SystemError('kbx_fix_reflex_set_header', -hrc, { hint: 'header fields up to 256 bytes' })
+  if (hrc < 0) throw nativeError(hrc, 'set the FIX reflex header', { hint: 'header fields up to 256 bytes' })
 }
 
 export function reflexCounters(r: KbxFixReflexPtr): ReflexCounters {
@@ -119,7 +119,7 @@ export class FixReflex {
 
   constructor(template: ReflexTemplate) {
     const r = libkbxFixReflex().kbx_fix_reflex_create()
-    if (r === null) throw new SystemError('kbx_fix_reflex_create', 12)
+    if (r === null) throw new SystemError('create the FIX reflex', 12)
     this.#r = r
     try {
       configureReflex(r, template, this.io)

@@ -238,5 +238,5 @@ t.test('header fields (SenderSubID, SenderLocationID) written where the session 
   t.equal(m.string(50), 'DESK1')
   t.equal(m.string(142), 'LDN')
   t.match(o.body.toString('latin1'), /^11=8\x0155=KBX\x01/, 'the body kept for resends starts after SendingTime, as the session\'s')
-  t.throws(() => new FixReflex({ ...template, header: Buffer.alloc(257, 0x41) }), /kbx_fix_reflex_set_header/, 'over 256 bytes: refused')
+  t.throws(() => new FixReflex({ ...template, header: Buffer.alloc(257, 0x41) }), /^set the FIX reflex header failed: EINVAL \(257 bytes: at most 256\)$/, 'over 256 bytes: refused')
 })

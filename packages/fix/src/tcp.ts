@@ -3,6 +3,7 @@
 import { KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from './native.js'
 import type { KbxTcpPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
+import { nativeError } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
 
 export interface TcpEndpoint {
@@ -62,7 +63,7 @@ export class UserTcp {
       rto_min_us: o.rtoMinUs ?? 0,
       drop_tx_nth: o.dropTxNth ?? 0,
     })
-    if (handle === null) throw new SystemError('kbx_tcp_create', 12)
+    if (handle === null) throw new SystemError('create userspace TCP connection', 12)
     return new UserTcp(handle)
   }
 
@@ -73,7 +74,7 @@ export class UserTcp {
 
   connect(nowNs: bigint): void {
     const rc = libkbxTcp().kbx_tcp_connect(this.h, nowNs)
-    if (rc < 0) throw new SystemError('kbx_tcp_connect', -rc)
+    if (rc < 0) throw nativeError(rc, 'connect TCP')
   }
 
   /** True when the frame belonged to this connection (or was ARP for our address). */
@@ -88,7 +89,7 @@ export class UserTcp {
   /** Bytes accepted into the send buffer. */
   write(data: Uint8Array): number {
     const rc = libkbxTcp().kbx_tcp_write(this.h, data, data.length)
-    if (rc < 0) throw new SystemError('kbx_tcp_write', -rc)
+    if (rc < 0) throw nativeError(rc, 'write to TCP')
     return rc
   }
 

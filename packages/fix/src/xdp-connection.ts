@@ -5,12 +5,12 @@ import { createServer } from 'node:net'
 import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
-import { NetError, SystemError, XskError } from '@kbx/errors'
-import { KBX_ZERO_COPY_TRY, bpfObjectPath, kbxAddress } from '@kbx/ffi'
+import { NetError, XskError } from '@kbx/errors'
+import { bpfObjectPath, kbxAddress, nativeError } from '@kbx/ffi'
 import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixXdp } from './native.js'
 import type { KbxFixXdpPtr } from './native.js'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
-import { Umem } from '@kbx/xsk'
+import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import { ReflexIo, configureReflex, reflexCounters } from './reflex.js'
 import type { ReflexArm, ReflexCounters, ReflexOrder, ReflexTemplate } from './reflex.js'
 
@@ -72,6 +72,7 @@ export class XdpConnection {
   #x: KbxFixXdpPtr | null
   readonly #address: number
   readonly #umem: Umem
+  readonly #socket: XskSocket
   readonly #obj: BpfObject
   #link: XdpLink | null
   readonly #reservation: Server
@@ -90,10 +91,11 @@ export class XdpConnection {
   readonly #timingsAddress = kbxAddress(this.#timings)
   state = 'closed'
 
-  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string; zeroCopy: boolean }) {
+  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
     this.#x = parts.x
     this.#address = kbxAddress(parts.x as never)
     this.#umem = parts.umem
+    this.#socket = parts.socket
     this.#obj = parts.obj
     this.#link = parts.link
     this.#reservation = parts.reservation
@@ -101,13 +103,16 @@ export class XdpConnection {
     this.localPort = parts.localPort
     this.localMac = parts.localMac
     this.nextHopMac = parts.nextHopMac
-    this.zeroCopy = parts.zeroCopy
+    this.zeroCopy = parts.socket.zeroCopy
     this.xdpMode = parts.link.mode
     this.xdpLinkId = parts.link.id
     this.xdpProgId = parts.link.progId
   }
 
-  /** Steering program attached, socket bound, SYN not sent yet (connect()). Everything undone by close(). */
+  /**
+   * Steering program attached, socket bound, SYN not sent yet (connect()). The UMEM and the AF_XDP socket are
+   * made by @kbx/xsk, like every tool's, and lent to the native loop. Everything undone by close().
+   */
   static async open(o: XdpConnectionOptions): Promise<XdpConnection> {
     const hop = resolveNextHop(o.remoteIp, { iface: o.iface })
     const { server: reservation, port: localPort } = await reservePort(hop.srcIp)
@@ -123,21 +128,26 @@ export class XdpConnection {
       obj.setRodata('local_port', localPort)
       obj.setRodata('remote_port', o.remotePort)
       obj.load()
-      const queue = o.queue ?? 0
+      const socket = XskSocket.create({
+        umem,
+        iface: o.iface,
+        queue: o.queue ?? 0,
+        ...(o.mode === undefined ? {} : { mode: o.mode }),
+        bindRetries: 20,
+        retryDelayMs: 50,
+        ...(o.log === undefined ? {} : { log: o.log }),
+      })
+      undo.push(() => socket.close())
       const lib = libkbxFixXdp()
       const out: [KbxFixXdpPtr | null] = [null]
-      const info: Record<string, number> = {}
-      const localIpWire = wireIPv4(hop.srcIp).readUInt32LE(0)
-      const remoteIpWire = wireIPv4(o.remoteIp).readUInt32LE(0)
       const rc = lib.kbx_fix_xdp_create(
-        umem.handle,
-        o.iface,
+        socket.address,
         {
           tcp: {
             local_mac: [...parseMac(hop.srcMac)],
             remote_mac: [...parseMac(hop.nextHopMac)],
-            local_ip: localIpWire,
-            remote_ip: remoteIpWire,
+            local_ip: wireIPv4(hop.srcIp).readUInt32LE(0),
+            remote_ip: wireIPv4(o.remoteIp).readUInt32LE(0),
             local_port: localPort,
             remote_port: o.remotePort,
             isn: (Math.random() * 0x1_0000_0000) >>> 0,
@@ -148,30 +158,18 @@ export class XdpConnection {
             rto_min_us: 0,
             drop_tx_nth: o.dropTxNth ?? 0,
           },
-          queue,
-          zero_copy: KBX_ZERO_COPY_TRY,
-          rx_size: 0,
-          tx_size: 0,
           busy_poll: o.busyPoll === true ? 1 : 0,
         },
         out,
-        info,
       )
-      if (rc < 0 || out[0] === null) throw new XskError(`create AF_XDP socket on ${o.iface} queue ${queue}`, -rc, { hint: 'is another AF_XDP program bound to this queue?' })
+      if (rc < 0 || out[0] === null) throw nativeError(rc, 'create fix-tcp AF_XDP connection', { type: XskError })
       const x = out[0]
       undo.push(() => lib.kbx_fix_xdp_destroy(x))
-      const program = obj.program('kbx_fix_steer')
-      const link = program.attachXdp(o.iface, o.mode ?? 'auto', o.log)
+      const link = obj.program('kbx_fix_steer').attachXdp(o.iface, o.mode ?? 'auto', o.log)
       undo.push(() => link.detach())
-      const slot = Buffer.alloc(4)
-      const fd = Buffer.alloc(4)
-      fd.writeUInt32LE(lib.kbx_fix_xdp_fd(x))
-      obj.map('xsks').update(slot, fd)
-      const key = Buffer.alloc(8)
-      key.writeUInt32LE(hop.ifindex, 0)
-      key.writeUInt32LE(queue, 4)
-      obj.map('xsk_slots').update(key, slot)
-      return new XdpConnection({ x, umem, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac, zeroCopy: info['zero_copy'] === 1 })
+      // this connection's 4-tuple (and ARP for our address) -> the socket
+      steerTo(obj, [socket])
+      return new XdpConnection({ x, umem, socket, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac })
     } catch (err) {
       for (const step of undo.reverse()) step()
       throw err
@@ -212,7 +210,7 @@ export class XdpConnection {
     this.#ptr
     this.#reflexIo.arm(arm)
     const rc = libkbxFixXdp().kbx_fix_xdp_step(this.#address, this.#txAddress, this.#txLength, this.#rxAddress, RX_CAPACITY, timeoutMs, this.#resultAddress)
-    if (rc < 0) throw new XskError('fix-tcp AF_XDP step', -rc)
+    if (rc < 0) throw nativeError(rc, 'fix-tcp AF_XDP step', { type: XskError })
     const rxBytes = this.#result.readUInt32LE(0)
     const accepted = this.#result.readUInt32LE(4)
     if (accepted > 0) {
@@ -270,7 +268,7 @@ export class XdpConnection {
   /** Active open: SYN (with MSS, window scale, ECN) now, handshake driven by step(). */
   connect(): void {
     const rc = libkbxFixXdp().kbx_fix_xdp_connect(this.#ptr)
-    if (rc < 0) throw new SystemError('kbx_tcp_connect', -rc)
+    if (rc < 0) throw nativeError(rc, 'connect TCP')
     this.state = 'syn-sent'
   }
 
@@ -283,7 +281,7 @@ export class XdpConnection {
   reconnect(): void {
     this.#txLength = 0
     const rc = libkbxFixXdp().kbx_fix_xdp_reconnect(this.#ptr, (Math.random() * 0x10000) >>> 0)
-    if (rc < 0) throw new SystemError('kbx_fix_xdp_reconnect', -rc)
+    if (rc < 0) throw nativeError(rc, 'reconnect TCP')
     this.state = 'syn-sent'
   }
 
@@ -322,7 +320,7 @@ export class XdpConnection {
     return out
   }
 
-  /** Detaches the program (bpf_link), closes socket, UMEM, object and the port reservation. */
+  /** Detaches the program (bpf_link), closes the native loop, socket, UMEM, object and the port reservation. */
   close(): void {
     if (this.#x !== null) {
       libkbxFixXdp().kbx_fix_xdp_destroy(this.#x)
@@ -332,6 +330,7 @@ export class XdpConnection {
       this.#link.detach()
       this.#link = null
       this.#obj.close()
+      this.#socket.close()
       this.#umem.close()
       this.#reservation.close()
     }

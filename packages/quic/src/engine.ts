@@ -1,5 +1,5 @@
-import { KbxError, NetError, SystemError, UsageError } from '@kbx/errors'
-import { koffi } from '@kbx/ffi'
+import { KbxError, NetError, SystemError, UsageError, errnoOf } from '@kbx/errors'
+import { kbxAddress, koffi, nativeError, takeNativeFailure } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
 import { BucketHistogram } from '@kbx/stats'
 import type { XskSocket } from '@kbx/xsk'
@@ -36,12 +36,18 @@ export function ipv4NetworkOrder(ip: string): number {
   return b.readUInt32LE(0)
 }
 
-function nativeError(op: string, rv: number): KbxError {
-  const detail = libkbxQuic().kbx_quic_last_error()
-  const errno = -rv
-  if (errno === 110 /* ETIMEDOUT */ || errno === 104 /* ECONNRESET */)
-    return new NetError(detail || op, { op, errno, hint: 'is quic-sink (or the validator) running and reachable? see --alpn' })
-  return new SystemError(op, errno, { detail })
+/** The engine's failure as a typed error: a connection that never came up or was closed is a NetError. */
+function engineError(op: string, rv: number): KbxError {
+  const errno = Math.abs(rv)
+  if (errno === errnoOf('ETIMEDOUT') || errno === errnoOf('ECONNRESET')) {
+    const failure = takeNativeFailure(rv, op)
+    return new NetError(failure.message || failure.op, {
+      op: failure.op,
+      errno,
+      hint: 'is quic-sink (or the validator) running and reachable? see --alpn',
+    })
+  }
+  return nativeError(rv, op)
 }
 
 /** Parses a Solana keypair file's JSON (64 numbers 0..255). */
@@ -69,9 +75,11 @@ export class Identity {
     const out: [KbxQuicIdentityPtr | null] = [null]
     const rv = libkbxQuic().kbx_quic_identity_create(keypair ?? null, out)
     if (rv < 0 || !out[0]) {
-      const detail = libkbxQuic().kbx_quic_last_error()
-      if (rv === -22) throw new UsageError(detail)
-      throw new SystemError('create Ed25519 identity', -rv, { detail })
+      if (rv === -errnoOf('EINVAL')) {
+        const failure = takeNativeFailure(rv, 'create Ed25519 identity')
+        throw new UsageError(failure.message || 'the keypair is not an Ed25519 keypair', { op: failure.op })
+      }
+      throw nativeError(rv, 'create Ed25519 identity')
     }
     return new Identity(out[0])
   }
@@ -87,12 +95,12 @@ export class Identity {
   certificateDer(): Buffer {
     const b = Buffer.alloc(4096)
     const n = libkbxQuic().kbx_quic_identity_certificate_der(this.ptr, b, b.length)
-    if (n < 0) throw new SystemError('export certificate', -n, { detail: libkbxQuic().kbx_quic_last_error() })
+    if (n < 0) throw nativeError(n, 'export certificate')
     return b.subarray(0, n)
   }
   writePem(certPath: string, keyPath: string): void {
     const rv = libkbxQuic().kbx_quic_identity_write_pem(this.ptr, certPath, keyPath)
-    if (rv < 0) throw new SystemError('write PEM', -rv, { detail: libkbxQuic().kbx_quic_last_error() })
+    if (rv < 0) throw nativeError(rv, 'write PEM')
   }
   close(): void {
     if (this.#ptr) libkbxQuic().kbx_quic_identity_destroy(this.#ptr)
@@ -205,7 +213,7 @@ export class Flood {
       lens.length,
       out,
     )
-    if (rv < 0 || !out[0]) throw nativeError('create QUIC flooder', rv)
+    if (rv < 0 || !out[0]) throw engineError('create QUIC flooder', rv)
     return new Flood(out[0], o.io === 'xdp' ? o.xsk : undefined)
   }
   get ptr(): KbxQuicFloodPtr {
@@ -216,7 +224,7 @@ export class Flood {
   run(maxMs: number): boolean {
     if (this.#xsk?.closed) throw new UsageError('the AF_XDP socket was closed before the flooder', { hint: 'close the Flood first' })
     const rv = libkbxQuic().kbx_quic_flood_run(this.ptr, maxMs)
-    if (rv < 0) throw nativeError('run QUIC flooder', rv)
+    if (rv < 0) throw engineError('run QUIC flooder', rv)
     return rv === 1
   }
   stopSending(): void {
@@ -279,7 +287,7 @@ export class Sink {
       o.identity?.ptr ?? null,
       out,
     )
-    if (rv < 0 || !out[0]) throw nativeError('create QUIC sink', rv)
+    if (rv < 0 || !out[0]) throw engineError('create QUIC sink', rv)
     return new Sink(out[0])
   }
   get ptr(): KbxQuicSinkPtr {
@@ -288,7 +296,7 @@ export class Sink {
   }
   run(maxMs: number): void {
     const rv = libkbxQuic().kbx_quic_sink_run(this.ptr, maxMs)
-    if (rv < 0) throw nativeError('run QUIC sink', rv)
+    if (rv < 0) throw engineError('run QUIC sink', rv)
   }
   stats(): SinkStats {
     libkbxQuic().kbx_quic_sink_stats(this.ptr, this.#stats)

@@ -160,7 +160,6 @@ koffi.opaque('kbx_quic_flood')
 koffi.opaque('kbx_quic_sink')
 
 export interface LibKbxQuic {
-  kbx_quic_last_error(): string
   kbx_quic_identity_create(keypair: Buffer | null, out: [KbxQuicIdentityPtr | null]): number
   kbx_quic_identity_destroy(id: KbxQuicIdentityPtr): void
   kbx_quic_identity_public_key(id: KbxQuicIdentityPtr, out: Buffer): void
@@ -206,7 +205,6 @@ export function libkbxQuic(): LibKbxQuic {
   )
   const f = (signature: string) => lib.func(signature)
   instance = {
-    kbx_quic_last_error: f('const char *kbx_quic_last_error(void)'),
     kbx_quic_identity_create: f('int kbx_quic_identity_create(const uint8_t *keypair, _Out_ kbx_quic_identity **out)'),
     kbx_quic_identity_destroy: f('void kbx_quic_identity_destroy(kbx_quic_identity *id)'),
     kbx_quic_identity_public_key: f('void kbx_quic_identity_public_key(const kbx_quic_identity *id, _Out_ uint8_t *out)'),

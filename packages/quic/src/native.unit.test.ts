@@ -1,4 +1,5 @@
 import t from 'tap'
+import { SystemError, errnoOf } from '@kbx/errors'
 import { compareLayouts, logLinearProbes, type LayoutTable } from '@kbx/ffi/testing'
 import { Flood, Identity, Sink } from './engine.js'
 import * as native from './native.js'
@@ -77,3 +78,26 @@ t.test('the engine refuses what the limits refuse', async (t) => {
   t.equal(atLimit.takeLatencies().count, 0, 'no latency before any acknowledgement')
   atLimit.close()
 })
+
+t.test('a failing engine call surfaces operation, errno and particulars through the one reader', async (t) => {
+  const identity = Identity.create()
+  t.teardown(() => identity.close())
+  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', remoteIp: '127.0.0.1', remotePort: 9, identity, transactions: [Buffer.alloc(10, 1)] }
+  const err = thrown(() => Flood.create({ ...base, connections: native.KBX_QUIC_MAX_CONNECTIONS + 1 }))
+  t.type(err, SystemError)
+  t.match(err, { op: 'create QUIC flooder', errno: errnoOf('EINVAL'), code: 'EINVAL' })
+  t.equal((err as SystemError).message, `create QUIC flooder failed: EINVAL (${native.KBX_QUIC_MAX_CONNECTIONS + 1} connections: at most ${native.KBX_QUIC_MAX_CONNECTIONS})`)
+  const alpn = thrown(() => Sink.create({ localPort: 0, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1), identity }))
+  t.match(alpn, { op: 'set ALPN', code: 'EINVAL', message: /ALPN must be 1\.\.255 bytes/ }, 'a helper of the engine names its own operation')
+  const keypair = Buffer.alloc(64, 7)
+  t.match(thrown(() => Identity.create(keypair)), { name: 'UsageError', op: 'create Ed25519 identity', message: /does not belong to the/ }, 'a keypair C refuses is a usage error')
+})
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}

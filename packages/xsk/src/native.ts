@@ -1,5 +1,5 @@
 import { XskError, errnoName, hintForErrno } from '@kbx/errors'
-import { libkbx, libkbxBatch, type LibKbx, type LibKbxBatch } from '@kbx/ffi'
+import { libkbx, libkbxBatch, nativeError, type LibKbx, type LibKbxBatch } from '@kbx/ffi'
 
 export function native(): LibKbx {
   return libkbx()
@@ -30,10 +30,7 @@ export function hintFor(errno: number): string | undefined {
   return hints[errnoName(errno)] ?? hintForErrno(errno)
 }
 
-/** An XskError for a negative errno returned by libkbx, naming the operation libkbx reports. */
+/** An XskError for a negative errno returned by libkbx: the operation and particulars libkbx recorded. */
 export function xskError(rc: number, fallbackOp: string, hint?: string): XskError {
-  const errno = Math.abs(rc)
-  const op = native().kbx_last_operation() || fallbackOp
-  const specific = hint ?? hintFor(errno)
-  return new XskError(op, errno, specific === undefined ? {} : { hint: specific })
+  return nativeError(rc, fallbackOp, { type: XskError, hint: hint ?? hintFor })
 }

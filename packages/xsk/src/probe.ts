@@ -1,5 +1,5 @@
 import { errnoName } from '@kbx/errors'
-import { KBX_ZERO_COPY_REQUIRE, KBX_ZERO_COPY_TRY, type KbxXskInfoValue } from '@kbx/ffi'
+import { KBX_ZERO_COPY_REQUIRE, KBX_ZERO_COPY_TRY, takeNativeFailure, type KbxXskInfoValue } from '@kbx/ffi'
 import { hintFor, native } from './native.js'
 
 export interface XskProbeResult {
@@ -22,7 +22,8 @@ function probe(iface: string, queue: number, policy: number): XskProbeResult {
   const info: Partial<KbxXskInfoValue> = {}
   const rc = lib.kbx_xsk_probe(iface, queue, policy, info)
   if (rc < 0) {
-    const errno = -rc
+    const failure = takeNativeFailure(rc, `probe AF_XDP on ${iface} queue ${queue}`)
+    const errno = failure.errno
     const hint = hintFor(errno)
     return {
       iface,
@@ -32,7 +33,7 @@ function probe(iface: string, queue: number, policy: number): XskProbeResult {
       needWakeup: false,
       errno,
       code: errnoName(errno),
-      operation: lib.kbx_last_operation(),
+      operation: failure.message ? `${failure.op}: ${failure.message}` : failure.op,
       ...(hint === undefined ? {} : { hint }),
     }
   }

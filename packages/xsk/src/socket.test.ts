@@ -152,7 +152,8 @@ t.test("zero-copy: 'try' falls back to copy mode, 'require' fails clearly, 'neve
   })()
   t.type(err, XskError)
   t.equal((err as XskError).code, 'EOPNOTSUPP')
-  t.match((err as XskError).message, /bind AF_XDP socket to .* \(zero-copy/)
+  t.equal((err as XskError).op, 'bind AF_XDP socket')
+  t.match((err as XskError).message, /^bind AF_XDP socket failed: EOPNOTSUPP \(\S+ queue 0: zero-copy/)
   t.match((err as XskError).hint, /zero-copy/)
   t.match(umem.accounting(), { free: 256, sockets: 0 }, 'a failed create leaks no frame')
 
@@ -191,7 +192,7 @@ t.test('binding a bound queue fails with EBUSY after the retries', async (t) => 
   })()
   t.type(err, XskError)
   t.equal((err as XskError).code, 'EBUSY')
-  t.match((err as XskError).message, /bind AF_XDP socket to .* queue 0 .*attempts/)
+  t.match((err as XskError).message, /^bind AF_XDP socket failed: EBUSY \(\S+ queue 0: .*3 attempts\)$/)
   t.match((err as XskError).hint, /stayed busy through 2 retries/)
   t.match(second.accounting(), { free: 128, sockets: 0 })
 

@@ -184,3 +184,18 @@ t.test('bad channel definitions: exit 2 with a clear message before anything is 
   t.same(xdpAttachmentOf(bed.dstB.name).programs, [], 'nothing attached to line B')
   t.same(joinedGroups(bed.dstA.name).filter((g) => g.startsWith('233.1.') || g.startsWith('232.1.')), [], 'no group joined')
 })
+
+t.test('SIGKILL: the kernel drops the memberships with the dead process\'s sockets, and the bpf_links', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const arb = await startArbitrator(net, bed, ['--group-a', '233.54.14.1:15005', '--group-b', '233.54.14.2:15005@' + bed.srcB.ip])
+  t.ok(joinedGroups(bed.dstA.name).includes('233.54.14.1'), 'joined on line A')
+  t.ok(joinedGroups(bed.dstB.name).includes('233.54.14.2'), 'joined on line B')
+  arb.child.kill('SIGKILL')
+  t.same(await arb.exited, { code: null, signal: 'SIGKILL' })
+  await waitUntil('the memberships to go', () => !joinedGroups(bed.dstA.name).includes('233.54.14.1') && !joinedGroups(bed.dstB.name).includes('233.54.14.2'), 5000).catch(() => {})
+  t.notOk(joinedGroups(bed.dstA.name).includes('233.54.14.1'), 'line A: gone')
+  t.notOk(joinedGroups(bed.dstB.name).includes('233.54.14.2'), 'line B: gone')
+  await waitUntil('the programs to detach', () => xdpAttachmentOf(bed.dstA.name).programs.length === 0 && xdpAttachmentOf(bed.dstB.name).programs.length === 0, 5000).catch(() => {})
+  t.same(xdpAttachmentOf(bed.dstA.name).programs, [], 'line A detached')
+})

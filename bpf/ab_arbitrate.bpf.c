@@ -2,7 +2,9 @@
 /*
  * A/B line arbitration of market-data feeds: the first copy of every (stream, sequence number) goes to
  * an AF_XDP socket on the interface and queue it arrived on; every later copy is dropped here. Feed
- * packets = IPv4 UDP to the configured port range, not fragmented; anything else is XDP_PASS.
+ * packets = IPv4 UDP to the configured port range, not fragmented — or, with match_groups, to one of the
+ * channels' (interface, group, port[, source]) in the groups map (include/ab_groups.h); anything else is
+ * XDP_PASS.
  * Layouts, maps, .rodata and counters: include/ab_arbitrate.h; formats: include/ab_format.h.
  *
  * The claim of a sequence number is one compare-and-swap on its window slot (tag = logical sequence | 1),
@@ -16,6 +18,7 @@
 #include "kbx_xsk_steer.h"
 #include "ab_format.h"
 #include "ab_arbitrate.h"
+#include "ab_groups.h"
 
 const volatile __u32 feed_format = AB_FORMAT_OPTIQ;
 const volatile __u16 feed_port_min = 8080;
@@ -222,7 +225,18 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	__u16 dport = bpf_ntohs(pkt.udp->dest);
-	if (dport < feed_port_min || dport > feed_port_max) {
+	__u32 line = ctx->ingress_ifindex == line_b_ifindex ? 1 : 0;
+	struct ab_channel_stats *cs = NULL;
+	if (match_groups) {
+		const struct ab_group *g = ab_group_of(ctx->ingress_ifindex, pkt.ip4, dport);
+		if (!g) {
+			s->passed++;
+			return XDP_PASS;
+		}
+		line = g->line ? 1 : 0;
+		cs = ab_channel_stats_of(g);
+		AB_CHANNEL_COUNT(cs, rx);
+	} else if (dport < feed_port_min || dport > feed_port_max) {
 		s->passed++;
 		return XDP_PASS;
 	}
@@ -234,12 +248,14 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 	if (feed_format == AB_FORMAT_MOLDUDP64) {
 		if (pkt.payload_len < AB_MOLD_HEADER_SIZE || (void *)(payload + AB_MOLD_HEADER_SIZE) > data_end) {
 			s->short_payload++;
+			AB_CHANNEL_COUNT(cs, short_payload);
 			return XDP_PASS;
 		}
 		parsed = ab_parse_mold(payload, &m);
 	} else {
 		if (pkt.payload_len < AB_OPTIQ_SIZE || (void *)(payload + AB_OPTIQ_SIZE) > data_end) {
 			s->short_payload++;
+			AB_CHANNEL_COUNT(cs, short_payload);
 			return XDP_PASS;
 		}
 		ab_parse_optiq(payload, &m);
@@ -247,44 +263,57 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 	}
 	if (parsed == AB_PARSE_HEARTBEAT) {
 		s->heartbeat++;
+		AB_CHANNEL_COUNT(cs, heartbeat);
 		return XDP_DROP;
 	}
 	if (parsed == AB_PARSE_END) {
 		/* Every copy goes to the receive loop: it closes the session there (the tail's holes become
 		 * gaps, a following new session is a restart). Two packets per session: not arbitrated. */
 		s->end_of_session++;
+		AB_CHANNEL_COUNT(cs, end_of_session);
 		return kbx_xsk_steer(ctx) == KBX_XSK_REDIRECTED ? XDP_REDIRECT : XDP_PASS;
 	}
 
 	if (bench_fresh_sequence)
 		m.sequence = s->rx;
-	__u32 line = ctx->ingress_ifindex == line_b_ifindex ? 1 : 0;
 	struct ab_stream *st = stream_for(s, &m);
-	if (!st)
+	if (!st) {
+		AB_CHANNEL_COUNT(cs, stream_table_full);
 		return XDP_PASS;
+	}
 	__u32 dup_winner = 0;
 	enum claim c = claim(s, st, &m, line, &dup_winner);
 	if (c == CLAIM_STALE) {
-		if (line)
+		if (line) {
 			s->stale_b++;
-		else
+			AB_CHANNEL_COUNT(cs, stale_b);
+		} else {
 			s->stale_a++;
+			AB_CHANNEL_COUNT(cs, stale_a);
+		}
 		return XDP_DROP;
 	}
 	if (c == CLAIM_DUP) {
-		if (line)
+		if (line) {
 			dup_winner ? s->dup_b_after_b++ : s->dup_b_after_a++;
-		else
+			AB_CHANNEL_COUNT(cs, dup_b);
+		} else {
 			dup_winner ? s->dup_a_after_b++ : s->dup_a_after_a++;
+			AB_CHANNEL_COUNT(cs, dup_a);
+		}
 		return XDP_DROP;
 	}
-	if (line)
+	if (line) {
 		s->won_b++;
-	else
+		AB_CHANNEL_COUNT(cs, won_b);
+	} else {
 		s->won_a++;
+		AB_CHANNEL_COUNT(cs, won_a);
+	}
 
 	if (kbx_xsk_steer(ctx) != KBX_XSK_REDIRECTED) {
 		s->won_nosocket++;
+		AB_CHANNEL_COUNT(cs, won_nosocket);
 		return XDP_PASS;
 	}
 	return XDP_REDIRECT;

@@ -26,6 +26,13 @@
  * skew_samples when L & skew_sample_mask == 0), a newer L there → stale_x, else won_x (no socket here:
  * won_nosocket, XDP_PASS). new_streams counts streams created. Every u64, 2^64 − 1 included, can win.
  * claim_retries and skew_unknown stay 0 (the harness runs one CPU); the stream table never fills.
+ *
+ * Multicast channels (include/ab_groups.h, match_groups = 1): the port range is not used; a feed packet is
+ * one whose (line's interface, destination address, destination port, source address) is in the group
+ * table, or whose (interface, destination, port) is with source 0 (any source); anything else is passed.
+ * The entry's line is the packet's line. Every counter of a matched packet is also counted on its
+ * channel (ch<N>_<field> here): rx, short_payload, heartbeat, end_of_session, won_x, dup_x (either
+ * winner), stale_x, won_nosocket.
  */
 import { parseFrame, type Arrival, type Expected, type ReferenceModel } from './parse.js'
 
@@ -41,6 +48,24 @@ export interface AbConfig {
   window: bigint
   resetDistance: bigint
   skewMask: bigint
+  /** Multicast channels: the group table instead of the port range. */
+  groups?: AbGroupEntry[]
+}
+
+export interface AbGroupEntry {
+  lineB: boolean
+  /** Host-order u32 addresses; source 0 = any source. */
+  group: number
+  source: number
+  port: number
+  channel: number
+}
+
+/** The channel counter a program counter adds to (the packet's channel), or undefined. */
+function channelField(name: string): string | undefined {
+  const m = /^dup_([ab])_after_[ab]$/.exec(name)
+  if (m) return `dup_${m[1]}`
+  return ['rx', 'short_payload', 'heartbeat', 'end_of_session', 'won_a', 'won_b', 'stale_a', 'stale_b', 'won_nosocket'].includes(name) ? name : undefined
 }
 
 /** One numbering: its newest logical number and logical − raw. */
@@ -64,6 +89,7 @@ export function rodataOf(c: AbConfig, lineBIfindex: number): Record<string, numb
     window: Number(c.window),
     reset_distance: c.resetDistance,
     skew_sample_mask: c.skewMask,
+    ...(c.groups ? { match_groups: 1 } : {}),
   }
 }
 /** The streams-map key (struct ab_stream_key) of a feed payload. */
@@ -118,9 +144,24 @@ export function createModel(c: AbConfig): ReferenceModel & { keys(): Buffer[] } 
     classify(a: Arrival): Expected {
       const p = parseFrame(a.frame)
       const line = a.lineB ? 'b' : 'a'
-      const out = (verdict: Expected['verdict'], path: string, counters: Record<string, bigint>): Expected => ({ verdict, path, counters: { rx: 1n, ...counters } })
+      let channel: number | undefined
+      const out = (verdict: Expected['verdict'], path: string, counters: Record<string, bigint>): Expected => {
+        const all: Record<string, bigint> = { rx: 1n, ...counters }
+        if (channel !== undefined)
+          for (const [k, v] of Object.entries(all)) {
+            const field = channelField(k)
+            if (field) all[`ch${channel}_${field}`] = v
+          }
+        return { verdict, path, counters: all }
+      }
       if (p.cls === 'malformed') return out('pass', 'malformed', { malformed: 1n })
-      if (p.cls !== 'udp' || p.fragment !== 'none' || p.dport! < c.portMin || p.dport! > c.portMax) return out('pass', `passed-${p.cls}`, { passed: 1n })
+      if (p.cls !== 'udp' || p.fragment !== 'none') return out('pass', `passed-${p.cls}`, { passed: 1n })
+      if (c.groups) {
+        const match = (source: number) => c.groups!.find((g) => g.lineB === a.lineB && g.group === p.daddr && g.port === p.dport && g.source === source)
+        const g = match(p.saddr!) ?? match(0)
+        if (!g) return out('pass', 'passed-no-group', { passed: 1n })
+        channel = g.channel
+      } else if (p.dport! < c.portMin || p.dport! > c.portMax) return out('pass', `passed-${p.cls}`, { passed: 1n })
       const header = c.format === 'optiq' ? 36 : 20
       if (p.payloadLen! < header || a.frame.length < p.payloadAt! + header) return out('pass', 'short', { short_payload: 1n })
       const f = Buffer.from(a.frame.buffer, a.frame.byteOffset, a.frame.length)

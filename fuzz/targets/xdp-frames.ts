@@ -45,7 +45,8 @@ export function encodeInput(x: FrameInput): Buffer {
 
 const SEQ_EDGES = [0n, 1n, 2n, 63n, 64n, 0x100000n, 0xfffffffen, 0xffffffffn, 0x100000000n, 1n << 63n, (1n << 64n) - 2n, (1n << 64n) - 1n]
 const PORTS = [8080, 8081, 8079, 8082, 8000, 8010, 7999, 8011, 9878, 40000, 53, 0, 65535]
-const ADDRS = [0x0a00000b, 0x0a000301, 0x0a000302, 0x0a000101, 0x0a000102, 0, 0xffffffff]
+// unicast, 0, broadcast, and the multicast groups of the xdp-ab_arbitrate channel variants
+const ADDRS = [0x0a00000b, 0x0a000301, 0x0a000302, 0x0a000101, 0x0a000102, 0, 0xffffffff, 0xe9360c01, 0xe8010101]
 const SESSIONS = ['SESSION001', 'SESSION002', 'WRAPSESS00', '\0\0\0\0\0\0\0\0\0\0']
 
 function checksum(b: Buffer): number {

@@ -8,8 +8,10 @@
  * inputs. Usage: xdp.ts <program> [engine options].
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { BpfObject, raiseMemlockLimit, readCounters, type BpfProgram } from '@kbx/bpf'
+import { BpfObject, raiseMemlockLimit, readCounters, type BpfMap, type BpfProgram } from '@kbx/bpf'
 import { bpfObjectPath } from '@kbx/ffi'
+import { formatIPv4 } from '@kbx/net'
+import { configureGroupTable, fillGroupTable, readChannelCounters } from '@kbx/ab'
 import { FuzzFinding, targetMain, type Rng, type TargetHarness } from '../engine.js'
 import { add, type Counters, type ReferenceModel } from '../reference/parse.js'
 import * as abArbitrate from '../reference/ab_arbitrate.js'
@@ -38,11 +40,14 @@ interface Variant {
   prog: BpfProgram
   model: ReferenceModel & { keys?(): Buffer[] }
   stateMap?: string
+  /** ab_arbitrate's multicast channels: their counters (channel_stats) are checked too, as ch<N>_<field>. */
+  channels?: number
 }
 
-function open(object: string, rodata: Record<string, number | bigint | Uint8Array>): { obj: BpfObject; prog: BpfProgram } {
+function open(object: string, rodata: Record<string, number | bigint | Uint8Array>, beforeLoad?: (obj: BpfObject) => void): { obj: BpfObject; prog: BpfProgram } {
   const obj = BpfObject.open(bpfObjectPath(object))
   for (const [name, value] of Object.entries(rodata)) obj.setRodata(name, value)
+  beforeLoad?.(obj)
   obj.load()
   try {
     const key = Buffer.alloc(8)
@@ -74,9 +79,34 @@ function variantsOf(program: string, lineB: number): () => Variant[] {
           const config = { format, portMin: 8080, portMax: 8081, window, resetDistance, skewMask: 7n }
           return { ...open('ab_arbitrate', abArbitrate.rodataOf(config, lineB)), model: abArbitrate.createModel(config), stateMap: 'streams' }
         })
+        .concat(
+          // multicast channels: the group table instead of the port range
+          ([['optiq', 64n], ['moldudp64', 4096n]] as const).map(([format, window]) => {
+            const config = { format, portMin: 8080, portMax: 8081, window, resetDistance: 1n << 20n, skewMask: 7n, groups: AB_GROUPS }
+            const opened = open('ab_arbitrate', abArbitrate.rodataOf(config, lineB), (obj) => configureGroupTable(obj, 2, AB_GROUPS.length))
+            const entries = AB_GROUPS.map((g) => ({ ifindex: g.lineB ? lineB : LO, spec: { group: formatIPv4(g.group), port: g.port, ...(g.source ? { source: formatIPv4(g.source) } : {}) }, channel: g.channel, line: g.lineB ? (1 as const) : (0 as const) }))
+            fillGroupTable(opened.obj, entries)
+            return { ...opened, model: abArbitrate.createModel(config), stateMap: 'streams', channels: 2 }
+          }),
+        )
     default:
       throw new Error(`no XDP program ${program}`)
   }
+}
+
+/** Channel 0: 233.54.12.1:8080 from any source on both lines; channel 1: 232.1.1.1:8081 from 10.0.1.1 on A, 10.0.1.2 on B. */
+const AB_GROUPS: abArbitrate.AbGroupEntry[] = [
+  { lineB: false, group: 0xe9360c01, source: 0, port: 8080, channel: 0 },
+  { lineB: true, group: 0xe9360c01, source: 0, port: 8080, channel: 0 },
+  { lineB: false, group: 0xe8010101, source: 0x0a000101, port: 8081, channel: 1 },
+  { lineB: true, group: 0xe8010101, source: 0x0a000102, port: 8081, channel: 1 },
+]
+
+/** The program's counters, and with channels each channel's as ch<N>_<field>. */
+function countersOf(v: Variant, stats: BpfMap | undefined): Counters {
+  const out: Counters = stats ? readCounters(stats) : {}
+  for (const [i, n] of (v.channels ? readChannelCounters(v.obj, v.channels) : []).entries()) for (const [k, value] of Object.entries(n)) out[`ch${i}_${k}`] = value
+  return out
 }
 
 function describe(c: Counters): string {
@@ -107,7 +137,7 @@ export function createXdpHarness(program: string): TargetHarness {
       } catch {
         stats = undefined
       }
-      const before = stats ? readCounters(stats) : {}
+      const before = countersOf(v, stats)
       const expected: Counters = {}
       const paths: string[] = []
       try {
@@ -121,7 +151,7 @@ export function createXdpHarness(program: string): TargetHarness {
           }
         }
         if (stats) {
-          const after = readCounters(stats)
+          const after = countersOf(v, stats)
           const delta: Counters = {}
           for (const [k, value] of Object.entries(after)) delta[k] = value - (before[k] ?? 0n)
           if (describe(delta) !== describe(expected)) {

@@ -2,9 +2,13 @@
 import { Option, addCommonOptions, parseIntOption, runLoop } from '@kbx/cli'
 import type { Command, ToolContext, XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
-import { PcapWriter } from '@kbx/net'
+import { PcapWriter, interfaceInfo } from '@kbx/net'
 import { RateMeter } from '@kbx/stats'
 import { Arbitrator, type Gap, type StreamEvent } from './arbitrator.js'
+import { addChannelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
+import { readFeeds } from './feeds.js'
+import { channelReport } from './group-table.js'
+import { GroupMemberships, describeMemberships, membershipsOf } from './multicast.js'
 import { parseFormat, type FeedFormat } from './format.js'
 import type { KbxAbLimitsValue } from './native.js'
 import {
@@ -18,7 +22,7 @@ import {
   type Skew,
 } from './program.js'
 
-export interface ArbitrateOptions {
+export interface ArbitrateOptions extends ChannelOptions {
   format: FeedFormat
   port: [number, number]
   window?: number
@@ -68,6 +72,7 @@ export function buildArbitrateCommand(program: Command): void {
     .option('--skew-sample <n>', `measure A/B skew on one sequence number in n (power of two, 1 = all${range(limits, undefined, 'max_skew_sample', 'default_skew_sample')})`, (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)))
     .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
     .option('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)')
+  addChannelOptions(program)
   addCommonOptions(program, ['mode', 'duration', 'interval'])
 }
 
@@ -142,6 +147,7 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefine
     },
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
+    ...(arb.channels.length ? { channels: arb.channelCounters().map((n, i) => channelReport(arb.channels[i]!, n)) } : {}),
   }
   return { data, skew }
 }
@@ -158,6 +164,10 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   const skewSample = o.skewSample ?? limits.default_skew_sample
   const maxStreams = o.maxStreams ?? limits.default_streams
   const resetDistance = parseResetDistance(o.resetDistance, window)
+  // Multicast channels and their memberships are checked before anything is attached (usage errors, exit 2).
+  const channels = resolveChannels(o, readFeeds)
+  checkChannelFormats(channels, o.format)
+  const memberships = channels.length ? membershipsOf(channels, interfaceInfo(lineA), interfaceInfo(lineB)) : []
   const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
@@ -174,13 +184,19 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     copyFrames: pcap !== undefined,
     log: (m) => ctx.log.info(m),
     ...(o.pin !== undefined ? { pin: o.pin } : {}),
+    ...(channels.length ? { channels } : {}),
   })
   ctx.onCleanup(() => arb.close())
+  // Joined once XDP steers the groups, left first at exit (cleanups run newest first).
+  const joined = GroupMemberships.join(memberships, ctx.log)
+  ctx.onCleanup(() => joined.leave())
   ctx.json.start({
     lineA,
     lineB,
     format: o.format,
-    ports: o.port,
+    ...(channels.length
+      ? { channels: channels.map((c) => ({ name: c.name, A: formatGroupSpec(c.a), B: formatGroupSpec(c.b) })), memberships: describeMemberships(joined.joined) }
+      : { ports: o.port }),
     window,
     maxStreams,
     resetDistance,

@@ -9,7 +9,9 @@ import { kbxAddress, koffi } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import type { XskStatistics } from '@kbx/xsk'
+import type { Channel } from './channels.js'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
+import { groupTableEntries, readChannelCounters, type ChannelCounters } from './group-table.js'
 import {
   AbStreamKey,
   KBX_AB_EVENT_KIND,
@@ -51,6 +53,8 @@ export interface ArbitratorOptions {
   log?: (msg: string) => void
   /** Pin the program's maps (never its links) under /sys/fs/bpf/kbx/ab/<pin> so they outlive the run. */
   pin?: string
+  /** Multicast channels: XDP steers exactly their groups (A's on lineA, B's on lineB), not the port range. */
+  channels?: Channel[]
 }
 
 /** Where `pin` puts a run's maps. */
@@ -135,6 +139,7 @@ export class Arbitrator {
   readonly #umem: Umem
   readonly #rx: number
   readonly maxStreams: number
+  readonly channels: Channel[]
   readonly #gaps = Buffer.from(new ArrayBuffer(EVENT_CAPACITY * KBX_AB_EVENT_SIZE))
   readonly #gapsAddress = kbxAddress(this.#gaps)
   readonly #counters = Buffer.from(new ArrayBuffer(KBX_AB_RX_COUNTERS_SIZE))
@@ -161,6 +166,7 @@ export class Arbitrator {
     this.maxStreams = parts.options.maxStreams ?? abLimits().default_streams
     this.lineA = parts.options.lineA
     this.lineB = parts.options.lineB
+    this.channels = parts.options.channels ?? []
     this.#obj = parts.obj
     this.#streams = parts.obj.map('streams')
     this.#umem = parts.umem
@@ -194,6 +200,7 @@ export class Arbitrator {
         ...(options.maxStreams === undefined ? {} : { maxStreams: options.maxStreams }),
         ...(options.resetDistance === undefined ? {} : { resetDistance: options.resetDistance }),
         ...(options.skewSample === undefined ? {} : { skewSample: options.skewSample }),
+        ...(options.channels?.length ? { groupTable: { channels: options.channels.length, entries: groupTableEntries(options.channels, a.ifindex, b.ifindex) } } : {}),
       })
       undo.push(() => obj.close())
       // Deep rings: a line's burst while the process is descheduled waits in its fill/RX ring
@@ -278,6 +285,11 @@ export class Arbitrator {
 
   xdpCounters(): Record<string, bigint> {
     return readArbitratorCounters(this.#obj)
+  }
+
+  /** Per multicast channel, in the order of `channels` (empty for a unicast feed). */
+  channelCounters(): ChannelCounters[] {
+    return this.channels.length ? readChannelCounters(this.#obj, this.channels.length) : []
   }
 
   /** A-vs-B skew sampled since the start, from the XDP program. */

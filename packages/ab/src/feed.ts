@@ -4,7 +4,8 @@ import { addCommonOptions, parseIPv4Option, parseIntOption, parseScaledInt, runL
 import type { ToolContext } from '@kbx/cli'
 import type { Command } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
-import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
+import { interfaceInfo, multicastMac, parseIPv4, resolveNextHop, udpFrameTemplate, type InterfaceInfo } from '@kbx/net'
+import { isMulticastIPv4 } from './channels.js'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import { FeedFrameConfig, FeedLineWriter } from './feed-frames.js'
@@ -79,8 +80,8 @@ export function buildFeedCommand(program: Command): void {
     .argument('<line-b-src>', 'interface of line B')
     .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
     .option('--port <n>', 'UDP destination port', parseIntOption('--port', { min: 1, max: 65535 }), 8080)
-    .option('--dst-a <ip>', 'destination address on line A', parseIPv4Option('--dst-a'), '10.0.1.2')
-    .option('--dst-b <ip>', 'destination address on line B', parseIPv4Option('--dst-b'), '10.0.2.2')
+    .option('--dst-a <ip>', 'destination address on line A; a multicast group (224.0.0.0/4) is sent to its multicast MAC', parseIPv4Option('--dst-a'), '10.0.1.2')
+    .option('--dst-b <ip>', 'destination address on line B (or its multicast group)', parseIPv4Option('--dst-b'), '10.0.2.2')
     .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
     .option('--count <n>', 'sequence numbers per stream, 0 = no end (until --duration or a signal); planned in chunks (--plan-chunk): memory stays flat however long it runs', parseScaledInt('--count', { min: 0, max: 2 ** 46 }), 100000)
     .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
@@ -212,8 +213,8 @@ function memoryMB(): Record<string, number> {
 
 /** A line's AF_XDP TX socket (its own UMEM) and the writer of its frames towards its destination. */
 function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & { restartSeq: bigint }, name: 'A' | 'B', iface: string, dst: string): Line {
-  const hop = resolveNextHop(dst, { iface })
   const src = interfaceInfo(iface)
+  const hop = nextHopOf(dst, src)
   const umem = Umem.create({ frameCount: 4096 })
   ctx.onCleanup(() => umem.close())
   const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
@@ -229,6 +230,18 @@ function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & 
   })
   const config = new FeedFrameConfig({ format: o.format, size: o.size, streams: o.streams, startSeq: plan.startSeq, restartSeq: plan.restartSeq, restartEvery: o.restartEvery, template })
   return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem) }
+}
+
+/**
+ * Where a line's frames go: a multicast group's MAC (01:00:5e + its low 23 bits) from the line interface's
+ * own address — no route or neighbour needed, as a venue's sender on its LAN — or the unicast next hop.
+ */
+function nextHopOf(dst: string, src: InterfaceInfo): { srcIp: string; nextHopMac: string } {
+  if (!isMulticastIPv4(dst)) return resolveNextHop(dst, { iface: src.name })
+  const srcIp = src.ipv4[0]
+  if (srcIp === undefined)
+    throw new UsageError(`${src.name} has no IPv4 address to send to ${dst} from`, { op: 'send to a multicast group', hint: `ip addr add ADDR/PREFIX dev ${src.name}` })
+  return { srcIp, nextHopMac: multicastMac(parseIPv4(dst)) }
 }
 
 /** Points each line's writer at its list of the chunk's plan. */

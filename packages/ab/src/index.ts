@@ -25,3 +25,7 @@ export {
   type SkewSummary,
 } from './program.js'
 export { ReceiveTracker, type ReceiveTrackerOptions } from './tracker.js'
+export { checkChannels, formatGroupSpec, isMulticastIPv4, parseGroupSpec, type Channel, type GroupSpec } from './channels.js'
+export { parseFeeds, readFeeds } from './feeds.js'
+export { configureGroupTable, fillGroupTable, groupKey, readChannelCounters, type ChannelCounters, type GroupTableEntry } from './group-table.js'
+export { GroupMemberships, membershipsOf, type Membership } from './multicast.js'

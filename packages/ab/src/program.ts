@@ -5,6 +5,7 @@ import { UsageError } from '@kbx/errors'
 import { bpfObjectPath, koffi } from '@kbx/ffi'
 import { BucketHistogram, signedDistribution, summarizeLatency } from '@kbx/stats'
 import { FORMAT_CODE, type FeedFormat } from './format.js'
+import { configureGroupTable, fillGroupTable, type GroupTableEntry } from './group-table.js'
 import { AB_SKEW_LAYOUT, AbSkew, abLimits } from './native.js'
 
 export { abLimits }
@@ -26,6 +27,8 @@ export interface ArbitratorProgramOptions {
   skewSample?: number
   /** Benchmarks only: every packet gets a fresh sequence number (measures the first-copy path). */
   benchFreshSequence?: boolean
+  /** Multicast channels: steer exactly these (interface, group, port[, source]) instead of the port range. */
+  groupTable?: { channels: number; entries: GroupTableEntry[] }
 }
 
 export function validateSkewSample(n: number): number {
@@ -76,7 +79,9 @@ export function loadArbitratorProgram(opts: ArbitratorProgramOptions): BpfObject
     obj.setMaxEntries('streams', validateMaxStreams(opts.maxStreams ?? abLimits().default_streams))
     obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? abLimits().default_skew_sample) - 1))
     if (opts.benchFreshSequence) obj.setRodata('bench_fresh_sequence', 1)
+    if (opts.groupTable) configureGroupTable(obj, opts.groupTable.channels, opts.groupTable.entries.length)
     obj.load()
+    if (opts.groupTable) fillGroupTable(obj, opts.groupTable.entries)
     return obj
   } catch (e) {
     obj.close()

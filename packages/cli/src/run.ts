@@ -12,7 +12,7 @@ import type { OptionTable } from './table.js'
 export type Cleanup = () => void | Promise<void>
 
 /** What a command's `run` gets. */
-export interface ToolContext<O extends object = Record<string, never>> {
+export interface ToolContext<O extends object = object> {
   readonly tool: string
   /** All parsed options: the command's table's and the output ones runTool adds. */
   readonly opts: O & OutputOptions
@@ -31,7 +31,7 @@ export interface ToolContext<O extends object = Record<string, never>> {
   end(data?: EventData): void
 }
 
-export interface ToolSpec<O extends object = Record<string, never>> {
+export interface ToolSpec<O extends object = object> {
   tool: string
   description?: string
   version?: string

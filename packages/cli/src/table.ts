@@ -71,7 +71,7 @@ export function stringOption(flags: string, description: string, settings: Commo
 }
 
 /** A value made by `parse` (which throws a UsageError on bad text: exit 2); `previous` is the value so far, for repeatable options. */
-export function valueOption<T>(flags: string, description: string, parse: (value: string, previous: T | undefined) => T, settings: Common & Present<T>): OptionDecl<T>
+export function valueOption<T>(flags: string, description: string, parse: (value: string, previous: T | undefined) => T, settings: Common & Present<NoInfer<T>>): OptionDecl<T>
 export function valueOption<T>(flags: string, description: string, parse: (value: string, previous: T | undefined) => T, settings?: Common): OptionDecl<T | undefined>
 export function valueOption<T>(flags: string, description: string, parse: (value: string, previous: T | undefined) => T, settings: Common & { default?: T } = {}): OptionDecl<T | undefined> {
   return new OptionDecl(flags, description, { ...settings, parse })
@@ -105,9 +105,9 @@ export function secondsOption(flags: string, description: string, settings: Rang
  * One of a fixed set of words. `listed: true` lets commander check it and list the choices in the help
  * (its own error message); otherwise parseChoice checks it ("--x: expected one of …").
  */
-export function choiceOption<C extends string>(flags: string, description: string, choices: readonly C[], settings: Common & Present<C> & { listed?: boolean }): OptionDecl<C>
-export function choiceOption<C extends string>(flags: string, description: string, choices: readonly C[], settings?: Common & { listed?: boolean }): OptionDecl<C | undefined>
-export function choiceOption<C extends string>(flags: string, description: string, choices: readonly C[], settings: Common & { default?: C; listed?: boolean } = {}): OptionDecl<C | undefined> {
+export function choiceOption<const C extends string>(flags: string, description: string, choices: readonly C[], settings: Common & Present<NoInfer<C>> & { listed?: boolean }): OptionDecl<C>
+export function choiceOption<const C extends string>(flags: string, description: string, choices: readonly C[], settings?: Common & { listed?: boolean }): OptionDecl<C | undefined>
+export function choiceOption<const C extends string>(flags: string, description: string, choices: readonly C[], settings: Common & { default?: C; listed?: boolean } = {}): OptionDecl<C | undefined> {
   const { listed, ...rest } = settings
   return new OptionDecl(flags, description, listed === true ? { ...rest, choices } : { ...rest, parse: parseChoice(longFlag(flags), choices) })
 }

@@ -18,7 +18,7 @@ import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
-import { LatencyHistogram } from '@kbx/stats'
+import { LatencyHistogram, RateMeter } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import { Flood, Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
 import type { FloodStats } from './engine.js'
@@ -207,9 +207,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const umemReport = () => (xsk ? { umem: xsk.umem.accounting() } : {})
   const total = new LatencyHistogram()
   const interval = new LatencyHistogram()
-  let lastAcked = 0
-  const startedAt = performance.now()
-  let lastT = startedAt
+  const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
   const stop = await runLoop(
     ctx,
@@ -226,10 +224,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       durationSec: o.duration,
       onInterval: () => {
         const s = f.stats()
-        const now = performance.now()
-        const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
-        lastAcked = s.tx_acked
-        lastT = now
+        const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
         ctx.json.interval({ ...floodReport(s, interval), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
         interval.reset() // reused: a new one per interval is ~200 kB of typed arrays for the GC to find later
@@ -247,7 +242,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     f.drainLatencies((ns, count) => total.record(ns, count))
   }
   const s = f.stats()
-  const seconds = (performance.now() - startedAt) / 1000
+  const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
   ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {

@@ -1,6 +1,7 @@
 import { commonOptions, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
+import { RateMeter } from '@kbx/stats'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
 import { KBX_QUIC_MAX_ALPN_LEN, KBX_QUIC_SINK_DEFAULT_MAX_STREAMS } from './native.js'
@@ -66,17 +67,13 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   })
   ctx.onCleanup(() => s.close())
   ctx.json.start({ listen: `${o.listen.ip}:${s.port}`, alpn: o.alpn, maxStreams: o.maxStreams, idleTimeoutSec: o.idleTimeout })
-  let last = 0
-  let lastT = performance.now()
+  const transactionRate = new RateMeter<{ transactions: number }>()
   const stop = await runLoop(ctx, () => s.run(10), {
     intervalSec: o.interval,
     durationSec: o.duration,
     onInterval: () => {
       const st = s.stats()
-      const now = performance.now()
-      const tps = ((st.transactions - last) * 1000) / (now - lastT)
-      last = st.transactions
-      lastT = now
+      const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
       ctx.json.interval({ ...report(st, s.lastPeerPublicKey()), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },

@@ -6,8 +6,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { waitUntil } from '@kbx/testbed'
 import type { ToolRun } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
-import type { FixBed, FixBedOptions } from './fix-bed.js'
+import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './testing/fix-bed.js'
+import type { FixBed, FixBedOptions } from './testing/fix-bed.js'
 
 // Eleven runs over AF_XDP, ~60 s on their own: margin for a loaded machine.
 t.setTimeout(240_000)

@@ -5,14 +5,12 @@ export interface Asserter {
   pass(message: string): unknown
 }
 
-/** Assert fn throws a KbxError of class `type` carrying the errno named `code`; returns the error. */
-export function throwsErrno<E extends KbxError>(
-  t: Asserter,
-  fn: () => unknown,
-  code: string,
-  message: string,
-  type: abstract new (...args: never[]) => E = KbxError as unknown as abstract new (...args: never[]) => E,
-): E | undefined {
+type ErrorClass<E extends KbxError> = abstract new (...args: never[]) => E
+
+/** Assert fn throws a KbxError of class `type` (default: any KbxError) carrying the errno named `code`; returns the error. */
+export function throwsErrno(t: Asserter, fn: () => unknown, code: string, message: string): KbxError | undefined
+export function throwsErrno<E extends KbxError>(t: Asserter, fn: () => unknown, code: string, message: string, type: ErrorClass<E>): E | undefined
+export function throwsErrno(t: Asserter, fn: () => unknown, code: string, message: string, type: ErrorClass<KbxError> = KbxError): KbxError | undefined {
   try {
     fn()
   } catch (err) {

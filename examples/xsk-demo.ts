@@ -4,8 +4,8 @@
 //   tx: xsk-demo.ts tx --iface veth1 --dst 10.0.0.10 --count 100000
 import { BpfMap, BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
-import { addCommonOptions, parseIPv4Option, parseIntOption, parseScaledInt, runLoop, runTool } from '@kbx/cli'
-import type { ToolContext, XdpMode } from '@kbx/cli'
+import { commonOptions, flagOption, intOption, optionTable, parseIPv4Option, runLoop, runTool, scaledIntOption, stringOption, valueOption } from '@kbx/cli'
+import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop, udpFrameTemplate } from '@kbx/net'
@@ -16,19 +16,17 @@ import type { SteeringObject } from '@kbx/xsk'
 const TOOL = 'xsk-demo'
 const [role, ...argv] = process.argv.slice(2)
 
-interface DemoOptions {
-  iface: string
-  pinned?: boolean
-  dst?: string
-  port: number
-  count: number
-  size: number
-  rate: number
-  mode: XdpMode
-  queue: number
-  duration: number
-  interval: number
-}
+const demoOptions = optionTable({
+  iface: stringOption('--iface <name>', 'interface', { required: true }),
+  pinned: flagOption('--pinned', 'rx: steer through the maps xdp-load pinned for --iface'),
+  dst: valueOption('--dst <ip>', 'tx: destination address', parseIPv4Option('--dst')),
+  port: intOption('--port <n>', 'UDP destination port', { min: 1, max: 65535, default: 9000 }),
+  count: scaledIntOption('--count <n>', 'packets (rx: stop after; tx: send)', { default: 100000 }),
+  rate: scaledIntOption('--rate <pps>', 'tx: packets per second (0: as fast as possible)', { default: 0 }),
+  size: intOption('--size <bytes>', 'tx: UDP payload bytes', { min: 4, max: 1472, default: 64 }),
+  ...commonOptions,
+})
+type DemoOptions = OptionsOf<typeof demoOptions>
 
 function openSteering(ctx: ToolContext<DemoOptions>, opts: DemoOptions): SteeringObject {
   if (opts.pinned) {
@@ -158,20 +156,10 @@ if (role !== 'rx' && role !== 'tx') {
   process.stderr.write('usage: xsk-demo.ts rx|tx --iface IF [options]\n')
   process.exit(2)
 }
-await runTool<DemoOptions>({
+await runTool({
   tool: `${TOOL}-${role}`,
   argv,
   privileges: true,
-  build: (program) => {
-    program
-      .requiredOption('--iface <name>', 'interface')
-      .option('--pinned', 'rx: steer through the maps xdp-load pinned for --iface')
-      .option('--dst <ip>', 'tx: destination address', parseIPv4Option('--dst'))
-      .option('--port <n>', 'UDP destination port', parseIntOption('--port', { min: 1, max: 65535 }), 9000)
-      .option('--count <n>', 'packets (rx: stop after; tx: send)', parseScaledInt('--count'), 100000)
-      .option('--rate <pps>', 'tx: packets per second (0: as fast as possible)', parseScaledInt('--rate'), 0)
-      .option('--size <bytes>', 'tx: UDP payload bytes', parseIntOption('--size', { min: 4, max: 1472 }), 64)
-    addCommonOptions(program, ['mode', 'queue', 'duration', 'interval'])
-  },
+  options: demoOptions,
   run: role === 'rx' ? receive : transmit,
 })

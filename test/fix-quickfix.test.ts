@@ -9,8 +9,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { waitUntil } from '@kbx/testbed'
 import type { ToolEvent, ToolRun } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './fix-bed.js'
-import type { FixBed } from './fix-bed.js'
+import { fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './testing/fix-bed.js'
+import type { FixBed } from './testing/fix-bed.js'
 
 type Bed = FixBed
 const bed = (t: Test, acceptorArgs: string[] = []) => fixBed(t, { acceptor: 'quickfix', acceptorArgs })

@@ -6,8 +6,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { waitUntil } from '@kbx/testbed'
 import type { ToolRun } from '@kbx/testbed'
-import { FIX_PORT, fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './fix-bed.js'
-import type { FixBed } from './fix-bed.js'
+import { FIX_PORT, fixBed, named, nothingAttached, runFixTcp, startAcceptor, startFixTcp } from './testing/fix-bed.js'
+import type { FixBed } from './testing/fix-bed.js'
 
 // Seven runs of fixed length (--duration up to 16 s, backoffs) take ~110 s on their own: more than the
 // default 120 s per file once the machine is loaded.

@@ -7,8 +7,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { repoRoot } from '@kbx/ffi'
 import { followTool, nodeCommand, waitUntil } from '@kbx/testbed'
-import { FIX_PORT as PORT, fixBed, named, runFixTcp } from './fix-bed.js'
-import type { FixBed } from './fix-bed.js'
+import { FIX_PORT as PORT, fixBed, named, runFixTcp } from './testing/fix-bed.js'
+import type { FixBed } from './testing/fix-bed.js'
 
 const fixTcp = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
 const bed = (t: Test, acceptorArgs: string[] = []) => fixBed(t, { acceptorArgs })

@@ -8,8 +8,8 @@ import { raiseMemlockLimit } from '@kbx/bpf'
 import { waitUntil } from '@kbx/testbed'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { ToolRun } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './fix-bed.js'
-import type { FixBed, FixBedOptions } from './fix-bed.js'
+import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './testing/fix-bed.js'
+import type { FixBed, FixBedOptions } from './testing/fix-bed.js'
 
 // Eleven runs over AF_XDP, ~60 s on their own: margin for a loaded machine.
 t.setTimeout(240_000)

@@ -4,13 +4,14 @@ import t from 'tap'
 import { xdpAttachmentOf } from '@kbx/bpf'
 import { runTool } from '@kbx/cli'
 import { withTestNet } from '@kbx/testbed'
-import { buildArbitrateCommand, runArbitrate } from './arbitrate.js'
+import { arbitrateOptions, buildArbitrateCommand, runArbitrate } from './arbitrate.js'
 import { abLimits } from './native.js'
 
 function arbitrate(argv: string[], events: string[] = []): Promise<number> {
   return runTool({
     tool: 'ab-arbitrate',
     privileges: true,
+    options: arbitrateOptions(),
     build: buildArbitrateCommand,
     run: runArbitrate,
     exit: false,

@@ -1,11 +1,11 @@
 // ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
-import { Option, addCommonOptions, parseIntOption, runLoop } from '@kbx/cli'
-import type { Command, ToolContext, XdpMode } from '@kbx/cli'
+import { commonOptions, optionTable, parseIntOption, runLoop, stringOption, valueOption } from '@kbx/cli'
+import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, interfaceInfo } from '@kbx/net'
 import { RateMeter } from '@kbx/stats'
 import { Arbitrator, type Gap, type StreamEvent } from './arbitrator.js'
-import { addChannelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
+import { channelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
 import { readFeeds } from './feeds.js'
 import { channelReport } from './group-table.js'
 import { GroupMemberships, describeMemberships, membershipsOf } from './multicast.js'
@@ -21,20 +21,6 @@ import {
   validateWindow,
   type Skew,
 } from './program.js'
-
-export interface ArbitrateOptions extends ChannelOptions {
-  format: FeedFormat
-  port: [number, number]
-  window?: number
-  maxStreams?: number
-  resetDistance?: string
-  skewSample?: number
-  pcap?: string
-  pin?: string
-  mode: XdpMode
-  duration: number
-  interval: number
-}
 
 function parsePortRange(v: string): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(v)
@@ -59,21 +45,29 @@ function range(limits: KbxAbLimitsValue | undefined, min: keyof KbxAbLimitsValue
   return `, ${min === undefined ? 'up to ' : `${limits[min]}..`}${limits[max]}, default ${limits[def]}`
 }
 
-export function buildArbitrateCommand(program: Command): void {
+/** ab-arbitrate's options; the help texts carry the native limits (read from libkbx.so when it loads). */
+export function arbitrateOptions() {
   const limits = limitsForHelp()
-  program
-    .argument('[line-a]', 'interface of line A', 'vethA_dst')
-    .argument('[line-b]', 'interface of line B', 'vethB_dst')
-    .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
-    .addOption(new Option('--port <port[-last]>', 'UDP destination port(s) of the feed').argParser(parsePortRange).default([8080, 8080], '8080'))
-    .option('--window <n>', `sequence numbers of reordering tolerated (power of two${range(limits, 'min_window', 'max_window', 'default_window')})`, (v: string) => validateWindow(parseIntOption('--window')(v)))
-    .option('--max-streams <n>', `streams the stream table holds (~64 KiB of kernel memory per stream seen${range(limits, undefined, 'max_streams', 'default_streams')})`, (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v)))
-    .option('--reset-distance <n>', `a number this far from the newest, either way, restarts its stream (from 2 × window${range(limits, undefined, 'max_reset_distance', 'default_reset_distance')})`)
-    .option('--skew-sample <n>', `measure A/B skew on one sequence number in n (power of two, 1 = all${range(limits, undefined, 'max_skew_sample', 'default_skew_sample')})`, (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v)))
-    .option('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)')
-    .option('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)')
-  addChannelOptions(program)
-  addCommonOptions(program, ['mode', 'duration', 'interval'])
+  return optionTable({
+    format: valueOption('--format <name>', 'optiq or moldudp64', parseFormat, { default: 'optiq' }),
+    port: valueOption('--port <port[-last]>', 'UDP destination port(s) of the feed', parsePortRange, { default: [8080, 8080], defaultText: '8080' }),
+    window: valueOption('--window <n>', `sequence numbers of reordering tolerated (power of two${range(limits, 'min_window', 'max_window', 'default_window')})`, (v: string) => validateWindow(parseIntOption('--window')(v))),
+    maxStreams: valueOption('--max-streams <n>', `streams the stream table holds (~64 KiB of kernel memory per stream seen${range(limits, undefined, 'max_streams', 'default_streams')})`, (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v))),
+    resetDistance: stringOption('--reset-distance <n>', `a number this far from the newest, either way, restarts its stream (from 2 × window${range(limits, undefined, 'max_reset_distance', 'default_reset_distance')})`),
+    skewSample: valueOption('--skew-sample <n>', `measure A/B skew on one sequence number in n (power of two, 1 = all${range(limits, undefined, 'max_skew_sample', 'default_skew_sample')})`, (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v))),
+    pcap: stringOption('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)'),
+    pin: stringOption('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)'),
+    ...channelOptions,
+    mode: commonOptions.mode,
+    duration: commonOptions.duration,
+    interval: commonOptions.interval,
+  })
+}
+export type ArbitrateOptions = OptionsOf<ReturnType<typeof arbitrateOptions>>
+
+/** The positional arguments (the options are arbitrateOptions). */
+export function buildArbitrateCommand(program: Command): void {
+  program.argument('[line-a]', 'interface of line A', 'vethA_dst').argument('[line-b]', 'interface of line B', 'vethB_dst')
 }
 
 /** --reset-distance (default from ab_arbitrate.h), checked against the window: a usage error before anything is attached. */

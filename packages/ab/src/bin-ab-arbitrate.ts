@@ -1,5 +1,4 @@
 import { runTool } from '@kbx/cli'
-import { buildArbitrateCommand, runArbitrate } from './arbitrate.js'
-import type { ArbitrateOptions } from './arbitrate.js'
+import { arbitrateOptions, buildArbitrateCommand, runArbitrate } from './arbitrate.js'
 
-await runTool<ArbitrateOptions>({ tool: 'ab-arbitrate', description: 'arbitrate an A/B market-data feed in XDP', privileges: true, build: buildArbitrateCommand, run: runArbitrate })
+await runTool({ tool: 'ab-arbitrate', description: 'arbitrate an A/B market-data feed in XDP', privileges: true, options: arbitrateOptions(), build: buildArbitrateCommand, run: runArbitrate })

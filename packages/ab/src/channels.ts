@@ -1,7 +1,7 @@
 // Multicast channels of ab-arbitrate: a channel is a pair of (group, UDP port[, source]) lines, A and B.
 // Parsed from --group-a/--group-b (channels ch1, ch2, … in the order given) or from a feeds file
 // (feeds.ts). Usage errors only: nothing here touches the kernel.
-import type { Command } from '@kbx/cli'
+import { stringOption, valueOption } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { formatIPv4, isIPv4, parseIPv4 } from '@kbx/net'
 import type { FeedFormat } from './format.js'
@@ -40,7 +40,9 @@ export function parseGroupSpec(text: string, what: string): GroupSpec {
   const m = /^([^:@\s]+):([^:@\s]+)(?:@([^:@\s]+))?$/.exec(text.trim())
   const usage = (problem: string, hint?: string) => new UsageError(`${what}: ${problem}`, { op: `parse ${what}`, hint: hint ?? 'write GROUP:PORT or GROUP:PORT@SOURCE, e.g. 233.54.12.1:15001 or 232.1.1.1:15001@10.9.9.9' })
   if (!m) throw usage(`expected GROUP:PORT[@SOURCE], got ${JSON.stringify(text)}`)
-  const [, group, portText, source] = m as unknown as [string, string, string, string | undefined]
+  const group = m[1]!
+  const portText = m[2]!
+  const source = m[3]
   if (!isIPv4(group)) throw usage(`${JSON.stringify(group)} is not an IPv4 address`)
   if (!isMulticastIPv4(group))
     throw usage(`${group} is a unicast address, not a multicast group`, 'a group lies in 224.0.0.0/4 (224.x–239.x); for a unicast feed leave out --group-a/--group-b and use --port')
@@ -98,19 +100,18 @@ export function checkChannelFormats(channels: Channel[], format: FeedFormat): vo
   }
 }
 
-/** The options that define channels (declared by addChannelOptions). */
+/** The options that define channels (channelOptions). */
 export interface ChannelOptions {
   groupA?: GroupSpec[]
   groupB?: GroupSpec[]
   feeds?: string
 }
 
-/** --group-a, --group-b (repeatable) and --feeds. */
-export function addChannelOptions(program: Command): void {
-  program
-    .option('--group-a <group:port[@source]>', 'a multicast group of line A, joined on line A\'s interface; @SOURCE: a source-specific join (repeatable: the n-th --group-a and the n-th --group-b are channel n)', collectGroupSpec('--group-a'))
-    .option('--group-b <group:port[@source]>', 'the group of the same channel on line B (repeatable)', collectGroupSpec('--group-b'))
-    .option('--feeds <file>', 'the channels from a file: name, line A GROUP:PORT[@SOURCE], line B GROUP:PORT[@SOURCE], format — one channel a line')
+/** --group-a, --group-b (repeatable) and --feeds, for ab-arbitrate's option table. */
+export const channelOptions = {
+  groupA: valueOption<GroupSpec[]>('--group-a <group:port[@source]>', 'a multicast group of line A, joined on line A\'s interface; @SOURCE: a source-specific join (repeatable: the n-th --group-a and the n-th --group-b are channel n)', collectGroupSpec('--group-a')),
+  groupB: valueOption<GroupSpec[]>('--group-b <group:port[@source]>', 'the group of the same channel on line B (repeatable)', collectGroupSpec('--group-b')),
+  feeds: stringOption('--feeds <file>', 'the channels from a file: name, line A GROUP:PORT[@SOURCE], line B GROUP:PORT[@SOURCE], format — one channel a line'),
 }
 
 /** The run's channels: none (a unicast feed on --port), from --group-a/--group-b, or from --feeds. */

@@ -1,15 +1,14 @@
 // ab-feed: the same packets on line A and line B over AF_XDP TX, impaired deterministically from
 // --seed (plan.ts), and the truth as JSON at the end.
-import { addCommonOptions, parseIPv4Option, parseIntOption, parseScaledInt, runLoop } from '@kbx/cli'
-import type { ToolContext } from '@kbx/cli'
-import type { Command } from '@kbx/cli'
+import { commonOptions, flagOption, intOption, optionTable, parseIPv4Option, runLoop, scaledIntOption, stringOption, valueOption } from '@kbx/cli'
+import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { interfaceInfo, multicastMac, parseIPv4, resolveNextHop, udpFrameTemplate, type InterfaceInfo } from '@kbx/net'
 import { isMulticastIPv4 } from './channels.js'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import { FeedFrameConfig, FeedLineWriter } from './feed-frames.js'
-import { MAX_MOLD_SESSIONS, encodeFeedPayload, parseFormat, sequenceBits, type FeedFormat } from './format.js'
+import { MAX_MOLD_SESSIONS, encodeFeedPayload, parseFormat, sequenceBits } from './format.js'
 import {
   DEFAULT_PLAN_CHUNK,
   END_OF_SESSION,
@@ -26,36 +25,6 @@ import {
   type Plan,
   type PlanOptions,
 } from './plan.js'
-
-export interface FeedOptions {
-  format: FeedFormat
-  port: number
-  dstA: string
-  dstB: string
-  seed: number
-  count: number
-  streams: number
-  startSeq: string
-  restartEvery: number
-  restartSeq: string
-  planChunk: number
-  rate: number
-  size: number
-  lossA: number
-  lossB: number
-  burstA?: [number, number]
-  burstB?: [number, number]
-  dupA: number
-  dupB: number
-  reorderA?: [number, number]
-  reorderB?: [number, number]
-  delayB: number
-  alternate: number
-  gap: number
-  duration: number
-  interval: number
-  withheldList: boolean
-}
 
 function parseProbability(name: string) {
   return (v: string): number => {
@@ -74,36 +43,41 @@ function parsePair(name: string, what: string) {
   }
 }
 
+/** ab-feed's options. */
+export const feedOptions = optionTable({
+  format: valueOption('--format <name>', 'optiq or moldudp64', parseFormat, { default: 'optiq' }),
+  port: intOption('--port <n>', 'UDP destination port', { min: 1, max: 65535, default: 8080 }),
+  dstA: valueOption('--dst-a <ip>', 'destination address on line A; a multicast group (224.0.0.0/4) is sent to its multicast MAC', parseIPv4Option('--dst-a'), { default: '10.0.1.2' }),
+  dstB: valueOption('--dst-b <ip>', 'destination address on line B (or its multicast group)', parseIPv4Option('--dst-b'), { default: '10.0.2.2' }),
+  seed: intOption('--seed <n>', 'seed of every random impairment', { min: 0, default: 1 }),
+  count: scaledIntOption('--count <n>', 'sequence numbers per stream, 0 = no end (until --duration or a signal); planned in chunks (--plan-chunk): memory stays flat however long it runs', { min: 0, max: 2 ** 46, default: 100000 }),
+  streams: intOption('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', { min: 1, max: 4096, default: 1 }),
+  startSeq: stringOption('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', { default: '1' }),
+  restartEvery: scaledIntOption('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', { min: 0, default: 0 }),
+  restartSeq: stringOption('--restart-seq <n>', 'first sequence number after a restart', { default: '1' }),
+  planChunk: scaledIntOption('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', { min: 1, max: 1 << 24, default: DEFAULT_PLAN_CHUNK }),
+  rate: scaledIntOption('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', { default: 0 }),
+  size: intOption('--size <bytes>', 'UDP payload bytes (at least the format header)', { min: 36, max: 1472, default: 36 }),
+  lossA: valueOption('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), { default: 0 }),
+  lossB: valueOption('--loss-b <p>', 'random loss on line B', parseProbability('--loss-b'), { default: 0 }),
+  burstA: valueOption('--burst-a <p:len>', 'loss bursts on line A: start probability and length', parsePair('--burst-a', 'LENGTH')),
+  burstB: valueOption('--burst-b <p:len>', 'loss bursts on line B', parsePair('--burst-b', 'LENGTH')),
+  dupA: valueOption('--dup-a <p>', 'packets sent twice on line A', parseProbability('--dup-a'), { default: 0 }),
+  dupB: valueOption('--dup-b <p>', 'packets sent twice on line B', parseProbability('--dup-b'), { default: 0 }),
+  reorderA: valueOption('--reorder-a <p:dist>', 'reordering on line A: probability and distance', parsePair('--reorder-a', 'DISTANCE')),
+  reorderB: valueOption('--reorder-b <p:dist>', 'reordering on line B', parsePair('--reorder-b', 'DISTANCE')),
+  delayB: intOption('--delay-b <packets>', 'line B lags line A by this many packets (negative: A lags)', { min: -1_000_000, max: 1_000_000, default: 0 }),
+  alternate: intOption('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', { min: 0, default: 0 }),
+  gap: valueOption('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), { default: 0 }),
+  withheldList: flagOption('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`),
+  duration: commonOptions.duration,
+  interval: commonOptions.interval,
+})
+export type FeedOptions = OptionsOf<typeof feedOptions>
+
+/** The positional arguments (the options are feedOptions). */
 export function buildFeedCommand(program: Command): void {
-  program
-    .argument('<line-a-src>', 'interface of line A')
-    .argument('<line-b-src>', 'interface of line B')
-    .option('--format <name>', 'optiq or moldudp64', parseFormat, 'optiq')
-    .option('--port <n>', 'UDP destination port', parseIntOption('--port', { min: 1, max: 65535 }), 8080)
-    .option('--dst-a <ip>', 'destination address on line A; a multicast group (224.0.0.0/4) is sent to its multicast MAC', parseIPv4Option('--dst-a'), '10.0.1.2')
-    .option('--dst-b <ip>', 'destination address on line B (or its multicast group)', parseIPv4Option('--dst-b'), '10.0.2.2')
-    .option('--seed <n>', 'seed of every random impairment', parseIntOption('--seed', { min: 0 }), 1)
-    .option('--count <n>', 'sequence numbers per stream, 0 = no end (until --duration or a signal); planned in chunks (--plan-chunk): memory stays flat however long it runs', parseScaledInt('--count', { min: 0, max: 2 ** 46 }), 100000)
-    .option('--streams <n>', 'streams (optiq sessions 1000.., mold sessions S000000000..)', parseIntOption('--streams', { min: 1, max: 4096 }), 1)
-    .option('--start-seq <n>', 'first sequence number (optiq 0..2^32−1, wraps at 2^32; moldudp64 0..2^64−1, 0 follows 2^64−1)', '1')
-    .option('--restart-every <n>', 'every stream restarts after every n of its numbers: optiq numbering from --restart-seq again, moldudp64 a new session (after an end-of-session on both lines); 0 = never', parseScaledInt('--restart-every', { min: 0 }), 0)
-    .option('--restart-seq <n>', 'first sequence number after a restart', '1')
-    .option('--plan-chunk <n>', 'numbers (all streams) planned at a time: memory stays bounded however long the run', parseScaledInt('--plan-chunk', { min: 1, max: 1 << 24 }), DEFAULT_PLAN_CHUNK)
-    .option('--rate <pps>', 'sequence numbers per second, all streams together (0: as fast as possible)', parseScaledInt('--rate'), 0)
-    .option('--size <bytes>', 'UDP payload bytes (at least the format header)', parseIntOption('--size', { min: 36, max: 1472 }), 36)
-    .option('--loss-a <p>', 'random loss on line A', parseProbability('--loss-a'), 0)
-    .option('--loss-b <p>', 'random loss on line B', parseProbability('--loss-b'), 0)
-    .option('--burst-a <p:len>', 'loss bursts on line A: start probability and length', parsePair('--burst-a', 'LENGTH'))
-    .option('--burst-b <p:len>', 'loss bursts on line B', parsePair('--burst-b', 'LENGTH'))
-    .option('--dup-a <p>', 'packets sent twice on line A', parseProbability('--dup-a'), 0)
-    .option('--dup-b <p>', 'packets sent twice on line B', parseProbability('--dup-b'), 0)
-    .option('--reorder-a <p:dist>', 'reordering on line A: probability and distance', parsePair('--reorder-a', 'DISTANCE'))
-    .option('--reorder-b <p:dist>', 'reordering on line B', parsePair('--reorder-b', 'DISTANCE'))
-    .option('--delay-b <packets>', 'line B lags line A by this many packets (negative: A lags)', parseIntOption('--delay-b', { min: -1_000_000, max: 1_000_000 }), 0)
-    .option('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', parseIntOption('--alternate', { min: 0 }), 0)
-    .option('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), 0)
-    .option('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`)
-  addCommonOptions(program, ['duration', 'interval'])
+  program.argument('<line-a-src>', 'interface of line A').argument('<line-b-src>', 'interface of line B')
 }
 
 function impairments(loss: number, burst: [number, number] | undefined, dup: number, reorder: [number, number] | undefined): LineImpairments {

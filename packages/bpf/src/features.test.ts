@@ -1,7 +1,7 @@
 import t from 'tap'
 import { bpfObjectPath } from '@kbx/ffi'
 import { BpfObject, probeFeatures, queueCounts } from './index.js'
-import { createNetns, createVeth, ipXdpOf } from './test-support/netns.js'
+import { createNetns, createVeth, ipXdpOf } from './testing/netns.js'
 
 t.test('probeFeatures on a veth', async (t) => {
   const ns = createNetns(t)

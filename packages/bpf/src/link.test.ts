@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { BpfError, NetError } from '@kbx/errors'
 import { bpfObjectPath, repoRoot, XDP_ATTACHED_DRV, XDP_ATTACHED_SKB } from '@kbx/ffi'
 import { BpfObject, ensureBpffs, linkInfoById, resolveIfindex, XdpLink, xdpAttachmentOf, xdpAttachments } from './index.js'
-import { throwsErrno } from './test-support/assert.js'
-import { createNetns, createVeth, ipXdpOf, uniqueName, type TestNetns } from './test-support/netns.js'
+import { throwsErrno } from './testing/assert.js'
+import { createNetns, createVeth, ipXdpOf, uniqueName, type TestNetns } from './testing/netns.js'
 
 function loadPass(): BpfObject {
   const obj = BpfObject.open(bpfObjectPath('xdp_pass'))
@@ -90,7 +90,7 @@ t.test('closing an unpinned link detaches it', async (t) => {
 
 t.test('a SIGKILLed process leaves nothing attached', async (t) => {
   const { ns, a } = setup(t)
-  const childScript = fileURLToPath(new URL('./test-support/attach-child.ts', import.meta.url))
+  const childScript = fileURLToPath(new URL('./testing/attach-child.ts', import.meta.url))
   const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', '--conditions=kbx-source', childScript, a, 'native'], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'inherit'],

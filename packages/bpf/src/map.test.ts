@@ -3,8 +3,8 @@ import { existsSync, rmSync } from 'node:fs'
 import { BpfError, UsageError } from '@kbx/errors'
 import { bpfObjectPath, encodeXskSlotKey } from '@kbx/ffi'
 import { BpfMap, BpfObject, ensureBpffs, readCounters } from './index.js'
-import { throwsErrno } from './test-support/assert.js'
-import { uniqueName } from './test-support/netns.js'
+import { throwsErrno } from './testing/assert.js'
+import { uniqueName } from './testing/netns.js'
 import { mkdirSync } from 'node:fs'
 
 function loaded(name: string): BpfObject {

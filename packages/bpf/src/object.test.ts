@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { BpfError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { BpfObject, mapInfoById, progInfoById } from './index.js'
-import { throwsErrno } from './test-support/assert.js'
+import { throwsErrno } from './testing/assert.js'
 
 const BAD_PROGRAM = `
 #include <linux/bpf.h>

@@ -6,8 +6,8 @@ import { BpfError } from '@kbx/errors'
 import { bpfObjectPath, libc, repoRoot, RLIM_INFINITY, RLIMIT_MEMLOCK } from '@kbx/ffi'
 import { BpfObject, ensureBpffs, isBpffsMounted, linkInfoByPin, memlockLimit, onLibbpfMessage, raiseMemlockLimit, resolveIfindex, ifnameOf } from './index.js'
 import { parseIpLink } from './link.js'
-import { throwsErrno } from './test-support/assert.js'
-import { createNetns, createVeth, uniqueName } from './test-support/netns.js'
+import { throwsErrno } from './testing/assert.js'
+import { createNetns, createVeth, uniqueName } from './testing/netns.js'
 
 t.test('raiseMemlockLimit raises RLIMIT_MEMLOCK as far as allowed, never throws', async (t) => {
   const { hard } = memlockLimit()
@@ -24,7 +24,7 @@ t.test('raiseMemlockLimit raises RLIMIT_MEMLOCK as far as allowed, never throws'
 
 t.test('ensureBpffs mounts bpffs inside `ip netns exec`, where /sys comes without it', async (t) => {
   const ns = createNetns(t)
-  const child = fileURLToPath(new URL('./test-support/bpffs-child.ts', import.meta.url))
+  const child = fileURLToPath(new URL('./testing/bpffs-child.ts', import.meta.url))
   const out = execFileSync('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', '--conditions=kbx-source', child], {
     cwd: repoRoot,
     encoding: 'utf8',

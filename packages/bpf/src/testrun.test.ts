@@ -2,8 +2,8 @@ import t from 'tap'
 import { KbxError, UsageError } from '@kbx/errors'
 import { bpfObjectPath, koffi, libbpf, BpfTestRunOpts, BPF_F_TEST_RUN_ON_CPU } from '@kbx/ffi'
 import { BpfObject, readCounters, resolveIfindex, xdpVerdictName } from './index.js'
-import * as F from './test-support/frames.js'
-import { createNetns, createVeth } from './test-support/netns.js'
+import * as F from './testing/frames.js'
+import { createNetns, createVeth } from './testing/netns.js'
 
 function loadPass(): BpfObject {
   const obj = BpfObject.open(bpfObjectPath('xdp_pass'))

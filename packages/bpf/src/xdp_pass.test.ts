@@ -1,8 +1,8 @@
 import t from 'tap'
 import { bpfObjectPath } from '@kbx/ffi'
 import { BpfObject, numPossibleCpus, readCounters } from './index.js'
-import { runFixtures, type XdpFixture } from './testing.js'
-import * as F from './test-support/frames.js'
+import { runFixtures, type XdpFixture } from './testing/index.js'
+import * as F from './testing/frames.js'
 
 function openPass(): BpfObject {
   const obj = BpfObject.open(bpfObjectPath('xdp_pass'))

@@ -2,10 +2,10 @@ import t, { type Test } from 'tap'
 import { bpfObjectPath, encodeXskSlotKey } from '@kbx/ffi'
 import { parseIPv4 } from '@kbx/net'
 import { BpfObject, readCounters, resolveIfindex, type BpfMap } from './index.js'
-import { runFixtures, type XdpFixture } from './testing.js'
-import * as F from './test-support/frames.js'
-import { createNetns, createVeth } from './test-support/netns.js'
-import { throwsErrno } from './test-support/assert.js'
+import { runFixtures, type XdpFixture } from './testing/index.js'
+import * as F from './testing/frames.js'
+import { createNetns, createVeth } from './testing/netns.js'
+import { throwsErrno } from './testing/assert.js'
 
 const LO = resolveIfindex('lo')
 const onLo = { ingressIfindex: LO, rxQueueIndex: 0 }

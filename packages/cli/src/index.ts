@@ -1,5 +1,8 @@
+export { addCommonOptions, commonOptions, OUTPUT_OPTIONS } from './common.js'
+export type { CommonOptions, CommonOptionName, OutputOptions } from './common.js'
+export { OptionDecl, OptionTable, optionTable, flagOption, stringOption, valueOption, intOption, scaledIntOption, secondsOption, choiceOption } from './table.js'
+export type { OptionsOf, OptionDecls } from './table.js'
 export {
-  addCommonOptions,
   resolveLogLevel,
   parseIntOption,
   parseScaledInt,
@@ -13,9 +16,8 @@ export {
   parseInterfaceName,
   parseMacOption,
   XDP_MODES,
-  OUTPUT_OPTIONS,
 } from './options.js'
-export type { CommonOptions, CommonOptionName, XdpMode, IpPort } from './options.js'
+export type { XdpMode, IpPort } from './options.js'
 export { requirePrivileges, effectiveCapabilities, missingCapabilities, CAP } from './privileges.js'
 export type { PrivilegeOptions, CapabilityName } from './privileges.js'
 export { runTool, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js'

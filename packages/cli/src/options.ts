@@ -1,30 +1,9 @@
-import { Option } from 'commander'
-import type { Command } from 'commander'
 import { UsageError } from '@kbx/errors'
 import { LOG_LEVELS, isLogLevel } from '@kbx/stats'
 import type { LogLevel } from '@kbx/stats'
 
 export type XdpMode = 'native' | 'skb' | 'auto'
 export const XDP_MODES: readonly XdpMode[] = ['native', 'skb', 'auto']
-
-/** Options every command understands, after parsing. Which ones exist depends on `addCommonOptions`. */
-export interface CommonOptions {
-  mode?: XdpMode
-  queue?: number
-  /** Seconds; 0 = until stopped. */
-  duration?: number
-  /** Seconds between `interval` events. */
-  interval?: number
-  /** JSON lines on stdout (--no-json turns them off). */
-  json: boolean
-  logLevel: LogLevel
-  /** How many times -v was given. */
-  verbose: number
-}
-
-export type CommonOptionName = 'mode' | 'queue' | 'duration' | 'interval' | 'json' | 'logLevel' | 'verbose'
-/** The options runTool always adds: where output goes and how much of it. */
-export const OUTPUT_OPTIONS: readonly CommonOptionName[] = ['json', 'logLevel', 'verbose']
 
 type Parser<T> = (value: string) => T
 
@@ -143,69 +122,6 @@ export function parseMacOption(name: string): Parser<string> {
     if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(value)) return value.toLowerCase()
     throw usage(name, 'a MAC address like 02:00:00:00:00:01', value)
   }
-}
-
-function increment(_value: string, previous: number): number {
-  return previous + 1
-}
-
-function hasOption(cmd: Command, long: string): boolean {
-  return cmd.options.some((o) => o.long === long)
-}
-
-/**
- * Adds the shared flags (same names, defaults and parsing in every command, xdp-tools style).
- * Options already present are left alone, so calling it twice is harmless.
- */
-export function addCommonOptions(
-  cmd: Command,
-  which: readonly CommonOptionName[] = ['mode', 'queue', 'duration', 'interval'],
-): Command {
-  for (const name of which) {
-    switch (name) {
-      case 'mode':
-        if (!hasOption(cmd, '--mode')) {
-          cmd.addOption(new Option('--mode <mode>', 'XDP attach mode: native, skb or auto (native, else skb)').argParser(parseMode).default('auto'))
-        }
-        break
-      case 'queue':
-        if (!hasOption(cmd, '--queue')) {
-          cmd.addOption(new Option('--queue <n>', 'RX/TX queue id').argParser(parseIntOption('--queue', { min: 0, max: 1023 })).default(0))
-        }
-        break
-      case 'duration':
-        if (!hasOption(cmd, '--duration')) {
-          cmd.addOption(new Option('--duration <seconds>', 'stop after this long (0 = until Ctrl-C)').argParser(parseSeconds('--duration')).default(0))
-        }
-        break
-      case 'interval':
-        if (!hasOption(cmd, '--interval')) {
-          cmd.addOption(
-            new Option('--interval <seconds>', 'seconds between interval stats').argParser(parseSeconds('--interval', { min: 0.01 })).default(1),
-          )
-        }
-        break
-      case 'json':
-        if (!hasOption(cmd, '--json')) {
-          cmd.addOption(new Option('--json', 'JSON lines on stdout (default)').default(true))
-          cmd.addOption(new Option('--no-json', 'no JSON lines on stdout'))
-        }
-        break
-      case 'logLevel':
-        if (!hasOption(cmd, '--log-level')) {
-          cmd.addOption(
-            new Option('--log-level <level>', `stderr log level: ${LOG_LEVELS.join(', ')}`).argParser(parseLogLevel).default('info'),
-          )
-        }
-        break
-      case 'verbose':
-        if (!hasOption(cmd, '--verbose')) {
-          cmd.addOption(new Option('-v, --verbose', 'more logs: -v debug, -vv trace (repeatable)').argParser(increment).default(0))
-        }
-        break
-    }
-  }
-  return cmd
 }
 
 const LEVEL_ORDER: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { Command } from 'commander'
 import { UsageError } from '@kbx/errors'
+import { addCommonOptions, OUTPUT_OPTIONS } from './common.js'
 import {
-  addCommonOptions,
   parseChoice,
   parseIntOption,
   parseInterfaceName,
@@ -14,7 +14,6 @@ import {
   parseScaledInt,
   parseSeconds,
   resolveLogLevel,
-  OUTPUT_OPTIONS,
 } from './options.js'
 
 t.test('parseIntOption', async (t) => {

@@ -2,18 +2,20 @@ import { Command, CommanderError } from 'commander'
 import { KbxError, UsageError } from '@kbx/errors'
 import { JsonLines, TtyStatus, createLogger, formatSummary, writeAllSync } from '@kbx/stats'
 import type { EventData, JsonLinesOutput, Logger } from '@kbx/stats'
-import { OUTPUT_OPTIONS, addCommonOptions, resolveLogLevel } from './options.js'
-import type { CommonOptions } from './options.js'
+import { OUTPUT_OPTIONS, addCommonOptions, outputOptionsOf } from './common.js'
+import type { OutputOptions } from './common.js'
+import { resolveLogLevel } from './options.js'
 import { requirePrivileges } from './privileges.js'
 import type { PrivilegeOptions } from './privileges.js'
+import type { OptionTable } from './table.js'
 
 export type Cleanup = () => void | Promise<void>
 
 /** What a command's `run` gets. */
-export interface ToolContext<O extends object = Record<string, unknown>> {
+export interface ToolContext<O extends object = object> {
   readonly tool: string
-  /** All parsed options: the command's own and the common ones. */
-  readonly opts: O & CommonOptions
+  /** All parsed options: the command's table's and the output ones runTool adds. */
+  readonly opts: O & OutputOptions
   /** Parsed positional arguments (after their parsers). */
   readonly args: unknown[]
   readonly log: Logger
@@ -29,13 +31,15 @@ export interface ToolContext<O extends object = Record<string, unknown>> {
   end(data?: EventData): void
 }
 
-export interface ToolSpec<O extends object = Record<string, unknown>> {
+export interface ToolSpec<O extends object = object> {
   tool: string
   description?: string
   version?: string
   /** User arguments; default process.argv.slice(2). */
   argv?: readonly string[]
-  /** Declare arguments and options (use addCommonOptions for the shared ones). */
+  /** The command's options, one declaration each (optionTable, with commonOptions for the shared ones); ctx.opts is typed from it. */
+  options: OptionTable<O>
+  /** Declare positional arguments (and anything else the table does not say), after the table's options. */
   build?: (program: Command) => void
   /** Check root/capabilities after parsing, before `run`. */
   privileges?: boolean | PrivilegeOptions
@@ -64,7 +68,7 @@ const FORCED_CLEANUP_TIMEOUT_MS = 3000
  * cleanups newest first, and maps errors to `error` events and exit codes (0 ok, 1 failure,
  * 2 usage). A second signal forces an exit (130 for SIGINT) after the cleanups that had not run yet.
  */
-export async function runTool<O extends object = Record<string, unknown>>(spec: ToolSpec<O>): Promise<number> {
+export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<number> {
   const exitProcess = spec.exit ?? true
   const finish = (code: number): number => {
     if (exitProcess) process.exit(code)
@@ -80,6 +84,7 @@ export async function runTool<O extends object = Record<string, unknown>>(spec: 
   program.showHelpAfterError(`(run ${spec.tool} --help for usage)`)
   if (spec.description !== undefined) program.description(spec.description)
   if (spec.version !== undefined) program.version(spec.version)
+  spec.options.register(program)
   spec.build?.(program)
   addCommonOptions(program, OUTPUT_OPTIONS)
   program.action(() => {})
@@ -90,7 +95,7 @@ export async function runTool<O extends object = Record<string, unknown>>(spec: 
     return finish(usageExitCode(spec.tool, err))
   }
 
-  const opts = program.opts() as O & CommonOptions
+  const opts: O & OutputOptions = { ...spec.options.values(program), ...outputOptionsOf(program) }
   const status = new TtyStatus()
   const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
   const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const fixture = fileURLToPath(new URL('../fixtures/test-tool.ts', import.meta.url))
+const fixture = fileURLToPath(new URL('./testing/test-tool.ts', import.meta.url))
 
 interface Run {
   code: number | null

@@ -1,6 +1,6 @@
 import t from 'tap'
 import * as ffi from './index.js'
-import { compareLayouts, type LayoutTable } from './testing.js'
+import { compareLayouts, type LayoutTable } from './testing/index.js'
 
 /** The AF_XDP core's layouts (native/include/kbx_xsk.h, bpf/include/kbx_xsk_steer.h) against libkbx.ts. */
 const xskCore: LayoutTable = {

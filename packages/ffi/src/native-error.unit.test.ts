@@ -2,7 +2,7 @@ import t from 'tap'
 import { SystemError, XskError, errnoOf } from '@kbx/errors'
 import { KBX_ERROR_MESSAGE_MAX, KBX_ERROR_OPERATION_MAX, KbxErrorRecord, libkbx, type KbxUmemPtr } from './libkbx.js'
 import { nativeError, takeNativeFailure } from './native-error.js'
-import { compareLayouts } from './testing.js'
+import { compareLayouts } from './testing/index.js'
 
 /** A failing call of the AF_XDP core (no privileges needed: refused before the kernel is asked). */
 function createUmem(frameSize: number): number {

@@ -1,36 +1,25 @@
 #!/usr/bin/env node
 // The test bed's exchange: a FIX acceptor over the kernel's TCP (run it in namespace exch).
-import { parseIntOption, parseIpPortOption, parseSeconds, runTool } from '@kbx/cli'
-import type { IpPort, ToolContext } from '@kbx/cli'
+import { flagOption, intOption, optionTable, parseIpPortOption, runTool, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import { FixAcceptor } from './acceptor.js'
 
-interface AcceptorCliOptions {
-  listen: IpPort
-  sender: string
-  fillEvery: number
-  maxQty: number
-  testGapAt?: number
-  heartbeats: boolean
-  store?: string
+const acceptorOptions = optionTable({
+  listen: valueOption('--listen <ip:port>', 'address to listen on', parseIpPortOption('--listen'), { default: { ip: '0.0.0.0', port: 9878 } }),
+  sender: stringOption('--sender <id>', 'our SenderCompID', { default: 'EXCH' }),
+  fillEvery: intOption('--fill-every <n>', 'fill every Nth order after acking it (0 = never)', { min: 0, default: 1 }),
+  maxQty: intOption('--max-qty <n>', 'reject orders above this quantity', { min: 1, default: 1_000_000 }),
+  testGapAt: intOption('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once per counterparty', { min: 1 }),
+  heartbeats: flagOption('--no-heartbeats', 'test hook: never send Heartbeats unprompted'),
   /** Seconds between `interval` events; 0 = none. */
-  interval: number
-}
+  interval: secondsOption('--interval <s>', 'seconds between interval events (cumulative counters: orders received, acked, …; 0 = none)', { min: 0, default: 1 }),
+  store: stringOption('--store <dir>', 'keep sequence numbers in DIR/SENDER-COUNTERPARTY.json (a restarted acceptor resumes them); default: in memory'),
+})
 
 await runTool({
   tool: 'fix-acceptor',
   description: 'A small FIX acceptor: acks every NewOrderSingle with an ExecutionReport; answers TestRequest, ResendRequest (GapFill) and Logout',
-  build: (program) => {
-    program
-      .option('--listen <ip:port>', 'address to listen on', parseIpPortOption('--listen'), { ip: '0.0.0.0', port: 9878 })
-      .option('--sender <id>', 'our SenderCompID', 'EXCH')
-      .option('--fill-every <n>', 'fill every Nth order after acking it (0 = never)', parseIntOption('--fill-every', { min: 0 }), 1)
-      .option('--max-qty <n>', 'reject orders above this quantity', parseIntOption('--max-qty', { min: 1 }), 1_000_000)
-      .option('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once per counterparty', parseIntOption('--test-gap-at', { min: 1 }))
-      .option('--no-heartbeats', 'test hook: never send Heartbeats unprompted')
-      .option('--interval <s>', 'seconds between interval events (cumulative counters: orders received, acked, …; 0 = none)', parseSeconds('--interval', { min: 0 }), 1)
-      .option('--store <dir>', 'keep sequence numbers in DIR/SENDER-COUNTERPARTY.json (a restarted acceptor resumes them); default: in memory')
-  },
-  run: async (ctx: ToolContext<AcceptorCliOptions>) => {
+  options: acceptorOptions,
+  run: async (ctx) => {
     const opts = ctx.opts
     const acceptor = new FixAcceptor({
       host: opts.listen.ip,

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { runTool } from '@kbx/cli'
-import { TOOL, buildFixTcp, runFixTcp } from './client.js'
+import { TOOL, fixTcpOptions, runFixTcp } from './client.js'
 
 await runTool({
   tool: TOOL,
   description: 'A FIX session (FIX.4.4/4.2 initiator) sending limit orders and matching ExecutionReports; JSON stats on stdout',
-  build: buildFixTcp,
+  options: fixTcpOptions,
   run: runFixTcp,
 })

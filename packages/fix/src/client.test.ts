@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { runTool } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { PermissionError, UsageError } from '@kbx/errors'
-import { TOOL, buildFixTcp, requireFixTcpPrivileges, resolveXdpMode } from './client.js'
+import { TOOL, fixTcpOptions, requireFixTcpPrivileges, resolveXdpMode } from './client.js'
 import type { FixTcpOptions } from './client.js'
 
 /** Parses argv as fix-tcp does; the options (or the exit code when parsing failed). */
@@ -15,7 +15,7 @@ async function parse(argv: string[]): Promise<{ code: number; opts: FixTcpOption
   const code = await runTool({
     tool: TOOL,
     argv: [...argv, '--log-level', 'silent'],
-    build: buildFixTcp,
+    options: fixTcpOptions,
     run: (ctx: ToolContext<FixTcpOptions>) => void (opts = ctx.opts),
     exit: false,
     jsonOut: { write: () => true },

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { runLoop } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
+import { RateMeter } from '@kbx/stats'
 import { Backoff } from './backoff.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
 import { redactMessage } from './logon.js'
@@ -81,7 +82,7 @@ export class FixTcpRun implements TransportHost {
   private drainUntil = 0
   /** The next session housekeeping (stop checks, timers, pacing): about once per ms between xdp turns. */
   private housekeepingAt = 0
-  private lastSnapshot = { sent: 0, acked: 0 }
+  private readonly orderRates = new RateMeter<{ sent: number; acked: number }>()
   private wake: (() => void) | undefined
 
   constructor(
@@ -408,12 +409,12 @@ export class FixTcpRun implements TransportHost {
 
   private emitInterval(now: number): void {
     const c = this.flow.counters
-    const every = this.opts.interval
+    const rates = this.orderRates.sample({ sent: c.sent, acked: c.acked }).rates
     const transportFields = this.transport.intervalFields()
     this.ctx.json.interval({
       elapsedSec: (now - this.started) / 1000,
       orders: this.orderCounts(),
-      perSec: { sent: (c.sent - this.lastSnapshot.sent) / every, acked: (c.acked - this.lastSnapshot.acked) / every },
+      perSec: { sent: rates.sent, acked: rates.acked },
       latencyUs: this.flow.intervalLatency.summary(),
       ...transportFields,
       session: { state: this.session.state, nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq },
@@ -421,7 +422,6 @@ export class FixTcpRun implements TransportHost {
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       tcp: this.transport.tcpStats(),
     })
-    this.lastSnapshot = { sent: c.sent, acked: c.acked }
     this.flow.intervalLatency.reset()
   }
 

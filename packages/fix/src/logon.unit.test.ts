@@ -10,7 +10,7 @@ import { runTool } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { FixParser, Tag, buildMessage } from './codec.js'
-import { TOOL, buildFixTcp, resolveLogon } from './client.js'
+import { TOOL, fixTcpOptions, resolveLogon } from './client.js'
 import type { FixTcpOptions } from './client.js'
 import { beginStringOf, logonFields, orderLogonFields, parseCredentials, parseLogonField, readCredentialsFile, redactMessage, resolveCredentials } from './logon.js'
 import { FixSession } from './session.js'
@@ -18,7 +18,7 @@ import { MemorySeqStore } from './store.js'
 
 async function parse(argv: string[]): Promise<{ code: number; opts: FixTcpOptions | undefined }> {
   let opts: FixTcpOptions | undefined
-  const code = await runTool({ tool: TOOL, argv: [...argv, '--log-level', 'silent'], build: buildFixTcp, run: (ctx: ToolContext<FixTcpOptions>) => void (opts = ctx.opts), exit: false, jsonOut: { write: () => true } })
+  const code = await runTool({ tool: TOOL, argv: [...argv, '--log-level', 'silent'], options: fixTcpOptions, run: (ctx: ToolContext<FixTcpOptions>) => void (opts = ctx.opts), exit: false, jsonOut: { write: () => true } })
   return { code, opts }
 }
 

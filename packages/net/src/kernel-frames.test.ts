@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { buildTcpFrame, buildUdpFrame, parseFrame, readPcap } from './index.js'
 import type { ParsedFrameOk } from './index.js'
-import { createVethNetns, run } from '../test/netns.js'
+import { createVethNetns, run } from './testing/netns.js'
 
 const UDP_PORT = 9999
 const TCP_PORT = 9998

@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto'
 import t from 'tap'
 import { NetError, UsageError } from '@kbx/errors'
 import { interfaceInfo, multicastMac, resolveNextHop } from './index.js'
-import { createVethNetns, run } from '../test/netns.js'
+import { createVethNetns, run } from './testing/netns.js'
 
 t.test('interfaceInfo(lo)', async (t) => {
   const lo = interfaceInfo('lo')

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { KbxError, NetError, SystemError, UsageError, errnoOf } from '@kbx/errors'
 import { kbxAddress, koffi, nativeError, takeNativeFailure } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
@@ -61,6 +62,17 @@ export function parseSolanaKeypair(text: string, source = 'keypair'): Buffer {
   if (!Array.isArray(value) || value.length !== 64 || !value.every((n) => Number.isInteger(n) && n >= 0 && n <= 255))
     throw new UsageError(`${source}: expected a Solana keypair: an array of 64 numbers 0..255`)
   return Buffer.from(value as number[])
+}
+
+/** A Solana keypair file (`--keypair` of quic-flood and quic-sink): unreadable or malformed is a usage error. */
+export function readSolanaKeypair(path: string, option = '--keypair'): Buffer {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new UsageError(`${option} ${path}: ${(e as Error).message}`)
+  }
+  return parseSolanaKeypair(text, `${option} ${path}`)
 }
 
 /** An Ed25519 identity with its self-signed X.509 certificate. */

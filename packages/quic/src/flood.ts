@@ -1,23 +1,26 @@
 import { readFileSync } from 'node:fs'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import {
-  Option,
-  addCommonOptions,
-  parseChoice,
-  parseIntOption,
+  choiceOption,
+  commonOptions,
+  flagOption,
+  intOption,
+  optionTable,
   parseIpPortOption,
-  parseScaledInt,
-  parseSeconds,
   runLoop,
   runTool,
+  scaledIntOption,
+  secondsOption,
+  stringOption,
+  valueOption,
 } from '@kbx/cli'
-import type { IpPort, ToolContext, XdpMode } from '@kbx/cli'
+import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
-import { BucketHistogram, type Distribution, summarizeLatency } from '@kbx/stats'
+import { BucketHistogram, type Distribution, RateMeter, summarizeLatency } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
-import { Flood, Identity, ipv4NetworkOrder, mockTransactions, parseSolanaKeypair } from './engine.js'
+import { Flood, Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
 import type { FloodStats } from './engine.js'
 import {
   KBX_QUIC_DEFAULT_FRAMES,
@@ -30,31 +33,35 @@ import {
   KBX_QUIC_STREAMS_PER_CONNECTION,
 } from './native.js'
 
-interface FloodCliOptions {
-  iface: string
-  server: IpPort
-  streams: 'uni' | 'bidi'
-  txSize: number
-  txFile?: string
-  unsafeTxSize?: number
-  keypair?: string
-  alpn: string
-  rate: number
-  count: number
-  busyPoll: number
-  streamsPerConnection: number
-  connections: number
-  io: 'xdp' | 'socket'
-  frames: number
-  idleTimeout: number
-  keepAlive: number
-  handshakeTimeout: number
-  reconnect: boolean
-  mode: XdpMode
-  queue: number
-  duration: number
-  interval: number
-}
+/** quic-flood's options. */
+export const floodOptions = optionTable({
+  iface: stringOption('--iface <name>', 'interface towards the server', { required: true }),
+  server: valueOption('--server <ip:port>', 'server (TPU QUIC) address', parseIpPortOption('--server'), { default: { ip: '10.0.0.11', port: 8004 } }),
+  io: choiceOption('--io <io>', 'xdp (AF_XDP rings) or socket (kernel UDP, sendmmsg + GSO)', ['xdp', 'socket'], { default: 'xdp' }),
+  streams: choiceOption('--streams <kind>', 'uni (one tx per unidirectional stream, Agave) or bidi', ['uni', 'bidi'], { default: 'uni' }),
+  txSize: intOption('--tx-size <bytes>', 'size of generated mock transactions', { min: 1, max: 65535, default: 235 }),
+  txFile: stringOption('--tx-file <path>', 'transactions to send round-robin: one base64 transaction per line'),
+  keypair: stringOption('--keypair <path>', 'Solana keypair JSON (64 numbers) for the client certificate; fresh identity when absent'),
+  alpn: stringOption('--alpn <proto>', 'TLS ALPN', { default: 'solana-tpu' }),
+  rate: scaledIntOption('--rate <tps>', 'transactions per second (0: as fast as the server allows)', { default: 0 }),
+  count: scaledIntOption('--count <n>', 'transactions to send (0: until --duration or a signal)', { default: 0 }),
+  busyPoll: intOption('--busy-poll <us>', 'while transactions await their ACK, poll instead of sleeping for up to this long after the last packet (0: sleep)', { min: 0, max: 1_000_000, default: 200 }),
+  connections: intOption('--connections <n>', 'QUIC connections', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS, default: 1 }),
+  frames: scaledIntOption('--frames <n>', `xdp io: frames (2 KiB each) of the AF_XDP UMEM, half of them kept in the fill ring (${KBX_QUIC_MIN_FRAMES}..${KBX_QUIC_MAX_FRAMES})`, { min: KBX_QUIC_MIN_FRAMES, max: KBX_QUIC_MAX_FRAMES, default: KBX_QUIC_DEFAULT_FRAMES }),
+  streamsPerConnection: scaledIntOption(
+    '--streams-per-connection <n>',
+    "replace a connection after this many transactions, once all are acked (bounds the server's memory: ngtcp2 0.12 servers keep every stream until the connection closes)",
+    { min: 1, max: 0xffffffff, default: KBX_QUIC_STREAMS_PER_CONNECTION },
+  ),
+  idleTimeout: secondsOption('--idle-timeout <sec>', 'QUIC idle timeout', { default: 30 }),
+  keepAlive: secondsOption('--keep-alive <sec>', 'keep-alive PING interval (0: none)', { default: 0 }),
+  handshakeTimeout: secondsOption('--handshake-timeout <sec>', 'fail when the handshake takes longer', { default: 5 }),
+  reconnect: flagOption('--no-reconnect', 'exit with an error instead of reconnecting when the server closes the connection'),
+  // test only: transactions of this size, past the 1232-byte limit, to exercise a receiver's rejection of oversize streams
+  unsafeTxSize: intOption('--unsafe-tx-size <bytes>', 'TEST ONLY', { min: 1, max: 65535, hidden: true }),
+  ...commonOptions,
+})
+export type FloodCliOptions = OptionsOf<typeof floodOptions>
 
 export function readTransactions(path: string): Buffer[] {
   let text: string
@@ -75,16 +82,6 @@ export function readTransactions(path: string): Buffer[] {
     })
   if (txs.length === 0) throw new UsageError(`--tx-file ${path}: no transactions`)
   return txs
-}
-
-function readKeypair(path: string): Buffer {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (e) {
-    throw new UsageError(`--keypair ${path}: ${(e as Error).message}`)
-  }
-  return parseSolanaKeypair(text, `--keypair ${path}`)
 }
 
 /** The engine's counters as the JSON `interval`/`end` payload (ns → µs/ms). */
@@ -125,7 +122,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const hop = resolveNextHop(o.server.ip, { iface: o.iface })
   const localIp = hop.srcIp || info.ipv4[0]
   if (!localIp) throw new UsageError(`${o.iface} has no IPv4 address`)
-  const identity = Identity.create(o.keypair ? readKeypair(o.keypair) : undefined)
+  const identity = Identity.create(o.keypair ? readSolanaKeypair(o.keypair) : undefined)
   ctx.onCleanup(() => identity.close())
   const transactions = o.unsafeTxSize
     ? [Buffer.alloc(o.unsafeTxSize, 0xab)]
@@ -215,9 +212,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     total.add(taken)
     return taken
   }
-  let lastAcked = 0
-  const startedAt = performance.now()
-  let lastT = startedAt
+  const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
   const stop = await runLoop(
     ctx,
@@ -229,10 +224,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       durationSec: o.duration,
       onInterval: () => {
         const s = f.stats()
-        const now = performance.now()
-        const ackedPerSec = ((s.tx_acked - lastAcked) * 1000) / (now - lastT)
-        lastAcked = s.tx_acked
-        lastT = now
+        const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
         ctx.json.interval({ ...floodReport(s, takeLatencies()), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
       },
@@ -249,7 +241,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   }
   takeLatencies()
   const s = f.stats()
-  const seconds = (performance.now() - startedAt) / 1000
+  const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
   ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
@@ -259,53 +251,12 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {
-  return runTool<FloodCliOptions>({
+  return runTool({
     tool: 'quic-flood',
     description: 'Send Solana-style transactions over QUIC (one per unidirectional stream) and count what is acknowledged',
     ...(argv ? { argv } : {}),
     privileges: true,
-    build: (program) => {
-      program
-        .requiredOption('--iface <name>', 'interface towards the server')
-        .option('--server <ip:port>', 'server (TPU QUIC) address', parseIpPortOption('--server'), { ip: '10.0.0.11', port: 8004 })
-        .option('--io <io>', 'xdp (AF_XDP rings) or socket (kernel UDP, sendmmsg + GSO)', parseChoice('--io', ['xdp', 'socket']), 'xdp')
-        .option('--streams <kind>', 'uni (one tx per unidirectional stream, Agave) or bidi', parseChoice('--streams', ['uni', 'bidi']), 'uni')
-        .option('--tx-size <bytes>', 'size of generated mock transactions', parseIntOption('--tx-size', { min: 1, max: 65535 }), 235)
-        .option('--tx-file <path>', 'transactions to send round-robin: one base64 transaction per line')
-        .option('--keypair <path>', 'Solana keypair JSON (64 numbers) for the client certificate; fresh identity when absent')
-        .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
-        .option('--rate <tps>', 'transactions per second (0: as fast as the server allows)', parseScaledInt('--rate'), 0)
-        .option('--count <n>', 'transactions to send (0: until --duration or a signal)', parseScaledInt('--count'), 0)
-        .option(
-          '--busy-poll <us>',
-          'while transactions await their ACK, poll instead of sleeping for up to this long after the last packet (0: sleep)',
-          parseIntOption('--busy-poll', { min: 0, max: 1_000_000 }),
-          200,
-        )
-        .option('--connections <n>', 'QUIC connections', parseIntOption('--connections', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS }), 1)
-        .option(
-          '--frames <n>',
-          `xdp io: frames (2 KiB each) of the AF_XDP UMEM, half of them kept in the fill ring (${KBX_QUIC_MIN_FRAMES}..${KBX_QUIC_MAX_FRAMES})`,
-          parseScaledInt('--frames', { min: KBX_QUIC_MIN_FRAMES, max: KBX_QUIC_MAX_FRAMES }),
-          KBX_QUIC_DEFAULT_FRAMES,
-        )
-        .option(
-          '--streams-per-connection <n>',
-          "replace a connection after this many transactions, once all are acked (bounds the server's memory: ngtcp2 0.12 servers keep every stream until the connection closes)",
-          parseScaledInt('--streams-per-connection', { min: 1, max: 0xffffffff }),
-          KBX_QUIC_STREAMS_PER_CONNECTION,
-        )
-        .option('--idle-timeout <sec>', 'QUIC idle timeout', parseSeconds('--idle-timeout'), 30)
-        .option('--keep-alive <sec>', 'keep-alive PING interval (0: none)', parseSeconds('--keep-alive'), 0)
-        .option('--handshake-timeout <sec>', 'fail when the handshake takes longer', parseSeconds('--handshake-timeout'), 5)
-        .option('--no-reconnect', 'exit with an error instead of reconnecting when the server closes the connection')
-      // test only (hidden): send transactions of this size, bypassing the 1232-byte limit, to exercise a
-      // receiver's rejection of oversize streams
-      program.addOption(
-        new Option('--unsafe-tx-size <bytes>', 'TEST ONLY').argParser(parseIntOption('--unsafe-tx-size', { min: 1, max: 65535 })).hideHelp(),
-      )
-      addCommonOptions(program, ['mode', 'queue', 'duration', 'interval'])
-    },
+    options: floodOptions,
     run: (ctx) => {
       const o = ctx.opts
       if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN)

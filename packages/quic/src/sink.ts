@@ -1,23 +1,29 @@
-import { readFileSync } from 'node:fs'
-import { addCommonOptions, parseIntOption, parseIpPortOption, parseScaledInt, parseSeconds, runLoop, runTool } from '@kbx/cli'
-import type { IpPort, ToolContext } from '@kbx/cli'
+import { commonOptions, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
+import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
-import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, parseSolanaKeypair } from './engine.js'
+import { RateMeter } from '@kbx/stats'
+import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
 import { KBX_QUIC_MAX_ALPN_LEN, KBX_QUIC_SINK_DEFAULT_MAX_STREAMS } from './native.js'
 
-interface SinkCliOptions {
-  listen: IpPort
-  alpn: string
-  maxStreams: number
-  maxStreamsBidi?: number
-  maxStreamsPerConnection: number
-  idleTimeout: number
-  busyPoll: number
-  keypair?: string
-  duration: number
-  interval: number
-}
+/** quic-sink's options. */
+export const sinkOptions = optionTable({
+  listen: valueOption('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { default: { ip: '10.0.0.11', port: 8004 } }),
+  alpn: stringOption('--alpn <proto>', 'TLS ALPN', { default: 'solana-tpu' }),
+  maxStreams: intOption('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', { min: 1, max: 1 << 20, default: KBX_QUIC_SINK_DEFAULT_MAX_STREAMS }),
+  maxStreamsBidi: intOption('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', { min: 1, max: 1 << 20 }),
+  maxStreamsPerConnection: scaledIntOption(
+    '--max-streams-per-connection <n>',
+    'unidirectional streams one connection may ever open; then it is closed once quiet (ngtcp2 0.12 frees streams only with their connection)',
+    { min: 1, max: 0xffffffff, default: KBX_QUIC_SINK_STREAMS_PER_CONNECTION },
+  ),
+  idleTimeout: secondsOption('--idle-timeout <sec>', 'close idle connections after', { default: 30 }),
+  busyPoll: intOption('--busy-poll <us>', 'poll instead of sleeping for up to this long after the last packet: lower ACK latency for a core (0: sleep)', { min: 0, max: 10_000_000, default: 0 }),
+  keypair: stringOption('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)'),
+  duration: commonOptions.duration,
+  interval: commonOptions.interval,
+})
+export type SinkCliOptions = OptionsOf<typeof sinkOptions>
 
 function report(s: SinkStats, peerKey: Buffer | undefined) {
   return {
@@ -45,13 +51,7 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN) throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
   let identity: Identity | undefined
   if (o.keypair) {
-    let text: string
-    try {
-      text = readFileSync(o.keypair, 'utf8')
-    } catch (e) {
-      throw new UsageError(`--keypair ${o.keypair}: ${(e as Error).message}`)
-    }
-    identity = Identity.create(parseSolanaKeypair(text, `--keypair ${o.keypair}`))
+    identity = Identity.create(readSolanaKeypair(o.keypair))
     ctx.onCleanup(() => identity?.close())
   }
   const s = Sink.create({
@@ -67,17 +67,13 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   })
   ctx.onCleanup(() => s.close())
   ctx.json.start({ listen: `${o.listen.ip}:${s.port}`, alpn: o.alpn, maxStreams: o.maxStreams, idleTimeoutSec: o.idleTimeout })
-  let last = 0
-  let lastT = performance.now()
+  const transactionRate = new RateMeter<{ transactions: number }>()
   const stop = await runLoop(ctx, () => s.run(10), {
     intervalSec: o.interval,
     durationSec: o.duration,
     onInterval: () => {
       const st = s.stats()
-      const now = performance.now()
-      const tps = ((st.transactions - last) * 1000) / (now - lastT)
-      last = st.transactions
-      lastT = now
+      const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
       ctx.json.interval({ ...report(st, s.lastPeerPublicKey()), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },
@@ -86,32 +82,11 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {
-  return runTool<SinkCliOptions>({
+  return runTool({
     tool: 'quic-sink',
     description: 'QUIC transaction sink (Agave TPU rules): counts one transaction per stream',
     ...(argv ? { argv } : {}),
-    build: (program) => {
-      program
-        .option('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { ip: '10.0.0.11', port: 8004 })
-        .option('--alpn <proto>', 'TLS ALPN', 'solana-tpu')
-        .option('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', parseIntOption('--max-streams', { min: 1, max: 1 << 20 }), KBX_QUIC_SINK_DEFAULT_MAX_STREAMS)
-        .option('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', parseIntOption('--max-streams-bidi', { min: 1, max: 1 << 20 }))
-        .option(
-          '--max-streams-per-connection <n>',
-          'unidirectional streams one connection may ever open; then it is closed once quiet (ngtcp2 0.12 frees streams only with their connection)',
-          parseScaledInt('--max-streams-per-connection', { min: 1, max: 0xffffffff }),
-          KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
-        )
-        .option('--idle-timeout <sec>', 'close idle connections after', parseSeconds('--idle-timeout'), 30)
-        .option(
-          '--busy-poll <us>',
-          'poll instead of sleeping for up to this long after the last packet: lower ACK latency for a core (0: sleep)',
-          parseIntOption('--busy-poll', { min: 0, max: 10_000_000 }),
-          0,
-        )
-        .option('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)')
-      addCommonOptions(program, ['duration', 'interval'])
-    },
+    options: sinkOptions,
     run: sink,
   })
 }

@@ -45,7 +45,7 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
   }
   ancestors.add(obj)
   if (Array.isArray(obj) || ArrayBuffer.isView(obj)) {
-    const items = ArrayBuffer.isView(obj) && !(obj instanceof DataView) ? Array.from(obj as unknown as ArrayLike<unknown>) : (obj as unknown[])
+    const items: ArrayLike<unknown> = isTypedArray(obj) ? obj : (obj as unknown[])
     out.push('[')
     for (let i = 0; i < items.length; i++) {
       if (i > 0) out.push(',')
@@ -75,4 +75,8 @@ function writeObjectEntries(entries: ReadonlyArray<readonly [string, unknown]>, 
     writeValue(v, out, ancestors)
   }
   out.push('}')
+}
+
+function isTypedArray(value: object): value is ArrayLike<number | bigint> {
+  return ArrayBuffer.isView(value) && !(value instanceof DataView)
 }

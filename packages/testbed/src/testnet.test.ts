@@ -142,7 +142,7 @@ t.test('withTestNet tears down when the subtest ends', async (t) => {
 })
 
 // A separate process makes a TestNet and ends in different ways.
-const childScript = fileURLToPath(new URL('../fixtures/leaky.ts', import.meta.url))
+const childScript = fileURLToPath(new URL('./testing/leaky.ts', import.meta.url))
 
 function runChild(mode: string, env: Record<string, string> = {}): { netns: string; link: string; status: number | null; signal: string | null } {
   const [cmd, args] = nodeCommand(childScript, [mode])

@@ -1,7 +1,7 @@
 import { UsageError } from '@kbx/errors'
-import { Option, XDP_MODES, parseInterfaceName, runTool } from '@kbx/cli'
+import { XDP_MODES, choiceOption, flagOption, optionTable, parseInterfaceName, runTool, stringOption } from '@kbx/cli'
 import { writeAllSync } from '@kbx/stats'
-import type { Command, ToolContext, XdpMode } from '@kbx/cli'
+import type { Command, OptionTable, ToolContext } from '@kbx/cli'
 import { features, formatFeatures } from './features.js'
 import { loadAndPin } from './load.js'
 import { formatStatusTable, xdpStatus } from './status.js'
@@ -12,12 +12,41 @@ const TOOL = 'xdp-load'
 
 const ifaceArg = (value: string): string => parseInterfaceName(value)
 
+/** A subcommand with its option table; `start` runs it through runTool. */
 interface Subcommand {
   summary: string
+  start: (name: string, argv: readonly string[]) => Promise<number>
+}
+
+interface SubcommandSpec<O extends object> {
+  summary: string
+  options: OptionTable<O>
+  /** Positional arguments. */
   build: (cmd: Command) => void
-  run: (ctx: ToolContext) => void | Promise<void>
+  run: (ctx: ToolContext<O>) => void | Promise<void>
   privileges: boolean
 }
+
+function subcommand<O extends object>(spec: SubcommandSpec<O>): Subcommand {
+  return {
+    summary: spec.summary,
+    start: (name, argv) =>
+      runTool({
+        tool: TOOL,
+        argv,
+        privileges: spec.privileges,
+        options: spec.options,
+        build: (program) => {
+          program.name(`${TOOL} ${name}`).description(spec.summary)
+          spec.build(program)
+        },
+        run: spec.run,
+      }),
+  }
+}
+
+const noOptions = optionTable({})
+const progOption = stringOption('--prog <name>', 'program in the object (default: the first)')
 
 /** Inspection output: a table on a terminal, JSON when piped or with --json, a table with --no-json. */
 function wantsJson(argv: readonly string[]): boolean {
@@ -27,34 +56,33 @@ function wantsJson(argv: readonly string[]): boolean {
 }
 
 const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
-  load: {
+  load: subcommand({
     summary: 'attach an XDP program persistently (pinned bpf_link)',
     privileges: true,
-    build: (cmd) =>
-      cmd
-        .argument('<iface>', 'interface', ifaceArg)
-        .argument('<object>', 'compiled XDP object (.o)')
-        .option('--prog <name>', 'program in the object (default: the first)')
-        .addOption(new Option('-m, --mode <mode>', 'attach mode').choices(XDP_MODES).default('auto')),
+    options: optionTable({
+      prog: progOption,
+      mode: choiceOption('-m, --mode <mode>', 'attach mode', XDP_MODES, { default: 'auto', listed: true }),
+    }),
+    build: (cmd) => cmd.argument('<iface>', 'interface', ifaceArg).argument('<object>', 'compiled XDP object (.o)'),
     run: (ctx) => {
       const [iface, object] = ctx.args as [string, string]
-      const opts = ctx.opts as { prog?: string; mode: XdpMode }
+      const opts = ctx.opts
       const result = loadAndPin({ iface, object, mode: opts.mode, ...(opts.prog ? { prog: opts.prog } : {}), log: (m) => ctx.log.info(m) })
       ctx.log.info(`loaded ${result.program.name} (id ${result.program.id}) on ${iface} in ${result.mode} mode, pinned at ${result.link.pin}`)
       ctx.json.emit('load', { ...result })
     },
-  },
-  unload: {
+  }),
+  unload: subcommand({
     summary: 'remove what xdp-load attached (--all: from every interface)',
     privileges: true,
-    build: (cmd) =>
-      cmd
-        .argument('[iface]', 'interface', ifaceArg)
-        .option('--all', 'every interface kbx has pinned programs on')
-        .option('--force', 'also detach programs kbx did not attach'),
+    options: optionTable({
+      all: flagOption('--all', 'every interface kbx has pinned programs on'),
+      force: flagOption('--force', 'also detach programs kbx did not attach'),
+    }),
+    build: (cmd) => cmd.argument('[iface]', 'interface', ifaceArg),
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
-      const opts = ctx.opts as { all?: boolean; force?: boolean }
+      const opts = ctx.opts
       if ((iface === undefined) === !opts.all) throw new UsageError('give an interface or --all (not both)', { op: 'unload' })
       const log = (m: string): void => ctx.log.warn(m)
       const results = opts.all ? unloadAll({ force: !!opts.force, log }) : [unload(iface!, { force: !!opts.force, log })]
@@ -64,10 +92,11 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       }
       if (opts.all && results.length === 0) ctx.log.info('no kbx pins: nothing to unload')
     },
-  },
-  status: {
+  }),
+  status: subcommand({
     summary: "each interface's XDP program, mode, maps and owner",
     privileges: true,
+    options: noOptions,
     build: (cmd) => cmd.argument('[iface]', 'interface', ifaceArg),
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
@@ -75,10 +104,11 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       if (wantsJson(argv)) ctx.json.emit('status', { ...report })
       else writeAllSync(1, formatStatusTable(report))
     },
-  },
-  features: {
+  }),
+  features: subcommand({
     summary: 'probe what this kernel (and interface) supports',
     privileges: true,
+    options: noOptions,
     build: (cmd) => cmd.argument('[iface]', 'interface (probes XDP modes and AF_XDP on it)', ifaceArg),
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
@@ -86,27 +116,27 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       if (wantsJson(argv)) ctx.json.emit('features', { ...report })
       else writeAllSync(1, formatFeatures(report))
     },
-  },
-  test: {
+  }),
+  test: subcommand({
     summary: 'run a program on every packet of a pcap (BPF_PROG_TEST_RUN), no interface needed',
     privileges: true,
-    build: (cmd) =>
-      cmd
-        .argument('<object>', 'compiled XDP object (.o)')
-        .requiredOption('--pcap <file>', 'input capture (classic pcap, Ethernet)')
-        .option('--prog <name>', 'program in the object (default: the first)')
-        .option('--out <file>', 'write the frames that pass/tx/redirect, as the program left them'),
+    options: optionTable({
+      pcap: stringOption('--pcap <file>', 'input capture (classic pcap, Ethernet)', { required: true }),
+      prog: progOption,
+      out: stringOption('--out <file>', 'write the frames that pass/tx/redirect, as the program left them'),
+    }),
+    build: (cmd) => cmd.argument('<object>', 'compiled XDP object (.o)'),
     run: (ctx) => {
       const [object] = ctx.args as [string]
-      const opts = ctx.opts as { pcap?: string; prog?: string; out?: string }
-      const pcap = opts.pcap ?? '' // a required option: commander refuses the command without it
+      const opts = ctx.opts
+      const pcap = opts.pcap
       ctx.json.start({ object, pcap })
       const summary = runOnPcap({ object, pcap, ...(opts.prog ? { prog: opts.prog } : {}), ...(opts.out ? { out: opts.out } : {}) }, (v) =>
         ctx.json.emit('packet', { ...v }),
       )
       ctx.end({ ...summary })
     },
-  },
+  }),
 })
 
 function printHelp(commands: Record<string, Subcommand>, fd: number): void {
@@ -140,14 +170,5 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     printHelp(commands, 2)
     process.exit(2)
   }
-  await runTool({
-    tool: TOOL,
-    argv: rest,
-    privileges: command.privileges,
-    build: (program) => {
-      program.name(`${TOOL} ${name}`).description(command.summary)
-      command.build(program)
-    },
-    run: command.run,
-  })
+  await command.start(name, rest)
 }

@@ -3,7 +3,7 @@ import { BpfObject } from '@kbx/bpf'
 import { bpfObjectPath } from '@kbx/ffi'
 import { buildUdpFrame, parseFrame } from '@kbx/net'
 import { Umem, XskSocket, steerTo, type RxBatch } from './index.js'
-import { addressPair, createVethPair, startUdpSink, xskBenchInNamespace, type VethPair } from '../test/netns.js'
+import { addressPair, createVethPair, startUdpSink, xskBenchInNamespace, type VethPair } from './testing/netns.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void

@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { createVethPair, testDir } from '../test/netns.js'
+import { createVethPair, testDir } from './testing/netns.js'
 
 t.test('SIGINT stops a receive loop within 100 ms', async (t) => {
   const pair = createVethPair(t)

@@ -4,7 +4,7 @@ import { XskError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { buildUdpFrame, internetChecksum, ipv4PseudoHeaderSum, parseFrame } from '@kbx/net'
 import { Umem, XskSocket, probeAfXdp, probeZeroCopy, steerTo } from './index.js'
-import { addressPair, createVethPair, sendUdpFromNamespace, startUdpSink, type VethPair } from '../test/netns.js'
+import { addressPair, createVethPair, sendUdpFromNamespace, startUdpSink, type VethPair } from './testing/netns.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void

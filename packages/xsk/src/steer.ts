@@ -10,6 +10,9 @@ export interface SteeringMap {
   keys(): IterableIterator<Buffer>
 }
 
+/** What steering needs of a socket: an XskSocket, or a socket whose fd another owner holds. */
+export type SteeredSocket = Pick<XskSocket, 'fd' | 'ifindex' | 'queue' | 'iface' | 'hasRx'>
+
 /** A loaded xdp_xsk_redirect object (@kbx/bpf's BpfObject). */
 export interface SteeringObject {
   map(name: string): SteeringMap
@@ -22,11 +25,11 @@ function u32(value: number): Buffer {
 }
 
 /**
- * Points the xdp_xsk_redirect program at these sockets: socket i goes to slot i of `xsks`, and
+ * Points a program built on kbx_xsk_steer.h (xdp_xsk_redirect, ab_arbitrate, fix_steer) at these sockets: socket i goes to slot i of `xsks`, and
  * `xsk_slots` maps its (ifindex, queue) to i. Entries of earlier calls not in this set are removed, so
  * traffic of queues without a socket goes back to the kernel (XDP_PASS).
  */
-export function steerTo(obj: SteeringObject, sockets: readonly XskSocket[]): void {
+export function steerTo(obj: SteeringObject, sockets: readonly SteeredSocket[]): void {
   const xsks = obj.map('xsks')
   const slots = obj.map('xsk_slots')
   if (sockets.length > xsks.maxEntries) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { XskError } from '@kbx/errors'
 import { Umem, XskSocket, type UmemAccounting } from './index.js'
-import { createVethPair, xskBenchInNamespace } from '../test/netns.js'
+import { createVethPair, xskBenchInNamespace } from './testing/netns.js'
 
 function sum(a: UmemAccounting): number {
   return a.free + a.fill + a.rx + a.tx + a.user

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { koffi, repoRoot } from './load.js'
+import { koffi, repoRoot } from '../load.js'
 
 /**
  * Checks that the TypeScript side of a C↔TS boundary agrees with the C headers, from the headers

@@ -3,7 +3,7 @@
 // checksum offload left on: the tests below look at the kernel's own behaviour.
 import { randomInt } from 'node:crypto'
 import { runIn, withTestNet } from '@kbx/testbed'
-import { formatIPv4, parseIPv4 } from '../src/index.js'
+import { formatIPv4, parseIPv4 } from '../index.js'
 
 export function run(cmd: string, args: string[]): string {
   return runIn(null, cmd, args)

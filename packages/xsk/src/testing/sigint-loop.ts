@@ -1,7 +1,7 @@
 // Test helper: a receive loop on argv[2] that must stop promptly on SIGINT. Prints {"event":"ready"} when
 // looping, then {"event":"stopped","stopMs":…,"iterations":…} (signal → loop exit) and exits 0.
 import { runBatchLoop } from '@kbx/cli'
-import { Umem, XskSocket } from '../src/index.js'
+import { Umem, XskSocket } from '../index.js'
 
 const iface = process.argv[2]!
 const umem = Umem.create({ frameCount: 256 })

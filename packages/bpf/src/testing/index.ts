@@ -1,7 +1,7 @@
-import type { BpfMap } from './map.js'
-import { readCounters } from './map.js'
-import type { BpfProgram } from './object.js'
-import type { TestRunOptions, XdpVerdict } from './testrun.js'
+import type { BpfMap } from '../map.js'
+import { readCounters } from '../map.js'
+import type { BpfProgram } from '../object.js'
+import type { TestRunOptions, XdpVerdict } from '../testrun.js'
 
 /**
  * Katran-style fixtures for XDP programs: an input frame, the verdict it must get, the frame that must

@@ -2,8 +2,8 @@ import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { koffi } from './load.js'
-import { compareLayouts, type LayoutTable } from './testing.js'
+import { koffi } from '../load.js'
+import { compareLayouts, type LayoutTable } from './index.js'
 
 /** compareLayouts against a header written here: it must see every kind of disagreement. */
 

@@ -4,13 +4,13 @@
  * namespace, plus kernel UDP peers in that namespace. Everything is removed by t.teardown.
  */
 import { spawn } from 'node:child_process'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { repoRoot } from '@kbx/ffi'
 import { runIn, withTestNet } from '@kbx/testbed'
 
-export const testDir = dirname(fileURLToPath(import.meta.url))
-export const repoRoot = join(testDir, '../../..')
+/** This folder in the source tree: the peers (udp-send.mjs, udp-sink.mjs, sigint-loop.ts) run from here. */
+export const testDir = join(repoRoot, 'packages/xsk/src/testing')
 export const xskBench = join(repoRoot, 'native/build/xsk_bench')
 
 interface Teardown {

@@ -46,12 +46,7 @@ static __always_inline int arp_for_us(struct xdp_md *ctx, const struct kbx_packe
 		return 0;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 offset = sizeof(struct ethhdr);
-	if (pkt->vlan_count == 1)
-		offset += sizeof(struct kbx_vlan_hdr);
-	else if (pkt->vlan_count >= 2)
-		offset += 2 * sizeof(struct kbx_vlan_hdr);
-	struct kbx_arp_ipv4 *arp = data + offset;
+	struct kbx_arp_ipv4 *arp = data + sizeof(struct ethhdr);
 	if ((void *)(arp + 1) > data_end)
 		return -1;
 	if (arp->htype != bpf_htons(KBX_ARPHRD_ETHER) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4 ||
@@ -84,6 +79,11 @@ int kbx_fix_steer(struct xdp_md *ctx)
 	}
 	if (class == KBX_PACKET_IPV4_FRAGMENT || (pkt.ip4 && pkt.fragment != KBX_FRAGMENT_NONE)) {
 		s->passed_fragment++;
+		return XDP_PASS;
+	}
+	/* The userspace TCP sends and takes untagged frames only: tagged ones stay the kernel's. */
+	if (pkt.vlan_count) {
+		s->passed_nomatch++;
 		return XDP_PASS;
 	}
 	if (class == KBX_PACKET_TCP && pkt.ip4 && pkt.tcp && our_segment(&pkt)) {

@@ -10,8 +10,9 @@
  * .rodata (set before load; addresses in network order, ports in host order):
  *   local_ip, local_port    our end of the connection (the frame's destination)
  *   remote_ip, remote_port  the gateway (the frame's source)
- * Only IPv4 TCP segments from remote to local with exactly these four values, and ARP requests whose
- * target protocol address is local_ip (answered by the userspace stack), are redirected; ARP replies
+ * Only untagged frames are redirected (the userspace stack sends and takes no VLAN tags): IPv4 TCP
+ * segments from remote to local with exactly these four values, and ARP requests whose target protocol
+ * address is local_ip (answered by the userspace stack); ARP replies
  * go to the kernel, whose neighbour table the stack reads the next hop's MAC from; everything else passes to the kernel untouched.
  */
 #ifndef KBX_FIX_STEER_H

@@ -34,8 +34,9 @@ function open(): BpfObject {
   return obj
 }
 
-function segment(o: { srcIp?: string; dstIp?: string; srcPort?: number; dstPort?: number; payload?: Buffer } = {}): Buffer {
+function segment(o: { srcIp?: string; dstIp?: string; srcPort?: number; dstPort?: number; payload?: Buffer; vlans?: number[] } = {}): Buffer {
   return buildTcpFrame({
+    ...(o.vlans ? { vlans: o.vlans } : {}),
     srcMac: REMOTE.mac,
     dstMac: LOCAL.mac,
     srcIp: o.srcIp ?? REMOTE.ip,
@@ -73,6 +74,8 @@ t.test('our segments and ARP requests for our address are steered; everything el
       pass('another remote address', segment({ srcIp: '10.0.3.4' }), nomatch),
       pass('ports swapped (our own direction)', segment({ srcPort: LOCAL.port, dstPort: REMOTE.port }), nomatch),
       pass('UDP on our ports', buildUdpFrame({ srcMac: REMOTE.mac, dstMac: LOCAL.mac, srcIp: REMOTE.ip, dstIp: LOCAL.ip, srcPort: REMOTE.port, dstPort: LOCAL.port, payload: Buffer.from('x') }), nomatch),
+      pass('our segment with a VLAN tag (the userspace TCP takes untagged frames only)', segment({ vlans: [7] }), nomatch),
+      pass('ARP for our address with a VLAN tag', buildArpFrame({ op: 'request', senderMac: REMOTE.mac, senderIp: REMOTE.ip, targetMac: '00:00:00:00:00:00', targetIp: LOCAL.ip, vlans: [7] }), nomatch),
       pass('IPv6', buildUdp6Frame({ srcMac: REMOTE.mac, dstMac: LOCAL.mac, srcIp: 'fd00::2', dstIp: 'fd00::1', srcPort: REMOTE.port, dstPort: LOCAL.port, payload: Buffer.from('x') }), nomatch),
     ],
     { stats, everyRun: () => ({ rx: 1n }) },

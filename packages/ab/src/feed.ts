@@ -25,8 +25,9 @@ import {
   type Plan,
   type PlanOptions,
 } from './plan.js'
+import { addReplayOptions, runReplay, type ReplayOptions } from './replay.js'
 
-export interface FeedOptions {
+export interface FeedOptions extends Partial<ReplayOptions> {
   format: FeedFormat
   port: number
   dstA: string
@@ -102,6 +103,7 @@ export function buildFeedCommand(program: Command): void {
     .option('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', parseIntOption('--alternate', { min: 0 }), 0)
     .option('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), 0)
     .option('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`)
+  addReplayOptions(program)
   addCommonOptions(program, ['duration', 'interval'])
 }
 
@@ -117,6 +119,7 @@ interface Line {
 }
 
 export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
+  if (ctx.opts.replay) return runReplay(ctx as ToolContext<FeedOptions & ReplayOptions>)
   const o = ctx.opts
   const [ifA, ifB] = ctx.args as [string, string]
   const planOptions = planOptionsOf(o)

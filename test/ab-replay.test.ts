@@ -1,0 +1,176 @@
+// ab-feed --replay on real veths: a live impaired feed captured on the bed by tshark (pcapng, one file per
+// line) replays to a fresh ab-arbitrate with the same delivered set and the same gaps; the same capture as
+// classic pcap replays as both lines at --speed 2 in about half the time, with impairments on top; a capture
+// cut short or not a capture at all is a usage error before anything is sent.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { Test } from 'tap'
+import { repoRoot } from '@kbx/ffi'
+import { PcapWriter, parseFrame, readCapture, readPcap } from '@kbx/net'
+import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import type { TestNet, ToolRun } from '@kbx/testbed'
+import { decodePayload } from '@kbx/ab'
+
+t.setTimeout(240_000)
+
+const arbitrate = join(repoRoot, 'packages/ab/src/bin-ab-arbitrate.ts')
+const feed = join(repoRoot, 'packages/ab/src/bin-ab-feed.ts')
+
+function abBed(net: TestNet) {
+  const ns = net.addNamespace()
+  const a = net.addVethPair({ b: { netns: ns } })
+  const b = net.addVethPair({ b: { netns: ns } })
+  return { ns, dstA: a.a, srcA: a.b, dstB: b.a, srcB: b.b }
+}
+type Bed = ReturnType<typeof abBed>
+
+/** The (stream/sequence) keys of the optiq data frames in a capture. */
+function numbersIn(path: string): string[] {
+  const keys: string[] = []
+  for (const p of readCapture(path).packets) {
+    const f = parseFrame(p.data)
+    if (!f.ok || !f.udp) continue
+    const d = decodePayload('optiq', p.data.subarray(f.payloadOffset, f.payloadOffset + f.payloadLength))
+    if (d.kind === 'data') keys.push(`${d.stream}/${d.sequence}`)
+  }
+  return keys
+}
+
+async function startArbitrator(net: TestNet, bed: Bed, pcap: string): Promise<ToolRun> {
+  const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--interval', '0.2', '--pcap', pcap])
+  const arb = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil('ab-arbitrate to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
+  if (!arb.events.some((e) => e.event === 'start')) throw new Error(`ab-arbitrate did not start: ${arb.stderr()}`)
+  return arb
+}
+
+/** Stops the arbitrator once it delivered `expected` numbers; its end event and gap events. */
+async function finish(t: Test, arb: ToolRun, expected: number) {
+  await waitUntil(`${expected} numbers delivered`, () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= expected), 20000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+  const gaps = arb.events.filter((e) => e.event === 'gap').map((e) => `${e.data['stream']}:${e.data['from']}-${e.data['to']}`).sort()
+  return { end, gaps }
+}
+
+async function runFeed(net: TestNet, bed: Bed, args: string[]): Promise<ToolRun> {
+  const [cmd, argv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, ...args])
+  const run = followTool(net.spawn(bed.ns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await run.exited
+  return run
+}
+
+/** tshark on an interface, writing pcapng. */
+async function capture(net: TestNet, ns: string | null, iface: string, path: string) {
+  const child = net.spawn(ns, 'tshark', ['-i', iface, '-w', path, '-F', 'pcapng', '-f', 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  await waitUntil(`tshark to capture on ${iface}`, () => /Capturing on/.test(stderr) || child.exitCode !== null)
+  return {
+    stop: async () => {
+      child.kill('SIGINT')
+      return { code: await exited, stderr }
+    },
+  }
+}
+
+t.test('a live feed captured by tshark replays with the same delivered set and gaps; pcap at --speed 2 in half the time', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-replay-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const capA = join(dir, 'a.pcapng')
+  const capB = join(dir, 'b.pcapng')
+
+  // The live run: losses on both lines, reordering and true gaps, 2 s at 3000 numbers/s. AF_XDP TX skips the
+  // sender's taps and XDP runs before the receiver's, so tshark records the same feed (same seed: the same
+  // frames) on the receiving ends without an arbitrator attached.
+  const feedArgs = ['--count', '6000', '--rate', '3000', '--seed', '11', '--loss-a', '0.1', '--loss-b', '0.1', '--gap', '0.01', '--reorder-b', '0.05:8']
+  const tsharkA = await capture(net, null, bed.dstA.name, capA)
+  const tsharkB = await capture(net, null, bed.dstB.name, capB)
+  const recorded = await runFeed(net, bed, feedArgs)
+  t.equal(recorded.child.exitCode, 0, recorded.stderr())
+  await new Promise((r) => setTimeout(r, 500)) // tshark writes what it has seen
+  t.equal((await tsharkA.stop()).code, 0, 'tshark on line A stopped cleanly')
+  t.equal((await tsharkB.stop()).code, 0, 'tshark on line B stopped cleanly')
+  const live = await startArbitrator(net, bed, join(dir, 'live.pcap'))
+  const fd = await runFeed(net, bed, feedArgs)
+  t.equal(fd.child.exitCode, 0, fd.stderr())
+  const truth = fd.events.find((e) => e.event === 'end')!.data
+  const liveResult = await finish(t, live, truth['union'])
+  t.equal(readCapture(capA).format, 'pcapng')
+  t.equal(numbersIn(capA).length, truth['lines'].A.sent, 'tshark captured every frame of line A')
+  t.equal(numbersIn(capB).length, truth['lines'].B.sent, 'and of line B')
+  const liveSet = [...new Set(numbersIn(join(dir, 'live.pcap')))].sort()
+  t.equal(liveSet.length, truth['union'], 'the live run delivered the union')
+
+  // Replay of both captures, original timing.
+  const again = await startArbitrator(net, bed, join(dir, 'replayed.pcap'))
+  const replay = await runFeed(net, bed, ['--replay', capA, '--replay', capB])
+  t.equal(replay.child.exitCode, 0, replay.stderr())
+  const replayEnd = replay.events.find((e) => e.event === 'end')!.data
+  t.equal(replayEnd['lines'].A.sent, truth['lines'].A.sent, 'line A replayed every captured frame')
+  t.equal(replayEnd['lines'].B.sent, truth['lines'].B.sent, 'line B replayed every captured frame')
+  t.equal(replayEnd['union'], truth['union'], 'the replay reports the live union')
+  t.equal(replayEnd['streams']['1000'].count, truth['union'], 'per stream: every number')
+  const span = replay.events.find((e) => e.event === 'start')!.data['spanSeconds'] as number
+  t.ok(span > 1.5 && span < 3, `the capture spans the live run's 2 s (${span} s)`)
+  t.ok(replayEnd['seconds'] >= span * 0.95, `original timing: ${replayEnd['seconds']} s for a span of ${span} s`)
+  const replayed = await finish(t, again, truth['union'])
+  t.equal(replayed.end['delivered'], truth['union'], 'delivered = the live union')
+  t.same([...new Set(numbersIn(join(dir, 'replayed.pcap')))].sort(), liveSet, 'the same delivered set as the live run')
+  t.same(replayed.gaps, liveResult.gaps, 'the same gaps as the live run')
+  t.equal(replayed.end['duplicatesDelivered'], 0)
+
+  // Line A's capture as classic pcap, replayed as both lines twice as fast, with losses on top.
+  const pcapA = join(dir, 'a.pcap')
+  const writer = PcapWriter.open(pcapA, { nanosecond: true })
+  for (const p of readCapture(capA).packets) writer.write(p.data, p.tsNs)
+  writer.close()
+  t.equal(readPcap(pcapA).packets.length, truth['lines'].A.sent)
+  const fast = await startArbitrator(net, bed, join(dir, 'fast.pcap'))
+  const fastRun = await runFeed(net, bed, ['--replay', pcapA, '--speed', '2', '--loss-a', '0.3', '--loss-b', '0.3', '--gap', '0.01', '--seed', '4'])
+  t.equal(fastRun.child.exitCode, 0, fastRun.stderr())
+  const fastEnd = fastRun.events.find((e) => e.event === 'end')!.data
+  const aNumbers = new Set(numbersIn(capA)).size
+  t.ok(fastEnd['withheld'].count > 0, `numbers withheld from both lines: ${fastEnd['withheld'].count}`)
+  t.equal(fastEnd['union'] + fastEnd['withheld'].count, aNumbers, "the union and the withheld numbers are line A's capture")
+  t.ok(fastEnd['lines'].A.dropped > 0 && fastEnd['lines'].B.dropped > 0, 'both lines lost packets')
+  const ratio = fastEnd['seconds'] / replayEnd['seconds']
+  t.ok(ratio > 0.3 && ratio < 0.7, `--speed 2 takes about half the time: ${fastEnd['seconds']} s vs ${replayEnd['seconds']} s`)
+  const fastResult = await finish(t, fast, fastEnd['union'])
+  t.equal(fastResult.end['delivered'], fastEnd['union'], "delivered = the replay's union")
+  t.equal(fastResult.end['duplicatesDelivered'], 0)
+})
+
+t.test('a capture cut short or not a capture: exit 2 before anything is sent; a missing one: exit 1', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-replay-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const whole = join(dir, 'whole.pcap')
+  const writer = PcapWriter.open(whole)
+  const frame = Buffer.alloc(78)
+  frame.writeUInt16BE(0x0800, 12)
+  for (let i = 0; i < 3; i++) writer.write(frame, 1_000_000_000n * BigInt(i + 1))
+  writer.close()
+  const cut = join(dir, 'cut.pcap')
+  writeFileSync(cut, readFileSync(whole).subarray(0, 24 + 16 + 78 + 20))
+  const garbage = join(dir, 'garbage.pcapng')
+  writeFileSync(garbage, Buffer.concat([Buffer.from([0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a]), Buffer.alloc(40, 0xff)]))
+  for (const [file, code, message] of [
+    [cut, 2, /cut short in the middle of a packet \(1 whole packets before it\)/],
+    [garbage, 2, /not a valid pcapng file/],
+    [whole, 2, /holds no IPv4 UDP packet to replay \(3 packets: 3 notIpv4Udp/],
+    [join(dir, 'missing.pcap'), 1, /read capture .*missing\.pcap/],
+  ] as const) {
+    const run = await runFeed(net, bed, ['--replay', file])
+    t.equal(run.child.exitCode, code, `${file}: exit ${code}`)
+    t.match(run.stderr(), message, 'a clear error')
+    t.notOk(run.events.some((e) => e.event === 'start'), 'no start event: nothing was sent')
+  }
+})

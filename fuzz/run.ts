@@ -29,6 +29,7 @@ const TARGETS: Target[] = [
   { name: 'tcp-input', engine: 'libfuzzer', command: ['tcp_input'] },
   { name: 'ab-rx', engine: 'libfuzzer', command: ['ab_rx'] },
   { name: 'fix-codec', engine: 'ts', command: ['targets/fix-codec.ts'] },
+  { name: 'capture', engine: 'ts', command: ['targets/capture.ts'] },
   ...['ab_arbitrate', 'fix_steer', 'xdp_xsk_redirect', 'xdp_pass', 'ab_lru_ref'].map(
     (p): Target => ({ name: `xdp-${p}`, engine: 'ts', command: ['targets/xdp.ts', p] }),
   ),

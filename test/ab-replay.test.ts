@@ -98,7 +98,9 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   t.equal((await tsharkA.stop()).code, 0, 'tshark on line A stopped cleanly')
   t.equal((await tsharkB.stop()).code, 0, 'tshark on line B stopped cleanly')
   const live = await startArbitrator(net, bed, join(dir, 'live.pcap'))
-  const fd = await runFeed(net, bed, feedArgs)
+  const recA = join(dir, 'recorded-a.pcap')
+  const recB = join(dir, 'recorded-b.pcap')
+  const fd = await runFeed(net, bed, [...feedArgs, '--record-a', recA, '--record-b', recB])
   t.equal(fd.child.exitCode, 0, fd.stderr())
   const truth = fd.events.find((e) => e.event === 'end')!.data
   const liveResult = await finish(t, live, truth['union'])
@@ -125,6 +127,17 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   t.same([...new Set(numbersIn(join(dir, 'replayed.pcap')))].sort(), liveSet, 'the same delivered set as the live run')
   t.same(replayed.gaps, liveResult.gaps, 'the same gaps as the live run')
   t.equal(replayed.end['duplicatesDelivered'], 0)
+
+  // The feeder's own recording of the live run (classic pcap) replays the same, at top speed.
+  t.equal(readPcap(recA).packets.length, truth['lines'].A.sent, 'the feeder recorded every frame of line A')
+  t.equal(readPcap(recB).packets.length, truth['lines'].B.sent, 'and of line B')
+  const fromRecording = await startArbitrator(net, bed, join(dir, 'recorded.pcap'))
+  const recordedRun = await runFeed(net, bed, ['--replay', recA, '--replay', recB, '--top-speed'])
+  t.equal(recordedRun.child.exitCode, 0, recordedRun.stderr())
+  t.equal(recordedRun.events.find((e) => e.event === 'end')!.data['union'], truth['union'])
+  const recordedResult = await finish(t, fromRecording, truth['union'])
+  t.same([...new Set(numbersIn(join(dir, 'recorded.pcap')))].sort(), liveSet, "the feeder's recording delivers the live set")
+  t.same(recordedResult.gaps, liveResult.gaps, 'and the same gaps')
 
   // Line A's capture as classic pcap, replayed as both lines twice as fast, with losses on top.
   const pcapA = join(dir, 'a.pcap')

@@ -25,9 +25,10 @@ import {
   type Plan,
   type PlanOptions,
 } from './plan.js'
+import { addRecordOptions, openRecorder, sendLine, type FrameRecorder, type RecordOptions } from './record.js'
 import { addReplayOptions, runReplay, type ReplayOptions } from './replay.js'
 
-export interface FeedOptions extends Partial<ReplayOptions> {
+export interface FeedOptions extends Partial<ReplayOptions>, RecordOptions {
   format: FeedFormat
   port: number
   dstA: string
@@ -104,6 +105,7 @@ export function buildFeedCommand(program: Command): void {
     .option('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), 0)
     .option('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`)
   addReplayOptions(program)
+  addRecordOptions(program)
   addCommonOptions(program, ['duration', 'interval'])
 }
 
@@ -116,6 +118,7 @@ interface Line {
   socket: XskSocket
   batch: TxBatch
   writer: FeedLineWriter
+  recorder?: FrameRecorder | undefined
 }
 
 export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
@@ -159,7 +162,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
       const caughtUpA = lines[0]!.writer.fill(lines[0]!.batch, upTo)
       const caughtUpB = lines[1]!.writer.fill(lines[1]!.batch, upTo)
       if (caughtUpA && caughtUpB) schedule.step = Math.max(schedule.step, upTo)
-      for (const line of lines) if (line.batch.count > 0) line.socket.send(line.batch)
+      for (const line of lines) if (line.batch.count > 0) sendLine(line)
       if (lines.every((l) => l.writer.done && l.batch.count === 0)) {
         // This chunk is all sent: its truth is the plan's; on to the next one.
         const plan = schedule.plan
@@ -231,7 +234,7 @@ function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & 
     payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
   })
   const config = new FeedFrameConfig({ format: o.format, size: o.size, streams: o.streams, startSeq: plan.startSeq, restartSeq: plan.restartSeq, restartEvery: o.restartEvery, template })
-  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem) }
+  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem), recorder: openRecorder(ctx, name === 'A' ? o.recordA : o.recordB) }
 }
 
 /** Points each line's writer at its list of the chunk's plan. */

@@ -8,6 +8,7 @@ import { interfaceInfo, parseFrame, readCapture, resolveNextHop } from '@kbx/net
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import type { FeedOptions } from './feed.js'
+import { openRecorder, sendLine, type FrameRecorder } from './record.js'
 import { decodePayload, type FeedFormat } from './format.js'
 import { NO_IMPAIRMENTS, PlanWorkspace, makePlan, type LineImpairments, type LineTruth } from './plan.js'
 import { ReplayLineWriter, prepareFrames, replayablePackets, type CaptureContents, type SkipReason } from './replay-frames.js'
@@ -99,8 +100,7 @@ interface ReplayLine {
   socket: XskSocket
   batch: TxBatch
   writer: ReplayLineWriter
-  /** Sends written in completed passes, for the end's count of what went out. */
-  passes: number
+  recorder?: FrameRecorder | undefined
 }
 
 /** ab-feed --replay: the whole run. Every capture is read and checked before a socket opens. */
@@ -137,7 +137,8 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
     ctx.onCleanup(() => umem.close())
     const socket = XskSocket.create({ umem, iface, queue: 0, rx: false, log: (m) => ctx.log.info(m) })
     ctx.onCleanup(() => socket.close())
-    return { name, socket, batch: socket.txBatch(64), writer: new ReplayLineWriter(frames, list.entries, list.dueNs, umem), passes: 0 }
+    const recorder = openRecorder(ctx, name === 'A' ? o.recordA : o.recordB)
+    return { name, socket, batch: socket.txBatch(64), writer: new ReplayLineWriter(frames, list.entries, list.dueNs, umem), recorder }
   }
   const lines = [lineOf('A', ifA, o.dstA, captures[0]!, sendLists[0]), lineOf('B', ifB, o.dstB, captures.at(-1)!, sendLists[1])]
   ctx.json.start({
@@ -163,7 +164,7 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
       const now = (performance.now() - started) * 1e6 - passStart
       for (const line of lines) {
         line.writer.fill(line.batch, now)
-        if (line.batch.count > 0) line.socket.send(line.batch)
+        if (line.batch.count > 0) sendLine(line)
       }
       if (lines.every((l) => l.writer.done && l.batch.count === 0)) {
         passes++

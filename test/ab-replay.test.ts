@@ -8,10 +8,10 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { repoRoot } from '@kbx/ffi'
-import { PcapWriter, parseFrame, readCapture, readPcap } from '@kbx/net'
+import { PcapWriter, buildUdpFrame, parseFrame, readCapture, readPcap } from '@kbx/net'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
-import { decodePayload } from '@kbx/ab'
+import { decodePayload, encodeFeedPayload } from '@kbx/ab'
 
 t.setTimeout(240_000)
 
@@ -186,4 +186,33 @@ t.test('a capture cut short or not a capture: exit 2 before anything is sent; a 
     t.match(run.stderr(), message, 'a clear error')
     t.notOk(run.events.some((e) => e.event === 'start'), 'no start event: nothing was sent')
   }
+})
+
+t.test('--loop replays the capture pass after pass until --duration, at its timing or at top speed', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-replay-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // 100 optiq packets 1 ms apart (a pass: 100 ms), sent by some venue to a multicast group.
+  const path = join(dir, 'venue.pcap')
+  const writer = PcapWriter.open(path, { nanosecond: true })
+  for (let i = 0; i < 100; i++) {
+    const payload = encodeFeedPayload('optiq', 0, BigInt(i + 1))
+    writer.write(buildUdpFrame({ srcMac: '02:00:00:00:00:01', dstMac: '01:00:5e:36:0c:01', srcIp: '10.9.9.9', dstIp: '233.54.12.1', srcPort: 5000, dstPort: 15001, payload }), 1_800_000_000_000_000_000n + BigInt(i) * 1_000_000n)
+  }
+  writer.close()
+  const timed = await runFeed(net, bed, ['--replay', path, '--loop', '--duration', '1', '--keep-multicast'])
+  t.equal(timed.child.exitCode, 0, timed.stderr())
+  const start = timed.events.find((e) => e.event === 'start')!.data
+  t.same(start['multicast'], { A: 100, B: 100 }, 'every packet kept its group')
+  const end = timed.events.find((e) => e.event === 'end')!.data
+  t.equal(end['stoppedBy'], 'duration')
+  t.ok(end['passes'] >= 5 && end['passes'] <= 10, `about ten 100-ms passes in a second: ${end['passes']}`)
+  t.ok(end['lines'].A.sent >= end['passes'] * 100, `line A sent every pass: ${end['lines'].A.sent}`)
+  t.equal(end['union'], 100, 'the numbers of one pass')
+  t.same(end['streams'], { '1000': { count: 100, first: '1', last: '100' } })
+  const fast = await runFeed(net, bed, ['--replay', path, '--loop', '--top-speed', '--duration', '0.5'])
+  t.equal(fast.child.exitCode, 0, fast.stderr())
+  const fastEnd = fast.events.find((e) => e.event === 'end')!.data
+  t.ok(fastEnd['passes'] > 20, `top speed: ${fastEnd['passes']} passes in 0.5 s`)
 })

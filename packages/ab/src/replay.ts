@@ -175,8 +175,9 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
       }
       if (lines.every((l) => l.batch.count === l.batch.capacity)) return void lines[0]!.socket.wait({ tx: true }, 1)
       // Nothing due for a while: let the event loop run instead of spinning (timers are good to about a millisecond).
-      const wait = Math.min(...lines.map((l) => l.writer.nextDueNs)) - now
-      if (wait > 3e6 && lines.every((l) => l.batch.count === 0)) sleep = new Promise((resolve) => setTimeout(resolve, Math.min(wait / 1e6 - 2, 50)))
+      const [a, b] = lines as [ReplayLine, ReplayLine]
+      const wait = Math.min(a.writer.nextDueNs, b.writer.nextDueNs) - now
+      if (wait > 3e6 && a.batch.count === 0 && b.batch.count === 0) sleep = new Promise((resolve) => setTimeout(resolve, Math.min(wait / 1e6 - 2, 50)))
     },
     {
       intervalSec: o.interval,

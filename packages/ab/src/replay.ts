@@ -112,9 +112,9 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
   if (files.length === 2 && (o.gap > 0 || o.alternate > 0 || o.delayB !== 0))
     throw new UsageError('--gap, --alternate and --delay-b relate the two lines packet by packet: they need one capture replayed on both', { op: 'parse --replay' })
   const captures = files.map((path) => loadCapture(path))
-  const t0 = Math.min(...captures.map((c) => Number(c.packets[0]!.tsNs)))
+  const t0 = captures.map((c) => c.packets[0]!.tsNs).reduce((x, y) => (y < x ? y : x))
   // Capture times relative to the earliest packet of all captures: the lines keep their skew.
-  const times = captures.map((c) => Float64Array.from(c.packets, (p) => Number(p.tsNs - BigInt(t0))))
+  const times = captures.map((c) => Float64Array.from(c.packets, (p) => Number(p.tsNs - t0)))
   const { lines: sendLists, withheld } = replayPlan(times, o, o.format)
   const scale = o.topSpeed ? 0 : 1 / o.speed
   for (const list of sendLists) for (let i = 0; i < list.dueNs.length; i++) list.dueNs[i] = list.dueNs[i]! * scale

@@ -1,5 +1,5 @@
-// ab-feed --replay on real veths: a live impaired feed captured on the bed by tshark (pcapng, one file per
-// line) replays to a fresh ab-arbitrate with the same delivered set and the same gaps; the same capture as
+// ab-feed --replay on real veths: a live impaired feed captured on the bed by tshark (one pcapng of both
+// lines, split by interface) and by the feeder itself (--record-a/-b, classic pcap) replays to a fresh ab-arbitrate with the same delivered set and the same gaps; the same capture as
 // classic pcap replays as both lines at --speed 2 in about half the time, with impairments on top; a capture
 // cut short or not a capture at all is a usage error before anything is sent.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,10 +26,11 @@ function abBed(net: TestNet) {
 }
 type Bed = ReturnType<typeof abBed>
 
-/** The (stream/sequence) keys of the optiq data frames in a capture. */
-function numbersIn(path: string): string[] {
+/** The (stream/sequence) keys of the optiq data frames in a capture (of one of its interfaces). */
+function numbersIn(path: string, interfaceId?: number): string[] {
   const keys: string[] = []
   for (const p of readCapture(path).packets) {
+    if (interfaceId !== undefined && p.interfaceId !== interfaceId) continue
     const f = parseFrame(p.data)
     if (!f.ok || !f.udp) continue
     const d = decodePayload('optiq', p.data.subarray(f.payloadOffset, f.payloadOffset + f.payloadLength))
@@ -63,13 +64,13 @@ async function runFeed(net: TestNet, bed: Bed, args: string[]): Promise<ToolRun>
   return run
 }
 
-/** tshark on an interface, writing pcapng. */
-async function capture(net: TestNet, ns: string | null, iface: string, path: string) {
-  const child = net.spawn(ns, 'tshark', ['-i', iface, '-w', path, '-F', 'pcapng', '-f', 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] })
+/** tshark on interfaces (one pcapng, an interface block each), the feed's packets only (a filter before the first -i applies to all). */
+async function capture(net: TestNet, ns: string | null, ifaces: string[], path: string) {
+  const child = net.spawn(ns, 'tshark', ['-f', 'udp dst port 8080', ...ifaces.flatMap((i) => ['-i', i]), '-w', path, '-F', 'pcapng'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  await waitUntil(`tshark to capture on ${iface}`, () => /Capturing on/.test(stderr) || child.exitCode !== null)
+  await waitUntil(`tshark to capture on ${ifaces.join(', ')}`, () => /Capturing on/.test(stderr) || child.exitCode !== null)
   return {
     stop: async () => {
       child.kill('SIGINT')
@@ -83,20 +84,17 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   const bed = abBed(net)
   const dir = mkdtempSync(join(tmpdir(), 'kbx-replay-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const capA = join(dir, 'a.pcapng')
-  const capB = join(dir, 'b.pcapng')
+  const both = join(dir, 'both.pcapng')
 
   // The live run: losses on both lines, reordering and true gaps, 2 s at 3000 numbers/s. AF_XDP TX skips the
   // sender's taps and XDP runs before the receiver's, so tshark records the same feed (same seed: the same
   // frames) on the receiving ends without an arbitrator attached.
   const feedArgs = ['--count', '6000', '--rate', '3000', '--seed', '11', '--loss-a', '0.1', '--loss-b', '0.1', '--gap', '0.01', '--reorder-b', '0.05:8']
-  const tsharkA = await capture(net, null, bed.dstA.name, capA)
-  const tsharkB = await capture(net, null, bed.dstB.name, capB)
+  const tshark = await capture(net, null, [bed.dstA.name, bed.dstB.name], both)
   const recorded = await runFeed(net, bed, feedArgs)
   t.equal(recorded.child.exitCode, 0, recorded.stderr())
   await new Promise((r) => setTimeout(r, 500)) // tshark writes what it has seen
-  t.equal((await tsharkA.stop()).code, 0, 'tshark on line A stopped cleanly')
-  t.equal((await tsharkB.stop()).code, 0, 'tshark on line B stopped cleanly')
+  t.equal((await tshark.stop()).code, 0, 'tshark stopped cleanly')
   const live = await startArbitrator(net, bed, join(dir, 'live.pcap'))
   const recA = join(dir, 'recorded-a.pcap')
   const recB = join(dir, 'recorded-b.pcap')
@@ -104,15 +102,15 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   t.equal(fd.child.exitCode, 0, fd.stderr())
   const truth = fd.events.find((e) => e.event === 'end')!.data
   const liveResult = await finish(t, live, truth['union'])
-  t.equal(readCapture(capA).format, 'pcapng')
-  t.equal(numbersIn(capA).length, truth['lines'].A.sent, 'tshark captured every frame of line A')
-  t.equal(numbersIn(capB).length, truth['lines'].B.sent, 'and of line B')
+  t.equal(readCapture(both).format, 'pcapng')
+  t.equal(numbersIn(both, 0).length, truth['lines'].A.sent, 'tshark captured every frame of line A (its interface 0)')
+  t.equal(numbersIn(both, 1).length, truth['lines'].B.sent, 'and of line B (interface 1)')
   const liveSet = [...new Set(numbersIn(join(dir, 'live.pcap')))].sort()
   t.equal(liveSet.length, truth['union'], 'the live run delivered the union')
 
-  // Replay of both captures, original timing.
+  // Replay of tshark's capture, its two interfaces as the two lines, original timing.
   const again = await startArbitrator(net, bed, join(dir, 'replayed.pcap'))
-  const replay = await runFeed(net, bed, ['--replay', capA, '--replay', capB])
+  const replay = await runFeed(net, bed, ['--replay', both, '--split-interfaces'])
   t.equal(replay.child.exitCode, 0, replay.stderr())
   const replayEnd = replay.events.find((e) => e.event === 'end')!.data
   t.equal(replayEnd['lines'].A.sent, truth['lines'].A.sent, 'line A replayed every captured frame')
@@ -142,14 +140,14 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   // Line A's capture as classic pcap, replayed as both lines twice as fast, with losses on top.
   const pcapA = join(dir, 'a.pcap')
   const writer = PcapWriter.open(pcapA, { nanosecond: true })
-  for (const p of readCapture(capA).packets) writer.write(p.data, p.tsNs)
+  for (const p of readCapture(both).packets) if (p.interfaceId === 0) writer.write(p.data, p.tsNs)
   writer.close()
-  t.equal(readPcap(pcapA).packets.length, truth['lines'].A.sent)
+  t.equal(readPcap(pcapA).packets.length, truth['lines'].A.sent, 'the classic pcap holds line A')
   const fast = await startArbitrator(net, bed, join(dir, 'fast.pcap'))
   const fastRun = await runFeed(net, bed, ['--replay', pcapA, '--speed', '2', '--loss-a', '0.3', '--loss-b', '0.3', '--gap', '0.01', '--seed', '4'])
   t.equal(fastRun.child.exitCode, 0, fastRun.stderr())
   const fastEnd = fastRun.events.find((e) => e.event === 'end')!.data
-  const aNumbers = new Set(numbersIn(capA)).size
+  const aNumbers = new Set(numbersIn(both, 0)).size
   t.ok(fastEnd['withheld'].count > 0, `numbers withheld from both lines: ${fastEnd['withheld'].count}`)
   t.equal(fastEnd['union'] + fastEnd['withheld'].count, aNumbers, "the union and the withheld numbers are line A's capture")
   t.ok(fastEnd['lines'].A.dropped > 0 && fastEnd['lines'].B.dropped > 0, 'both lines lost packets')
@@ -175,14 +173,22 @@ t.test('a capture cut short or not a capture: exit 2 before anything is sent; a 
   writeFileSync(cut, readFileSync(whole).subarray(0, 24 + 16 + 78 + 20))
   const garbage = join(dir, 'garbage.pcapng')
   writeFileSync(garbage, Buffer.concat([Buffer.from([0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a]), Buffer.alloc(40, 0xff)]))
-  for (const [file, code, message] of [
-    [cut, 2, /cut short in the middle of a packet \(1 whole packets before it\)/],
-    [garbage, 2, /not a valid pcapng file/],
-    [whole, 2, /holds no IPv4 UDP packet to replay \(3 packets: 3 notIpv4Udp/],
-    [join(dir, 'missing.pcap'), 1, /read capture .*missing\.pcap/],
+  const udp = join(dir, 'udp.pcap')
+  const udpWriter = PcapWriter.open(udp)
+  udpWriter.write(buildUdpFrame({ srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: '10.9.9.9', dstIp: '10.0.1.2', srcPort: 1, dstPort: 2, payload: encodeFeedPayload('optiq', 0, 1n) }), 1n)
+  udpWriter.close()
+  for (const [args, code, message] of [
+    [['--replay', cut], 2, /cut short in the middle of a packet \(1 whole packets before it\)/],
+    [['--replay', garbage], 2, /not a valid pcapng file/],
+    [['--replay', whole], 2, /holds no IPv4 UDP packet to replay \(3 packets: 3 notIpv4Udp/],
+    [['--replay', udp, '--split-interfaces'], 2, /holds packets of 1 interface\(s\), not two/],
+    [['--replay', udp, '--replay', udp, '--gap', '0.1'], 2, /need one capture replayed on both/],
+    [['--replay', udp, '--replay', udp, '--replay', udp], 2, /one capture \(both lines\) or two/],
+    [['--replay', udp, '--speed', '0'], 2, /--speed must be a number above 0/],
+    [['--replay', join(dir, 'missing.pcap')], 1, /read capture .*missing\.pcap/],
   ] as const) {
-    const run = await runFeed(net, bed, ['--replay', file])
-    t.equal(run.child.exitCode, code, `${file}: exit ${code}`)
+    const run = await runFeed(net, bed, [...args])
+    t.equal(run.child.exitCode, code, `${args.join(' ')}: exit ${code}`)
     t.match(run.stderr(), message, 'a clear error')
     t.notOk(run.events.some((e) => e.event === 'start'), 'no start event: nothing was sent')
   }

@@ -4,7 +4,7 @@
 import { Option, runLoop } from '@kbx/cli'
 import type { Command, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
-import { interfaceInfo, parseFrame, readCapture, resolveNextHop } from '@kbx/net'
+import { interfaceInfo, parseFrame, readCapture, resolveNextHop, type CaptureFile } from '@kbx/net'
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import type { FeedOptions } from './feed.js'
@@ -20,6 +20,7 @@ export interface ReplayOptions {
   loop?: boolean
   keepMulticast?: boolean
   keepPorts?: boolean
+  splitInterfaces?: boolean
 }
 
 /** The --replay options; ab-feed's other options apply as its README says. */
@@ -34,6 +35,7 @@ export function addReplayOptions(program: Command): void {
     .addOption(new Option('--loop', 'replay the capture again and again until --duration or a signal'))
     .addOption(new Option('--keep-multicast', 'packets captured to a multicast group keep their group, MAC and port'))
     .addOption(new Option('--keep-ports', 'keep the captured UDP destination ports instead of --port'))
+    .addOption(new Option('--split-interfaces', 'one pcapng of both lines (tshark -i A -i B): its first interface is line A, its second line B'))
 }
 
 function parseSpeed(v: string): number {
@@ -109,9 +111,9 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
   const [ifA, ifB] = ctx.args as [string, string]
   const files = o.replay ?? []
   if (files.length > 2) throw new UsageError(`--replay takes one capture (both lines) or two (line A, line B), not ${files.length}`, { op: 'parse --replay' })
-  if (files.length === 2 && (o.gap > 0 || o.alternate > 0 || o.delayB !== 0))
+  if ((files.length === 2 || o.splitInterfaces) && (o.gap > 0 || o.alternate > 0 || o.delayB !== 0))
     throw new UsageError('--gap, --alternate and --delay-b relate the two lines packet by packet: they need one capture replayed on both', { op: 'parse --replay' })
-  const captures = files.map((path) => loadCapture(path))
+  const captures = loadCaptures(files, o.splitInterfaces ?? false)
   const t0 = captures.map((c) => c.packets[0]!.tsNs).reduce((x, y) => (y < x ? y : x))
   // Capture times relative to the earliest packet of all captures: the lines keep their skew.
   const times = captures.map((c) => Float64Array.from(c.packets, (p) => Number(p.tsNs - t0)))
@@ -145,7 +147,7 @@ export async function runReplay(ctx: ToolContext<FeedOptions & ReplayOptions>): 
     mode: 'replay',
     lineA: ifA,
     lineB: ifB,
-    captures: captures.map((c, i) => ({ file: files[i], format: c.format, packets: c.total, replayable: c.packets.length, skipped: c.skipped })),
+    captures: captures.map((c, i) => ({ file: files[Math.min(i, files.length - 1)], ...(o.splitInterfaces ? { interface: i } : {}), format: c.format, packets: c.total, replayable: c.packets.length, skipped: c.skipped })),
     speed: o.topSpeed ? 'top' : o.speed,
     loop: o.loop ?? false,
     spanSeconds: span / 1e9,
@@ -218,20 +220,39 @@ interface LoadedCapture extends CaptureContents {
   total: number
 }
 
-/** A capture's replayable packets; a capture cut short or with nothing to replay is a usage error. */
-function loadCapture(path: string): LoadedCapture {
+/**
+ * The captures' replayable packets, one list per line: each file's, or with --split-interfaces the two
+ * interfaces of one pcapng (tshark -i A -i B) as lines A and B. A capture cut short or with nothing to replay
+ * is a usage error.
+ */
+function loadCaptures(files: string[], split: boolean): LoadedCapture[] {
+  if (!split) return files.map((path) => replayable(path, readWhole(path)))
+  if (files.length !== 1) throw new UsageError(`--split-interfaces takes one capture holding both lines, not ${files.length}`, { op: 'parse --split-interfaces' })
+  const path = files[0]!
+  const file = readWhole(path)
+  const ids = [...new Set(file.packets.map((p) => p.interfaceId))].sort((x, y) => x - y)
+  if (ids.length !== 2)
+    throw new UsageError(`--split-interfaces: ${path} holds packets of ${ids.length} interface(s), not two (line A's first, line B's second)`, { op: 'read capture' })
+  return ids.map((id) => replayable(`${path} (interface ${id})`, { ...file, packets: file.packets.filter((p) => p.interfaceId === id) }))
+}
+
+function readWhole(path: string): CaptureFile {
   const file = readCapture(path)
   if (file.truncated)
     throw new UsageError(`${path} is cut short in the middle of a packet (${file.packets.length} whole packets before it)`, {
       op: 'read capture',
       hint: 'a capture copied while it was written, or cut by a full disk; `editcap IN OUT` keeps the whole packets',
     })
+  return file
+}
+
+function replayable(what: string, file: CaptureFile): LoadedCapture {
   const contents = replayablePackets(file.packets)
   if (contents.packets.length === 0)
-    throw new UsageError(`${path} holds no IPv4 UDP packet to replay (${file.packets.length} packets: ${describeSkipped(contents.skipped)})`, { op: 'read capture' })
+    throw new UsageError(`${what} holds no IPv4 UDP packet to replay (${file.packets.length} packets: ${describeSkipped(contents.skipped)})`, { op: 'read capture' })
   for (let i = 1; i < contents.packets.length; i++)
     if (contents.packets[i]!.tsNs < contents.packets[i - 1]!.tsNs) {
-      // tshark writes several interfaces' packets in arrival order; a capture merged out of order is replayed in its time order.
+      // A capture merged out of order is replayed in its time order.
       contents.packets.sort((x, y) => (x.tsNs < y.tsNs ? -1 : x.tsNs > y.tsNs ? 1 : 0))
       break
     }

@@ -30,6 +30,7 @@ const TARGETS: Target[] = [
   { name: 'ab-rx', engine: 'libfuzzer', command: ['ab_rx'] },
   { name: 'frame-parse', engine: 'libfuzzer', command: ['frame_parse'] },
   { name: 'fix-codec', engine: 'ts', command: ['targets/fix-codec.ts'] },
+  { name: 'capture', engine: 'ts', command: ['targets/capture.ts'] },
   ...['ab_arbitrate', 'fix_steer', 'xdp_xsk_redirect', 'xdp_pass', 'ab_lru_ref'].map(
     (p): Target => ({ name: `xdp-${p}`, engine: 'ts', command: ['targets/xdp.ts', p] }),
   ),

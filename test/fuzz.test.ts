@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { repoRoot } from '@kbx/ffi'
 
-// nine targets × (6 s + start-up) and the replays: beyond tap's default two minutes per file (each target
+// ten targets × (6 s + start-up) and the replays: beyond tap's default two minutes per file (each target
 // stays well under the 20 s)
 t.setTimeout(300_000)
 
@@ -34,7 +34,7 @@ const targets = endEvents(execFileSync(process.execPath, ['--import', 'tsx', run
 )
 
 t.test('the runner lists every target and refuses an unknown one with exit 2', async (t) => {
-  t.same(targets, ['fix-framer', 'tcp-input', 'ab-rx', 'frame-parse', 'fix-codec', 'xdp-ab_arbitrate', 'xdp-fix_steer', 'xdp-xdp_xsk_redirect', 'xdp-xdp_pass', 'xdp-ab_lru_ref'])
+  t.same(targets, ['fix-framer', 'tcp-input', 'ab-rx', 'frame-parse', 'fix-codec', 'capture', 'xdp-ab_arbitrate', 'xdp-fix_steer', 'xdp-xdp_xsk_redirect', 'xdp-xdp_pass', 'xdp-ab_lru_ref'])
   const r = node(['no-such-target'])
   t.equal(r.status, 2)
   t.match(r.stderr, /unknown target: no-such-target/)

@@ -25,6 +25,8 @@ import {
   type Plan,
   type PlanOptions,
 } from './plan.js'
+import { openRecorder, recordOptions, sendLine, type FrameRecorder } from './record.js'
+import { replayOptions, runReplay } from './replay.js'
 
 function parseProbability(name: string) {
   return (v: string): number => {
@@ -70,6 +72,8 @@ export const feedOptions = optionTable({
   alternate: intOption('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', { min: 0, default: 0 }),
   gap: valueOption('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), { default: 0 }),
   withheldList: flagOption('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`),
+  ...replayOptions,
+  ...recordOptions,
   duration: commonOptions.duration,
   interval: commonOptions.interval,
 })
@@ -89,9 +93,11 @@ interface Line {
   socket: XskSocket
   batch: TxBatch
   writer: FeedLineWriter
+  recorder?: FrameRecorder | undefined
 }
 
 export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
+  if (ctx.opts.replay) return runReplay(ctx)
   const o = ctx.opts
   const [ifA, ifB] = ctx.args as [string, string]
   const planOptions = planOptionsOf(o)
@@ -131,7 +137,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
       const caughtUpA = lines[0]!.writer.fill(lines[0]!.batch, upTo)
       const caughtUpB = lines[1]!.writer.fill(lines[1]!.batch, upTo)
       if (caughtUpA && caughtUpB) schedule.step = Math.max(schedule.step, upTo)
-      for (const line of lines) if (line.batch.count > 0) line.socket.send(line.batch)
+      for (const line of lines) if (line.batch.count > 0) sendLine(line)
       if (lines.every((l) => l.writer.done && l.batch.count === 0)) {
         // This chunk is all sent: its truth is the plan's; on to the next one.
         const plan = schedule.plan
@@ -203,7 +209,7 @@ function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & 
     payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
   })
   const config = new FeedFrameConfig({ format: o.format, size: o.size, streams: o.streams, startSeq: plan.startSeq, restartSeq: plan.restartSeq, restartEvery: o.restartEvery, template })
-  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem) }
+  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem), recorder: openRecorder(ctx, name === 'A' ? o.recordA : o.recordB) }
 }
 
 /**

@@ -177,6 +177,29 @@ export class PcapWriter {
     this.packetCount++
   }
 
+  /**
+   * Appends bytes [start, end) of `source` captured at seconds + nanoseconds since the Unix epoch, without
+   * allocating (a recorder of TX batches calls it per frame).
+   */
+  writeSlice(source: Buffer, start: number, end: number, seconds: number, nanoseconds: number): void {
+    if (this.fd === undefined) throw new UsageError(`pcap writer for ${this.path} is closed`, { op: 'write pcap record' })
+    const includedLength = Math.min(end - start, this.snapLength)
+    if (this.used + RECORD_HEADER_LENGTH + includedLength > this.buffer.length) this.flush()
+    const b = this.buffer
+    b.writeUInt32LE(seconds, this.used)
+    b.writeUInt32LE(this.nanosecond ? nanoseconds : Math.floor(nanoseconds / 1000), this.used + 4)
+    b.writeUInt32LE(includedLength, this.used + 8)
+    b.writeUInt32LE(end - start, this.used + 12)
+    this.used += RECORD_HEADER_LENGTH
+    if (includedLength > b.length - this.used) {
+      this.writeOut(source.subarray(start, start + includedLength))
+    } else {
+      source.copy(b, this.used, start, start + includedLength)
+      this.used += includedLength
+    }
+    this.packetCount++
+  }
+
   private append(data: Uint8Array): void {
     if (this.used + data.length > this.buffer.length) {
       this.flush()

@@ -160,3 +160,21 @@ t.test('truncated files, bad magic, missing files', async (t) => {
   closed.close()
   t.throws(() => closed.write(frames[0]!, 0n), /closed/)
 })
+
+t.test('writeSlice writes the same records as write, from a slice of a larger buffer, with a snap length', async (t) => {
+  const dir = tempDir(t)
+  const area = Buffer.concat([Buffer.alloc(7), ...frames])
+  for (const snapLength of [262144, 100]) {
+    const [viaWrite, viaSlice] = ['write.pcap', 'slice.pcap'].map((name) => PcapWriter.open(join(dir, name), { nanosecond: true, snapLength }))
+    let at = 7
+    for (const [i, f] of frames.entries()) {
+      const ts = 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000_123n
+      viaWrite!.write(f, ts)
+      viaSlice!.writeSlice(area, at, at + f.length, Number(ts / 1_000_000_000n), Number(ts % 1_000_000_000n))
+      at += f.length
+    }
+    viaWrite!.close()
+    viaSlice!.close()
+    t.same(readFileSync(join(dir, 'slice.pcap')), readFileSync(join(dir, 'write.pcap')), `snap length ${snapLength}: byte for byte`)
+  }
+})

@@ -5,25 +5,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { xdpAttachmentOf } from '@kbx/bpf'
-import { repoRoot } from '@kbx/ffi'
 import { parseFrame, readPcap } from '@kbx/net'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
-import type { TestNet } from '@kbx/testbed'
+import { AB_ARBITRATE, AB_FEED, abBed } from './testing/ab-bed.js'
 import { decodePayload } from '@kbx/ab'
 
 // several feeds of tens of seconds each: above tap's 120 s per file on a loaded machine
 t.setTimeout(300_000)
 
-const arbitrate = join(repoRoot, 'packages/ab/src/bin-ab-arbitrate.ts')
-const feed = join(repoRoot, 'packages/ab/src/bin-ab-feed.ts')
-
-/** The `ab` topology with unique names: namespace feed-like, two lines into the root namespace. */
-function abBed(net: TestNet, queues = 1) {
-  const ns = net.addNamespace()
-  const a = net.addVethPair({ b: { netns: ns }, queues })
-  const b = net.addVethPair({ b: { netns: ns }, queues })
-  return { ns, dstA: a.a, srcA: a.b, dstB: b.a, srcB: b.b }
-}
+const arbitrate = AB_ARBITRATE
+const feed = AB_FEED
 
 interface Case {
   name: string

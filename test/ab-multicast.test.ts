@@ -11,20 +11,13 @@ import { xdpAttachmentOf } from '@kbx/bpf'
 import { repoRoot } from '@kbx/ffi'
 import { followTool, nodeCommand, runIn, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
+import { AB_ARBITRATE, abBed, runFeedOnBed, startArbitrator, type AbBed } from './testing/ab-bed.js'
 
 t.setTimeout(300_000)
 
-const arbitrate = join(repoRoot, 'packages/ab/src/bin-ab-arbitrate.ts')
-const feed = join(repoRoot, 'packages/ab/src/bin-ab-feed.ts')
 const sender = join(repoRoot, 'test/ab-multicast-sender.ts')
 
-function abBed(net: TestNet) {
-  const ns = net.addNamespace()
-  const a = net.addVethPair({ b: { netns: ns } })
-  const b = net.addVethPair({ b: { netns: ns } })
-  return { ns, dstA: a.a, srcA: a.b, dstB: b.a, srcB: b.b }
-}
-type Bed = ReturnType<typeof abBed>
+type Bed = AbBed
 
 /** Groups (inet lines of `ip maddr show dev IFACE`) joined on an interface of the root namespace. */
 function joinedGroups(iface: string): string[] {
@@ -43,17 +36,8 @@ function sourceFilters(): string[] {
     .map((f) => `${names.get(f[0]!) ?? f[0]} ${hex(f[2]!)} ${hex(f[3]!)}`)
 }
 
-async function startArbitrator(net: TestNet, bed: Bed, args: string[]): Promise<ToolRun> {
-  const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--interval', '0.2', ...args])
-  const arb = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('ab-arbitrate to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
-  if (!arb.events.some((e) => e.event === 'start')) throw new Error(`ab-arbitrate did not start: ${arb.stderr()}`)
-  return arb
-}
-
 async function runFeed(net: TestNet, bed: Bed, args: string[]): Promise<Record<string, any>> {
-  const [cmd, argv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--seed', '11', '--rate', '5000', ...args])
-  const fd = followTool(net.spawn(bed.ns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const fd = await runFeedOnBed(net, bed, ['--seed', '11', '--rate', '5000', ...args])
   const exited = await fd.exited
   if (exited.code !== 0) throw new Error(`ab-feed failed: ${fd.stderr()}`)
   return fd.events.find((e) => e.event === 'end')!.data
@@ -174,7 +158,7 @@ t.test('bad channel definitions: exit 2 with a clear message before anything is 
     [['--feeds', mold, '--group-a', '233.1.1.1:1', '--group-b', '233.1.1.2:1'], /--feeds and --group-a\/--group-b both define channels/],
   ]
   for (const [args, message] of cases) {
-    const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, ...args])
+    const [cmd, argv] = nodeCommand(AB_ARBITRATE, [bed.dstA.name, bed.dstB.name, ...args])
     const run = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
     t.same(await run.exited, { code: 2, signal: null }, `exit 2: ${args.join(' ')}`)
     t.match(run.stderr(), message, `the message says what is wrong: ${args.join(' ')}`)

@@ -7,24 +7,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { repoRoot } from '@kbx/ffi'
 import { PcapWriter, buildUdpFrame, parseFrame, readCapture, readPcap } from '@kbx/net'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import { waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
+import { abBed, runFeedOnBed, startArbitrator, type AbBed } from './testing/ab-bed.js'
 import { decodePayload, encodeFeedPayload } from '@kbx/ab'
 
 t.setTimeout(240_000)
 
-const arbitrate = join(repoRoot, 'packages/ab/src/bin-ab-arbitrate.ts')
-const feed = join(repoRoot, 'packages/ab/src/bin-ab-feed.ts')
-
-function abBed(net: TestNet) {
-  const ns = net.addNamespace()
-  const a = net.addVethPair({ b: { netns: ns } })
-  const b = net.addVethPair({ b: { netns: ns } })
-  return { ns, dstA: a.a, srcA: a.b, dstB: b.a, srcB: b.b }
-}
-type Bed = ReturnType<typeof abBed>
+type Bed = AbBed
 
 /** The (stream/sequence) keys of the optiq data frames in a capture (of one of its interfaces). */
 function numbersIn(path: string, interfaceId?: number): string[] {
@@ -39,14 +30,6 @@ function numbersIn(path: string, interfaceId?: number): string[] {
   return keys
 }
 
-async function startArbitrator(net: TestNet, bed: Bed, pcap: string): Promise<ToolRun> {
-  const [cmd, argv] = nodeCommand(arbitrate, [bed.dstA.name, bed.dstB.name, '--interval', '0.2', '--pcap', pcap])
-  const arb = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('ab-arbitrate to start', () => arb.events.some((e) => e.event === 'start') || arb.child.exitCode !== null)
-  if (!arb.events.some((e) => e.event === 'start')) throw new Error(`ab-arbitrate did not start: ${arb.stderr()}`)
-  return arb
-}
-
 /** Stops the arbitrator once it delivered `expected` numbers; its end event and gap events. */
 async function finish(t: Test, arb: ToolRun, expected: number) {
   await waitUntil(`${expected} numbers delivered`, () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= expected), 20000).catch(() => {})
@@ -57,11 +40,8 @@ async function finish(t: Test, arb: ToolRun, expected: number) {
   return { end, gaps }
 }
 
-async function runFeed(net: TestNet, bed: Bed, args: string[]): Promise<ToolRun> {
-  const [cmd, argv] = nodeCommand(feed, [bed.srcA.name, bed.srcB.name, '--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, ...args])
-  const run = followTool(net.spawn(bed.ns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await run.exited
-  return run
+function runFeed(net: TestNet, bed: Bed, args: string[]): Promise<ToolRun> {
+  return runFeedOnBed(net, bed, ['--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, ...args])
 }
 
 /** tshark on interfaces (one pcapng, an interface block each), the feed's packets only (a filter before the first -i applies to all). */
@@ -95,7 +75,7 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   t.equal(recorded.child.exitCode, 0, recorded.stderr())
   await new Promise((r) => setTimeout(r, 500)) // tshark writes what it has seen
   t.equal((await tshark.stop()).code, 0, 'tshark stopped cleanly')
-  const live = await startArbitrator(net, bed, join(dir, 'live.pcap'))
+  const live = await startArbitrator(net, bed, ['--pcap', join(dir, 'live.pcap')])
   const recA = join(dir, 'recorded-a.pcap')
   const recB = join(dir, 'recorded-b.pcap')
   const fd = await runFeed(net, bed, [...feedArgs, '--record-a', recA, '--record-b', recB])
@@ -109,7 +89,7 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   t.equal(liveSet.length, truth['union'], 'the live run delivered the union')
 
   // Replay of tshark's capture, its two interfaces as the two lines, original timing.
-  const again = await startArbitrator(net, bed, join(dir, 'replayed.pcap'))
+  const again = await startArbitrator(net, bed, ['--pcap', join(dir, 'replayed.pcap')])
   const replay = await runFeed(net, bed, ['--replay', both, '--split-interfaces'])
   t.equal(replay.child.exitCode, 0, replay.stderr())
   const replayEnd = replay.events.find((e) => e.event === 'end')!.data
@@ -129,7 +109,7 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   // The feeder's own recording of the live run (classic pcap) replays the same, at top speed.
   t.equal(readPcap(recA).packets.length, truth['lines'].A.sent, 'the feeder recorded every frame of line A')
   t.equal(readPcap(recB).packets.length, truth['lines'].B.sent, 'and of line B')
-  const fromRecording = await startArbitrator(net, bed, join(dir, 'recorded.pcap'))
+  const fromRecording = await startArbitrator(net, bed, ['--pcap', join(dir, 'recorded.pcap')])
   const recordedRun = await runFeed(net, bed, ['--replay', recA, '--replay', recB, '--top-speed'])
   t.equal(recordedRun.child.exitCode, 0, recordedRun.stderr())
   t.equal(recordedRun.events.find((e) => e.event === 'end')!.data['union'], truth['union'])
@@ -143,7 +123,7 @@ t.test('a live feed captured by tshark replays with the same delivered set and g
   for (const p of readCapture(both).packets) if (p.interfaceId === 0) writer.write(p.data, p.tsNs)
   writer.close()
   t.equal(readPcap(pcapA).packets.length, truth['lines'].A.sent, 'the classic pcap holds line A')
-  const fast = await startArbitrator(net, bed, join(dir, 'fast.pcap'))
+  const fast = await startArbitrator(net, bed, ['--pcap', join(dir, 'fast.pcap')])
   const fastRun = await runFeed(net, bed, ['--replay', pcapA, '--speed', '2', '--loss-a', '0.3', '--loss-b', '0.3', '--gap', '0.01', '--seed', '4'])
   t.equal(fastRun.child.exitCode, 0, fastRun.stderr())
   const fastEnd = fastRun.events.find((e) => e.event === 'end')!.data

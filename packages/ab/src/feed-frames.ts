@@ -4,7 +4,7 @@ import { kbxAddress, koffi } from '@kbx/ffi'
 import type { UdpFrameTemplate } from '@kbx/net'
 import type { TxBatch, Umem } from '@kbx/xsk'
 import { FORMAT_CODE, encodeFeedPayload, type FeedFormat } from './format.js'
-import { KBX_AB_FEED_MAX_HEADER, KbxAbFeedConfig, KbxAbFeedLine, abError, libkbxAb } from './native.js'
+import { KBX_AB_FEED_MAX_HEADER, KbxAbFeedConfig, KbxAbFeedLine, abError, arrayAddress, libkbxAb } from './native.js'
 
 export interface FeedFrameSpec {
   format: FeedFormat
@@ -76,8 +76,8 @@ export class FeedLineWriter {
     this.due = due
     this.lag = lag
     const l = this.line
-    l.writeBigUInt64LE(BigInt(addressOf(entries)), LINE_OFFSETS.entries)
-    l.writeBigUInt64LE(BigInt(addressOf(due)), LINE_OFFSETS.due)
+    l.writeBigUInt64LE(BigInt(arrayAddress(entries)), LINE_OFFSETS.entries)
+    l.writeBigUInt64LE(BigInt(arrayAddress(due)), LINE_OFFSETS.due)
     l.writeBigUInt64LE(BigInt(firstItem), LINE_OFFSETS.first_item)
     l.writeUInt32LE(entries.length, LINE_OFFSETS.len)
     l.writeUInt32LE(0, LINE_OFFSETS.next)
@@ -101,10 +101,4 @@ export class FeedLineWriter {
     const next = this.next
     return next >= this.entries.length || this.due[next]! + this.lag >= upTo
   }
-}
-
-/** The address of a typed array's elements (an empty one: 0, never read). */
-function addressOf(a: Uint32Array): number {
-  if (a.length === 0) return 0
-  return kbxAddress(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
 }

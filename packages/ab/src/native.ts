@@ -4,7 +4,7 @@
 // call kbx_ab_rx_poll takes every pointer as a uintptr_t address (~75 ns instead of ~1 µs a call, see
 // @kbx/ffi's libkbx.ts).
 import { XskError } from '@kbx/errors'
-import { koffi, nativeError, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import { kbxAddress, koffi, nativeError, nativeLibraryPath, openLibrary } from '@kbx/ffi'
 import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxAbRxPtr = { readonly __opaque: 'kbx_ab_rx' }
@@ -200,6 +200,20 @@ export const KbxAbFeedLine = koffi.struct('kbx_ab_feed_line', {
   up_to: 'uint32_t',
 })
 
+/** struct kbx_ab_replay_line (native/include/kbx_ab_replay.h). */
+export const KbxAbReplayLine = koffi.struct('kbx_ab_replay_line', {
+  frames: 'uint64_t',
+  offsets: 'uint64_t',
+  entries: 'uint64_t',
+  due_ns: 'uint64_t',
+  packets: 'uint32_t',
+  len: 'uint32_t',
+  next: 'uint32_t',
+  reserved: 'uint32_t',
+  up_to_ns: 'double',
+  bytes: 'uint64_t',
+})
+
 koffi.opaque('kbx_ab_rx')
 
 export interface LibKbxAb {
@@ -218,6 +232,8 @@ export interface LibKbxAb {
   /** Addresses of the config, UMEM, TX batch and line. Returns frames appended or -errno. */
   kbx_ab_feed_fill(config: number, umem: number, batch: number, line: number): number
   kbx_ab_feed_frame(config: number, firstItem: number, entry: number, out: Uint8Array, capacity: number): number
+  /** Addresses of the UMEM, TX batch and replay line. Returns frames appended or -errno. */
+  kbx_ab_replay_fill(umem: number, batch: number, line: number): number
 }
 
 let instance: LibKbxAb | undefined
@@ -239,6 +255,7 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
     kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
     kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),
+    kbx_ab_replay_fill: lib.func('kbx_ab_replay_fill', 'int', [p, p, p]),
   }
   return instance
 }
@@ -277,4 +294,10 @@ export function createReceiveLoop(config: KbxAbRxConfigValue): number {
 /** An XskError for a negative errno from the receive loop or the feed: what libkbx recorded about it. */
 export function abError(rc: number, fallbackOp: string): XskError {
   return nativeError(rc, fallbackOp, { type: XskError })
+}
+
+/** The address of a typed array's elements, for the batch calls' line structs (an empty one: 0, never read). */
+export function arrayAddress(a: Uint8Array | Uint32Array | Float64Array): number {
+  if (a.length === 0) return 0
+  return kbxAddress(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { thrown } from '@kbx/errors/testing'
 import { XskError, errnoOf } from '@kbx/errors'
 import { compareLayouts, logLinearProbes, type LayoutTable } from '@kbx/ffi/testing'
 import { FORMAT_CODE, MOLD_END_OF_SESSION, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, OPTIQ_SIZE } from './format.js'
@@ -14,7 +15,7 @@ import { END_OF_SESSION } from './plan.js'
 function table(): LayoutTable {
   const limits = native.abLimits()
   return {
-    headers: ['kbx_ab.h'],
+    headers: ['kbx_ab.h', 'kbx_ab_replay.h'],
     structs: [
       { c: 'kbx_ab_rx_config', type: native.KbxAbRxConfig },
       { c: 'kbx_ab_limits', type: native.KbxAbLimits },
@@ -27,6 +28,7 @@ function table(): LayoutTable {
       { c: 'ab_mold_header', type: native.AbMoldHeader },
       { c: 'kbx_ab_feed_config', type: native.KbxAbFeedConfig },
       { c: 'kbx_ab_feed_line', type: native.KbxAbFeedLine },
+      { c: 'kbx_ab_replay_line', type: native.KbxAbReplayLine },
     ],
     constants: [
       { c: 'AB_MIN_WINDOW', value: limits.min_window },
@@ -102,11 +104,3 @@ t.test('a failing receive-loop call surfaces operation, errno and particulars th
   t.ok(err.hint, 'with a hint')
 })
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}

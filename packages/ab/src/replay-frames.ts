@@ -2,17 +2,12 @@
 // on their multicast group) with fresh IPv4 and UDP checksums, stored back to back once; the data path
 // copies them into UMEM frames a TX batch per native call (native/src/ab_replay.c), no garbage per packet.
 import { UsageError } from '@kbx/errors'
-import { kbxAddress, koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
-import { formatIPv4, multicastMac, parseFrame, udpFrameLength, writeUdpFrame, type CapturePacket, type UdpSpec } from '@kbx/net'
+import { kbxAddress, koffi } from '@kbx/ffi'
+import { EtherType, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, formatIPv4, multicastMac, parseFrame, udpFrameLength, writeUdpFrame, type CapturePacket, type UdpSpec } from '@kbx/net'
 import type { TxBatch, Umem } from '@kbx/xsk'
-import { abError } from './native.js'
+import { KbxAbReplayLine, abError, arrayAddress, libkbxAb } from './native.js'
 
-const LINKTYPE_ETHERNET = 1
-const LINKTYPE_RAW = 101
-const LINKTYPE_LINUX_SLL = 113
-const LINKTYPE_IPV4 = 228
-const LINKTYPE_LINUX_SLL2 = 276
-const ETHERTYPE_IPV4 = 0x0800
+const ETHERTYPE_IPV4 = EtherType.IPv4
 
 /** Why a captured packet is not replayed. */
 export type SkipReason = 'notIpv4Udp' | 'fragment' | 'cutShort' | 'linkType'
@@ -137,32 +132,10 @@ export function prepareFrames(packets: readonly ReplayablePacket[], to: LineAddr
   return { bytes, offsets, multicast }
 }
 
-/** struct kbx_ab_replay_line (native/include/kbx_ab_replay.h). */
-export const KbxAbReplayLine = koffi.struct('kbx_ab_replay_line', {
-  frames: 'uint64_t',
-  offsets: 'uint64_t',
-  entries: 'uint64_t',
-  due_ns: 'uint64_t',
-  packets: 'uint32_t',
-  len: 'uint32_t',
-  next: 'uint32_t',
-  reserved: 'uint32_t',
-  up_to_ns: 'double',
-  bytes: 'uint64_t',
-})
-
 const OFFSET = Object.fromEntries(
   (['frames', 'offsets', 'entries', 'due_ns', 'packets', 'len', 'next', 'up_to_ns', 'bytes'] as const).map((name) => [name, koffi.offsetof(KbxAbReplayLine, name)]),
 ) as Record<'frames' | 'offsets' | 'entries' | 'due_ns' | 'packets' | 'len' | 'next' | 'up_to_ns' | 'bytes', number>
 
-let fill: ((umem: number, batch: number, line: number) => number) | undefined
-
-function replayFill(): (umem: number, batch: number, line: number) => number {
-  if (fill) return fill
-  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build the native helpers first: `make -C native`')
-  fill = lib.func('kbx_ab_replay_fill', 'int', ['uintptr_t', 'uintptr_t', 'uintptr_t']) as (umem: number, batch: number, line: number) => number
-  return fill
-}
 
 /** One line's send list over its prepared frames, written into TX batches one native call each. */
 export class ReplayLineWriter {
@@ -180,10 +153,10 @@ export class ReplayLineWriter {
     if (entries.length !== dueNs.length) throw new UsageError('a replay send list needs one due time per entry', { op: 'prepare replay' })
     for (const p of entries) if (p >= frames.offsets.length - 1) throw new UsageError(`replay entry names packet ${p} of ${frames.offsets.length - 1}`, { op: 'prepare replay' })
     const l = this.line
-    l.writeBigUInt64LE(BigInt(addressOf(frames.bytes)), OFFSET.frames)
-    l.writeBigUInt64LE(BigInt(addressOf(frames.offsets)), OFFSET.offsets)
-    l.writeBigUInt64LE(BigInt(addressOf(entries)), OFFSET.entries)
-    l.writeBigUInt64LE(BigInt(addressOf(dueNs)), OFFSET.due_ns)
+    l.writeBigUInt64LE(BigInt(arrayAddress(frames.bytes)), OFFSET.frames)
+    l.writeBigUInt64LE(BigInt(arrayAddress(frames.offsets)), OFFSET.offsets)
+    l.writeBigUInt64LE(BigInt(arrayAddress(entries)), OFFSET.entries)
+    l.writeBigUInt64LE(BigInt(arrayAddress(dueNs)), OFFSET.due_ns)
     l.writeUInt32LE(frames.offsets.length - 1, OFFSET.packets)
     l.writeUInt32LE(entries.length, OFFSET.len)
     this.rewind()
@@ -211,13 +184,8 @@ export class ReplayLineWriter {
   /** Appends the sends due by `upToNs` (as many as the batch has room for); returns how many. */
   fill(batch: TxBatch, upToNs: number): number {
     this.line.writeDoubleLE(upToNs, OFFSET.up_to_ns)
-    const rc = replayFill()(this.umem.address, batch.batchAddress, this.lineAddress)
+    const rc = libkbxAb().kbx_ab_replay_fill(this.umem.address, batch.batchAddress, this.lineAddress)
     if (rc < 0) throw abError(rc, 'write replayed frames')
     return rc
   }
-}
-
-function addressOf(a: Uint8Array | Uint32Array | Float64Array): number {
-  if (a.length === 0) return 0
-  return kbxAddress(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { thrown } from '@kbx/errors/testing'
 import { PermissionError } from '@kbx/errors'
 import { effectiveCapabilities, missingCapabilities, requirePrivileges } from './privileges.js'
 
@@ -28,14 +29,6 @@ t.test('non-root with the capabilities passes; CAP_SYS_ADMIN stands in for CAP_B
   t.same(missingCapabilities(BigInt('0x' + bits(13)), ['NET_RAW']), [])
 })
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}
 
 t.test('non-root lacking capabilities gets a plain PermissionError', async (t) => {
   const check = (caps: string) => () => requirePrivileges('xdp-load', { euid: () => 1000, readStatus: () => status(caps) })

@@ -1,6 +1,7 @@
 // fix-tcp's native calls (fix_xdp.c, fix_reflex.c, tcp_conn.c) report through libkbx's one error channel: a
 // failing call surfaces the operation, errno and particulars C recorded, read by @kbx/ffi's nativeError.
 import t from 'tap'
+import { thrown } from '@kbx/errors/testing'
 import { SystemError, XskError, errnoOf } from '@kbx/errors'
 import { nativeError } from '@kbx/ffi'
 import { libkbxFixXdp } from './native.js'
@@ -8,14 +9,6 @@ import type { KbxFixXdpPtr } from './native.js'
 import { FixReflex } from './reflex.js'
 import { UserTcp } from './tcp.js'
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}
 
 const template = {
   beginString: 'FIX.4.4',

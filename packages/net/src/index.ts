@@ -52,7 +52,7 @@ export type {
   ParsedUdp,
   VlanTag,
 } from './parse.js'
-export { LINKTYPE_ETHERNET, PcapWriter, parsePcap, readPcap } from './pcap.js'
+export { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, PcapWriter, parsePcap, readPcap } from './pcap.js'
 export type { PcapFile, PcapPacket, PcapWriterOptions } from './pcap.js'
 export { interfaceInfo, multicastMac, resolveNextHop } from './netif.js'
 export type { InterfaceInfo, NetOptions, NextHop, ResolveNextHopOptions } from './netif.js'

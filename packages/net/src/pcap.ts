@@ -1,8 +1,12 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { KbxError, SystemError, UsageError } from '@kbx/errors'
 
-/** LINKTYPE_ETHERNET. */
+/** Link types of pcap and pcapng (tcpdump.org/linktypes) that kbx reads. */
 export const LINKTYPE_ETHERNET = 1
+export const LINKTYPE_RAW = 101
+export const LINKTYPE_LINUX_SLL = 113
+export const LINKTYPE_IPV4 = 228
+export const LINKTYPE_LINUX_SLL2 = 276
 
 const MAGIC_MICROSECONDS = 0xa1b2c3d4
 const MAGIC_NANOSECONDS = 0xa1b23c4d

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { thrown } from '@kbx/errors/testing'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, buildPcapng, buildUdpFrame, parseCapture, parsePcapng, pcapngBlock, readCapture } from './index.js'
 
@@ -64,14 +65,6 @@ function patched(bytes: Buffer, at: number, value: number): Buffer {
   return copy
 }
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
-  return undefined
-}
 
 t.test('malformed blocks are usage errors naming the block', async (t) => {
   const good = buildPcapng({ interfaces: [{ linkType: 1 }], packets: [{ interfaceId: 0, units: 1n, data: frame(0) }] })

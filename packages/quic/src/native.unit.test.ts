@@ -1,4 +1,5 @@
 import t from 'tap'
+import { thrown } from '@kbx/errors/testing'
 import { SystemError, errnoOf } from '@kbx/errors'
 import { compareLayouts, logLinearProbes, type LayoutTable } from '@kbx/ffi/testing'
 import { Flood, Identity, Sink } from './engine.js'
@@ -93,11 +94,3 @@ t.test('a failing engine call surfaces operation, errno and particulars through 
   t.match(thrown(() => Identity.create(keypair)), { name: 'UsageError', op: 'create Ed25519 identity', message: /does not belong to the/ }, 'a keypair C refuses is a usage error')
 })
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}

@@ -68,12 +68,14 @@ class MemoryTransport implements FixTransport {
     return peer
   }
 
-  private deliver(bytes: Buffer): void {
+  /** To the host: at its next turn, or (events) on the next tick, then `after` (the connection lost behind the bytes). */
+  private deliver(bytes: Buffer, after?: () => void): void {
     if (!this.waitsForEvents) return void this.toHost.push(bytes)
     setImmediate(() => {
       if (this.peer === undefined) return
       this.host.receive(bytes)
       this.host.received()
+      after?.()
     })
   }
 
@@ -84,10 +86,11 @@ class MemoryTransport implements FixTransport {
     if (this.peer === undefined) return false
     if (this.refuseLogons > 0 && bytes.includes('\x0135=A\x01') && this.refuseAfterLogons-- <= 0) {
       this.refuseLogons--
-      if (this.refuseHow === 'logout') this.deliver(buildMessage([[35, '5'], [49, 'EXCH'], [56, 'CLIENT1'], [34, this.peerStore.nextSenderSeq++], [52, '20261203-10:00:00.000'], [58, 'Invalid username or password']]))
-      // the Logout reaches the host before the connection goes (as the bytes before a FIN)
-      if (this.waitsForEvents) setTimeout(() => this.loseNow(), 5)
-      else this.lost = true
+      // the Logout reaches the host before the connection goes (as the bytes before a FIN), however late the tick
+      const lose = () => setTimeout(() => this.loseNow(), 5)
+      if (this.refuseHow === 'logout') this.deliver(buildMessage([[35, '5'], [49, 'EXCH'], [56, 'CLIENT1'], [34, this.peerStore.nextSenderSeq++], [52, '20261203-10:00:00.000'], [58, 'Invalid username or password']]), this.waitsForEvents ? lose : undefined)
+      else if (this.waitsForEvents) lose()
+      if (!this.waitsForEvents) this.lost = true
       return true
     }
     this.peer.receive(Buffer.from(bytes))

@@ -62,19 +62,8 @@ interface Outcome {
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
 const FORCED_CLEANUP_TIMEOUT_MS = 3000
 
-/**
- * The wrapper every command runs in: parses argv (exit 2 on bad usage), builds the logger and
- * JSON-lines emitter from the common options, turns SIGINT/SIGTERM into an abort signal, runs
- * cleanups newest first, and maps errors to `error` events and exit codes (0 ok, 1 failure,
- * 2 usage). A second signal forces an exit (130 for SIGINT) after the cleanups that had not run yet.
- */
-export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<number> {
-  const exitProcess = spec.exit ?? true
-  const finish = (code: number): number => {
-    if (exitProcess) process.exit(code)
-    return code
-  }
-
+/** The command line parsed by commander with the table's and the output options, or the exit code of a usage error. */
+async function parseCommandLine<O extends object>(spec: ToolSpec<O>): Promise<Command | number> {
   const program = new Command(spec.tool)
   program.exitOverride()
   program.configureOutput({
@@ -88,94 +77,137 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
   spec.build?.(program)
   addCommonOptions(program, OUTPUT_OPTIONS)
   program.action(() => {})
-
   try {
     await program.parseAsync([...(spec.argv ?? process.argv.slice(2))], { from: 'user' })
+    return program
   } catch (err) {
-    return finish(usageExitCode(spec.tool, err))
+    return usageExitCode(spec.tool, err)
+  }
+}
+
+/**
+ * A run's stop and failure handling: the cleanups (run once each, newest first), SIGINT/SIGTERM (the first
+ * aborts `signal`, a second runs the cleanups left and forces an exit), uncaught errors (reported, the run
+ * aborted), and the `error` event and exit code of an error.
+ */
+class RunLifecycle {
+  readonly controller = new AbortController()
+  stopping = false
+  /** An uncaught error happened: the run fails whatever it returns. */
+  fatal = false
+  private settled = false
+  private forcing = false
+  private readonly cleanups: Cleanup[] = []
+  private forceExit: ((code: number) => void) | undefined
+  private crash: ((err: unknown) => void) | undefined
+  /** Settles with the exit code when a second signal forces the exit. */
+  readonly forced = new Promise<Outcome>((resolve) => {
+    this.forceExit = (code) => resolve({ code, forced: true })
+  })
+  /** Settles with the exit code of the first uncaught error. */
+  readonly crashed = new Promise<Outcome>((resolve) => {
+    this.crash = (err) => resolve({ code: this.report(err), forced: false })
+  })
+
+  constructor(
+    private readonly log: Logger,
+    private readonly json: JsonLines,
+  ) {}
+
+  onCleanup(fn: Cleanup): void {
+    this.cleanups.push(fn)
   }
 
-  const opts: O & OutputOptions = { ...spec.options.values(program), ...outputOptionsOf(program) }
-  const status = new TtyStatus()
-  const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
-  const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })
-  const controller = new AbortController()
-  const cleanups: Cleanup[] = []
-  let stopping = false
-  let settled = false
-
-  const runCleanups = async (): Promise<boolean> => {
+  async runCleanups(): Promise<boolean> {
     let ok = true
-    for (let fn = cleanups.pop(); fn !== undefined; fn = cleanups.pop()) {
+    for (let fn = this.cleanups.pop(); fn !== undefined; fn = this.cleanups.pop()) {
       try {
         await fn()
       } catch (err) {
         ok = false
-        log.error({ ...errorFields(err) }, `cleanup failed: ${messageOf(err)}`)
+        this.log.error({ ...errorFields(err) }, `cleanup failed: ${messageOf(err)}`)
       }
     }
     return ok
   }
 
-  const report = (err: unknown): number => {
-    json.error(err)
+  /** The `error` event and the log line of err; its exit code. */
+  report(err: unknown): number {
+    this.json.error(err)
     if (err instanceof KbxError) {
-      log.error({ op: err.op, ...(err.code === undefined ? {} : { code: err.code }), ...(err.hint === undefined ? {} : { hint: err.hint }) }, err.message)
-      if (err.stack !== undefined) log.debug({ stack: err.stack }, 'stack')
+      this.log.error({ op: err.op, ...(err.code === undefined ? {} : { code: err.code }), ...(err.hint === undefined ? {} : { hint: err.hint }) }, err.message)
+      if (err.stack !== undefined) this.log.debug({ stack: err.stack }, 'stack')
       return err.exitCode
     }
-    log.error(messageOf(err))
-    if (err instanceof Error && err.stack !== undefined) log.debug({ stack: err.stack }, 'stack')
+    this.log.error(messageOf(err))
+    if (err instanceof Error && err.stack !== undefined) this.log.debug({ stack: err.stack }, 'stack')
     return EXIT_FAILURE
   }
 
-  let forceExit: ((code: number) => void) | undefined
-  const forced = new Promise<Outcome>((resolve) => {
-    forceExit = (code) => resolve({ code, forced: true })
-  })
-  let forcing = false
-
-  const onSignal = (sig: NodeJS.Signals): void => {
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
     const code = SIGNAL_EXIT[sig] ?? 128
-    if (!stopping) {
-      stopping = true
-      log.info({ signal: sig }, `stopping (${sig}); send it again to force`)
-      controller.abort(new Error(`stopped by ${sig}`))
+    if (!this.stopping) {
+      this.stopping = true
+      this.log.info({ signal: sig }, `stopping (${sig}); send it again to force`)
+      this.controller.abort(new Error(`stopped by ${sig}`))
       return
     }
-    if (forcing) {
-      forceExit?.(code)
-      return
-    }
-    forcing = true
-    log.warn({ signal: sig }, `second ${sig}: running cleanups and exiting`)
-    const timer = setTimeout(() => forceExit?.(code), FORCED_CLEANUP_TIMEOUT_MS)
-    void runCleanups().finally(() => {
+    if (this.forcing) return void this.forceExit?.(code)
+    this.forcing = true
+    this.log.warn({ signal: sig }, `second ${sig}: running cleanups and exiting`)
+    const timer = setTimeout(() => this.forceExit?.(code), FORCED_CLEANUP_TIMEOUT_MS)
+    void this.runCleanups().finally(() => {
       clearTimeout(timer)
-      forceExit?.(code)
+      this.forceExit?.(code)
     })
   }
 
-  let crash: ((err: unknown) => void) | undefined
-  const crashed = new Promise<Outcome>((resolve) => {
-    crash = (err) => resolve({ code: report(err), forced: false })
-  })
-  let fatal = false
-  const onFatal = (err: unknown): void => {
-    if (settled) return
-    if (fatal) {
-      log.error(`another uncaught error: ${messageOf(err)}`)
-      return
-    }
-    fatal = true
-    crash?.(err)
-    if (!controller.signal.aborted) controller.abort(err)
+  private readonly onFatal = (err: unknown): void => {
+    if (this.settled) return
+    if (this.fatal) return void this.log.error(`another uncaught error: ${messageOf(err)}`)
+    this.fatal = true
+    this.crash?.(err)
+    if (!this.controller.signal.aborted) this.controller.abort(err)
   }
 
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  process.on('uncaughtException', onFatal)
-  process.on('unhandledRejection', onFatal)
+  install(): void {
+    process.on('SIGINT', this.onSignal)
+    process.on('SIGTERM', this.onSignal)
+    process.on('uncaughtException', this.onFatal)
+    process.on('unhandledRejection', this.onFatal)
+  }
+
+  /** After the run: late errors are ignored, the handlers removed. */
+  uninstall(): void {
+    this.settled = true
+    process.off('SIGINT', this.onSignal)
+    process.off('SIGTERM', this.onSignal)
+    process.off('uncaughtException', this.onFatal)
+    process.off('unhandledRejection', this.onFatal)
+  }
+}
+
+/**
+ * The wrapper every command runs in: parses argv (exit 2 on bad usage), builds the logger and
+ * JSON-lines emitter from the common options, turns SIGINT/SIGTERM into an abort signal, runs
+ * cleanups newest first, and maps errors to `error` events and exit codes (0 ok, 1 failure,
+ * 2 usage). A second signal forces an exit (130 for SIGINT) after the cleanups that had not run yet.
+ */
+export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<number> {
+  const exitProcess = spec.exit ?? true
+  const finish = (code: number): number => {
+    if (exitProcess) process.exit(code)
+    return code
+  }
+  const program = await parseCommandLine(spec)
+  if (typeof program === 'number') return finish(program)
+
+  const opts: O & OutputOptions = { ...spec.options.values(program), ...outputOptionsOf(program) }
+  const status = new TtyStatus()
+  const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
+  const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })
+  const run = new RunLifecycle(log, json)
+  run.install()
 
   const ctx: ToolContext<O> = {
     tool: spec.tool,
@@ -184,12 +216,12 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
     log,
     json,
     status,
-    signal: controller.signal,
+    signal: run.controller.signal,
     get stopping() {
-      return stopping
+      return run.stopping
     },
     onCleanup(fn) {
-      cleanups.push(fn)
+      run.onCleanup(fn)
     },
     end(data = {}) {
       json.end(data)
@@ -206,24 +238,20 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
       await spec.run(ctx)
       return { code: EXIT_OK, forced: false }
     } catch (err) {
-      return { code: report(err), forced: false }
+      return { code: run.report(err), forced: false }
     }
   })()
 
-  let outcome = await Promise.race([main, crashed, forced])
+  let outcome = await Promise.race([main, run.crashed, run.forced])
   if (!outcome.forced) {
-    const cleaned = await Promise.race([runCleanups(), forced])
+    const cleaned = await Promise.race([run.runCleanups(), run.forced])
     if (typeof cleaned !== 'boolean') outcome = cleaned
     else if (!cleaned && outcome.code === EXIT_OK) outcome = { code: EXIT_FAILURE, forced: false }
   }
   // An uncaught error while cleaning up still makes the run a failure.
-  if (fatal && outcome.code === EXIT_OK) outcome = { code: EXIT_FAILURE, forced: false }
-  settled = true
+  if (run.fatal && outcome.code === EXIT_OK) outcome = { code: EXIT_FAILURE, forced: false }
+  run.uninstall()
   status.stop()
-  process.off('SIGINT', onSignal)
-  process.off('SIGTERM', onSignal)
-  process.off('uncaughtException', onFatal)
-  process.off('unhandledRejection', onFatal)
   return finish(outcome.code)
 }
 

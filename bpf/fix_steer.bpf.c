@@ -104,18 +104,7 @@ int kbx_fix_steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	switch (kbx_xsk_steer(ctx)) {
-	case KBX_XSK_NO_SLOT:
-		s->passed_noslot++;
-		return XDP_PASS;
-	case KBX_XSK_NO_SOCKET:
-		s->passed_nosocket++;
-		return XDP_PASS;
-	case KBX_XSK_REDIRECTED:
-		break;
-	}
-	s->redirected++;
-	return XDP_REDIRECT;
+	return kbx_xsk_steer_counted(ctx, (struct kbx_xsk_steer_counters){ &s->passed_noslot, &s->passed_nosocket, &s->redirected });
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

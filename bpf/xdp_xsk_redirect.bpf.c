@@ -66,19 +66,10 @@ int kbx_xsk_redirect(struct xdp_md *ctx)
 	}
 	s->matched++;
 
-	switch (kbx_xsk_steer(ctx)) {
-	case KBX_XSK_NO_SLOT:
-		s->passed_noslot++;
-		return XDP_PASS;
-	case KBX_XSK_NO_SOCKET:
-		s->passed_nosocket++;
-		return XDP_PASS;
-	case KBX_XSK_REDIRECTED:
-		break;
-	}
-	s->redirected++;
-	s->redirected_bytes += len;
-	return XDP_REDIRECT;
+	int action = kbx_xsk_steer_counted(ctx, (struct kbx_xsk_steer_counters){ &s->passed_noslot, &s->passed_nosocket, &s->redirected });
+	if (action == XDP_REDIRECT)
+		s->redirected_bytes += len;
+	return action;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

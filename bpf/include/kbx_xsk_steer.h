@@ -51,6 +51,30 @@ static __always_inline enum kbx_xsk_steer_result kbx_xsk_steer(struct xdp_md *ct
 		return KBX_XSK_NO_SOCKET;
 	return KBX_XSK_REDIRECTED;
 }
+
+/* The counters of a steering program's outcomes (its stats struct's passed_noslot, passed_nosocket, redirected). */
+struct kbx_xsk_steer_counters {
+	__u64 *noslot;
+	__u64 *nosocket;
+	__u64 *redirected;
+};
+
+/* kbx_xsk_steer, its outcome counted: XDP_REDIRECT, or XDP_PASS when the frame has no socket to go to. */
+static __always_inline int kbx_xsk_steer_counted(struct xdp_md *ctx, struct kbx_xsk_steer_counters c)
+{
+	switch (kbx_xsk_steer(ctx)) {
+	case KBX_XSK_NO_SLOT:
+		(*c.noslot)++;
+		return XDP_PASS;
+	case KBX_XSK_NO_SOCKET:
+		(*c.nosocket)++;
+		return XDP_PASS;
+	case KBX_XSK_REDIRECTED:
+		break;
+	}
+	(*c.redirected)++;
+	return XDP_REDIRECT;
+}
 #endif
 
 #endif

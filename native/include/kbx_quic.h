@@ -144,7 +144,7 @@ struct kbx_quic_flood_stats {
 	uint64_t rx_ignored;         /* frames/datagrams not for any connection */
 	uint64_t gso_batches;        /* sendmmsg messages carrying several datagrams (socket io) */
 	uint64_t tx_ring_full;       /* frames that waited for TX ring room (xdp io) */
-	uint64_t last_close_error;   /* QUIC error code of the last closed connection */
+	uint64_t last_close_error;   /* error code of the last CONNECTION_CLOSE the server sent (transport or application) */
 	uint64_t rotations;          /* connections closed after streams_per_connection streams, all acked */
 	uint64_t connections_refused; /* closed, or never completed, before any of their transactions was acked
 				       * (e.g. a server's per-identity or per-IP connection limit) */
@@ -237,6 +237,7 @@ struct kbx_quic_sink_stats {
 	uint64_t open_unstaked_connections;                   /* now */
 	uint64_t staked_stream_load_ema;                      /* staked streams per 5 ms, smoothed */
 	uint64_t staked_throttling_enabled;                   /* 1 while the staked load is over 95 % of capacity */
+	uint64_t last_admitted_max_streams; /* MAX_STREAMS (uni) granted to the most recently admitted connection */
 };
 
 int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,

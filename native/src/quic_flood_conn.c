@@ -497,6 +497,10 @@ void flood_conn_read(struct conn *c, const uint8_t *data, size_t len, uint8_t ec
 	if (rv == 0)
 		return;
 	if (rv == NGTCP2_ERR_DRAINING) {
+		ngtcp2_connection_close_error peer_error;
+
+		ngtcp2_conn_get_connection_close_error(c->conn, &peer_error);
+		f->st.last_close_error = peer_error.error_code;
 		flood_conn_close(c, now,
 			   c->state == CONN_ESTABLISHED
 				   ? "the server closed the connection"

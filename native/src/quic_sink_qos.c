@@ -230,6 +230,7 @@ void sink_qos_admit(struct kbx_quic_sink *s, struct sconn *c)
 	else
 		s->st.connection_added_from_unstaked_peer++;
 	sink_grant_uni(s, c, kbx_quic_qos_max_uni_streams(stake, s->qos.total_stake));
+	s->st.last_admitted_max_streams = c->uni_granted;
 }
 
 static void update_load(struct kbx_quic_sink *s, uint64_t now)

@@ -163,11 +163,14 @@ export const KBX_QUIC_SINK_STATS_FIELDS = [
   'connection_added_from_staked_peer', 'connection_added_from_unstaked_peer', 'connection_add_failed',
   'connection_add_failed_staked_node', 'connection_add_failed_unstaked_node', 'throttled_streams',
   'throttled_staked_streams', 'throttled_unstaked_streams', 'open_staked_connections', 'open_unstaked_connections',
-  'staked_stream_load_ema', 'staked_throttling_enabled',
+  'staked_stream_load_ema', 'staked_throttling_enabled', 'last_admitted_max_streams',
 ] as const
 
 /** The sink's counters named as Agave's StreamerStats names them (reported under data.qos). */
-export const KBX_QUIC_SINK_QOS_FIELDS = KBX_QUIC_SINK_STATS_FIELDS.slice(KBX_QUIC_SINK_STATS_FIELDS.indexOf('connection_rate_limited_per_ipaddr'))
+export const KBX_QUIC_SINK_QOS_FIELDS = KBX_QUIC_SINK_STATS_FIELDS.slice(
+  KBX_QUIC_SINK_STATS_FIELDS.indexOf('connection_rate_limited_per_ipaddr'),
+  KBX_QUIC_SINK_STATS_FIELDS.indexOf('staked_throttling_enabled') + 1,
+)
 
 /** Agave's QoS limits (kbx_quic.h "Agave's QoS"). */
 export const KBX_QUIC_QOS_UNSTAKED_STREAMS = 128

@@ -86,7 +86,7 @@ t.test('stakes file: keys and lamports, comments and blank lines; errors name th
   const fails = (text: string, pattern: RegExp, what: string) => {
     const e = thrown(() => parseStakes(text, 'f'))
     t.type(e, UsageError, what)
-    t.match(e?.message, pattern, what)
+    t.match((e as Error | undefined)?.message, pattern, what)
   }
   fails(`${a} 1\nnot-a-key 5\n`, /f line 2: "not-a-key" is not a base58 Ed25519 public key/, 'bad key')
   fails(`${a}\n`, /f line 1: expected "<base58 pubkey> <lamports>"/, 'missing lamports')

@@ -57,7 +57,7 @@ function qosReport(s: SinkStats): Record<string, number> {
 
 function report(s: SinkStats, peerKey: Buffer | undefined, agaveQos: boolean) {
   return {
-    ...(agaveQos ? { qos: qosReport(s) } : {}),
+    ...(agaveQos ? { qos: qosReport(s), maxStreamsLastAdmitted: s.last_admitted_max_streams } : {}),
     lastClientPublicKey: peerKey?.toString('hex'),
     connections: s.connections_accepted,
     connectionsOpen: s.connections_open,

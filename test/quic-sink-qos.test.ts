@@ -97,8 +97,33 @@ t.test('staked: an identity in --stakes gets MAX_STREAMS by stake share and is n
   t.equal(sinkEnd?.qos?.connection_added_from_unstaked_peer, 0)
   t.equal(sinkEnd?.maxStreamsLastAdmitted, 512, 'MAX_STREAMS 512 for 1 % of the stake')
   t.equal(sinkEnd?.qos?.throttled_unstaked_streams, 0)
+  t.equal(sinkEnd?.qos?.throttled_staked_streams, 0, 'an unloaded sink does not throttle staked streams')
   t.equal(end?.acked, 20000, 'all 20000 acked: far beyond what 200 streams/s would allow in the time')
   t.equal(sinkEnd?.transactions, 20000)
+})
+
+t.test('staked under load: past 95 % of --max-streams-per-ms, staked streams are throttled by stake share', async (t) => {
+  const net = withTestNet(t)
+  const { netns, local, remote } = net.addLinkedNamespace()
+  const staked = writeKeypair('loaded.json')
+  const stakes = join(dir, 'stakes-loaded.txt')
+  writeFileSync(stakes, `${staked.pubkey} 50\n${writeKeypair('half.json').pubkey} 50\n`)
+  // a capacity of 1 stream/ms: loaded from about 800 staked streams/s; then half the stake gets 50 per 100 ms
+  const sink = await startSink(net, netns, `${remote.ip}:8004`, ['--agave-qos', '--stakes', stakes, '--max-streams-per-ms', '1', '--interval', '0.1'])
+  // four connections: up to 4 x 100 per 100 ms unloaded, well past the 95 per 100 ms that marks the sink loaded
+  const flood = runFlood(net, ['--iface', local.name, '--server', `${remote.ip}:8004`, '--io', 'socket', '--keypair', staked.path, '--connections', '4', '--duration', '5', '--interval', '0.5'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const sinkEnd = await stopSink(sink)
+  const end = endOf(flood)
+  const intervals = sink.events.filter((e) => e.event === 'interval').map((e) => e.data.qos)
+  t.equal(sinkEnd?.qos?.connection_added_from_staked_peer, 4)
+  t.ok(intervals.some((q) => q.staked_throttling_enabled === 1), 'the sink saw itself loaded')
+  t.ok(Math.max(...intervals.map((q) => q.staked_stream_load_ema)) >= 4, 'its staked load EMA reached the threshold (4 per 5 ms)')
+  t.ok(sinkEnd?.qos?.throttled_staked_streams > 0, `staked streams throttled (${sinkEnd?.qos?.throttled_staked_streams})`)
+  t.equal(sinkEnd?.qos?.throttled_unstaked_streams, 0)
+  // each connection: its first 128 streams at once, then at most 100 per 100 ms
+  t.ok(sinkEnd?.transactions <= 4 * (128 + 1000 * 6), `${sinkEnd?.transactions} transactions within the capacity`)
+  t.equal(sinkEnd?.transactions, end?.acked)
 })
 
 t.test('the per-IP connection rate: 8 new connections per minute, the ninth ignored and counted; the flooder carries on', async (t) => {

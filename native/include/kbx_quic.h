@@ -44,6 +44,7 @@ extern "C" {
 #define KBX_QUIC_SINK_STREAMS_PER_CONNECTION 262144
 #define KBX_QUIC_APP_ERROR_TX_TOO_LARGE 1
 #define KBX_QUIC_APP_ERROR_STREAM_LIMIT 2
+#define KBX_QUIC_APP_ERROR_TOO_MANY 4 /* --agave-qos: over the per-identity connection limit (Agave's code) */
 
 /* Limits and defaults the engine applies (a config's 0 takes the default; outside the limits: -EINVAL). */
 #define KBX_QUIC_MAX_ALPN_LEN 255
@@ -143,8 +144,10 @@ struct kbx_quic_flood_stats {
 	uint64_t rx_ignored;         /* frames/datagrams not for any connection */
 	uint64_t gso_batches;        /* sendmmsg messages carrying several datagrams (socket io) */
 	uint64_t tx_ring_full;       /* frames that waited for TX ring room (xdp io) */
-	uint64_t last_close_error;   /* QUIC error code of the last closed connection */
+	uint64_t last_close_error;   /* error code of the last CONNECTION_CLOSE the server sent (transport or application) */
 	uint64_t rotations;          /* connections closed after streams_per_connection streams, all acked */
+	uint64_t connections_refused; /* closed, or never completed, before any of their transactions was acked
+				       * (e.g. a server's per-identity or per-IP connection limit) */
 };
 
 /* Runs stop codes (>= 0) of kbx_quic_flood_run. */
@@ -197,6 +200,10 @@ struct kbx_quic_sink_config {
 	uint32_t busy_poll_us;     /* poll instead of sleeping for up to this long after the last packet (0: sleep) */
 	uint32_t max_streams_per_connection; /* uni streams one connection may ever open (0 =
 					      * KBX_QUIC_SINK_STREAMS_PER_CONNECTION); see "Bounded memory" */
+	uint32_t agave_qos;        /* nonzero: Agave's stake-weighted QoS (see "Agave's QoS" below) */
+	uint32_t max_streams_per_ms; /* agave_qos: the sink's capacity (0 = KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS) */
+	uint32_t max_connections_per_ipaddr_per_min; /* agave_qos: 0 = KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN */
+	uint32_t reserved;
 };
 
 struct kbx_quic_sink_stats {
@@ -215,6 +222,22 @@ struct kbx_quic_sink_stats {
 	uint64_t packets_dropped;   /* not for any connection and not a valid Initial */
 	uint64_t client_certificates; /* handshakes where the client presented a certificate */
 	uint64_t connections_stream_limited; /* closed with KBX_QUIC_APP_ERROR_STREAM_LIMIT */
+	/* agave_qos: Agave's StreamerStats counters, under its names */
+	uint64_t connection_rate_limited_per_ipaddr;          /* new connections ignored: over the per-IP rate */
+	uint64_t refused_connections_too_many_open_connections; /* new connections ignored: max_connections open */
+	uint64_t connection_added_from_staked_peer;
+	uint64_t connection_added_from_unstaked_peer;
+	uint64_t connection_add_failed;                       /* over the per-identity limit (both kinds) */
+	uint64_t connection_add_failed_staked_node;
+	uint64_t connection_add_failed_unstaked_node;
+	uint64_t throttled_streams;                           /* streams held back by the stream rate */
+	uint64_t throttled_staked_streams;
+	uint64_t throttled_unstaked_streams;
+	uint64_t open_staked_connections;                     /* now */
+	uint64_t open_unstaked_connections;                   /* now */
+	uint64_t staked_stream_load_ema;                      /* staked streams per 5 ms, smoothed */
+	uint64_t staked_throttling_enabled;                   /* 1 while the staked load is over 95 % of capacity */
+	uint64_t last_admitted_max_streams; /* MAX_STREAMS (uni) granted to the most recently admitted connection */
 };
 
 int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *alpn,
@@ -223,6 +246,61 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 uint32_t kbx_quic_sink_port(const struct kbx_quic_sink *s);
 int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms);
 void kbx_quic_sink_stats(struct kbx_quic_sink *s, struct kbx_quic_sink_stats *out);
+/*
+ * Agave's QoS (config agave_qos), after Agave's streamer (nonblocking/quic.rs, swqos.rs, stream_throttle.rs):
+ * - a client's identity is the Ed25519 key of its certificate; its stake comes from kbx_quic_sink_set_stakes.
+ *   A stake below 1 / (max_streams_per_ms x 100) of the total counts as unstaked.
+ * - new connections: at most max_connections_per_ipaddr_per_min per source IP (GCRA, a burst of as many),
+ *   and max_connections open; over either, the Initial is ignored (as quinn's incoming.ignore()).
+ * - after the handshake: at most 8 connections per unstaked identity, 16 per staked one; one more is closed
+ *   with KBX_QUIC_APP_ERROR_TOO_MANY.
+ * - concurrent uni streams (MAX_STREAMS, 0 before the handshake): kbx_quic_qos_max_uni_streams.
+ * - stream rate per connection, per 100 ms window: kbx_quic_qos_stream_capacity. A stream over it is counted
+ *   throttled and its credit comes back in the next window (Agave stops reading for the rest of the window).
+ * - idle timeout 2 s unless idle_timeout_ms says otherwise.
+ */
+#define KBX_QUIC_QOS_UNSTAKED_STREAMS 128
+#define KBX_QUIC_QOS_MIN_STAKED_STREAMS 128
+#define KBX_QUIC_QOS_MAX_STAKED_STREAMS 512
+#define KBX_QUIC_QOS_TOTAL_STAKED_STREAMS 100000
+#define KBX_QUIC_QOS_CONNECTIONS_PER_UNSTAKED_PEER 8
+#define KBX_QUIC_QOS_CONNECTIONS_PER_STAKED_PEER 16
+#define KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN 8
+#define KBX_QUIC_QOS_MAX_UNSTAKED_TPS 200
+#define KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS 500
+#define KBX_QUIC_QOS_THROTTLING_INTERVAL_MS 100
+#define KBX_QUIC_QOS_LOAD_EMA_INTERVAL_MS 5
+#define KBX_QUIC_QOS_IDLE_TIMEOUT_MS 2000
+#define KBX_QUIC_QOS_MAX_STAKES 1000000
+
+/* MAX_STREAMS for a peer: 128 unstaked (stake 0); staked 128 + its share of 100000, within 128..512. */
+uint32_t kbx_quic_qos_max_uni_streams(uint64_t stake, uint64_t total_stake);
+/* Whether a stake counts as staked (at least one stream per throttling window at max_streams_per_ms). */
+int kbx_quic_qos_is_staked(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms);
+/*
+ * Streams a connection may start per 100 ms window: unstaked 20 (200/s); staked 80 % of max_streams_per_ms x
+ * 100, or, while the sink is loaded, that times its stake share (at least one more than unstaked).
+ */
+uint64_t kbx_quic_qos_stream_capacity(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms, int loaded);
+/* A GCRA rate limiter (theoretical arrival time); zeroed = full burst available. */
+struct kbx_quic_rate_limiter {
+	uint64_t tat_ns;
+};
+/* 1 when one more event fits: at most burst at once, then one per interval_ns. */
+int kbx_quic_rate_limiter_allow(struct kbx_quic_rate_limiter *r, uint32_t burst, uint64_t interval_ns, uint64_t now_ns);
+/* A connection's stream count in its current throttling window; zeroed = a fresh window. */
+struct kbx_quic_stream_window {
+	uint64_t start_ns;
+	uint64_t count;
+};
+/* 1 when one more stream fits in the window at now (a window older than 100 ms starts again), counting it. */
+int kbx_quic_stream_window_admit(struct kbx_quic_stream_window *w, uint64_t capacity, uint64_t now_ns);
+/*
+ * The stake table (agave_qos): count Ed25519 public keys (32 bytes each, concatenated) and their lamports;
+ * replaces the previous table. Connections already admitted keep their limits.
+ */
+int kbx_quic_sink_set_stakes(struct kbx_quic_sink *s, const uint8_t *keys, const uint64_t *lamports, uint32_t count);
+
 /* Copies the Ed25519 public key of the most recent client certificate; returns 1, or 0 when none seen. */
 int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32);
 void kbx_quic_sink_destroy(struct kbx_quic_sink *s);

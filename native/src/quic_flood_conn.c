@@ -42,6 +42,11 @@ static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uin
 		uint64_t now = kbx_quic_now();
 
 		r->counted = 1;
+		if (!c->conn_acked) {
+			/* the server takes our transactions: the next close starts the backoff afresh */
+			c->conn_acked = 1;
+			c->backoff_ms = 0;
+		}
 		c->f->st.tx_acked++;
 		c->f->st.tx_bytes_acked += r->len;
 		quic_latency_record(c->f->latency, now - r->sent_ns);
@@ -86,7 +91,6 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 
 	c->state = CONN_ESTABLISHED;
 	c->ever_established = 1;
-	c->backoff_ms = 0;
 	c->f->st.handshakes++;
 	c->f->st.handshake_ns = now - c->connect_start_ns;
 	if (!c->f->pace_start_ns)
@@ -181,6 +185,7 @@ int flood_conn_start(struct conn *c, uint64_t now)
 	c->state = CONN_CONNECTING;
 	c->conn_streams = 0;
 	c->retiring = 0;
+	c->conn_acked = 0;
 	c->connect_start_ns = now;
 	c->icmp_refused = 0;
 	c->fatal = 0;
@@ -261,7 +266,11 @@ void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_cl
 		return;
 	flood_conn_teardown(c, now, send_close);
 	inet_ntop(AF_INET, &c->remote.sin_addr, addr, sizeof(addr));
-	if (!c->ever_established || !f->cfg.reconnect) {
+	if (!c->conn_acked)
+		f->st.connections_refused++;
+	/* a server that took other connections of ours refused or ignored this one (e.g. Agave's
+	 * per-identity or per-IP limits): retried with backoff like a closed one */
+	if ((!c->ever_established && !f->st.handshakes) || !f->cfg.reconnect) {
 		c->state = CONN_DEAD;
 		if (!c->ever_established)
 			flood_fail(f, kbx_fail(-ETIMEDOUT, "connect to the QUIC server", "connection to %s:%u failed: %s%s",
@@ -488,6 +497,10 @@ void flood_conn_read(struct conn *c, const uint8_t *data, size_t len, uint8_t ec
 	if (rv == 0)
 		return;
 	if (rv == NGTCP2_ERR_DRAINING) {
+		ngtcp2_connection_close_error peer_error;
+
+		ngtcp2_conn_get_connection_close_error(c->conn, &peer_error);
+		f->st.last_close_error = peer_error.error_code;
 		flood_conn_close(c, now,
 			   c->state == CONN_ESTABLISHED
 				   ? "the server closed the connection"

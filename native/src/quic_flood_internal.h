@@ -66,6 +66,7 @@ struct conn {
 	int fatal;
 	uint64_t conn_streams; /* streams opened on this ngtcp2 connection */
 	int retiring;          /* streams_per_connection reached: rotate once every stream is acked */
+	int conn_acked;        /* a transaction on this ngtcp2 connection was acknowledged */
 };
 
 struct out_packet {

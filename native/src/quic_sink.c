@@ -148,6 +148,7 @@ static void handle_datagram(struct kbx_quic_sink *s, const uint8_t *data, size_t
 	path.remote.addr = (struct sockaddr *)from;
 	path.remote.addrlen = sizeof(*from);
 	path.user_data = NULL;
+	s->now = now;
 	rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, data, len, now);
 	if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_DROP_CONN) {
 		sink_conn_free(s, (uint32_t)i);
@@ -159,6 +160,10 @@ static void handle_datagram(struct kbx_quic_sink *s, const uint8_t *data, size_t
 	}
 	if (c->reject) {
 		close_with_error(s, (uint32_t)i, now, 1, KBX_QUIC_APP_ERROR_TX_TOO_LARGE, 0);
+		return;
+	}
+	if (c->too_many) {
+		close_with_error(s, (uint32_t)i, now, 1, KBX_QUIC_APP_ERROR_TOO_MANY, 0);
 		return;
 	}
 	c->unwritten = 1;
@@ -187,6 +192,12 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 		s->cfg.max_connections = KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS;
 	if (!s->cfg.max_streams_per_connection)
 		s->cfg.max_streams_per_connection = KBX_QUIC_SINK_STREAMS_PER_CONNECTION;
+	if (!s->cfg.max_streams_per_ms)
+		s->cfg.max_streams_per_ms = KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS;
+	if (!s->cfg.max_connections_per_ipaddr_per_min)
+		s->cfg.max_connections_per_ipaddr_per_min = KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN;
+	if (s->cfg.agave_qos && !config->idle_timeout_ms)
+		s->cfg.idle_timeout_ms = KBX_QUIC_QOS_IDLE_TIMEOUT_MS;
 	rv = kbx_quic_alpn_init(&s->alpn, alpn);
 	if (rv < 0) {
 		free(s);
@@ -196,6 +207,13 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 	if (!s->conns) {
 		free(s);
 		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate");
+	}
+	if (s->cfg.agave_qos) {
+		rv = sink_qos_init(s);
+		if (rv < 0) {
+			kbx_quic_sink_destroy(s);
+			return rv;
+		}
 	}
 	if (!id) {
 		rv = kbx_quic_identity_create(NULL, &s->own_id);
@@ -277,6 +295,8 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 			struct sconn *c = s->conns[i];
 			ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->conn);
 
+			if (s->cfg.agave_qos && sink_qos_refill(s, c, now, &wake))
+				c->unwritten = 1;
 			if (c->unwritten && expiry > now) {
 				if (sconn_write(s, (uint32_t)i, now) < 0)
 					continue;
@@ -331,6 +351,8 @@ int kbx_quic_sink_run(struct kbx_quic_sink *s, uint32_t max_ms)
 void kbx_quic_sink_stats(struct kbx_quic_sink *s, struct kbx_quic_sink_stats *out)
 {
 	s->st.connections_open = s->nconns;
+	if (s->cfg.agave_qos)
+		sink_qos_stats(s);
 	*out = s->st;
 }
 
@@ -347,6 +369,7 @@ void kbx_quic_sink_destroy(struct kbx_quic_sink *s)
 	if (s->cred)
 		gnutls_certificate_free_credentials(s->cred);
 	kbx_quic_identity_destroy(s->own_id);
+	sink_qos_free(s);
 	free(s->conns);
 	free(s);
 }

@@ -38,10 +38,10 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream
 		 * comes back here (bidirectional ones in stream_close), up to the per-connection total */
 		if (!ngtcp2_is_bidi_stream(stream_id)) {
 			c->uni_finished++;
-			if (c->uni_granted < c->s->cfg.max_streams_per_connection) {
-				ngtcp2_conn_extend_max_streams_uni(conn, 1);
-				c->uni_granted++;
-			}
+			if (c->s->cfg.agave_qos)
+				sink_qos_stream_finished(c->s, c, c->s->now);
+			else
+				sink_grant_uni(c->s, c, 1);
 		}
 	}
 	return 0;
@@ -67,7 +67,21 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
 	return 0;
 }
 
-static void remember_peer_key(struct kbx_quic_sink *s, const gnutls_datum_t *der)
+void sink_grant_uni(struct kbx_quic_sink *s, struct sconn *c, uint64_t n)
+{
+	uint64_t left = s->cfg.max_streams_per_connection - c->uni_granted;
+
+	if (c->uni_granted >= s->cfg.max_streams_per_connection)
+		return;
+	if (n > left)
+		n = left;
+	if (!n)
+		return;
+	ngtcp2_conn_extend_max_streams_uni(c->conn, n);
+	c->uni_granted += n;
+}
+
+static void remember_peer_key(struct kbx_quic_sink *s, struct sconn *c, const gnutls_datum_t *der)
 {
 	gnutls_x509_crt_t crt;
 	gnutls_ecc_curve_t curve;
@@ -80,6 +94,8 @@ static void remember_peer_key(struct kbx_quic_sink *s, const gnutls_datum_t *der
 	    x.size == 32) {
 		memcpy(s->last_peer_key, x.data, 32);
 		s->have_peer_key = 1;
+		memcpy(c->peer_key, x.data, 32);
+		c->has_peer_key = 1;
 	}
 	gnutls_free(x.data);
 	gnutls_free(y.data);
@@ -96,8 +112,10 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 	c->s->st.handshakes++;
 	if (peers && n > 0) {
 		c->s->st.client_certificates++;
-		remember_peer_key(c->s, &peers[0]);
+		remember_peer_key(c->s, c, &peers[0]);
 	}
+	if (c->s->cfg.agave_qos)
+		sink_qos_admit(c->s, c);
 	return 0;
 }
 
@@ -169,7 +187,9 @@ struct sconn *sink_accept(struct kbx_quic_sink *s, const uint8_t *data, size_t l
 	struct sconn *c;
 
 	kbx_quic_common_callbacks(&cb);
-	if (ngtcp2_accept(&hd, data, len) != 0 || s->nconns >= s->cfg.max_connections)
+	if (ngtcp2_accept(&hd, data, len) != 0)
+		return NULL;
+	if (s->cfg.agave_qos ? !sink_qos_accept(s, &hd, from, now) : s->nconns >= s->cfg.max_connections)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -187,8 +207,13 @@ struct sconn *sink_accept(struct kbx_quic_sink *s, const uint8_t *data, size_t l
 	settings.initial_ts = now;
 	settings.max_tx_udp_payload_size = MAX_PACKET;
 	ngtcp2_transport_params_default(&params);
-	c->uni_granted = s->cfg.max_streams_uni < s->cfg.max_streams_per_connection ? s->cfg.max_streams_uni
-										     : s->cfg.max_streams_per_connection;
+	/* agave_qos: no stream before the client's identity is known (sink_qos_admit grants them) */
+	if (s->cfg.agave_qos)
+		c->uni_granted = 0;
+	else
+		c->uni_granted = s->cfg.max_streams_uni < s->cfg.max_streams_per_connection
+					 ? s->cfg.max_streams_uni
+					 : s->cfg.max_streams_per_connection;
 	params.initial_max_streams_uni = c->uni_granted;
 	params.initial_max_streams_bidi = s->cfg.max_streams_bidi;
 	params.initial_max_stream_data_uni = 64 * 1024;

@@ -36,6 +36,40 @@ struct sconn {
 	uint64_t uni_granted;     /* unidirectional streams allowed so far (initial MAX_STREAMS + extensions) */
 	uint64_t uni_finished;    /* of those, received up to their FIN */
 	uint64_t last_rx_ns;
+	/* agave_qos */
+	uint8_t peer_key[32];
+	int has_peer_key;
+	int admitted;              /* counted against its identity's connection limit */
+	int too_many;              /* close with KBX_QUIC_APP_ERROR_TOO_MANY after this read */
+	uint64_t stake;            /* 0: unstaked */
+	struct kbx_quic_stream_window window;
+	uint64_t throttled_credit; /* finished streams whose credit waits for the next window */
+};
+
+/* agave_qos state (quic_sink_qos.c) */
+#define QOS_IP_SLOTS 4096 /* per-IP rate limiters, open addressing */
+#define QOS_IP_PROBES 8
+#define QOS_IGNORED_RING 64 /* DCIDs of ignored Initials: their retransmissions are not counted again */
+struct qos_stake {
+	uint8_t key[32];
+	uint64_t lamports;
+};
+struct qos_ip_slot {
+	uint32_t ip;
+	struct kbx_quic_rate_limiter limiter;
+};
+struct sink_qos {
+	struct qos_stake *stakes; /* sorted by key */
+	uint32_t nstakes;
+	uint64_t total_stake;
+	struct qos_ip_slot *ips;
+	ngtcp2_cid ignored[QOS_IGNORED_RING];
+	uint32_t ignored_next;
+	uint64_t staked_load_recent; /* staked streams since the last EMA update */
+	uint64_t staked_load_ema;
+	uint64_t ema_updated_ns;
+	uint64_t staked_threshold;   /* EMA at which staked streams are throttled by stake share */
+	int loaded;
 };
 
 struct out_packet {
@@ -61,6 +95,8 @@ struct kbx_quic_sink {
 	struct out_packet queue[OUT_BATCH]; /* written packets, sent with one sendmmsg */
 	uint32_t queued;
 	uint64_t last_rx_ns;
+	uint64_t now;              /* of the datagram being read (stream callbacks) */
+	struct sink_qos qos;
 };
 
 /* quic_sink_conn.c */
@@ -71,5 +107,21 @@ struct sconn *sink_accept(struct kbx_quic_sink *s, const uint8_t *data, size_t l
 int sink_find_conn(struct kbx_quic_sink *s, const uint8_t *data, size_t len);
 /* Frees connection i (no CONNECTION_CLOSE) and counts it closed, or failed when it never completed its handshake. */
 void sink_conn_free(struct kbx_quic_sink *s, uint32_t i);
+
+/* quic_sink_qos.c (agave_qos) */
+int sink_qos_init(struct kbx_quic_sink *s);
+void sink_qos_free(struct kbx_quic_sink *s);
+/* Whether a new connection's Initial is let in (0: ignore it; counted once per connection attempt). */
+int sink_qos_accept(struct kbx_quic_sink *s, const ngtcp2_pkt_hd *hd, const struct sockaddr_in *from, uint64_t now);
+/* At handshake completion: admits c by its identity's stake and connection count, or marks it too_many. */
+void sink_qos_admit(struct kbx_quic_sink *s, struct sconn *c);
+/* A uni stream of c finished: its credit comes back now, or in the next window when over the stream rate. */
+void sink_qos_stream_finished(struct kbx_quic_sink *s, struct sconn *c, uint64_t now);
+/* Returns held-back credit when c's window has passed (1: MAX_STREAMS to write); *wake: when to look again. */
+int sink_qos_refill(struct kbx_quic_sink *s, struct sconn *c, uint64_t now, uint64_t *wake);
+/* Fills the counters that describe the present (open connections by kind, load). */
+void sink_qos_stats(struct kbx_quic_sink *s);
+/* Gives back up to n uni stream credits within the connection's lifetime total. */
+void sink_grant_uni(struct kbx_quic_sink *s, struct sconn *c, uint64_t n);
 
 #endif /* KBX_QUIC_SINK_INTERNAL_H */

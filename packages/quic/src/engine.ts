@@ -17,6 +17,7 @@ import {
   KbxQuicLatency,
   libkbxQuic,
 } from './native.js'
+import type { Stakes } from './qos.js'
 import type { KbxQuicFloodConfigValue, KbxQuicFloodPtr, KbxQuicIdentityPtr, KbxQuicSinkPtr } from './native.js'
 
 export { KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, KBX_QUIC_STREAMS_PER_CONNECTION }
@@ -270,6 +271,16 @@ export interface SinkOptions {
   busyPollUs?: number
   /** unidirectional streams one connection may ever open; then it is closed (ngtcp2 0.12.1 frees them only so) */
   maxStreamsPerConnection?: number
+  /** connections open at once (default KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS) */
+  maxConnections?: number
+  /** Agave's stake-weighted QoS (kbx_quic.h "Agave's QoS"); its idle timeout is 2 s unless idleTimeoutMs says */
+  agaveQos?: boolean
+  /** agaveQos: the sink's capacity, streams per ms (Agave's max_streams_per_ms, default 500) */
+  maxStreamsPerMs?: number
+  /** agaveQos: new connections per IP per minute (default 8) */
+  maxConnectionsPerIpaddrPerMin?: number
+  /** agaveQos: the stake table */
+  stakes?: Stakes
   alpn?: string
   identity?: Identity
 }
@@ -291,16 +302,34 @@ export class Sink {
         max_streams_uni: o.maxStreamsUni ?? 0,
         max_streams_bidi: o.maxStreamsBidi ?? 0,
         idle_timeout_ms: o.idleTimeoutMs ?? 0,
-        max_connections: 0,
+        max_connections: o.maxConnections ?? 0,
         busy_poll_us: o.busyPollUs ?? 0,
         max_streams_per_connection: o.maxStreamsPerConnection ?? 0,
+        agave_qos: o.agaveQos ? 1 : 0,
+        max_streams_per_ms: o.maxStreamsPerMs ?? 0,
+        max_connections_per_ipaddr_per_min: o.maxConnectionsPerIpaddrPerMin ?? 0,
+        reserved: 0,
       },
       o.alpn ?? 'solana-tpu',
       o.identity?.ptr ?? null,
       out,
     )
     if (rv < 0 || !out[0]) throw engineError('create QUIC sink', rv)
-    return new Sink(out[0])
+    const sink = new Sink(out[0])
+    if (o.stakes) {
+      try {
+        sink.setStakes(o.stakes)
+      } catch (e) {
+        sink.close()
+        throw e
+      }
+    }
+    return sink
+  }
+  /** Replaces the stake table (agaveQos); connections already admitted keep their limits. */
+  setStakes(stakes: Stakes): void {
+    const rv = libkbxQuic().kbx_quic_sink_set_stakes(this.ptr, stakes.keys, stakes.lamports, stakes.count)
+    if (rv < 0) throw nativeError(rv, 'set stakes')
   }
   get ptr(): KbxQuicSinkPtr {
     if (!this.#ptr) throw new UsageError('sink is closed')

@@ -107,6 +107,8 @@ export function floodReport(s: FloodStats, latencies: Distribution) {
     connectionsOpen: s.connections_open,
     connectionsClosed: s.connections_closed,
     connectionsRotated: s.rotations,
+    connectionsRefused: s.connections_refused,
+    lastCloseError: s.last_close_error,
     blockedOnMaxStreamsMs: s.blocked_streams_ns / 1e6,
     blockedOnFlowControlMs: s.blocked_flow_ns / 1e6,
     sendErrors: s.send_errors,

@@ -97,7 +97,7 @@ export const KBX_QUIC_FLOOD_STATS_FIELDS = [
   'bytes_in_flight', 'rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'handshakes',
   'connect_attempts', 'connections_closed', 'connections_open', 'blocked_streams_ns', 'blocked_flow_ns',
   'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error',
-  'rotations',
+  'rotations', 'connections_refused',
 ] as const
 
 /** struct kbx_quic_flood_stats as koffi sees it (the layout test compares it with C; reads use the list). */
@@ -127,6 +127,10 @@ export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   max_connections: 'uint32_t',
   busy_poll_us: 'uint32_t',
   max_streams_per_connection: 'uint32_t',
+  agave_qos: 'uint32_t',
+  max_streams_per_ms: 'uint32_t',
+  max_connections_per_ipaddr_per_min: 'uint32_t',
+  reserved: 'uint32_t',
 })
 
 export interface KbxQuicSinkConfigValue {
@@ -140,6 +144,13 @@ export interface KbxQuicSinkConfigValue {
   busy_poll_us?: number
   /** unidirectional streams one connection may ever open (0: KBX_QUIC_SINK_STREAMS_PER_CONNECTION) */
   max_streams_per_connection?: number
+  /** nonzero: Agave's stake-weighted QoS (kbx_quic.h "Agave's QoS") */
+  agave_qos?: number
+  /** agave_qos: the sink's capacity in streams per ms (0: KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS) */
+  max_streams_per_ms?: number
+  /** agave_qos: new connections per IP per minute (0: KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN) */
+  max_connections_per_ipaddr_per_min?: number
+  reserved?: number
 }
 
 /** struct kbx_quic_sink_stats, all u64, in order. */
@@ -147,7 +158,30 @@ export const KBX_QUIC_SINK_STATS_FIELDS = [
   'connections_accepted', 'connections_open', 'connections_closed', 'handshakes', 'handshake_failures',
   'transactions', 'bytes', 'rejected', 'streams_uni', 'streams_bidi', 'packets_received', 'packets_sent',
   'packets_dropped', 'client_certificates', 'connections_stream_limited',
+  // agave_qos: Agave's StreamerStats names
+  'connection_rate_limited_per_ipaddr', 'refused_connections_too_many_open_connections',
+  'connection_added_from_staked_peer', 'connection_added_from_unstaked_peer', 'connection_add_failed',
+  'connection_add_failed_staked_node', 'connection_add_failed_unstaked_node', 'throttled_streams',
+  'throttled_staked_streams', 'throttled_unstaked_streams', 'open_staked_connections', 'open_unstaked_connections',
+  'staked_stream_load_ema', 'staked_throttling_enabled', 'last_admitted_max_streams',
 ] as const
+
+/** The sink's counters named as Agave's StreamerStats names them (reported under data.qos). */
+export const KBX_QUIC_SINK_QOS_FIELDS = KBX_QUIC_SINK_STATS_FIELDS.slice(
+  KBX_QUIC_SINK_STATS_FIELDS.indexOf('connection_rate_limited_per_ipaddr'),
+  KBX_QUIC_SINK_STATS_FIELDS.indexOf('staked_throttling_enabled') + 1,
+)
+
+/** Agave's QoS limits (kbx_quic.h "Agave's QoS"). */
+export const KBX_QUIC_QOS_UNSTAKED_STREAMS = 128
+export const KBX_QUIC_QOS_MAX_STAKED_STREAMS = 512
+export const KBX_QUIC_QOS_CONNECTIONS_PER_UNSTAKED_PEER = 8
+export const KBX_QUIC_QOS_CONNECTIONS_PER_STAKED_PEER = 16
+export const KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN = 8
+export const KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS = 500
+export const KBX_QUIC_QOS_IDLE_TIMEOUT_MS = 2000
+export const KBX_QUIC_QOS_MAX_STAKES = 1000000
+export const KBX_QUIC_APP_ERROR_TOO_MANY = 4
 
 /** struct kbx_quic_sink_stats as koffi sees it. */
 export const KbxQuicSinkStats = koffi.struct(
@@ -190,7 +224,13 @@ export interface LibKbxQuic {
   kbx_quic_sink_run(s: KbxQuicSinkPtr, maxMs: number): number
   kbx_quic_sink_stats(s: KbxQuicSinkPtr, out: Buffer): void
   kbx_quic_sink_last_peer_key(s: KbxQuicSinkPtr, out32: Buffer): number
+  kbx_quic_sink_set_stakes(s: KbxQuicSinkPtr, keys: Buffer, lamports: BigUint64Array, count: number): number
   kbx_quic_sink_destroy(s: KbxQuicSinkPtr): void
+  kbx_quic_qos_max_uni_streams(stake: bigint, totalStake: bigint): number
+  kbx_quic_qos_is_staked(stake: bigint, totalStake: bigint, maxStreamsPerMs: number): number
+  kbx_quic_qos_stream_capacity(stake: bigint, totalStake: bigint, maxStreamsPerMs: number, loaded: number): number | bigint
+  kbx_quic_rate_limiter_allow(limiter: Buffer, burst: number, intervalNs: bigint, nowNs: bigint): number
+  kbx_quic_stream_window_admit(window: Buffer, capacity: bigint, nowNs: bigint): number
 }
 
 let instance: LibKbxQuic | undefined
@@ -230,7 +270,19 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_sink_run: f('int kbx_quic_sink_run(kbx_quic_sink *s, uint32_t max_ms)'),
     kbx_quic_sink_stats: f('void kbx_quic_sink_stats(kbx_quic_sink *s, _Out_ uint8_t *out)'),
     kbx_quic_sink_last_peer_key: f('int kbx_quic_sink_last_peer_key(kbx_quic_sink *s, _Out_ uint8_t *out32)'),
+    kbx_quic_sink_set_stakes: f(
+      'int kbx_quic_sink_set_stakes(kbx_quic_sink *s, const uint8_t *keys, const uint64_t *lamports, uint32_t count)',
+    ),
     kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
+    kbx_quic_qos_max_uni_streams: f('uint32_t kbx_quic_qos_max_uni_streams(uint64_t stake, uint64_t total_stake)'),
+    kbx_quic_qos_is_staked: f('int kbx_quic_qos_is_staked(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms)'),
+    kbx_quic_qos_stream_capacity: f(
+      'uint64_t kbx_quic_qos_stream_capacity(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms, int loaded)',
+    ),
+    kbx_quic_rate_limiter_allow: f(
+      'int kbx_quic_rate_limiter_allow(_Inout_ uint8_t *limiter, uint32_t burst, uint64_t interval_ns, uint64_t now_ns)',
+    ),
+    kbx_quic_stream_window_admit: f('int kbx_quic_stream_window_admit(_Inout_ uint8_t *window, uint64_t capacity, uint64_t now_ns)'),
   }
   return instance
 }

@@ -1,10 +1,19 @@
-import { commonOptions, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, flagOption, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { RateMeter } from '@kbx/stats'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
-import { KBX_QUIC_MAX_ALPN_LEN, KBX_QUIC_SINK_DEFAULT_MAX_STREAMS } from './native.js'
+import {
+  KBX_QUIC_MAX_ALPN_LEN,
+  KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN,
+  KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS,
+  KBX_QUIC_QOS_IDLE_TIMEOUT_MS,
+  KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS,
+  KBX_QUIC_SINK_DEFAULT_MAX_STREAMS,
+  KBX_QUIC_SINK_QOS_FIELDS,
+} from './native.js'
+import { readStakes } from './qos.js'
 
 /** quic-sink's options. */
 export const sinkOptions = optionTable({
@@ -17,7 +26,23 @@ export const sinkOptions = optionTable({
     'unidirectional streams one connection may ever open; then it is closed once quiet (ngtcp2 0.12 frees streams only with their connection)',
     { min: 1, max: 0xffffffff, default: KBX_QUIC_SINK_STREAMS_PER_CONNECTION },
   ),
-  idleTimeout: secondsOption('--idle-timeout <sec>', 'close idle connections after', { default: 30 }),
+  idleTimeout: secondsOption('--idle-timeout <sec>', `close idle connections after (default: 30, or ${KBX_QUIC_QOS_IDLE_TIMEOUT_MS / 1000} with --agave-qos)`, { min: 0.001 }),
+  maxConnections: intOption('--max-connections <n>', 'connections open at once; more are ignored', { min: 1, max: 1 << 20, default: KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS }),
+  agaveQos: flagOption(
+    '--agave-qos',
+    "Agave's stake-weighted QoS: 128 streams unstaked, 128..512 by stake share, 8 connections per unstaked identity and 16 per staked one, 8 new connections per IP per minute, about 200 streams/s per unstaked connection, 2 s idle timeout",
+  ),
+  stakes: stringOption('--stakes <file>', 'with --agave-qos: the stake table, one "<base58 pubkey> <lamports>" a line (absent: everyone is unstaked)'),
+  maxStreamsPerMs: intOption('--max-streams-per-ms <n>', "with --agave-qos: the sink's capacity that staked stream shares divide (Agave's max_streams_per_ms)", {
+    min: 1,
+    max: 1_000_000,
+    default: KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS,
+  }),
+  maxConnectionsPerIpaddrPerMin: intOption('--max-connections-per-ipaddr-per-min <n>', 'with --agave-qos: new connections one IP may open per minute', {
+    min: 1,
+    max: 1_000_000,
+    default: KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN,
+  }),
   busyPoll: intOption('--busy-poll <us>', 'poll instead of sleeping for up to this long after the last packet: lower ACK latency for a core (0: sleep)', { min: 0, max: 10_000_000, default: 0 }),
   keypair: stringOption('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)'),
   duration: commonOptions.duration,
@@ -25,8 +50,14 @@ export const sinkOptions = optionTable({
 })
 export type SinkCliOptions = OptionsOf<typeof sinkOptions>
 
-function report(s: SinkStats, peerKey: Buffer | undefined) {
+/** Agave's counters under Agave's names (StreamerStats), to compare with a validator's metrics. */
+function qosReport(s: SinkStats): Record<string, number> {
+  return Object.fromEntries(KBX_QUIC_SINK_QOS_FIELDS.map((f) => [f, s[f]]))
+}
+
+function report(s: SinkStats, peerKey: Buffer | undefined, agaveQos: boolean) {
   return {
+    ...(agaveQos ? { qos: qosReport(s), maxStreamsLastAdmitted: s.last_admitted_max_streams } : {}),
     lastClientPublicKey: peerKey?.toString('hex'),
     connections: s.connections_accepted,
     connectionsOpen: s.connections_open,
@@ -49,6 +80,10 @@ function report(s: SinkStats, peerKey: Buffer | undefined) {
 async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   const o = ctx.opts
   if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN) throw new UsageError(`--alpn: 1..${KBX_QUIC_MAX_ALPN_LEN} bytes`)
+  if (!o.agaveQos && (o.stakes !== undefined || o.maxStreamsPerMs !== KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS || o.maxConnectionsPerIpaddrPerMin !== KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN))
+    throw new UsageError('--stakes, --max-streams-per-ms and --max-connections-per-ipaddr-per-min need --agave-qos')
+  const stakes = o.stakes !== undefined ? readStakes(o.stakes) : undefined
+  const agaveQos = o.agaveQos === true
   let identity: Identity | undefined
   if (o.keypair) {
     identity = Identity.create(readSolanaKeypair(o.keypair))
@@ -60,13 +95,34 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     maxStreamsUni: o.maxStreams,
     maxStreamsBidi: o.maxStreamsBidi ?? o.maxStreams,
     maxStreamsPerConnection: o.maxStreamsPerConnection,
-    idleTimeoutMs: o.idleTimeout * 1000,
+    idleTimeoutMs: o.idleTimeout !== undefined ? Math.max(1, Math.round(o.idleTimeout * 1000)) : 0,
+    maxConnections: o.maxConnections,
+    agaveQos,
+    ...(agaveQos ? { maxStreamsPerMs: o.maxStreamsPerMs, maxConnectionsPerIpaddrPerMin: o.maxConnectionsPerIpaddrPerMin } : {}),
+    ...(stakes ? { stakes } : {}),
     busyPollUs: o.busyPoll,
     alpn: o.alpn,
     ...(identity ? { identity } : {}),
   })
   ctx.onCleanup(() => s.close())
-  ctx.json.start({ listen: `${o.listen.ip}:${s.port}`, alpn: o.alpn, maxStreams: o.maxStreams, idleTimeoutSec: o.idleTimeout })
+  const idleTimeoutSec = o.idleTimeout ?? (agaveQos ? KBX_QUIC_QOS_IDLE_TIMEOUT_MS / 1000 : 30)
+  ctx.json.start({
+    listen: `${o.listen.ip}:${s.port}`,
+    alpn: o.alpn,
+    maxStreams: o.maxStreams,
+    idleTimeoutSec,
+    maxConnections: o.maxConnections,
+    ...(agaveQos
+      ? {
+          agaveQos: {
+            stakedIdentities: stakes?.count ?? 0,
+            totalStake: (stakes?.total ?? 0n).toString(),
+            maxStreamsPerMs: o.maxStreamsPerMs,
+            maxConnectionsPerIpaddrPerMin: o.maxConnectionsPerIpaddrPerMin,
+          },
+        }
+      : {}),
+  })
   const transactionRate = new RateMeter<{ transactions: number }>()
   const stop = await runLoop(ctx, () => s.run(10), {
     intervalSec: o.interval,
@@ -74,11 +130,11 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     onInterval: () => {
       const st = s.stats()
       const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
-      ctx.json.interval({ ...report(st, s.lastPeerPublicKey()), txPerSec: Math.round(tps) })
+      ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), agaveQos), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },
   })
-  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey()), stoppedBy: stop })
+  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), agaveQos), stoppedBy: stop })
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {

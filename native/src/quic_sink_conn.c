@@ -67,6 +67,17 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
 	return 0;
 }
 
+static void remember_distinct_key(struct kbx_quic_sink *s, const uint8_t *key)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->npeer_keys; i++)
+		if (memcmp(s->peer_keys[i], key, 32) == 0)
+			return;
+	if (s->npeer_keys < KBX_QUIC_SINK_PEER_KEYS)
+		memcpy(s->peer_keys[s->npeer_keys++], key, 32);
+}
+
 static void remember_peer_key(struct kbx_quic_sink *s, const gnutls_datum_t *der)
 {
 	gnutls_x509_crt_t crt;
@@ -80,6 +91,7 @@ static void remember_peer_key(struct kbx_quic_sink *s, const gnutls_datum_t *der
 	    x.size == 32) {
 		memcpy(s->last_peer_key, x.data, 32);
 		s->have_peer_key = 1;
+		remember_distinct_key(s, x.data);
 	}
 	gnutls_free(x.data);
 	gnutls_free(y.data);

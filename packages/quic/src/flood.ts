@@ -132,6 +132,9 @@ export function serverPlan(o: Pick<FloodCliOptions, 'server' | 'servers' | 'maxS
   if (o.maxServers && !o.servers) throw new UsageError('--max-servers goes with --servers')
   const servers = o.servers ? readServersFile(o.servers) : (o.server ?? [collectServer(DEFAULT_SERVER, undefined)[0]!])
   if (servers.length === 0) throw new UsageError(`--servers ${o.servers}: no server listed`)
+  servers.forEach((sv, i) => {
+    if (servers.findIndex((other) => other.ip === sv.ip && other.port === sv.port) !== i) throw new UsageError(`--server ${sv.ip}:${sv.port} is given twice`)
+  })
   const fit = Math.min(KBX_QUIC_MAX_SERVERS, Math.floor(KBX_QUIC_MAX_TOTAL_CONNECTIONS / o.connections))
   const maxServers = o.servers ? (o.maxServers ?? fit) : servers.length
   if (servers.length > maxServers || maxServers > fit)

@@ -2,6 +2,7 @@ import { commonOptions, intOption, optionTable, parseIpPortOption, runLoop, runT
 import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { RateMeter } from '@kbx/stats'
+import { base58 } from './base58.js'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
 import { KBX_QUIC_MAX_ALPN_LEN, KBX_QUIC_SINK_DEFAULT_MAX_STREAMS } from './native.js'
@@ -25,9 +26,10 @@ export const sinkOptions = optionTable({
 })
 export type SinkCliOptions = OptionsOf<typeof sinkOptions>
 
-function report(s: SinkStats, peerKey: Buffer | undefined) {
+function report(s: SinkStats, peerKey: Buffer | undefined, peerKeys: Buffer[]) {
   return {
     lastClientPublicKey: peerKey?.toString('hex'),
+    clientIdentities: peerKeys.map(base58),
     connections: s.connections_accepted,
     connectionsOpen: s.connections_open,
     connectionsClosed: s.connections_closed,
@@ -74,11 +76,11 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     onInterval: () => {
       const st = s.stats()
       const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
-      ctx.json.interval({ ...report(st, s.lastPeerPublicKey()), txPerSec: Math.round(tps) })
+      ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), s.peerPublicKeys()), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },
   })
-  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey()), stoppedBy: stop })
+  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), s.peerPublicKeys()), stoppedBy: stop })
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {

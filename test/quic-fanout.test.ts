@@ -140,6 +140,24 @@ t.test('one sink killed and restarted: the others are unaffected, the restarted 
   t.same(again?.clientIdentities?.length, 1, 'the restarted sink saw the identity')
 })
 
+t.test('a server nobody listens on is reported and holds no one up: the others finish their --count', async (t) => {
+  const { net, iface, addresses, sinks } = await threeSinks(t)
+  const nobody = addresses[2]!
+  await stopSink(sinks[2]!)
+  const count = 5000
+  const flood = runFlood(net, ['--iface', iface, ...addresses.flatMap((a) => ['--server', a]), '--io', 'socket', '--count', String(count), '--handshake-timeout', '1', '--duration', '60'])
+  t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+  const servers = endServers(flood)
+  const sinkEnds = await Promise.all(sinks.slice(0, 2).map(stopSink))
+  addresses.slice(0, 2).forEach((a, i) => {
+    t.equal(servers.get(a)?.acked, count, `${a}: every copy acked`)
+    t.equal(sinkEnds[i]?.transactions, count, `${a}: and counted by its sink`)
+  })
+  const down = servers.get(nobody)
+  t.equal(down?.handshakes, 0, `${nobody}: never connected`)
+  t.match(down?.closes, [{ reason: /ICMP port unreachable|handshake timed out/ }], `${nobody}: why is reported`)
+})
+
 t.test('--fanout spread: round-robin over three sinks, each count equal to its server acked', async (t) => {
   const { net, iface, addresses, sinks } = await threeSinks(t)
   const count = 30000

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * quic-flood's engine: N ngtcp2 client connections sending one transaction per stream, driven by one
- * loop (kbx_quic_flood_run) over a UDP socket per connection (quic_io_socket.c) or the caller's AF_XDP
- * socket for all of them (quic_io_xdp.c). One connection's life is in quic_flood_conn.c.
+ * quic-flood's engine: N ngtcp2 client connections per server sending one transaction per stream, driven
+ * by one loop (kbx_quic_flood_run) over a UDP socket per connection (quic_io_socket.c) or the caller's AF_XDP
+ * socket for all of them (quic_io_xdp.c). One connection's life is in quic_flood_conn.c, the servers of the
+ * fan-out and their report in quic_flood_servers.c.
  */
 #define _GNU_SOURCE
 #include "quic_flood_internal.h"

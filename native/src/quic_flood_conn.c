@@ -100,13 +100,8 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 	if (!f->pace_start_ns)
 		f->pace_start_ns = now;
 	if (!s->established++) {
-		/* a server (back) in reach: paced from now on, no burst for the time it was away; with spread,
-		 * its share starts level with the others' */
-		if (f->cfg.fanout == KBX_QUIC_FANOUT_SPREAD) {
-			uint64_t floor = flood_spread_floor(f);
-			if (floor != UINT64_MAX && floor > s->opened)
-				s->opened = floor;
-		} else if (f->cfg.rate) {
+		/* fanout ALL: a server (back) in reach is paced from now on, no burst for the time it was away */
+		if (f->cfg.fanout == KBX_QUIC_FANOUT_ALL && f->cfg.rate) {
 			s->pace_start_ns = now - s->opened * 1000000000ull / f->cfg.rate;
 		}
 	}
@@ -394,14 +389,19 @@ static int budget_allows(struct kbx_quic_flood *f, struct conn *c, uint64_t now,
 		if (opened >= allowed)
 			return 0;
 	}
-	return own || s->opened < spread_floor + SPREAD_SLACK;
+	return own || spread_floor == UINT64_MAX || s->opened < spread_floor + SPREAD_SLACK;
 }
 
 void flood_open_streams(struct conn *c, uint64_t now)
 {
 	struct kbx_quic_flood *f = c->f;
 	struct server *s = c->server;
-	uint64_t spread_floor = f->cfg.fanout == KBX_QUIC_FANOUT_SPREAD ? flood_spread_floor(f) : 0;
+	uint64_t spread_floor = f->cfg.fanout == KBX_QUIC_FANOUT_SPREAD ? flood_spread_floor(f, s) : 0;
+
+	/* spread: a server that could not take streams for a while is levelled with the others, not caught up
+	 * (round-robin over the servers that can take a stream, none waiting for a slow one) */
+	if (spread_floor != UINT64_MAX && s->opened < spread_floor)
+		s->opened = spread_floor;
 
 	while (!c->retiring && c->pending < MAX_PENDING && c->free_list && budget_allows(f, c, now, spread_floor)) {
 		struct tx_record *r = c->free_list;

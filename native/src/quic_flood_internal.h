@@ -152,8 +152,9 @@ int flood_servers_init(struct kbx_quic_flood *f);
 void flood_server_close_record(struct conn *c, uint64_t code, const char *reason);
 /* Retires the connections of removing servers; marks a server removed once none is left. */
 void flood_servers_retire(struct kbx_quic_flood *f, uint64_t now);
-/* fanout SPREAD: the fewest streams opened towards a server that can take streams now. */
-uint64_t flood_spread_floor(struct kbx_quic_flood *f);
+/* fanout SPREAD: the fewest streams opened towards a server (but except) that can take a stream now;
+ * UINT64_MAX when none can. */
+uint64_t flood_spread_floor(struct kbx_quic_flood *f, const struct server *except);
 
 /* quic_io_socket.c */
 int flood_socket_reserve_ports(struct kbx_quic_flood *f);

@@ -203,14 +203,28 @@ void flood_servers_retire(struct kbx_quic_flood *f, uint64_t now)
 	}
 }
 
-uint64_t flood_spread_floor(struct kbx_quic_flood *f)
+/* A connection of the server that could open a stream now (established, credit and records left). */
+static int takes_streams(struct kbx_quic_flood *f, uint32_t slot)
+{
+	uint32_t k;
+
+	for (k = 0; k < f->per_server; k++) {
+		const struct conn *c = &f->conns[slot * f->per_server + k];
+		if (c->state == CONN_ESTABLISHED && !c->retiring && !c->streams_blocked_since && c->free_list &&
+		    c->pending < MAX_PENDING)
+			return 1;
+	}
+	return 0;
+}
+
+uint64_t flood_spread_floor(struct kbx_quic_flood *f, const struct server *except)
 {
 	uint64_t floor = UINT64_MAX;
 	uint32_t i;
 
 	for (i = 0; i < f->nslots; i++) {
 		struct server *s = &f->servers[i];
-		if (s->st.state == KBX_QUIC_SERVER_ACTIVE && s->established && s->opened < floor)
+		if (s != except && s->st.state == KBX_QUIC_SERVER_ACTIVE && s->opened < floor && takes_streams(f, i))
 			floor = s->opened;
 	}
 	return floor;

@@ -165,6 +165,43 @@ function reloadOnHangup(ctx: ToolContext<FloodCliOptions>, path: string, apply: 
   })
 }
 
+/** xdp io: the UMEM and AF_XDP socket, this process's; the engine borrows them (closed after it: cleanups run newest-first). */
+function openXsk(ctx: ToolContext<FloodCliOptions>): XskSocket {
+  raiseMemlockLimit()
+  // the UMEM and socket are this process's; the engine borrows them (closed after it: cleanups run newest-first)
+  const umem = Umem.create({ frameCount: ctx.opts.frames, frameSize: 2048 })
+  ctx.onCleanup(() => umem.close())
+  const socket = XskSocket.create({
+    umem,
+    iface: ctx.opts.iface,
+    queue: ctx.opts.queue,
+    mode: ctx.opts.mode,
+    bindRetries: 20,
+    retryDelayMs: 50,
+    log: (m) => ctx.log.info(m),
+  })
+  ctx.onCleanup(() => socket.close())
+  return socket
+}
+
+/** xdp io: xdp_xsk_redirect sends UDP to our address and ports firstPort..firstPort+ports-1 to the engine's socket. */
+function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsk: XskSocket, localIp: string, firstPort: number, ports: number): void {
+  const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
+  obj.setRodata('match_proto', 17)
+  obj.setRodata('match_dport_min', firstPort)
+  // every connection slot of every server has its own local port: the range steers every server's return traffic
+  obj.setRodata('match_dport_max', firstPort + ports - 1)
+  obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
+  obj.load()
+  const link = obj.program('kbx_xsk_redirect').attachXdp(ctx.opts.iface, ctx.opts.mode, (m) => ctx.log.info(m))
+  ctx.onCleanup(() => {
+    link.close()
+    obj.close()
+  })
+  // the connections' return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
+  steerTo(obj, [xsk])
+}
+
 async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const o = ctx.opts
   const plan = serverPlan(o)
@@ -184,24 +221,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       ? readTransactions(o.txFile)
       : mockTransactions(o.txSize)
 
-  let xsk: XskSocket | undefined
-  if (o.io === 'xdp') {
-    raiseMemlockLimit()
-    // the UMEM and socket are this process's; the engine borrows them (closed after it: cleanups run newest-first)
-    const umem = Umem.create({ frameCount: o.frames, frameSize: 2048 })
-    ctx.onCleanup(() => umem.close())
-    const socket = XskSocket.create({
-      umem,
-      iface: o.iface,
-      queue: o.queue,
-      mode: o.mode,
-      bindRetries: 20,
-      retryDelayMs: 50,
-      log: (m) => ctx.log.info(m),
-    })
-    ctx.onCleanup(() => socket.close())
-    xsk = socket
-  }
+  const xsk = o.io === 'xdp' ? openXsk(ctx) : undefined
   const f = Flood.create({
     io: o.io,
     streams: o.streams,
@@ -229,22 +249,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     ...(o.unsafeTxSize ? { unsafeMaxTxSize: o.unsafeTxSize } : {}),
   })
   ctx.onCleanup(() => f.close())
-  if (xsk) {
-    const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
-    obj.setRodata('match_proto', 17)
-    obj.setRodata('match_dport_min', f.localPort)
-    // every connection slot of every server has its own local port: the range steers every server's return traffic
-    obj.setRodata('match_dport_max', f.localPort + f.portCount - 1)
-    obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
-    obj.load()
-    const link = obj.program('kbx_xsk_redirect').attachXdp(o.iface, o.mode, (m) => ctx.log.info(m))
-    ctx.onCleanup(() => {
-      link.close()
-      obj.close()
-    })
-    // the connections' return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
-    steerTo(obj, [xsk])
-  }
+  if (xsk) steerReturnTraffic(ctx, xsk, localIp, f.localPort, f.portCount)
   ctx.json.start({
     iface: o.iface,
     io: o.io,

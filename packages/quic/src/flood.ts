@@ -168,7 +168,6 @@ function reloadOnHangup(ctx: ToolContext<FloodCliOptions>, path: string, apply: 
 /** xdp io: the UMEM and AF_XDP socket, this process's; the engine borrows them (closed after it: cleanups run newest-first). */
 function openXsk(ctx: ToolContext<FloodCliOptions>): XskSocket {
   raiseMemlockLimit()
-  // the UMEM and socket are this process's; the engine borrows them (closed after it: cleanups run newest-first)
   const umem = Umem.create({ frameCount: ctx.opts.frames, frameSize: 2048 })
   ctx.onCleanup(() => umem.close())
   const socket = XskSocket.create({

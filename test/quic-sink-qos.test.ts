@@ -9,7 +9,7 @@ import t from 'tap'
 import { repoRoot } from '@kbx/ffi'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
-import { base58Encode } from '../packages/quic/src/qos.js'
+import { base58 } from '@kbx/quic'
 
 t.setTimeout(300_000)
 
@@ -25,7 +25,7 @@ function writeKeypair(name: string): { path: string; pubkey: string } {
   const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
   const path = join(dir, name)
   writeFileSync(path, JSON.stringify([...seed, ...pub]))
-  return { path, pubkey: base58Encode(pub) }
+  return { path, pubkey: base58(pub) }
 }
 
 async function startSink(net: TestNet, netns: string, listen: string, args: string[]) {

@@ -48,7 +48,10 @@ extern "C" {
 
 /* Limits and defaults the engine applies (a config's 0 takes the default; outside the limits: -EINVAL). */
 #define KBX_QUIC_MAX_ALPN_LEN 255
-#define KBX_QUIC_MAX_CONNECTIONS 64             /* flooder connections (one poll set, one port range) */
+#define KBX_QUIC_MAX_CONNECTIONS 64             /* flooder connections per server */
+#define KBX_QUIC_MAX_SERVERS 32                 /* server slots of one flooder (fan-out) */
+#define KBX_QUIC_MAX_TOTAL_CONNECTIONS 256      /* server slots x connections: one poll set, one port range */
+#define KBX_QUIC_MAX_IDENTITIES 64              /* client identities of one flooder */
 #define KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS 30000
 #define KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 #define KBX_QUIC_DEFAULT_MAX_BACKOFF_MS 5000
@@ -87,15 +90,19 @@ int kbx_quic_identity_write_pem(const struct kbx_quic_identity *id, const char *
 
 enum kbx_quic_io { KBX_QUIC_IO_SOCKET = 0, KBX_QUIC_IO_XDP = 1 };
 enum kbx_quic_streams { KBX_QUIC_STREAMS_UNI = 0, KBX_QUIC_STREAMS_BIDI = 1 };
+/* Fan-out over several servers: every transaction to every server, or each to the next server in turn. */
+enum kbx_quic_fanout { KBX_QUIC_FANOUT_ALL = 0, KBX_QUIC_FANOUT_SPREAD = 1 };
 
 struct kbx_quic_flood_config {
 	uint32_t io;                   /* enum kbx_quic_io */
 	uint32_t streams;              /* enum kbx_quic_streams */
 	uint32_t local_ip;             /* network order */
 	uint32_t remote_ip;            /* network order */
-	uint32_t local_port;           /* first local port (connection i uses local_port + i); 0 = ephemeral (socket io) */
-	uint32_t remote_port;
-	uint32_t connections;          /* 1..KBX_QUIC_MAX_CONNECTIONS, 1 when 0 */
+	uint32_t local_port;           /* first local port (connection slot i uses local_port + i); 0 = a random free
+					* range (socket io) */
+	uint32_t remote_port;          /* remote_ip:remote_port, when nonzero, is the first server; more servers, or
+					* others, through kbx_quic_flood_set_servers */
+	uint32_t connections;          /* per server: 1..KBX_QUIC_MAX_CONNECTIONS, 1 when 0 */
 	uint32_t idle_timeout_ms;      /* 0 = KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS */
 	uint32_t keep_alive_ms;        /* 0 = none */
 	uint32_t handshake_timeout_ms; /* 0 = KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS */
@@ -113,7 +120,11 @@ struct kbx_quic_flood_config {
 					* this long after the last packet (0: always sleep when idle) */
 	uint32_t streams_per_connection; /* rotate a connection after this many streams (0 =
 					  * KBX_QUIC_STREAMS_PER_CONNECTION); see "Bounded memory" above */
-	uint32_t reserved;
+	uint32_t fanout;               /* enum kbx_quic_fanout */
+	uint32_t max_servers;          /* server slots (0 = 1); slots x connections <= KBX_QUIC_MAX_TOTAL_CONNECTIONS */
+	uint32_t max_connections_per_identity; /* 0 = no limit; else connections <= identities x this (-EINVAL) */
+	uint32_t keep_trying;          /* nonzero: no failure is fatal; every closed or failed connection (also one
+					* never established) reconnects with backoff and is reported per server */
 };
 
 struct kbx_quic_flood_stats {
@@ -155,12 +166,28 @@ struct kbx_quic_flood_stats {
 #define KBX_QUIC_RUN_DONE 1  /* count reached and every transaction acknowledged, or nothing left to do */
 
 /*
- * Creates the flooder and starts connecting. txs: tx_count transactions concatenated, lengths in
- * tx_lens (each 1..KBX_QUIC_MAX_TX_SIZE; -EMSGSIZE otherwise); they are sent round-robin.
+ * Creates the flooder and starts connecting. ids: id_count identities (1..KBX_QUIC_MAX_IDENTITIES); a
+ * server's connection k presents ids[k % id_count]. txs: tx_count transactions concatenated, lengths in
+ * tx_lens (each 1..KBX_QUIC_MAX_TX_SIZE; -EMSGSIZE otherwise); they are sent round-robin (with fanout ALL,
+ * every server gets the whole sequence; count and rate then apply to each server).
  */
 int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char *alpn,
-			  const struct kbx_quic_identity *id, const uint8_t *txs, const uint32_t *tx_lens,
-			  uint32_t tx_count, struct kbx_quic_flood **out);
+			  const struct kbx_quic_identity *const *ids, uint32_t id_count, const uint8_t *txs,
+			  const uint32_t *tx_lens, uint32_t tx_count, struct kbx_quic_flood **out);
+
+/* A server of the fan-out: address (network order ip, host order port) and the next hop's MAC (xdp io). */
+struct kbx_quic_server_addr {
+	uint32_t ip;
+	uint32_t port;
+	uint8_t dst_mac[8]; /* 6 bytes used; all zero: the config's dst_mac */
+};
+/*
+ * Makes the server set exactly addrs (at most KBX_QUIC_MAX_SERVERS distinct ones). A server no longer in the
+ * set stops getting streams and its connections close with NO_ERROR once every transaction on them is
+ * acknowledged; a new one gets connections at once. Its slot (and counters) stay, reported as removed, until
+ * a new server needs the slot. -ENOSPC when the slots run out (the set is then unchanged).
+ */
+int kbx_quic_flood_set_servers(struct kbx_quic_flood *f, const struct kbx_quic_server_addr *addrs, uint32_t n);
 /*
  * Drives I/O, timers and transmission for up to max_ms. Returns KBX_QUIC_RUN_* or a negative errno on a
  * fatal error (the first handshake failed or timed out, a closed connection with reconnect off, I/O
@@ -185,7 +212,50 @@ struct kbx_quic_latency {
 };
 /* Moves the latencies recorded since the last call into *out (overwritten) and starts recording anew. */
 void kbx_quic_flood_take_latency(struct kbx_quic_flood *f, struct kbx_quic_latency *out);
-/* First local UDP port (connection i uses it + i). */
+
+/* Per-server counters (cumulative, except latency: since the last take). */
+#define KBX_QUIC_SERVER_CLOSES 8     /* distinct (code, reason) pairs kept per server */
+#define KBX_QUIC_CLOSE_REASON_LEN 96
+enum kbx_quic_server_state { KBX_QUIC_SERVER_UNUSED = 0, KBX_QUIC_SERVER_ACTIVE = 1, KBX_QUIC_SERVER_REMOVING = 2,
+			     KBX_QUIC_SERVER_REMOVED = 3 };
+struct kbx_quic_close_record {
+	uint64_t code;  /* QUIC error code: the server's CONNECTION_CLOSE, ours, or 0 (timeouts, ICMP) */
+	uint64_t count;
+	char reason[KBX_QUIC_CLOSE_REASON_LEN]; /* NUL-terminated */
+};
+struct kbx_quic_server_stats {
+	uint32_t ip;    /* network order */
+	uint32_t port;
+	uint32_t state; /* enum kbx_quic_server_state */
+	uint32_t connections_open;
+	uint64_t tx_sent;
+	uint64_t tx_acked;
+	uint64_t tx_unacked_closed;
+	uint64_t handshakes;
+	uint64_t connect_attempts;
+	uint64_t connections_closed; /* closed other than by rotation or removal */
+	uint64_t blocked_streams_ns;
+	uint64_t closes_dropped;     /* closes whose (code, reason) found no free record */
+	struct kbx_quic_close_record closes[KBX_QUIC_SERVER_CLOSES];
+	struct kbx_quic_latency latency;
+};
+/* One connection slot of a server in use: its identity and counters. */
+struct kbx_quic_conn_info {
+	uint32_t server;   /* index into the servers array */
+	uint32_t identity; /* index into the create call's ids */
+	uint32_t state;    /* 0 waiting to (re)connect, 1 connecting, 2 established, 3 closed for good */
+	uint32_t local_port;
+	uint64_t handshakes;
+	uint64_t tx_acked;
+};
+/*
+ * One call per reporting interval: fills servers[0..) with every slot ever used (up to cap; returns how
+ * many) and conns with the connection slots of those servers (up to conns_cap; *conn_count says how many),
+ * and moves each server's latencies into its struct (recording starts anew).
+ */
+int kbx_quic_flood_take_servers(struct kbx_quic_flood *f, struct kbx_quic_server_stats *servers, uint32_t cap,
+				struct kbx_quic_conn_info *conns, uint32_t conns_cap, uint32_t *conn_count);
+/* First local UDP port (connection slot i uses it + i; slots: max_servers x connections). */
 uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f);
 /* Sends CONNECTION_CLOSE on every connection, gives its frames back to the UMEM, frees everything else. */
 void kbx_quic_flood_destroy(struct kbx_quic_flood *f);
@@ -303,6 +373,9 @@ int kbx_quic_sink_set_stakes(struct kbx_quic_sink *s, const uint8_t *keys, const
 
 /* Copies the Ed25519 public key of the most recent client certificate; returns 1, or 0 when none seen. */
 int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32);
+/* The distinct client public keys seen (the first KBX_QUIC_SINK_PEER_KEYS): copies up to cap, returns how many. */
+#define KBX_QUIC_SINK_PEER_KEYS 64
+int kbx_quic_sink_peer_keys(const struct kbx_quic_sink *s, uint8_t (*out)[32], uint32_t cap);
 void kbx_quic_sink_destroy(struct kbx_quic_sink *s);
 
 #ifdef KBX_QUIC_INTERNAL

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * quic-flood's engine: N ngtcp2 client connections sending one transaction per stream, driven by one
- * loop (kbx_quic_flood_run) over a UDP socket per connection (quic_io_socket.c) or the caller's AF_XDP
- * socket for all of them (quic_io_xdp.c). One connection's life is in quic_flood_conn.c.
+ * quic-flood's engine: N ngtcp2 client connections per server sending one transaction per stream, driven
+ * by one loop (kbx_quic_flood_run) over a UDP socket per connection (quic_io_socket.c) or the caller's AF_XDP
+ * socket for all of them (quic_io_xdp.c). One connection's life is in quic_flood_conn.c, the servers of the
+ * fan-out and their report in quic_flood_servers.c.
  */
 #define _GNU_SOURCE
 #include "quic_flood_internal.h"
@@ -56,8 +57,17 @@ static int check_config(const struct kbx_quic_flood_config *config, const char *
 			return kbx_fail(-EMSGSIZE, "create QUIC flooder",
 					"transaction %u has %u bytes: a transaction is 1..%u bytes", i, tx_lens[i], max_tx_size);
 	if (config->connections > KBX_QUIC_MAX_CONNECTIONS)
-		return kbx_fail(-EINVAL, "create QUIC flooder", "%u connections: at most %u", config->connections,
-				KBX_QUIC_MAX_CONNECTIONS);
+		return kbx_fail(-EINVAL, "create QUIC flooder", "%u connections per server: at most %u",
+				config->connections, KBX_QUIC_MAX_CONNECTIONS);
+	if ((config->max_servers ? config->max_servers : 1) > KBX_QUIC_MAX_SERVERS)
+		return kbx_fail(-EINVAL, "create QUIC flooder", "%u server slots: at most %u", config->max_servers,
+				KBX_QUIC_MAX_SERVERS);
+	if ((uint64_t)(config->max_servers ? config->max_servers : 1) * (config->connections ? config->connections : 1) >
+	    KBX_QUIC_MAX_TOTAL_CONNECTIONS)
+		return kbx_fail(-EINVAL, "create QUIC flooder", "%u servers x %u connections: at most %u connections",
+				config->max_servers, config->connections, KBX_QUIC_MAX_TOTAL_CONNECTIONS);
+	if (config->fanout != KBX_QUIC_FANOUT_ALL && config->fanout != KBX_QUIC_FANOUT_SPREAD)
+		return kbx_fail(-EINVAL, "create QUIC flooder", "unknown fanout %u", config->fanout);
 	if (config->io != KBX_QUIC_IO_SOCKET && config->io != KBX_QUIC_IO_XDP)
 		return kbx_fail(-EINVAL, "create QUIC flooder", "unknown io %u", config->io);
 	if (!alpn || !*alpn || strlen(alpn) > KBX_QUIC_MAX_ALPN_LEN)
@@ -75,6 +85,8 @@ static void apply_defaults(struct kbx_quic_flood_config *cfg)
 		cfg->handshake_timeout_ms = KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	if (!cfg->max_backoff_ms)
 		cfg->max_backoff_ms = KBX_QUIC_DEFAULT_MAX_BACKOFF_MS;
+	if (!cfg->max_servers)
+		cfg->max_servers = 1;
 	if (!cfg->streams_per_connection)
 		cfg->streams_per_connection = KBX_QUIC_STREAMS_PER_CONNECTION;
 }
@@ -103,36 +115,29 @@ static int copy_transactions(struct kbx_quic_flood *f, const uint8_t *txs, const
 	return 0;
 }
 
-static int init_conns(struct kbx_quic_flood *f)
+/* One set of certificate credentials per identity; checks the per-identity connection limit. */
+static int init_credentials(struct kbx_quic_flood *f, const struct kbx_quic_identity *const *ids, uint32_t id_count)
 {
-	uint32_t i, k;
+	uint32_t i, limit = f->cfg.max_connections_per_identity;
 
-	f->conns = calloc(f->nconns, sizeof(struct conn));
-	if (!f->conns)
-		return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate");
-	for (i = 0; i < f->nconns; i++) {
-		struct conn *c = &f->conns[i];
-
-		c->f = f;
-		c->index = i;
-		c->fd = -1;
-		c->remote.sin_family = AF_INET;
-		c->remote.sin_addr.s_addr = f->cfg.remote_ip;
-		c->remote.sin_port = htons((uint16_t)f->cfg.remote_port);
-		c->records = calloc(RECORDS_PER_CONN, sizeof(struct tx_record));
-		if (!c->records)
-			return kbx_fail(-ENOMEM, "create QUIC flooder", "allocate stream records");
-		for (k = RECORDS_PER_CONN; k-- > 0;) {
-			c->records[k].next = c->free_list;
-			c->free_list = &c->records[k];
-		}
+	if (!id_count || id_count > KBX_QUIC_MAX_IDENTITIES)
+		return kbx_fail(-EINVAL, "create QUIC flooder", "%u identities: 1..%u", id_count, KBX_QUIC_MAX_IDENTITIES);
+	if (limit && f->cfg.connections > (uint64_t)limit * id_count)
+		return kbx_fail(-EINVAL, "create QUIC flooder",
+				"%u connections per server over %u identities exceed %u connections per identity",
+				f->cfg.connections, id_count, limit);
+	for (i = 0; i < id_count; i++) {
+		int rv = kbx_quic_credentials(ids[i], &f->creds[i]);
+		if (rv < 0)
+			return rv;
+		f->ncreds++;
 	}
 	return 0;
 }
 
 int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char *alpn,
-			  const struct kbx_quic_identity *id, const uint8_t *txs, const uint32_t *tx_lens,
-			  uint32_t tx_count, struct kbx_quic_flood **out)
+			  const struct kbx_quic_identity *const *ids, uint32_t id_count, const uint8_t *txs,
+			  const uint32_t *tx_lens, uint32_t tx_count, struct kbx_quic_flood **out)
 {
 	struct kbx_quic_flood *f;
 	int rv;
@@ -147,22 +152,25 @@ int kbx_quic_flood_create(const struct kbx_quic_flood_config *config, const char
 	f->cfg = *config;
 	apply_defaults(&f->cfg);
 	f->gso = 1;
-	f->nconns = f->cfg.connections;
 	rv = kbx_quic_alpn_init(&f->alpn, alpn);
 	if (rv == 0)
 		rv = copy_transactions(f, txs, tx_lens, tx_count);
 	if (rv == 0)
 		rv = (f->latency = calloc(1, sizeof(*f->latency))) ? 0 : kbx_fail(-ENOMEM, "create QUIC flooder", "allocate the latency histogram");
 	if (rv == 0)
-		rv = init_conns(f);
+		rv = init_credentials(f, ids, id_count);
+	if (rv == 0)
+		rv = flood_servers_init(f);
 	if (rv == 0 && f->cfg.io == KBX_QUIC_IO_XDP)
 		rv = flood_xdp_attach(f);
 	if (rv == 0)
 		rv = flood_socket_reserve_ports(f);
 	if (rv == 0 && f->cfg.io == KBX_QUIC_IO_SOCKET)
 		f->cfg.local_port = f->conns[0].local_port;
-	if (rv == 0)
-		rv = kbx_quic_credentials(id, &f->cred);
+	if (rv == 0 && f->cfg.remote_port) {
+		struct kbx_quic_server_addr first = { .ip = f->cfg.remote_ip, .port = f->cfg.remote_port };
+		rv = kbx_quic_flood_set_servers(f, &first, 1);
+	}
 	if (rv < 0) {
 		kbx_quic_flood_destroy(f);
 		return rv;
@@ -178,11 +186,35 @@ uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f)
 
 /* ---- the run loop ---- */
 
+/* Every server's budget used up (fanout ALL: of those ever reached; a server never reached holds no one up). */
+static int budget_spent(struct kbx_quic_flood *f)
+{
+	int reached = 0;
+	uint32_t i;
+
+	if (f->stop_sending)
+		return 1;
+	if (!f->cfg.count)
+		return 0;
+	for (i = 0; i < f->nslots; i++) {
+		struct server *s = &f->servers[i];
+
+		if (s->st.state != KBX_QUIC_SERVER_ACTIVE || !s->st.handshakes)
+			continue;
+		reached = 1;
+		if (f->cfg.fanout == KBX_QUIC_FANOUT_ALL && s->opened < f->cfg.count)
+			return 0;
+	}
+	if (f->cfg.fanout == KBX_QUIC_FANOUT_SPREAD)
+		return f->opened >= f->cfg.count;
+	return reached;
+}
+
 static int all_done(struct kbx_quic_flood *f)
 {
 	uint32_t i;
 
-	if (!f->stop_sending && !(f->cfg.count && f->opened >= f->cfg.count))
+	if (!budget_spent(f))
 		return 0;
 	for (i = 0; i < f->nconns; i++) {
 		struct conn *c = &f->conns[i];
@@ -203,7 +235,8 @@ static int connect_due(struct kbx_quic_flood *f, uint64_t now)
 
 	for (i = 0; i < f->nconns; i++) {
 		struct conn *c = &f->conns[i];
-		if (c->state == CONN_WAITING && !c->conn && now >= c->reconnect_at_ns && !f->stop_sending) {
+		if (c->state == CONN_WAITING && !c->conn && now >= c->reconnect_at_ns && !f->stop_sending &&
+		    c->server->st.state == KBX_QUIC_SERVER_ACTIVE) {
 			int rv = flood_conn_start(c, now);
 			if (rv < 0)
 				return rv;
@@ -238,6 +271,8 @@ static int service_conns(struct kbx_quic_flood *f, uint64_t now, uint64_t *wake)
 		if (!c->conn)
 			continue;
 		flood_conn_expire(c, now);
+		if (c->conn && c->icmp_refused && c->state == CONN_CONNECTING && f->cfg.keep_trying)
+			flood_conn_close(c, now, "ICMP port unreachable (nothing listens there)", 0);
 		if (!c->conn)
 			continue;
 		if (c->state == CONN_ESTABLISHED)
@@ -253,6 +288,7 @@ static int service_conns(struct kbx_quic_flood *f, uint64_t now, uint64_t *wake)
 		if (c->conn && ngtcp2_conn_get_expiry(c->conn) < *wake)
 			*wake = ngtcp2_conn_get_expiry(c->conn);
 	}
+	flood_servers_retire(f, now);
 	if (f->cfg.io == KBX_QUIC_IO_XDP) {
 		flood_xdp_flush(f);
 		if (f->ntx)
@@ -270,10 +306,14 @@ static uint64_t next_wake(struct kbx_quic_flood *f, uint64_t wake)
 		struct conn *c = &f->conns[i];
 		if (c->state == CONN_WAITING && c->reconnect_at_ns < wake)
 			wake = c->reconnect_at_ns;
-		if (c->state == CONN_ESTABLISHED && f->cfg.rate && f->pace_start_ns && c->free_list &&
-		    c->pending < MAX_PENDING && !f->stop_sending && !c->streams_blocked_since) {
-			uint64_t next = f->pace_start_ns + (f->opened * 1000000000ull) / f->cfg.rate;
-			if (next < wake)
+		if (c->state == CONN_ESTABLISHED && f->cfg.rate && c->free_list && c->pending < MAX_PENDING &&
+		    !f->stop_sending && !c->streams_blocked_since) {
+			int own = f->cfg.fanout == KBX_QUIC_FANOUT_ALL; /* each server paced on its own */
+			uint64_t start = own ? c->server->pace_start_ns : f->pace_start_ns;
+			uint64_t opened = own ? c->server->opened : f->opened;
+			uint64_t next = start + (opened * 1000000000ull) / f->cfg.rate;
+
+			if (start && next < wake)
 				wake = next;
 		}
 	}
@@ -283,7 +323,7 @@ static uint64_t next_wake(struct kbx_quic_flood *f, uint64_t wake)
 /* Sleeps until input arrives or wake (at most 100 ms). */
 static void wait_for_input(struct kbx_quic_flood *f, uint64_t now, uint64_t wake)
 {
-	struct pollfd pfds[KBX_QUIC_MAX_CONNECTIONS + 1];
+	struct pollfd pfds[KBX_QUIC_MAX_TOTAL_CONNECTIONS + 1];
 	uint64_t wait = wake - now;
 	struct timespec ts;
 	nfds_t n = 0;
@@ -297,7 +337,7 @@ static void wait_for_input(struct kbx_quic_flood *f, uint64_t now, uint64_t wake
 		pfds[n].fd = kbx_xsk_fd(f->xsk);
 		pfds[n++].events = POLLIN;
 	} else {
-		for (i = 0; i < f->nconns && n < KBX_QUIC_MAX_CONNECTIONS + 1; i++) {
+		for (i = 0; i < f->nconns && n < KBX_QUIC_MAX_TOTAL_CONNECTIONS + 1; i++) {
 			if (!f->conns[i].conn)
 				continue;
 			pfds[n].fd = f->conns[i].fd;
@@ -417,8 +457,8 @@ void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
 		if (f->cfg.io == KBX_QUIC_IO_XDP && f->xsk)
 			flood_xdp_release(f);
 	}
-	if (f->cred)
-		gnutls_certificate_free_credentials(f->cred);
+	for (i = 0; i < f->ncreds; i++)
+		gnutls_certificate_free_credentials(f->creds[i]);
 	free(f->conns);
 	free(f->txs);
 	free(f->tx_offsets);

@@ -49,7 +49,10 @@ static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uin
 		}
 		c->f->st.tx_acked++;
 		c->f->st.tx_bytes_acked += r->len;
+		c->tx_acked++;
+		c->server->st.tx_acked++;
 		quic_latency_record(c->f->latency, now - r->sent_ns);
+		quic_latency_record(&c->server->st.latency, now - r->sent_ns);
 	}
 	return 0;
 }
@@ -78,8 +81,10 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
 			c->pending--;
 		}
 	}
-	if (!r->counted && r->sent_ns)
+	if (!r->counted && r->sent_ns) {
 		c->f->st.tx_unacked_closed++;
+		c->server->st.tx_unacked_closed++;
+	}
 	record_free(c, r);
 	return 0;
 }
@@ -87,14 +92,26 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
 static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 {
 	struct conn *c = user_data;
+	struct kbx_quic_flood *f = c->f;
+	struct server *s = c->server;
 	uint64_t now = kbx_quic_now();
 
 	c->state = CONN_ESTABLISHED;
 	c->ever_established = 1;
-	c->f->st.handshakes++;
-	c->f->st.handshake_ns = now - c->connect_start_ns;
-	if (!c->f->pace_start_ns)
-		c->f->pace_start_ns = now;
+	c->handshakes++;
+	f->st.handshakes++;
+	f->st.handshake_ns = now - c->connect_start_ns;
+	if (!f->pace_start_ns)
+		f->pace_start_ns = now;
+	if (!s->established++) {
+		/* fanout ALL: a server (back) in reach is paced from now on, no burst for the time it was away */
+		if (f->cfg.fanout == KBX_QUIC_FANOUT_ALL && f->cfg.rate) {
+			s->pace_start_ns = now - s->opened * 1000000000ull / f->cfg.rate;
+		}
+	}
+	if (!s->pace_start_ns)
+		s->pace_start_ns = now;
+	s->st.handshakes++;
 	return 0;
 }
 
@@ -118,7 +135,7 @@ static int session_init(struct conn *c)
 		return kbx_fail(-EPROTO, "open QUIC connection", "gnutls_init: %s", gnutls_strerror(rv));
 	if (ngtcp2_crypto_gnutls_configure_client_session(c->session) != 0)
 		return kbx_fail(-EPROTO, "open QUIC connection", "configure the client TLS session");
-	rv = kbx_quic_tls_session_configure(c->session, f->cred, &f->alpn);
+	rv = kbx_quic_tls_session_configure(c->session, f->creds[c->identity], &f->alpn);
 	if (rv == 0)
 		rv = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, "localhost", 9);
 	if (rv < 0)
@@ -190,6 +207,7 @@ int flood_conn_start(struct conn *c, uint64_t now)
 	c->icmp_refused = 0;
 	c->fatal = 0;
 	f->st.connect_attempts++;
+	c->server->st.connect_attempts++;
 	return 0;
 }
 
@@ -228,8 +246,10 @@ void flood_conn_teardown(struct conn *c, uint64_t now, int send_close)
 		struct tx_record *r = &c->records[i];
 
 		if (r->in_use) {
-			if (r->sent_ns && !r->counted)
+			if (r->sent_ns && !r->counted) {
 				f->st.tx_unacked_closed++;
+				c->server->st.tx_unacked_closed++;
+			}
 			r->in_use = 0;
 		}
 	}
@@ -242,18 +262,53 @@ void flood_conn_teardown(struct conn *c, uint64_t now, int send_close)
 	c->pending = 0;
 	c->in_flight = 0;
 	if (c->streams_blocked_since) {
-		f->st.blocked_streams_ns += now - c->streams_blocked_since;
+		flood_conn_add_blocked_streams(c, now - c->streams_blocked_since);
 		c->streams_blocked_since = 0;
 	}
 	if (c->flow_blocked_since) {
 		f->st.blocked_flow_ns += now - c->flow_blocked_since;
 		c->flow_blocked_since = 0;
 	}
+	if (c->state == CONN_ESTABLISHED)
+		c->server->established--;
+	c->state = CONN_WAITING;
 	ngtcp2_conn_del(c->conn);
 	c->conn = NULL;
 	gnutls_deinit(c->session);
 	c->session = NULL;
 	f->st.connections_closed++;
+}
+
+void flood_conn_add_blocked_streams(struct conn *c, uint64_t ns)
+{
+	c->f->st.blocked_streams_ns += ns;
+	c->server->st.blocked_streams_ns += ns;
+}
+
+/* Counts a close for the server's report: the server's CONNECTION_CLOSE (code, reason) when it sent one, else ours. */
+static void record_close(struct conn *c, const char *why, int sent_by_us)
+{
+	ngtcp2_connection_close_error received;
+	char reason[KBX_QUIC_CLOSE_REASON_LEN];
+	uint64_t code = c->last_error.error_code;
+
+	if (!sent_by_us) {
+		ngtcp2_conn_get_connection_close_error(c->conn, &received);
+		code = received.error_code;
+		if (received.reasonlen) {
+			snprintf(reason, sizeof(reason), "%s%s: %.*s", why,
+				 received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? " (application error)" : "",
+				 (int)received.reasonlen, (const char *)received.reason);
+			flood_server_close_record(c, code, reason);
+			return;
+		}
+		if (received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION) {
+			snprintf(reason, sizeof(reason), "%s (application error)", why);
+			flood_server_close_record(c, code, reason);
+			return;
+		}
+	}
+	flood_server_close_record(c, code, why);
 }
 
 /* Frees the connection; schedules a reconnect or records a fatal error. */
@@ -264,13 +319,14 @@ void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_cl
 
 	if (!c->conn)
 		return;
+	record_close(c, why, send_close);
 	flood_conn_teardown(c, now, send_close);
 	inet_ntop(AF_INET, &c->remote.sin_addr, addr, sizeof(addr));
 	if (!c->conn_acked)
 		f->st.connections_refused++;
 	/* a server that took other connections of ours refused or ignored this one (e.g. Agave's
 	 * per-identity or per-IP limits): retried with backoff like a closed one */
-	if ((!c->ever_established && !f->st.handshakes) || !f->cfg.reconnect) {
+	if (!f->cfg.keep_trying && ((!c->ever_established && !f->st.handshakes) || !f->cfg.reconnect)) {
 		c->state = CONN_DEAD;
 		if (!c->ever_established)
 			flood_fail(f, kbx_fail(-ETIMEDOUT, "connect to the QUIC server", "connection to %s:%u failed: %s%s",
@@ -324,25 +380,39 @@ void flood_conn_expire(struct conn *c, uint64_t now)
 	}
 }
 
-static int budget_allows(struct kbx_quic_flood *f, uint64_t now)
+/* fanout SPREAD: how far one server may run ahead of the one with the fewest streams (round-robin by batches). */
+#define SPREAD_SLACK 16
+
+static int budget_allows(struct kbx_quic_flood *f, struct conn *c, uint64_t now, uint64_t spread_floor)
 {
-	if (f->stop_sending)
+	struct server *s = c->server;
+	int own = f->cfg.fanout == KBX_QUIC_FANOUT_ALL; /* each server its own count and pacing */
+	uint64_t opened = own ? s->opened : f->opened, start = own ? s->pace_start_ns : f->pace_start_ns;
+
+	if (f->stop_sending || s->st.state != KBX_QUIC_SERVER_ACTIVE)
 		return 0;
-	if (f->cfg.count && f->opened >= f->cfg.count)
+	if (f->cfg.count && opened >= f->cfg.count)
 		return 0;
-	if (f->cfg.rate && f->pace_start_ns) {
-		uint64_t allowed = (now - f->pace_start_ns) / 1000 * f->cfg.rate / 1000000 + 1;
-		if (f->opened >= allowed)
+	if (f->cfg.rate && start) {
+		uint64_t allowed = (now - start) / 1000 * f->cfg.rate / 1000000 + 1;
+		if (opened >= allowed)
 			return 0;
 	}
-	return 1;
+	return own || spread_floor == UINT64_MAX || s->opened < spread_floor + SPREAD_SLACK;
 }
 
 void flood_open_streams(struct conn *c, uint64_t now)
 {
 	struct kbx_quic_flood *f = c->f;
+	struct server *s = c->server;
+	uint64_t spread_floor = f->cfg.fanout == KBX_QUIC_FANOUT_SPREAD ? flood_spread_floor(f, s) : 0;
 
-	while (!c->retiring && c->pending < MAX_PENDING && c->free_list && budget_allows(f, now)) {
+	/* spread: a server that could not take streams for a while is levelled with the others, not caught up
+	 * (round-robin over the servers that can take a stream, none waiting for a slow one) */
+	if (spread_floor != UINT64_MAX && s->opened < spread_floor)
+		s->opened = spread_floor;
+
+	while (!c->retiring && c->pending < MAX_PENDING && c->free_list && budget_allows(f, c, now, spread_floor)) {
 		struct tx_record *r = c->free_list;
 		int64_t sid;
 		int rv = f->cfg.streams == KBX_QUIC_STREAMS_BIDI ? ngtcp2_conn_open_bidi_stream(c->conn, &sid, r)
@@ -356,7 +426,7 @@ void flood_open_streams(struct conn *c, uint64_t now)
 		if (rv != 0)
 			return;
 		if (c->streams_blocked_since) {
-			f->st.blocked_streams_ns += now - c->streams_blocked_since;
+			flood_conn_add_blocked_streams(c, now - c->streams_blocked_since);
 			c->streams_blocked_since = 0;
 		}
 		if (f->cfg.streams == KBX_QUIC_STREAMS_BIDI)
@@ -366,9 +436,13 @@ void flood_open_streams(struct conn *c, uint64_t now)
 		r->c = c;
 		r->in_use = 1;
 		r->stream_id = sid;
-		r->tx_index = f->next_tx;
-		r->len = f->tx_lens[f->next_tx];
-		f->next_tx = (f->next_tx + 1) % f->tx_count;
+		{
+			uint32_t *next_tx = f->cfg.fanout == KBX_QUIC_FANOUT_ALL ? &s->next_tx : &f->next_tx;
+
+			r->tx_index = *next_tx;
+			r->len = f->tx_lens[*next_tx];
+			*next_tx = (*next_tx + 1) % f->tx_count;
+		}
 		r->next = NULL;
 		if (c->pending_tail)
 			c->pending_tail->next = r;
@@ -378,6 +452,7 @@ void flood_open_streams(struct conn *c, uint64_t now)
 		c->pending++;
 		c->in_flight++;
 		f->opened++;
+		s->opened++;
 		if (++c->conn_streams >= f->cfg.streams_per_connection)
 			c->retiring = 1;
 	}
@@ -406,6 +481,7 @@ static void record_progress(struct conn *c, struct tx_record *r, ngtcp2_ssize wd
 		r->sent_ns = now;
 		f->st.tx_sent++;
 		f->st.tx_bytes_sent += r->len;
+		c->server->st.tx_sent++;
 		if (c->flow_blocked_since) {
 			f->st.blocked_flow_ns += now - c->flow_blocked_since;
 			c->flow_blocked_since = 0;

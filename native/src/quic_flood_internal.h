@@ -40,9 +40,26 @@ struct tx_record {
 	struct tx_record *next; /* pending list or free list */
 };
 
+/* A server slot of the fan-out (kbx_quic_flood_set_servers). */
+struct server {
+	struct kbx_quic_server_stats st; /* state, address and counters as reported */
+	struct sockaddr_in remote;
+	uint8_t dst_mac[8];
+	uint64_t opened;        /* streams opened towards it (fanout ALL: its budget; SPREAD: its share) */
+	uint64_t pace_start_ns; /* fanout ALL: its first handshake (its own pacing) */
+	uint32_t next_tx;       /* fanout ALL: its own round-robin over the transactions */
+	uint32_t established;   /* connections established now */
+	uint64_t generation;    /* order of (re)activation: the oldest removed slot is reused first */
+};
+
 struct conn {
 	struct kbx_quic_flood *f;
+	struct server *server;
 	uint32_t index;
+	uint32_t server_index;
+	uint32_t identity;
+	uint64_t handshakes;
+	uint64_t tx_acked;
 	ngtcp2_crypto_conn_ref conn_ref;
 	ngtcp2_conn *conn;
 	gnutls_session_t session;
@@ -77,7 +94,12 @@ struct out_packet {
 struct kbx_quic_flood {
 	struct kbx_quic_flood_config cfg;
 	struct kbx_quic_alpn alpn;
-	gnutls_certificate_credentials_t cred;
+	gnutls_certificate_credentials_t creds[KBX_QUIC_MAX_IDENTITIES];
+	uint32_t ncreds;
+	struct server servers[KBX_QUIC_MAX_SERVERS];
+	uint32_t nslots;        /* server slots (cfg.max_servers) */
+	uint32_t per_server;    /* connection slots per server (cfg.connections) */
+	uint64_t generation;
 	uint8_t *txs;
 	uint32_t *tx_offsets;
 	uint32_t *tx_lens;
@@ -117,6 +139,7 @@ void flood_fail(struct kbx_quic_flood *f, int err);
 
 /* quic_flood_conn.c */
 int flood_conn_start(struct conn *c, uint64_t now);
+void flood_conn_add_blocked_streams(struct conn *c, uint64_t ns);
 void flood_conn_teardown(struct conn *c, uint64_t now, int send_close);
 void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_close);
 void flood_conn_rotate(struct conn *c, uint64_t now);
@@ -125,8 +148,18 @@ void flood_open_streams(struct conn *c, uint64_t now);
 int flood_conn_write(struct conn *c, uint64_t now);
 void flood_conn_read(struct conn *c, const uint8_t *data, size_t len, uint8_t ecn, uint64_t now);
 
+/* quic_flood_servers.c: the server slots, their connections' records and their reports */
+int flood_servers_init(struct kbx_quic_flood *f);
+void flood_server_close_record(struct conn *c, uint64_t code, const char *reason);
+/* Retires the connections of removing servers; marks a server removed once none is left. */
+void flood_servers_retire(struct kbx_quic_flood *f, uint64_t now);
+/* fanout SPREAD: the fewest streams opened towards a server (but except) that can take a stream now;
+ * UINT64_MAX when none can. */
+uint64_t flood_spread_floor(struct kbx_quic_flood *f, const struct server *except);
+
 /* quic_io_socket.c */
 int flood_socket_reserve_ports(struct kbx_quic_flood *f);
+int flood_socket_connect(struct kbx_quic_flood *f, struct conn *c);
 void flood_socket_flush(struct kbx_quic_flood *f, struct conn *c);
 int flood_socket_receive(struct kbx_quic_flood *f, struct conn *c, uint64_t now);
 

@@ -145,15 +145,24 @@ static int open_socket(struct kbx_quic_flood *f, struct conn *c, uint16_t port)
 	if (f->cfg.io == KBX_QUIC_IO_SOCKET) {
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-		if (connect(fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) != 0) {
-			int err = errno;
-			close(fd);
-			return kbx_fail(-err, "connect UDP socket", "to the QUIC server");
-		}
 	}
 	c->fd = fd;
 	c->local_port = ntohs(c->local.sin_port);
 	return 0;
+}
+
+/* socket io: points the connection's socket at its server (again when its slot changes server). */
+int flood_socket_connect(struct kbx_quic_flood *f, struct conn *c)
+{
+	char a[INET_ADDRSTRLEN];
+	int err;
+
+	(void)f;
+	if (connect(c->fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) == 0)
+		return 0;
+	err = errno;
+	inet_ntop(AF_INET, &c->remote.sin_addr, a, sizeof(a));
+	return kbx_fail(-err, "connect UDP socket", "to the QUIC server %s:%u", a, ntohs(c->remote.sin_port));
 }
 
 int flood_socket_reserve_ports(struct kbx_quic_flood *f)

@@ -2,7 +2,8 @@
 /*
  * quic-flood's AF_XDP back-end: the caller's socket and UMEM (kbx_xsk.h) carry every connection. Packets
  * are written straight into UMEM frames behind the Ethernet/IPv4/UDP headers, queued on the TX ring in
- * batches; received frames are matched to a connection by destination port (local_port + index).
+ * batches; received frames are matched to a connection by destination port (local_port + index), then
+ * checked against that connection's server address.
  */
 #define _GNU_SOURCE
 #include "quic_flood_internal.h"
@@ -54,7 +55,7 @@ uint8_t *flood_xdp_buffer(struct kbx_quic_flood *f)
 void flood_xdp_written(struct kbx_quic_flood *f, struct conn *c, uint32_t len)
 {
 	struct kbx_desc d = f->spare[--f->nspare];
-	struct quic_udp_route route = { f->cfg.src_mac, f->cfg.dst_mac, &c->local, &c->remote };
+	struct quic_udp_route route = { f->cfg.src_mac, c->server->dst_mac, &c->local, &c->remote };
 
 	quic_frame_build_udp(f->area + d.addr, &route, f->ip_id++, len);
 	d.len = HEADERS_LEN + len;

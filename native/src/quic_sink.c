@@ -25,6 +25,14 @@ int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32)
 	return 1;
 }
 
+int kbx_quic_sink_peer_keys(const struct kbx_quic_sink *s, uint8_t (*out)[32], uint32_t cap)
+{
+	uint32_t n = s->npeer_keys < cap ? s->npeer_keys : cap;
+
+	memcpy(out, s->peer_keys, (size_t)n * 32);
+	return (int)n;
+}
+
 static void flush_queue(struct kbx_quic_sink *s)
 {
 	struct mmsghdr msgs[OUT_BATCH];

@@ -81,6 +81,17 @@ void sink_grant_uni(struct kbx_quic_sink *s, struct sconn *c, uint64_t n)
 	c->uni_granted += n;
 }
 
+static void remember_distinct_key(struct kbx_quic_sink *s, const uint8_t *key)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->npeer_keys; i++)
+		if (memcmp(s->peer_keys[i], key, 32) == 0)
+			return;
+	if (s->npeer_keys < KBX_QUIC_SINK_PEER_KEYS)
+		memcpy(s->peer_keys[s->npeer_keys++], key, 32);
+}
+
 static void remember_peer_key(struct kbx_quic_sink *s, struct sconn *c, const gnutls_datum_t *der)
 {
 	gnutls_x509_crt_t crt;
@@ -96,6 +107,7 @@ static void remember_peer_key(struct kbx_quic_sink *s, struct sconn *c, const gn
 		s->have_peer_key = 1;
 		memcpy(c->peer_key, x.data, 32);
 		c->has_peer_key = 1;
+		remember_distinct_key(s, x.data);
 	}
 	gnutls_free(x.data);
 	gnutls_free(y.data);

@@ -91,6 +91,8 @@ struct kbx_quic_sink {
 	struct kbx_quic_sink_stats st;
 	uint8_t last_peer_key[32]; /* Ed25519 public key of the most recent client certificate */
 	int have_peer_key;
+	uint8_t peer_keys[KBX_QUIC_SINK_PEER_KEYS][32]; /* distinct client keys, the first ones seen */
+	uint32_t npeer_keys;
 	uint8_t out[MAX_PACKET];        /* CONNECTION_CLOSE */
 	struct out_packet queue[OUT_BATCH]; /* written packets, sent with one sendmmsg */
 	uint32_t queued;

@@ -5,8 +5,15 @@ import { parseIPv4, parseMac } from '@kbx/net'
 import { BucketHistogram } from '@kbx/stats'
 import type { XskSocket } from '@kbx/xsk'
 import {
+  KBX_QUIC_CONN_STATES,
+  KBX_QUIC_FANOUT,
   KBX_QUIC_FLOOD_STATS_FIELDS,
   KBX_QUIC_IO,
+  KBX_QUIC_MAX_SERVERS,
+  KBX_QUIC_MAX_TOTAL_CONNECTIONS,
+  KBX_QUIC_SERVER_CLOSES,
+  KBX_QUIC_SERVER_STATES,
+  KBX_QUIC_SINK_PEER_KEYS,
   KBX_QUIC_LATENCY_LAYOUT,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_MIN_FRAME_SIZE,
@@ -14,7 +21,11 @@ import {
   KBX_QUIC_SINK_STREAMS_PER_CONNECTION,
   KBX_QUIC_STREAMS,
   KBX_QUIC_STREAMS_PER_CONNECTION,
+  KbxQuicCloseRecord,
+  KbxQuicConnInfo,
   KbxQuicLatency,
+  KbxQuicServerAddr,
+  KbxQuicServerStats,
   libkbxQuic,
 } from './native.js'
 import type { Stakes } from './qos.js'
@@ -121,14 +132,61 @@ export class Identity {
   }
 }
 
+/** A server of the fan-out; dstMac: its next hop (xdp io; the flood's dstMac when absent). */
+export interface ServerAddress {
+  ip: string
+  port: number
+  dstMac?: string
+}
+
+/** One server's counters from the engine (cumulative; latencies since the previous take). */
+export interface ServerStats {
+  server: string
+  state: (typeof KBX_QUIC_SERVER_STATES)[number]
+  connectionsOpen: number
+  sent: number
+  acked: number
+  unackedAtClose: number
+  handshakes: number
+  connectAttempts: number
+  connectionsClosed: number
+  blockedStreamsNs: number
+  closes: { code: number; reason: string; count: number }[]
+  closesNotKept: number
+  latencies: BucketHistogram
+  connections: { identity: number; state: (typeof KBX_QUIC_CONN_STATES)[number]; localPort: number; handshakes: number; acked: number }[]
+}
+
+/** Reads the latency struct at `offset` of `buf` (kbx_quic_latency). */
+function readLatency(buf: Buffer, offset: number): BucketHistogram {
+  const u64 = (field: string) => buf.readBigUInt64LE(offset + koffi.offsetof(KbxQuicLatency, field))
+  const at = buf.byteOffset + offset + koffi.offsetof(KbxQuicLatency, 'buckets')
+  const counts = new BigUint64Array(buf.buffer.slice(at, at + KBX_QUIC_LATENCY_LAYOUT.length * 8))
+  return BucketHistogram.of(KBX_QUIC_LATENCY_LAYOUT, counts, { minNs: u64('min_ns'), maxNs: u64('max_ns'), sumNs: u64('sum_ns') })
+}
+
+function ipv4FromNetworkOrder(value: number): string {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(value >>> 0)
+  return [...b].join('.')
+}
+
 export interface FloodOptions {
   io: 'socket' | 'xdp'
   streams: 'uni' | 'bidi'
   localIp: string
-  remoteIp: string
-  remotePort: number
+  /** the servers (at least one): fan-out over them; kbx_quic_flood_set_servers changes them later */
+  servers: ServerAddress[]
+  /** all: every transaction to every server (count and rate per server); spread: round-robin */
+  fanout?: 'all' | 'spread'
+  /** server slots, for servers added later (at least servers.length) */
+  maxServers?: number
+  /** no failure is fatal: every connection, also one never established, reconnects with backoff */
+  keepTrying?: boolean
   localPort?: number
+  /** per server */
   connections?: number
+  maxConnectionsPerIdentity?: number
   idleTimeoutMs?: number
   keepAliveMs?: number
   handshakeTimeoutMs?: number
@@ -140,7 +198,8 @@ export interface FloodOptions {
   /** open a fresh connection after this many streams, once all are acked (bounds the server's memory) */
   streamsPerConnection?: number
   alpn?: string
-  identity: Identity
+  /** a server's connection k presents identities[k % identities.length] */
+  identities: Identity[]
   transactions: Buffer[]
   /**
    * xdp io: the AF_XDP socket (and through it its UMEM, frames of at least KBX_QUIC_MIN_FRAME_SIZE bytes)
@@ -173,10 +232,23 @@ export class Flood {
   readonly #latency = Buffer.alloc(koffi.sizeof(KbxQuicLatency))
   /** xdp io: the borrowed socket, which must stay open while the engine runs */
   readonly #xsk: XskSocket | undefined
-  private constructor(ptr: KbxQuicFloodPtr, xsk: XskSocket | undefined) {
+  readonly #maxServers: number
+  readonly #maxConns: number
+  /** kbx_quic_flood_take_servers' output: one struct per server slot, one per connection slot */
+  readonly #servers: Buffer
+  readonly #conns: Buffer
+  private constructor(ptr: KbxQuicFloodPtr, xsk: XskSocket | undefined, maxServers: number, maxConns: number) {
     this.#ptr = ptr
     this.#xsk = xsk
     this.localPort = libkbxQuic().kbx_quic_flood_local_port(ptr)
+    this.#maxServers = maxServers
+    this.#maxConns = maxConns
+    this.#servers = Buffer.alloc(koffi.sizeof(KbxQuicServerStats) * maxServers)
+    this.#conns = Buffer.alloc(koffi.sizeof(KbxQuicConnInfo) * maxConns)
+  }
+  /** Local ports in use: localPort .. localPort + portCount - 1 (server slots x connections). */
+  get portCount(): number {
+    return this.#maxConns
   }
   static create(o: FloodOptions): Flood {
     if (o.transactions.length === 0) throw new UsageError('no transactions to send')
@@ -191,13 +263,18 @@ export class Flood {
         throw new UsageError(`UMEM frames of ${o.xsk.umem.frameSize} bytes: the flooder writes up to ${KBX_QUIC_MIN_FRAME_SIZE}`)
     }
     const mac = (s: string | undefined): number[] => [...(s ? parseMac(s) : Buffer.alloc(6)), 0, 0]
+    if (o.servers.length === 0) throw new UsageError('no server to send to')
+    if (o.identities.length === 0) throw new UsageError('no identity to connect with')
+    const maxServers = o.maxServers ?? o.servers.length
+    if (maxServers > KBX_QUIC_MAX_SERVERS || maxServers * (o.connections ?? 1) > KBX_QUIC_MAX_TOTAL_CONNECTIONS)
+      throw new UsageError(`${maxServers} servers x ${o.connections ?? 1} connections: at most ${KBX_QUIC_MAX_SERVERS} servers and ${KBX_QUIC_MAX_TOTAL_CONNECTIONS} connections`)
     const config: KbxQuicFloodConfigValue = {
       io: KBX_QUIC_IO[o.io],
       streams: KBX_QUIC_STREAMS[o.streams],
       local_ip: ipv4NetworkOrder(o.localIp),
-      remote_ip: ipv4NetworkOrder(o.remoteIp),
+      remote_ip: 0,
       local_port: o.localPort ?? 0,
-      remote_port: o.remotePort,
+      remote_port: 0,
       connections: o.connections ?? 1,
       idle_timeout_ms: o.idleTimeoutMs ?? 0,
       keep_alive_ms: o.keepAliveMs ?? 0,
@@ -213,21 +290,96 @@ export class Flood {
       max_tx_size: o.unsafeMaxTxSize ?? 0,
       busy_poll_us: o.busyPollUs ?? 0,
       streams_per_connection: o.streamsPerConnection ?? 0,
-      reserved: 0,
+      fanout: KBX_QUIC_FANOUT[o.fanout ?? 'all'],
+      max_servers: maxServers,
+      max_connections_per_identity: o.maxConnectionsPerIdentity ?? 0,
+      keep_trying: o.keepTrying ? 1 : 0,
     }
     const lens = Uint32Array.from(o.transactions.map((t) => t.length))
     const out: [KbxQuicFloodPtr | null] = [null]
     const rv = libkbxQuic().kbx_quic_flood_create(
       config,
       o.alpn ?? 'solana-tpu',
-      o.identity.ptr,
+      o.identities.map((i) => i.ptr),
+      o.identities.length,
       Buffer.concat(o.transactions),
       lens,
       lens.length,
       out,
     )
     if (rv < 0 || !out[0]) throw engineError('create QUIC flooder', rv)
-    return new Flood(out[0], o.io === 'xdp' ? o.xsk : undefined)
+    const flood = new Flood(out[0], o.io === 'xdp' ? o.xsk : undefined, maxServers, maxServers * (o.connections ?? 1))
+    try {
+      flood.setServers(o.servers)
+    } catch (e) {
+      flood.close()
+      throw e
+    }
+    return flood
+  }
+  /** Makes the server set exactly `servers` (kbx_quic_flood_set_servers: removed ones drain and close gracefully). */
+  setServers(servers: readonly ServerAddress[]): void {
+    const size = koffi.sizeof(KbxQuicServerAddr)
+    const buf = Buffer.alloc(size * Math.max(1, servers.length))
+    servers.forEach((s, i) => {
+      buf.writeUInt32LE(ipv4NetworkOrder(s.ip) >>> 0, i * size + koffi.offsetof(KbxQuicServerAddr, 'ip'))
+      buf.writeUInt32LE(s.port, i * size + koffi.offsetof(KbxQuicServerAddr, 'port'))
+      if (s.dstMac) parseMac(s.dstMac).copy(buf, i * size + koffi.offsetof(KbxQuicServerAddr, 'dst_mac'))
+    })
+    const rv = libkbxQuic().kbx_quic_flood_set_servers(this.ptr, buf, servers.length)
+    if (rv < 0) throw nativeError(rv, 'set QUIC servers')
+  }
+  /** Every server's counters and connections: one native call (take: latencies start anew). */
+  takeServers(): ServerStats[] {
+    const lib = libkbxQuic()
+    const connCount = new Uint32Array(1)
+    const n = lib.kbx_quic_flood_take_servers(this.ptr, this.#servers, this.#maxServers, this.#conns, this.#maxConns, connCount)
+    const size = koffi.sizeof(KbxQuicServerStats)
+    const closeSize = koffi.sizeof(KbxQuicCloseRecord)
+    const out: ServerStats[] = []
+    for (let i = 0; i < n; i++) {
+      const base = i * size
+      const u32 = (f: string) => this.#servers.readUInt32LE(base + koffi.offsetof(KbxQuicServerStats, f))
+      const u64 = (f: string) => Number(this.#servers.readBigUInt64LE(base + koffi.offsetof(KbxQuicServerStats, f)))
+      const closes: ServerStats['closes'] = []
+      for (let k = 0; k < KBX_QUIC_SERVER_CLOSES; k++) {
+        const at = base + koffi.offsetof(KbxQuicServerStats, 'closes') + k * closeSize
+        const count = Number(this.#servers.readBigUInt64LE(at + koffi.offsetof(KbxQuicCloseRecord, 'count')))
+        if (!count) break
+        const reasonAt = at + koffi.offsetof(KbxQuicCloseRecord, 'reason')
+        const reason = this.#servers.subarray(reasonAt, reasonAt + koffi.sizeof(KbxQuicCloseRecord) - koffi.offsetof(KbxQuicCloseRecord, 'reason'))
+        const end = reason.indexOf(0)
+        closes.push({ code: Number(this.#servers.readBigUInt64LE(at)), reason: reason.subarray(0, end < 0 ? reason.length : end).toString('utf8'), count })
+      }
+      out.push({
+        server: `${ipv4FromNetworkOrder(u32('ip'))}:${u32('port')}`,
+        state: KBX_QUIC_SERVER_STATES[u32('state')] ?? 'unused',
+        connectionsOpen: u32('connections_open'),
+        sent: u64('tx_sent'),
+        acked: u64('tx_acked'),
+        unackedAtClose: u64('tx_unacked_closed'),
+        handshakes: u64('handshakes'),
+        connectAttempts: u64('connect_attempts'),
+        connectionsClosed: u64('connections_closed'),
+        blockedStreamsNs: u64('blocked_streams_ns'),
+        closes,
+        closesNotKept: u64('closes_dropped'),
+        latencies: readLatency(this.#servers, base + koffi.offsetof(KbxQuicServerStats, 'latency')),
+        connections: [],
+      })
+    }
+    const connSize = koffi.sizeof(KbxQuicConnInfo)
+    for (let i = 0; i < connCount[0]!; i++) {
+      const at = (f: string) => i * connSize + koffi.offsetof(KbxQuicConnInfo, f)
+      out[this.#conns.readUInt32LE(at('server'))]?.connections.push({
+        identity: this.#conns.readUInt32LE(at('identity')),
+        state: KBX_QUIC_CONN_STATES[this.#conns.readUInt32LE(at('state'))] ?? 'closed',
+        localPort: this.#conns.readUInt32LE(at('local_port')),
+        handshakes: Number(this.#conns.readBigUInt64LE(at('handshakes'))),
+        acked: Number(this.#conns.readBigUInt64LE(at('tx_acked'))),
+      })
+    }
+    return out
   }
   get ptr(): KbxQuicFloodPtr {
     if (!this.#ptr) throw new UsageError('flooder is closed')
@@ -342,6 +494,12 @@ export class Sink {
   stats(): SinkStats {
     libkbxQuic().kbx_quic_sink_stats(this.ptr, this.#stats)
     return readU64s(this.#stats, KBX_QUIC_SINK_STATS_FIELDS)
+  }
+  /** The distinct client public keys seen (the first KBX_QUIC_SINK_PEER_KEYS). */
+  peerPublicKeys(): Buffer[] {
+    const out = Buffer.alloc(32 * KBX_QUIC_SINK_PEER_KEYS)
+    const n = libkbxQuic().kbx_quic_sink_peer_keys(this.ptr, out, KBX_QUIC_SINK_PEER_KEYS)
+    return Array.from({ length: Math.max(0, n) }, (_, i) => Buffer.from(out.subarray(i * 32, i * 32 + 32)))
   }
   /** Ed25519 public key of the most recent client certificate, or undefined when none was seen. */
   lastPeerPublicKey(): Buffer | undefined {

@@ -6,7 +6,6 @@ import {
   flagOption,
   intOption,
   optionTable,
-  parseIpPortOption,
   runLoop,
   runTool,
   scaledIntOption,
@@ -14,39 +13,50 @@ import {
   stringOption,
   valueOption,
 } from '@kbx/cli'
-import type { OptionsOf, ToolContext } from '@kbx/cli'
+import type { IpPort, OptionsOf, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
 import { BucketHistogram, type Distribution, RateMeter, summarizeLatency } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
+import { base58 } from './base58.js'
 import { Flood, Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
-import type { FloodStats } from './engine.js'
+import type { FloodStats, ServerAddress } from './engine.js'
+import { ServerLatencies, collectServer, collectString, readServersFile } from './servers.js'
 import {
   KBX_QUIC_DEFAULT_FRAMES,
   KBX_QUIC_LATENCY_LAYOUT,
   KBX_QUIC_MAX_ALPN_LEN,
   KBX_QUIC_MAX_CONNECTIONS,
   KBX_QUIC_MAX_FRAMES,
+  KBX_QUIC_MAX_IDENTITIES,
+  KBX_QUIC_MAX_SERVERS,
+  KBX_QUIC_MAX_TOTAL_CONNECTIONS,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_MIN_FRAMES,
   KBX_QUIC_STREAMS_PER_CONNECTION,
 } from './native.js'
 
+const DEFAULT_SERVER = '10.0.0.11:8004'
+
 /** quic-flood's options. */
 export const floodOptions = optionTable({
   iface: stringOption('--iface <name>', 'interface towards the server', { required: true }),
-  server: valueOption('--server <ip:port>', 'server (TPU QUIC) address', parseIpPortOption('--server'), { default: { ip: '10.0.0.11', port: 8004 } }),
+  server: valueOption<IpPort[]>('--server <ip:port>', 'server (TPU QUIC) address; repeatable: fan-out to each', collectServer, { defaultText: DEFAULT_SERVER }),
+  servers: stringOption('--servers <file>', 'servers, one ip:port a line (# comments); re-read on SIGHUP: removed servers drain and close, new ones get connections'),
+  fanout: choiceOption('--fanout <mode>', 'with several servers: all (every transaction to every server; --count and --rate per server) or spread (round-robin)', ['all', 'spread'], { default: 'all' }),
+  maxServers: intOption('--max-servers <n>', `--servers: servers at once, counting removed ones still draining (default: ${KBX_QUIC_MAX_SERVERS} or what --connections leaves of ${KBX_QUIC_MAX_TOTAL_CONNECTIONS} connections)`, { min: 1, max: KBX_QUIC_MAX_SERVERS }),
   io: choiceOption('--io <io>', 'xdp (AF_XDP rings) or socket (kernel UDP, sendmmsg + GSO)', ['xdp', 'socket'], { default: 'xdp' }),
   streams: choiceOption('--streams <kind>', 'uni (one tx per unidirectional stream, Agave) or bidi', ['uni', 'bidi'], { default: 'uni' }),
   txSize: intOption('--tx-size <bytes>', 'size of generated mock transactions', { min: 1, max: 65535, default: 235 }),
   txFile: stringOption('--tx-file <path>', 'transactions to send round-robin: one base64 transaction per line'),
-  keypair: stringOption('--keypair <path>', 'Solana keypair JSON (64 numbers) for the client certificate; fresh identity when absent'),
+  keypair: valueOption<string[]>('--keypair <path>', 'Solana keypair JSON (64 numbers) for the client certificate; repeatable: --connections spread over them; a fresh identity when absent', collectString),
+  maxConnectionsPerIdentity: intOption('--max-connections-per-identity <n>', "the server's limit of connections per identity (Agave: 8 unstaked, 16 staked): --connections must fit in it", { min: 1, max: KBX_QUIC_MAX_CONNECTIONS }),
   alpn: stringOption('--alpn <proto>', 'TLS ALPN', { default: 'solana-tpu' }),
   rate: scaledIntOption('--rate <tps>', 'transactions per second (0: as fast as the server allows)', { default: 0 }),
   count: scaledIntOption('--count <n>', 'transactions to send (0: until --duration or a signal)', { default: 0 }),
   busyPoll: intOption('--busy-poll <us>', 'while transactions await their ACK, poll instead of sleeping for up to this long after the last packet (0: sleep)', { min: 0, max: 1_000_000, default: 200 }),
-  connections: intOption('--connections <n>', 'QUIC connections', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS, default: 1 }),
+  connections: intOption('--connections <n>', 'QUIC connections per server', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS, default: 1 }),
   frames: scaledIntOption('--frames <n>', `xdp io: frames (2 KiB each) of the AF_XDP UMEM, half of them kept in the fill ring (${KBX_QUIC_MIN_FRAMES}..${KBX_QUIC_MAX_FRAMES})`, { min: KBX_QUIC_MIN_FRAMES, max: KBX_QUIC_MAX_FRAMES, default: KBX_QUIC_DEFAULT_FRAMES }),
   streamsPerConnection: scaledIntOption(
     '--streams-per-connection <n>',
@@ -118,45 +128,111 @@ export function floodReport(s: FloodStats, latencies: Distribution) {
   }
 }
 
+/** The servers to start with, the engine's server slots, and whether a failure may end the run. */
+export function serverPlan(o: Pick<FloodCliOptions, 'server' | 'servers' | 'maxServers' | 'connections' | 'reconnect' | 'keypair' | 'maxConnectionsPerIdentity'>) {
+  if (o.server && o.servers) throw new UsageError('--server and --servers: give one of them')
+  if (o.maxServers && !o.servers) throw new UsageError('--max-servers goes with --servers')
+  const servers = o.servers ? readServersFile(o.servers) : (o.server ?? [collectServer(DEFAULT_SERVER, undefined)[0]!])
+  if (servers.length === 0) throw new UsageError(`--servers ${o.servers}: no server listed`)
+  servers.forEach((sv, i) => {
+    if (servers.findIndex((other) => other.ip === sv.ip && other.port === sv.port) !== i) throw new UsageError(`--server ${sv.ip}:${sv.port} is given twice`)
+  })
+  const fit = Math.min(KBX_QUIC_MAX_SERVERS, Math.floor(KBX_QUIC_MAX_TOTAL_CONNECTIONS / o.connections))
+  const maxServers = o.servers ? (o.maxServers ?? fit) : servers.length
+  if (servers.length > maxServers || maxServers > fit)
+    throw new UsageError(`${servers.length} servers (${maxServers} slots) x --connections ${o.connections}: at most ${KBX_QUIC_MAX_SERVERS} servers and ${KBX_QUIC_MAX_TOTAL_CONNECTIONS} connections in all`)
+  const keepTrying = servers.length > 1 || o.servers !== undefined
+  if (keepTrying && !o.reconnect) throw new UsageError('--no-reconnect: a fan-out always reconnects (one server down must not end the run)')
+  const identities = o.keypair?.length ?? 1
+  if (identities > KBX_QUIC_MAX_IDENTITIES) throw new UsageError(`--keypair given ${identities} times: at most ${KBX_QUIC_MAX_IDENTITIES}`)
+  if (o.maxConnectionsPerIdentity && o.connections > identities * o.maxConnectionsPerIdentity)
+    throw new UsageError(`--connections ${o.connections} over ${identities} identities: more than --max-connections-per-identity ${o.maxConnectionsPerIdentity} each (give more --keypair)`)
+  return { servers, maxServers, keepTrying }
+}
+
+/** SIGHUP: re-reads the servers file and hands the set to apply; a bad file is logged and changes nothing. */
+function reloadOnHangup(ctx: ToolContext<FloodCliOptions>, path: string, apply: (servers: IpPort[]) => void): void {
+  const onHangup = () => {
+    try {
+      const servers = readServersFile(path)
+      apply(servers)
+      ctx.log.info({ servers: servers.map((sv) => `${sv.ip}:${sv.port}`) }, `SIGHUP: ${path} re-read, ${servers.length} servers`)
+    } catch (err) {
+      ctx.log.error({ err }, `SIGHUP: ${path} not applied, the servers stay as they were`)
+    }
+  }
+  process.on('SIGHUP', onHangup)
+  ctx.onCleanup(() => {
+    process.off('SIGHUP', onHangup)
+  })
+}
+
+/** xdp io: the UMEM and AF_XDP socket, this process's; the engine borrows them (closed after it: cleanups run newest-first). */
+function openXsk(ctx: ToolContext<FloodCliOptions>): XskSocket {
+  raiseMemlockLimit()
+  const umem = Umem.create({ frameCount: ctx.opts.frames, frameSize: 2048 })
+  ctx.onCleanup(() => umem.close())
+  const socket = XskSocket.create({
+    umem,
+    iface: ctx.opts.iface,
+    queue: ctx.opts.queue,
+    mode: ctx.opts.mode,
+    bindRetries: 20,
+    retryDelayMs: 50,
+    log: (m) => ctx.log.info(m),
+  })
+  ctx.onCleanup(() => socket.close())
+  return socket
+}
+
+/** xdp io: xdp_xsk_redirect sends UDP to our address and ports firstPort..firstPort+ports-1 to the engine's socket. */
+function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsk: XskSocket, localIp: string, firstPort: number, ports: number): void {
+  const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
+  obj.setRodata('match_proto', 17)
+  obj.setRodata('match_dport_min', firstPort)
+  // every connection slot of every server has its own local port: the range steers every server's return traffic
+  obj.setRodata('match_dport_max', firstPort + ports - 1)
+  obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
+  obj.load()
+  const link = obj.program('kbx_xsk_redirect').attachXdp(ctx.opts.iface, ctx.opts.mode, (m) => ctx.log.info(m))
+  ctx.onCleanup(() => {
+    link.close()
+    obj.close()
+  })
+  // the connections' return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
+  steerTo(obj, [xsk])
+}
+
 async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const o = ctx.opts
+  const plan = serverPlan(o)
   const info = interfaceInfo(o.iface)
-  const hop = resolveNextHop(o.server.ip, { iface: o.iface })
+  const hop = resolveNextHop(plan.servers[0]!.ip, { iface: o.iface })
   const localIp = hop.srcIp || info.ipv4[0]
   if (!localIp) throw new UsageError(`${o.iface} has no IPv4 address`)
-  const identity = Identity.create(o.keypair ? readSolanaKeypair(o.keypair) : undefined)
-  ctx.onCleanup(() => identity.close())
+  // each server's next hop (they may sit behind different routers)
+  const addresses = (servers: IpPort[]): ServerAddress[] =>
+    servers.map((sv) => ({ ...sv, dstMac: resolveNextHop(sv.ip, { iface: o.iface }).nextHopMac }))
+  const identities = (o.keypair ?? [undefined]).map((path) => Identity.create(path ? readSolanaKeypair(path) : undefined))
+  ctx.onCleanup(() => identities.forEach((i) => i.close()))
+  const identityKeys = identities.map((i) => base58(i.publicKey()))
   const transactions = o.unsafeTxSize
     ? [Buffer.alloc(o.unsafeTxSize, 0xab)]
     : o.txFile
       ? readTransactions(o.txFile)
       : mockTransactions(o.txSize)
 
-  let xsk: XskSocket | undefined
-  if (o.io === 'xdp') {
-    raiseMemlockLimit()
-    // the UMEM and socket are this process's; the engine borrows them (closed after it: cleanups run newest-first)
-    const umem = Umem.create({ frameCount: o.frames, frameSize: 2048 })
-    ctx.onCleanup(() => umem.close())
-    const socket = XskSocket.create({
-      umem,
-      iface: o.iface,
-      queue: o.queue,
-      mode: o.mode,
-      bindRetries: 20,
-      retryDelayMs: 50,
-      log: (m) => ctx.log.info(m),
-    })
-    ctx.onCleanup(() => socket.close())
-    xsk = socket
-  }
+  const xsk = o.io === 'xdp' ? openXsk(ctx) : undefined
   const f = Flood.create({
     io: o.io,
     streams: o.streams,
     localIp,
-    remoteIp: o.server.ip,
-    remotePort: o.server.port,
+    servers: addresses(plan.servers),
+    fanout: o.fanout,
+    maxServers: plan.maxServers,
+    keepTrying: plan.keepTrying,
     connections: o.connections,
+    ...(o.maxConnectionsPerIdentity ? { maxConnectionsPerIdentity: o.maxConnectionsPerIdentity } : {}),
     idleTimeoutMs: o.idleTimeout * 1000,
     keepAliveMs: o.keepAlive * 1000,
     handshakeTimeoutMs: o.handshakeTimeout * 1000,
@@ -166,7 +242,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     busyPollUs: o.busyPoll,
     streamsPerConnection: o.streamsPerConnection,
     alpn: o.alpn,
-    identity,
+    identities,
     transactions,
     ...(xsk ? { xsk } : {}),
     srcMac: hop.srcMac,
@@ -174,26 +250,15 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     ...(o.unsafeTxSize ? { unsafeMaxTxSize: o.unsafeTxSize } : {}),
   })
   ctx.onCleanup(() => f.close())
-  if (xsk) {
-    const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
-    obj.setRodata('match_proto', 17)
-    obj.setRodata('match_dport_min', f.localPort)
-    obj.setRodata('match_dport_max', f.localPort + o.connections - 1)
-    obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
-    obj.load()
-    const link = obj.program('kbx_xsk_redirect').attachXdp(o.iface, o.mode, (m) => ctx.log.info(m))
-    ctx.onCleanup(() => {
-      link.close()
-      obj.close()
-    })
-    // this connection's return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
-    steerTo(obj, [xsk])
-  }
+  if (xsk) steerReturnTraffic(ctx, xsk, localIp, f.localPort, f.portCount)
   ctx.json.start({
     iface: o.iface,
     io: o.io,
-    server: `${o.server.ip}:${o.server.port}`,
+    server: `${plan.servers[0]!.ip}:${plan.servers[0]!.port}`,
+    servers: plan.servers.map((sv) => `${sv.ip}:${sv.port}`),
+    fanout: o.fanout,
     source: `${localIp}:${f.localPort}`,
+    localPorts: f.portCount,
     nextHopMac: hop.nextHopMac,
     streams: o.streams,
     alpn: o.alpn,
@@ -202,7 +267,8 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     txSize: o.txFile ? undefined : o.txSize,
     frames: xsk ? xsk.umem.frameCount : undefined,
     zeroCopy: xsk ? xsk.zeroCopy : undefined,
-    identity: identity.publicKey().toString('hex'),
+    identity: identities[0]!.publicKey().toString('hex'),
+    identities: identityKeys,
     rate: o.rate,
     count: o.count,
   })
@@ -214,6 +280,9 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     total.add(taken)
     return taken
   }
+  const serverLatencies = new ServerLatencies()
+  const perServer = (scope: 'interval' | 'total') => serverLatencies.reports(f.takeServers(), identityKeys, scope)
+  if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => f.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
   const stop = await runLoop(
@@ -227,7 +296,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       onInterval: () => {
         const s = f.stats()
         const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
-        ctx.json.interval({ ...floodReport(s, takeLatencies()), ackedPerSec: Math.round(ackedPerSec), ...umemReport() })
+        ctx.json.interval({ ...floodReport(s, takeLatencies()), ackedPerSec: Math.round(ackedPerSec), servers: perServer('interval'), ...umemReport() })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
       },
     },
@@ -244,9 +313,10 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   takeLatencies()
   const s = f.stats()
   const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, ...umemReport() })
+  const servers = perServer('total')
+  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
-    throw new NetError(`no QUIC handshake with ${o.server.ip}:${o.server.port} completed before the run ended`, {
+    throw new NetError(`no QUIC handshake with ${servers.map((sv) => sv.server).join(', ')} completed before the run ended`, {
       op: 'QUIC handshake',
       hint: 'is quic-sink (or the validator) running and reachable? see --handshake-timeout and --alpn',
     })

@@ -19,6 +19,12 @@ export const KBX_QUIC_RUN_DONE = 1
 /** Limits and defaults the engine applies (kbx_quic.h); the command lines take theirs from here. */
 export const KBX_QUIC_MAX_ALPN_LEN = 255
 export const KBX_QUIC_MAX_CONNECTIONS = 64
+export const KBX_QUIC_MAX_SERVERS = 32
+export const KBX_QUIC_MAX_TOTAL_CONNECTIONS = 256
+export const KBX_QUIC_MAX_IDENTITIES = 64
+export const KBX_QUIC_SERVER_CLOSES = 8
+export const KBX_QUIC_CLOSE_REASON_LEN = 96
+export const KBX_QUIC_SINK_PEER_KEYS = 64
 export const KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS = 30000
 export const KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 export const KBX_QUIC_DEFAULT_MAX_BACKOFF_MS = 5000
@@ -35,6 +41,11 @@ export const KBX_QUIC_MIN_FRAME_SIZE = KBX_QUIC_FRAME_HEADERS + KBX_QUIC_MAX_DAT
 /** kbx_quic_io and kbx_quic_streams. */
 export const KBX_QUIC_IO = { socket: 0, xdp: 1 } as const
 export const KBX_QUIC_STREAMS = { uni: 0, bidi: 1 } as const
+export const KBX_QUIC_FANOUT = { all: 0, spread: 1 } as const
+/** kbx_quic_server_state, by value. */
+export const KBX_QUIC_SERVER_STATES = ['unused', 'active', 'removing', 'removed'] as const
+/** kbx_quic_conn_info.state, by value. */
+export const KBX_QUIC_CONN_STATES = ['waiting', 'connecting', 'established', 'closed'] as const
 
 export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   io: 'uint32_t',
@@ -58,7 +69,10 @@ export const KbxQuicFloodConfig = koffi.struct('kbx_quic_flood_config', {
   max_tx_size: 'uint32_t',
   busy_poll_us: 'uint32_t',
   streams_per_connection: 'uint32_t',
-  reserved: 'uint32_t',
+  fanout: 'uint32_t',
+  max_servers: 'uint32_t',
+  max_connections_per_identity: 'uint32_t',
+  keep_trying: 'uint32_t',
 })
 
 export interface KbxQuicFloodConfigValue {
@@ -87,8 +101,21 @@ export interface KbxQuicFloodConfigValue {
   busy_poll_us?: number
   /** rotate a connection after this many streams (0: KBX_QUIC_STREAMS_PER_CONNECTION) */
   streams_per_connection?: number
-  reserved?: number
+  /** kbx_quic_fanout */
+  fanout?: number
+  /** server slots (0: 1) */
+  max_servers?: number
+  /** 0: no limit */
+  max_connections_per_identity?: number
+  /** nonzero: no failure is fatal, every connection reconnects with backoff */
+  keep_trying?: number
 }
+
+export const KbxQuicServerAddr = koffi.struct('kbx_quic_server_addr', {
+  ip: 'uint32_t',
+  port: 'uint32_t',
+  dst_mac: koffi.array('uint8_t', 8),
+})
 
 /** struct kbx_quic_flood_stats, all u64, in order. */
 export const KBX_QUIC_FLOOD_STATS_FIELDS = [
@@ -116,6 +143,39 @@ export const KbxQuicLatency = koffi.struct('kbx_quic_latency', {
   min_ns: 'uint64_t',
   max_ns: 'uint64_t',
   buckets: koffi.array('uint64_t', KBX_QUIC_LATENCY_LAYOUT.length),
+})
+
+export const KbxQuicCloseRecord = koffi.struct('kbx_quic_close_record', {
+  code: 'uint64_t',
+  count: 'uint64_t',
+  reason: koffi.array('char', KBX_QUIC_CLOSE_REASON_LEN, 'Array'),
+})
+
+/** struct kbx_quic_server_stats: one server of the fan-out (kbx_quic_flood_take_servers). */
+export const KbxQuicServerStats = koffi.struct('kbx_quic_server_stats', {
+  ip: 'uint32_t',
+  port: 'uint32_t',
+  state: 'uint32_t',
+  connections_open: 'uint32_t',
+  tx_sent: 'uint64_t',
+  tx_acked: 'uint64_t',
+  tx_unacked_closed: 'uint64_t',
+  handshakes: 'uint64_t',
+  connect_attempts: 'uint64_t',
+  connections_closed: 'uint64_t',
+  blocked_streams_ns: 'uint64_t',
+  closes_dropped: 'uint64_t',
+  closes: koffi.array(KbxQuicCloseRecord, KBX_QUIC_SERVER_CLOSES),
+  latency: KbxQuicLatency,
+})
+
+export const KbxQuicConnInfo = koffi.struct('kbx_quic_conn_info', {
+  server: 'uint32_t',
+  identity: 'uint32_t',
+  state: 'uint32_t',
+  local_port: 'uint32_t',
+  handshakes: 'uint64_t',
+  tx_acked: 'uint64_t',
 })
 
 export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
@@ -202,13 +262,16 @@ export interface LibKbxQuic {
   kbx_quic_flood_create(
     config: KbxQuicFloodConfigValue,
     alpn: string,
-    id: KbxQuicIdentityPtr,
+    ids: KbxQuicIdentityPtr[],
+    idCount: number,
     txs: Buffer,
     lens: Uint32Array,
     count: number,
     out: [KbxQuicFloodPtr | null],
   ): number
   kbx_quic_flood_local_port(f: KbxQuicFloodPtr): number
+  kbx_quic_flood_set_servers(f: KbxQuicFloodPtr, addrs: Buffer, n: number): number
+  kbx_quic_flood_take_servers(f: KbxQuicFloodPtr, servers: Buffer, cap: number, conns: Buffer, connsCap: number, connCount: Uint32Array): number
   kbx_quic_flood_run(f: KbxQuicFloodPtr, maxMs: number): number
   kbx_quic_flood_stop_sending(f: KbxQuicFloodPtr): void
   kbx_quic_flood_stats(f: KbxQuicFloodPtr, out: Buffer): void
@@ -225,6 +288,7 @@ export interface LibKbxQuic {
   kbx_quic_sink_stats(s: KbxQuicSinkPtr, out: Buffer): void
   kbx_quic_sink_last_peer_key(s: KbxQuicSinkPtr, out32: Buffer): number
   kbx_quic_sink_set_stakes(s: KbxQuicSinkPtr, keys: Buffer, lamports: BigUint64Array, count: number): number
+  kbx_quic_sink_peer_keys(s: KbxQuicSinkPtr, out: Buffer, cap: number): number
   kbx_quic_sink_destroy(s: KbxQuicSinkPtr): void
   kbx_quic_qos_max_uni_streams(stake: bigint, totalStake: bigint): number
   kbx_quic_qos_is_staked(stake: bigint, totalStake: bigint, maxStreamsPerMs: number): number
@@ -255,9 +319,13 @@ export function libkbxQuic(): LibKbxQuic {
       'int kbx_quic_identity_write_pem(const kbx_quic_identity *id, const char *cert, const char *key)',
     ),
     kbx_quic_flood_create: f(
-      'int kbx_quic_flood_create(const kbx_quic_flood_config *config, const char *alpn, const kbx_quic_identity *id, const uint8_t *txs, const uint32_t *lens, uint32_t count, _Out_ kbx_quic_flood **out)',
+      'int kbx_quic_flood_create(const kbx_quic_flood_config *config, const char *alpn, kbx_quic_identity **ids, uint32_t id_count, const uint8_t *txs, const uint32_t *lens, uint32_t count, _Out_ kbx_quic_flood **out)',
     ),
     kbx_quic_flood_local_port: f('uint32_t kbx_quic_flood_local_port(const kbx_quic_flood *f)'),
+    kbx_quic_flood_set_servers: f('int kbx_quic_flood_set_servers(kbx_quic_flood *f, const uint8_t *addrs, uint32_t n)'),
+    kbx_quic_flood_take_servers: f(
+      'int kbx_quic_flood_take_servers(kbx_quic_flood *f, _Out_ uint8_t *servers, uint32_t cap, _Out_ uint8_t *conns, uint32_t conns_cap, _Out_ uint32_t *conn_count)',
+    ),
     kbx_quic_flood_run: f('int kbx_quic_flood_run(kbx_quic_flood *f, uint32_t max_ms)'),
     kbx_quic_flood_stop_sending: f('void kbx_quic_flood_stop_sending(kbx_quic_flood *f)'),
     kbx_quic_flood_stats: f('void kbx_quic_flood_stats(kbx_quic_flood *f, _Out_ uint8_t *out)'),
@@ -273,6 +341,7 @@ export function libkbxQuic(): LibKbxQuic {
     kbx_quic_sink_set_stakes: f(
       'int kbx_quic_sink_set_stakes(kbx_quic_sink *s, const uint8_t *keys, const uint64_t *lamports, uint32_t count)',
     ),
+    kbx_quic_sink_peer_keys: f('int kbx_quic_sink_peer_keys(kbx_quic_sink *s, _Out_ uint8_t *out, uint32_t cap)'),
     kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
     kbx_quic_qos_max_uni_streams: f('uint32_t kbx_quic_qos_max_uni_streams(uint64_t stake, uint64_t total_stake)'),
     kbx_quic_qos_is_staked: f('int kbx_quic_qos_is_staked(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms)'),

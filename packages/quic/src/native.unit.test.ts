@@ -20,6 +20,10 @@ function table(): LayoutTable {
       { c: 'kbx_quic_sink_config', type: native.KbxQuicSinkConfig },
       { c: 'kbx_quic_sink_stats', type: native.KbxQuicSinkStats },
       { c: 'kbx_quic_latency', type: native.KbxQuicLatency },
+      { c: 'kbx_quic_server_addr', type: native.KbxQuicServerAddr },
+      { c: 'kbx_quic_close_record', type: native.KbxQuicCloseRecord },
+      { c: 'kbx_quic_server_stats', type: native.KbxQuicServerStats },
+      { c: 'kbx_quic_conn_info', type: native.KbxQuicConnInfo },
     ],
     constants: [
       { c: 'KBX_QUIC_MAX_TX_SIZE', value: native.KBX_QUIC_MAX_TX_SIZE },
@@ -31,6 +35,12 @@ function table(): LayoutTable {
       ...logLinearProbes('KBX_QUIC_LATENCY_SUB_BITS', '64', native.KBX_QUIC_LATENCY_LAYOUT),
       { c: 'KBX_QUIC_MAX_ALPN_LEN', value: native.KBX_QUIC_MAX_ALPN_LEN },
       { c: 'KBX_QUIC_MAX_CONNECTIONS', value: native.KBX_QUIC_MAX_CONNECTIONS },
+      { c: 'KBX_QUIC_MAX_SERVERS', value: native.KBX_QUIC_MAX_SERVERS },
+      { c: 'KBX_QUIC_MAX_TOTAL_CONNECTIONS', value: native.KBX_QUIC_MAX_TOTAL_CONNECTIONS },
+      { c: 'KBX_QUIC_MAX_IDENTITIES', value: native.KBX_QUIC_MAX_IDENTITIES },
+      { c: 'KBX_QUIC_SERVER_CLOSES', value: native.KBX_QUIC_SERVER_CLOSES },
+      { c: 'KBX_QUIC_CLOSE_REASON_LEN', value: native.KBX_QUIC_CLOSE_REASON_LEN },
+      { c: 'KBX_QUIC_SINK_PEER_KEYS', value: native.KBX_QUIC_SINK_PEER_KEYS },
       { c: 'KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS', value: native.KBX_QUIC_DEFAULT_IDLE_TIMEOUT_MS },
       { c: 'KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS', value: native.KBX_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS },
       { c: 'KBX_QUIC_DEFAULT_MAX_BACKOFF_MS', value: native.KBX_QUIC_DEFAULT_MAX_BACKOFF_MS },
@@ -61,6 +71,11 @@ function table(): LayoutTable {
         c: 'kbx_quic_streams',
         values: { KBX_QUIC_STREAMS_UNI: native.KBX_QUIC_STREAMS.uni, KBX_QUIC_STREAMS_BIDI: native.KBX_QUIC_STREAMS.bidi },
       },
+      { c: 'kbx_quic_fanout', values: { KBX_QUIC_FANOUT_ALL: native.KBX_QUIC_FANOUT.all, KBX_QUIC_FANOUT_SPREAD: native.KBX_QUIC_FANOUT.spread } },
+      {
+        c: 'kbx_quic_server_state',
+        values: Object.fromEntries(native.KBX_QUIC_SERVER_STATES.map((name, i) => [`KBX_QUIC_SERVER_${name.toUpperCase()}`, i])),
+      },
     ],
   }
 }
@@ -74,7 +89,7 @@ t.test('the QUIC engine: every struct, member, enum and limit agrees with kbx_qu
 t.test('the engine refuses what the limits refuse', async (t) => {
   const identity = Identity.create()
   t.teardown(() => identity.close())
-  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', remoteIp: '127.0.0.1', remotePort: 9, identity, transactions: [Buffer.alloc(10, 1)] }
+  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', servers: [{ ip: '127.0.0.1', port: 9 }], identities: [identity], transactions: [Buffer.alloc(10, 1)] }
   for (const [what, extra, pattern] of [
     ['too many connections', { connections: native.KBX_QUIC_MAX_CONNECTIONS + 1 }, /at most 64/],
     ['an ALPN over the limit', { alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1) }, /ALPN must be 1\.\.255 bytes/],
@@ -92,11 +107,11 @@ t.test('the engine refuses what the limits refuse', async (t) => {
 t.test('a failing engine call surfaces operation, errno and particulars through the one reader', async (t) => {
   const identity = Identity.create()
   t.teardown(() => identity.close())
-  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', remoteIp: '127.0.0.1', remotePort: 9, identity, transactions: [Buffer.alloc(10, 1)] }
+  const base = { io: 'socket' as const, streams: 'uni' as const, localIp: '127.0.0.1', servers: [{ ip: '127.0.0.1', port: 9 }], identities: [identity], transactions: [Buffer.alloc(10, 1)] }
   const err = thrown(() => Flood.create({ ...base, connections: native.KBX_QUIC_MAX_CONNECTIONS + 1 }))
   t.type(err, SystemError)
   t.match(err, { op: 'create QUIC flooder', errno: errnoOf('EINVAL'), code: 'EINVAL' })
-  t.equal((err as SystemError).message, `create QUIC flooder failed: EINVAL (${native.KBX_QUIC_MAX_CONNECTIONS + 1} connections: at most ${native.KBX_QUIC_MAX_CONNECTIONS})`)
+  t.equal((err as SystemError).message, `create QUIC flooder failed: EINVAL (${native.KBX_QUIC_MAX_CONNECTIONS + 1} connections per server: at most ${native.KBX_QUIC_MAX_CONNECTIONS})`)
   const alpn = thrown(() => Sink.create({ localPort: 0, alpn: 'x'.repeat(native.KBX_QUIC_MAX_ALPN_LEN + 1), identity }))
   t.match(alpn, { op: 'set ALPN', code: 'EINVAL', message: /ALPN must be 1\.\.255 bytes/ }, 'a helper of the engine names its own operation')
   const keypair = Buffer.alloc(64, 7)

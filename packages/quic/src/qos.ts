@@ -2,34 +2,8 @@
 // (kbx_quic.h "Agave's QoS"), bound for the unit tests and for reports.
 import { readFileSync } from 'node:fs'
 import { UsageError } from '@kbx/errors'
+import { base58Decode } from './base58.js'
 import { KBX_QUIC_QOS_MAX_STAKES, libkbxQuic } from './native.js'
-
-const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-const BASE58_VALUES = new Map([...BASE58_ALPHABET].map((ch, i) => [ch, BigInt(i)]))
-
-/** Decodes base58 (Bitcoin alphabet, as Solana writes public keys); undefined when a character is not in it. */
-export function base58Decode(text: string): Buffer | undefined {
-  let n = 0n
-  for (const ch of text) {
-    const v = BASE58_VALUES.get(ch)
-    if (v === undefined) return undefined
-    n = n * 58n + v
-  }
-  const bytes: number[] = []
-  for (; n > 0n; n >>= 8n) bytes.unshift(Number(n & 0xffn))
-  const zeros = text.length - text.replace(/^1+/, '').length
-  return Buffer.from([...new Array<number>(zeros).fill(0), ...bytes])
-}
-
-export function base58Encode(bytes: Uint8Array): string {
-  let n = 0n
-  for (const b of bytes) n = (n << 8n) | BigInt(b)
-  let out = ''
-  for (; n > 0n; n /= 58n) out = BASE58_ALPHABET[Number(n % 58n)] + out
-  let zeros = 0
-  while (zeros < bytes.length && bytes[zeros] === 0) zeros++
-  return '1'.repeat(zeros) + out
-}
 
 /** A stake table: count 32-byte Ed25519 public keys concatenated, and their lamports. */
 export interface Stakes {

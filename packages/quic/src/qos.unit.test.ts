@@ -1,7 +1,8 @@
 import t from 'tap'
 import { UsageError } from '@kbx/errors'
 import { thrown } from '@kbx/errors/testing'
-import { RateLimiter, StreamWindow, base58Decode, base58Encode, isStaked, maxUniStreams, parseStakes, streamCapacity } from './qos.js'
+import { base58 as base58Encode, base58Decode } from './base58.js'
+import { RateLimiter, StreamWindow, isStaked, maxUniStreams, parseStakes, streamCapacity } from './qos.js'
 
 /** Agave's QoS rules as the sink's C applies them (kbx_quic.h "Agave's QoS"), and the stakes file. */
 const SOL = 1_000_000_000n

@@ -2,6 +2,7 @@ import { commonOptions, flagOption, intOption, optionTable, parseIpPortOption, r
 import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { RateMeter } from '@kbx/stats'
+import { base58 } from './base58.js'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
 import {
@@ -55,10 +56,11 @@ function qosReport(s: SinkStats): Record<string, number> {
   return Object.fromEntries(KBX_QUIC_SINK_QOS_FIELDS.map((f) => [f, s[f]]))
 }
 
-function report(s: SinkStats, peerKey: Buffer | undefined, agaveQos: boolean) {
+function report(s: SinkStats, peerKey: Buffer | undefined, peerKeys: Buffer[], agaveQos: boolean) {
   return {
     ...(agaveQos ? { qos: qosReport(s), maxStreamsLastAdmitted: s.last_admitted_max_streams } : {}),
     lastClientPublicKey: peerKey?.toString('hex'),
+    clientIdentities: peerKeys.map(base58),
     connections: s.connections_accepted,
     connectionsOpen: s.connections_open,
     connectionsClosed: s.connections_closed,
@@ -130,11 +132,11 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     onInterval: () => {
       const st = s.stats()
       const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
-      ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), agaveQos), txPerSec: Math.round(tps) })
+      ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), txPerSec: Math.round(tps) })
       ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
     },
   })
-  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), agaveQos), stoppedBy: stop })
+  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), stoppedBy: stop })
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {

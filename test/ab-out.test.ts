@@ -1,10 +1,13 @@
 // ab-arbitrate --out: ab-feed → two real veth lines → ab-arbitrate (XDP + AF_XDP) → udp consumers in another
 // namespace (unicast and a multicast group) and shm readers (the C example, a TS reader that keeps up and
 // one that is deliberately slow). Every consumer gets the union of both lines exactly once.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { xdpAttachmentOf } from '@kbx/bpf'
 import { repoRoot } from '@kbx/ffi'
+import { readPcap } from '@kbx/net'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
 import { AB_ARBITRATE, abBed, runFeedOnBed, startArbitrator, type AbBed } from './testing/ab-bed.js'
@@ -88,7 +91,10 @@ t.test('shm output: the C consumer and a fast reader see everything in order; a 
   const bed = abBed(net)
   const name = `kbx-test-ab-${process.pid}`
   const slots = 2048
-  const arb = await startArbitrator(net, bed, ['--out', `shm:${name},slots=${slots},slot-size=128`])
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-ab-out-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const pcap = join(dir, 'delivered.pcap')
+  const arb = await startArbitrator(net, bed, ['--out', `shm:${name},slots=${slots},slot-size=128`, '--out', `pcap:${pcap}`])
   const tsReader = (args: string[]) => {
     const [cmd, argv] = nodeCommand(TS_SHM_CONSUMER, [name, ...args])
     return followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
@@ -100,8 +106,11 @@ t.test('shm output: the C consumer and a fast reader see everything in order; a 
   const feed = ['--count', '4000', '--streams', '2', '--loss-a', '0.1', '--loss-b', '0.1', '--gap', '0.01']
   const { union, end, withheld } = await feedAndStop(t, net, bed, arb, feed)
   t.ok(union > slots * 2, `more messages (${union}) than the ring holds (${slots}) twice over`)
-  const [shm] = end['outputs'] as { out: string; messages: number; bytes: number; errors: number; head: number }[]
+  const [shm, pcapOut] = end['outputs'] as { out: string; messages: number; bytes: number; errors: number; head: number }[]
   t.same(shm, { out: `shm:${name}`, messages: union, bytes: shm!.bytes, errors: 0, head: union }, 'the ring took the union; its head in the end event')
+  t.same([pcapOut!.out, pcapOut!.messages], [`pcap:${pcap}`, union], '--out pcap: the union written')
+  t.equal(readPcap(pcap).packets.length, union, 'the pcap holds the union')
+  t.equal(existsSync(`/dev/shm/${name}`), false, 'the ring file is removed at exit')
   for (const run of [fast, slow, c]) await run.exited
 
   const fastEnd = fast.events.find((e) => e.event === 'end')!.data

@@ -3,7 +3,7 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { buildUdpFrame } from '@kbx/net'
-import { OPTIQ_SIZE, encodeOptiq } from './format.js'
+import { OPTIQ_SIZE, encodeMold, encodeOptiq } from './format.js'
 import { NativeOutputs, parseOutput } from './outputs.js'
 import { ShmReader } from './shm-reader.js'
 import { ReceiveTracker } from './tracker.js'
@@ -97,6 +97,26 @@ t.test('a payload larger than a slot is counted as an error, not written', async
   rx.ingest(optiq(2))
   t.same(reader.read().map((m) => m.sequence), [2n])
   t.equal(outputs.counters()[0]!.errors, 1n)
+})
+
+t.test('moldudp64: the stream is the session, the sequence the packet\'s first number, the format in the ring', async (t) => {
+  const name = `kbx-test-ring-${process.pid}-mold`
+  const rx = new ReceiveTracker({ format: 'moldudp64', window: 64 })
+  const outputs = NativeOutputs.open([parseOutput(`shm:${name},slots=4`)], { format: FORMAT_CODE.moldudp64 })
+  rx.attachOutputs(outputs)
+  const reader = new ShmReader(name)
+  t.teardown(() => {
+    reader.close()
+    rx.close()
+    outputs.close()
+  })
+  const packet = (sequence: bigint) => encodeMold({ session: 'SESSION001', sequence, messages: [Buffer.from('ab'), Buffer.from('cde')] })
+  rx.ingest(buildUdpFrame({ ...hosts, payload: packet(1n << 40n) }), 'B')
+  rx.ingest(buildUdpFrame({ ...hosts, payload: packet((1n << 40n) + 2n) }))
+  const read = reader.read()
+  t.same(read.map((m) => [m.stream, m.sequence, m.line]), [['SESSION001', 1n << 40n, 'B'], ['SESSION001', (1n << 40n) + 2n, 'A']])
+  t.same([...read[0]!.payload], [...packet(1n << 40n)], 'the whole packet, both messages')
+  t.equal(reader.status().format, 'moldudp64')
 })
 
 t.test('ShmReader on something that is not a ring: a typed error', async (t) => {

@@ -1,7 +1,10 @@
 // The shm ring (native/include/kbx_ab_shm.h) through the receive loop's own delivery path: frames ingested
 // by kbx_ab_rx_ingest go to a small ring, read by ShmReader. Wrap-around, overrun counted, never torn data.
+import { execFileSync } from 'node:child_process'
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { repoRoot } from '@kbx/ffi'
 import { buildUdpFrame } from '@kbx/net'
 import { OPTIQ_SIZE, encodeMold, encodeOptiq } from './format.js'
 import { NativeOutputs, parseOutput } from './outputs.js'
@@ -117,6 +120,17 @@ t.test('moldudp64: the stream is the session, the sequence the packet\'s first n
   t.same(read.map((m) => [m.stream, m.sequence, m.line]), [['SESSION001', 1n << 40n, 'B'], ['SESSION001', (1n << 40n) + 2n, 'A']])
   t.same([...read[0]!.payload], [...packet(1n << 40n)], 'the whole packet, both messages')
   t.equal(reader.status().format, 'moldudp64')
+})
+
+t.test('under real concurrency (native/test/ab_shm_stress.c): a producer lapping its reader mid-copy never yields a torn message', async (t) => {
+  // Without the stamp's second check the same run reports hundreds of torn copies.
+  for (const slots of ['4', '2']) {
+    const report = JSON.parse(execFileSync(join(repoRoot, 'native/build/ab_shm_stress'), ['500000', slots], { encoding: 'utf8' })) as Record<string, number>
+    t.equal(report['torn'], 0, `${slots} slots: no torn copy among ${report['received']} read`)
+    t.equal(report['outOfOrder'], 0, `${slots} slots: in order`)
+    t.equal(report['received']! + report['lost']!, 500000, `${slots} slots: read + lost = written`)
+    t.ok(report['lost']! > 0 && report['received']! > 0, `${slots} slots: overrun ${report['lost']} times, read ${report['received']}`)
+  }
 })
 
 t.test('ShmReader on something that is not a ring: a typed error', async (t) => {

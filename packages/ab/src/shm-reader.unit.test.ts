@@ -141,13 +141,3 @@ t.test('ShmReader on something that is not a ring: a typed error', async (t) => 
   t.teardown(() => rmSync(`/dev/shm/${junk}`, { force: true }))
   t.throws(() => new ShmReader(junk), { name: 'XskError', errno: 71 }, 'a file that is not a ring: EPROTO')
 })
-
-t.test('--out parsing', async (t) => {
-  t.same(parseOutput('udp:10.0.0.2:9000'), { kind: 'udp', ip: '10.0.0.2', port: 9000, multicast: false })
-  t.same(parseOutput('udp:239.1.2.3:9000'), { kind: 'udp', ip: '239.1.2.3', port: 9000, multicast: true })
-  t.same(parseOutput('shm:feed'), { kind: 'shm', name: 'feed', slots: 16384, slotSize: 256 })
-  t.same(parseOutput('shm:feed,slots=1024,slot-size=512'), { kind: 'shm', name: 'feed', slots: 1024, slotSize: 512 })
-  t.same(parseOutput('pcap:/tmp/x.pcap'), { kind: 'pcap', file: '/tmp/x.pcap' })
-  for (const bad of ['udp:10.0.0.2', 'udp:10.0.0.300:9000', 'udp:10.0.0.2:0', 'shm:', 'shm:a/b', 'shm:x,slots=3', 'shm:x,slot-size=100', 'shm:x,foo=1', 'pcap:', 'tcp:1.2.3.4:5', 'udp'])
-    t.throws(() => parseOutput(bad), { name: 'UsageError' }, bad)
-})

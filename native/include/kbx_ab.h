@@ -153,6 +153,12 @@ int kbx_ab_rx_flush(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t 
  */
 int kbx_ab_rx_ingest(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line);
 int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity);
+/*
+ * Delivered messages also go to these outputs (include/kbx_ab_out.h: kbx_ab_out_emit per delivered message,
+ * kbx_ab_out_flush per call); NULL: none. The outputs stay the caller's (destroy them after the loop).
+ */
+struct kbx_ab_out;
+void kbx_ab_rx_set_output(struct kbx_ab_rx *rx, struct kbx_ab_out *out);
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);
 

@@ -13,6 +13,7 @@
 
 #include "ab_format.h"
 #include "kbx_ab.h"
+#include "kbx_ab_out.h"
 #include "ab_track.h"
 #include "kbx_frame.h"
 #include "xsk_internal.h"
@@ -31,6 +32,7 @@ struct kbx_ab_rx {
 	uint32_t socket_count;
 	struct ab_tracker tracker;
 	struct kbx_ab_rx_counters counters;
+	struct kbx_ab_out *out; /* where delivered messages go (kbx_ab_rx_set_output), or NULL */
 };
 
 int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **out)
@@ -107,6 +109,11 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 	free(rx);
 }
 
+void kbx_ab_rx_set_output(struct kbx_ab_rx *rx, struct kbx_ab_out *out)
+{
+	rx->out = out;
+}
+
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
 {
 	*out = rx->counters;
@@ -147,11 +154,14 @@ void kbx_ab_limits(struct kbx_ab_limits *out)
 	};
 }
 
-/* Parses, counts and tracks one delivered frame; true for feed data. */
-static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, struct ab_message *m)
+/* Parses, counts and tracks one delivered frame; true for feed data (its UDP payload in *payload, *payload_len). */
+static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, struct ab_message *m,
+			  const uint8_t **payload_out, uint32_t *payload_len_out)
 {
 	uint32_t payload_len = 0;
 	const uint8_t *payload = udp_payload(frame, len, &payload_len);
+	*payload_out = payload;
+	*payload_len_out = payload_len;
 	int parsed = payload && payload_len >= ab_header_size(rx->config.format) ?
 			     ab_parse_payload(rx->config.format, payload, m) : AB_PARSE_SHORT;
 	if (parsed == AB_PARSE_END) {
@@ -176,7 +186,13 @@ static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t l
 int kbx_ab_rx_ingest(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line)
 {
 	struct ab_message m;
-	return receive_frame(rx, frame, len, line ? 1 : 0, &m) ? 1 : 0;
+	const uint8_t *payload;
+	uint32_t payload_len;
+	if (!receive_frame(rx, frame, len, line ? 1 : 0, &m, &payload, &payload_len))
+		return 0;
+	kbx_ab_out_emit(rx->out, payload, payload_len, &m.key, m.sequence, line ? 1 : 0, clock_ns(CLOCK_REALTIME));
+	kbx_ab_out_flush(rx->out);
+	return 1;
 }
 
 int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity)
@@ -216,8 +232,11 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 				const uint8_t *frame = area + s->descs[j].addr;
 				uint32_t len = s->descs[j].len;
 				struct ab_message m;
-				if (!receive_frame(rx, frame, len, s->line, &m))
+				const uint8_t *payload;
+				uint32_t payload_len;
+				if (!receive_frame(rx, frame, len, s->line, &m, &payload, &payload_len))
 					continue;
+				kbx_ab_out_emit(rx->out, payload, payload_len, &m.key, m.sequence, s->line, realtime);
 				if (copy) {
 					struct kbx_ab_record rec = { .len = len, .line = s->line, .realtime_ns = realtime, .sequence = m.sequence };
 					memcpy(rec.key, &m.key, sizeof(rec.key));
@@ -235,6 +254,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 		poll(fds, rx->socket_count, timeout_ms);
 		realtime = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
 	}
+	kbx_ab_out_flush(rx->out);
 	if (rx->counters.delivered != delivered_before) {
 		uint64_t now = clock_ns(CLOCK_MONOTONIC);
 		if (!rx->counters.first_delivery_ns)

@@ -10,6 +10,7 @@ import { readFeeds } from './feeds.js'
 import { channelReport } from './group-table.js'
 import { GroupMemberships, describeMemberships, membershipsOf } from './multicast.js'
 import { parseFormat, type FeedFormat } from './format.js'
+import { checkOutputs, collectOutput, describeOutput, type OutputSpec } from './outputs.js'
 import type { KbxAbLimitsValue } from './native.js'
 import {
   abLimits,
@@ -55,7 +56,9 @@ export function arbitrateOptions() {
     maxStreams: valueOption('--max-streams <n>', `streams the stream table holds (~64 KiB of kernel memory per stream seen${range(limits, undefined, 'max_streams', 'default_streams')})`, (v: string) => validateMaxStreams(parseIntOption('--max-streams')(v))),
     resetDistance: stringOption('--reset-distance <n>', `a number this far from the newest, either way, restarts its stream (from 2 × window${range(limits, undefined, 'max_reset_distance', 'default_reset_distance')})`),
     skewSample: valueOption('--skew-sample <n>', `measure A/B skew on one sequence number in n (power of two, 1 = all${range(limits, undefined, 'max_skew_sample', 'default_skew_sample')})`, (v: string) => validateSkewSample(parseIntOption('--skew-sample')(v))),
-    pcap: stringOption('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps)'),
+    out: valueOption<OutputSpec[]>('--out <dest>', 'where delivered messages go (repeatable): udp:IP:PORT (the payloads, batched with sendmmsg; a multicast group needs --out-iface), shm:NAME[,slots=N][,slot-size=BYTES] (a lock-free ring /dev/shm/NAME, see native/include/kbx_ab_shm.h), pcap:FILE (frames, ns timestamps)', collectOutput),
+    outIface: stringOption('--out-iface <iface>', 'the interface udp outputs to multicast groups leave through'),
+    pcap: stringOption('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps): --out pcap:FILE'),
     pin: stringOption('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)'),
     ...channelOptions,
     mode: commonOptions.mode,
@@ -94,7 +97,8 @@ function emitStreamEvents(ctx: ToolContext<object>, gaps: Gap[], events: StreamE
 }
 
 /** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
-function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined) {
+function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined, outputs: OutputSpec[], pcapCounters: (file: string) => object) {
+  const native = arb.outputCounters()
   const rx = arb.receiveCounters()
   const x = arb.xdpCounters()
   const c = (name: string) => x[name] ?? 0n
@@ -142,6 +146,7 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefine
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
     ...(arb.channels.length ? { channels: arb.channelCounters().map((n, i) => channelReport(arb.channels[i]!, n)) } : {}),
+    ...(outputs.length ? { outputs: outputs.map((o) => (o.kind === 'pcap' ? pcapCounters(o.file) : native.shift()!)) } : {}),
   }
   return { data, skew }
 }
@@ -162,7 +167,11 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   const channels = resolveChannels(o, readFeeds)
   checkChannelFormats(channels, o.format)
   const memberships = channels.length ? membershipsOf(channels, interfaceInfo(lineA), interfaceInfo(lineB)) : []
-  const pcap = o.pcap ? PcapWriter.open(o.pcap, { nanosecond: true }) : undefined
+  const outputs: OutputSpec[] = [...(o.out ?? []), ...(o.pcap !== undefined ? [{ kind: 'pcap' as const, file: o.pcap }] : [])]
+  checkOutputs(outputs, o.outIface)
+  if (o.outIface !== undefined) interfaceInfo(o.outIface)
+  const pcapFile = outputs.find((out) => out.kind === 'pcap')?.file
+  const pcap = pcapFile !== undefined ? PcapWriter.open(pcapFile, { nanosecond: true }) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
     lineA,
@@ -179,6 +188,8 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     log: (m) => ctx.log.info(m),
     ...(o.pin !== undefined ? { pin: o.pin } : {}),
     ...(channels.length ? { channels } : {}),
+    outputs,
+    ...(o.outIface !== undefined ? { outIface: o.outIface } : {}),
   })
   ctx.onCleanup(() => arb.close())
   // Joined once XDP steers the groups, left first at exit (cleanups run newest first).
@@ -198,14 +209,23 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
+    ...(outputs.length ? { outputs: outputs.map(describeOutput), ...(o.outIface !== undefined ? { outIface: o.outIface } : {}) } : {}),
   })
 
   const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
+  let pcapWritten = 0
+  let pcapBytes = 0
+  const writePcap = (packets: { frame: Buffer; realtimeNs: bigint }[]) => {
+    if (!pcap) return
+    for (const p of packets) pcap.write(p.frame, p.realtimeNs)
+    pcapWritten += packets.length
+    for (const p of packets) pcapBytes += p.frame.length
+  }
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
   let lastSkew: Skew | undefined
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined)
+    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, outputs, (file) => ({ out: `pcap:${file}`, messages: pcapWritten, bytes: pcapBytes, errors: 0 }))
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true
@@ -219,7 +239,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     () => {
       const batch = arb.poll(2)
       emitGaps(batch.gaps, batch.events)
-      if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+      writePcap(batch.packets)
     },
     {
       intervalSec: o.interval,
@@ -236,7 +256,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   for (let i = 0; i < 64; i++) {
     const batch = arb.poll(0)
     emitGaps(batch.gaps, batch.events)
-    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+    writePcap(batch.packets)
     if (batch.gaps.length === 0 && batch.events.length === 0 && batch.packets.length === 0 && i > 2) break
   }
   const flushed = arb.flush()

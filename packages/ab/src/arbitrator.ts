@@ -27,6 +27,7 @@ import {
   readReceiveCounters,
   type KbxAbRxCounterField,
 } from './native.js'
+import { NativeOutputs, type OutputCounters, type OutputSpec } from './outputs.js'
 import { loadArbitratorProgram, readArbitratorCounters, readSkew, type Skew } from './program.js'
 
 export interface ArbitratorOptions {
@@ -55,6 +56,10 @@ export interface ArbitratorOptions {
   pin?: string
   /** Multicast channels: XDP steers exactly their groups (A's on lineA, B's on lineB), not the port range. */
   channels?: Channel[]
+  /** udp and shm outputs, written by the receive loop in C (pcap outputs are the caller's: copyFrames). */
+  outputs?: OutputSpec[]
+  /** The interface multicast udp outputs leave through. */
+  outIface?: string
 }
 
 /** Where `pin` puts a run's maps. */
@@ -148,6 +153,7 @@ export class Arbitrator {
   readonly #copiedAddress = kbxAddress(this.#copied)
   readonly #copy: Buffer | undefined
   readonly #copyAddress: number
+  readonly #outputs: NativeOutputs | undefined
   #closed = false
 
   private constructor(parts: {
@@ -159,7 +165,9 @@ export class Arbitrator {
     rx: number
     copy: Buffer | undefined
     pinned: string[]
+    outputs: NativeOutputs | undefined
   }) {
+    this.#outputs = parts.outputs
     this.pinnedMaps = parts.pinned
     this.format = parts.options.format ?? 'optiq'
     this.window = parts.options.window ?? abLimits().default_window
@@ -191,6 +199,11 @@ export class Arbitrator {
     const b = interfaceInfo(options.lineB)
     const undo: (() => void)[] = []
     try {
+      // The outputs first: a socket or ring that cannot be opened stops the run before anything attaches.
+      const nativeOutputs = options.outputs?.some((o) => o.kind !== 'pcap')
+        ? NativeOutputs.open(options.outputs, { format: FORMAT_CODE[format], ...(options.outIface !== undefined ? { outIface: options.outIface } : {}) })
+        : undefined
+      if (nativeOutputs) undo.push(() => nativeOutputs.close())
       const obj = loadArbitratorProgram({
         format,
         portMin: options.portMin ?? 8080,
@@ -233,13 +246,14 @@ export class Arbitrator {
         reset_distance: options.resetDistance ?? limits.default_reset_distance,
       })
       undo.push(() => ab.kbx_ab_rx_destroy(rx))
+      if (nativeOutputs) ab.kbx_ab_rx_set_output(rx, nativeOutputs.address)
       sockets.forEach((socket, i) => {
         const added = ab.kbx_ab_rx_add_socket(rx, umem.address, socket.fd, lines[i]!)
         if (added < 0) throw abError(added, 'add socket to the A/B receive loop')
       })
       const frameRoom = batchSize * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
       const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
-      return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned })
+      return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned, outputs: nativeOutputs })
     } catch (e) {
       for (const step of undo.reverse()) step()
       throw e
@@ -283,6 +297,11 @@ export class Arbitrator {
     return readReceiveCounters(this.#counters)
   }
 
+  /** Per udp and shm output, in the order given. */
+  outputCounters(): OutputCounters[] {
+    return this.#outputs?.counters() ?? []
+  }
+
   xdpCounters(): Record<string, bigint> {
     return readArbitratorCounters(this.#obj)
   }
@@ -310,6 +329,7 @@ export class Arbitrator {
     this.#closed = true
     for (const link of this.links) link.close()
     libkbxAb().kbx_ab_rx_destroy(this.#rx)
+    this.#outputs?.close()
     for (const s of this.sockets) s.close()
     this.#umem.close()
     this.#obj.close()

@@ -29,3 +29,5 @@ export { checkChannels, formatGroupSpec, isMulticastIPv4, parseGroupSpec, type C
 export { parseFeeds, readFeeds } from './feeds.js'
 export { configureGroupTable, fillGroupTable, groupKey, readChannelCounters, type ChannelCounters, type GroupTableEntry } from './group-table.js'
 export { GroupMemberships, membershipsOf, type Membership } from './multicast.js'
+export { NativeOutputs, checkOutputs, describeOutput, parseOutput, type OutputCounters, type OutputSpec } from './outputs.js'
+export { ShmReader, type ShmMessage, type ShmStatus } from './shm-reader.js'

@@ -214,7 +214,60 @@ export const KbxAbReplayLine = koffi.struct('kbx_ab_replay_line', {
   bytes: 'uint64_t',
 })
 
+/** struct kbx_ab_out_counters (native/include/kbx_ab_out.h): one output's counters. */
+export const KbxAbOutCounters = koffi.struct('kbx_ab_out_counters', {
+  kind: 'uint32_t',
+  reserved: 'uint32_t',
+  messages: 'uint64_t',
+  bytes: 'uint64_t',
+  errors: 'uint64_t',
+  head: 'uint64_t',
+})
+export const KBX_AB_OUT_COUNTERS_SIZE = koffi.sizeof(KbxAbOutCounters)
+/** enum kbx_ab_out_kind */
+export const KBX_AB_OUT_KIND = { udp: 0, shm: 1 } as const
+export const KBX_AB_OUT_MAX = 16
+
+/** struct kbx_ab_shm_header (native/include/kbx_ab_shm.h): the ring file's first 128 bytes. */
+export const KbxAbShmHeader = koffi.struct('kbx_ab_shm_header', {
+  magic: 'uint64_t',
+  version: 'uint32_t',
+  header_size: 'uint32_t',
+  slot_size: 'uint32_t',
+  slot_count: 'uint32_t',
+  format: 'uint32_t',
+  reserved0: 'uint32_t',
+  pad0: koffi.array('uint8_t', 32),
+  head: 'uint64_t',
+  state: 'uint32_t',
+  reserved1: 'uint32_t',
+  pad1: koffi.array('uint8_t', 48),
+})
+/** struct kbx_ab_shm_slot: the start of every slot, and of every message kbx_ab_shm_reader_read copies out. */
+export const KbxAbShmSlot = koffi.struct('kbx_ab_shm_slot', {
+  stamp: 'uint64_t',
+  sequence: 'uint64_t',
+  arrival_ns: 'uint64_t',
+  key: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),
+  line: 'uint32_t',
+  len: 'uint32_t',
+})
+export const KBX_AB_SHM_SLOT_SIZE = koffi.sizeof(KbxAbShmSlot)
+export const KbxAbShmReaderStatus = koffi.struct('kbx_ab_shm_reader_status', {
+  head: 'uint64_t',
+  next: 'uint64_t',
+  lost: 'uint64_t',
+  state: 'uint32_t',
+  slot_size: 'uint32_t',
+  slot_count: 'uint32_t',
+  format: 'uint32_t',
+})
+export const KBX_AB_SHM_READER_STATUS_SIZE = koffi.sizeof(KbxAbShmReaderStatus)
+export const KBX_AB_SHM = { defaultSlots: 16384, defaultSlotSize: 256, running: 1, ended: 2, headerSize: 128, version: 1 } as const
+
 koffi.opaque('kbx_ab_rx')
+koffi.opaque('kbx_ab_out')
+koffi.opaque('kbx_ab_shm_reader')
 
 export interface LibKbxAb {
   kbx_ab_rx_create(config: KbxAbRxConfigValue, out: [KbxAbRxPtr | null]): number
@@ -234,6 +287,17 @@ export interface LibKbxAb {
   kbx_ab_feed_frame(config: number, firstItem: number, entry: number, out: Uint8Array, capacity: number): number
   /** Addresses of the UMEM, TX batch and replay line. Returns frames appended or -errno. */
   kbx_ab_replay_fill(umem: number, batch: number, line: number): number
+  kbx_ab_rx_set_output(rx: number, out: number): void
+  kbx_ab_out_create(out: [unknown]): number
+  /** ip and port in network byte order (as uint32/uint16 values). */
+  kbx_ab_out_add_udp(out: number, ipBe: number, portBe: number, ifindex: number, ttl: number): number
+  kbx_ab_out_add_shm(out: number, name: string, slots: number, slotSize: number, format: number): number
+  kbx_ab_out_counters(out: number, counters: number, capacity: number): number
+  kbx_ab_out_destroy(out: number): void
+  kbx_ab_shm_reader_open(name: string, out: [unknown]): number
+  kbx_ab_shm_reader_read(reader: number, buf: number, capacity: number, max: number): number
+  kbx_ab_shm_reader_status(reader: number, out: number): void
+  kbx_ab_shm_reader_close(reader: number): void
 }
 
 let instance: LibKbxAb | undefined
@@ -256,6 +320,16 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
     kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),
     kbx_ab_replay_fill: lib.func('kbx_ab_replay_fill', 'int', [p, p, p]),
+    kbx_ab_rx_set_output: lib.func('kbx_ab_rx_set_output', 'void', [p, p]),
+    kbx_ab_out_create: lib.func('int kbx_ab_out_create(_Out_ kbx_ab_out **out)'),
+    kbx_ab_out_add_udp: lib.func('kbx_ab_out_add_udp', 'int', [p, 'uint32_t', 'uint16_t', 'uint32_t', 'uint32_t']),
+    kbx_ab_out_add_shm: lib.func('kbx_ab_out_add_shm', 'int', [p, 'const char *', 'uint32_t', 'uint32_t', 'uint32_t']),
+    kbx_ab_out_counters: lib.func('kbx_ab_out_counters', 'uint32_t', [p, p, 'uint32_t']),
+    kbx_ab_out_destroy: lib.func('kbx_ab_out_destroy', 'void', [p]),
+    kbx_ab_shm_reader_open: lib.func('int kbx_ab_shm_reader_open(const char *name, _Out_ kbx_ab_shm_reader **out)'),
+    kbx_ab_shm_reader_read: lib.func('kbx_ab_shm_reader_read', 'int', [p, p, 'uint32_t', 'uint32_t']),
+    kbx_ab_shm_reader_status: lib.func('kbx_ab_shm_reader_status', 'void', [p, p]),
+    kbx_ab_shm_reader_close: lib.func('kbx_ab_shm_reader_close', 'void', [p]),
   }
   return instance
 }

@@ -15,7 +15,7 @@ import { END_OF_SESSION } from './plan.js'
 function table(): LayoutTable {
   const limits = native.abLimits()
   return {
-    headers: ['kbx_ab.h', 'kbx_ab_replay.h'],
+    headers: ['kbx_ab.h', 'kbx_ab_replay.h', 'kbx_ab_out.h', 'kbx_ab_shm.h'],
     structs: [
       { c: 'kbx_ab_rx_config', type: native.KbxAbRxConfig },
       { c: 'kbx_ab_limits', type: native.KbxAbLimits },
@@ -29,6 +29,10 @@ function table(): LayoutTable {
       { c: 'kbx_ab_feed_config', type: native.KbxAbFeedConfig },
       { c: 'kbx_ab_feed_line', type: native.KbxAbFeedLine },
       { c: 'kbx_ab_replay_line', type: native.KbxAbReplayLine },
+      { c: 'kbx_ab_out_counters', type: native.KbxAbOutCounters },
+      { c: 'kbx_ab_shm_header', type: native.KbxAbShmHeader },
+      { c: 'kbx_ab_shm_slot', type: native.KbxAbShmSlot },
+      { c: 'kbx_ab_shm_reader_status', type: native.KbxAbShmReaderStatus },
     ],
     constants: [
       { c: 'AB_MIN_WINDOW', value: limits.min_window },
@@ -52,6 +56,16 @@ function table(): LayoutTable {
       { c: 'AB_MOLD_END_OF_SESSION', value: MOLD_END_OF_SESSION },
       { c: 'KBX_AB_FEED_MAX_HEADER', value: native.KBX_AB_FEED_MAX_HEADER },
       { c: 'KBX_AB_FEED_END_OF_SESSION', value: END_OF_SESSION },
+      { c: 'KBX_AB_OUT_MAX', value: native.KBX_AB_OUT_MAX },
+      { c: 'sizeof(struct kbx_ab_out_counters)', value: native.KBX_AB_OUT_COUNTERS_SIZE },
+      { c: 'KBX_AB_SHM_DEFAULT_SLOTS', value: native.KBX_AB_SHM.defaultSlots },
+      { c: 'KBX_AB_SHM_DEFAULT_SLOT_SIZE', value: native.KBX_AB_SHM.defaultSlotSize },
+      { c: 'KBX_AB_SHM_RUNNING', value: native.KBX_AB_SHM.running },
+      { c: 'KBX_AB_SHM_ENDED', value: native.KBX_AB_SHM.ended },
+      { c: 'KBX_AB_SHM_HEADER_SIZE', value: native.KBX_AB_SHM.headerSize },
+      { c: 'sizeof(struct kbx_ab_shm_header)', value: native.KBX_AB_SHM.headerSize },
+      { c: 'KBX_AB_SHM_VERSION', value: native.KBX_AB_SHM.version },
+      { c: 'sizeof(struct kbx_ab_shm_slot)', value: native.KBX_AB_SHM_SLOT_SIZE },
     ],
     enums: [
       {
@@ -64,6 +78,7 @@ function table(): LayoutTable {
           KBX_AB_EVENT_SESSION_CLOSED: native.KBX_AB_EVENT_KIND.sessionClosed,
         },
       },
+      { c: 'kbx_ab_out_kind', values: { KBX_AB_OUT_UDP: native.KBX_AB_OUT_KIND.udp, KBX_AB_OUT_SHM: native.KBX_AB_OUT_KIND.shm } },
       { c: 'ab_format', values: { AB_FORMAT_OPTIQ: FORMAT_CODE.optiq, AB_FORMAT_MOLDUDP64: FORMAT_CODE.moldudp64 } },
     ],
   }

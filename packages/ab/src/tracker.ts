@@ -34,6 +34,11 @@ export class ReceiveTracker {
   }
 
   /** One delivered frame (Ethernet, IPv4, UDP, feed payload) from a line; true when it was feed data. */
+  /** Delivered messages also go to these outputs (the caller closes them after this tracker). */
+  attachOutputs(outputs: { address: number }): void {
+    libkbxAb().kbx_ab_rx_set_output(this.#rx, outputs.address)
+  }
+
   ingest(frame: Uint8Array, line: 'A' | 'B' = 'A'): boolean {
     return libkbxAb().kbx_ab_rx_ingest(this.#rx, frame, frame.length, line === 'B' ? 1 : 0) === 1
   }

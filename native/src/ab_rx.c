@@ -13,6 +13,7 @@
 
 #include "ab_format.h"
 #include "kbx_ab.h"
+#include "ab_recover.h"
 #include "ab_track.h"
 #include "kbx_frame.h"
 #include "xsk_internal.h"
@@ -31,6 +32,16 @@ struct kbx_ab_rx {
 	uint32_t socket_count;
 	struct ab_tracker tracker;
 	struct kbx_ab_rx_counters counters;
+	struct ab_recovery *recovery; /* NULL without kbx_ab_rx_enable_recovery */
+	uint64_t next_expire_ns;
+};
+
+/* Where a call's delivered frames are copied to (struct kbx_ab_record entries). */
+struct copy_out {
+	uint8_t *buffer; /* NULL: no copies */
+	uint32_t capacity;
+	uint32_t used;
+	uint64_t realtime_ns;
 };
 
 int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **out)
@@ -103,8 +114,32 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 			kbx_umem_release(rx->umem, s->descs, s->held);
 		free(s->descs);
 	}
+	if (rx->recovery) {
+		ab_recovery_close(rx->recovery);
+		free(rx->recovery);
+	}
 	ab_tracker_free(&rx->tracker);
 	free(rx);
+}
+
+int kbx_ab_rx_enable_recovery(struct kbx_ab_rx *rx, const struct kbx_ab_recovery_config *config)
+{
+	if (rx->config.format != AB_FORMAT_MOLDUDP64 || rx->recovery)
+		return kbx_fail(-EINVAL, "enable MoldUDP64 recovery", "%s", rx->recovery ? "already enabled" : "the feed is not moldudp64");
+	struct ab_recovery *r = calloc(1, sizeof(*r));
+	if (!r)
+		return kbx_fail(-ENOMEM, "enable MoldUDP64 recovery", "allocate");
+	int rc = ab_recovery_open(r, config, &rx->tracker, &rx->counters);
+	if (rc < 0) {
+		free(r);
+		return kbx_fail(rc, "enable MoldUDP64 recovery", "a UDP socket towards port %u (max_request %u, timeout %llu ns)",
+				config->server_port, config->max_request, (unsigned long long)config->timeout_ns);
+	}
+	rx->recovery = r;
+	rx->tracker.gap_sink = ab_recovery_add;
+	rx->tracker.gap_ctx = r;
+	rx->tracker.expire_ns = config->wait_ns;
+	return 0;
 }
 
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
@@ -184,6 +219,40 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
 	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 
+/* The point where a frame is delivered: copied out for the caller. */
+static void deliver_frame(struct copy_out *out, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m)
+{
+	if (!out->buffer)
+		return;
+	struct kbx_ab_record rec = { .len = len, .line = line, .realtime_ns = out->realtime_ns, .sequence = m->sequence };
+	memcpy(rec.key, &m->key, sizeof(rec.key));
+	memcpy(out->buffer + out->used, &rec, sizeof(rec));
+	memcpy(out->buffer + out->used + sizeof(rec), frame, len);
+	out->used += sizeof(rec) + ((len + 7) & ~7u);
+}
+
+static bool recovery_room(void *ctx)
+{
+	const struct copy_out *out = ctx;
+	return !out->buffer || out->capacity - out->used >= sizeof(struct kbx_ab_record) + 2 * 2048;
+}
+
+static void deliver_recovered(void *ctx, const uint8_t *frame, uint32_t len, const struct ab_message *m)
+{
+	deliver_frame(ctx, frame, len, KBX_AB_LINE_RECOVERY, m);
+}
+
+/* Holes out of time, answers, requests and settled gaps (at most every quarter of the wait for the scan). */
+static void recovery_step(struct kbx_ab_rx *rx, struct copy_out *out)
+{
+	uint64_t now = rx->tracker.now_ns;
+	if (rx->tracker.expire_ns && (int64_t)(now - rx->next_expire_ns) >= 0) {
+		ab_track_expire(&rx->tracker);
+		rx->next_expire_ns = now + rx->tracker.expire_ns / 4;
+	}
+	ab_recovery_step(rx->recovery, now, recovery_room, deliver_recovered, out);
+}
+
 int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity, uint8_t *copy,
 		   uint32_t copy_capacity, uint32_t *copied_bytes, int timeout_ms)
 {
@@ -191,17 +260,17 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	struct kbx_umem_config uc;
 	kbx_umem_get_config(rx->umem, &uc);
 	uint32_t record_max = sizeof(struct kbx_ab_record) + uc.frame_size;
-	uint32_t used = 0;
+	struct copy_out out = { .buffer = copy, .capacity = copy_capacity, .realtime_ns = clock_ns(CLOCK_REALTIME) };
 	uint32_t total = 0;
 	uint64_t delivered_before = rx->counters.delivered;
-	uint64_t realtime = clock_ns(CLOCK_REALTIME);
+	rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		for (uint32_t i = 0; i < rx->socket_count; i++) {
 			struct ab_line_socket *s = &rx->sockets[i];
 			uint32_t max = rx->config.batch_size;
 			if (copy) {
-				uint32_t room = (copy_capacity - used) / record_max;
+				uint32_t room = (copy_capacity - out.used) / record_max;
 				if (room < max) {
 					max = room;
 					rx->counters.copy_truncated++;
@@ -216,24 +285,23 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 				const uint8_t *frame = area + s->descs[j].addr;
 				uint32_t len = s->descs[j].len;
 				struct ab_message m;
-				if (!receive_frame(rx, frame, len, s->line, &m))
-					continue;
-				if (copy) {
-					struct kbx_ab_record rec = { .len = len, .line = s->line, .realtime_ns = realtime, .sequence = m.sequence };
-					memcpy(rec.key, &m.key, sizeof(rec.key));
-					memcpy(copy + used, &rec, sizeof(rec));
-					memcpy(copy + used + sizeof(rec), frame, len);
-					used += sizeof(rec) + ((len + 7) & ~7u);
-				}
+				if (receive_frame(rx, frame, len, s->line, &m))
+					deliver_frame(&out, frame, len, s->line, &m);
 			}
 		}
+		if (rx->recovery)
+			recovery_step(rx, &out);
 		if (total > 0 || timeout_ms <= 0 || attempt == 1)
 			break;
-		struct pollfd fds[KBX_AB_MAX_SOCKETS];
+		struct pollfd fds[KBX_AB_MAX_SOCKETS + 1];
+		uint32_t nfds = rx->socket_count;
 		for (uint32_t i = 0; i < rx->socket_count; i++)
 			fds[i] = (struct pollfd){ .fd = rx->sockets[i].xsk->fd, .events = POLLIN };
-		poll(fds, rx->socket_count, timeout_ms);
-		realtime = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+		if (rx->recovery)
+			fds[nfds++] = (struct pollfd){ .fd = rx->recovery->fd, .events = POLLIN };
+		poll(fds, nfds, timeout_ms);
+		out.realtime_ns = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+		rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 	}
 	if (rx->counters.delivered != delivered_before) {
 		uint64_t now = clock_ns(CLOCK_MONOTONIC);
@@ -243,7 +311,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	}
 	rx->counters.batches++;
 	if (copied_bytes)
-		*copied_bytes = used;
+		*copied_bytes = out.used;
 	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 

@@ -109,14 +109,31 @@ static struct kbx_ab_event *push_event(struct ab_tracker *tr, const struct ab_tr
 	return e;
 }
 
+bool ab_track_push(struct ab_tracker *tr, const struct kbx_ab_event *e)
+{
+	struct ab_track t;
+	memcpy(&t.key, e->key, sizeof(t.key));
+	struct kbx_ab_event *slot = push_event(tr, &t, e->kind);
+	if (slot)
+		*slot = *e;
+	return slot != NULL;
+}
+
 /* Reported in the stream's raw numbering of the epoch the hole lies in. */
 static void push_gap(struct ab_tracker *tr, const struct ab_track *t, uint64_t from, uint64_t to)
 {
 	uint64_t offset = t->offset;
 	if (t->has_prev && (int64_t)(from - t->prev_highest) <= (int64_t)(t->dead_to - t->prev_highest))
 		offset = t->prev_offset; /* at or below the reserve: the old epoch's numbers */
-	struct kbx_ab_event *e = push_event(tr, t, KBX_AB_EVENT_GAP);
 	tr->counters->gaps++;
+	if (tr->gap_sink) {
+		struct kbx_ab_event gap = { .kind = KBX_AB_EVENT_GAP, .from = raw_of(t, from, offset),
+					    .to = raw_of(t, to, offset), .count = to - from + 1 };
+		memcpy(gap.key, &t->key, sizeof(t->key));
+		tr->gap_sink(tr->gap_ctx, &gap);
+		return;
+	}
+	struct kbx_ab_event *e = push_event(tr, t, KBX_AB_EVENT_GAP);
 	if (!e)
 		return;
 	e->from = raw_of(t, from, offset);
@@ -292,6 +309,47 @@ static bool logical_number(struct ab_tracker *tr, struct ab_track *t, const stru
 	return true;
 }
 
+/* base moves past the numbers that arrived from it on. */
+static void consume_present(struct ab_tracker *tr, struct ab_track *t)
+{
+	uint32_t w = tr->window;
+	while ((int64_t)(t->highest - t->base) >= 0 && bit_get(t, w, t->base)) {
+		bit_put(t, w, t->base, false);
+		t->base++;
+		close_run(tr, t);
+	}
+}
+
+/* The hole at base (a number above it arrived, base did not): its age counts from when it was first seen. */
+static void note_hole(struct ab_tracker *tr, struct ab_track *t, uint64_t base_before)
+{
+	bool hole = (int64_t)(t->highest - t->base) >= 0;
+	if (!hole)
+		t->hole_since_ns = 0;
+	else if (!t->hole_since_ns || t->base != base_before)
+		t->hole_since_ns = tr->now_ns | 1;
+}
+
+void ab_track_expire(struct ab_tracker *tr)
+{
+	uint32_t w = tr->window;
+	for (uint32_t i = 0; tr->expire_ns && i < tr->table_size; i++) {
+		struct ab_track *t = &tr->streams[i];
+		if (!t->used || t->deleted || !t->started || !t->hole_since_ns || tr->now_ns - t->hole_since_ns < tr->expire_ns)
+			continue;
+		uint64_t next = t->base + 1; /* the first number above the hole that arrived */
+		for (uint32_t k = 1; k < w && (int64_t)(t->highest - next) > 0 && !bit_get(t, w, next); k++)
+			next++;
+		uint64_t base_before = t->base;
+		advance_to(tr, t, next);
+		consume_present(tr, t);
+		close_run(tr, t);
+		tr->counters->holes_expired++;
+		t->hole_since_ns = 0;
+		note_hole(tr, t, base_before);
+	}
+}
+
 void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 {
 	struct ab_track *t = track_for(tr, &m->key, true);
@@ -306,6 +364,7 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 	if (!logical_number(tr, t, m, &l))
 		return;
 	uint32_t count = m->count ? m->count : 1;
+	uint64_t base_before = t->base;
 	for (uint32_t i = 0; i < count; i++, l++) {
 		if ((int64_t)(l - t->base) < 0) {
 			tr->counters->after_gap++;
@@ -324,12 +383,10 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 		if ((int64_t)(t->highest - t->known_top) > 0)
 			t->known_top = t->highest;
 		bit_put(t, w, l, true);
-		while ((int64_t)(t->highest - t->base) >= 0 && bit_get(t, w, t->base)) {
-			bit_put(t, w, t->base, false);
-			t->base++;
-			close_run(tr, t);
-		}
+		consume_present(tr, t);
 	}
+	if (tr->expire_ns)
+		note_hole(tr, t, base_before);
 }
 
 /* Every hole below the newest known number becomes a gap. */

@@ -103,6 +103,8 @@ struct kbx_ab_rx_counters {
 					 larger than KBX_AB_RECOVERY_MAX_GAP */
 	uint64_t answers_malformed;   /* answer packets that were not MoldUDP64 downstream packets */
 	uint64_t holes_expired;       /* holes declared missing on both lines by time (the wait) rather than the window */
+	uint64_t late_line_fills;     /* messages of a waiting gap that a line's late copy brought (delivered) */
+	uint64_t late_line_dropped;   /* late line copies of messages already recovered or of a settled gap (not delivered) */
 };
 
 enum kbx_ab_event_kind {
@@ -179,7 +181,9 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
  * server, each for at most max_request messages; missing messages are requested again after timeout_ns,
  * doubled each time, `retries` times. The server answers with MoldUDP64 downstream packets to the socket
  * that asked; every answered message of a hole is delivered (a copy record of line KBX_AB_LINE_RECOVERY, its
- * frame a downstream packet of that one message) once. The gap's record waits for its outcome: recovered
+ * frame a downstream packet of that one message) once. A line's copy that comes late (after its hole was
+ * declared) fills its message too and is delivered unless the message was delivered already (then it is
+ * dropped: with recovery, each number is delivered at most once, whichever way it came). The gap's record waits for its outcome: recovered
  * (every message) or lost (after the retries). At most KBX_AB_RECOVERY_SLOTS gaps wait at once and a gap of
  * more than KBX_AB_RECOVERY_MAX_GAP messages is not requested: both are lost at once (recovery_refused).
  */

@@ -42,7 +42,11 @@ int ab_recovery_open(struct ab_recovery *r, const struct kbx_ab_recovery_config 
 	socklen_t local_len = sizeof(local);
 	int buffer = 4 << 20; /* a burst of answers waits here while a batch is delivered */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
-	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 || getsockname(fd, (struct sockaddr *)&local, &local_len) < 0) {
+	/* Connected only to learn the local address: unconnected, a closed server port (ICMP unreachable) never
+	 * fails a later send, and answers are taken from the server's address only. */
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 || getsockname(fd, (struct sockaddr *)&local, &local_len) < 0 ||
+	    connect(fd, &unspec, sizeof(unspec)) < 0) {
 		int rc = -errno;
 		close(fd);
 		return rc;
@@ -62,6 +66,9 @@ void ab_recovery_close(struct ab_recovery *r)
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
 }
+
+static struct ab_recovery_gap *gap_of(struct ab_recovery *r, const uint8_t key[16], uint64_t seq);
+static bool got_bit(const struct ab_recovery_gap *g, uint64_t i);
 
 static void settle(struct ab_recovery *r, struct ab_recovery_gap *g, uint32_t outcome, uint64_t now_ns)
 {
@@ -113,7 +120,9 @@ static void send_request(struct ab_recovery *r, const struct ab_recovery_gap *g,
 	for (int i = 0; i < 8; i++)
 		req[10 + i] = (uint8_t)(seq >> (56 - 8 * i));
 	kbx_put_be16(req + 18, (uint16_t)count);
-	if (send(r->fd, req, sizeof(req), MSG_DONTWAIT) == (ssize_t)sizeof(req))
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->config.server_port),
+				  .sin_addr.s_addr = r->config.server_ip };
+	if (sendto(r->fd, req, sizeof(req), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)sizeof(req))
 		r->counters->recovery_requests++;
 }
 
@@ -133,6 +142,26 @@ static void request_missing(struct ab_recovery *r, const struct ab_recovery_gap 
 		sent++;
 		i += n;
 	}
+}
+
+bool ab_recovery_line_copy(struct ab_recovery *r, const struct ab_message *m)
+{
+	uint8_t key[16];
+	memcpy(key, &m->key, sizeof(key));
+	bool first = false;
+	for (uint32_t k = 0; k < (m->count ? m->count : 1); k++) {
+		struct ab_recovery_gap *g = gap_of(r, key, m->sequence + k);
+		uint64_t i = g ? m->sequence + k - g->gap.from : 0;
+		if (g && !got_bit(g, i)) {
+			g->got[i / 64] |= 1ULL << (i % 64);
+			g->received++;
+			r->counters->late_line_fills++;
+			first = true;
+		} else {
+			r->counters->late_line_dropped++;
+		}
+	}
+	return first;
 }
 
 bool ab_recovery_take_answer(struct ab_recovery *r, const uint8_t *payload, uint32_t len)
@@ -233,10 +262,13 @@ void ab_recovery_step(struct ab_recovery *r, uint64_t now_ns, bool (*room)(void 
 		}
 		if (r->fd < 0)
 			break;
-		ssize_t n = recv(r->fd, packet, sizeof(packet), MSG_DONTWAIT | MSG_TRUNC);
+		struct sockaddr_in from;
+		socklen_t from_len = sizeof(from);
+		ssize_t n = recvfrom(r->fd, packet, sizeof(packet), MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &from_len);
 		if (n < 0)
 			break;
-		ab_recovery_take_answer(r, packet, (uint32_t)n);
+		if (from.sin_addr.s_addr == r->config.server_ip && ntohs(from.sin_port) == r->config.server_port)
+			ab_recovery_take_answer(r, packet, (uint32_t)n);
 	}
 	for (uint32_t i = 0; i < KBX_AB_RECOVERY_SLOTS && r->counters->recovery_pending; i++) {
 		struct ab_recovery_gap *g = &r->gaps[i];

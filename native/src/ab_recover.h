@@ -54,6 +54,12 @@ void ab_recovery_add(void *recovery, const struct kbx_ab_event *gap);
 void ab_recovery_step(struct ab_recovery *r, uint64_t now_ns, bool (*room)(void *ctx), ab_recovered_fn deliver,
 		      void *ctx);
 /*
+ * A line's copy that came after its hole was declared (behind the tracker's base): it fills its messages in
+ * a waiting gap. True when it brought a message not yet delivered (deliver it); false when every message
+ * of it was recovered already or its gap settled (a duplicate: not delivered).
+ */
+bool ab_recovery_line_copy(struct ab_recovery *r, const struct ab_message *m);
+/*
  * One answer packet's payload through the parser (without a socket: tests and fuzzers); its messages are
  * delivered at the next step. False when a previous answer is still being delivered.
  */

@@ -204,7 +204,10 @@ static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t l
 		rx->counters.delivered_a++;
 	rx->counters.bytes += len;
 	rx->counters.messages += m->count;
+	uint64_t after_gap = rx->counters.after_gap;
 	ab_track_message(&rx->tracker, m);
+	if (rx->recovery && rx->counters.after_gap != after_gap)
+		return ab_recovery_line_copy(rx->recovery, m); /* its hole was declared: a late fill, or a duplicate */
 	return true;
 }
 

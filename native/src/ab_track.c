@@ -320,33 +320,37 @@ static void consume_present(struct ab_tracker *tr, struct ab_track *t)
 	}
 }
 
-/* The hole at base (a number above it arrived, base did not): its age counts from when it was first seen. */
-static void note_hole(struct ab_tracker *tr, struct ab_track *t, uint64_t base_before)
-{
-	bool hole = (int64_t)(t->highest - t->base) >= 0;
-	if (!hole)
-		t->hole_since_ns = 0;
-	else if (!t->hole_since_ns || t->base != base_before)
-		t->hole_since_ns = tr->now_ns | 1;
-}
-
+/*
+ * Every hole below a number that was the stream's newest expire_ns ago has stayed open that long (that number
+ * had arrived above it): such holes become gaps. Each scan samples the newest number; a ring of samples
+ * taken every expire_ns / 4 (kbx_ab_rx_poll's pace) always holds one at least expire_ns old.
+ */
 void ab_track_expire(struct ab_tracker *tr)
 {
-	uint32_t w = tr->window;
 	for (uint32_t i = 0; tr->expire_ns && i < tr->table_size; i++) {
 		struct ab_track *t = &tr->streams[i];
-		if (!t->used || t->deleted || !t->started || !t->hole_since_ns || tr->now_ns - t->hole_since_ns < tr->expire_ns)
+		if (!t->used || t->deleted || !t->started)
 			continue;
-		uint64_t next = t->base + 1; /* the first number above the hole that arrived */
-		for (uint32_t k = 1; k < w && (int64_t)(t->highest - next) > 0 && !bit_get(t, w, next); k++)
-			next++;
-		uint64_t base_before = t->base;
-		advance_to(tr, t, next);
-		consume_present(tr, t);
-		close_run(tr, t);
-		tr->counters->holes_expired++;
-		t->hole_since_ns = 0;
-		note_hole(tr, t, base_before);
+		bool found = false;
+		uint64_t h = 0;
+		for (uint32_t k = 1; k <= AB_EXPIRE_SAMPLES && !found; k++) { /* newest first */
+			uint32_t at = (t->sample_next + AB_EXPIRE_SAMPLES - k) % AB_EXPIRE_SAMPLES;
+			if (t->sample_ns[at] && tr->now_ns - t->sample_ns[at] >= tr->expire_ns) {
+				found = true;
+				h = t->sample_highest[at];
+			}
+		}
+		if (found && (int64_t)(h - t->base) > 0) {
+			uint64_t gap_messages = tr->counters->gap_messages;
+			advance_to(tr, t, h);
+			consume_present(tr, t);
+			close_run(tr, t);
+			if (tr->counters->gap_messages != gap_messages)
+				tr->counters->holes_expired++;
+		}
+		t->sample_highest[t->sample_next] = t->highest;
+		t->sample_ns[t->sample_next] = tr->now_ns | 1;
+		t->sample_next = (t->sample_next + 1) % AB_EXPIRE_SAMPLES;
 	}
 }
 
@@ -364,7 +368,6 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 	if (!logical_number(tr, t, m, &l))
 		return;
 	uint32_t count = m->count ? m->count : 1;
-	uint64_t base_before = t->base;
 	for (uint32_t i = 0; i < count; i++, l++) {
 		if ((int64_t)(l - t->base) < 0) {
 			tr->counters->after_gap++;
@@ -385,8 +388,6 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 		bit_put(t, w, l, true);
 		consume_present(tr, t);
 	}
-	if (tr->expire_ns)
-		note_hole(tr, t, base_before);
 }
 
 /* Every hole below the newest known number becomes a gap. */

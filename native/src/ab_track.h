@@ -12,6 +12,8 @@
 #include "ab_format.h"
 #include "kbx_ab.h"
 
+#define AB_EXPIRE_SAMPLES 8
+
 struct ab_track {
 	struct ab_stream_key key;
 	bool used;
@@ -37,7 +39,10 @@ struct ab_track {
 	bool run_open;
 	uint64_t run_from;
 	uint64_t run_to;
-	uint64_t hole_since_ns; /* with expire_ns: when the hole at base was first seen (0: no hole) */
+	/* With expire_ns: the newest number at each of the last AB_EXPIRE_SAMPLES scans (ab_track_expire). */
+	uint64_t sample_highest[AB_EXPIRE_SAMPLES];
+	uint64_t sample_ns[AB_EXPIRE_SAMPLES];
+	uint32_t sample_next;
 };
 
 /* An ended session waiting for the session that follows it. */
@@ -60,7 +65,8 @@ struct ab_tracker {
 	uint32_t ended_head;
 	uint32_t ended_count;
 	struct kbx_ab_rx_counters *counters;
-	/* Holes open expire_ns (0: never) by now_ns (set by the caller) are declared by ab_track_expire. */
+	/* Holes open expire_ns (0: never) by now_ns (set by the caller) are declared by ab_track_expire, called
+	 * every expire_ns / 4. */
 	uint64_t now_ns;
 	uint64_t expire_ns;
 	/* When set, gap records go here instead of the pending events (recovery decides their outcome). */

@@ -22,6 +22,7 @@ function table(): LayoutTable {
       { c: 'kbx_ab_rx_counters', type: native.KbxAbRxCounters },
       { c: 'kbx_ab_event', type: native.KbxAbEvent },
       { c: 'kbx_ab_record', type: native.KbxAbRecord },
+      { c: 'kbx_ab_recovery_config', type: native.KbxAbRecoveryConfig },
       { c: 'ab_stream_key', type: native.AbStreamKey },
       { c: 'ab_skew', type: native.AbSkew },
       { c: 'ab_optiq', type: native.AbOptiq },
@@ -52,6 +53,11 @@ function table(): LayoutTable {
       { c: 'AB_MOLD_END_OF_SESSION', value: MOLD_END_OF_SESSION },
       { c: 'KBX_AB_FEED_MAX_HEADER', value: native.KBX_AB_FEED_MAX_HEADER },
       { c: 'KBX_AB_FEED_END_OF_SESSION', value: END_OF_SESSION },
+      { c: 'KBX_AB_LINE_RECOVERY', value: native.KBX_AB_LINE_RECOVERY },
+      { c: 'KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST', value: native.KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST },
+      { c: 'KBX_AB_RECOVERY_SLOTS', value: native.KBX_AB_RECOVERY_SLOTS },
+      { c: 'KBX_AB_RECOVERY_MAX_GAP', value: native.KBX_AB_RECOVERY_MAX_GAP },
+      { c: 'KBX_AB_MOLD_REQUEST_SIZE', value: native.KBX_AB_MOLD_REQUEST_SIZE },
     ],
     enums: [
       {
@@ -63,6 +69,10 @@ function table(): LayoutTable {
           KBX_AB_EVENT_SESSION_END: native.KBX_AB_EVENT_KIND.sessionEnd,
           KBX_AB_EVENT_SESSION_CLOSED: native.KBX_AB_EVENT_KIND.sessionClosed,
         },
+      },
+      {
+        c: 'kbx_ab_gap_outcome',
+        values: { KBX_AB_GAP_UNREQUESTED: native.KBX_AB_GAP_OUTCOME.unrequested, KBX_AB_GAP_RECOVERED: native.KBX_AB_GAP_OUTCOME.recovered, KBX_AB_GAP_LOST: native.KBX_AB_GAP_OUTCOME.lost },
       },
       { c: 'ab_format', values: { AB_FORMAT_OPTIQ: FORMAT_CODE.optiq, AB_FORMAT_MOLDUDP64: FORMAT_CODE.moldudp64 } },
     ],

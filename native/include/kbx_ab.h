@@ -105,6 +105,14 @@ struct kbx_ab_rx_counters {
 	uint64_t holes_expired;       /* holes declared missing on both lines by time (the wait) rather than the window */
 	uint64_t late_line_fills;     /* messages of a waiting gap that a line's late copy brought (delivered) */
 	uint64_t late_line_dropped;   /* late line copies of messages already recovered or of a settled gap (not delivered) */
+	/* Sequence order (kbx_ab_rx_enable_order); all 0 without it. */
+	uint64_t held;               /* packets that waited for a hole before them */
+	uint64_t held_now;           /* packets waiting now */
+	uint64_t holes_skipped;      /* holes given up on (hold_ns passed, the hold was full, or the end) */
+	uint64_t skipped_messages;   /* numbers in them */
+	uint64_t order_late;         /* packets behind the delivered sequence (their hole was given up on): not delivered */
+	uint64_t hold_overflow;      /* holes given up on because the hold was full */
+	uint64_t order_unordered;    /* packets of streams beyond the order table (max_streams): delivered as they came */
 };
 
 enum kbx_ab_event_kind {
@@ -204,6 +212,41 @@ struct kbx_ab_recovery_config {
 
 /* Opens the UDP socket the requests leave from and the answers come to. -EINVAL for an optiq loop. */
 int kbx_ab_rx_enable_recovery(struct kbx_ab_rx *rx, const struct kbx_ab_recovery_config *config);
+
+/*
+ * Sequence order (native/src/ab_order.c): per stream, packets are delivered strictly in sequence. A packet
+ * after a hole waits (a copy in the hold) until the hole is filled by the other line or recovered, or until
+ * it waited hold_ns: then the hole is given up on (holes_skipped) and what waits behind it goes out; a packet
+ * of a hole given up on, arriving later, is not delivered (order_late). The hold keeps at most hold_max
+ * packets of at most KBX_AB_HOLD_FRAME_MAX bytes (hold_max * 2 KiB of memory); when it is full the hole of
+ * the arriving packet's stream is given up on at once (hold_overflow). A restart of a stream (a number
+ * reset_distance away) releases what it held. Held times go into a kbx_histogram.h histogram.
+ */
+#define KBX_AB_DEFAULT_HOLD_MAX 8192
+#define KBX_AB_HOLD_FRAME_MAX 2048
+#define KBX_AB_HOLD_SUB_BITS 4
+#define KBX_AB_HOLD_VALUE_BITS 40
+#define KBX_AB_HOLD_BUCKETS ((KBX_AB_HOLD_VALUE_BITS - KBX_AB_HOLD_SUB_BITS + 1) << KBX_AB_HOLD_SUB_BITS)
+
+struct kbx_ab_order_config {
+	uint64_t hold_ns;  /* longest wait for a hole */
+	uint32_t hold_max; /* packets held at most (default KBX_AB_DEFAULT_HOLD_MAX) */
+	uint32_t reserved;
+};
+
+/* How long delivered packets were held (those that waited), in ns. */
+struct kbx_ab_hold_stats {
+	uint64_t count;
+	uint64_t min_ns;
+	uint64_t max_ns;
+	uint64_t sum_ns;
+	uint64_t buckets[KBX_AB_HOLD_BUCKETS];
+};
+
+int kbx_ab_rx_enable_order(struct kbx_ab_rx *rx, const struct kbx_ab_order_config *config);
+/* At the end: every hole is given up on at the next polls, so everything held is delivered. */
+void kbx_ab_rx_release_held(struct kbx_ab_rx *rx);
+void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out);
 
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);

@@ -13,6 +13,7 @@
 
 #include "ab_format.h"
 #include "kbx_ab.h"
+#include "ab_order.h"
 #include "ab_recover.h"
 #include "ab_track.h"
 #include "kbx_frame.h"
@@ -33,11 +34,13 @@ struct kbx_ab_rx {
 	struct ab_tracker tracker;
 	struct kbx_ab_rx_counters counters;
 	struct ab_recovery *recovery; /* NULL without kbx_ab_rx_enable_recovery */
+	struct ab_order *order;       /* NULL without kbx_ab_rx_enable_order (arrival order) */
 	uint64_t next_expire_ns;
 };
 
 /* Where a call's delivered frames are copied to (struct kbx_ab_record entries). */
 struct copy_out {
+	struct kbx_ab_rx *rx;
 	uint8_t *buffer; /* NULL: no copies */
 	uint32_t capacity;
 	uint32_t used;
@@ -118,6 +121,10 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 		ab_recovery_close(rx->recovery);
 		free(rx->recovery);
 	}
+	if (rx->order) {
+		ab_order_free(rx->order);
+		free(rx->order);
+	}
 	ab_tracker_free(&rx->tracker);
 	free(rx);
 }
@@ -140,6 +147,38 @@ int kbx_ab_rx_enable_recovery(struct kbx_ab_rx *rx, const struct kbx_ab_recovery
 	rx->tracker.gap_ctx = r;
 	rx->tracker.expire_ns = config->wait_ns;
 	return 0;
+}
+
+int kbx_ab_rx_enable_order(struct kbx_ab_rx *rx, const struct kbx_ab_order_config *config)
+{
+	if (rx->order)
+		return kbx_fail(-EINVAL, "enable sequence order", "already enabled");
+	struct ab_order *o = calloc(1, sizeof(*o));
+	int rc = o ? ab_order_init(o, config, rx->config.max_streams, rx->config.reset_distance, &rx->counters) : -ENOMEM;
+	if (rc < 0) {
+		free(o);
+		return kbx_fail(rc, "enable sequence order", "a hold of %u packets of %u bytes (at most 2^24)", config->hold_max,
+				KBX_AB_HOLD_FRAME_MAX);
+	}
+	rx->order = o;
+	return 0;
+}
+
+void kbx_ab_rx_release_held(struct kbx_ab_rx *rx)
+{
+	if (!rx->order)
+		return;
+	rx->order->config.hold_ns = 0;
+	rx->order->next_scan_ns = 0;
+}
+
+void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (rx->order)
+		*out = rx->order->stats;
+	if (!out->count)
+		out->min_ns = 0;
 }
 
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
@@ -222,16 +261,31 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
 	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 
-/* The point where a frame is delivered: copied out for the caller. */
-static void deliver_frame(struct copy_out *out, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m)
+/* The point where a frame is delivered: copied out for the caller. False when the copy buffer has no room. */
+static bool deliver_frame(void *ctx, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m, uint64_t realtime_ns)
 {
+	struct copy_out *out = ctx;
+	uint32_t size = sizeof(struct kbx_ab_record) + ((len + 7) & ~7u);
 	if (!out->buffer)
-		return;
-	struct kbx_ab_record rec = { .len = len, .line = line, .realtime_ns = out->realtime_ns, .sequence = m->sequence };
+		return true;
+	if (out->capacity - out->used < size)
+		return false;
+	struct kbx_ab_record rec = { .len = len, .line = line, .realtime_ns = realtime_ns, .sequence = m->sequence };
 	memcpy(rec.key, &m->key, sizeof(rec.key));
 	memcpy(out->buffer + out->used, &rec, sizeof(rec));
 	memcpy(out->buffer + out->used + sizeof(rec), frame, len);
-	out->used += sizeof(rec) + ((len + 7) & ~7u);
+	out->used += size;
+	return true;
+}
+
+/* A frame to deliver: in sequence order through the hold, else at once. */
+static void offer_frame(struct copy_out *out, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m)
+{
+	struct kbx_ab_rx *rx = out->rx;
+	if (rx->order)
+		ab_order_offer(rx->order, rx->tracker.now_ns, frame, len, line, m, out->realtime_ns, deliver_frame, out);
+	else
+		deliver_frame(out, frame, len, line, m, out->realtime_ns);
 }
 
 static bool recovery_room(void *ctx)
@@ -242,7 +296,7 @@ static bool recovery_room(void *ctx)
 
 static void deliver_recovered(void *ctx, const uint8_t *frame, uint32_t len, const struct ab_message *m)
 {
-	deliver_frame(ctx, frame, len, KBX_AB_LINE_RECOVERY, m);
+	offer_frame(ctx, frame, len, KBX_AB_LINE_RECOVERY, m);
 }
 
 /* Holes out of time, answers, requests and settled gaps (at most every quarter of the wait for the scan). */
@@ -263,7 +317,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	struct kbx_umem_config uc;
 	kbx_umem_get_config(rx->umem, &uc);
 	uint32_t record_max = sizeof(struct kbx_ab_record) + uc.frame_size;
-	struct copy_out out = { .buffer = copy, .capacity = copy_capacity, .realtime_ns = clock_ns(CLOCK_REALTIME) };
+	struct copy_out out = { .rx = rx, .buffer = copy, .capacity = copy_capacity, .realtime_ns = clock_ns(CLOCK_REALTIME) };
 	uint32_t total = 0;
 	uint64_t delivered_before = rx->counters.delivered;
 	rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
@@ -289,11 +343,13 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 				uint32_t len = s->descs[j].len;
 				struct ab_message m;
 				if (receive_frame(rx, frame, len, s->line, &m))
-					deliver_frame(&out, frame, len, s->line, &m);
+					offer_frame(&out, frame, len, s->line, &m);
 			}
 		}
 		if (rx->recovery)
 			recovery_step(rx, &out);
+		if (rx->order)
+			ab_order_step(rx->order, rx->tracker.now_ns, deliver_frame, &out);
 		if (total > 0 || timeout_ms <= 0 || attempt == 1)
 			break;
 		struct pollfd fds[KBX_AB_MAX_SOCKETS + 1];

@@ -1,9 +1,9 @@
 // ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
-import { commonOptions, intOption, optionTable, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, intOption, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, interfaceInfo } from '@kbx/net'
-import { RateMeter } from '@kbx/stats'
+import { RateMeter, summarizeLatency } from '@kbx/stats'
 import { Arbitrator, type DeliveredBatch, type Gap, type RecoveryOptions, type StreamEvent } from './arbitrator.js'
 import { channelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
 import { readFeeds } from './feeds.js'
@@ -63,6 +63,9 @@ export function arbitrateOptions() {
     rerequestMax: intOption('--rerequest-max <n>', 'messages per request (CME caps a replay request at 2000)', { min: 1, max: 65534, default: 2000 }),
     rerequestRetries: intOption('--rerequest-retries <n>', 'requests sent again for what is still missing before a gap is lost', { min: 0, max: 16, default: 4 }),
     rerequestTimeoutUs: intOption('--rerequest-timeout-us <us>', 'the first retry after this, doubled for each further one', { min: 100, max: 10_000_000, default: 20_000 }),
+    order: valueOption('--order <how>', 'arrival: each first copy delivered at once; sequence: per stream strictly in sequence, a packet after a hole held until the hole is filled (other line, recovery) or --hold-us passed', parseChoice('--order', ['arrival', 'sequence'] as const), { default: 'arrival' }),
+    holdUs: intOption('--hold-us <us>', 'with --order sequence: longest wait for a hole before it is given up on (more than the recovery time, to wait for recovery)', { min: 1, max: 60_000_000, default: 200_000 }),
+    holdMax: intOption('--hold-max <n>', 'with --order sequence: packets held at most (2 KiB each); when full, the arriving stream\'s hole is given up on (counted)', { min: 1, max: 1 << 24, default: 8192 }),
     mode: commonOptions.mode,
     duration: commonOptions.duration,
     interval: commonOptions.interval,
@@ -102,7 +105,7 @@ function emitStreamEvents(ctx: ToolContext<object>, gaps: Gap[], events: StreamE
 }
 
 /** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
-function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined) {
+function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined, o: ArbitrateOptions) {
   const rx = arb.receiveCounters()
   const x = arb.xdpCounters()
   const c = (name: string) => x[name] ?? 0n
@@ -167,6 +170,21 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefine
           },
         }
       : {}),
+    ...(o.order === 'sequence'
+      ? {
+          order: {
+            mode: 'sequence',
+            held: rx.held,
+            heldNow: rx.held_now,
+            holesSkipped: rx.holes_skipped,
+            skippedMessages: rx.skipped_messages,
+            late: rx.order_late,
+            holdOverflow: rx.hold_overflow,
+            unordered: rx.order_unordered,
+            heldUs: summarizeLatency(arb.holdTimes()),
+          },
+        }
+      : {}),
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
     ...(arb.channels.length ? { channels: arb.channelCounters().map((n, i) => channelReport(arb.channels[i]!, n)) } : {}),
@@ -190,6 +208,15 @@ async function settleRecovery(arb: Arbitrator, r: RecoveryOptions, onBatch: (bat
     await new Promise((resolve) => setImmediate(resolve))
   }
   onBatch(arb.poll(0))
+}
+
+/** At the end: what sequence order still holds is delivered, its holes given up on. */
+async function releaseHeld(arb: Arbitrator, onBatch: (batch: DeliveredBatch) => void): Promise<void> {
+  arb.releaseHeld()
+  for (let i = 0; i < 1000 && arb.receiveCounters().held_now > 0n; i++) {
+    onBatch(arb.poll(0))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
 }
 
 function positive(n: bigint): bigint {
@@ -227,6 +254,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     ...(o.pin !== undefined ? { pin: o.pin } : {}),
     ...(channels.length ? { channels } : {}),
     ...(recovery ? { recovery } : {}),
+    ...(o.order === 'sequence' ? { order: { holdUs: o.holdUs, holdMax: o.holdMax } } : {}),
   })
   ctx.onCleanup(() => arb.close())
   // Joined once XDP steers the groups, left first at exit (cleanups run newest first).
@@ -253,7 +281,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   let lastSkew: Skew | undefined
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined)
+    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, o)
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true
@@ -290,6 +318,10 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   const flushed = arb.flush()
   emitGaps(flushed.gaps, flushed.events)
   if (recovery) await settleRecovery(arb, recovery, (batch) => {
+    emitGaps(batch.gaps, batch.events)
+    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+  })
+  if (o.order === 'sequence') await releaseHeld(arb, (batch) => {
     emitGaps(batch.gaps, batch.events)
     if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
   })

@@ -7,6 +7,7 @@ import type { XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { kbxAddress, koffi } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
+import { BucketHistogram } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import type { XskStatistics } from '@kbx/xsk'
 import type { Channel } from './channels.js'
@@ -22,6 +23,10 @@ import {
   KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST,
   KbxAbRecoveryConfig,
   type KbxAbRecoveryConfigValue,
+  KBX_AB_DEFAULT_HOLD_MAX,
+  KBX_AB_HOLD_LAYOUT,
+  KbxAbHoldStats,
+  KbxAbOrderConfig,
   KBX_AB_RX_COUNTERS_SIZE,
   KbxAbEvent,
   KbxAbRecord,
@@ -62,6 +67,8 @@ export interface ArbitratorOptions {
   channels?: Channel[]
   /** MoldUDP64 gap recovery from this request server (moldudp64 feeds only; native/include/kbx_ab.h). */
   recovery?: RecoveryOptions
+  /** Sequence order: per stream strictly in sequence, a packet after a hole held up to holdUs (kbx_ab_rx_enable_order). */
+  order?: { holdUs: number; holdMax?: number }
 }
 
 export interface RecoveryOptions {
@@ -267,6 +274,7 @@ export class Arbitrator {
         if (added < 0) throw abError(added, 'add socket to the A/B receive loop')
       })
       if (options.recovery) enableRecovery(rx, options.recovery)
+      if (options.order) enableOrder(rx, options.order)
       const frameRoom = batchSize * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
       const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
       return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned })
@@ -311,6 +319,19 @@ export class Arbitrator {
   receiveCounters(): ReceiveCounters {
     libkbxAb().kbx_ab_rx_counters(this.#rx, this.#countersAddress)
     return readReceiveCounters(this.#counters)
+  }
+
+  /** Sequence order: how long delivered packets were held (those that waited). */
+  holdTimes(): BucketHistogram {
+    const buffer = Buffer.from(new ArrayBuffer(koffi.sizeof(KbxAbHoldStats)))
+    libkbxAb().kbx_ab_rx_hold_stats(this.#rx, kbxAddress(buffer))
+    const s = koffi.decode(buffer, KbxAbHoldStats) as { min_ns: bigint | number; max_ns: bigint | number; sum_ns: bigint | number; buckets: (bigint | number)[] }
+    return BucketHistogram.of(KBX_AB_HOLD_LAYOUT, s.buckets, { minNs: s.min_ns, maxNs: s.max_ns, sumNs: s.sum_ns })
+  }
+
+  /** At the end: every hole is given up on at the next polls, so what is held is delivered. */
+  releaseHeld(): void {
+    libkbxAb().kbx_ab_rx_release_held(this.#rx)
   }
 
   xdpCounters(): Record<string, bigint> {
@@ -365,6 +386,13 @@ export class Arbitrator {
 
 function lineName(line: number): DeliveredPacket['line'] {
   return line === KBX_AB_LINE_RECOVERY ? 'recovery' : line ? 'B' : 'A'
+}
+
+function enableOrder(rx: number, o: { holdUs: number; holdMax?: number }): void {
+  const buffer = Buffer.alloc(koffi.sizeof(KbxAbOrderConfig))
+  koffi.encode(buffer, 0, KbxAbOrderConfig, { hold_ns: BigInt(Math.round(o.holdUs * 1000)), hold_max: o.holdMax ?? KBX_AB_DEFAULT_HOLD_MAX, reserved: 0 })
+  const rc = libkbxAb().kbx_ab_rx_enable_order(rx, kbxAddress(buffer))
+  if (rc < 0) throw abError(rc, 'enable sequence order')
 }
 
 /** Opens the receive loop's recovery socket towards the request server. */

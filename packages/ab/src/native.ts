@@ -63,6 +63,13 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'holes_expired',
   'late_line_fills',
   'late_line_dropped',
+  'held',
+  'held_now',
+  'holes_skipped',
+  'skipped_messages',
+  'order_late',
+  'hold_overflow',
+  'order_unordered',
 ] as const
 export type KbxAbRxCounterField = (typeof KBX_AB_RX_COUNTER_FIELDS)[number]
 export const KbxAbRxCounters = koffi.struct(
@@ -155,6 +162,25 @@ export interface KbxAbRecoveryConfigValue {
   wait_ns: bigint
   timeout_ns: bigint
 }
+
+/** Sequence order's hold (native/include/kbx_ab.h): KBX_AB_DEFAULT_HOLD_MAX, KBX_AB_HOLD_FRAME_MAX, held times' histogram. */
+export const KBX_AB_DEFAULT_HOLD_MAX = 8192
+export const KBX_AB_HOLD_FRAME_MAX = 2048
+export const KBX_AB_HOLD_LAYOUT = new LogLinearLayout(4, 40)
+
+export const KbxAbOrderConfig = koffi.struct('kbx_ab_order_config', {
+  hold_ns: 'uint64_t',
+  hold_max: 'uint32_t',
+  reserved: 'uint32_t',
+})
+
+export const KbxAbHoldStats = koffi.struct('kbx_ab_hold_stats', {
+  count: 'uint64_t',
+  min_ns: 'uint64_t',
+  max_ns: 'uint64_t',
+  sum_ns: 'uint64_t',
+  buckets: koffi.array('uint64_t', KBX_AB_HOLD_LAYOUT.length),
+})
 
 /** struct kbx_ab_record: the header before each frame in the copy buffer. */
 export const KbxAbRecord = koffi.struct('kbx_ab_record', {
@@ -276,6 +302,11 @@ export interface LibKbxAb {
   kbx_ab_rx_enable_recovery(rx: number, config: number): number
   /** request: the 20-byte MoldUDP64 request; out: the answer. Returns its length, 0 for nothing, or -errno. */
   kbx_ab_feed_answer(config: number, request: Uint8Array, len: number, published: number | bigint, history: number | bigint, out: Uint8Array, capacity: number, messages: [number]): number
+  /** config: the address of a struct kbx_ab_order_config. */
+  kbx_ab_rx_enable_order(rx: number, config: number): number
+  kbx_ab_rx_release_held(rx: number): void
+  /** out: the address of a struct kbx_ab_hold_stats. */
+  kbx_ab_rx_hold_stats(rx: number, out: number): void
   kbx_ab_limits(out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>>): void
   /** Addresses of the config, UMEM, TX batch and line. Returns frames appended or -errno. */
   kbx_ab_feed_fill(config: number, umem: number, batch: number, line: number): number
@@ -302,6 +333,9 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_rx_take_events: lib.func('kbx_ab_rx_take_events', 'int', [p, p, 'uint32_t']),
     kbx_ab_rx_enable_recovery: lib.func('kbx_ab_rx_enable_recovery', 'int', [p, p]),
     kbx_ab_feed_answer: lib.func('kbx_ab_feed_answer', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint64_t', 'uint64_t', 'uint8_t *', 'uint32_t', koffi.out(koffi.pointer('uint32_t'))]),
+    kbx_ab_rx_enable_order: lib.func('kbx_ab_rx_enable_order', 'int', [p, p]),
+    kbx_ab_rx_release_held: lib.func('kbx_ab_rx_release_held', 'void', [p]),
+    kbx_ab_rx_hold_stats: lib.func('kbx_ab_rx_hold_stats', 'void', [p, p]),
     kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
     kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
     kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),

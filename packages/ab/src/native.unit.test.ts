@@ -23,6 +23,8 @@ function table(): LayoutTable {
       { c: 'kbx_ab_event', type: native.KbxAbEvent },
       { c: 'kbx_ab_record', type: native.KbxAbRecord },
       { c: 'kbx_ab_recovery_config', type: native.KbxAbRecoveryConfig },
+      { c: 'kbx_ab_order_config', type: native.KbxAbOrderConfig },
+      { c: 'kbx_ab_hold_stats', type: native.KbxAbHoldStats },
       { c: 'ab_stream_key', type: native.AbStreamKey },
       { c: 'ab_skew', type: native.AbSkew },
       { c: 'ab_optiq', type: native.AbOptiq },
@@ -58,6 +60,11 @@ function table(): LayoutTable {
       { c: 'KBX_AB_RECOVERY_SLOTS', value: native.KBX_AB_RECOVERY_SLOTS },
       { c: 'KBX_AB_RECOVERY_MAX_GAP', value: native.KBX_AB_RECOVERY_MAX_GAP },
       { c: 'KBX_AB_MOLD_REQUEST_SIZE', value: native.KBX_AB_MOLD_REQUEST_SIZE },
+      { c: 'KBX_AB_DEFAULT_HOLD_MAX', value: native.KBX_AB_DEFAULT_HOLD_MAX },
+      { c: 'KBX_AB_HOLD_FRAME_MAX', value: native.KBX_AB_HOLD_FRAME_MAX },
+      { c: 'KBX_AB_HOLD_BUCKETS', value: native.KBX_AB_HOLD_LAYOUT.length },
+      { c: 'KBX_AB_HOLD_SUB_BITS', value: native.KBX_AB_HOLD_LAYOUT.subBits },
+      { c: 'KBX_AB_HOLD_VALUE_BITS', value: native.KBX_AB_HOLD_LAYOUT.valueBits },
     ],
     enums: [
       {

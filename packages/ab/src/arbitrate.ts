@@ -59,7 +59,7 @@ export function arbitrateOptions() {
     pin: stringOption('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)'),
     ...channelOptions,
     rerequest: valueOption('--rerequest <ip:port>', 'MoldUDP64 request server: holes both lines missed are requested from it and the answers delivered (moldudp64 only)', parseIpPortOption('--rerequest')),
-    gapWaitUs: intOption('--gap-wait-us <us>', 'with --rerequest: a hole open this long is requested (sooner when the window passes it)', { min: 0, max: 10_000_000, default: 2000 }),
+    gapWaitUs: intOption('--gap-wait-us <us>', 'with --rerequest: a hole open this long is requested (sooner when the window passes it; 0: only then)', { min: 0, max: 10_000_000, default: 2000 }),
     rerequestMax: intOption('--rerequest-max <n>', 'messages per request (CME caps a replay request at 2000)', { min: 1, max: 65534, default: 2000 }),
     rerequestRetries: intOption('--rerequest-retries <n>', 'requests sent again for what is still missing before a gap is lost', { min: 0, max: 16, default: 4 }),
     rerequestTimeoutUs: intOption('--rerequest-timeout-us <us>', 'the first retry after this, doubled for each further one', { min: 100, max: 10_000_000, default: 20_000 }),

@@ -274,6 +274,8 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     sockets: arb.sockets.map((s) => ({ iface: s.iface, queue: s.queue, zeroCopy: s.zeroCopy })),
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
+    ...(recovery ? { rerequest: recovery } : {}),
+    order: o.order === 'sequence' ? { mode: 'sequence', holdUs: o.holdUs, holdMax: o.holdMax } : { mode: 'arrival' },
   })
 
   const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)

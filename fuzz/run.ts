@@ -28,6 +28,7 @@ const TARGETS: Target[] = [
   { name: 'fix-framer', engine: 'libfuzzer', command: ['fix_framer'] },
   { name: 'tcp-input', engine: 'libfuzzer', command: ['tcp_input'] },
   { name: 'ab-rx', engine: 'libfuzzer', command: ['ab_rx'] },
+  { name: 'ab-recover', engine: 'libfuzzer', command: ['ab_recover'] },
   { name: 'frame-parse', engine: 'libfuzzer', command: ['frame_parse'] },
   { name: 'fix-codec', engine: 'ts', command: ['targets/fix-codec.ts'] },
   { name: 'capture', engine: 'ts', command: ['targets/capture.ts'] },

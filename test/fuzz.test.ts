@@ -34,7 +34,7 @@ const targets = endEvents(execFileSync(process.execPath, ['--import', 'tsx', run
 )
 
 t.test('the runner lists every target and refuses an unknown one with exit 2', async (t) => {
-  t.same(targets, ['fix-framer', 'tcp-input', 'ab-rx', 'frame-parse', 'fix-codec', 'capture', 'xdp-ab_arbitrate', 'xdp-fix_steer', 'xdp-xdp_xsk_redirect', 'xdp-xdp_pass', 'xdp-ab_lru_ref'])
+  t.same(targets, ['fix-framer', 'tcp-input', 'ab-rx', 'ab-recover', 'frame-parse', 'fix-codec', 'capture', 'xdp-ab_arbitrate', 'xdp-fix_steer', 'xdp-xdp_xsk_redirect', 'xdp-xdp_pass', 'xdp-ab_lru_ref'])
   const r = node(['no-such-target'])
   t.equal(r.status, 2)
   t.match(r.stderr, /unknown target: no-such-target/)

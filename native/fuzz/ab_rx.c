@@ -11,6 +11,10 @@
  * up to H is a gap. Checked after every packet and after the flush: `repeated` == 0, gap_messages and
  * after_gap equal the model's, and the gap records name exactly the model's gaps, each once.
  * Resets are not exercised (steps stay far inside reset_distance).
+ * Time-based expiry (ab_track_expire, as ab_rx.c drives it with a gap wait): some steps are ticks instead
+ * of packets, a quarter of the wait apart, each an expire call. Model: at each tick, the holes below the
+ * newest number as of a tick at least the wait ago are gaps (the base moves up to it); then the tick's
+ * newest number is noted.
  */
 #include <stdio.h>
 
@@ -55,8 +59,15 @@ static int mark_seen(int64_t n)
 static int64_t gap_from[GAPS_CAP], gap_to[GAPS_CAP];
 static uint32_t gap_count;
 
+/* The model's notes of the newest number at each tick (relative numbers). */
+#define TICKS_CAP 65536
+static int64_t tick_highest[TICKS_CAP];
+static uint32_t tick_at[TICKS_CAP], tick_count;
+#define EXPIRE_TICKS 4 /* the wait, in ticks */
+
 static void clear_model(void)
 {
+	tick_count = 0;
 	for (uint32_t k = 0; k < seen_count; k++)
 		seen_used[seen_slots[k]] = 0;
 	seen_count = 0;
@@ -121,6 +132,28 @@ static int model_arrive(struct model *m, int64_t n, uint32_t window)
 			return -1;
 	while (m->base <= m->highest && is_seen(m->base))
 		m->base++;
+	return 0;
+}
+
+/* A tick: holes below the newest number of a tick EXPIRE_TICKS or more ago become gaps. */
+static int model_tick(struct model *m, uint32_t now)
+{
+	if (!m->started)
+		return 0;
+	for (uint32_t i = tick_count; i-- > 0;) {
+		if (now - tick_at[i] < EXPIRE_TICKS)
+			continue;
+		for (; m->base < tick_highest[i]; m->base++)
+			if (!is_seen(m->base) && gap(m, m->base) < 0)
+				return -1;
+		while (m->base <= m->highest && is_seen(m->base))
+			m->base++;
+		break;
+	}
+	if (tick_count == TICKS_CAP)
+		return -1;
+	tick_at[tick_count] = now;
+	tick_highest[tick_count++] = m->highest;
 	return 0;
 }
 
@@ -209,7 +242,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct ab_message msg = { .key = { .id = 7, .format = cfg.format }, .seq_bits = (uint32_t)m.bits };
 	int full = 0;
+	uint32_t tick = 0;
+	rx->tracker.expire_ns = EXPIRE_TICKS * 1000;
 	for (size_t p = 10; p + 3 <= size && !full; p += 3) {
+		if ((data[p + 2] & 0x7c) == 0x7c) { /* a tick: ab_rx.c expires every wait / 4 */
+			rx->tracker.now_ns = ++tick * 1000ull + 1;
+			ab_track_expire(&rx->tracker);
+			full = model_tick(&m, tick) < 0;
+			if (!full) {
+				check_records(rx, &m);
+				check_counters(rx, &m);
+			}
+			continue;
+		}
 		int64_t step = (int16_t)(data[p] << 8 | data[p + 1]);
 		uint32_t count = m.bits == 64 ? 1 + (data[p + 2] & 3) : 1;
 		if (data[p + 2] & 0x80)

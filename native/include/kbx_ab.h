@@ -91,6 +91,28 @@ struct kbx_ab_rx_counters {
 	uint64_t unplaced;        /* old-epoch numbers that cannot be placed (too late, or beyond the reserve): not tracked */
 	uint64_t end_copies;      /* end-of-session packets received (every copy) */
 	uint64_t sessions_closed; /* ended sessions removed from the table (the end came on both lines) */
+	/* MoldUDP64 recovery (kbx_ab_rx_enable_recovery); all 0 without it. */
+	uint64_t gaps_recovered;      /* gap records whose every message was recovered */
+	uint64_t gaps_unrecovered;    /* gap records declared lost after the retries (or not requestable) */
+	uint64_t recovered_messages;  /* messages delivered from answers */
+	uint64_t recovery_requests;   /* request packets sent */
+	uint64_t recovery_answers;    /* answer packets received */
+	uint64_t recovery_duplicates; /* answered messages already recovered, or never requested */
+	uint64_t recovery_pending;    /* gaps waiting for their answers now */
+	uint64_t recovery_refused;    /* gaps not requested: the table (KBX_AB_RECOVERY_SLOTS) was full or the gap
+					 larger than KBX_AB_RECOVERY_MAX_GAP */
+	uint64_t answers_malformed;   /* answer packets that were not MoldUDP64 downstream packets */
+	uint64_t holes_expired;       /* holes declared missing on both lines by time (the wait) rather than the window */
+	uint64_t late_line_fills;     /* messages of a waiting gap that a line's late copy brought (delivered) */
+	uint64_t late_line_dropped;   /* late line copies of messages already recovered or of a settled gap (not delivered) */
+	/* Sequence order (kbx_ab_rx_enable_order); all 0 without it. */
+	uint64_t held;               /* packets that waited for a hole before them */
+	uint64_t held_now;           /* packets waiting now */
+	uint64_t holes_skipped;      /* holes given up on (hold_ns passed, the hold was full, or the end) */
+	uint64_t skipped_messages;   /* numbers in them */
+	uint64_t order_late;         /* packets behind the delivered sequence (their hole was given up on): not delivered */
+	uint64_t hold_overflow;      /* holes given up on because the hold was full */
+	uint64_t order_unordered;    /* packets of streams beyond the order table (max_streams): delivered as they came */
 };
 
 enum kbx_ab_event_kind {
@@ -110,8 +132,15 @@ struct kbx_ab_event {
 	uint64_t to;
 	uint64_t count;
 	uint32_t kind;   /* enum kbx_ab_event_kind */
-	uint32_t reserved;
+	uint32_t outcome; /* KBX_AB_EVENT_GAP with recovery: enum kbx_ab_gap_outcome */
 	uint8_t previous[16]; /* KBX_AB_EVENT_NEW_SESSION: the ended session's key */
+	uint64_t recovery_ns; /* KBX_AB_GAP_RECOVERED: from the hole's declaration to its last recovered message */
+};
+
+enum kbx_ab_gap_outcome {
+	KBX_AB_GAP_UNREQUESTED = 0, /* no recovery configured */
+	KBX_AB_GAP_RECOVERED = 1,
+	KBX_AB_GAP_LOST = 2, /* the retries passed without every message answered */
 };
 
 /*
@@ -159,6 +188,73 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
  */
 struct kbx_ab_out;
 void kbx_ab_rx_set_output(struct kbx_ab_rx *rx, struct kbx_ab_out *out);
+
+/*
+ * MoldUDP64 gap recovery (moldudp64 feeds only; native/src/ab_recover.c). A hole is declared missing on both
+ * lines when the window passes it or when it stayed open for wait_ns, whichever comes first; then request
+ * packets (the MoldUDP64 request: 10-byte session, 8-byte sequence, 2-byte count, big-endian) go by UDP to the
+ * server, each for at most max_request messages; missing messages are requested again after timeout_ns,
+ * doubled each time, `retries` times. The server answers with MoldUDP64 downstream packets to the socket
+ * that asked; every answered message of a hole is delivered (a copy record of line KBX_AB_LINE_RECOVERY, its
+ * frame a downstream packet of that one message) once. A line's copy that comes late (after its hole was
+ * declared) fills its message too and is delivered unless the message was delivered already (then it is
+ * dropped: with recovery, each number is delivered at most once, whichever way it came). The gap's record waits for its outcome: recovered
+ * (every message) or lost (after the retries). At most KBX_AB_RECOVERY_SLOTS gaps wait at once and a gap of
+ * more than KBX_AB_RECOVERY_MAX_GAP messages is not requested: both are lost at once (recovery_refused).
+ */
+#define KBX_AB_RECOVERY_SLOTS 1024
+#define KBX_AB_RECOVERY_MAX_GAP (1u << 20)
+#define KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST 2000 /* CME's cap on a replay request */
+#define KBX_AB_LINE_RECOVERY 2
+#define KBX_AB_MOLD_REQUEST_SIZE 20
+
+struct kbx_ab_recovery_config {
+	uint32_t server_ip;   /* IPv4, network order */
+	uint32_t server_port; /* host order */
+	uint32_t max_request; /* messages per request (default KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST), 1..65534 */
+	uint32_t retries;     /* requests sent again before a gap is lost */
+	uint64_t wait_ns;     /* a hole open this long is requested (0: only once the window passes it) */
+	uint64_t timeout_ns;  /* the first retry after this; doubled for each further one */
+};
+
+/* Opens the UDP socket the requests leave from and the answers come to. -EINVAL for an optiq loop. */
+int kbx_ab_rx_enable_recovery(struct kbx_ab_rx *rx, const struct kbx_ab_recovery_config *config);
+
+/*
+ * Sequence order (native/src/ab_order.c): per stream, packets are delivered strictly in sequence. A packet
+ * after a hole waits (a copy in the hold) until the hole is filled by the other line or recovered, or until
+ * it waited hold_ns: then the hole is given up on (holes_skipped) and what waits behind it goes out; a packet
+ * of a hole given up on, arriving later, is not delivered (order_late). The hold keeps at most hold_max
+ * packets of at most KBX_AB_HOLD_FRAME_MAX bytes (hold_max * 2 KiB of memory); when it is full the hole of
+ * the arriving packet's stream is given up on at once (hold_overflow). A restart of a stream (a number
+ * reset_distance away) releases what it held. Held times go into a kbx_histogram.h histogram.
+ */
+#define KBX_AB_DEFAULT_HOLD_MAX 8192
+#define KBX_AB_HOLD_FRAME_MAX 2048
+#define KBX_AB_HOLD_SUB_BITS 4
+#define KBX_AB_HOLD_VALUE_BITS 40
+#define KBX_AB_HOLD_BUCKETS ((KBX_AB_HOLD_VALUE_BITS - KBX_AB_HOLD_SUB_BITS + 1) << KBX_AB_HOLD_SUB_BITS)
+
+struct kbx_ab_order_config {
+	uint64_t hold_ns;  /* longest wait for a hole */
+	uint32_t hold_max; /* packets held at most (default KBX_AB_DEFAULT_HOLD_MAX) */
+	uint32_t reserved;
+};
+
+/* How long delivered packets were held (those that waited), in ns. */
+struct kbx_ab_hold_stats {
+	uint64_t count;
+	uint64_t min_ns;
+	uint64_t max_ns;
+	uint64_t sum_ns;
+	uint64_t buckets[KBX_AB_HOLD_BUCKETS];
+};
+
+int kbx_ab_rx_enable_order(struct kbx_ab_rx *rx, const struct kbx_ab_order_config *config);
+/* At the end: every hole is given up on at the next polls, so everything held is delivered. */
+void kbx_ab_rx_release_held(struct kbx_ab_rx *rx);
+void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out);
+
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);
 
@@ -207,6 +303,17 @@ int kbx_ab_feed_fill(const struct kbx_ab_feed_config *c, struct kbx_umem *umem, 
 /* The frame of one entry (item relative to first_item) into out: returns its length, or -ENOSPC. */
 int kbx_ab_feed_frame(const struct kbx_ab_feed_config *c, uint64_t first_item, uint32_t entry, uint8_t *out,
 		      uint32_t capacity);
+
+/*
+ * ab-feed's MoldUDP64 request server: the answer to one request (KBX_AB_MOLD_REQUEST_SIZE bytes: session,
+ * sequence, count) as a downstream packet in out, its messages rebuilt from their numbers exactly as
+ * kbx_ab_feed_frame writes them (withheld numbers included). Served: items of the plan below `published`
+ * (global item numbers, every stream) and not more than history * streams items below it. As many messages as
+ * fit capacity; *messages receives how many (0: nothing to answer: unknown session, out of the history, a
+ * count of 0). Returns the payload length, 0 for nothing, or -EINVAL for a malformed request or config.
+ */
+int kbx_ab_feed_answer(const struct kbx_ab_feed_config *c, const uint8_t *request, uint32_t len, uint64_t published,
+		       uint64_t history, uint8_t *out, uint32_t capacity, uint32_t *messages);
 
 #ifdef __cplusplus
 }

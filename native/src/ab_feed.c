@@ -160,3 +160,89 @@ int kbx_ab_feed_fill(const struct kbx_ab_feed_config *c, struct kbx_umem *umem, 
 	line->next += got;
 	return (int)got;
 }
+
+/* The stream and session of a mold session name (mold_session_name's inverse); false for a name it never writes. */
+static bool parse_session_name(const uint8_t name[10], uint32_t *stream, uint64_t *session)
+{
+	uint64_t v = 0;
+	if (name[0] == 'S') {
+		for (int i = 1; i < 10; i++) {
+			if (name[i] < '0' || name[i] > '9')
+				return false;
+			v = v * 10 + (name[i] - '0');
+		}
+		*stream = (uint32_t)v;
+		*session = 0;
+		return v <= UINT32_MAX;
+	}
+	if (name[0] != 'R')
+		return false;
+	for (int i = 1; i < 5; i++) {
+		uint32_t digit = name[i] >= '0' && name[i] <= '9' ? (uint32_t)(name[i] - '0')
+				 : name[i] >= 'A' && name[i] <= 'Z' ? (uint32_t)(name[i] - 'A' + 10) : 36;
+		if (digit >= 36)
+			return false;
+		v = v * 36 + digit;
+	}
+	*session = v;
+	v = 0;
+	for (int i = 5; i < 10; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		v = v * 10 + (name[i] - '0');
+	}
+	*stream = (uint32_t)v;
+	return *session > 0;
+}
+
+/* The plan item of (stream, session, sequence), or false when the plan has none. */
+static bool item_of(const struct kbx_ab_feed_config *c, uint32_t stream, uint64_t session, uint64_t sequence, uint64_t *item)
+{
+	if (stream >= c->streams || (session && !c->restart_every))
+		return false;
+	uint64_t into = sequence - (session ? c->restart_seq : c->start_seq);
+	if (c->restart_every && into >= c->restart_every)
+		return false;
+	uint64_t offset = session * c->restart_every + into;
+	if (c->restart_every && offset / c->restart_every != session)
+		return false; /* overflowed */
+	if (offset > (UINT64_MAX - stream) / c->streams)
+		return false;
+	*item = offset * c->streams + stream;
+	return true;
+}
+
+int kbx_ab_feed_answer(const struct kbx_ab_feed_config *c, const uint8_t *request, uint32_t len, uint64_t published,
+		       uint64_t history, uint8_t *out, uint32_t capacity, uint32_t *messages)
+{
+	*messages = 0;
+	if (!config_valid(c) || c->format != AB_FORMAT_MOLDUDP64 || len != sizeof(struct ab_mold_header) || capacity < sizeof(struct ab_mold_header))
+		return -EINVAL;
+	const struct ab_mold_header *req = (const struct ab_mold_header *)request;
+	uint32_t stream;
+	uint64_t session, item;
+	uint64_t sequence = ab_load_be64(req->sequence);
+	uint32_t count = kbx_get_be16(req->count);
+	if (!parse_session_name(req->session, &stream, &session) || !item_of(c, stream, session, sequence, &item))
+		return 0;
+	uint64_t oldest = history * c->streams < published ? published - history * c->streams : 0;
+	uint32_t message_len = c->payload_len - sizeof(struct ab_mold_header); /* with its 2-byte length */
+	uint8_t *p = out + sizeof(struct ab_mold_header);
+	uint32_t n = 0;
+	for (; n < count && item >= oldest && item < published && (uint32_t)(p - out) + message_len <= capacity; n++) {
+		struct item_number num = item_number(c, item);
+		if (num.session != session || num.stream != stream)
+			break; /* past the end of the session */
+		put_be(p, message_len - MOLD_MESSAGE_LENGTH, MOLD_MESSAGE_LENGTH);
+		memset(p + MOLD_MESSAGE_LENGTH, 0, message_len - MOLD_MESSAGE_LENGTH);
+		p += message_len;
+		item += c->streams;
+	}
+	if (!n)
+		return 0;
+	memcpy(out, req->session, sizeof(req->session));
+	put_be(out + 10, sequence, 8);
+	put_be(out + 18, n, 2);
+	*messages = n;
+	return (int)(p - out);
+}

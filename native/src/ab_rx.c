@@ -14,6 +14,8 @@
 #include "ab_format.h"
 #include "kbx_ab.h"
 #include "kbx_ab_out.h"
+#include "ab_order.h"
+#include "ab_recover.h"
 #include "ab_track.h"
 #include "kbx_frame.h"
 #include "xsk_internal.h"
@@ -33,6 +35,18 @@ struct kbx_ab_rx {
 	struct ab_tracker tracker;
 	struct kbx_ab_rx_counters counters;
 	struct kbx_ab_out *out; /* where delivered messages go (kbx_ab_rx_set_output), or NULL */
+	struct ab_recovery *recovery; /* NULL without kbx_ab_rx_enable_recovery */
+	struct ab_order *order;       /* NULL without kbx_ab_rx_enable_order (arrival order) */
+	uint64_t next_expire_ns;
+};
+
+/* Where a call's delivered frames are copied to (struct kbx_ab_record entries). */
+struct copy_out {
+	struct kbx_ab_rx *rx;
+	uint8_t *buffer; /* NULL: no copies */
+	uint32_t capacity;
+	uint32_t used;
+	uint64_t realtime_ns;
 };
 
 int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **out)
@@ -105,6 +119,14 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 			kbx_umem_release(rx->umem, s->descs, s->held);
 		free(s->descs);
 	}
+	if (rx->recovery) {
+		ab_recovery_close(rx->recovery);
+		free(rx->recovery);
+	}
+	if (rx->order) {
+		ab_order_free(rx->order);
+		free(rx->order);
+	}
 	ab_tracker_free(&rx->tracker);
 	free(rx);
 }
@@ -112,6 +134,58 @@ void kbx_ab_rx_destroy(struct kbx_ab_rx *rx)
 void kbx_ab_rx_set_output(struct kbx_ab_rx *rx, struct kbx_ab_out *out)
 {
 	rx->out = out;
+}
+
+int kbx_ab_rx_enable_recovery(struct kbx_ab_rx *rx, const struct kbx_ab_recovery_config *config)
+{
+	if (rx->config.format != AB_FORMAT_MOLDUDP64 || rx->recovery)
+		return kbx_fail(-EINVAL, "enable MoldUDP64 recovery", "%s", rx->recovery ? "already enabled" : "the feed is not moldudp64");
+	struct ab_recovery *r = calloc(1, sizeof(*r));
+	if (!r)
+		return kbx_fail(-ENOMEM, "enable MoldUDP64 recovery", "allocate");
+	int rc = ab_recovery_open(r, config, &rx->tracker, &rx->counters);
+	if (rc < 0) {
+		free(r);
+		return kbx_fail(rc, "enable MoldUDP64 recovery", "a UDP socket towards port %u (max_request %u, timeout %llu ns)",
+				config->server_port, config->max_request, (unsigned long long)config->timeout_ns);
+	}
+	rx->recovery = r;
+	rx->tracker.gap_sink = ab_recovery_add;
+	rx->tracker.gap_ctx = r;
+	rx->tracker.expire_ns = config->wait_ns;
+	return 0;
+}
+
+int kbx_ab_rx_enable_order(struct kbx_ab_rx *rx, const struct kbx_ab_order_config *config)
+{
+	if (rx->order)
+		return kbx_fail(-EINVAL, "enable sequence order", "already enabled");
+	struct ab_order *o = calloc(1, sizeof(*o));
+	int rc = o ? ab_order_init(o, config, rx->config.max_streams, rx->config.reset_distance, &rx->counters) : -ENOMEM;
+	if (rc < 0) {
+		free(o);
+		return kbx_fail(rc, "enable sequence order", "a hold of %u packets of %u bytes (at most 2^24)", config->hold_max,
+				KBX_AB_HOLD_FRAME_MAX);
+	}
+	rx->order = o;
+	return 0;
+}
+
+void kbx_ab_rx_release_held(struct kbx_ab_rx *rx)
+{
+	if (!rx->order)
+		return;
+	rx->order->config.hold_ns = 0;
+	rx->order->next_scan_ns = 0;
+}
+
+void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (rx->order)
+		*out = rx->order->stats;
+	if (!out->count)
+		out->min_ns = 0;
 }
 
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
@@ -154,14 +228,11 @@ void kbx_ab_limits(struct kbx_ab_limits *out)
 	};
 }
 
-/* Parses, counts and tracks one delivered frame; true for feed data (its UDP payload in *payload, *payload_len). */
-static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, struct ab_message *m,
-			  const uint8_t **payload_out, uint32_t *payload_len_out)
+/* Parses, counts and tracks one delivered frame; true for feed data to deliver. */
+static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, struct ab_message *m)
 {
 	uint32_t payload_len = 0;
 	const uint8_t *payload = udp_payload(frame, len, &payload_len);
-	*payload_out = payload;
-	*payload_len_out = payload_len;
 	int parsed = payload && payload_len >= ab_header_size(rx->config.format) ?
 			     ab_parse_payload(rx->config.format, payload, m) : AB_PARSE_SHORT;
 	if (parsed == AB_PARSE_END) {
@@ -179,18 +250,32 @@ static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t l
 		rx->counters.delivered_a++;
 	rx->counters.bytes += len;
 	rx->counters.messages += m->count;
+	uint64_t after_gap = rx->counters.after_gap;
 	ab_track_message(&rx->tracker, m);
+	if (rx->recovery && rx->counters.after_gap != after_gap)
+		return ab_recovery_line_copy(rx->recovery, m); /* its hole was declared: a late fill, or a duplicate */
 	return true;
+}
+
+/* A delivered frame's payload to the outputs (kbx_ab_rx_set_output), if any. */
+static void emit_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m,
+		       uint64_t realtime_ns)
+{
+	uint32_t payload_len = 0;
+	const uint8_t *payload;
+	if (!rx->out)
+		return;
+	payload = udp_payload(frame, len, &payload_len);
+	if (payload)
+		kbx_ab_out_emit(rx->out, payload, payload_len, &m->key, m->sequence, line, realtime_ns);
 }
 
 int kbx_ab_rx_ingest(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line)
 {
 	struct ab_message m;
-	const uint8_t *payload;
-	uint32_t payload_len;
-	if (!receive_frame(rx, frame, len, line ? 1 : 0, &m, &payload, &payload_len))
+	if (!receive_frame(rx, frame, len, line ? 1 : 0, &m))
 		return 0;
-	kbx_ab_out_emit(rx->out, payload, payload_len, &m.key, m.sequence, line ? 1 : 0, clock_ns(CLOCK_REALTIME));
+	emit_frame(rx, frame, len, line ? 1 : 0, &m, clock_ns(CLOCK_REALTIME));
 	kbx_ab_out_flush(rx->out);
 	return 1;
 }
@@ -200,6 +285,56 @@ int kbx_ab_rx_take_events(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uin
 	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 
+/* The point where a frame is delivered: to the outputs, and copied out for the caller. False (nothing done) when the copy buffer has no room. */
+static bool deliver_frame(void *ctx, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m, uint64_t realtime_ns)
+{
+	struct copy_out *out = ctx;
+	uint32_t size = sizeof(struct kbx_ab_record) + ((len + 7) & ~7u);
+	if (out->buffer && out->capacity - out->used < size)
+		return false;
+	emit_frame(out->rx, frame, len, line, m, realtime_ns);
+	if (!out->buffer)
+		return true;
+	struct kbx_ab_record rec = { .len = len, .line = line, .realtime_ns = realtime_ns, .sequence = m->sequence };
+	memcpy(rec.key, &m->key, sizeof(rec.key));
+	memcpy(out->buffer + out->used, &rec, sizeof(rec));
+	memcpy(out->buffer + out->used + sizeof(rec), frame, len);
+	out->used += size;
+	return true;
+}
+
+/* A frame to deliver: in sequence order through the hold, else at once. */
+static void offer_frame(struct copy_out *out, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m)
+{
+	struct kbx_ab_rx *rx = out->rx;
+	if (rx->order)
+		ab_order_offer(rx->order, rx->tracker.now_ns, frame, len, line, m, out->realtime_ns, deliver_frame, out);
+	else
+		deliver_frame(out, frame, len, line, m, out->realtime_ns);
+}
+
+static bool recovery_room(void *ctx)
+{
+	const struct copy_out *out = ctx;
+	return !out->buffer || out->capacity - out->used >= sizeof(struct kbx_ab_record) + 2 * 2048;
+}
+
+static void deliver_recovered(void *ctx, const uint8_t *frame, uint32_t len, const struct ab_message *m)
+{
+	offer_frame(ctx, frame, len, KBX_AB_LINE_RECOVERY, m);
+}
+
+/* Holes out of time, answers, requests and settled gaps (at most every quarter of the wait for the scan). */
+static void recovery_step(struct kbx_ab_rx *rx, struct copy_out *out)
+{
+	uint64_t now = rx->tracker.now_ns;
+	if (rx->tracker.expire_ns && (int64_t)(now - rx->next_expire_ns) >= 0) {
+		ab_track_expire(&rx->tracker);
+		rx->next_expire_ns = now + rx->tracker.expire_ns / 4;
+	}
+	ab_recovery_step(rx->recovery, now, recovery_room, deliver_recovered, out);
+}
+
 int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity, uint8_t *copy,
 		   uint32_t copy_capacity, uint32_t *copied_bytes, int timeout_ms)
 {
@@ -207,17 +342,17 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	struct kbx_umem_config uc;
 	kbx_umem_get_config(rx->umem, &uc);
 	uint32_t record_max = sizeof(struct kbx_ab_record) + uc.frame_size;
-	uint32_t used = 0;
+	struct copy_out out = { .rx = rx, .buffer = copy, .capacity = copy_capacity, .realtime_ns = clock_ns(CLOCK_REALTIME) };
 	uint32_t total = 0;
 	uint64_t delivered_before = rx->counters.delivered;
-	uint64_t realtime = clock_ns(CLOCK_REALTIME);
+	rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		for (uint32_t i = 0; i < rx->socket_count; i++) {
 			struct ab_line_socket *s = &rx->sockets[i];
 			uint32_t max = rx->config.batch_size;
 			if (copy) {
-				uint32_t room = (copy_capacity - used) / record_max;
+				uint32_t room = (copy_capacity - out.used) / record_max;
 				if (room < max) {
 					max = room;
 					rx->counters.copy_truncated++;
@@ -232,27 +367,25 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 				const uint8_t *frame = area + s->descs[j].addr;
 				uint32_t len = s->descs[j].len;
 				struct ab_message m;
-				const uint8_t *payload;
-				uint32_t payload_len;
-				if (!receive_frame(rx, frame, len, s->line, &m, &payload, &payload_len))
-					continue;
-				kbx_ab_out_emit(rx->out, payload, payload_len, &m.key, m.sequence, s->line, realtime);
-				if (copy) {
-					struct kbx_ab_record rec = { .len = len, .line = s->line, .realtime_ns = realtime, .sequence = m.sequence };
-					memcpy(rec.key, &m.key, sizeof(rec.key));
-					memcpy(copy + used, &rec, sizeof(rec));
-					memcpy(copy + used + sizeof(rec), frame, len);
-					used += sizeof(rec) + ((len + 7) & ~7u);
-				}
+				if (receive_frame(rx, frame, len, s->line, &m))
+					offer_frame(&out, frame, len, s->line, &m);
 			}
 		}
+		if (rx->recovery)
+			recovery_step(rx, &out);
+		if (rx->order)
+			ab_order_step(rx->order, rx->tracker.now_ns, deliver_frame, &out);
 		if (total > 0 || timeout_ms <= 0 || attempt == 1)
 			break;
-		struct pollfd fds[KBX_AB_MAX_SOCKETS];
+		struct pollfd fds[KBX_AB_MAX_SOCKETS + 1];
+		uint32_t nfds = rx->socket_count;
 		for (uint32_t i = 0; i < rx->socket_count; i++)
 			fds[i] = (struct pollfd){ .fd = rx->sockets[i].xsk->fd, .events = POLLIN };
-		poll(fds, rx->socket_count, timeout_ms);
-		realtime = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+		if (rx->recovery)
+			fds[nfds++] = (struct pollfd){ .fd = rx->recovery->fd, .events = POLLIN };
+		poll(fds, nfds, timeout_ms);
+		out.realtime_ns = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+		rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 	}
 	kbx_ab_out_flush(rx->out);
 	if (rx->counters.delivered != delivered_before) {
@@ -263,7 +396,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	}
 	rx->counters.batches++;
 	if (copied_bytes)
-		*copied_bytes = used;
+		*copied_bytes = out.used;
 	return (int)ab_take_events(&rx->tracker, events, capacity);
 }
 

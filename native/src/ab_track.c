@@ -109,14 +109,31 @@ static struct kbx_ab_event *push_event(struct ab_tracker *tr, const struct ab_tr
 	return e;
 }
 
+bool ab_track_push(struct ab_tracker *tr, const struct kbx_ab_event *e)
+{
+	struct ab_track t;
+	memcpy(&t.key, e->key, sizeof(t.key));
+	struct kbx_ab_event *slot = push_event(tr, &t, e->kind);
+	if (slot)
+		*slot = *e;
+	return slot != NULL;
+}
+
 /* Reported in the stream's raw numbering of the epoch the hole lies in. */
 static void push_gap(struct ab_tracker *tr, const struct ab_track *t, uint64_t from, uint64_t to)
 {
 	uint64_t offset = t->offset;
 	if (t->has_prev && (int64_t)(from - t->prev_highest) <= (int64_t)(t->dead_to - t->prev_highest))
 		offset = t->prev_offset; /* at or below the reserve: the old epoch's numbers */
-	struct kbx_ab_event *e = push_event(tr, t, KBX_AB_EVENT_GAP);
 	tr->counters->gaps++;
+	if (tr->gap_sink) {
+		struct kbx_ab_event gap = { .kind = KBX_AB_EVENT_GAP, .from = raw_of(t, from, offset),
+					    .to = raw_of(t, to, offset), .count = to - from + 1 };
+		memcpy(gap.key, &t->key, sizeof(t->key));
+		tr->gap_sink(tr->gap_ctx, &gap);
+		return;
+	}
+	struct kbx_ab_event *e = push_event(tr, t, KBX_AB_EVENT_GAP);
 	if (!e)
 		return;
 	e->from = raw_of(t, from, offset);
@@ -292,6 +309,51 @@ static bool logical_number(struct ab_tracker *tr, struct ab_track *t, const stru
 	return true;
 }
 
+/* base moves past the numbers that arrived from it on. */
+static void consume_present(struct ab_tracker *tr, struct ab_track *t)
+{
+	uint32_t w = tr->window;
+	while ((int64_t)(t->highest - t->base) >= 0 && bit_get(t, w, t->base)) {
+		bit_put(t, w, t->base, false);
+		t->base++;
+		close_run(tr, t);
+	}
+}
+
+/*
+ * Every hole below a number that was the stream's newest expire_ns ago has stayed open that long (that number
+ * had arrived above it): such holes become gaps. Each scan samples the newest number; a ring of samples
+ * taken every expire_ns / 4 (kbx_ab_rx_poll's pace) always holds one at least expire_ns old.
+ */
+void ab_track_expire(struct ab_tracker *tr)
+{
+	for (uint32_t i = 0; tr->expire_ns && i < tr->table_size; i++) {
+		struct ab_track *t = &tr->streams[i];
+		if (!t->used || t->deleted || !t->started)
+			continue;
+		bool found = false;
+		uint64_t h = 0;
+		for (uint32_t k = 1; k <= AB_EXPIRE_SAMPLES && !found; k++) { /* newest first */
+			uint32_t at = (t->sample_next + AB_EXPIRE_SAMPLES - k) % AB_EXPIRE_SAMPLES;
+			if (t->sample_ns[at] && tr->now_ns - t->sample_ns[at] >= tr->expire_ns) {
+				found = true;
+				h = t->sample_highest[at];
+			}
+		}
+		if (found && (int64_t)(h - t->base) > 0) {
+			uint64_t gap_messages = tr->counters->gap_messages;
+			advance_to(tr, t, h);
+			consume_present(tr, t);
+			close_run(tr, t);
+			if (tr->counters->gap_messages != gap_messages)
+				tr->counters->holes_expired++;
+		}
+		t->sample_highest[t->sample_next] = t->highest;
+		t->sample_ns[t->sample_next] = tr->now_ns | 1;
+		t->sample_next = (t->sample_next + 1) % AB_EXPIRE_SAMPLES;
+	}
+}
+
 void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 {
 	struct ab_track *t = track_for(tr, &m->key, true);
@@ -324,11 +386,7 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m)
 		if ((int64_t)(t->highest - t->known_top) > 0)
 			t->known_top = t->highest;
 		bit_put(t, w, l, true);
-		while ((int64_t)(t->highest - t->base) >= 0 && bit_get(t, w, t->base)) {
-			bit_put(t, w, t->base, false);
-			t->base++;
-			close_run(tr, t);
-		}
+		consume_present(tr, t);
 	}
 }
 

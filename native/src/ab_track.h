@@ -12,6 +12,8 @@
 #include "ab_format.h"
 #include "kbx_ab.h"
 
+#define AB_EXPIRE_SAMPLES 8
+
 struct ab_track {
 	struct ab_stream_key key;
 	bool used;
@@ -37,6 +39,10 @@ struct ab_track {
 	bool run_open;
 	uint64_t run_from;
 	uint64_t run_to;
+	/* With expire_ns: the newest number at each of the last AB_EXPIRE_SAMPLES scans (ab_track_expire). */
+	uint64_t sample_highest[AB_EXPIRE_SAMPLES];
+	uint64_t sample_ns[AB_EXPIRE_SAMPLES];
+	uint32_t sample_next;
 };
 
 /* An ended session waiting for the session that follows it. */
@@ -59,6 +65,13 @@ struct ab_tracker {
 	uint32_t ended_head;
 	uint32_t ended_count;
 	struct kbx_ab_rx_counters *counters;
+	/* Holes open expire_ns (0: never) by now_ns (set by the caller) are declared by ab_track_expire, called
+	 * every expire_ns / 4. */
+	uint64_t now_ns;
+	uint64_t expire_ns;
+	/* When set, gap records go here instead of the pending events (recovery decides their outcome). */
+	void (*gap_sink)(void *ctx, const struct kbx_ab_event *gap);
+	void *gap_ctx;
 };
 
 int ab_tracker_init(struct ab_tracker *tr, const struct kbx_ab_rx_config *config, struct kbx_ab_rx_counters *counters);
@@ -69,6 +82,10 @@ void ab_track_message(struct ab_tracker *tr, const struct ab_message *m);
 void ab_track_end(struct ab_tracker *tr, const struct ab_message *m, uint32_t line);
 /* Every hole below each stream's newest known number becomes a gap. */
 void ab_track_flush(struct ab_tracker *tr);
+/* Holes open for expire_ns or longer become gaps (as if the window had passed them). */
+void ab_track_expire(struct ab_tracker *tr);
+/* Appends an event record (a gap whose outcome is known); false when it could not be stored. */
+bool ab_track_push(struct ab_tracker *tr, const struct kbx_ab_event *e);
 uint32_t ab_take_events(struct ab_tracker *tr, struct kbx_ab_event *out, uint32_t capacity);
 
 #endif /* KBX_AB_TRACK_H */

@@ -37,6 +37,13 @@ t.test('values the native side refuses: exit 2, nothing attached', async (t) => 
     ['--window', String(limits.min_window), '--reset-distance', String(2 * limits.min_window - 1)],
     ['--skew-sample', '3'],
     ['--skew-sample', String(limits.max_skew_sample * 2)],
+    ['--rerequest', '10.0.1.1:9000'], // MoldUDP64 requests for an optiq feed
+    ['--format', 'moldudp64', '--rerequest', '10.0.1.1'],
+    ['--format', 'moldudp64', '--rerequest', '10.0.1.1:9000', '--rerequest-max', '0'],
+    ['--format', 'moldudp64', '--rerequest', '10.0.1.1:9000', '--rerequest-max', '65535'],
+    ['--order', 'sideways'],
+    ['--order', 'sequence', '--hold-us', '0'],
+    ['--order', 'sequence', '--hold-max', String(2 ** 24 + 1)],
   ]
   for (const args of refused) {
     const events: string[] = []

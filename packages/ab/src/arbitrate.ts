@@ -1,10 +1,10 @@
 // ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
-import { commonOptions, optionTable, parseIntOption, runLoop, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, intOption, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, interfaceInfo } from '@kbx/net'
-import { RateMeter } from '@kbx/stats'
-import { Arbitrator, type Gap, type StreamEvent } from './arbitrator.js'
+import { RateMeter, summarizeLatency } from '@kbx/stats'
+import { Arbitrator, type DeliveredBatch, type Gap, type RecoveryOptions, type StreamEvent } from './arbitrator.js'
 import { channelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
 import { readFeeds } from './feeds.js'
 import { channelReport } from './group-table.js'
@@ -61,6 +61,14 @@ export function arbitrateOptions() {
     pcap: stringOption('--pcap <file>', 'write every delivered packet here (pcap, ns timestamps): --out pcap:FILE'),
     pin: stringOption('--pin <run>', 'pin the XDP program\'s maps under /sys/fs/bpf/kbx/ab/<run> to inspect them after the run (programs still detach at exit)'),
     ...channelOptions,
+    rerequest: valueOption('--rerequest <ip:port>', 'MoldUDP64 request server: holes both lines missed are requested from it and the answers delivered (moldudp64 only)', parseIpPortOption('--rerequest')),
+    gapWaitUs: intOption('--gap-wait-us <us>', 'with --rerequest: a hole open this long is requested (sooner when the window passes it; 0: only then)', { min: 0, max: 10_000_000, default: 2000 }),
+    rerequestMax: intOption('--rerequest-max <n>', 'messages per request (CME caps a replay request at 2000)', { min: 1, max: 65534, default: 2000 }),
+    rerequestRetries: intOption('--rerequest-retries <n>', 'requests sent again for what is still missing before a gap is lost', { min: 0, max: 16, default: 4 }),
+    rerequestTimeoutUs: intOption('--rerequest-timeout-us <us>', 'the first retry after this, doubled for each further one', { min: 100, max: 10_000_000, default: 20_000 }),
+    order: valueOption('--order <how>', 'arrival: each first copy delivered at once; sequence: per stream strictly in sequence, a packet after a hole held until the hole is filled (other line, recovery) or --hold-us passed', parseChoice('--order', ['arrival', 'sequence'] as const), { default: 'arrival' }),
+    holdUs: intOption('--hold-us <us>', 'with --order sequence: longest wait for a hole before it is given up on (more than the recovery time, to wait for recovery)', { min: 1, max: 60_000_000, default: 200_000 }),
+    holdMax: intOption('--hold-max <n>', 'with --order sequence: packets held at most (2 KiB each); when full, the arriving stream\'s hole is given up on (counted)', { min: 1, max: 1 << 24, default: 8192 }),
     mode: commonOptions.mode,
     duration: commonOptions.duration,
     interval: commonOptions.interval,
@@ -93,11 +101,14 @@ function emitStreamEvents(ctx: ToolContext<object>, gaps: Gap[], events: StreamE
       ctx.json.emit('sessionEnd', { stream: e.stream, next: e.next })
     }
   }
-  for (const g of gaps) ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count })
+  for (const g of gaps) {
+    const outcome = g.outcome === undefined ? {} : { outcome: g.outcome, ...(g.recoveryUs === undefined ? {} : { recoveryUs: g.recoveryUs }) }
+    ctx.json.emit('gap', { stream: g.stream, from: g.from, to: g.to, count: g.count, ...outcome })
+  }
 }
 
 /** Every counter of a run: the receive loop's, the XDP program's, the sockets' and the skew (since `since`, when given). */
-function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined, outputs: OutputSpec[], pcapCounters: (file: string) => object) {
+function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefined, o: ArbitrateOptions, outputs: OutputSpec[], pcapCounters: (file: string) => object) {
   const native = arb.outputCounters()
   const rx = arb.receiveCounters()
   const x = arb.xdpCounters()
@@ -143,12 +154,74 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefine
       maxBLateUs: skew.bLate.maxValueNs / 1000,
       maxALateUs: skew.aLate.maxValueNs / 1000,
     },
+    // With --rerequest: gaps whose every message was recovered, and what recovery did.
+    ...(arb.recovering
+      ? {
+          recovered: rx.gaps_recovered,
+          recovery: {
+            recovered: rx.gaps_recovered,
+            lost: rx.gaps_unrecovered,
+            pending: rx.recovery_pending,
+            messagesRecovered: rx.recovered_messages,
+            requests: rx.recovery_requests,
+            answers: rx.recovery_answers,
+            duplicateMessages: rx.recovery_duplicates,
+            refused: rx.recovery_refused,
+            malformedAnswers: rx.answers_malformed,
+            holesExpired: rx.holes_expired,
+            lateLineFills: rx.late_line_fills,
+            lateLineDropped: rx.late_line_dropped,
+          },
+        }
+      : {}),
+    ...(o.order === 'sequence'
+      ? {
+          order: {
+            mode: 'sequence',
+            held: rx.held,
+            heldNow: rx.held_now,
+            holesSkipped: rx.holes_skipped,
+            skippedMessages: rx.skipped_messages,
+            late: rx.order_late,
+            holdOverflow: rx.hold_overflow,
+            unordered: rx.order_unordered,
+            heldUs: summarizeLatency(arb.holdTimes()),
+          },
+        }
+      : {}),
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
     ...(arb.channels.length ? { channels: arb.channelCounters().map((n, i) => channelReport(arb.channels[i]!, n)) } : {}),
-    ...(outputs.length ? { outputs: outputs.map((o) => (o.kind === 'pcap' ? pcapCounters(o.file) : native.shift()!)) } : {}),
+    ...(outputs.length ? { outputs: outputs.map((out) => (out.kind === 'pcap' ? pcapCounters(out.file) : native.shift()!)) } : {}),
   }
   return { data, skew }
+}
+
+/** --rerequest and its settings; a usage error for a feed that is not moldudp64. */
+function recoveryOf(o: ArbitrateOptions): RecoveryOptions | undefined {
+  if (!o.rerequest) return undefined
+  if (o.format !== 'moldudp64') throw new UsageError(`--rerequest sends MoldUDP64 requests: it needs --format moldudp64`, { op: 'parse --rerequest' })
+  return { server: o.rerequest, maxRequest: o.rerequestMax, retries: o.rerequestRetries, waitUs: o.gapWaitUs, timeoutUs: o.rerequestTimeoutUs }
+}
+
+/** At the end: the gaps still waiting for answers get them, or run out of retries (bounded by the backoff). */
+async function settleRecovery(arb: Arbitrator, r: RecoveryOptions, onBatch: (batch: DeliveredBatch) => void): Promise<void> {
+  const lastRetryUs = r.waitUs + r.timeoutUs * (2 ** (r.retries + 1) - 1)
+  const deadline = Date.now() + lastRetryUs / 1000 + 1000
+  while (arb.receiveCounters().recovery_pending > 0n && Date.now() < deadline) {
+    onBatch(arb.poll(2))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  onBatch(arb.poll(0))
+}
+
+/** At the end: what sequence order still holds is delivered, its holes given up on. */
+async function releaseHeld(arb: Arbitrator, onBatch: (batch: DeliveredBatch) => void): Promise<void> {
+  arb.releaseHeld()
+  for (let i = 0; i < 1000 && arb.receiveCounters().held_now > 0n; i++) {
+    onBatch(arb.poll(0))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
 }
 
 function positive(n: bigint): bigint {
@@ -167,6 +240,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   const channels = resolveChannels(o, readFeeds)
   checkChannelFormats(channels, o.format)
   const memberships = channels.length ? membershipsOf(channels, interfaceInfo(lineA), interfaceInfo(lineB)) : []
+  const recovery = recoveryOf(o)
   const outputs: OutputSpec[] = [...(o.out ?? []), ...(o.pcap !== undefined ? [{ kind: 'pcap' as const, file: o.pcap }] : [])]
   checkOutputs(outputs, o.outIface)
   if (o.outIface !== undefined) interfaceInfo(o.outIface)
@@ -190,6 +264,8 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     ...(channels.length ? { channels } : {}),
     outputs,
     ...(o.outIface !== undefined ? { outIface: o.outIface } : {}),
+    ...(recovery ? { recovery } : {}),
+    ...(o.order === 'sequence' ? { order: { holdUs: o.holdUs, holdMax: o.holdMax } } : {}),
   })
   ctx.onCleanup(() => arb.close())
   // Joined once XDP steers the groups, left first at exit (cleanups run newest first).
@@ -210,6 +286,8 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     xdp: arb.links.map((l) => ({ ifindex: l.ifindex, mode: l.mode, linkId: l.id })),
     ...(o.pin !== undefined ? { pinnedMaps: arb.pinnedMaps } : {}),
     ...(outputs.length ? { outputs: outputs.map(describeOutput), ...(o.outIface !== undefined ? { outIface: o.outIface } : {}) } : {}),
+    ...(recovery ? { rerequest: recovery } : {}),
+    order: o.order === 'sequence' ? { mode: 'sequence', holdUs: o.holdUs, holdMax: o.holdMax } : { mode: 'arrival' },
   })
 
   const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
@@ -225,7 +303,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   let lastSkew: Skew | undefined
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, outputs, (file) => ({ out: `pcap:${file}`, messages: pcapWritten, bytes: pcapBytes, errors: 0 }))
+    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, o, outputs, (file) => ({ out: `pcap:${file}`, messages: pcapWritten, bytes: pcapBytes, errors: 0 }))
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true
@@ -261,6 +339,14 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   }
   const flushed = arb.flush()
   emitGaps(flushed.gaps, flushed.events)
+  if (recovery) await settleRecovery(arb, recovery, (batch) => {
+    emitGaps(batch.gaps, batch.events)
+    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+  })
+  if (o.order === 'sequence') await releaseHeld(arb, (batch) => {
+    emitGaps(batch.gaps, batch.events)
+    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
+  })
   const final = snapshot(false)
   // The feed's busy span: from the first batch that delivered a packet to the last one.
   const rx = arb.receiveCounters()

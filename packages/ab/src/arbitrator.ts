@@ -7,6 +7,7 @@ import type { XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { kbxAddress, koffi } from '@kbx/ffi'
 import { interfaceInfo } from '@kbx/net'
+import { BucketHistogram } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import type { XskStatistics } from '@kbx/xsk'
 import type { Channel } from './channels.js'
@@ -16,7 +17,16 @@ import {
   AbStreamKey,
   KBX_AB_EVENT_KIND,
   KBX_AB_EVENT_SIZE,
+  KBX_AB_GAP_OUTCOME,
+  KBX_AB_LINE_RECOVERY,
   KBX_AB_RECORD_HEADER_SIZE,
+  KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST,
+  KbxAbRecoveryConfig,
+  type KbxAbRecoveryConfigValue,
+  KBX_AB_DEFAULT_HOLD_MAX,
+  KBX_AB_HOLD_LAYOUT,
+  KbxAbHoldStats,
+  KbxAbOrderConfig,
   KBX_AB_RX_COUNTERS_SIZE,
   KbxAbEvent,
   KbxAbRecord,
@@ -60,6 +70,22 @@ export interface ArbitratorOptions {
   outputs?: OutputSpec[]
   /** The interface multicast udp outputs leave through. */
   outIface?: string
+  /** MoldUDP64 gap recovery from this request server (moldudp64 feeds only; native/include/kbx_ab.h). */
+  recovery?: RecoveryOptions
+  /** Sequence order: per stream strictly in sequence, a packet after a hole held up to holdUs (kbx_ab_rx_enable_order). */
+  order?: { holdUs: number; holdMax?: number }
+}
+
+export interface RecoveryOptions {
+  server: { ip: string; port: number }
+  /** Messages per request (default KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST, CME's 2000). */
+  maxRequest?: number
+  /** Requests sent again before a gap is lost. */
+  retries: number
+  /** A hole open this long (µs) is requested, before the window passes it. */
+  waitUs: number
+  /** The first retry after this (µs), doubled for each further one. */
+  timeoutUs: number
 }
 
 /** Where `pin` puts a run's maps. */
@@ -72,10 +98,15 @@ export interface Gap {
   from: bigint
   to: bigint
   count: number
+  /** With recovery: every message answered, or not all of them after the retries. */
+  outcome?: 'recovered' | 'lost'
+  /** From the hole's declaration to its last recovered message. */
+  recoveryUs?: number
 }
 
 export interface DeliveredPacket {
-  line: 'A' | 'B'
+  /** The line that won, or the recovery server's answer. */
+  line: 'A' | 'B' | 'recovery'
   stream: string
   sequence: bigint
   realtimeNs: bigint
@@ -111,7 +142,9 @@ const EVENT = {
   to: koffi.offsetof(KbxAbEvent, 'to'),
   count: koffi.offsetof(KbxAbEvent, 'count'),
   kind: koffi.offsetof(KbxAbEvent, 'kind'),
+  outcome: koffi.offsetof(KbxAbEvent, 'outcome'),
   previous: koffi.offsetof(KbxAbEvent, 'previous'),
+  recoveryNs: koffi.offsetof(KbxAbEvent, 'recovery_ns'),
 }
 const RECORD = {
   len: koffi.offsetof(KbxAbRecord, 'len'),
@@ -145,6 +178,8 @@ export class Arbitrator {
   readonly #rx: number
   readonly maxStreams: number
   readonly channels: Channel[]
+  /** Gap recovery is on (RecoveryOptions). */
+  readonly recovering: boolean
   readonly #gaps = Buffer.from(new ArrayBuffer(EVENT_CAPACITY * KBX_AB_EVENT_SIZE))
   readonly #gapsAddress = kbxAddress(this.#gaps)
   readonly #counters = Buffer.from(new ArrayBuffer(KBX_AB_RX_COUNTERS_SIZE))
@@ -175,6 +210,7 @@ export class Arbitrator {
     this.lineA = parts.options.lineA
     this.lineB = parts.options.lineB
     this.channels = parts.options.channels ?? []
+    this.recovering = parts.options.recovery !== undefined
     this.#obj = parts.obj
     this.#streams = parts.obj.map('streams')
     this.#umem = parts.umem
@@ -251,6 +287,8 @@ export class Arbitrator {
         const added = ab.kbx_ab_rx_add_socket(rx, umem.address, socket.fd, lines[i]!)
         if (added < 0) throw abError(added, 'add socket to the A/B receive loop')
       })
+      if (options.recovery) enableRecovery(rx, options.recovery)
+      if (options.order) enableOrder(rx, options.order)
       const frameRoom = batchSize * sockets.length * (KBX_AB_RECORD_HEADER_SIZE + umem.frameSize)
       const copy = options.copyFrames ? Buffer.from(new ArrayBuffer(frameRoom)) : undefined
       return new Arbitrator({ options, obj, umem, sockets, links, rx, copy, pinned, outputs: nativeOutputs })
@@ -302,6 +340,19 @@ export class Arbitrator {
     return this.#outputs?.counters() ?? []
   }
 
+  /** Sequence order: how long delivered packets were held (those that waited). */
+  holdTimes(): BucketHistogram {
+    const buffer = Buffer.from(new ArrayBuffer(koffi.sizeof(KbxAbHoldStats)))
+    libkbxAb().kbx_ab_rx_hold_stats(this.#rx, kbxAddress(buffer))
+    const s = koffi.decode(buffer, KbxAbHoldStats) as { min_ns: bigint | number; max_ns: bigint | number; sum_ns: bigint | number; buckets: (bigint | number)[] }
+    return BucketHistogram.of(KBX_AB_HOLD_LAYOUT, s.buckets, { minNs: s.min_ns, maxNs: s.max_ns, sumNs: s.sum_ns })
+  }
+
+  /** At the end: every hole is given up on at the next polls, so what is held is delivered. */
+  releaseHeld(): void {
+    libkbxAb().kbx_ab_rx_release_held(this.#rx)
+  }
+
   xdpCounters(): Record<string, bigint> {
     return readArbitratorCounters(this.#obj)
   }
@@ -341,7 +392,7 @@ export class Arbitrator {
     for (let at = 0; at < bytes; ) {
       const len = copy.readUInt32LE(at + RECORD.len)
       packets.push({
-        line: copy.readUInt32LE(at + RECORD.line) ? 'B' : 'A',
+        line: lineName(copy.readUInt32LE(at + RECORD.line)),
         realtimeNs: copy.readBigUInt64LE(at + RECORD.realtimeNs),
         sequence: copy.readBigUInt64LE(at + RECORD.sequence),
         stream: streamKeyName(copy.subarray(at + RECORD.key, at + RECORD.key + KEY_SIZE)),
@@ -351,6 +402,34 @@ export class Arbitrator {
     }
     return packets
   }
+}
+
+function lineName(line: number): DeliveredPacket['line'] {
+  return line === KBX_AB_LINE_RECOVERY ? 'recovery' : line ? 'B' : 'A'
+}
+
+function enableOrder(rx: number, o: { holdUs: number; holdMax?: number }): void {
+  const buffer = Buffer.alloc(koffi.sizeof(KbxAbOrderConfig))
+  koffi.encode(buffer, 0, KbxAbOrderConfig, { hold_ns: BigInt(Math.round(o.holdUs * 1000)), hold_max: o.holdMax ?? KBX_AB_DEFAULT_HOLD_MAX, reserved: 0 })
+  const rc = libkbxAb().kbx_ab_rx_enable_order(rx, kbxAddress(buffer))
+  if (rc < 0) throw abError(rc, 'enable sequence order')
+}
+
+/** Opens the receive loop's recovery socket towards the request server. */
+function enableRecovery(rx: number, o: RecoveryOptions): void {
+  const ip = o.server.ip.split('.').map(Number)
+  const config: KbxAbRecoveryConfigValue = {
+    server_ip: Buffer.from(ip).readUInt32LE(0),
+    server_port: o.server.port,
+    max_request: o.maxRequest ?? KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST,
+    retries: o.retries,
+    wait_ns: BigInt(Math.round(o.waitUs * 1000)),
+    timeout_ns: BigInt(Math.round(o.timeoutUs * 1000)),
+  }
+  const buffer = Buffer.alloc(koffi.sizeof(KbxAbRecoveryConfig))
+  koffi.encode(buffer, 0, KbxAbRecoveryConfig, config)
+  const rc = libkbxAb().kbx_ab_rx_enable_recovery(rx, kbxAddress(buffer))
+  if (rc < 0) throw abError(rc, 'enable MoldUDP64 recovery')
 }
 
 /** Event records (struct kbx_ab_event) as gaps and stream events. */
@@ -364,7 +443,15 @@ export function readEvents(records: Buffer, n: number): { gaps: Gap[]; events: S
     const from = records.readBigUInt64LE(at + EVENT.from)
     const to = records.readBigUInt64LE(at + EVENT.to)
     const kind = records.readUInt32LE(at + EVENT.kind)
-    if (kind === KBX_AB_EVENT_KIND.gap) gaps.push({ stream, from, to, count: Number(records.readBigUInt64LE(at + EVENT.count)) })
+    if (kind === KBX_AB_EVENT_KIND.gap) {
+      const gap: Gap = { stream, from, to, count: Number(records.readBigUInt64LE(at + EVENT.count)) }
+      const outcome = records.readUInt32LE(at + EVENT.outcome)
+      if (outcome === KBX_AB_GAP_OUTCOME.recovered) {
+        gap.outcome = 'recovered'
+        gap.recoveryUs = Number(records.readBigUInt64LE(at + EVENT.recoveryNs)) / 1000
+      } else if (outcome === KBX_AB_GAP_OUTCOME.lost) gap.outcome = 'lost'
+      gaps.push(gap)
+    }
     else if (kind === KBX_AB_EVENT_KIND.restart) events.push({ kind: 'restart', stream, from, to })
     else if (kind === KBX_AB_EVENT_KIND.newSession) events.push({ kind: 'newSession', stream, previous: streamKeyName(records.subarray(at + EVENT.previous, at + EVENT.previous + KEY_SIZE)), from, to })
     else if (kind === KBX_AB_EVENT_KIND.sessionEnd) events.push({ kind: 'sessionEnd', stream, next: from })

@@ -44,6 +44,17 @@ export class FeedFrameConfig {
     this.address = kbxAddress(this.buffer)
   }
 
+  /**
+   * The MoldUDP64 answer to a request (20 bytes): a downstream packet of as many of the asked messages as fit
+   * `out`, rebuilt from their numbers; served are plan items below `published` (global item numbers) and at
+   * most `history` numbers per stream below it. Empty when there is nothing to answer.
+   */
+  answer(request: Uint8Array, published: number, history: number, out: Buffer): { payload: Buffer; messages: number } {
+    const messages: [number] = [0]
+    const len = libkbxAb().kbx_ab_feed_answer(this.address, request, request.length, published, history, out, out.length, messages)
+    return { payload: out.subarray(0, Math.max(0, len)), messages: len > 0 ? messages[0] : 0 }
+  }
+
   /** One entry's frame (tests; the feeder writes whole batches with FeedLineWriter). */
   frame(firstItem: number, entry: number): Buffer {
     const out = Buffer.alloc(2048)

@@ -1,6 +1,6 @@
 // ab-feed: the same packets on line A and line B over AF_XDP TX, impaired deterministically from
 // --seed (plan.ts), and the truth as JSON at the end.
-import { commonOptions, flagOption, intOption, optionTable, parseIPv4Option, runLoop, scaledIntOption, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, flagOption, intOption, optionTable, parseIPv4Option, parseIpPortOption, parseSeconds, runLoop, scaledIntOption, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { interfaceInfo, multicastMac, parseIPv4, resolveNextHop, udpFrameTemplate, type InterfaceInfo } from '@kbx/net'
@@ -26,6 +26,7 @@ import {
   type PlanOptions,
 } from './plan.js'
 import { openRecorder, recordOptions, sendLine, type FrameRecorder } from './record.js'
+import { RerequestServer } from './rerequest-server.js'
 import { replayOptions, runReplay } from './replay.js'
 
 function parseProbability(name: string) {
@@ -71,6 +72,9 @@ export const feedOptions = optionTable({
   delayB: intOption('--delay-b <packets>', 'line B lags line A by this many packets (negative: A lags)', { min: -1_000_000, max: 1_000_000, default: 0 }),
   alternate: intOption('--alternate <n>', 'alternating outages: blocks of n numbers carried by one line only, A and B taking turns', { min: 0, default: 0 }),
   gap: valueOption('--gap <p>', 'packets withheld from both lines (true gaps)', parseProbability('--gap'), { default: 0 }),
+  serveRerequests: valueOption('--serve-rerequests <ip:port>', 'answer MoldUDP64 requests on this address (in the sending namespace) by unicast to the requester, withheld numbers included (moldudp64 only)', parseIpPortOption('--serve-rerequests')),
+  history: scaledIntOption('--history <n>', 'numbers per stream the request server answers below the newest sent (rebuilt from their numbers: no copies kept)', { min: 1, max: 2 ** 40, default: 1_000_000 }),
+  serveLinger: valueOption('--serve-linger <s>', 'with --serve-rerequests: keep answering this long after the last packet (a signal ends it)', parseSeconds('--serve-linger', { min: 0, max: 3600 }), { default: 3 }),
   withheldList: flagOption('--no-withheld-list', `leave the list of withheld ranges out of the end event (it holds the first ${MAX_WITHHELD_KEPT.toLocaleString('en-US')} withheld numbers)`),
   ...replayOptions,
   ...recordOptions,
@@ -90,6 +94,7 @@ function impairments(loss: number, burst: [number, number] | undefined, dup: num
 
 interface Line {
   name: 'A' | 'B'
+  config: FeedFrameConfig
   socket: XskSocket
   batch: TxBatch
   writer: FeedLineWriter
@@ -97,13 +102,17 @@ interface Line {
 }
 
 export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
+  if (ctx.opts.replay && ctx.opts.serveRerequests) throw new UsageError('--serve-rerequests rebuilds the messages of a planned feed: not with --replay', { op: 'parse --serve-rerequests' })
   if (ctx.opts.replay) return runReplay(ctx)
   const o = ctx.opts
   const [ifA, ifB] = ctx.args as [string, string]
   const planOptions = planOptionsOf(o)
   const { startSeq, restartSeq } = planOptions
   const chunks = planChunks(o.count, o.streams, o.planChunk)
+  if (o.serveRerequests && o.format !== 'moldudp64') throw new UsageError('--serve-rerequests answers MoldUDP64 requests: it needs --format moldudp64', { op: 'parse --serve-rerequests' })
   const lines = [openLine(ctx, o, planOptions, 'A', ifA, o.dstA), openLine(ctx, o, planOptions, 'B', ifB, o.dstB)]
+  const server = o.serveRerequests ? await RerequestServer.listen(o.serveRerequests, lines[0]!.config, o.history) : undefined
+  if (server) ctx.onCleanup(() => server.close())
   // One set of buffers for every chunk's plan and schedule: memory stays flat, nothing large is allocated per chunk.
   const workspace = new PlanWorkspace()
   const dueBuffers: [ReusedArray<Uint32Array>, ReusedArray<Uint32Array>] = [new ReusedArray((n) => new Uint32Array(n)), new ReusedArray((n) => new Uint32Array(n))]
@@ -137,11 +146,13 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
       const caughtUpA = lines[0]!.writer.fill(lines[0]!.batch, upTo)
       const caughtUpB = lines[1]!.writer.fill(lines[1]!.batch, upTo)
       if (caughtUpA && caughtUpB) schedule.step = Math.max(schedule.step, upTo)
+      if (server) server.published = globalItem(schedule.plan, Math.min(schedule.step, schedule.plan.items))
       for (const line of lines) if (line.batch.count > 0) sendLine(line)
       if (lines.every((l) => l.writer.done && l.batch.count === 0)) {
         // This chunk is all sent: its truth is the plan's; on to the next one.
         const plan = schedule.plan
         truth.add(plan, { A: plan.truthA, B: plan.truthB, withheld: plan.withheld, union: plan.items - plan.withheld.length, restarts: plan.restarts })
+        if (server) server.published = globalItem(plan, plan.items)
         if (++chunk >= chunks.length) return false
         schedule = scheduleOf(makePlan(planOptions, chunks.at(chunk), workspace), o.delayB, dueBuffers)
         startChunk(lines, schedule)
@@ -163,6 +174,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
   for (const line of lines) line.socket.drain(2000)
   if (!complete) truth.add(schedule.plan, partialTruth(schedule.plan, submitted[0]!, submitted[1]!, planOptions))
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  if (server && stop !== 'signal') await linger(ctx.signal, o.serveLinger)
   const counts = sent()
   ctx.end({
     stoppedBy: stop,
@@ -181,6 +193,21 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
       count: truth.withheldCount,
       ...(o.withheldList ? { ranges: withheldRanges(planOptions, truth.withheld), rangesComplete: truth.withheldComplete } : {}),
     },
+    ...(server ? { rerequests: server.counters } : {}),
+  })
+}
+
+/** Waits `seconds`, or until the signal aborts. */
+async function linger(signal: AbortSignal, seconds: number): Promise<void> {
+  if (signal.aborted || seconds <= 0) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, seconds * 1000)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
   })
 }
 
@@ -209,7 +236,7 @@ function openLine(ctx: ToolContext<object>, o: FeedOptions, plan: PlanOptions & 
     payload: Buffer.alloc(encodeFeedPayload(o.format, 0, 0n, o.size).length),
   })
   const config = new FeedFrameConfig({ format: o.format, size: o.size, streams: o.streams, startSeq: plan.startSeq, restartSeq: plan.restartSeq, restartEvery: o.restartEvery, template })
-  return { name, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem), recorder: openRecorder(ctx, name === 'A' ? o.recordA : o.recordB) }
+  return { name, config, socket, batch: socket.txBatch(64), writer: new FeedLineWriter(config, umem), recorder: openRecorder(ctx, name === 'A' ? o.recordA : o.recordB) }
 }
 
 /**

@@ -51,6 +51,25 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'unplaced',
   'end_copies',
   'sessions_closed',
+  'gaps_recovered',
+  'gaps_unrecovered',
+  'recovered_messages',
+  'recovery_requests',
+  'recovery_answers',
+  'recovery_duplicates',
+  'recovery_pending',
+  'recovery_refused',
+  'answers_malformed',
+  'holes_expired',
+  'late_line_fills',
+  'late_line_dropped',
+  'held',
+  'held_now',
+  'holes_skipped',
+  'skipped_messages',
+  'order_late',
+  'hold_overflow',
+  'order_unordered',
 ] as const
 export type KbxAbRxCounterField = (typeof KBX_AB_RX_COUNTER_FIELDS)[number]
 export const KbxAbRxCounters = koffi.struct(
@@ -104,13 +123,64 @@ export const KbxAbEvent = koffi.struct('kbx_ab_event', {
   to: 'uint64_t',
   count: 'uint64_t',
   kind: 'uint32_t',
-  reserved: 'uint32_t',
+  outcome: 'uint32_t',
   previous: koffi.array('uint8_t', AB_STREAM_KEY_SIZE),
+  recovery_ns: 'uint64_t',
 })
 export const KBX_AB_EVENT_SIZE = koffi.sizeof(KbxAbEvent)
 
 /** enum kbx_ab_event_kind */
 export const KBX_AB_EVENT_KIND = { gap: 0, restart: 1, newSession: 2, sessionEnd: 3, sessionClosed: 4 } as const
+
+/** enum kbx_ab_gap_outcome */
+export const KBX_AB_GAP_OUTCOME = { unrequested: 0, recovered: 1, lost: 2 } as const
+
+/** KBX_AB_LINE_RECOVERY: a copy record's line for a message recovered from an answer. */
+export const KBX_AB_LINE_RECOVERY = 2
+/** KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST, KBX_AB_RECOVERY_SLOTS, KBX_AB_RECOVERY_MAX_GAP, KBX_AB_MOLD_REQUEST_SIZE */
+export const KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST = 2000
+export const KBX_AB_RECOVERY_SLOTS = 1024
+export const KBX_AB_RECOVERY_MAX_GAP = 1 << 20
+export const KBX_AB_MOLD_REQUEST_SIZE = 20
+
+/** struct kbx_ab_recovery_config (kbx_ab_rx_enable_recovery). */
+export const KbxAbRecoveryConfig = koffi.struct('kbx_ab_recovery_config', {
+  server_ip: 'uint32_t',
+  server_port: 'uint32_t',
+  max_request: 'uint32_t',
+  retries: 'uint32_t',
+  wait_ns: 'uint64_t',
+  timeout_ns: 'uint64_t',
+})
+
+export interface KbxAbRecoveryConfigValue {
+  /** IPv4 in network order, as a u32 read little-endian from the 4 address bytes. */
+  server_ip: number
+  server_port: number
+  max_request: number
+  retries: number
+  wait_ns: bigint
+  timeout_ns: bigint
+}
+
+/** Sequence order's hold (native/include/kbx_ab.h): KBX_AB_DEFAULT_HOLD_MAX, KBX_AB_HOLD_FRAME_MAX, held times' histogram. */
+export const KBX_AB_DEFAULT_HOLD_MAX = 8192
+export const KBX_AB_HOLD_FRAME_MAX = 2048
+export const KBX_AB_HOLD_LAYOUT = new LogLinearLayout(4, 40)
+
+export const KbxAbOrderConfig = koffi.struct('kbx_ab_order_config', {
+  hold_ns: 'uint64_t',
+  hold_max: 'uint32_t',
+  reserved: 'uint32_t',
+})
+
+export const KbxAbHoldStats = koffi.struct('kbx_ab_hold_stats', {
+  count: 'uint64_t',
+  min_ns: 'uint64_t',
+  max_ns: 'uint64_t',
+  sum_ns: 'uint64_t',
+  buckets: koffi.array('uint64_t', KBX_AB_HOLD_LAYOUT.length),
+})
 
 /** struct kbx_ab_record: the header before each frame in the copy buffer. */
 export const KbxAbRecord = koffi.struct('kbx_ab_record', {
@@ -281,6 +351,15 @@ export interface LibKbxAb {
   /** One frame through the receive path without a socket (tests, fuzzers): 1 for feed data. */
   kbx_ab_rx_ingest(rx: number, frame: Uint8Array, len: number, line: number): number
   kbx_ab_rx_take_events(rx: number, events: number, capacity: number): number
+  /** config: the address of a struct kbx_ab_recovery_config. */
+  kbx_ab_rx_enable_recovery(rx: number, config: number): number
+  /** request: the 20-byte MoldUDP64 request; out: the answer. Returns its length, 0 for nothing, or -errno. */
+  kbx_ab_feed_answer(config: number, request: Uint8Array, len: number, published: number | bigint, history: number | bigint, out: Uint8Array, capacity: number, messages: [number]): number
+  /** config: the address of a struct kbx_ab_order_config. */
+  kbx_ab_rx_enable_order(rx: number, config: number): number
+  kbx_ab_rx_release_held(rx: number): void
+  /** out: the address of a struct kbx_ab_hold_stats. */
+  kbx_ab_rx_hold_stats(rx: number, out: number): void
   kbx_ab_limits(out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>>): void
   /** Addresses of the config, UMEM, TX batch and line. Returns frames appended or -errno. */
   kbx_ab_feed_fill(config: number, umem: number, batch: number, line: number): number
@@ -316,6 +395,11 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_rx_counters: lib.func('kbx_ab_rx_counters', 'void', [p, p]),
     kbx_ab_rx_ingest: lib.func('kbx_ab_rx_ingest', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint32_t']),
     kbx_ab_rx_take_events: lib.func('kbx_ab_rx_take_events', 'int', [p, p, 'uint32_t']),
+    kbx_ab_rx_enable_recovery: lib.func('kbx_ab_rx_enable_recovery', 'int', [p, p]),
+    kbx_ab_feed_answer: lib.func('kbx_ab_feed_answer', 'int', [p, 'const uint8_t *', 'uint32_t', 'uint64_t', 'uint64_t', 'uint8_t *', 'uint32_t', koffi.out(koffi.pointer('uint32_t'))]),
+    kbx_ab_rx_enable_order: lib.func('kbx_ab_rx_enable_order', 'int', [p, p]),
+    kbx_ab_rx_release_held: lib.func('kbx_ab_rx_release_held', 'void', [p]),
+    kbx_ab_rx_hold_stats: lib.func('kbx_ab_rx_hold_stats', 'void', [p, p]),
     kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
     kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
     kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),

@@ -22,6 +22,9 @@ function table(): LayoutTable {
       { c: 'kbx_ab_rx_counters', type: native.KbxAbRxCounters },
       { c: 'kbx_ab_event', type: native.KbxAbEvent },
       { c: 'kbx_ab_record', type: native.KbxAbRecord },
+      { c: 'kbx_ab_recovery_config', type: native.KbxAbRecoveryConfig },
+      { c: 'kbx_ab_order_config', type: native.KbxAbOrderConfig },
+      { c: 'kbx_ab_hold_stats', type: native.KbxAbHoldStats },
       { c: 'ab_stream_key', type: native.AbStreamKey },
       { c: 'ab_skew', type: native.AbSkew },
       { c: 'ab_optiq', type: native.AbOptiq },
@@ -66,6 +69,16 @@ function table(): LayoutTable {
       { c: 'sizeof(struct kbx_ab_shm_header)', value: native.KBX_AB_SHM.headerSize },
       { c: 'KBX_AB_SHM_VERSION', value: native.KBX_AB_SHM.version },
       { c: 'sizeof(struct kbx_ab_shm_slot)', value: native.KBX_AB_SHM_SLOT_SIZE },
+      { c: 'KBX_AB_LINE_RECOVERY', value: native.KBX_AB_LINE_RECOVERY },
+      { c: 'KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST', value: native.KBX_AB_RECOVERY_DEFAULT_MAX_REQUEST },
+      { c: 'KBX_AB_RECOVERY_SLOTS', value: native.KBX_AB_RECOVERY_SLOTS },
+      { c: 'KBX_AB_RECOVERY_MAX_GAP', value: native.KBX_AB_RECOVERY_MAX_GAP },
+      { c: 'KBX_AB_MOLD_REQUEST_SIZE', value: native.KBX_AB_MOLD_REQUEST_SIZE },
+      { c: 'KBX_AB_DEFAULT_HOLD_MAX', value: native.KBX_AB_DEFAULT_HOLD_MAX },
+      { c: 'KBX_AB_HOLD_FRAME_MAX', value: native.KBX_AB_HOLD_FRAME_MAX },
+      { c: 'KBX_AB_HOLD_BUCKETS', value: native.KBX_AB_HOLD_LAYOUT.length },
+      { c: 'KBX_AB_HOLD_SUB_BITS', value: native.KBX_AB_HOLD_LAYOUT.subBits },
+      { c: 'KBX_AB_HOLD_VALUE_BITS', value: native.KBX_AB_HOLD_LAYOUT.valueBits },
     ],
     enums: [
       {
@@ -79,6 +92,10 @@ function table(): LayoutTable {
         },
       },
       { c: 'kbx_ab_out_kind', values: { KBX_AB_OUT_UDP: native.KBX_AB_OUT_KIND.udp, KBX_AB_OUT_SHM: native.KBX_AB_OUT_KIND.shm } },
+      {
+        c: 'kbx_ab_gap_outcome',
+        values: { KBX_AB_GAP_UNREQUESTED: native.KBX_AB_GAP_OUTCOME.unrequested, KBX_AB_GAP_RECOVERED: native.KBX_AB_GAP_OUTCOME.recovered, KBX_AB_GAP_LOST: native.KBX_AB_GAP_OUTCOME.lost },
+      },
       { c: 'ab_format', values: { AB_FORMAT_OPTIQ: FORMAT_CODE.optiq, AB_FORMAT_MOLDUDP64: FORMAT_CODE.moldudp64 } },
     ],
   }

@@ -285,32 +285,6 @@ void flood_conn_add_blocked_streams(struct conn *c, uint64_t ns)
 	c->server->st.blocked_streams_ns += ns;
 }
 
-/* Counts a close for the server's report: the server's CONNECTION_CLOSE (code, reason) when it sent one, else ours. */
-static void record_close(struct conn *c, const char *why, int sent_by_us)
-{
-	ngtcp2_connection_close_error received;
-	char reason[KBX_QUIC_CLOSE_REASON_LEN];
-	uint64_t code = c->last_error.error_code;
-
-	if (!sent_by_us) {
-		ngtcp2_conn_get_connection_close_error(c->conn, &received);
-		code = received.error_code;
-		if (received.reasonlen) {
-			snprintf(reason, sizeof(reason), "%s%s: %.*s", why,
-				 received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? " (application error)" : "",
-				 (int)received.reasonlen, (const char *)received.reason);
-			flood_server_close_record(c, code, reason);
-			return;
-		}
-		if (received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION) {
-			snprintf(reason, sizeof(reason), "%s (application error)", why);
-			flood_server_close_record(c, code, reason);
-			return;
-		}
-	}
-	flood_server_close_record(c, code, why);
-}
-
 /* Frees the connection; schedules a reconnect or records a fatal error. */
 void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_close)
 {
@@ -319,7 +293,7 @@ void flood_conn_close(struct conn *c, uint64_t now, const char *why, int send_cl
 
 	if (!c->conn)
 		return;
-	record_close(c, why, send_close);
+	flood_server_count_close(c, why, send_close);
 	flood_conn_teardown(c, now, send_close);
 	inet_ntop(AF_INET, &c->remote.sin_addr, addr, sizeof(addr));
 	if (!c->conn_acked)

@@ -151,6 +151,8 @@ void flood_conn_read(struct conn *c, const uint8_t *data, size_t len, uint8_t ec
 /* quic_flood_servers.c: the server slots, their connections' records and their reports */
 int flood_servers_init(struct kbx_quic_flood *f);
 void flood_server_close_record(struct conn *c, uint64_t code, const char *reason);
+/* A connection's close in its server's report: the server's CONNECTION_CLOSE (code, reason) when it sent one, else ours. */
+void flood_server_count_close(struct conn *c, const char *why, int sent_by_us);
 /* Retires the connections of removing servers; marks a server removed once none is left. */
 void flood_servers_retire(struct kbx_quic_flood *f, uint64_t now);
 /* fanout SPREAD: the fewest streams opened towards a server (but except) that can take a stream now;

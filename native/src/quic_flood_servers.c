@@ -285,3 +285,29 @@ int kbx_quic_flood_take_servers(struct kbx_quic_flood *f, struct kbx_quic_server
 	*conn_count = nc;
 	return (int)n;
 }
+
+/* Counts a close for the server's report: the server's CONNECTION_CLOSE (code, reason) when it sent one, else ours. */
+void flood_server_count_close(struct conn *c, const char *why, int sent_by_us)
+{
+	ngtcp2_connection_close_error received;
+	char reason[KBX_QUIC_CLOSE_REASON_LEN];
+	uint64_t code = c->last_error.error_code;
+
+	if (!sent_by_us) {
+		ngtcp2_conn_get_connection_close_error(c->conn, &received);
+		code = received.error_code;
+		if (received.reasonlen) {
+			snprintf(reason, sizeof(reason), "%s%s: %.*s", why,
+				 received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? " (application error)" : "",
+				 (int)received.reasonlen, (const char *)received.reason);
+			flood_server_close_record(c, code, reason);
+			return;
+		}
+		if (received.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION) {
+			snprintf(reason, sizeof(reason), "%s (application error)", why);
+			flood_server_close_record(c, code, reason);
+			return;
+		}
+	}
+	flood_server_close_record(c, code, why);
+}

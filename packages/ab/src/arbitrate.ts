@@ -228,6 +228,45 @@ function positive(n: bigint): bigint {
   return n > 0n ? n : 0n
 }
 
+/** At the end: what is still queued, the holes below each stream's highest number, then recovery's and the hold's last answers. */
+async function drainAtEnd(arb: Arbitrator, o: ArbitrateOptions, recovery: RecoveryOptions | undefined, onBatch: (batch: DeliveredBatch) => void): Promise<void> {
+  for (let i = 0; i < 64; i++) {
+    const batch = arb.poll(0)
+    onBatch(batch)
+    if (batch.gaps.length === 0 && batch.events.length === 0 && batch.packets.length === 0 && i > 2) break
+  }
+  onBatch({ ...arb.flush(), packets: [] })
+  if (recovery) await settleRecovery(arb, recovery, onBatch)
+  if (o.order === 'sequence') await releaseHeld(arb, onBatch)
+}
+
+/** --pcap (or --out pcap:FILE): the delivered frames the receive loop copied out, and what was written. */
+class PcapOutput {
+  private readonly writer: PcapWriter
+  private messages = 0
+  private bytes = 0
+
+  constructor(readonly file: string) {
+    this.writer = PcapWriter.open(file, { nanosecond: true })
+  }
+
+  write(packets: { frame: Buffer; realtimeNs: bigint }[]): void {
+    for (const p of packets) {
+      this.writer.write(p.frame, p.realtimeNs)
+      this.bytes += p.frame.length
+    }
+    this.messages += packets.length
+  }
+
+  counters(): object {
+    return { out: `pcap:${this.file}`, messages: this.messages, bytes: this.bytes, errors: 0 }
+  }
+
+  close(): void {
+    this.writer.close()
+  }
+}
+
 export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<void> {
   const o = ctx.opts
   const [lineA, lineB] = ctx.args as [string, string]
@@ -245,7 +284,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   checkOutputs(outputs, o.outIface)
   if (o.outIface !== undefined) interfaceInfo(o.outIface)
   const pcapFile = outputs.find((out) => out.kind === 'pcap')?.file
-  const pcap = pcapFile !== undefined ? PcapWriter.open(pcapFile, { nanosecond: true }) : undefined
+  const pcap = pcapFile !== undefined ? new PcapOutput(pcapFile) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
   const arb = Arbitrator.open({
     lineA,
@@ -290,20 +329,15 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     order: o.order === 'sequence' ? { mode: 'sequence', holdUs: o.holdUs, holdMax: o.holdMax } : { mode: 'arrival' },
   })
 
-  const emitGaps = (gaps: Gap[], events: StreamEvent[] = []) => emitStreamEvents(ctx, gaps, events)
-  let pcapWritten = 0
-  let pcapBytes = 0
-  const writePcap = (packets: { frame: Buffer; realtimeNs: bigint }[]) => {
-    if (!pcap) return
-    for (const p of packets) pcap.write(p.frame, p.realtimeNs)
-    pcapWritten += packets.length
-    for (const p of packets) pcapBytes += p.frame.length
+  const onBatch = (batch: DeliveredBatch) => {
+    emitStreamEvents(ctx, batch.gaps, batch.events)
+    pcap?.write(batch.packets)
   }
   const meter = new RateMeter<{ delivered: bigint }>({ delivered: 0n })
   let lastSkew: Skew | undefined
   let warnedFull = false
   const snapshot = (interval: boolean) => {
-    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, o, outputs, (file) => ({ out: `pcap:${file}`, messages: pcapWritten, bytes: pcapBytes, errors: 0 }))
+    const { data, skew } = countersSnapshot(arb, lineA, interval ? lastSkew : undefined, o, outputs, () => pcap!.counters())
     lastSkew = skew
     if (!warnedFull && (data.streamTableFull > 0n || data.untracked > 0n)) {
       warnedFull = true
@@ -314,11 +348,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
 
   const stop = await runLoop(
     ctx,
-    () => {
-      const batch = arb.poll(2)
-      emitGaps(batch.gaps, batch.events)
-      writePcap(batch.packets)
-    },
+    () => onBatch(arb.poll(2)),
     {
       intervalSec: o.interval,
       durationSec: o.duration,
@@ -330,23 +360,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
       },
     },
   )
-  // What is still queued, then the holes below each stream's highest number.
-  for (let i = 0; i < 64; i++) {
-    const batch = arb.poll(0)
-    emitGaps(batch.gaps, batch.events)
-    writePcap(batch.packets)
-    if (batch.gaps.length === 0 && batch.events.length === 0 && batch.packets.length === 0 && i > 2) break
-  }
-  const flushed = arb.flush()
-  emitGaps(flushed.gaps, flushed.events)
-  if (recovery) await settleRecovery(arb, recovery, (batch) => {
-    emitGaps(batch.gaps, batch.events)
-    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
-  })
-  if (o.order === 'sequence') await releaseHeld(arb, (batch) => {
-    emitGaps(batch.gaps, batch.events)
-    if (pcap) for (const p of batch.packets) pcap.write(p.frame, p.realtimeNs)
-  })
+  await drainAtEnd(arb, o, recovery, onBatch)
   const final = snapshot(false)
   // The feed's busy span: from the first batch that delivered a packet to the last one.
   const rx = arb.receiveCounters()

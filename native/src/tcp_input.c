@@ -283,10 +283,10 @@ static void input_ack(struct kbx_tcp *c, const struct segment *s)
 		c->snd_wl2 = ack;
 	}
 	if (c->snd_wnd && c->persist_deadline) {
-		/* the window opened: a probe byte still unacknowledged is the retransmission timer's now */
+		/* the window opened: a probe byte the peer did not take is sent again at once, with what follows */
 		c->persist_deadline = 0;
 		c->persist_backoff = 0;
-		if (c->snd_una != c->snd_max && !c->rto_deadline) tcp_arm_rto(c);
+		c->snd_nxt = c->snd_una;
 	}
 }
 

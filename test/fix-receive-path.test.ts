@@ -1,12 +1,13 @@
 // fix-tcp --io xdp receiving a reordered stream: on the acceptor's veth a tc egress program (bpf/test_reorder,
-// test-only) drops the first transmission of every 10th data segment (TSO and GSO off there) the acceptor sends, so its successors
-// arrive first and the kernel's retransmission fills the hole later. The userspace TCP must hold the
-// successors and reassemble: every message intact (FIX checksums hold), nothing re-requested.
+// test-only) steals the first transmission of every 10th data segment the acceptor sends (TSO and GSO off
+// there), so its successors arrive first and the kernel's retransmission fills the hole later. The userspace TCP must hold the
+// successors and reassemble: every message intact (FIX checksums hold), nothing re-requested. And
+// --tcp-keepalive: probes on an idle session, answered by the acceptor's kernel, the session unharmed.
 import { join } from 'node:path'
 import t from 'tap'
 import { repoRoot } from '@kbx/ffi'
 import { waitUntil } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp } from './testing/fix-bed.js'
+import { fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './testing/fix-bed.js'
 import type { FixBed } from './testing/fix-bed.js'
 
 t.setTimeout(180_000)
@@ -55,4 +56,18 @@ t.test('segments from the acceptor reordered on the wire: held, reassembled, eve
   t.equal(run.end.closed, 'logout')
   await waitUntil('the acceptor to see the logout', () => named(b.acceptor, 'logout').length === 1)
   nothingAttached(t, b, [run])
+})
+
+t.test('--tcp-keepalive: probes while the session idles, answered, the session logs out cleanly; off by default; --io socket: exit 2', async (t) => {
+  const b = await fixBed(t)
+  const run = await runFixTcp(b, ['--orders', '1', '--reset', '--linger', '4', '--tcp-keepalive', '1'], 'xdp')
+  t.ok(run.end.tcp.keepalives >= 1, `keep-alives sent while lingering: ${run.end.tcp.keepalives}`)
+  t.equal(run.end.tcp.rstIn + run.end.tcp.rstOut, 0, 'answered: the connection never given up')
+  t.equal(run.end.closed, 'logout')
+  const quiet = await runFixTcp(b, ['--orders', '1', '--linger', '2'], 'xdp')
+  t.equal(quiet.end.tcp.keepalives, 0, 'no keep-alives by default')
+  const refused = startFixTcp(b, ['--orders', '1', '--tcp-keepalive', '5'], 'socket')
+  t.equal((await refused.exited).code, 2, 'usage error: exit 2')
+  t.match(refused.stderr(), /--tcp-keepalive: only with --io xdp/)
+  nothingAttached(t, b, [run, quiet])
 })

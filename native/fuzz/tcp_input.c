@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * libFuzzer target `tcp-input`: the userspace TCP (src/tcp_conn.c and src/tcp_input.c) driven by a script decoded from the
- * input: segments from a peer (SYN-ACK with fuzzed options, data/flags at fuzzed sequence offsets, ACKs
+ * input (keep-alives on or off): segments from a peer (SYN-ACK with fuzzed options, data/flags at fuzzed sequence offsets, ACKs
  * around what we sent, fuzzed windows), corrupted segments, raw frames, ARP, our writes, reads, timers,
  * shutdown and abort. The peer's bytes are a known function of their sequence number, and so are ours, so
  * every byte that crosses can be checked. After every step:
@@ -350,6 +350,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.rcv_buf = setup & 2 ? 4096 : 0;
 	cfg.snd_buf = setup & 4 ? 8192 : 65536;
 	cfg.mss = setup & 8 ? 536 : 0;
+	cfg.keepalive_s = setup & 16 ? 1 : 0; /* steps are up to 15 ms: a probe after ~70 steps of silence */
 	struct model m = { .c = kbx_tcp_create(&cfg) };
 	if (!m.c)
 		return 0;

@@ -36,7 +36,7 @@ t.test('--io xdp: logon, 1000 orders each matched, clean logout, nothing left at
   t.equal(run.end.session.nextTargetSeq, 2003)
   const tcp = run.end.tcp
   t.equal(tcp.io, 'xdp')
-  for (const name of ['retransmits', 'dupAcks', 'oooDrops', 'ecnCeIn', 'ecnEceIn']) t.type(tcp[name], 'number', `tcp.${name} reported`)
+  for (const name of ['retransmits', 'dupAcks', 'oooHeld', 'oooReassembledBytes', 'oooOverflows', 'zeroWindowProbes', 'keepalives', 'ecnCeIn', 'ecnEceIn']) t.type(tcp[name], 'number', `tcp.${name} reported`)
   t.ok(tcp.segsIn > 0 && tcp.segsOut > 0, `segments both ways (${tcp.segsIn} in, ${tcp.segsOut} out)`)
   t.ok(tcp.bytesIn > 0 && tcp.bytesOut > 0)
   t.equal(tcp.badChecksum, 0, 'every received checksum verified')

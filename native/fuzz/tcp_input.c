@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * libFuzzer target `tcp-input`: the userspace TCP (src/tcp_conn.c and src/tcp_input.c) driven by a script decoded from the
- * input: segments from a peer (SYN-ACK with fuzzed options, data/flags at fuzzed sequence offsets, ACKs
+ * input (keep-alives on or off): segments from a peer (SYN-ACK with fuzzed options, data/flags at fuzzed sequence offsets, ACKs
  * around what we sent, fuzzed windows), corrupted segments, raw frames, ARP, our writes, reads, timers,
  * shutdown and abort. The peer's bytes are a known function of their sequence number, and so are ours, so
  * every byte that crosses can be checked. After every step:
@@ -10,6 +10,9 @@
  *     bytes or FINs not received, and at most one FIN is ever accepted; it never passes the highest
  *     sequence the peer sent; a FIN is accepted only where the peer really sent one;
  *   - bytes read are the peer's bytes, in order;
+ *   - held out-of-order ranges are sorted, disjoint, not touching, at most KBX_TCP_OOO_RANGES, all past
+ *     rcv_nxt, inside the receive window and within what the peer sent, and the receive ring holds the
+ *     peer's bytes at their sequence numbers there (reassembly keeps the byte stream intact);
  *   - every frame out is well formed: Ethernet to the next hop, IPv4 header and TCP checksums valid,
  *     lengths consistent, our ports; data carries our bytes at their sequence numbers, never beyond
  *     snd_max; an ACK never acknowledges beyond rcv_nxt; ARP replies answer for our address.
@@ -119,6 +122,25 @@ static void drain(struct model *m)
 		check_frame(m, frame, (uint32_t)n);
 }
 
+static void check_held(struct model *m)
+{
+	const struct kbx_tcp *c = m->c;
+	if (c->ooo_count > KBX_TCP_OOO_RANGES)
+		broken(m, "more held ranges than KBX_TCP_OOO_RANGES");
+	for (uint32_t i = 0; i < c->ooo_count; i++) {
+		uint32_t start = c->ooo[i].start, end = c->ooo[i].end;
+		if (!SEQ_GT(start, c->rcv_nxt) || !SEQ_LT(start, end))
+			broken(m, "a held range empty or not past rcv_nxt");
+		if (i && !SEQ_GT(start, c->ooo[i - 1].end))
+			broken(m, "held ranges unsorted, overlapping or touching");
+		if (SEQ_GT(end, c->rcv_nxt + rcv_window(c)) || SEQ_GT(end, m->peer_max))
+			broken(m, "a held range beyond the window or beyond what the peer sent");
+		for (uint32_t seq = start; seq != end; seq++)
+			if (c->rbuf[(c->rhead + c->rlen + (seq - c->rcv_nxt)) % c->rcap] != peer_byte(seq))
+				broken(m, "held bytes are not the peer's bytes at their sequence numbers");
+	}
+}
+
 static void check_state(struct model *m)
 {
 	const struct kbx_tcp *c = m->c;
@@ -135,6 +157,7 @@ static void check_state(struct model *m)
 		broken(m, "rcv_nxt advanced over more than the bytes and one FIN received");
 	if (SEQ_GT(c->rcv_nxt, m->peer_max))
 		broken(m, "rcv_nxt beyond anything the peer sent");
+	check_held(m);
 	if (beyond == 1) {
 		int sent = 0;
 		for (uint32_t i = 0; i < m->nfins; i++)
@@ -223,8 +246,10 @@ static void run_op(struct model *m, struct script *s, uint32_t op, uint32_t irs)
 	case 2: case 3: case 4: case 5: { /* a segment: data and flags at an offset from what we expect */
 		uint32_t rel = take(s, 2), data_len = take(s, 2) % 1461, flags = take(s, 1), ack_sel = take(s, 1);
 		uint32_t seq = (m->synced ? m->c->rcv_nxt : irs + 1) + (uint32_t)(int32_t)(int16_t)rel;
-		if ((op & 15) >= 4)
+		if ((op & 15) == 4)
 			seq = m->c->rcv_nxt + (rel & 3) - 1; /* near rcv_nxt: the interesting edge */
+		else if ((op & 15) == 5)
+			seq = m->c->rcv_nxt + 1 + rel % 6000; /* just past rcv_nxt: held, merged, reassembled */
 		uint32_t ack = pick_ack(m, ack_sel, ack_sel & 0x80 ? take(s, 2) : 0);
 		uint8_t tos = (uint8_t)(ack_sel & 0x40 ? 3 : 0);
 		uint32_t len = build_segment(frame, seq, ack, (uint8_t)flags, (uint16_t)take(s, 2), NULL, 0, data_len, tos);
@@ -325,6 +350,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.rcv_buf = setup & 2 ? 4096 : 0;
 	cfg.snd_buf = setup & 4 ? 8192 : 65536;
 	cfg.mss = setup & 8 ? 536 : 0;
+	cfg.keepalive_s = setup & 16 ? 1 : 0; /* steps are up to 15 ms: a probe after ~70 steps of silence */
 	struct model m = { .c = kbx_tcp_create(&cfg) };
 	if (!m.c)
 		return 0;

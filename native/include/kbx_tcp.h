@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * A minimal userspace TCP for one long-lived client connection (fix-tcp --io xdp): active open with MSS
- * and window scale, in-order data only (out-of-order segments are dropped and re-ACKed), immediate
- * ACKs, retransmission on timeout (RFC 6298 RTO, Karn) and on three duplicate ACKs, the peer's receive
+ * and window scale; out-of-order data held and reassembled (bounded: see KBX_TCP_OOO_RANGES; no SACK, so
+ * each out-of-order segment is answered with a duplicate ACK for the hole, RFC 5681 §4.2), immediate
+ * ACKs, zero-window probing with backoff (RFC 9293 3.8.6.1), optional keep-alives (RFC 9293 3.8.4), retransmission on timeout (RFC 6298 RTO, Karn) and on three duplicate ACKs, the peer's receive
  * window and a congestion window respected, ECN (ECT(0) on data, ECE/CWR: the congestion window halves
  * once per window of data), FIN both ways, RST, RFC 9293 acceptability checks with challenge ACKs,
  * software checksums, bounds-checked option parsing, and an ARP responder for our address.
@@ -23,6 +24,16 @@ extern "C" {
 
 struct kbx_tcp;
 
+/*
+ * Out-of-order data is held in the receive buffer itself, at its place after the in-order bytes, so it
+ * never takes more than the window we advertised (rcv_buf). At most KBX_TCP_OOO_RANGES disjoint sequence
+ * ranges are held; a segment that would need one more is dropped (counted in ooo_overflows) and the peer
+ * retransmits it. Held bytes are delivered once the hole before them is filled.
+ */
+#define KBX_TCP_OOO_RANGES 8
+/* Keep-alive probes sent without any answer before the connection is given up (timed out). */
+#define KBX_TCP_KEEPALIVE_PROBES 5
+
 struct kbx_tcp_config {
 	uint8_t local_mac[6];
 	uint8_t remote_mac[6]; /* next hop */
@@ -37,6 +48,9 @@ struct kbx_tcp_config {
 	uint32_t snd_buf;      /* send buffer bytes; 0 → 1 MiB */
 	uint32_t rto_min_us;   /* 0 → 200000 */
 	uint32_t drop_tx_nth;  /* test hook: silently drop the Nth new data segment sent (1-based); 0 = never */
+	uint32_t keepalive_s;  /* 0: no keep-alives; else a probe after this many seconds without a segment from
+				* the peer (and nothing in flight), again every keepalive_s, and after
+				* KBX_TCP_KEEPALIVE_PROBES unanswered ones a RST and KBX_TCP_TIMED_OUT */
 };
 
 enum kbx_tcp_state {
@@ -72,7 +86,7 @@ struct kbx_tcp_stats {
 	uint64_t fast_retransmits;
 	uint64_t timeouts;
 	uint64_t dup_acks;
-	uint64_t ooo_drops;        /* out-of-order data segments dropped (and re-ACKed) */
+	uint64_t ooo_overflows;    /* out-of-order data segments dropped: all KBX_TCP_OOO_RANGES ranges in use */
 	uint64_t bad_checksum;
 	uint64_t malformed;
 	uint64_t out_of_window;
@@ -86,6 +100,10 @@ struct kbx_tcp_stats {
 	uint64_t not_ours;         /* frames that are neither this connection nor ARP for us */
 	uint64_t tx_queue_full;
 	uint64_t tx_dropped_by_hook;
+	uint64_t ooo_held;         /* out-of-order data segments held for reassembly */
+	uint64_t ooo_reassembled_bytes; /* held bytes delivered once the hole before them was filled */
+	uint64_t zero_window_probes;
+	uint64_t keepalives;       /* keep-alive probes sent */
 	uint64_t cwnd;
 	uint64_t snd_wnd;
 	uint64_t srtt_us;
@@ -104,7 +122,7 @@ void kbx_tcp_destroy(struct kbx_tcp *c);
 int kbx_tcp_connect(struct kbx_tcp *c, uint64_t now_ns);
 /* One received Ethernet frame. Returns 1 when it was ours (TCP of this connection or ARP for us), 0 otherwise. */
 int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *frame, uint32_t len, uint64_t now_ns);
-/* Timers (retransmission) and transmission of buffered data the windows allow. */
+/* Timers (retransmission, zero-window probe, keep-alive) and transmission of buffered data the windows allow. */
 void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns);
 /* Appends to the send buffer; returns the bytes accepted (may be fewer than len), or -ENOTCONN. */
 int kbx_tcp_write(struct kbx_tcp *c, const uint8_t *data, uint32_t len);

@@ -114,9 +114,9 @@ int kbx_fix_xdp_connect(struct kbx_fix_xdp *x)
 }
 void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x) { kbx_tcp_shutdown(x->tcp); }
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x) { kbx_tcp_abort(x->tcp); }
-/* The counters (segs_in … tx_dropped_by_hook) of struct kbx_tcp_stats, as u64 indexes: summed over connections. */
+/* The counters (segs_in … keepalives) of struct kbx_tcp_stats, as u64 indexes: summed over connections. */
 #define STATS_FIRST_COUNTER 2
-#define STATS_LAST_COUNTER 23
+#define STATS_LAST_COUNTER 27
 
 void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out)
 {

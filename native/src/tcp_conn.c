@@ -51,6 +51,7 @@ void tcp_set_closed(struct kbx_tcp *c, uint32_t reason)
 	c->ack_pending = 0;
 	if (!c->close_reason) c->close_reason = reason;
 	c->rto_deadline = 0;
+	c->persist_deadline = 0;
 }
 
 
@@ -112,6 +113,7 @@ int kbx_tcp_connect(struct kbx_tcp *c, uint64_t now_ns)
 {
 	if (c->state != KBX_TCP_CLOSED || c->close_reason) return kbx_fail(-EISCONN, "connect TCP", "the connection was used before");
 	c->now = now_ns;
+	c->last_rx = now_ns;
 	c->state = KBX_TCP_SYN_SENT;
 	tcp_emit(c, F_SYN | (c->cfg.ecn ? F_ECE | F_CWR : 0), c->iss, 0, 0);
 	c->snd_nxt = c->snd_max = c->iss + 1;
@@ -139,6 +141,54 @@ void tcp_rtt_sample(struct kbx_tcp *c)
 	c->rtt_timing = 0;
 }
 
+
+static void arm_persist(struct kbx_tcp *c)
+{
+	uint64_t interval = (uint64_t)c->rto_us << c->persist_backoff;
+	if (interval > RTO_MAX_US) interval = RTO_MAX_US;
+	c->persist_deadline = c->now + interval * 1000;
+}
+
+/*
+ * RFC 9293 3.8.6.1: one byte of data beyond the zero window, sent again at each expiry with the interval
+ * doubled (up to RTO_MAX_US); the connection is never given up while the peer keeps answering. The byte
+ * gets its sequence number (the peer may take it); the persist timer, not the RTO, covers it.
+ */
+static void zero_window_probe(struct kbx_tcp *c)
+{
+	c->rto_deadline = 0;
+	c->rtt_timing = 0;
+	c->snd_nxt = c->snd_una;
+	tcp_emit(c, F_ACK, c->snd_una, 1, 0);
+	c->snd_nxt = c->snd_una + 1;
+	if (SEQ_GT(c->snd_nxt, c->snd_max)) {
+		c->st.bytes_out++; /* the probe's byte was never sent before */
+		c->snd_max = c->snd_nxt;
+	}
+	c->st.zero_window_probes++;
+	if (c->persist_backoff < MAX_BACKOFF) c->persist_backoff++;
+	arm_persist(c);
+}
+
+/*
+ * RFC 9293 3.8.4: after keepalive_s without a segment from the peer and with nothing in flight, an ACK
+ * carrying an old sequence number (snd_nxt - 1) makes the peer answer; any segment from it resets the count.
+ */
+static int keepalive(struct kbx_tcp *c)
+{
+	uint64_t idle_ns = (uint64_t)c->cfg.keepalive_s * 1000000000ull;
+	if (!c->cfg.keepalive_s || c->state != KBX_TCP_ESTABLISHED || c->snd_una != c->snd_max || c->slen) return 0;
+	if (c->now - c->last_rx < idle_ns * (c->keepalives_unanswered + 1)) return 0;
+	if (c->keepalives_unanswered == KBX_TCP_KEEPALIVE_PROBES) {
+		tcp_emit(c, F_RST | F_ACK, c->snd_nxt, 0, 0);
+		tcp_set_closed(c, KBX_TCP_TIMED_OUT);
+		return 1;
+	}
+	tcp_emit(c, F_ACK, c->snd_nxt - 1, 0, 0);
+	c->keepalives_unanswered++;
+	c->st.keepalives++;
+	return 0;
+}
 
 /* Sends what the windows allow, then the FIN once all data went out. */
 void tcp_output(struct kbx_tcp *c)
@@ -189,6 +239,8 @@ void tcp_output(struct kbx_tcp *c)
 		else if (c->state == KBX_TCP_CLOSE_WAIT) c->state = KBX_TCP_LAST_ACK;
 		if (!c->rto_deadline) tcp_arm_rto(c);
 	}
+	/* data waiting, a zero window, nothing the retransmission timer watches: the persist timer probes */
+	if (c->snd_wnd == 0 && c->slen && !c->rto_deadline && !c->persist_deadline) arm_persist(c);
 }
 
 /* One segment at snd_una, outside the normal flow (fast retransmit, partial ACK): only bytes already sent,
@@ -210,6 +262,11 @@ void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns)
 {
 	c->now = now_ns;
 	if (c->state == KBX_TCP_TIME_WAIT && now_ns - c->time_wait_since >= TIME_WAIT_NS) tcp_set_closed(c, KBX_TCP_CLOSED_NORMALLY);
+	if (keepalive(c)) return;
+	if (c->persist_deadline && now_ns >= c->persist_deadline) {
+		if (c->snd_wnd == 0 && c->slen && c->state != KBX_TCP_CLOSED) zero_window_probe(c);
+		else c->persist_deadline = 0;
+	}
 	if (c->rto_deadline && now_ns >= c->rto_deadline) {
 		c->st.timeouts++;
 		if (++c->backoff > MAX_BACKOFF) {
@@ -239,14 +296,9 @@ void kbx_tcp_poll(struct kbx_tcp *c, uint64_t now_ns)
 		}
 		c->snd_nxt = c->snd_una; /* tcp_output() sends the data again, then the FIN at its number */
 		if (c->snd_wnd == 0 && c->slen) {
-			/* zero-window probe: one byte beyond the window */
-			tcp_emit(c, F_ACK, c->snd_una, 1, 0);
-			c->snd_nxt = c->snd_una + 1;
-			if (SEQ_GT(c->snd_nxt, c->snd_max)) {
-				c->st.bytes_out++; /* the probe's byte was never sent before */
-				c->snd_max = c->snd_nxt;
-			}
-			tcp_arm_rto(c);
+			c->persist_backoff = c->backoff < MAX_BACKOFF ? c->backoff : MAX_BACKOFF;
+			c->backoff = 0;
+			zero_window_probe(c);
 			return;
 		}
 		tcp_output(c);

@@ -282,6 +282,12 @@ static void input_ack(struct kbx_tcp *c, const struct segment *s)
 		c->snd_wl1 = s->seq;
 		c->snd_wl2 = ack;
 	}
+	if (c->snd_wnd && c->persist_deadline) {
+		/* the window opened: a probe byte the peer did not take is sent again at once, with what follows */
+		c->persist_deadline = 0;
+		c->persist_backoff = 0;
+		c->snd_nxt = c->snd_una;
+	}
 }
 
 static int fin_not_received(const struct kbx_tcp *c)
@@ -289,7 +295,67 @@ static int fin_not_received(const struct kbx_tcp *c)
 	return c->state == KBX_TCP_ESTABLISHED || c->state == KBX_TCP_FIN_WAIT_1 || c->state == KBX_TCP_FIN_WAIT_2;
 }
 
-/* In-order data into the receive buffer (out of order: dropped, duplicate ACK). Returns 0 when dropped. */
+/* n bytes into the receive ring at `offset` bytes past rcv_nxt (0: the next in-order byte). */
+static void ring_put(struct kbx_tcp *c, uint32_t offset, const uint8_t *data, uint32_t n)
+{
+	uint32_t at = (c->rhead + c->rlen + offset) % c->rcap;
+	uint32_t first = n < c->rcap - at ? n : c->rcap - at;
+	memcpy(c->rbuf + at, data, first);
+	if (first < n) memcpy(c->rbuf, data + first, n - first);
+}
+
+/*
+ * Holds the part of a segment beyond rcv_nxt that fits the window: merged with the ranges it overlaps or
+ * touches, else a new range. Returns 0 when no range was free (the segment is dropped).
+ */
+static int hold_out_of_order(struct kbx_tcp *c, uint32_t seq, const uint8_t *data, uint32_t len)
+{
+	uint32_t offset = seq - c->rcv_nxt, rwnd = rcv_window(c);
+	uint32_t start, end, i = 0, j;
+	if (offset >= rwnd) return 1; /* nothing of it in the window: the duplicate ACK says where we are */
+	if (len > rwnd - offset) len = rwnd - offset;
+	start = seq;
+	end = seq + len;
+	while (i < c->ooo_count && SEQ_LT(c->ooo[i].end, start)) i++;
+	j = i;
+	while (j < c->ooo_count && SEQ_LEQ(c->ooo[j].start, end)) j++;
+	if (i == j) { /* touches no held range: a new one at i */
+		if (c->ooo_count == KBX_TCP_OOO_RANGES) return 0;
+		memmove(&c->ooo[i + 1], &c->ooo[i], (c->ooo_count - i) * sizeof(c->ooo[0]));
+		c->ooo_count++;
+		j = i + 1;
+	} else {
+		if (SEQ_LT(c->ooo[i].start, start)) start = c->ooo[i].start;
+		if (SEQ_GT(c->ooo[j - 1].end, end)) end = c->ooo[j - 1].end;
+		memmove(&c->ooo[i + 1], &c->ooo[j], (c->ooo_count - j) * sizeof(c->ooo[0]));
+		c->ooo_count -= j - i - 1;
+	}
+	c->ooo[i].start = start;
+	c->ooo[i].end = end;
+	ring_put(c, offset, data, len);
+	return 1;
+}
+
+/* Held ranges reached by rcv_nxt become in-order bytes. */
+static void deliver_held(struct kbx_tcp *c)
+{
+	while (c->ooo_count && SEQ_LEQ(c->ooo[0].start, c->rcv_nxt)) {
+		if (SEQ_GT(c->ooo[0].end, c->rcv_nxt)) {
+			uint32_t n = c->ooo[0].end - c->rcv_nxt;
+			c->rlen += n;
+			c->rcv_nxt += n;
+			c->st.bytes_in += n;
+			c->st.ooo_reassembled_bytes += n;
+		}
+		c->ooo_count--;
+		memmove(&c->ooo[0], &c->ooo[1], c->ooo_count * sizeof(c->ooo[0]));
+	}
+}
+
+/*
+ * Data into the receive buffer: in order, then whatever held data it joins; beyond rcv_nxt, held (and a
+ * duplicate ACK for the hole). Returns 0 when the segment did not advance rcv_nxt.
+ */
 static int input_data(struct kbx_tcp *c, const struct segment *s)
 {
 	uint32_t skip;
@@ -298,23 +364,21 @@ static int input_data(struct kbx_tcp *c, const struct segment *s)
 		if (c->ecn_ok) c->ece_pending = 1;
 	}
 	if (SEQ_GT(s->seq, c->rcv_nxt)) {
-		c->st.ooo_drops++;
-		tcp_send_ack(c); /* a duplicate ACK: the peer retransmits */
+		if (hold_out_of_order(c, s->seq, s->data, s->data_len)) c->st.ooo_held++;
+		else c->st.ooo_overflows++;
+		tcp_send_ack(c); /* a duplicate ACK: nothing past rcv_nxt is acknowledged */
 		return 0;
 	}
 	skip = c->rcv_nxt - s->seq;
 	if (skip < s->data_len) {
 		uint32_t n = s->data_len - skip;
 		uint32_t space = rcv_window(c);
-		uint32_t at, first;
 		if (n > space) n = space;
-		at = (c->rhead + c->rlen) % c->rcap;
-		first = n < c->rcap - at ? n : c->rcap - at;
-		memcpy(c->rbuf + at, s->data + skip, first);
-		if (first < n) memcpy(c->rbuf, s->data + skip + first, n - first);
+		ring_put(c, 0, s->data + skip, n);
 		c->rlen += n;
 		c->rcv_nxt += n;
 		c->st.bytes_in += n;
+		deliver_held(c);
 	}
 	return 1;
 }
@@ -328,6 +392,7 @@ static void input_fin(struct kbx_tcp *c, uint64_t now_ns)
 {
 	c->rcv_nxt++;
 	c->fin_received = 1;
+	c->ooo_count = 0; /* nothing comes after the FIN */
 	if (c->state == KBX_TCP_ESTABLISHED) c->state = KBX_TCP_CLOSE_WAIT;
 	else if (c->state == KBX_TCP_FIN_WAIT_1) {
 		if (c->fin_sent && c->snd_una == c->snd_max) {
@@ -352,6 +417,8 @@ int kbx_tcp_input(struct kbx_tcp *c, const uint8_t *f, uint32_t len, uint64_t no
 	parsed = parse_segment(c, f, len, &s);
 	if (parsed <= 0) return parsed < 0;
 	c->st.segs_in++;
+	c->last_rx = now_ns;
+	c->keepalives_unanswered = 0;
 	if (c->state == KBX_TCP_CLOSED) {
 		input_closed(c, &s);
 		return 1;

@@ -49,9 +49,19 @@ struct kbx_tcp {
 	uint8_t *sbuf;
 	uint32_t scap, shead, slen;
 	int fin_queued, fin_sent, fin_received;
-	/* receive ring */
+	/* receive ring: rlen in-order bytes at rbuf[rhead]; held out-of-order ranges (sorted, disjoint, not
+	 * touching, all beyond rcv_nxt) at their offset from rcv_nxt after them */
 	uint8_t *rbuf;
 	uint32_t rcap, rhead, rlen;
+	struct {
+		uint32_t start, end;
+	} ooo[KBX_TCP_OOO_RANGES];
+	uint32_t ooo_count;
+	/* zero-window probe (persist) timer; keep-alive */
+	uint64_t persist_deadline; /* 0 = not armed */
+	uint32_t persist_backoff;
+	uint64_t last_rx;
+	uint32_t keepalives_unanswered;
 	/* retransmission timer */
 	uint64_t rto_deadline; /* 0 = not armed */
 	uint32_t rto_us, srtt_us, rttvar_us, backoff;

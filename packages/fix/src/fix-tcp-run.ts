@@ -158,6 +158,7 @@ export class FixTcpRun implements TransportHost {
           mode: this.setup.mode,
           busyPoll: opts.busyPoll === true,
           ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
+          ...(opts.tcpKeepalive === undefined ? {} : { keepaliveS: opts.tcpKeepalive }),
           log: (msg) => ctx.log.info(msg),
         },
         ...(reflex === undefined ? {} : { reflex }),

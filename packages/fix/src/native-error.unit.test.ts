@@ -21,7 +21,7 @@ const template = {
 }
 
 t.test('the AF_XDP loop without a usable socket: create names its operation', async (t) => {
-  const tcp = { local_mac: [2, 0, 0, 0, 0, 1], remote_mac: [2, 0, 0, 0, 0, 2], local_ip: 1, remote_ip: 2, local_port: 1, remote_port: 2, isn: 0, mss: 0, ecn: 0, rcv_buf: 0, snd_buf: 0, rto_min_us: 0, drop_tx_nth: 0 }
+  const tcp = { local_mac: [2, 0, 0, 0, 0, 1], remote_mac: [2, 0, 0, 0, 0, 2], local_ip: 1, remote_ip: 2, local_port: 1, remote_port: 2, isn: 0, mss: 0, ecn: 0, rcv_buf: 0, snd_buf: 0, rto_min_us: 0, drop_tx_nth: 0, keepalive_s: 0 }
   const out: [KbxFixXdpPtr | null] = [null]
   const rc = libkbxFixXdp().kbx_fix_xdp_create(0, { tcp, busy_poll: 0 }, out)
   t.equal(rc, -errnoOf('EINVAL'))

@@ -21,6 +21,7 @@ export const KbxTcpConfig = koffi.struct('kbx_tcp_config', {
   snd_buf: 'uint32_t',
   rto_min_us: 'uint32_t',
   drop_tx_nth: 'uint32_t',
+  keepalive_s: 'uint32_t',
 })
 
 export interface KbxTcpConfigValue {
@@ -38,6 +39,8 @@ export interface KbxTcpConfigValue {
   snd_buf: number
   rto_min_us: number
   drop_tx_nth: number
+  /** 0: no keep-alives. */
+  keepalive_s: number
 }
 
 /** struct kbx_tcp_stats: all u64, in this order. */
@@ -52,7 +55,7 @@ export const KBX_TCP_STATS_FIELDS = [
   'fast_retransmits',
   'timeouts',
   'dup_acks',
-  'ooo_drops',
+  'ooo_overflows',
   'bad_checksum',
   'malformed',
   'out_of_window',
@@ -66,6 +69,10 @@ export const KBX_TCP_STATS_FIELDS = [
   'not_ours',
   'tx_queue_full',
   'tx_dropped_by_hook',
+  'ooo_held',
+  'ooo_reassembled_bytes',
+  'zero_window_probes',
+  'keepalives',
   'cwnd',
   'snd_wnd',
   'srtt_us',

@@ -14,7 +14,7 @@ import {
 } from './native.js'
 
 const koffiStructs: [name: string, type: koffi.IKoffiCType, members: string[]][] = [
-  ['kbx_tcp_config', KbxTcpConfig, ['local_mac', 'remote_mac', 'local_ip', 'remote_ip', 'local_port', 'remote_port', 'isn', 'mss', 'ecn', 'rcv_buf', 'snd_buf', 'rto_min_us', 'drop_tx_nth']],
+  ['kbx_tcp_config', KbxTcpConfig, ['local_mac', 'remote_mac', 'local_ip', 'remote_ip', 'local_port', 'remote_port', 'isn', 'mss', 'ecn', 'rcv_buf', 'snd_buf', 'rto_min_us', 'drop_tx_nth', 'keepalive_s']],
   ['kbx_fix_xdp_config', KbxFixXdpConfig, ['tcp', 'busy_poll']],
 ]
 /** Structs read as arrays of one integer width: [C name, width in bytes, the TS field list]. */

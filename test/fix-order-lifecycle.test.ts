@@ -57,6 +57,7 @@ t.test('--io xdp, paced: cancel and replace ratios; every ClOrdID final, clean l
   t.equal(run.end.orders.acked, 200)
   t.equal(run.end.reflex?.sent ?? 0, 0, 'the reflex sent nothing (off with an amend policy)')
   everyOrderFinal(t, b, run.end)
+  t.comment(JSON.stringify({ orders: run.end.orders, lifecycle: run.end.lifecycle }))
   t.equal(run.end.lifecycle.filled, 100, 'QuickFIX filled every second order')
   await cleanLogout(t, b, run)
   nothingAttached(t, b, [run])
@@ -81,6 +82,7 @@ t.test('--max-msg-rate 100 (queue): no second with more than 100 application mes
   t.ok(run.end.throttle.queued > 0, `orders were held (${run.end.throttle.queued})`)
   t.equal(run.end.throttle.released, run.end.throttle.queued, 'every held order released')
   t.equal(run.end.throttle.rejected, 0)
+  t.comment(JSON.stringify({ throttle: run.end.throttle }))
   const perSecond = appMessagesPerSecond(b)
   const counts = [...perSecond.values()]
   t.equal(counts.reduce((a, n) => a + n, 0), 300, 'QuickFIX logged all 300 orders')

@@ -1,7 +1,8 @@
 // fix-tcp's order lifecycle and throttle against QuickFIX (native/build/fix-quickfix-acceptor) over --io xdp and
 // --io socket: with cancel and replace ratios every ClOrdID ends in a final state (filled or canceled, each
 // replaced one replaced) and the session logs out cleanly; with --max-msg-rate 100 QuickFIX's message log shows
-// no second (by the SendingTime we wrote) with more than 100 application messages from us.
+// no second (by the SendingTime we wrote) with more than 100 application messages from us; status requests
+// answered for FIX.4.4 (ExecType I) and 4.2 (ExecTransType 3) without moving an order.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -103,4 +104,19 @@ t.test('--max-msg-rate 100 --throttle-mode reject: orders over the limit are not
   t.equal(named(b.acceptor, 'order').length, o.sent, 'QuickFIX saw only the orders sent')
   t.ok(Math.max(...appMessagesPerSecond(b).values()) <= 100, 'at most 100 in any second')
   await cleanLogout(t, b, run)
+})
+
+t.test('--status-ratio 1 over socket, FIX.4.4 and 4.2: QuickFIX reports each resting order\'s status, which moves nothing', async (t) => {
+  const b = await fixBed(t, { acceptor: 'quickfix', acceptorArgs: ['--fill-every', '0'] })
+  for (const [version, store] of [['4.4', 'seq44.json'], ['4.2', 'seq42.json']] as const) {
+    const run = await runFixTcp({ ...b, store: join(b.dir, store) }, ['--orders', '10', '--status-ratio', '1', '--fix-version', version, '--reset'], 'socket')
+    const l = run.end.lifecycle
+    t.equal(run.end.orders.statusRequestsSent, 10, `FIX.${version}: a status request per order`)
+    t.same({ new: l.new, pending: l.pending, unknown: l.unknown, late: l.late, rejected: l.rejected }, { new: 10, pending: 0, unknown: 0, late: 0, rejected: 0 }, 'every order still resting (new), nothing unknown or late')
+    t.equal(run.end.closed, 'logout')
+  }
+  const status = named(b.acceptor, 'status')
+  t.equal(status.length, 20)
+  t.ok(status.every((e) => e.data.found === true), 'QuickFIX found every order it was asked about')
+  t.equal(named(b.acceptor, 'admin').filter((e) => e.data.msgType === '3').length, 0, 'no session Reject either way')
 })

@@ -102,11 +102,12 @@ export class OrderLifecycle {
     return this.live.entries()
   }
 
-  /** Orders or requests still waiting for an answer: the run does not log out before they have one. */
+  /**
+   * Cancel and replace requests still waiting for an answer (each given up after requestTimeoutMs): the run does not
+   * log out before they have one. NewOrderSingles waiting for their first report are OrderFlow's outstanding.
+   */
   get awaiting(): number {
-    let n = this.requests.size
-    for (const o of this.live.values()) if (o.state === 'pending-new' && o.requestId === 0) n++
-    return n
+    return this.requests.size
   }
 
   counts(): LifecycleCounts {

@@ -132,7 +132,9 @@ export class OrderFlow {
     const clOrdId = store.nextClOrdId
     const order: PendingOrder = { sentNs: process.hrtime.bigint(), deadlineMs: Date.now() + this.orderTimeoutMs }
     const sent = this.session.sendApp('D', (w) => {
-      order.sentNs = process.hrtime.bigint() // held by the throttle: latency from when it left
+      // held by the throttle: latency and the order timeout from when it left
+      order.sentNs = process.hrtime.bigint()
+      order.deadlineMs = Date.now() + this.orderTimeoutMs
       w.int(Tag.ClOrdID, clOrdId)
       this.fieldsBeforeTime(w)
       w.bytes(Tag.TransactTime, this.clock.now())

@@ -1,7 +1,9 @@
 // fix-quickfix-acceptor: a QuickFIX (Debian's libquickfix, C++) acceptor as fix-tcp's counterparty, so the
 // session layer is tested against a FIX engine used across the industry, not only against our own.
 // Acks every NewOrderSingle (35=D) with an ExecutionReport (35=8, ExecType/OrdStatus New) and fills every
-// Nth. Sessions SENDER→TARGET for FIX.4.4, FIX.4.2 and FIXT.1.1 (FIX 5.0 SP2 as the default ApplVerID), no data
+// Nth; the others rest: OrderCancelRequest (F) cancels, OrderCancelReplaceRequest (G) replaces (the order then under
+// the new ClOrdID), OrderStatusRequest (H) reports its status; a request for an order not resting gets an
+// OrderCancelReject (9) or a status of Rejected; other application messages a BusinessMessageReject (j). Sessions SENDER→TARGET for FIX.4.4, FIX.4.2 and FIXT.1.1 (FIX 5.0 SP2 as the default ApplVerID), no data
 // dictionary (Debian ships none), sequence numbers in a QuickFIX FileStore (kept across restarts of either side);
 // with --username/--password, a Logon without those Username(553)/Password(554) is refused (RejectLogon: a Logout
 // with Text, then the disconnect), as a venue's gateway does. stdout: one JSON line per event
@@ -110,6 +112,15 @@ struct SessionRecord {
   bool logoutReceivedFirst = false;
 };
 
+/** An order acked and not filled: cancel and cancel/replace find it by ClOrdID. */
+struct RestingOrder {
+  std::string orderId;
+  std::string symbol;
+  std::string side;
+  std::string qty;
+  std::string price;
+};
+
 class Acceptor : public FIX::Application {
  public:
   explicit Acceptor(const Options& options) : options_(options) {}
@@ -165,7 +176,7 @@ class Acceptor : public FIX::Application {
 
   void toApp(FIX::Message& message, const FIX::SessionID& id) throw(FIX::DoNotSend) override {
     const std::string type = field(message.getHeader(), FIX::FIELD::MsgType);
-    if (type == "8") return;
+    if (type == "8" || type == "9") return;  // reports and cancel rejects have their own events
     JsonObject data;
     describe(data, id);
     data.str("msgType", type).num("refSeqNum", std::atoll(field(message, FIX::FIELD::RefSeqNum).c_str())).str("text", field(message, FIX::FIELD::Text));
@@ -175,49 +186,129 @@ class Acceptor : public FIX::Application {
   void fromApp(const FIX::Message& message, const FIX::SessionID& id)
       throw(FIX::FieldNotFound, FIX::IncorrectDataFormat, FIX::IncorrectTagValue, FIX::UnsupportedMessageType) override {
     const std::string type = field(message.getHeader(), FIX::FIELD::MsgType);
-    if (type != "D") throw FIX::UnsupportedMessageType();
+    if (type == "D") newOrder(message, id);
+    else if (type == "F" || type == "G") amend(message, id, type == "G");
+    else if (type == "H") status(message, id);
+    else throw FIX::UnsupportedMessageType();  // QuickFIX answers with a BusinessMessageReject
+  }
+
+  /** Acked; filled at once every --fill-every'th, else resting until canceled or replaced. */
+  void newOrder(const FIX::Message& message, const FIX::SessionID& id) {
     // getField throws FieldNotFound for a missing tag: QuickFIX answers with a Reject (Required tag missing).
     const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
-    const std::string symbol = message.getField(FIX::FIELD::Symbol);
-    const std::string side = message.getField(FIX::FIELD::Side);
-    const std::string qty = message.getField(FIX::FIELD::OrderQty);
-    const std::string price = field(message, FIX::FIELD::Price);
+    RestingOrder order;
+    order.symbol = message.getField(FIX::FIELD::Symbol);
+    order.side = message.getField(FIX::FIELD::Side);
+    order.qty = message.getField(FIX::FIELD::OrderQty);
+    order.price = field(message, FIX::FIELD::Price);
     const bool fix42 = id.getBeginString() == FIX::BeginString_FIX42;
     const long long n = ++orders_;
-    const std::string orderId = "O" + std::to_string(n);
+    order.orderId = "O" + std::to_string(n);
 
     skipOutgoingSeqIfDue(id);
-    FIX::Message ack = executionReport(fix42, orderId, clOrdId, symbol, side, qty, price);
-    ack.setField(FIX::FIELD::ExecType, "0");
-    ack.setField(FIX::FIELD::OrdStatus, "0");
-    ack.setField(FIX::FIELD::LeavesQty, qty);
-    ack.setField(FIX::FIELD::CumQty, "0");
-    ack.setField(FIX::FIELD::AvgPx, "0");
+    FIX::Message ack = executionReport(fix42, order, clOrdId, "0", "0");
+    ack.setField(FIX::FIELD::LeavesQty, order.qty);
     FIX::Session::sendToTarget(ack, id);
     bool filled = options_.fillEvery > 0 && n % options_.fillEvery == 0;
     if (filled) {
-      const std::string px = price.empty() ? "0" : price;
-      FIX::Message fill = executionReport(fix42, orderId, clOrdId, symbol, side, qty, price);
-      fill.setField(FIX::FIELD::ExecType, fix42 ? "2" : "F");
-      fill.setField(FIX::FIELD::OrdStatus, "2");
-      fill.setField(FIX::FIELD::LastQty, qty);
+      const std::string px = order.price.empty() ? "0" : order.price;
+      FIX::Message fill = executionReport(fix42, order, clOrdId, fix42 ? "2" : "F", "2");
+      fill.setField(FIX::FIELD::LastQty, order.qty);
       fill.setField(FIX::FIELD::LastPx, px);
       fill.setField(FIX::FIELD::LeavesQty, "0");
-      fill.setField(FIX::FIELD::CumQty, qty);
+      fill.setField(FIX::FIELD::CumQty, order.qty);
       fill.setField(FIX::FIELD::AvgPx, px);
       FIX::Session::sendToTarget(fill, id);
+    } else {
+      std::lock_guard<std::mutex> lock(mutex_);
+      book_[{id, clOrdId}] = order;
     }
     JsonObject data;
     describe(data, id);
     data.num("seq", std::atoll(field(message.getHeader(), FIX::FIELD::MsgSeqNum).c_str()))
         .str("clOrdId", clOrdId)
-        .str("orderId", orderId)
-        .str("symbol", symbol)
-        .str("side", side)
-        .str("qty", qty)
-        .str("price", price)
+        .str("orderId", order.orderId)
+        .str("symbol", order.symbol)
+        .str("side", order.side)
+        .str("qty", order.qty)
+        .str("price", order.price)
         .boolean("filled", filled);
     emit("order", data);
+  }
+
+  /** OrderCancelRequest, OrderCancelReplaceRequest: a resting order canceled or replaced, else an OrderCancelReject. */
+  void amend(const FIX::Message& message, const FIX::SessionID& id, bool replace) {
+    const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
+    const std::string origClOrdId = message.getField(FIX::FIELD::OrigClOrdID);
+    const bool fix42 = id.getBeginString() == FIX::BeginString_FIX42;
+    RestingOrder order;
+    bool found = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = book_.find({id, origClOrdId});
+      if (it != book_.end()) {
+        found = true;
+        order = it->second;
+        book_.erase(it);
+        if (replace) {
+          if (message.isSetField(FIX::FIELD::OrderQty)) order.qty = message.getField(FIX::FIELD::OrderQty);
+          if (message.isSetField(FIX::FIELD::Price)) order.price = message.getField(FIX::FIELD::Price);
+          book_[{id, clOrdId}] = order;
+        }
+      }
+    }
+    JsonObject data;
+    describe(data, id);
+    data.str("clOrdId", clOrdId).str("origClOrdId", origClOrdId);
+    if (!found) {
+      FIX::Message reject;
+      reject.getHeader().setField(FIX::MsgType("9"));
+      reject.setField(FIX::FIELD::OrderID, "NONE");
+      reject.setField(FIX::FIELD::ClOrdID, clOrdId);
+      reject.setField(FIX::FIELD::OrigClOrdID, origClOrdId);
+      reject.setField(FIX::FIELD::OrdStatus, "8");
+      reject.setField(FIX::FIELD::CxlRejResponseTo, replace ? "2" : "1");
+      reject.setField(FIX::FIELD::CxlRejReason, "1");
+      reject.setField(FIX::FIELD::Text, "Unknown order");
+      FIX::Session::sendToTarget(reject, id);
+      emit("cancel-reject", data.str("request", replace ? "replace" : "cancel"));
+      return;
+    }
+    FIX::Message report = executionReport(fix42, order, clOrdId, replace ? "5" : "4", replace ? "0" : "4");
+    report.setField(FIX::FIELD::OrigClOrdID, origClOrdId);
+    report.setField(FIX::FIELD::LeavesQty, replace ? order.qty : "0");
+    FIX::Session::sendToTarget(report, id);
+    emit(replace ? "replace" : "cancel", data.str("qty", order.qty).str("price", order.price));
+  }
+
+  /** OrderStatusRequest: the resting order's status (ExecType I; FIX.4.2: ExecTransType Status), Rejected if none. */
+  void status(const FIX::Message& message, const FIX::SessionID& id) {
+    const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
+    const bool fix42 = id.getBeginString() == FIX::BeginString_FIX42;
+    RestingOrder order;
+    bool found = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = book_.find({id, clOrdId});
+      if (it != book_.end()) {
+        found = true;
+        order = it->second;
+      }
+    }
+    if (!found) {
+      order.orderId = "NONE";
+      order.symbol = field(message, FIX::FIELD::Symbol);
+      order.side = field(message, FIX::FIELD::Side);
+      order.qty = "0";
+    }
+    const char* ordStatus = found ? "0" : "8";
+    FIX::Message report = executionReport(fix42, order, clOrdId, fix42 ? ordStatus : "I", ordStatus);
+    if (fix42) report.setField(FIX::FIELD::ExecTransType, "3");
+    report.setField(FIX::FIELD::LeavesQty, found ? order.qty : "0");
+    FIX::Session::sendToTarget(report, id);
+    JsonObject data;
+    describe(data, id);
+    emit("status", data.str("clOrdId", clOrdId).boolean("found", found));
   }
 
   /** Main thread: the --test-request-after hook. */
@@ -280,20 +371,23 @@ class Acceptor : public FIX::Application {
     data.str("beginString", id.getBeginString()).str("sender", id.getSenderCompID()).str("target", id.getTargetCompID());
   }
 
-  static FIX::Message executionReport(bool fix42, const std::string& orderId, const std::string& clOrdId, const std::string& symbol,
-                                      const std::string& side, const std::string& qty, const std::string& price) {
+  static FIX::Message executionReport(bool fix42, const RestingOrder& order, const std::string& clOrdId, const char* execType, const char* ordStatus) {
     static std::atomic<long long> execs{0};
     FIX::Message report;
     report.getHeader().setField(FIX::MsgType("8"));
-    report.setField(FIX::FIELD::OrderID, orderId);
+    report.setField(FIX::FIELD::OrderID, order.orderId);
     report.setField(FIX::FIELD::ExecID, "E" + std::to_string(++execs));
     if (fix42) report.setField(FIX::FIELD::ExecTransType, "0");
     report.setField(FIX::FIELD::ClOrdID, clOrdId);
-    report.setField(FIX::FIELD::Symbol, symbol);
-    report.setField(FIX::FIELD::Side, side);
-    report.setField(FIX::FIELD::OrderQty, qty);
+    report.setField(FIX::FIELD::Symbol, order.symbol);
+    report.setField(FIX::FIELD::Side, order.side);
+    report.setField(FIX::FIELD::OrderQty, order.qty);
     report.setField(FIX::FIELD::OrdType, "2");
-    if (!price.empty()) report.setField(FIX::FIELD::Price, price);
+    if (!order.price.empty()) report.setField(FIX::FIELD::Price, order.price);
+    report.setField(FIX::FIELD::ExecType, execType);
+    report.setField(FIX::FIELD::OrdStatus, ordStatus);
+    report.setField(FIX::FIELD::CumQty, "0");
+    report.setField(FIX::FIELD::AvgPx, "0");
     return report;
   }
 
@@ -331,6 +425,8 @@ class Acceptor : public FIX::Application {
   const Options options_;
   std::mutex mutex_;
   std::map<FIX::SessionID, SessionRecord> sessions_;
+  /** Resting orders (not filled, not canceled) by session and ClOrdID. */
+  std::map<std::pair<FIX::SessionID, std::string>, RestingOrder> book_;
   std::atomic<long long> orders_{0};
   std::atomic<long long> testRequests_{0};
   bool gapSkipped_ = false;
@@ -346,7 +442,8 @@ void onSignal(int signal) { stopSignal = signal; }
                "usage: fix-quickfix-acceptor --store DIR [--port 9878] [--sender EXCH] [--target CLIENT1]... [--fill-every 1]\n"
                "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ] [--username U --password P]\n"
                "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4, FIX.4.2 and FIXT.1.1 with FIX 5.0 SP2, no data\n"
-               "  dictionary) that acks every NewOrderSingle with an ExecutionReport and fills every Nth (0 = never).\n"
+               "  dictionary) that acks every NewOrderSingle with an ExecutionReport and fills every Nth (0 = never); orders\n"
+               "  not filled rest and can be canceled (35=F), replaced (35=G) and asked about (35=H).\n"
                "  --username U, --password P  refuse a Logon without Username(553)=U / Password(554)=P (test bed only:\n"
                "                           values on argv)\n"
                "  --store DIR              QuickFIX FileStorePath: sequence numbers and sent messages, kept across restarts\n"

@@ -1,12 +1,13 @@
 // A small FIX acceptor (the test bed's exchange): accepts Logons from any SenderCompID, keeps each
 // counterparty's sequence numbers across reconnections (in memory, or in files with storeDir: across
-// restarts of the acceptor too), acks every NewOrderSingle with an
-// ExecutionReport (and fills every Nth), answers TestRequest, ResendRequest (GapFill) and Logout.
+// restarts of the acceptor too), handles orders as acceptor-orders.ts says (acks every NewOrderSingle, fills every
+// Nth, the rest rest: cancel, cancel/replace, status), answers TestRequest, ResendRequest (GapFill) and Logout.
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
+import { AcceptorOrders } from './acceptor-orders.js'
+import type { AcceptorOrderCounters } from './acceptor-orders.js'
 import { FixParser, MsgType, Tag } from './codec.js'
-import type { FixMessageView, FixWriter } from './codec.js'
 import { APPL_VER_ID_FIX50SP2, LogonTag } from './logon.js'
 import { FixSession } from './session.js'
 import type { ResendStore, SessionEvent } from './session.js'
@@ -34,16 +35,8 @@ export interface AcceptorOptions {
   onEvent?: (counterparty: string, e: SessionEvent | { event: 'connected' | 'disconnected'; [key: string]: unknown }) => void
 }
 
-export interface AcceptorCounters {
+export interface AcceptorCounters extends AcceptorOrderCounters {
   connections: number
-  /** NewOrderSingles received (resent ones with PossDupFlag included). */
-  orders: number
-  /** Of those, resent with PossDupFlag=Y (acked again: no order book to tell a duplicate). */
-  possDupOrders: number
-  /** ExecutionReports ExecType New: orders acked. */
-  acks: number
-  fills: number
-  rejects: number
 }
 
 export class FixAcceptor {
@@ -53,13 +46,18 @@ export class FixAcceptor {
   private readonly resendStores = new Map<string, ResendStore>()
   private readonly sockets = new Set<Socket>()
   private readonly gapsDone = new Set<string>()
-  readonly counters: AcceptorCounters = { connections: 0, orders: 0, possDupOrders: 0, acks: 0, fills: 0, rejects: 0 }
-  private nextOrderId = 1
-  private nextExecId = 1
+  private connections = 0
+  private readonly orders: AcceptorOrders
   private timer: NodeJS.Timeout | undefined
   private readonly sessions = new Set<FixSession>()
 
-  constructor(readonly options: AcceptorOptions = {}) {}
+  constructor(readonly options: AcceptorOptions = {}) {
+    this.orders = new AcceptorOrders({ fillEvery: options.fillEvery ?? 1, maxQty: options.maxQty ?? 1_000_000 })
+  }
+
+  get counters(): AcceptorCounters {
+    return { connections: this.connections, ...this.orders.counters }
+  }
 
   listen(): Promise<number> {
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
@@ -85,7 +83,7 @@ export class FixAcceptor {
   }
 
   private accept(socket: Socket): void {
-    this.counters.connections++
+    this.connections++
     this.sockets.add(socket)
     socket.setNoDelay(true)
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
@@ -142,7 +140,7 @@ export class FixAcceptor {
           if (persistent) seqStore.save()
           socket.write(Buffer.from(bytes))
         },
-        onApp: (msg) => this.onApp(s, msg),
+        onApp: (msg) => this.orders.onApp(counterparty, s, msg),
         ...(onEvent === undefined ? {} : { onEvent: (e: SessionEvent) => onEvent(counterparty, e) }),
         onClose: () => socket.end(),
       })
@@ -170,53 +168,6 @@ export class FixAcceptor {
     })
   }
 
-  private onApp(session: FixSession, msg: FixMessageView): void {
-    if (msg.msgType !== MsgType.NewOrderSingle) return
-    this.counters.orders++
-    if (msg.char(Tag.PossDupFlag) === 0x59) this.counters.possDupOrders++
-    const qty = msg.int(Tag.OrderQty)
-    const price = msg.price(Tag.Price)
-    const ordType = msg.char(Tag.OrdType)
-    const maxQty = this.options.maxQty ?? 1_000_000
-    const orderId = this.nextOrderId++
-    const reject = qty <= 0 || qty > maxQty || (ordType === 0x32 && !(price > 0))
-    const common = (w: FixWriter, execType: string, ordStatus: string) => {
-      copyField(w, msg, Tag.ClOrdID)
-      w.int(Tag.OrderID, orderId).int(Tag.ExecID, this.nextExecId++).str(Tag.ExecType, execType).str(Tag.OrdStatus, ordStatus)
-      copyField(w, msg, Tag.Symbol)
-      copyField(w, msg, Tag.Side)
-      if (qty >= 0) w.int(Tag.OrderQty, qty)
-    }
-    if (reject) {
-      session.sendApp('8', (w) => {
-        common(w, '8', '8')
-        w.int(Tag.LeavesQty, 0).int(Tag.CumQty, 0).int(Tag.AvgPx, 0).int(Tag.OrdRejReason, qty > maxQty ? 13 : 99)
-      })
-      this.counters.rejects++
-      return
-    }
-    session.sendApp('8', (w) => {
-      common(w, '0', '0')
-      w.int(Tag.LeavesQty, qty).int(Tag.CumQty, 0).int(Tag.AvgPx, 0)
-    })
-    this.counters.acks++
-    const fillEvery = this.options.fillEvery ?? 1
-    if (fillEvery > 0 && orderId % fillEvery === 0) {
-      session.sendApp('8', (w) => {
-        common(w, 'F', '2')
-        w.int(Tag.LastQty, qty)
-        if (price > 0) w.price(Tag.LastPx, price)
-        w.int(Tag.LeavesQty, 0).int(Tag.CumQty, qty)
-        if (price > 0) w.price(Tag.AvgPx, price)
-      })
-      this.counters.fills++
-    }
-  }
-}
-
-function copyField(w: FixWriter, msg: FixMessageView, tag: number): void {
-  const i = msg.indexOf(tag)
-  if (i >= 0) w.bytes(tag, msg.buf, msg.valueStarts[i]!, msg.valueEnds[i]!)
 }
 
 /** Bytes a sniffing parser holds beyond the message it returned. */

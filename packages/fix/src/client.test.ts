@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { runTool } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { PermissionError, UsageError } from '@kbx/errors'
-import { TOOL, fixTcpOptions, requireFixTcpPrivileges, resolveXdpMode } from './client.js'
+import { TOOL, checkOrderOptions, fixTcpOptions, requireFixTcpPrivileges, resolveXdpMode } from './client.js'
 import type { FixTcpOptions } from './client.js'
 
 /** Parses argv as fix-tcp does; the options (or the exit code when parsing failed). */
@@ -37,6 +37,22 @@ t.test('out-of-range and unknown values are usage errors (exit 2)', async (t) =>
     t.equal((await parse(argv)).code, 2, argv.join(' '))
   }
   t.equal((await parse(['--queue', '1023'])).code, 0, 'the highest queue')
+})
+
+t.test('order lifecycle and throttle options: defaults keep today\'s behaviour; bad values and combinations are usage errors', async (t) => {
+  const { opts } = await parse([])
+  t.match(opts, { cancelRatio: 0, replaceRatio: 0, statusRatio: 0 })
+  t.equal(opts?.maxMsgRate, undefined, 'no throttle unless asked')
+  t.equal(opts?.throttleMode, undefined)
+  for (const argv of [['--cancel-ratio', '1.5'], ['--replace-ratio', '-0.1'], ['--status-ratio', 'half'], ['--cancel-ratio', ''], ['--max-msg-rate', '0'], ['--throttle-mode', 'drop']]) {
+    t.equal((await parse(argv)).code, 2, argv.join(' '))
+  }
+  const given = await parse(['--cancel-ratio', '0.25', '--replace-ratio', '0.75', '--max-msg-rate', '1k', '--throttle-mode', 'reject', '--throttle-admin'])
+  t.match(given.opts, { cancelRatio: 0.25, replaceRatio: 0.75, maxMsgRate: 1000, throttleMode: 'reject', throttleAdmin: true })
+  t.doesNotThrow(() => checkOrderOptions(given.opts!))
+  t.throws(() => checkOrderOptions({ ...given.opts!, statusRatio: 0.5 }), UsageError, 'the three ratios add up to more than 1')
+  t.throws(() => checkOrderOptions({ ...opts!, throttleMode: 'queue' }), UsageError, '--throttle-mode without --max-msg-rate')
+  t.throws(() => checkOrderOptions({ ...opts!, throttleAdmin: true }), UsageError, '--throttle-admin without --max-msg-rate')
 })
 
 t.test('--xdp-mode: a deprecated alias of --mode, with a warning; both and different: a usage error', async (t) => {

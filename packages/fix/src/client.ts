@@ -50,6 +50,12 @@ export const fixTcpOptions = optionTable({
   reconnect: flagOption('--no-reconnect', 'exit with an error (exit 1) instead of reconnecting when the connection or the session is lost'),
   /** Seconds of logged-on time an order may wait for its first ExecutionReport before it counts as unknown. */
   orderTimeout: secondsOption('--order-timeout <s>', 'seconds of logged-on time an order may wait for its first ExecutionReport before it counts as unknown', { min: 0.1, default: 30 }),
+  cancelRatio: valueOption('--cancel-ratio <p>', 'share (0–1) of the orders that become new (resting) to cancel with an OrderCancelRequest', (v: string) => parseRatio(v, '--cancel-ratio'), { default: 0 }),
+  replaceRatio: valueOption('--replace-ratio <p>', 'share (0–1) of the orders that become new to replace (OrderCancelReplaceRequest, price +0.01); the replacement rests and meets the ratios again', (v: string) => parseRatio(v, '--replace-ratio'), { default: 0 }),
+  statusRatio: valueOption('--status-ratio <p>', 'share (0–1) of the orders that become new to ask about with an OrderStatusRequest', (v: string) => parseRatio(v, '--status-ratio'), { default: 0 }),
+  maxMsgRate: scaledIntOption('--max-msg-rate <n>', 'at most N application messages in any 1 s window of this session (admin messages exempt unless --throttle-admin); turns the native reflex off', { min: 1 }),
+  throttleMode: choiceOption('--throttle-mode <mode>', 'over --max-msg-rate: queue (the default: held, sent when the window allows; at most 4096 held, then rejected) or reject (not sent, counted)', ['queue', 'reject'], { listed: true }),
+  throttleAdmin: flagOption('--throttle-admin', 'admin messages (Heartbeat, TestRequest, resends, …) count in the --max-msg-rate window; they are never held, application messages give way'),
   testDropSegment: intOption('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once', { min: 1, hidden: true }),
   testGapAt: intOption('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once', { min: 1, hidden: true }),
   ...commonOptions,
@@ -91,8 +97,21 @@ export function requireFixTcpPrivileges(io: IoKind, options: PrivilegeOptions = 
   if (io === 'xdp') requirePrivileges(TOOL, options)
 }
 
+function parseRatio(value: string, flag: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`${flag}: expected a share from 0 to 1, got ${JSON.stringify(value)}`)
+  return n
+}
+
+/** Option combinations the table cannot check alone (usage errors, before anything is opened). */
+export function checkOrderOptions(opts: Pick<FixTcpOptions, 'cancelRatio' | 'replaceRatio' | 'statusRatio' | 'maxMsgRate' | 'throttleMode' | 'throttleAdmin'>): void {
+  if (opts.cancelRatio + opts.replaceRatio + opts.statusRatio > 1 + 1e-9) throw new UsageError(`--cancel-ratio, --replace-ratio and --status-ratio add up to ${opts.cancelRatio + opts.replaceRatio + opts.statusRatio}: at most 1`, { hint: 'each resting order gets at most one of the three requests' })
+  if (opts.maxMsgRate === undefined && (opts.throttleAdmin === true || opts.throttleMode !== undefined)) throw new UsageError('--throttle-mode and --throttle-admin apply only with --max-msg-rate N')
+}
+
 export async function runFixTcp(ctx: ToolContext<FixTcpOptions>): Promise<void> {
   const opts = ctx.opts
+  checkOrderOptions(opts)
   const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
   if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
   if (opts.busyPoll === true && opts.io !== 'xdp') throw new UsageError('--busy-poll: only with --io xdp (the kernel socket is event-driven)')

@@ -49,6 +49,13 @@ export const Tag = {
   LastQty: 32,
   LastPx: 31,
   OrdRejReason: 103,
+  OrigClOrdID: 41,
+  ExecTransType: 20,
+  CxlRejReason: 102,
+  CxlRejResponseTo: 434,
+  RefMsgType: 372,
+  BusinessRejectRefID: 379,
+  BusinessRejectReason: 380,
 } as const
 
 export type FrameError = 'bad-checksum' | 'bad-body-length' | 'bad-header' | 'too-many-fields' | 'bad-field'
@@ -137,6 +144,10 @@ export const MsgType = {
   ExecutionReport: msgTypeCode('8'),
   Logon: msgTypeCode('A'),
   NewOrderSingle: msgTypeCode('D'),
+  OrderCancelReject: msgTypeCode('9'),
+  OrderCancelRequest: msgTypeCode('F'),
+  OrderCancelReplaceRequest: msgTypeCode('G'),
+  OrderStatusRequest: msgTypeCode('H'),
   BusinessReject: msgTypeCode('j'),
 } as const
 

@@ -14,6 +14,7 @@ import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
+import { MessageThrottle } from './throttle.js'
 import { openTransport } from './transport.js'
 import type { FixTransport, TransportHost } from './transport.js'
 
@@ -57,6 +58,8 @@ export class FixTcpRun implements TransportHost {
   readonly store: FileSeqStore
   readonly session: FixSession
   readonly flow: OrderFlow
+  /** --max-msg-rate (undefined: no limit). */
+  readonly throttle: MessageThrottle | undefined
   readonly opts: FixTcpOptions
   transport!: FixTransport
   /** Why the session or its connection ended (undefined while it runs). */
@@ -92,10 +95,13 @@ export class FixTcpRun implements TransportHost {
     const opts = (this.opts = setup.opts)
     this.store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
     ctx.onCleanup(() => this.store.close())
+    this.throttle = opts.maxMsgRate === undefined ? undefined : new MessageThrottle({ maxPerSec: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', includeAdmin: opts.throttleAdmin === true })
     this.session = this.createSession()
     if (opts.testGapAt !== undefined) this.session.skipOutgoingSeq = opts.testGapAt
     this.flow = new OrderFlow(this.session, { symbol: opts.symbol, side: opts.side === 'buy' ? '1' : '2', qty: opts.qty, price: setup.price })
     this.flow.orderTimeoutMs = opts.orderTimeout * 1000
+    this.flow.lifecycle.requestTimeoutMs = opts.orderTimeout * 1000
+    this.flow.policy = { cancelRatio: opts.cancelRatio, replaceRatio: opts.replaceRatio, statusRatio: opts.statusRatio }
     this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
     this.oneAtATime = opts.rate === undefined
     this.durationMs = (opts.duration ?? 0) * 1000
@@ -119,6 +125,7 @@ export class FixTcpRun implements TransportHost {
       store: this.store,
       saveOnReceive: false, // saved once the replies (the next order) are on the wire
       resendCapacity: RESEND_CAPACITY,
+      ...(this.throttle === undefined ? {} : { throttle: this.throttle }),
       send: (bytes) => {
         if (logLogons && bytes.includes(LOGON_MSG_TYPE)) ctx.log.debug({ message: redactMessage(bytes) }, 'Logon sent')
         if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
@@ -142,11 +149,25 @@ export class FixTcpRun implements TransportHost {
     })
   }
 
+  /**
+   * The native reflex answers an ExecutionReport with the next NewOrderSingle in C, outside the session's sendApp:
+   * not under --max-msg-rate (the throttle's window is the session's) nor when orders get cancels, replaces or
+   * status requests (more than one report per order, and requests of our own between orders).
+   */
+  get reflexAllowed(): boolean {
+    return this.throttle === undefined && !this.flow.amends
+  }
+
+  /** Nothing of ours waiting for an answer or held by the throttle: the run may log out. */
+  private get quiet(): boolean {
+    return this.flow.outstanding === 0 && this.flow.lifecycle.awaiting === 0 && this.session.heldCount === 0
+  }
+
   /** The first connection (errors are fatal: exit 1); tests hand in their own transport. */
   async open(connect: typeof openTransport = openTransport): Promise<void> {
     const { ctx, opts } = this
     const { beginString, headerFields } = this.setup.logon
-    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
+    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex && this.reflexAllowed ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
     this.transport = await connect(
       {
         io: opts.io,
@@ -170,7 +191,7 @@ export class FixTcpRun implements TransportHost {
 
   async run(): Promise<void> {
     const { ctx, opts, store, transport } = this
-    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, ...transport.startFields() })
+    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, amend: this.flow.policy, ...(opts.maxMsgRate === undefined ? {} : { throttle: { maxMsgRate: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', admin: opts.throttleAdmin === true } }), ...transport.startFields() })
     this.session.start()
     // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
     // says so; --duration likewise (orders in flight answered first).
@@ -248,12 +269,12 @@ export class FixTcpRun implements TransportHost {
     } else if (this.durationMs > 0 && now - this.started >= this.durationMs && session.state === 'active') {
       // no new orders; the Logout once those in flight are answered (or after a short grace)
       this.drainUntil ||= now + Math.min(5000, this.flow.orderTimeoutMs)
-      if (this.flow.outstanding === 0 || now >= this.drainUntil) {
+      if (this.quiet || now >= this.drainUntil) {
         this.stoppedBy = 'duration'
         this.stopping = true
         session.logout()
       }
-    } else if (session.state === 'active' && this.limit !== Infinity && this.flow.counters.sent >= this.limit && this.flow.outstanding === 0) {
+    } else if (session.state === 'active' && this.limit !== Infinity && this.flow.attempts >= this.limit && this.quiet) {
       if (this.lastOrderDoneMs === 0) this.lastOrderDoneMs = now
       if (now - this.lastOrderDoneMs >= this.opts.linger * 1000) {
         this.stopping = true
@@ -344,14 +365,15 @@ export class FixTcpRun implements TransportHost {
 
   pump(): void {
     const { session, flow } = this
-    if (!session.active || flow.counters.sent >= this.limit || this.drainUntil !== 0) return
+    if (!session.active || flow.attempts >= this.limit || this.drainUntil !== 0) return
     if (this.pacingOriginNs === 0n) this.pacingOriginNs = this.firstOrderNs = process.hrtime.bigint()
     if (this.oneAtATime) {
-      if (flow.outstanding === 0) flow.send()
+      // the next order once the last is answered (and its cancel, replace or status too); not past a full window
+      if (this.quiet && (this.throttle === undefined || this.throttle.hasRoom(Date.now()))) flow.send()
       return
     }
     const due = Math.min(this.limit, Math.floor((Number(process.hrtime.bigint() - this.pacingOriginNs) / 1e9) * this.opts.rate!) + 1)
-    while (flow.counters.sent < due) flow.send()
+    while (flow.attempts < due) flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
   }
 
   // TransportHost
@@ -385,7 +407,7 @@ export class FixTcpRun implements TransportHost {
    */
   reflexArm(): ReflexArm | undefined {
     const { session, flow, store } = this
-    if (!session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || flow.counters.sent >= this.limit || this.ctx.signal.aborted) return undefined
+    if (!this.reflexAllowed || !session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || flow.counters.sent >= this.limit || this.ctx.signal.aborted) return undefined
     if (this.durationMs > 0 && Date.now() - this.started >= this.durationMs) return undefined
     const clOrdId = flow.soleOutstanding
     if (clOrdId === undefined) return undefined
@@ -404,6 +426,15 @@ export class FixTcpRun implements TransportHost {
     return { ...this.flow.counters, outstanding: this.flow.outstanding }
   }
 
+  /** Every ClOrdID's state (final ones cumulative), and the throttle when there is one. */
+  private lifecycleFields() {
+    const throttle = this.throttle
+    return {
+      lifecycle: this.flow.lifecycle.counts(),
+      ...(throttle === undefined ? {} : { throttle: { maxMsgRate: throttle.options.maxPerSec, mode: throttle.options.mode, admin: throttle.options.includeAdmin, held: this.session.heldCount, ...throttle.counters } }),
+    }
+  }
+
   private connectionCounts() {
     return { made: this.transport.connections, ...this.reconnects }
   }
@@ -415,6 +446,7 @@ export class FixTcpRun implements TransportHost {
     this.ctx.json.interval({
       elapsedSec: (now - this.started) / 1000,
       orders: this.orderCounts(),
+      ...this.lifecycleFields(),
       perSec: { sent: rates.sent, acked: rates.acked },
       latencyUs: this.flow.intervalLatency.summary(),
       ...transportFields,
@@ -437,6 +469,7 @@ export class FixTcpRun implements TransportHost {
       closed: failure ?? this.closedReason ?? 'logout',
       io: this.opts.io,
       orders: this.orderCounts(),
+      ...this.lifecycleFields(),
       ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
       latencyUs: flow.latency.summary(),
       ...this.transport.endFields(),

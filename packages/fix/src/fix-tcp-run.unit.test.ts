@@ -143,7 +143,7 @@ function options(dir: string, overrides: Partial<FixTcpOptions>): FixTcpOptions 
   return {
     iface: 'lo', connect: { ip: '127.0.0.1', port: 9878 }, sender: 'CLIENT1', target: 'EXCH', orders: 40, duration: 0, interval: 0.05,
     io: 'socket', fixVersion: '4.4', heartbeat: 30, reset: true, store: join(dir, 'seq.json'), symbol: 'KBX', side: 'buy', qty: 100,
-    price: '100.25', linger: 0.2, mode: 'auto', queue: 0, reflex: true, reconnect: true, reconnectInterval: 0.01, orderTimeout: 5, ...overrides,
+    price: '100.25', linger: 0.2, mode: 'auto', queue: 0, reflex: true, reconnect: true, reconnectInterval: 0.01, orderTimeout: 5, cancelRatio: 0, replaceRatio: 0, statusRatio: 0, ...overrides,
   }
 }
 

@@ -3,7 +3,10 @@
 import { LatencyHistogram } from '@kbx/stats'
 import { FixWriter, MsgType, Tag, UtcClock } from './codec.js'
 import type { FixMessageView } from './codec.js'
+import { OrderLifecycle } from './lifecycle.js'
+import type { Transition } from './lifecycle.js'
 import type { ReflexTemplate } from './reflex.js'
+import { THROTTLE_REJECTED } from './session.js'
 import type { FixSession } from './session.js'
 
 export interface OrderSpec {
@@ -28,7 +31,29 @@ export interface OrderCounters {
   unknown: number
   /** ExecutionReports for no outstanding order: duplicates resent with PossDupFlag, reports after unknown. */
   unmatched: number
+  /** NewOrderSingles the throttle did not send (--throttle-mode reject, or its queue full): not in sent. */
+  throttled: number
+  /** OrderCancelRequests, OrderCancelReplaceRequests and OrderStatusRequests sent (or held by the throttle). */
+  cancelsSent: number
+  replacesSent: number
+  statusRequestsSent: number
 }
+
+/**
+ * Shares of the orders that become new (acked, resting) that get an OrderCancelRequest, an
+ * OrderCancelReplaceRequest (the replacement too: it rests again) or an OrderStatusRequest; 0 = never.
+ * Deterministic (no randomness): the k-th such order draws frac(k·φ), evenly spread over [0, 1); below cancelRatio
+ * it is canceled, below cancelRatio + replaceRatio replaced, and so on. The three add up to at most 1.
+ */
+export interface AmendPolicy {
+  cancelRatio: number
+  replaceRatio: number
+  statusRatio: number
+}
+
+/** A replacement's price: the original's plus this (fixed point: 0.01). */
+const REPLACE_PRICE_STEP = 1_000_000
+const GOLDEN_RATIO_FRACTION = (Math.sqrt(5) - 1) / 2
 
 interface PendingOrder {
   sentNs: bigint
@@ -37,7 +62,14 @@ interface PendingOrder {
 }
 
 export class OrderFlow {
-  readonly counters: OrderCounters = { sent: 0, acked: 0, filled: 0, rejected: 0, unknown: 0, unmatched: 0 }
+  readonly counters: OrderCounters = { sent: 0, acked: 0, filled: 0, rejected: 0, unknown: 0, unmatched: 0, throttled: 0, cancelsSent: 0, replacesSent: 0, statusRequestsSent: 0 }
+  /** Every ClOrdID to a final state (counts in the end event's lifecycle). */
+  readonly lifecycle: OrderLifecycle
+  policy: AmendPolicy = { cancelRatio: 0, replaceRatio: 0, statusRatio: 0 }
+  /** Orders that became new so far: the k-th draws frac(k·φ), an even spread over [0, 1) without randomness. */
+  private amendable = 0
+  /** Price and quantity of live orders (for replaces), only while a policy can amend them. */
+  private readonly terms = new Map<number, { price: number; qty: number }>()
   /**
    * ClOrdID → when sent; removed at the first ExecutionReport or when given up (expire()), so it holds only
    * the orders in flight: memory stays flat however long the run.
@@ -51,7 +83,19 @@ export class OrderFlow {
   constructor(
     private readonly session: FixSession,
     private readonly spec: OrderSpec,
-  ) {}
+  ) {
+    this.lifecycle = new OrderLifecycle((id) => id >= 1 && id < session.store.nextClOrdId)
+  }
+
+  /** The policy sends requests of its own: orders are answered by more than one report. */
+  get amends(): boolean {
+    return this.policy.cancelRatio > 0 || this.policy.replaceRatio > 0 || this.policy.statusRatio > 0
+  }
+
+  /** NewOrderSingles sent or refused by the throttle: what --orders and --rate count. */
+  get attempts(): number {
+    return this.counters.sent + this.counters.throttled
+  }
 
   get outstanding(): number {
     return this.pending.size
@@ -73,24 +117,88 @@ export class OrderFlow {
     for (const [id, o] of this.pending) {
       if (o.deadlineMs > nowMs) break
       this.pending.delete(id)
+      this.lifecycle.forget(id)
+      this.terms.delete(id)
       n++
     }
     this.counters.unknown += n
+    this.lifecycle.expireRequests(nowMs)
     return n
   }
 
+  /** A NewOrderSingle; its ClOrdID, or THROTTLE_REJECTED when the throttle did not send it. */
   send(): number {
     const store = this.session.store
-    const clOrdId = store.nextClOrdId++
-    this.session.sendApp('D', (w) => {
+    const clOrdId = store.nextClOrdId
+    const order: PendingOrder = { sentNs: process.hrtime.bigint(), deadlineMs: Date.now() + this.orderTimeoutMs }
+    const sent = this.session.sendApp('D', (w) => {
+      // held by the throttle: latency and the order timeout from when it left
+      order.sentNs = process.hrtime.bigint()
+      order.deadlineMs = Date.now() + this.orderTimeoutMs
       w.int(Tag.ClOrdID, clOrdId)
       this.fieldsBeforeTime(w)
       w.bytes(Tag.TransactTime, this.clock.now())
       this.fieldsAfterTime(w)
     })
-    this.pending.set(clOrdId, { sentNs: process.hrtime.bigint(), deadlineMs: Date.now() + this.orderTimeoutMs })
+    if (sent === THROTTLE_REJECTED) {
+      this.counters.throttled++
+      return THROTTLE_REJECTED
+    }
+    store.nextClOrdId++
+    this.pending.set(clOrdId, order)
+    this.lifecycle.newOrderSent(clOrdId)
+    if (this.amends) this.terms.set(clOrdId, { price: this.spec.price, qty: this.spec.qty })
     this.counters.sent++
     return clOrdId
+  }
+
+  /** OrderCancelRequest for a resting order; the request's ClOrdID, or THROTTLE_REJECTED. */
+  cancel(origClOrdId: number): number {
+    const terms = this.terms.get(origClOrdId) ?? { price: this.spec.price, qty: this.spec.qty }
+    const id = this.request('F', origClOrdId, (w) => w.int(Tag.OrderQty, terms.qty))
+    if (id !== THROTTLE_REJECTED) {
+      this.lifecycle.cancelSent(id, origClOrdId)
+      this.counters.cancelsSent++
+    }
+    return id
+  }
+
+  /** OrderCancelReplaceRequest: the same quantity at a price one step up; the replacement's ClOrdID, or THROTTLE_REJECTED. */
+  replace(origClOrdId: number): number {
+    const was = this.terms.get(origClOrdId) ?? { price: this.spec.price, qty: this.spec.qty }
+    const terms = { price: was.price + REPLACE_PRICE_STEP, qty: was.qty }
+    const id = this.request('G', origClOrdId, (w) => w.int(Tag.OrderQty, terms.qty).str(Tag.OrdType, '2').price(Tag.Price, terms.price))
+    if (id !== THROTTLE_REJECTED) {
+      this.lifecycle.replaceSent(id, origClOrdId)
+      this.terms.delete(origClOrdId)
+      this.terms.set(id, terms)
+      this.counters.replacesSent++
+    }
+    return id
+  }
+
+  /** OrderStatusRequest for one of our orders (answered by an ExecutionReport); THROTTLE_REJECTED if not sent. */
+  status(clOrdId: number): number {
+    const sent = this.session.sendApp('H', (w) => {
+      w.int(Tag.ClOrdID, clOrdId)
+      this.fieldsBeforeTime(w)
+    })
+    if (sent !== THROTTLE_REJECTED) this.counters.statusRequestsSent++
+    return sent
+  }
+
+  private request(msgType: 'F' | 'G', origClOrdId: number, after: (w: FixWriter) => void): number {
+    const store = this.session.store
+    const id = store.nextClOrdId
+    const sent = this.session.sendApp(msgType, (w) => {
+      w.int(Tag.OrigClOrdID, origClOrdId).int(Tag.ClOrdID, id)
+      this.fieldsBeforeTime(w)
+      w.bytes(Tag.TransactTime, this.clock.now())
+      after(w)
+    })
+    if (sent === THROTTLE_REJECTED) return THROTTLE_REJECTED
+    store.nextClOrdId++
+    return id
   }
 
   private fieldsBeforeTime(w: FixWriter): void {
@@ -119,6 +227,7 @@ export class OrderFlow {
     if (clOrdId !== store.nextClOrdId) throw new Error(`adopted order has ClOrdID ${clOrdId}, the next is ${store.nextClOrdId}`)
     store.nextClOrdId = clOrdId + 1
     this.pending.set(clOrdId, { sentNs, deadlineMs: Date.now() + this.orderTimeoutMs })
+    this.lifecycle.newOrderSent(clOrdId)
     this.counters.sent++
   }
 
@@ -126,7 +235,23 @@ export class OrderFlow {
 
   /** An application message from the session. */
   onApp(msg: FixMessageView): void {
-    if (msg.msgType !== MsgType.ExecutionReport) return
+    switch (msg.msgType) {
+      case MsgType.ExecutionReport:
+        this.onExecutionReport(msg)
+        return
+      case MsgType.OrderCancelReject:
+        this.settled(this.lifecycle.onCancelReject(msg.int(Tag.ClOrdID), msg.int(Tag.OrigClOrdID), msg.string(Tag.OrdStatus) ?? ''))
+        return
+      case MsgType.BusinessReject: {
+        const refId = msg.int(Tag.BusinessRejectRefID)
+        if (this.pending.delete(refId)) this.counters.rejected++
+        this.settled(this.lifecycle.onBusinessReject(refId))
+        return
+      }
+    }
+  }
+
+  private onExecutionReport(msg: FixMessageView): void {
     const clOrdId = msg.int(Tag.ClOrdID)
     const execType = msg.char(Tag.ExecType)
     const order = this.pending.get(clOrdId)
@@ -141,5 +266,20 @@ export class OrderFlow {
       this.counters.unmatched++
     }
     if (execType === 0x46 || execType === 0x32) this.counters.filled++
+    const transition = this.lifecycle.onExecutionReport({ clOrdId, origClOrdId: msg.int(Tag.OrigClOrdID), execType: msg.string(Tag.ExecType) ?? '', ordStatus: msg.string(Tag.OrdStatus) ?? '' })
+    this.settled(transition)
+  }
+
+  /** After a transition: final orders forget their terms; an order that became new meets the amend policy. */
+  private settled(transition: Transition): void {
+    if (transition === undefined || !this.amends) return
+    const { clOrdId, from, to } = transition
+    if (this.lifecycle.state(clOrdId) === undefined) this.terms.delete(clOrdId)
+    if (to !== 'new' || from === 'new' || !this.lifecycle.canAmend(clOrdId)) return
+    const u = (this.amendable++ * GOLDEN_RATIO_FRACTION) % 1
+    const { cancelRatio, replaceRatio, statusRatio } = this.policy
+    if (u < cancelRatio) this.cancel(clOrdId)
+    else if (u < cancelRatio + replaceRatio) this.replace(clOrdId)
+    else if (u < cancelRatio + replaceRatio + statusRatio) this.status(clOrdId)
   }
 }

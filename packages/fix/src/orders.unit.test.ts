@@ -30,7 +30,7 @@ t.test('each order in exactly one bucket: acked, rejected, unknown or outstandin
   report(ids[1]!, '8')
   report(ids[2]!, 'F') // a fill as the first report: acked
   report(ids[0]!, '0', true) // a PossDup duplicate of a report we had
-  t.same(f.counters, { sent: 6, acked: 2, filled: 2, rejected: 1, unknown: 0, unmatched: 1 })
+  t.same(f.counters, { sent: 6, acked: 2, filled: 2, rejected: 1, unknown: 0, unmatched: 1, throttled: 0, cancelsSent: 0, replacesSent: 0, statusRequestsSent: 0 })
   t.equal(f.outstanding, 3)
   t.ok(balanced(f))
   t.equal(f.expire(Date.now()), 0, 'nothing past its deadline yet')

@@ -3,6 +3,7 @@
 import { FixParser, FixWriter, MsgType, Tag, UtcClock } from './codec.js'
 import type { FixMessageView } from './codec.js'
 import type { SeqStore } from './store.js'
+import type { MessageThrottle } from './throttle.js'
 
 /** The start of the close reason when the peer answers our Logon with a Logout. */
 export const LOGON_REFUSED = 'logon refused'
@@ -53,6 +54,18 @@ export interface SessionOptions {
    * it received are on the wire, keeping the file write (write + rename) off the reply path.
    */
   saveOnReceive?: boolean
+  /** --max-msg-rate: application messages over the limit are held or not sent (sendApp's return says which). */
+  throttle?: MessageThrottle
+}
+
+/** sendApp's answer when the throttle held the message for a later window (queue mode). */
+export const THROTTLE_QUEUED = 0
+/** sendApp's answer when the throttle did not send the message (reject mode, or the queue full). */
+export const THROTTLE_REJECTED = -1
+
+interface HeldMessage {
+  msgType: string
+  fill: (w: FixWriter) => void
 }
 
 export interface StoredMessage {
@@ -113,6 +126,8 @@ export class FixSession {
   private resendUpTo = 0
   /** Test hook: skip this outgoing sequence number once (the counterparty sees a gap). */
   skipOutgoingSeq = 0
+  /** Application messages the throttle holds (queue mode), oldest first; built and numbered when released. */
+  private readonly held: HeldMessage[] = []
 
   constructor(readonly options: SessionOptions) {
     this.writer = new FixWriter(options.beginString ?? 'FIX.4.4')
@@ -198,25 +213,66 @@ export class FixSession {
     return this.store.nextSenderSeq++
   }
 
-  private transmit(): void {
+  private transmit(app = false): void {
     const bytes = this.writer.finish()
     this.counters.sent++
     this.lastSentMs = this.now()
+    if (!app) this.options.throttle?.admin(this.lastSentMs)
     this.options.send(bytes)
   }
 
+  /** Application messages the throttle holds now. */
+  get heldCount(): number {
+    return this.held.length
+  }
+
   /**
-   * Sends an application message: `fill` adds the body fields after the header. Kept for resending.
-   * Returns its sequence number.
+   * Sends an application message: `fill` adds the body fields after the header (called when it is built: later
+   * if the throttle holds it). Kept for resending. Returns its sequence number, or THROTTLE_QUEUED (held, sent
+   * by releaseHeld() when the window allows) or THROTTLE_REJECTED (not sent).
    */
   sendApp(msgType: string, fill: (w: FixWriter) => void): number {
+    const throttle = this.options.throttle
+    if (throttle !== undefined) {
+      const now = this.now()
+      if (this.held.length > 0) this.releaseHeld()
+      if (this.held.length > 0 || !throttle.tryTake(now)) {
+        if (throttle.options.mode === 'reject' || this.held.length >= throttle.queueCapacity) {
+          throttle.counters.rejected++
+          if (throttle.options.mode === 'queue') throttle.counters.queueFull++
+          return THROTTLE_REJECTED
+        }
+        this.held.push({ msgType, fill })
+        throttle.counters.queued++
+        if (this.held.length > throttle.counters.maxQueueDepth) throttle.counters.maxQueueDepth = this.held.length
+        return THROTTLE_QUEUED
+      }
+    }
+    return this.build(msgType, fill)
+  }
+
+  /** Held messages the window has room for now, oldest first (while logged on). Returns how many went. */
+  releaseHeld(): number {
+    const throttle = this.options.throttle
+    if (throttle === undefined || this.state !== 'active') return 0
+    let n = 0
+    while (n < this.held.length && throttle.tryTake(this.now())) {
+      const m = this.held[n++]!
+      this.build(m.msgType, m.fill)
+    }
+    this.held.splice(0, n)
+    throttle.counters.released += n
+    return n
+  }
+
+  private build(msgType: string, fill: (w: FixWriter) => void): number {
     const seq = this.nextSeq()
     const w = this.header(msgType, seq)
     const sendingTime = Buffer.from(this.clock.now(this.now()))
     const mark = w.mark()
     fill(w)
     this.keepForResend(seq, { msgType, body: w.bodySince(mark), sendingTime })
-    this.transmit()
+    this.transmit(true)
     return seq
   }
 
@@ -467,6 +523,7 @@ export class FixSession {
       this.counters.testRequestsSent++
       this.emit({ event: 'test-request', testReqId: id, silentMs: now - this.lastReceivedMs })
     }
+    this.releaseHeld()
     if (this.options.heartbeats !== false && now - this.lastSentMs >= hbMs) {
       this.header('0')
       this.transmit()

@@ -4,7 +4,7 @@
 // call kbx_ab_rx_poll takes every pointer as a uintptr_t address (~75 ns instead of ~1 µs a call, see
 // @kbx/ffi's libkbx.ts).
 import { XskError } from '@kbx/errors'
-import { kbxAddress, koffi, nativeError, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import { kbxAddress, koffi, nativeError, nativeLibraryPath, openLibrary, readU64FieldsBig } from '@kbx/ffi'
 import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxAbRxPtr = { readonly __opaque: 'kbx_ab_rx' }
@@ -78,13 +78,10 @@ export const KbxAbRxCounters = koffi.struct(
 )
 export const KBX_AB_RX_COUNTERS_SIZE = koffi.sizeof(KbxAbRxCounters)
 
-const COUNTER_OFFSETS = KBX_AB_RX_COUNTER_FIELDS.map((name) => [name, koffi.offsetof(KbxAbRxCounters, name)] as const)
 
 /** struct kbx_ab_rx_counters read from a Buffer the native call filled. */
 export function readReceiveCounters(buffer: Buffer): Record<KbxAbRxCounterField, bigint> {
-  const out = {} as Record<KbxAbRxCounterField, bigint>
-  for (const [name, offset] of COUNTER_OFFSETS) out[name] = buffer.readBigUInt64LE(offset)
-  return out
+  return readU64FieldsBig(buffer, KBX_AB_RX_COUNTER_FIELDS)
 }
 
 /** struct ab_stream_key (bpf/include/ab_format.h): optiq {session_id, 0}, moldudp64 {session[0..8), session[8..10)}. */

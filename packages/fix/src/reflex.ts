@@ -1,7 +1,7 @@
 // The native FIX reflex (native/src/fix_reflex.c, kbx_fix.h): a C framer over the received byte stream
 // that answers the ExecutionReport of the one outstanding order with the next NewOrderSingle, built from
 // a template, on the step that received it. TypeScript arms it before each step and records what it sent.
-import { kbxAddress, nativeError } from '@kbx/ffi'
+import { kbxAddress, nativeError, readU64Fields } from '@kbx/ffi'
 import { KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, libkbxFixReflex } from './native.js'
 import type { KbxFixReflexPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
@@ -104,9 +104,7 @@ export function configureReflex(r: KbxFixReflexPtr, t: ReflexTemplate, block: Re
 export function reflexCounters(r: KbxFixReflexPtr): ReflexCounters {
   const out = Buffer.alloc(KBX_FIX_REFLEX_COUNTER_FIELDS.length * 8)
   libkbxFixReflex().kbx_fix_reflex_counters(r, out)
-  const c = {} as ReflexCounters
-  KBX_FIX_REFLEX_COUNTER_FIELDS.forEach((name, i) => (c[name] = Number(out.readBigUInt64LE(i * 8))))
-  return c
+  return readU64Fields(out, KBX_FIX_REFLEX_COUNTER_FIELDS)
 }
 
 /**

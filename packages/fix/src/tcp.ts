@@ -3,7 +3,7 @@
 import { KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxTcp } from './native.js'
 import type { KbxTcpPtr } from './native.js'
 import { SystemError } from '@kbx/errors'
-import { nativeError } from '@kbx/ffi'
+import { nativeError, readU64Fields } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
 
 export interface TcpEndpoint {
@@ -127,9 +127,8 @@ export class UserTcp {
 
   stats(): TcpStats {
     libkbxTcp().kbx_tcp_get_stats(this.h, this.statsBuf)
-    const s = {} as Record<string, number>
-    KBX_TCP_STATS_FIELDS.forEach((name, i) => (s[name] = Number(this.statsBuf.readBigUInt64LE(i * 8))))
-    return { ...(s as Record<(typeof KBX_TCP_STATS_FIELDS)[number], number>), stateName: KBX_TCP_STATE_NAMES[s['state']!] ?? 'closed', closeReason: KBX_TCP_CLOSE_REASONS[s['close_reason']!] ?? 'open' }
+    const s = readU64Fields(this.statsBuf, KBX_TCP_STATS_FIELDS)
+    return { ...s, stateName: KBX_TCP_STATE_NAMES[s.state] ?? 'closed', closeReason: KBX_TCP_CLOSE_REASONS[s.close_reason] ?? 'open' }
   }
 
   /** The sequence variables (struct kbx_tcp_seq): for invariant checks. */

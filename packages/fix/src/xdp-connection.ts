@@ -6,7 +6,7 @@ import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
 import { NetError, XskError } from '@kbx/errors'
-import { bpfObjectPath, kbxAddress, nativeError } from '@kbx/ffi'
+import { bpfObjectPath, kbxAddress, nativeError, readU64Fields } from '@kbx/ffi'
 import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixXdp } from './native.js'
 import type { KbxFixXdpPtr } from './native.js'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
@@ -308,12 +308,12 @@ export class XdpConnection {
     lib.kbx_fix_xdp_tcp_stats(this.#ptr, this.#statsBuf)
     lib.kbx_fix_xdp_counters(this.#ptr, this.#countersBuf)
     const out: Record<string, number | string | boolean> = { io: 'xdp' }
-    KBX_TCP_STATS_FIELDS.forEach((name, i) => (out[camel(name)] = Number(this.#statsBuf.readBigUInt64LE(i * 8))))
+    for (const [name, value] of Object.entries(readU64Fields(this.#statsBuf, KBX_TCP_STATS_FIELDS))) out[camel(name)] = value
     out['state'] = KBX_TCP_STATE_NAMES[out['state'] as number] ?? 'closed'
     out['closeReason'] = KBX_TCP_CLOSE_REASONS[out['closeReason'] as number] ?? 'open'
     out['ecn'] = out['ecn'] === 1
     const loop: Record<string, number> = {}
-    KBX_FIX_XDP_COUNTER_FIELDS.forEach((name, i) => (loop[camel(name)] = Number(this.#countersBuf.readBigUInt64LE(i * 8))))
+    for (const [name, value] of Object.entries(readU64Fields(this.#countersBuf, KBX_FIX_XDP_COUNTER_FIELDS))) loop[camel(name)] = value
     out['framesIn'] = loop['framesIn']!
     out['framesOut'] = loop['framesOut']!
     out['notOurs'] = loop['notOurs']!

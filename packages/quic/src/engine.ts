@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { KbxError, NetError, SystemError, UsageError, errnoOf } from '@kbx/errors'
-import { kbxAddress, koffi, nativeError, takeNativeFailure } from '@kbx/ffi'
+import { kbxAddress, koffi, nativeError, readU64Fields, takeNativeFailure } from '@kbx/ffi'
 import { parseIPv4, parseMac } from '@kbx/net'
 import { BucketHistogram } from '@kbx/stats'
 import type { XskSocket } from '@kbx/xsk'
@@ -35,12 +35,6 @@ export { KBX_QUIC_MAX_TX_SIZE, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, KBX_QUIC_ST
 
 export type FloodStats = Record<(typeof KBX_QUIC_FLOOD_STATS_FIELDS)[number], number>
 export type SinkStats = Record<(typeof KBX_QUIC_SINK_STATS_FIELDS)[number], number>
-
-function readU64s<K extends string>(buf: Buffer, fields: readonly K[]): Record<K, number> {
-  const out = {} as Record<K, number>
-  fields.forEach((f, i) => (out[f] = Number(buf.readBigUInt64LE(i * 8))))
-  return out
-}
 
 /** An IPv4 address as the u32 whose memory holds it in network order (what C's s_addr holds). */
 export function ipv4NetworkOrder(ip: string): number {
@@ -397,7 +391,7 @@ export class Flood {
   }
   stats(): FloodStats {
     libkbxQuic().kbx_quic_flood_stats(this.ptr, this.#stats)
-    return readU64s(this.#stats, KBX_QUIC_FLOOD_STATS_FIELDS)
+    return readU64Fields(this.#stats, KBX_QUIC_FLOOD_STATS_FIELDS)
   }
   /** The send->ack latencies recorded since the last call (ns, one monotonic clock; exact count, sum and extremes). */
   takeLatencies(): BucketHistogram {
@@ -493,7 +487,7 @@ export class Sink {
   }
   stats(): SinkStats {
     libkbxQuic().kbx_quic_sink_stats(this.ptr, this.#stats)
-    return readU64s(this.#stats, KBX_QUIC_SINK_STATS_FIELDS)
+    return readU64Fields(this.#stats, KBX_QUIC_SINK_STATS_FIELDS)
   }
   /** The distinct client public keys seen (the first KBX_QUIC_SINK_PEER_KEYS). */
   peerPublicKeys(): Buffer[] {

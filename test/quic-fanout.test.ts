@@ -6,16 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { repoRoot } from '@kbx/ffi'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import { waitUntil, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
+import { runFlood, startSink, stopSink } from './testing/quic-bed.js'
 import { base58 } from '@kbx/quic'
 
 // several floods of several seconds, three sinks each, on a loaded machine
 t.setTimeout(400_000)
 
-const floodBin = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
-const sinkBin = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
 const PORTS = [8004, 8005, 8006]
 
 interface ServerEntry {
@@ -27,24 +25,6 @@ interface ServerEntry {
   closes: { code: number; reason: string; count: number }[]
   ackLatencyUs: { count: number }
   connections: { identity: string; state: string; acked: number }[]
-}
-
-async function startSink(net: TestNet, netns: string, listen: string) {
-  const [cmd, argv] = nodeCommand(sinkBin, ['--listen', listen, '--interval', '0.5'])
-  const sink = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil(`the sink on ${listen} to start`, () => sink.events.some((e) => e.event === 'start'), 60_000)
-  return sink
-}
-
-async function stopSink(sink: ToolRun) {
-  sink.child.kill('SIGINT')
-  await sink.exited
-  return sink.events.find((e) => e.event === 'end')?.data
-}
-
-function runFlood(net: TestNet, args: string[]) {
-  const [cmd, argv] = nodeCommand(floodBin, args)
-  return followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
 type Test = Parameters<typeof withTestNet>[0]

@@ -3,33 +3,14 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
-import { repoRoot } from '@kbx/ffi'
 import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
-import type { TestNet, ToolRun } from '@kbx/testbed'
+import type { TestNet } from '@kbx/testbed'
+import { QUIC_SINK, runFlood, startSink, stopSink } from './testing/quic-bed.js'
 
 // floods of several seconds each (xdp and socket io, restarts, rotation): above tap's 120 s per file on a loaded machine
 t.setTimeout(300_000)
 
-const floodBin = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
-const sinkBin = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
-
-async function startSink(net: TestNet, netns: string, listen: string, args: string[] = []) {
-  const [cmd, argv] = nodeCommand(sinkBin, ['--listen', listen, '--interval', '0.5', ...args])
-  const sink = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('the sink to start', () => sink.events.some((e) => e.event === 'start'))
-  return sink
-}
-
-function runFlood(net: TestNet, args: string[]) {
-  const [cmd, argv] = nodeCommand(floodBin, args)
-  return followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-}
-
-async function stopSink(sink: ToolRun) {
-  sink.child.kill('SIGINT')
-  await sink.exited
-  return sink.events.find((e) => e.event === 'end')?.data
-}
+const sinkBin = QUIC_SINK
 
 for (const [io, streams, count] of [
   ['socket', 'uni', 100000],

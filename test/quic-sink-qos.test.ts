@@ -6,15 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { repoRoot } from '@kbx/ffi'
-import { followTool, nodeCommand, waitUntil, withTestNet } from '@kbx/testbed'
+import { followTool, nodeCommand, withTestNet } from '@kbx/testbed'
 import type { TestNet, ToolRun } from '@kbx/testbed'
+import { QUIC_SINK, runFlood, startSink, stopSink } from './testing/quic-bed.js'
 import { base58 } from '@kbx/quic'
 
 t.setTimeout(300_000)
 
-const floodBin = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
-const sinkBin = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
+const sinkBin = QUIC_SINK
 const dir = mkdtempSync(join(tmpdir(), 'kbx-qos-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -26,24 +25,6 @@ function writeKeypair(name: string): { path: string; pubkey: string } {
   const path = join(dir, name)
   writeFileSync(path, JSON.stringify([...seed, ...pub]))
   return { path, pubkey: base58(pub) }
-}
-
-async function startSink(net: TestNet, netns: string, listen: string, args: string[]) {
-  const [cmd, argv] = nodeCommand(sinkBin, ['--listen', listen, '--interval', '0.5', ...args])
-  const sink = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('the sink to start', () => sink.events.some((e) => e.event === 'start') || sink.child.exitCode !== null)
-  return sink
-}
-
-function runFlood(net: TestNet, args: string[]) {
-  const [cmd, argv] = nodeCommand(floodBin, args)
-  return followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-}
-
-async function stopSink(sink: ToolRun) {
-  sink.child.kill('SIGINT')
-  await sink.exited
-  return sink.events.find((e) => e.event === 'end')?.data
 }
 
 const endOf = (run: ToolRun) => run.events.find((e) => e.event === 'end')?.data

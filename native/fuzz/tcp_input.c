@@ -208,8 +208,12 @@ static void peer_sent(struct model *m, uint32_t seq, uint32_t data_len, uint8_t 
 	if (!m->synced)
 		return;
 	uint32_t end = seq + data_len + !!(flags & F_FIN);
-	/* far from everything (a corrupted sequence number): outside any receive window, it cannot be taken */
-	if (SEQ_GT(end, m->peer_max) && end - m->peer_max < (1u << 30))
+	/* What lies past the receive window (a far or corrupted sequence number) cannot be taken: counted only up
+	 * to the window's edge, so a run of far segments cannot carry peer_max half the sequence space away. */
+	uint32_t edge = m->c->rcv_nxt + rcv_window(m->c) + 1;
+	if (SEQ_GT(end, edge))
+		end = edge;
+	if (SEQ_GT(end, m->peer_max))
 		m->peer_max = end;
 	if (!(flags & F_FIN))
 		return;

@@ -2,6 +2,10 @@
 // allocation: field offsets go into preallocated typed arrays) and a writer that builds messages in a
 // preallocated buffer with BodyLength(9) and CheckSum(10) filled in.
 
+import { MsgType, Tag } from './tags.js'
+
+export { MsgType, Tag, msgTypeCode } from './tags.js'
+
 export const SOH = 0x01
 const EQUALS = 0x3d
 const ZERO = 0x30
@@ -10,53 +14,6 @@ const ZERO = 0x30
 export const PRICE_SCALE = 100_000_000
 const PRICE_DECIMALS = 8
 
-export const Tag = {
-  BeginString: 8,
-  BodyLength: 9,
-  CheckSum: 10,
-  MsgType: 35,
-  MsgSeqNum: 34,
-  SenderCompID: 49,
-  TargetCompID: 56,
-  SendingTime: 52,
-  OrigSendingTime: 122,
-  PossDupFlag: 43,
-  BeginSeqNo: 7,
-  EndSeqNo: 16,
-  NewSeqNo: 36,
-  GapFillFlag: 123,
-  TestReqID: 112,
-  HeartBtInt: 108,
-  EncryptMethod: 98,
-  ResetSeqNumFlag: 141,
-  Text: 58,
-  RefSeqNum: 45,
-  ClOrdID: 11,
-  OrderID: 37,
-  ExecID: 17,
-  ExecType: 150,
-  OrdStatus: 39,
-  Symbol: 55,
-  Side: 54,
-  TransactTime: 60,
-  OrderQty: 38,
-  OrdType: 40,
-  Price: 44,
-  TimeInForce: 59,
-  LeavesQty: 151,
-  CumQty: 14,
-  AvgPx: 6,
-  LastQty: 32,
-  LastPx: 31,
-  OrdRejReason: 103,
-  OrigClOrdID: 41,
-  ExecTransType: 20,
-  CxlRejReason: 102,
-  CxlRejResponseTo: 434,
-  RefMsgType: 372,
-  BusinessRejectRefID: 379,
-  BusinessRejectReason: 380,
-} as const
 
 export type FrameError = 'bad-checksum' | 'bad-body-length' | 'bad-header' | 'too-many-fields' | 'bad-field'
 
@@ -130,26 +87,6 @@ export class FixMessageView {
   }
 }
 
-export function msgTypeCode(type: string): number {
-  return type.length === 1 ? type.charCodeAt(0) : (type.charCodeAt(0) << 8) | type.charCodeAt(1)
-}
-
-export const MsgType = {
-  Heartbeat: msgTypeCode('0'),
-  TestRequest: msgTypeCode('1'),
-  ResendRequest: msgTypeCode('2'),
-  Reject: msgTypeCode('3'),
-  SequenceReset: msgTypeCode('4'),
-  Logout: msgTypeCode('5'),
-  ExecutionReport: msgTypeCode('8'),
-  Logon: msgTypeCode('A'),
-  NewOrderSingle: msgTypeCode('D'),
-  OrderCancelReject: msgTypeCode('9'),
-  OrderCancelRequest: msgTypeCode('F'),
-  OrderCancelReplaceRequest: msgTypeCode('G'),
-  OrderStatusRequest: msgTypeCode('H'),
-  BusinessReject: msgTypeCode('j'),
-} as const
 
 export function parseUint(buf: Uint8Array, start: number, end: number): number {
   if (end <= start || end - start > 15) return -1

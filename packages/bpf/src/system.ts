@@ -1,6 +1,6 @@
 import { readFileSync, existsSync, mkdirSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
-import { NetError, SystemError, UsageError } from '@kbx/errors'
+import { NetError, SystemError, UsageError, unknownInterfaceHint } from '@kbx/errors'
 import { CPU_SET_BYTES, lastErrno, libc, MS_NODEV, MS_NOEXEC, MS_NOSUID, RLIM_INFINITY, RLIMIT_MEMLOCK } from '@kbx/ffi'
 
 /**
@@ -39,7 +39,7 @@ export function resolveIfindex(iface: string | number): number {
     throw new NetError(`unknown interface "${iface}"`, {
       op: 'if_nametoindex',
       errno: lastErrno() || 19,
-      hint: 'list interfaces with `ip link`; inside a namespace run under `ip netns exec NAME`',
+      hint: unknownInterfaceHint(iface, 'list interfaces with `ip link`; inside a namespace run under `ip netns exec NAME`'),
     })
   }
   return ifindex

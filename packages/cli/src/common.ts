@@ -45,7 +45,7 @@ function addOutputOption(cmd: Command, name: keyof OutputOptions): void {
   switch (name) {
     case 'json':
       if (!hasOption(cmd, '--json')) {
-        cmd.addOption(new Option('--json', 'JSON lines on stdout').default(true))
+        cmd.addOption(new Option('-j, --json', 'JSON lines on stdout').default(true))
         cmd.addOption(new Option('--no-json', 'no JSON lines on stdout'))
       }
       break

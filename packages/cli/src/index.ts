@@ -20,7 +20,7 @@ export {
 export type { XdpMode, IpPort } from './options.js'
 export { requirePrivileges, effectiveCapabilities, missingCapabilities, CAP } from './privileges.js'
 export type { PrivilegeOptions, CapabilityName } from './privileges.js'
-export { runTool, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js'
+export { runTool, formatExamples, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js'
 export type { ToolContext, ToolSpec, Cleanup } from './run.js'
 export { runLoop, runBatchLoop } from './loop.js'
 export type { StopReason, LoopContext, RunLoopOptions, IntervalTick, BatchLoopOptions } from './loop.js'

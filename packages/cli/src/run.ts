@@ -39,6 +39,8 @@ export interface ToolSpec<O extends object = object> {
   argv?: readonly string[]
   /** The command's options, one declaration each (optionTable, with commonOptions for the shared ones); ctx.opts is typed from it. */
   options: OptionTable<O>
+  /** Command lines shown under "Examples:" at the end of --help, as a user types them. */
+  examples?: readonly string[]
   /** Declare positional arguments (and anything else the table does not say), after the table's options. */
   build?: (program: Command) => void
   /** Check root/capabilities after parsing, before `run`. */
@@ -62,6 +64,11 @@ interface Outcome {
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
 const FORCED_CLEANUP_TIMEOUT_MS = 3000
 
+/** The "Examples:" block of --help. */
+export function formatExamples(examples: readonly string[]): string {
+  return ['', 'Examples:', ...examples.map((e) => `  ${e}`)].join('\n')
+}
+
 /** The command line parsed by commander with the table's and the output options, or the exit code of a usage error. */
 async function parseCommandLine<O extends object>(spec: ToolSpec<O>): Promise<Command | number> {
   const program = new Command(spec.tool)
@@ -76,6 +83,7 @@ async function parseCommandLine<O extends object>(spec: ToolSpec<O>): Promise<Co
   spec.options.register(program)
   spec.build?.(program)
   addCommonOptions(program, OUTPUT_OPTIONS)
+  if (spec.examples !== undefined && spec.examples.length > 0) program.addHelpText('after', formatExamples(spec.examples))
   program.action(() => {})
   try {
     await program.parseAsync([...(spec.argv ?? process.argv.slice(2))], { from: 'user' })

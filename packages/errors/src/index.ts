@@ -148,3 +148,6 @@ export function hintForErrno(errno: number): string | undefined {
 export function hasErrno(err: unknown, name: keyof typeof constants.errno): boolean {
   return err instanceof KbxError && err.errno === constants.errno[name]
 }
+
+export { setupNetCommand, testBedAddressHint, unknownInterfaceHint } from './test-bed.js'
+export type { TestBedName } from './test-bed.js'

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { basename } from 'node:path'
-import { NetError, errnoOf } from '@kbx/errors'
+import { NetError, errnoOf, unknownInterfaceHint } from '@kbx/errors'
 import { formatMac, parseIPv4 } from './address.js'
 
 export interface InterfaceInfo {
@@ -105,8 +105,8 @@ function ipMissing(err: IpCommandError, op: string): NetError {
   })
 }
 
-function ipLinkHint(options: NetOptions): string {
-  return options.netns === undefined ? 'see `ip link`' : `see \`ip -n ${options.netns} link\``
+function ipLinkHint(options: NetOptions, ifname: string): string {
+  return unknownInterfaceHint(ifname, options.netns === undefined ? 'see `ip link`' : `see \`ip -n ${options.netns} link\``)
 }
 
 function readSysfs(ifname: string, file: string): string | undefined {
@@ -142,7 +142,7 @@ function unknownInterface(ifname: string, options: NetOptions, cause?: unknown):
   return new NetError(`unknown interface ${JSON.stringify(ifname)}${where}`, {
     op: 'look up interface',
     errno: errnoOf('ENODEV'),
-    hint: ipLinkHint(options),
+    hint: ipLinkHint(options, ifname),
     cause,
   })
 }
@@ -173,7 +173,7 @@ export function interfaceInfo(ifname: string, options: NetOptions = {}): Interfa
       }
       throw new NetError(`cannot look up interface ${JSON.stringify(ifname)}: ${err.stderr.trim()}`, {
         op: 'look up interface',
-        hint: ipLinkHint(options),
+        hint: ipLinkHint(options, ifname),
         cause: err,
       })
     }

@@ -329,6 +329,11 @@ export async function main(argv?: readonly string[]): Promise<number> {
     ...(argv ? { argv } : {}),
     privileges: true,
     options: floodOptions,
+    examples: [
+      'sudo quic-flood --iface veth0 --server 10.0.0.11:8004 --duration 5 | jq -c \'select(.event=="end") | .data | {acked, ackedPerSec}\'',
+      'sudo quic-flood --iface veth0 --io socket --rate 50000 --duration 10',
+      'sudo quic-flood --iface eth0 --servers leaders.txt --fanout all --keypair a.json --keypair b.json --connections 4',
+    ],
     run: (ctx) => {
       const o = ctx.opts
       if (o.alpn.length < 1 || Buffer.byteLength(o.alpn) > KBX_QUIC_MAX_ALPN_LEN)

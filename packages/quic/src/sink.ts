@@ -1,6 +1,6 @@
 import { commonOptions, flagOption, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import type { OptionsOf, ToolContext } from '@kbx/cli'
-import { UsageError } from '@kbx/errors'
+import { KbxError, NetError, UsageError, hasErrno, testBedAddressHint } from '@kbx/errors'
 import { RateMeter } from '@kbx/stats'
 import { base58 } from './base58.js'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
@@ -18,7 +18,7 @@ import { readStakes } from './qos.js'
 
 /** quic-sink's options. */
 export const sinkOptions = optionTable({
-  listen: valueOption('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { default: { ip: '10.0.0.11', port: 8004 } }),
+  listen: valueOption('--listen <ip:port>', 'UDP address to listen on', parseIpPortOption('--listen'), { default: { ip: '10.0.0.11', port: 8004 }, defaultText: '10.0.0.11:8004' }),
   alpn: stringOption('--alpn <proto>', 'TLS ALPN', { default: 'solana-tpu' }),
   maxStreams: intOption('--max-streams <n>', 'MAX_STREAMS granted per connection (uni)', { min: 1, max: 1 << 20, default: KBX_QUIC_SINK_DEFAULT_MAX_STREAMS }),
   maxStreamsBidi: intOption('--max-streams-bidi <n>', 'MAX_STREAMS for bidirectional streams (default: --max-streams)', { min: 1, max: 1 << 20 }),
@@ -91,7 +91,7 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     identity = Identity.create(readSolanaKeypair(o.keypair))
     ctx.onCleanup(() => identity?.close())
   }
-  const s = Sink.create({
+  const s = createSink({
     localIp: o.listen.ip,
     localPort: o.listen.port,
     maxStreamsUni: o.maxStreams,
@@ -145,6 +145,21 @@ export async function main(argv?: readonly string[]): Promise<number> {
     description: 'QUIC transaction sink (Agave TPU rules): counts one transaction per stream',
     ...(argv ? { argv } : {}),
     options: sinkOptions,
+    examples: [
+      'sudo ip netns exec ns1 quic-sink --listen 10.0.0.11:8004',
+      'quic-sink --listen 0.0.0.0:8009 --agave-qos --stakes stakes.txt --duration 60',
+    ],
     run: sink,
   })
+}
+
+/** Sink.create, with the command that makes a missing test-bed address (the default --listen) exist. */
+function createSink(config: Parameters<typeof Sink.create>[0]): Sink {
+  try {
+    return Sink.create(config)
+  } catch (err) {
+    const hint = hasErrno(err, 'EADDRNOTAVAIL') ? testBedAddressHint(config.localIp ?? '') : undefined
+    if (hint === undefined || !(err instanceof KbxError)) throw err
+    throw new NetError(err.message, { op: err.op, ...(err.errno === undefined ? {} : { errno: err.errno }), hint, cause: err })
+  }
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { KbxError, UsageError } from '@kbx/errors'
+import { KbxError, UsageError, unknownInterfaceHint } from '@kbx/errors'
 import { BpfObject, ensureBpffs, raiseMemlockLimit, resolveIfindex, xdpAttachmentOf } from '@kbx/bpf'
 import type { BpfMap, XdpAttachMode, XdpLink } from '@kbx/bpf'
 import { createPinDirs, interfacePins, mapPinPath, removePins } from './pins.js'
@@ -38,7 +38,7 @@ export function checkInterface(iface: string): number {
   try {
     return resolveIfindex(iface)
   } catch (err) {
-    throw new UsageError(`unknown interface "${iface}"`, { op: 'look up interface', hint: 'list interfaces with `ip link`', cause: err })
+    throw new UsageError(`unknown interface "${iface}"`, { op: 'look up interface', hint: unknownInterfaceHint(iface), cause: err })
   }
 }
 

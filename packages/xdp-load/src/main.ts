@@ -25,6 +25,7 @@ interface SubcommandSpec<O extends object> {
   build: (cmd: Command) => void
   run: (ctx: ToolContext<O>) => void | Promise<void>
   privileges: boolean
+  examples: readonly string[]
 }
 
 function subcommand<O extends object>(spec: SubcommandSpec<O>): Subcommand {
@@ -36,6 +37,7 @@ function subcommand<O extends object>(spec: SubcommandSpec<O>): Subcommand {
         argv,
         privileges: spec.privileges,
         options: spec.options,
+        examples: spec.examples,
         build: (program) => {
           program.name(`${TOOL} ${name}`).description(spec.summary)
           spec.build(program)
@@ -48,9 +50,9 @@ function subcommand<O extends object>(spec: SubcommandSpec<O>): Subcommand {
 const noOptions = optionTable({})
 const progOption = stringOption('--prog <name>', 'program in the object (default: the first)')
 
-/** Inspection output: a table on a terminal, JSON when piped or with --json, a table with --no-json. */
+/** Inspection output: a table on a terminal, JSON when piped or with -j/--json, a table with --no-json. */
 function wantsJson(argv: readonly string[]): boolean {
-  if (argv.includes('--json')) return true
+  if (argv.includes('--json') || argv.includes('-j')) return true
   if (argv.includes('--no-json')) return false
   return !process.stdout.isTTY
 }
@@ -64,6 +66,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       mode: choiceOption('-m, --mode <mode>', 'attach mode', XDP_MODES, { default: 'auto', listed: true }),
     }),
     build: (cmd) => cmd.argument('<iface>', 'interface', ifaceArg).argument('<object>', 'compiled XDP object (.o)'),
+    examples: ['sudo xdp-load load eth1 prog.o', 'sudo xdp-load load veth0 prog.o --prog xdp_count --mode skb'],
     run: (ctx) => {
       const [iface, object] = ctx.args as [string, string]
       const opts = ctx.opts
@@ -80,6 +83,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       force: flagOption('--force', 'also detach programs kbx did not attach'),
     }),
     build: (cmd) => cmd.argument('[iface]', 'interface', ifaceArg),
+    examples: ['sudo xdp-load unload eth1', 'sudo xdp-load unload --all'],
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
       const opts = ctx.opts
@@ -98,6 +102,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
     privileges: true,
     options: noOptions,
     build: (cmd) => cmd.argument('[iface]', 'interface', ifaceArg),
+    examples: ['sudo xdp-load status', "sudo xdp-load status -j | jq '.data'"],
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
       const report = xdpStatus(iface)
@@ -110,6 +115,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
     privileges: true,
     options: noOptions,
     build: (cmd) => cmd.argument('[iface]', 'interface (probes XDP modes and AF_XDP on it)', ifaceArg),
+    examples: ['sudo xdp-load features', 'sudo xdp-load features veth0 -j'],
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
       const report = features(iface)
@@ -126,6 +132,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       out: stringOption('--out <file>', 'write the frames that pass/tx/redirect, as the program left them'),
     }),
     build: (cmd) => cmd.argument('<object>', 'compiled XDP object (.o)'),
+    examples: ['sudo xdp-load test prog.o --pcap in.pcap --out passed.pcap'],
     run: (ctx) => {
       const [object] = ctx.args as [string]
       const opts = ctx.opts
@@ -152,6 +159,11 @@ function printHelp(commands: Record<string, Subcommand>, fd: number): void {
       ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
       '',
       `run \`${TOOL} <command> --help\` for a command's options`,
+      '',
+      'examples:',
+      `  sudo ${TOOL} load eth1 prog.o`,
+      `  sudo ${TOOL} status          (a table on a terminal; -j or a pipe: JSON lines)`,
+      `  sudo ${TOOL} unload eth1`,
       '',
     ].join('\n'),
   )

@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import { LOG_LEVELS } from '@kbx/stats'
 import type { LogLevel } from '@kbx/stats'
 import { XDP_MODES, parseLogLevel } from './options.js'
-import { choiceOption, flagOption, intOption, secondsOption, stringOption } from './table.js'
+import { OptionDecl, choiceOption, intOption, secondsOption, stringOption } from './table.js'
 import type { OptionsOf } from './table.js'
 
 /** Put the ones a command has in its option table: `optionTable({ …, mode: commonOptions.mode })`. */
@@ -15,8 +15,8 @@ export const commonOptions = {
   duration: secondsOption('--duration <seconds>', 'stop after this long (0 = until Ctrl-C)', { default: 0 }),
   /** Seconds between `interval` events. */
   interval: secondsOption('--interval <seconds>', 'seconds between interval stats', { min: 0.01, default: 1 }),
-  /** Live status line on stderr (only on a terminal); --no-live turns it off. */
-  live: flagOption('--no-live', 'no live status line on stderr (it is drawn only when stderr is a terminal)'),
+  /** Live status line on stderr (only on a terminal); --no-live turns it off. Typed optional: absent means on. */
+  live: new OptionDecl<boolean | undefined>('--no-live', 'no live status line on stderr (it is drawn only when stderr is a terminal)'),
 }
 
 /**

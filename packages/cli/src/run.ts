@@ -15,8 +15,8 @@ export type Cleanup = () => void | Promise<void>
 /** What a command's `run` gets. */
 export interface ToolContext<O extends object = object> {
   readonly tool: string
-  /** The user's arguments, as given (for a report's title). */
-  readonly argv: readonly string[]
+  /** The user's arguments, as given (for a report's title; runTool always sets them). */
+  readonly argv?: readonly string[]
   /** All parsed options: the command's table's and the output ones runTool adds. */
   readonly opts: O & OutputOptions
   /** Parsed positional arguments (after their parsers). */

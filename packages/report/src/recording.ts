@@ -29,7 +29,7 @@ export interface RecordingSpec {
 /** The part of a ToolContext a recording needs. */
 export interface RecordingContext {
   readonly tool: string
-  readonly argv: readonly string[]
+  readonly argv?: readonly string[] | undefined
   readonly opts: Partial<LatencyFileOptions>
   onCleanup(fn: () => void): void
 }
@@ -76,6 +76,8 @@ export class LatencyRecording {
   private lastSec = 0
   private readonly rates: { tSec: number; perSec: number }[] = []
   private finished = false
+  /** The tool gives its own rate: intervals without one then add no rate point. */
+  private explicitRates = false
 
   private constructor(
     private readonly ctx: RecordingContext,
@@ -83,7 +85,7 @@ export class LatencyRecording {
   ) {
     const o = ctx.opts
     this.series = spec.series.map((s) => new SeriesState(s))
-    const params = runParameters(ctx.tool, ctx.argv)
+    const params = runParameters(ctx.tool, ctx.argv ?? [])
     this.hlog = o.hlog === undefined ? undefined : new HlogFile(o.hlog, this.startedMs, [`[kbx: ${params}]`, `[kbx series: ${spec.series.map((s, i) => `${i === 0 ? '(untagged)' : s.name}=${s.label}`).join(', ')}; values in ns]`])
     if (this.hlog) ctx.onCleanup(() => this.hlog?.close())
   }
@@ -117,9 +119,13 @@ export class LatencyRecording {
       const h = recorded[s.spec.name]?.toHdr() ?? newHdrHistogram()
       s.total.add(h)
       this.hlog?.write(h, startSec, endSec, i === 0 ? undefined : s.spec.name)
-      if (i === 0 && ratePerSec === undefined && endSec > startSec) this.rates.push({ tSec: endSec, perSec: h.totalCount / (endSec - startSec) })
+      if (i === 0 && ratePerSec === undefined && !this.explicitRates && endSec > startSec) this.rates.push({ tSec: endSec, perSec: h.totalCount / (endSec - startSec) })
     })
-    if (ratePerSec !== undefined) this.rates.push({ tSec: endSec, perSec: ratePerSec })
+    if (ratePerSec !== undefined) {
+      if (!this.explicitRates) this.rates.length = 0
+      this.explicitRates = true
+      this.rates.push({ tSec: endSec, perSec: ratePerSec })
+    }
   }
 
   /** Writes the .hgrm tables and the SVG, closes the .hlog; the files written. Call interval() for the last stretch first. */
@@ -157,7 +163,7 @@ export class LatencyRecording {
       valueAtRankNs: (rank) => main.total.getValueAtPercentile((100 * rank) / main.total.totalCount),
     })
     return renderChart({
-      title: runParameters(this.ctx.tool, this.ctx.argv),
+      title: runParameters(this.ctx.tool, this.ctx.argv ?? []),
       subtitle: `${new Date(this.startedMs).toISOString().replace('T', ' ').slice(0, 19)} UTC, ${this.lastSec.toFixed(1)} s · ${main.spec.label}: n=${summary.count} p50 ${summary.p50} µs p99 ${summary.p99} µs p99.9 ${summary.p999} µs max ${summary.max} µs`,
       curves: drawn.map((s) => curveOfHdr(s.spec.label, s.total)),
       rates: [rate],

@@ -209,7 +209,8 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
   const opts: O & OutputOptions = { ...spec.options.values(program), ...outputOptionsOf(program) }
   // --no-live (commonOptions.live) turns the live line off; it is drawn only when stderr is a terminal
   const live = (opts as { live?: boolean }).live
-  const status = new TtyStatus({ enabled: liveLineEnabled({ live, isTTY: isatty(2) }) })
+  const stderrIsTerminal = isatty(2)
+  const status = new TtyStatus({ enabled: liveLineEnabled({ live, isTTY: stderrIsTerminal }) })
   const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
   const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })
   const run = new RunLifecycle(log, json)
@@ -232,10 +233,8 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
     },
     end(data = {}) {
       json.end(data)
-      if (status.enabled) {
-        status.stop()
-        writeAllSync(2, formatSummary(spec.tool, data))
-      }
+      status.stop()
+      if (stderrIsTerminal) writeAllSync(2, formatSummary(spec.tool, data))
     },
   }
 

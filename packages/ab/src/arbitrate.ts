@@ -378,6 +378,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   }
 
   const record = recordIntervals(arb, recording, o.order === 'sequence')
+  recording.begin()
   const stop = await runLoop(
     ctx,
     () => onBatch(arb.poll(2)),

@@ -197,6 +197,7 @@ export class FixTcpRun implements TransportHost {
     const { ctx, opts, store, transport } = this
     ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, amend: this.flow.policy, ...(opts.maxMsgRate === undefined ? {} : { throttle: { maxMsgRate: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', admin: opts.throttleAdmin === true } }), ...transport.startFields() })
     this.session.start()
+    this.recording.begin()
     // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
     // says so; --duration likewise (orders in flight answered first).
     await runLoop({ signal: new AbortController().signal }, () => this.step(), {

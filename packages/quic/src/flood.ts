@@ -289,6 +289,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => f.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
+  recording.begin()
   const stop = await runLoop(
     ctx,
     () => {

@@ -136,8 +136,10 @@ function latencyPanel(input: ChartInput, out: string[]): void {
   const positive = values.filter((v) => v > 0)
   const maxNs = Math.max(...values, 1)
   const unit = unitFor(maxNs)
-  const body = positive.length ? positive.sort((a, b) => a - b)[Math.floor(positive.length / 2)]! : maxNs
-  const useLog = positive.length > 0 && maxNs / Math.max(body, 1) > 100
+  // the body: the smallest median of the curves; a tail more than 30 times above it is drawn on a log scale
+  const medians = input.curves.map((c) => c.points.find((p) => p.percentile >= 50)?.valueNs).filter((v): v is number => v !== undefined && v > 0)
+  const body = medians.length ? Math.min(...medians) : maxNs
+  const useLog = positive.length > 0 && maxNs / Math.max(body, 1) > 30
   const axis = useLog ? logAxis(Math.min(...positive) / unit.ns, maxNs / unit.ns, top, height) : linearAxis(maxNs / unit.ns, top, height)
   out.push(`<rect x="${MARGIN.left}" y="${top}" width="${plotWidth}" height="${height}" fill="#fafafa" stroke="#999"/>`)
   for (const tick of axis.ticks) {

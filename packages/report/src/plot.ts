@@ -46,7 +46,7 @@ export function chartOfFiles(files: readonly string[], o: PlotOptions): ChartInp
     subtitle: files.map((f) => basename(f)).join(', '),
     curves: runs.flatMap((r) => r.curves),
     rates: runs.flatMap((r) => r.rates),
-    rateUnit: 'per second (recorded, or the run\'s rate)',
+    rateUnit: 'per second',
   }
 }
 

@@ -69,10 +69,10 @@ class SeriesState {
 }
 
 export class LatencyRecording {
-  private readonly hlog: HlogFile | undefined
+  private hlog: HlogFile | undefined
   private readonly series: SeriesState[]
-  private readonly startedMs = Date.now()
-  private readonly started = process.hrtime.bigint()
+  private startedMs = Date.now()
+  private started = process.hrtime.bigint()
   private lastSec = 0
   private readonly rates: { tSec: number; perSec: number }[] = []
   private finished = false
@@ -85,9 +85,25 @@ export class LatencyRecording {
   ) {
     const o = ctx.opts
     this.series = spec.series.map((s) => new SeriesState(s))
-    const params = runParameters(ctx.tool, ctx.argv ?? [])
-    this.hlog = o.hlog === undefined ? undefined : new HlogFile(o.hlog, this.startedMs, [`[kbx: ${params}]`, `[kbx series: ${spec.series.map((s, i) => `${i === 0 ? '(untagged)' : s.name}=${s.label}`).join(', ')}; values in ns]`])
-    if (this.hlog) ctx.onCleanup(() => this.hlog?.close())
+    this.openHlog()
+    if (o.hlog !== undefined) ctx.onCleanup(() => this.hlog?.close())
+  }
+
+  private openHlog(): void {
+    const path = this.ctx.opts.hlog
+    if (path === undefined) return
+    this.hlog?.close()
+    const params = runParameters(this.ctx.tool, this.ctx.argv ?? [])
+    const series = this.spec.series.map((s, i) => `${i === 0 ? '(untagged)' : s.name}=${s.label}`).join(', ')
+    this.hlog = new HlogFile(path, this.startedMs, [`[kbx: ${params}]`, `[kbx series: ${series}; values in ns]`])
+  }
+
+  /** Starts the clock again (e.g. once the run is set up and its loop begins): the first interval starts now. */
+  begin(): void {
+    if (this.lastSec !== 0 || this.finished) return
+    this.startedMs = Date.now()
+    this.started = process.hrtime.bigint()
+    this.openHlog()
   }
 
   /** Checks the file options (usage errors) and starts the .hlog; call it before attaching anything. Without any file option it records nothing. */

@@ -8,6 +8,8 @@ import { join } from 'node:path'
 import { withTestNet } from '@kbx/testbed'
 import { parseHgrm, parseHlog } from '@kbx/stats'
 import { decodePng, luminanceVariance } from '../packages/report/src/testing/png.js'
+import { waitUntil } from '@kbx/testbed'
+import { abBed, runFeedOnBed, startArbitrator } from './testing/ab-bed.js'
 import { runFlood, startSink, stopSink } from './testing/quic-bed.js'
 
 t.setTimeout(180_000)
@@ -49,4 +51,29 @@ t.test('quic-flood --hgrm --hlog --plot: three files that parse and agree with t
   const png = join(dir, 'flood.png')
   execFileSync('rsvg-convert', [files.plot, '-o', png])
   t.ok(luminanceVariance(decodePng(readFileSync(png))) > 100, 'rendered and not blank')
+})
+
+t.test('ab-arbitrate --hlog --hgrm: the skew (both sides) and the hold times as series, as many as the end event counts', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kbx-latency-files-'))
+  const files = { hgrm: join(dir, 'ab.hgrm'), hlog: join(dir, 'ab.hlog') }
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  const arb = await startArbitrator(net, bed, ['--order', 'sequence', '--hold-us', '50000', '--skew-sample', '1', '--hlog', files.hlog, '--hgrm', files.hgrm])
+  const feed = await runFeedOnBed(net, bed, ['--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, '--count', '3000', '--rate', '5000', '--seed', '3', '--loss-a', '0.05', '--loss-b', '0.05', '--reorder-a', '0.1:8', '--delay-b', '40'])
+  t.same(await feed.exited, { code: 0, signal: null }, feed.stderr())
+  const union = feed.events.find((e) => e.event === 'end')!.data['union']
+  await waitUntil('the union to be delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= union), 30_000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+
+  const log = parseHlog(readFileSync(files.hlog, 'utf8'))
+  const total = (tag: string | undefined) => log.intervals.filter((i) => i.tag === tag).reduce((n, i) => n + i.histogram.totalCount, 0)
+  t.ok(end.skewUs.samples > 1000, `skew sampled (${end.skewUs.samples})`)
+  t.equal(total(undefined) + total('skew-a-late'), end.skewUs.samples, 'B-after-A (untagged) and A-after-B together: every skew sample')
+  t.ok(total(undefined) > total('skew-a-late'), 'line B, delayed, mostly arrives second')
+  t.equal(total('hold'), end.order.heldUs.count, 'one hold time per held packet')
+  t.equal(parseHgrm(readFileSync(files.hgrm, 'utf8')).totalCount, total(undefined), 'ab.hgrm: the main series')
+  t.equal(parseHgrm(readFileSync(join(dir, 'ab.hold.hgrm'), 'utf8')).totalCount, end.order.heldUs.count, 'ab.hold.hgrm')
+  t.equal(parseHgrm(readFileSync(join(dir, 'ab.skew-a-late.hgrm'), 'utf8')).totalCount, total('skew-a-late'), 'ab.skew-a-late.hgrm')
 })

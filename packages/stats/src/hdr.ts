@@ -45,7 +45,7 @@ export interface HgrmTable {
   totalCount: number
 }
 
-/** The rows and summary of a `.hgrm` text (values in its own unit); an error when it is not one. */
+/** The rows and summary of a `.hgrm` text (values in its own unit; no rows for an empty histogram); an error when it is not one. */
 export function parseHgrm(text: string): HgrmTable {
   const rows: HgrmRow[] = []
   let mean = NaN
@@ -62,7 +62,7 @@ export function parseHgrm(text: string): HgrmTable {
       totalCount = Number(maxLine[2])
     }
   }
-  if (rows.length === 0 || Number.isNaN(max)) throw new UsageError('not an HdrHistogram percentile table (.hgrm): no "Value Percentile TotalCount" rows or no #[Max …] line', { op: 'parse hgrm' })
+  if (!/Value\s+Percentile\s+TotalCount/.test(text) || Number.isNaN(max)) throw new UsageError('not an HdrHistogram percentile table (.hgrm): no "Value Percentile TotalCount" rows or no #[Max …] line', { op: 'parse hgrm' })
   return { rows, mean, max, totalCount }
 }
 

@@ -41,6 +41,13 @@ t.test('.hgrm: HdrHistogram columns and footer, read back to the same percentile
   t.ok(Math.abs(table.mean - h.meanNs / 1000) <= (h.meanNs / 1000) * 1e-3, 'mean')
 })
 
+t.test('.hgrm of an empty histogram: no rows, a zero count', async (t) => {
+  const table = parseHgrm(formatHgrm(new LatencyHistogram().toHdr()))
+  t.same(table.rows, [])
+  t.equal(table.totalCount, 0)
+  t.equal(table.max, 0)
+})
+
 t.test('.hlog: each interval (tagged or not) read back by hdr-histogram-js with its counts, times and percentiles', async (t) => {
   const path = join(dir, 'run.hlog')
   const startMs = Date.UTC(2026, 11, 3, 12, 0, 0)

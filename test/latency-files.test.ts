@@ -10,6 +10,7 @@ import { parseHgrm, parseHlog } from '@kbx/stats'
 import { decodePng, luminanceVariance } from '../packages/report/src/testing/png.js'
 import { waitUntil } from '@kbx/testbed'
 import { abBed, runFeedOnBed, startArbitrator } from './testing/ab-bed.js'
+import { fixBed, runFixTcp } from './testing/fix-bed.js'
 import { runFlood, startSink, stopSink } from './testing/quic-bed.js'
 
 t.setTimeout(180_000)
@@ -76,4 +77,16 @@ t.test('ab-arbitrate --hlog --hgrm: the skew (both sides) and the hold times as 
   t.equal(parseHgrm(readFileSync(files.hgrm, 'utf8')).totalCount, total(undefined), 'ab.hgrm: the main series')
   t.equal(parseHgrm(readFileSync(join(dir, 'ab.hold.hgrm'), 'utf8')).totalCount, end.order.heldUs.count, 'ab.hold.hgrm')
   t.equal(parseHgrm(readFileSync(join(dir, 'ab.skew-a-late.hgrm'), 'utf8')).totalCount, total('skew-a-late'), 'ab.skew-a-late.hgrm')
+})
+
+t.test('fix-tcp --hgrm --hlog --plot: every order→ack latency in the log and the table', async (t) => {
+  const b = await fixBed(t)
+  const files = { hgrm: join(b.dir, 'fix.hgrm'), hlog: join(b.dir, 'fix.hlog'), plot: join(b.dir, 'fix.svg') }
+  const run = await runFixTcp(b, ['--orders', '3000', '--rate', '3000', '--interval', '0.25', '--reset', '--hgrm', files.hgrm, '--hlog', files.hlog, '--plot', files.plot], 'socket')
+  t.equal(run.end.latencyUs.count, 3000)
+  const log = parseHlog(readFileSync(files.hlog, 'utf8'))
+  t.equal(log.intervals.reduce((n, i) => n + i.histogram.totalCount, 0), 3000, 'every order once in the log')
+  t.ok(log.intervals.length >= 3, `${log.intervals.length} intervals`)
+  t.equal(parseHgrm(readFileSync(files.hgrm, 'utf8')).totalCount, 3000)
+  t.match(readFileSync(files.plot, 'utf8'), /order→ack \(n=3000\)/)
 })

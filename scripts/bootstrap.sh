@@ -20,6 +20,7 @@ apt_packages=(
   iproute2 ethtool bpftool tshark
   libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev ngtcp2-server ngtcp2-client libquickfix-dev g++
   libclang-rt-14-dev
+  librsvg2-bin libhdrhistogram-java default-jre-headless
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,9 +1,10 @@
 // ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
-import { commonOptions, intOption, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, intOption, latencyFileOptions, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, interfaceInfo } from '@kbx/net'
-import { RateMeter, summarizeLatency } from '@kbx/stats'
+import { LatencyRecording } from '@kbx/report'
+import { type BucketHistogram, RateMeter, formatLiveLine, summarizeLatency } from '@kbx/stats'
 import { Arbitrator, type DeliveredBatch, type Gap, type RecoveryOptions, type StreamEvent } from './arbitrator.js'
 import { channelOptions, checkChannelFormats, formatGroupSpec, resolveChannels, type ChannelOptions } from './channels.js'
 import { readFeeds } from './feeds.js'
@@ -72,6 +73,8 @@ export function arbitrateOptions() {
     mode: commonOptions.mode,
     duration: commonOptions.duration,
     interval: commonOptions.interval,
+    live: commonOptions.live,
+    ...latencyFileOptions,
   })
 }
 export type ArbitrateOptions = OptionsOf<ReturnType<typeof arbitrateOptions>>
@@ -267,6 +270,33 @@ class PcapOutput {
   }
 }
 
+/** --hgrm/--hlog/--plot: the skew's two sides (B after A first: the untagged series) and, in sequence order, the hold times. */
+function openRecording(ctx: ToolContext<ArbitrateOptions>): LatencyRecording {
+  return LatencyRecording.open(ctx, {
+    series: [
+      { name: 'skew-b-late', label: 'B after A' },
+      { name: 'skew-a-late', label: 'A after B' },
+      ...(ctx.opts.order === 'sequence' ? [{ name: 'hold', label: 'hold time' }] : []),
+    ],
+    rateUnit: 'delivered packets/s',
+    latencyLabel: 'A/B skew, hold time',
+  })
+}
+
+/** Hands the recording what the skew and the hold times gained since the last call. */
+function recordIntervals(arb: Arbitrator, recording: LatencyRecording, sequence: boolean): (skew: Skew, ratePerSec?: number) => void {
+  let lastSkew: Skew | undefined
+  let lastHold: BucketHistogram | undefined
+  return (skew, ratePerSec) => {
+    if (!recording.active) return
+    const d = lastSkew ? skewSince(skew, lastSkew) : skew
+    const hold = sequence ? arb.holdTimes() : undefined
+    recording.interval({ 'skew-b-late': d.bLate, 'skew-a-late': d.aLate, ...(hold ? { hold: lastHold ? hold.since(lastHold) : hold } : {}) }, ratePerSec)
+    lastSkew = skew
+    lastHold = hold
+  }
+}
+
 export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<void> {
   const o = ctx.opts
   const [lineA, lineB] = ctx.args as [string, string]
@@ -283,6 +313,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   const outputs: OutputSpec[] = [...(o.out ?? []), ...(o.pcap !== undefined ? [{ kind: 'pcap' as const, file: o.pcap }] : [])]
   checkOutputs(outputs, o.outIface)
   if (o.outIface !== undefined) interfaceInfo(o.outIface)
+  const recording = openRecording(ctx)
   const pcapFile = outputs.find((out) => out.kind === 'pcap')?.file
   const pcap = pcapFile !== undefined ? new PcapOutput(pcapFile) : undefined
   if (pcap) ctx.onCleanup(() => pcap.close())
@@ -346,22 +377,31 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     return data
   }
 
+  const record = recordIntervals(arb, recording, o.order === 'sequence')
+  recording.begin()
   const stop = await runLoop(
     ctx,
     () => onBatch(arb.poll(2)),
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => {
+      onInterval: (tick) => {
         const s = snapshot(true)
         const r = meter.sample({ delivered: s.delivered })
         ctx.json.interval({ ...s, pps: Math.round(r.rates.delivered), umem: arb.umemAccounting() })
-        ctx.status.update(`delivered ${s.delivered}, ${Math.round(r.rates.delivered)} pps, gaps ${s.gaps}`)
+        record(lastSkew!, r.rates.delivered)
+        if (ctx.status.enabled) {
+          const skew = summarizeSkew(lastSkew!)
+          const latency = skew.samples > 0 ? { label: 'skew', count: skew.samples, p50: skew.p50Us!, p99: skew.p99Us! } : undefined
+          ctx.status.update(formatLiveLine({ tool: 'ab-arbitrate', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: r.rates.delivered, unit: 'pps' }, totals: { delivered: s.delivered, gaps: s.gaps }, ...(latency ? { latency } : {}) }))
+        }
       },
     },
   )
   await drainAtEnd(arb, o, recovery, onBatch)
   const final = snapshot(false)
+  record(lastSkew!)
+  for (const file of recording.finish()) ctx.log.info(`wrote ${file}`)
   // The feed's busy span: from the first batch that delivered a packet to the last one.
   const rx = arb.receiveCounters()
   const busySeconds = Number(rx.last_delivery_ns - rx.first_delivery_ns) / 1e9

@@ -2,6 +2,7 @@
 // --seed (plan.ts), and the truth as JSON at the end.
 import { commonOptions, flagOption, intOption, optionTable, parseIPv4Option, parseIpPortOption, parseSeconds, runLoop, scaledIntOption, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
+import { feedLiveLine } from './feed-live.js'
 import { UsageError } from '@kbx/errors'
 import { interfaceInfo, multicastMac, parseIPv4, resolveNextHop, udpFrameTemplate, type InterfaceInfo } from '@kbx/net'
 import { isMulticastIPv4 } from './channels.js'
@@ -80,6 +81,7 @@ export const feedOptions = optionTable({
   ...recordOptions,
   duration: commonOptions.duration,
   interval: commonOptions.interval,
+  live: commonOptions.live,
 })
 export type FeedOptions = OptionsOf<typeof feedOptions>
 
@@ -139,6 +141,7 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
   const started = process.hrtime.bigint()
   const budget = (): number => (o.rate > 0 ? Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * o.rate) : Number.MAX_SAFE_INTEGER)
   const sent = () => ({ A: lines[0]!.socket.statistics().txCompleted, B: lines[1]!.socket.statistics().txCompleted })
+  const live = feedLiveLine(ctx)
   const stop = await runLoop(
     ctx,
     () => {
@@ -163,7 +166,11 @@ export async function runFeed(ctx: ToolContext<FeedOptions>): Promise<void> {
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => ctx.json.interval({ sent: sent(), memoryMB: memoryMB() }),
+      onInterval: (tick) => {
+        const s = sent()
+        ctx.json.interval({ sent: s, memoryMB: memoryMB() })
+        live(s, tick)
+      },
     },
   )
   // Frames written but not submitted when the loop stopped early go back unsent: the truth below

@@ -8,6 +8,7 @@ import { interfaceInfo, parseFrame, readCapture, resolveNextHop, type CaptureFil
 import { Umem, XskSocket } from '@kbx/xsk'
 import type { TxBatch } from '@kbx/xsk'
 import type { FeedOptions } from './feed.js'
+import { feedLiveLine } from './feed-live.js'
 import { openRecorder, sendLine, type FrameRecorder } from './record.js'
 import { decodePayload, type FeedFormat } from './format.js'
 import { NO_IMPAIRMENTS, PlanWorkspace, makePlan, type LineImpairments, type LineTruth } from './plan.js'
@@ -145,6 +146,7 @@ export async function runReplay(ctx: ToolContext<FeedOptions>): Promise<void> {
   let passStart = 0
   let passes = 0
   const sent = () => ({ A: lines[0]!.socket.statistics().txCompleted, B: lines[1]!.socket.statistics().txCompleted })
+  const live = feedLiveLine(ctx)
   let sleep: Promise<void> | undefined
   const stop = await runLoop(
     ctx,
@@ -170,7 +172,11 @@ export async function runReplay(ctx: ToolContext<FeedOptions>): Promise<void> {
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => ctx.json.interval({ sent: sent(), passes }),
+      onInterval: (tick) => {
+        const s = sent()
+        ctx.json.interval({ sent: s, passes })
+        live(s, tick)
+      },
       wait: () => {
         const s = sleep
         sleep = undefined

@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import { LOG_LEVELS } from '@kbx/stats'
 import type { LogLevel } from '@kbx/stats'
 import { XDP_MODES, parseLogLevel } from './options.js'
-import { choiceOption, intOption, secondsOption } from './table.js'
+import { OptionDecl, choiceOption, intOption, secondsOption, stringOption } from './table.js'
 import type { OptionsOf } from './table.js'
 
 /** Put the ones a command has in its option table: `optionTable({ …, mode: commonOptions.mode })`. */
@@ -15,6 +15,18 @@ export const commonOptions = {
   duration: secondsOption('--duration <seconds>', 'stop after this long (0 = until Ctrl-C)', { default: 0 }),
   /** Seconds between `interval` events. */
   interval: secondsOption('--interval <seconds>', 'seconds between interval stats', { min: 0.01, default: 1 }),
+  /** Live status line on stderr (only on a terminal); --no-live turns it off. Typed optional: absent means on. */
+  live: new OptionDecl<boolean | undefined>('--no-live', 'no live status line on stderr (it is drawn only when stderr is a terminal)'),
+}
+
+/**
+ * Latency files, for tools that measure a latency: `...latencyFileOptions` in the table, then
+ * LatencyRecording.open(ctx, …) of @kbx/report writes them.
+ */
+export const latencyFileOptions = {
+  hgrm: stringOption('--hgrm <file>', 'write the latency percentile distribution here (HdrHistogram .hgrm text, values in µs)'),
+  hlog: stringOption('--hlog <file>', 'write an HdrHistogram interval log here (.hlog: one compressed histogram per interval, values in ns)'),
+  plot: stringOption('--plot <file.svg>', 'draw the percentile curve and the per-interval rate into this SVG'),
 }
 
 /** The options runTool adds to every command: where output goes and how much of it. */
@@ -28,6 +40,8 @@ export interface OutputOptions {
 
 /** Options every command may have, after parsing. Which ones exist depends on its table. */
 export type CommonOptions = Partial<OptionsOf<typeof commonOptions>> & OutputOptions
+
+export type LatencyFileOptions = OptionsOf<typeof latencyFileOptions>
 
 export type CommonOptionName = keyof typeof commonOptions | keyof OutputOptions
 /** The options runTool always adds: where output goes and how much of it. */
@@ -66,7 +80,7 @@ function addOutputOption(cmd: Command, name: keyof OutputOptions): void {
 export function addCommonOptions(cmd: Command, which: readonly CommonOptionName[] = ['mode', 'queue', 'duration', 'interval']): Command {
   for (const name of which) {
     if (name === 'json' || name === 'logLevel' || name === 'verbose') addOutputOption(cmd, name)
-    else if (!hasOption(cmd, `--${name}`)) cmd.addOption(commonOptions[name].toOption())
+    else if (!hasOption(cmd, name === 'live' ? '--no-live' : `--${name}`)) cmd.addOption(commonOptions[name].toOption())
   }
   return cmd
 }

@@ -1,5 +1,5 @@
-export { addCommonOptions, commonOptions, OUTPUT_OPTIONS } from './common.js'
-export type { CommonOptions, CommonOptionName, OutputOptions } from './common.js'
+export { addCommonOptions, commonOptions, latencyFileOptions, OUTPUT_OPTIONS } from './common.js'
+export type { CommonOptions, CommonOptionName, LatencyFileOptions, OutputOptions } from './common.js'
 export { OptionDecl, OptionTable, optionTable, flagOption, stringOption, valueOption, intOption, scaledIntOption, secondsOption, choiceOption } from './table.js'
 export type { OptionsOf, OptionDecls } from './table.js'
 export {

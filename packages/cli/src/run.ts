@@ -1,6 +1,7 @@
+import { isatty } from 'node:tty'
 import { Command, CommanderError } from 'commander'
 import { KbxError, UsageError } from '@kbx/errors'
-import { JsonLines, TtyStatus, createLogger, formatSummary, writeAllSync } from '@kbx/stats'
+import { JsonLines, TtyStatus, createLogger, formatSummary, liveLineEnabled, writeAllSync } from '@kbx/stats'
 import type { EventData, JsonLinesOutput, Logger } from '@kbx/stats'
 import { OUTPUT_OPTIONS, addCommonOptions, outputOptionsOf } from './common.js'
 import type { OutputOptions } from './common.js'
@@ -14,12 +15,15 @@ export type Cleanup = () => void | Promise<void>
 /** What a command's `run` gets. */
 export interface ToolContext<O extends object = object> {
   readonly tool: string
+  /** The user's arguments, as given (for a report's title; runTool always sets them). */
+  readonly argv?: readonly string[]
   /** All parsed options: the command's table's and the output ones runTool adds. */
   readonly opts: O & OutputOptions
   /** Parsed positional arguments (after their parsers). */
   readonly args: unknown[]
   readonly log: Logger
   readonly json: JsonLines
+  /** The live line on stderr: drawn only on a terminal and without --no-live. */
   readonly status: TtyStatus
   /** Aborted on the first SIGINT/SIGTERM; the command should wind down and return. */
   readonly signal: AbortSignal
@@ -211,7 +215,10 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
   if (typeof program === 'number') return finish(program)
 
   const opts: O & OutputOptions = { ...spec.options.values(program), ...outputOptionsOf(program) }
-  const status = new TtyStatus()
+  // --no-live (commonOptions.live) turns the live line off; it is drawn only when stderr is a terminal
+  const live = (opts as { live?: boolean }).live
+  const stderrIsTerminal = isatty(2)
+  const status = new TtyStatus({ enabled: liveLineEnabled({ live, isTTY: stderrIsTerminal }) })
   const log = createLogger({ name: spec.tool, level: resolveLogLevel(opts.logLevel, opts.verbose), status })
   const json = new JsonLines({ tool: spec.tool, enabled: opts.json, ...(spec.jsonOut === undefined ? {} : { out: spec.jsonOut }) })
   const run = new RunLifecycle(log, json)
@@ -219,6 +226,7 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
 
   const ctx: ToolContext<O> = {
     tool: spec.tool,
+    argv: [...(spec.argv ?? process.argv.slice(2))],
     opts,
     args: [...program.processedArgs],
     log,
@@ -233,10 +241,8 @@ export async function runTool<O extends object>(spec: ToolSpec<O>): Promise<numb
     },
     end(data = {}) {
       json.end(data)
-      if (status.enabled) {
-        status.stop()
-        writeAllSync(2, formatSummary(spec.tool, data))
-      }
+      status.stop()
+      if (stderrIsTerminal) writeAllSync(2, formatSummary(spec.tool, data))
     },
   }
 

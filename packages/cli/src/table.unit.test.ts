@@ -30,7 +30,7 @@ function parse(argv: string[]): Parsed {
 
 t.test('defaults and absent options', async (t) => {
   const o = parse(['--iface', 'veth0'])
-  t.same(o, { rate: 0, io: 'xdp', side: 'buy', iface: 'veth0', linger: 0, reflex: true, secret: 7, mode: 'auto', queue: 0, duration: 0, interval: 1 })
+  t.same(o, { rate: 0, io: 'xdp', side: 'buy', iface: 'veth0', linger: 0, reflex: true, secret: 7, mode: 'auto', queue: 0, duration: 0, interval: 1, live: true })
   t.notOk('pcap' in o, 'an absent option without default is left out')
 })
 

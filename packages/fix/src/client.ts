@@ -1,6 +1,6 @@
 // `fix-tcp`: one FIX initiator session, orders out, ExecutionReports matched, JSON stats. Its options and the
 // checks made before anything is opened; the run itself is fix-tcp-run.ts.
-import { XDP_MODES, choiceOption, commonOptions, flagOption, intOption, optionTable, parseInterfaceName, parseIpPortOption, requirePrivileges, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
+import { XDP_MODES, choiceOption, commonOptions, flagOption, intOption, latencyFileOptions, optionTable, parseInterfaceName, parseIpPortOption, requirePrivileges, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import type { OptionsOf, PrivilegeOptions, ToolContext, XdpMode } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { interfaceInfo } from '@kbx/net'
@@ -59,6 +59,7 @@ export const fixTcpOptions = optionTable({
   testDropSegment: intOption('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once', { min: 1, hidden: true }),
   testGapAt: intOption('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once', { min: 1, hidden: true }),
   ...commonOptions,
+  ...latencyFileOptions,
   /** Deprecated alias of --mode (hidden). */
   xdpMode: choiceOption('--xdp-mode <mode>', 'deprecated: use --mode', XDP_MODES, { hidden: true }),
 })

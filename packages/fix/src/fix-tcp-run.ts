@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { runLoop } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
-import { RateMeter } from '@kbx/stats'
+import { LatencyRecording } from '@kbx/report'
+import { RateMeter, formatLiveLine } from '@kbx/stats'
 import { Backoff } from './backoff.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
 import { redactMessage } from './logon.js'
@@ -80,6 +81,8 @@ export class FixTcpRun implements TransportHost {
   lastOrderDoneMs = 0
   readonly reconnects = { disconnects: 0, reconnects: 0, failedAttempts: 0, downMs: 0 }
   readonly backoff: Backoff
+  /** --hgrm/--hlog/--plot: order→ack latency per interval. */
+  readonly recording: LatencyRecording
   phase: Phase = { kind: 'session' }
   /** --duration reached: when the Logout goes out even with orders still in flight (0: not yet). */
   private drainUntil = 0
@@ -93,6 +96,7 @@ export class FixTcpRun implements TransportHost {
     readonly setup: FixTcpRunSetup,
   ) {
     const opts = (this.opts = setup.opts)
+    this.recording = LatencyRecording.open(ctx, { series: [{ name: 'order-ack', label: 'order→ack' }], rateUnit: 'acked orders/s', latencyLabel: 'order→ack latency' })
     this.store = new FileSeqStore(opts.store ?? join(DEFAULT_STORE_DIR, `${opts.sender}-${opts.target}.json`))
     ctx.onCleanup(() => this.store.close())
     this.throttle = opts.maxMsgRate === undefined ? undefined : new MessageThrottle({ maxPerSec: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', includeAdmin: opts.throttleAdmin === true })
@@ -193,13 +197,14 @@ export class FixTcpRun implements TransportHost {
     const { ctx, opts, store, transport } = this
     ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, amend: this.flow.policy, ...(opts.maxMsgRate === undefined ? {} : { throttle: { maxMsgRate: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', admin: opts.throttleAdmin === true } }), ...transport.startFields() })
     this.session.start()
+    this.recording.begin()
     // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
     // says so; --duration likewise (orders in flight answered first).
     await runLoop({ signal: new AbortController().signal }, () => this.step(), {
       intervalSec: opts.interval,
       durationSec: 0,
       sliceMs: 0, // the xdp turn waits in the native call: back to the event loop after each
-      onInterval: () => this.emitInterval(Date.now()),
+      onInterval: (tick) => this.emitInterval(Date.now(), Number(tick.elapsedNs) / 1e9),
       wait: () => this.waitBeforeStep(),
     })
     await this.finish()
@@ -439,7 +444,7 @@ export class FixTcpRun implements TransportHost {
     return { made: this.transport.connections, ...this.reconnects }
   }
 
-  private emitInterval(now: number): void {
+  private emitInterval(now: number, elapsedSec: number): void {
     const c = this.flow.counters
     const rates = this.orderRates.sample({ sent: c.sent, acked: c.acked }).rates
     const transportFields = this.transport.intervalFields()
@@ -455,7 +460,12 @@ export class FixTcpRun implements TransportHost {
       memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       tcp: this.transport.tcpStats(),
     })
+    this.recording.interval({ 'order-ack': this.flow.intervalLatency }, rates.acked)
     this.flow.intervalLatency.reset()
+    if (this.ctx.status.enabled) {
+      const latency = this.flow.latency.summary()
+      this.ctx.status.update(formatLiveLine({ tool: 'fix-tcp', elapsedSec, rate: { value: rates.acked, unit: 'acked/s' }, totals: { sent: c.sent, acked: c.acked, outstanding: this.flow.outstanding }, latency: { label: 'order→ack', ...latency } }))
+    }
   }
 
   private async finish(): Promise<void> {
@@ -464,6 +474,8 @@ export class FixTcpRun implements TransportHost {
     store.save()
     const c = flow.counters
     const ordersSec = this.firstOrderNs === 0n ? 0 : Number(process.hrtime.bigint() - this.firstOrderNs) / 1e9
+    this.recording.interval({ 'order-ack': flow.intervalLatency })
+    for (const file of this.recording.finish()) ctx.log.info(`wrote ${file}`)
     ctx.end({
       stoppedBy: failure !== undefined ? 'error' : this.stoppedBy,
       closed: failure ?? this.closedReason ?? 'logout',

@@ -5,6 +5,7 @@ import {
   commonOptions,
   flagOption,
   intOption,
+  latencyFileOptions,
   optionTable,
   runLoop,
   runTool,
@@ -17,7 +18,8 @@ import type { IpPort, OptionsOf, ToolContext } from '@kbx/cli'
 import { NetError, UsageError } from '@kbx/errors'
 import { bpfObjectPath } from '@kbx/ffi'
 import { interfaceInfo, resolveNextHop } from '@kbx/net'
-import { BucketHistogram, type Distribution, RateMeter, summarizeLatency } from '@kbx/stats'
+import { LatencyRecording } from '@kbx/report'
+import { BucketHistogram, type Distribution, RateMeter, formatLiveLine, summarizeLatency } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import { base58 } from './base58.js'
 import { Flood, Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
@@ -70,6 +72,7 @@ export const floodOptions = optionTable({
   // test only: transactions of this size, past the 1232-byte limit, to exercise a receiver's rejection of oversize streams
   unsafeTxSize: intOption('--unsafe-tx-size <bytes>', 'TEST ONLY', { min: 1, max: 65535, hidden: true }),
   ...commonOptions,
+  ...latencyFileOptions,
 })
 export type FloodCliOptions = OptionsOf<typeof floodOptions>
 
@@ -206,6 +209,7 @@ function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsk: XskSocket, l
 async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const o = ctx.opts
   const plan = serverPlan(o)
+  const recording = LatencyRecording.open(ctx, { series: [{ name: 'ack', label: 'send→ack' }], rateUnit: 'acked tx/s', latencyLabel: 'send→ack latency' })
   const info = interfaceInfo(o.iface)
   const hop = resolveNextHop(plan.servers[0]!.ip, { iface: o.iface })
   const localIp = hop.srcIp || info.ipv4[0]
@@ -285,6 +289,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => f.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
+  recording.begin()
   const stop = await runLoop(
     ctx,
     () => {
@@ -293,11 +298,14 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: () => {
+      onInterval: (tick) => {
         const s = f.stats()
         const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
-        ctx.json.interval({ ...floodReport(s, takeLatencies()), ackedPerSec: Math.round(ackedPerSec), servers: perServer('interval'), ...umemReport() })
-        ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
+        const taken = takeLatencies()
+        ctx.json.interval({ ...floodReport(s, taken), ackedPerSec: Math.round(ackedPerSec), servers: perServer('interval'), ...umemReport() })
+        recording.interval({ ack: taken }, ackedPerSec)
+        if (ctx.status.enabled)
+          ctx.status.update(formatLiveLine({ tool: 'quic-flood', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: ackedPerSec, unit: 'acked tx/s' }, totals: { acked: s.tx_acked, sent: s.tx_sent }, latency: { label: 'ack', ...summarizeLatency(total) } }))
       },
     },
   )
@@ -310,10 +318,11 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       /* drain */
     }
   }
-  takeLatencies()
+  recording.interval({ ack: takeLatencies() })
   const s = f.stats()
   const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
   const servers = perServer('total')
+  for (const file of recording.finish()) ctx.log.info(`wrote ${file}`)
   ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, ...umemReport() })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${servers.map((sv) => sv.server).join(', ')} completed before the run ended`, {

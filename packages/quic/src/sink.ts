@@ -1,7 +1,7 @@
 import { commonOptions, flagOption, intOption, optionTable, parseIpPortOption, runLoop, runTool, scaledIntOption, secondsOption, stringOption, valueOption } from '@kbx/cli'
 import type { OptionsOf, ToolContext } from '@kbx/cli'
 import { KbxError, NetError, UsageError, hasErrno, testBedAddressHint } from '@kbx/errors'
-import { RateMeter } from '@kbx/stats'
+import { RateMeter, formatLiveLine } from '@kbx/stats'
 import { base58 } from './base58.js'
 import { Identity, KBX_QUIC_SINK_STREAMS_PER_CONNECTION, Sink, readSolanaKeypair } from './engine.js'
 import type { SinkStats } from './engine.js'
@@ -48,6 +48,7 @@ export const sinkOptions = optionTable({
   keypair: stringOption('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)'),
   duration: commonOptions.duration,
   interval: commonOptions.interval,
+  live: commonOptions.live,
 })
 export type SinkCliOptions = OptionsOf<typeof sinkOptions>
 
@@ -129,11 +130,11 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   const stop = await runLoop(ctx, () => s.run(10), {
     intervalSec: o.interval,
     durationSec: o.duration,
-    onInterval: () => {
+    onInterval: (tick) => {
       const st = s.stats()
       const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
       ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), txPerSec: Math.round(tps) })
-      ctx.status.update(`${st.transactions} transactions, ${Math.round(tps)} tx/s, ${st.connections_open} connections`)
+      ctx.status.update(formatLiveLine({ tool: 'quic-sink', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: tps, unit: 'tx/s' }, totals: { transactions: st.transactions, connections: st.connections_open } }))
     },
   })
   ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), stoppedBy: stop })

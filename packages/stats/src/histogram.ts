@@ -1,5 +1,6 @@
 import * as hdr from 'hdr-histogram-js'
 import { type Distribution, type LatencySummary, percentileNs, summarizeLatency } from './distribution.js'
+import { type HdrConvertible, type HdrHistogram, newHdrHistogram } from './hdr.js'
 
 type Hdr = ReturnType<typeof hdr.build>
 
@@ -31,7 +32,7 @@ function toNs(value: number | bigint): number {
  * floor, 3 significant digits, counts exact to 2^53. Min, max and mean are kept exactly beside it.
  * (Histograms recorded in C or XDP use kbx_histogram.h's buckets: BucketHistogram.)
  */
-export class LatencyHistogram implements Distribution {
+export class LatencyHistogram implements HdrConvertible {
   private readonly options: LatencyHistogramOptions
   private readonly h: Hdr
   private total = 0
@@ -114,6 +115,13 @@ export class LatencyHistogram implements Distribution {
   clone(): LatencyHistogram {
     const copy = new LatencyHistogram(this.options)
     copy.add(this)
+    return copy
+  }
+
+  /** A copy of the recordings as an HdrHistogram (for .hgrm and .hlog files). */
+  toHdr(): HdrHistogram {
+    const copy = newHdrHistogram()
+    copy.add(this.h)
     return copy
   }
 

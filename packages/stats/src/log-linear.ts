@@ -1,6 +1,7 @@
 // Decoder of the one histogram layout C and XDP record in: bpf/include/kbx_histogram.h. A bucket array
 // becomes a Distribution, which summarizeLatency (distribution.ts) turns into the report every tool prints.
-import type { Distribution } from './distribution.js'
+import type { HdrConvertible, HdrHistogram } from './hdr.js'
+import { newHdrHistogram } from './hdr.js'
 
 /** kbx_histogram.h's buckets for `subBits` sub-bucket bits over values below 2^valueBits. */
 export class LogLinearLayout {
@@ -69,7 +70,7 @@ const num = (v: number | bigint | undefined): number | undefined => (v === undef
  * middle, kept within the extremes. Without exact ones, the extremes are the middles of the lowest and
  * highest non-empty buckets, and the mean is the middles'.
  */
-export class BucketHistogram implements Distribution {
+export class BucketHistogram implements HdrConvertible {
   readonly counts: Float64Array
   #count = 0
   #min: number | undefined
@@ -160,6 +161,17 @@ export class BucketHistogram implements Distribution {
       if (c > 0) sum += c * this.layout.middle(i)
     })
     return Math.min(Math.max(sum / this.#count, this.minValueNs), this.maxValueNs)
+  }
+
+  /** The buckets as an HdrHistogram: each bucket's count at its middle (within the exact extremes), for .hgrm and .hlog files. */
+  toHdr(): HdrHistogram {
+    const h = newHdrHistogram()
+    const min = this.minValueNs
+    const max = this.maxValueNs
+    this.counts.forEach((c, i) => {
+      if (c > 0) h.recordValueWithCount(Math.round(Math.min(Math.max(this.layout.middle(i), min), max)), c)
+    })
+    return h
   }
 
   valueAtRankNs(rank: number): number {

@@ -36,7 +36,8 @@ export class TtyStatus {
     const tty = isatty(this.fd)
     this.enabled = options.enabled ?? tty
     this.minIntervalMs = options.minIntervalMs ?? 100
-    this.columns = options.columns ?? (tty && this.fd === 2 ? process.stderr.columns : undefined) ?? 120
+    // a terminal of unknown size (a pty nobody sized, e.g. under script(1)) reports 0 columns
+    this.columns = options.columns ?? ((tty && this.fd === 2 ? process.stderr.columns : 0) || 120)
   }
 
   /** Sets the status text; drawn now or at the end of the current throttle window. */

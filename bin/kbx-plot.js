@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../packages/report/dist/bin-kbx-plot.js"

@@ -68,10 +68,8 @@ export async function main(argv?: readonly string[]): Promise<number> {
     description: 'Draw saved latency runs (.hlog, .hgrm, JSON lines of kbx tools) into one comparison SVG: percentile curves and per-interval rates',
     ...(argv ? { argv } : {}),
     options: plotOptions,
-    build: (program) => {
-      program.argument('<files...>', '.hlog, .hgrm or JSON-lines files of the runs to compare')
-      program.addHelpText('after', '\nExamples:\n  kbx-plot xdp.hlog socket.hlog --label xdp --label socket -o xdp-vs-socket.svg\n  kbx-plot run1.jsonl run2.jsonl --latency-field latencyUs -o fix.svg\n')
-    },
+    build: (program) => program.argument('<files...>', '.hlog, .hgrm or JSON-lines files of the runs to compare'),
+    examples: ['kbx-plot xdp.hlog socket.hlog --label xdp --label socket -o xdp-vs-socket.svg', 'kbx-plot run1.jsonl run2.jsonl --latency-field latencyUs -o fix.svg'],
     run: plot,
   })
 }

@@ -10,7 +10,8 @@
  *
  * Conventions: int-returning calls return 0 / a count, or a negative errno (or negative ngtcp2/GnuTLS
  * code folded into -EPROTO); kbx_error_take() (kbx_error.h) then says what failed and why.
- * Not thread-safe: one thread drives an object.
+ * Not thread-safe: one thread drives an object at a time. Several engines run in parallel on worker threads
+ * (kbx_quic_workers_start, "Workers" below), which the caller pauses to touch them.
  */
 #ifndef KBX_QUIC_H
 #define KBX_QUIC_H

@@ -90,20 +90,27 @@ export class FloodGroup {
   setServers(servers: readonly ServerAddress[]): void {
     this.paused(() => this.floods.forEach((f) => f.setServers(servers)))
   }
-  /** Every worker's counters, their sum, the send->ack latencies since the last take, and each server's report: one pause. */
-  take(): { total: FloodStats; perWorker: FloodStats[]; latencies: BucketHistogram; servers: ServerStats[] } {
+  /**
+   * Every worker's counters, their sum, the send->ack latencies since the last take, each server's report and
+   * whatever `alsoRead` reads of the engines' resources (the UMEMs' frame audit): one pause, one instant.
+   */
+  take<T>(alsoRead: () => T): { total: FloodStats; perWorker: FloodStats[]; latencies: BucketHistogram; servers: ServerStats[]; also: T } {
     return this.paused(() => {
       const perWorker = this.floods.map((f) => f.stats())
       const latencies = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
       this.floods.forEach((f) => latencies.add(f.takeLatencies()))
       const servers = mergeServerStats(this.floods.map((f) => f.takeServers()))
-      return { total: mergeFloodStats(perWorker), perWorker, latencies, servers }
+      return { total: mergeFloodStats(perWorker), perWorker, latencies, servers, also: alsoRead() }
     })
+  }
+  /** Joins the threads: the counters stay still from here on (what take() then reads is final). */
+  stopThreads(): void {
+    this.#workers?.stop()
+    this.#workers = undefined
   }
   /** Stops the threads, then closes every engine (CONNECTION_CLOSE on each connection). */
   close(): void {
-    this.#workers?.stop()
-    this.#workers = undefined
+    this.stopThreads()
     this.floods.forEach((f) => f.close())
   }
 }

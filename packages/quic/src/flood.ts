@@ -298,16 +298,17 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     rate: o.rate,
     count: o.count,
   })
-  // xdp io: where every frame of each worker's UMEM is (frames the engine holds count as user, rx or tx)
+  // xdp io: where every frame of each worker's UMEM is (frames the engine holds count as user, rx or tx); read
+  // while the workers are paused, as the engines use the UMEMs
   const umemReport = () => (xsks ? { umem: xsks.length === 1 ? xsks[0]!.umem.accounting() : xsks.map((x) => x.umem.accounting()) } : {})
   const total = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
   const serverLatencies = new ServerLatencies()
   // one pause of the workers: every counter, latency and server report of the same instant
   const take = (scope: 'interval' | 'total') => {
-    const taken = group.take()
+    const taken = group.take(umemReport)
     total.add(taken.latencies)
     const servers = serverLatencies.reports(taken.servers, identityKeys, scope)
-    return { ...taken, servers, workers: workerReports(group, taken.perWorker, xsks) }
+    return { ...taken, servers, workers: workerReports(group, taken.perWorker, xsks), umem: taken.also }
   }
   if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => group.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
@@ -324,9 +325,9 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       durationSec: o.duration,
       wait: tick,
       onInterval: () => {
-        const { total: s, latencies, servers, workers } = take('interval')
+        const { total: s, latencies, servers, workers, umem } = take('interval')
         const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
-        ctx.json.interval({ ...floodReport(s, latencies), ackedPerSec: Math.round(ackedPerSec), servers, workers, ...umemReport() })
+        ctx.json.interval({ ...floodReport(s, latencies), ackedPerSec: Math.round(ackedPerSec), servers, workers, ...umem })
         ctx.status.update(`acked ${s.tx_acked} (${Math.round(ackedPerSec)} tx/s) sent ${s.tx_sent}`)
       },
     },
@@ -338,9 +339,10 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     const until = performance.now() + 1000
     while (performance.now() < until && !group.done()) await tick()
   }
-  const { total: s, servers, workers } = take('total')
+  group.stopThreads()
+  const { total: s, servers, workers, umem } = take('total')
   const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, workers, ...umemReport() })
+  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, workers, ...umem })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${servers.map((sv) => sv.server).join(', ')} completed before the run ended`, {
       op: 'QUIC handshake',

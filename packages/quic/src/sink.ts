@@ -167,6 +167,8 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
       },
     },
   )
+  // the threads stop first: a datagram read after the last count would be acknowledged and never reported
+  workers.stop()
   ctx.end({ ...take(), stoppedBy: stop })
 }
 

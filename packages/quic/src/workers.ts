@@ -47,8 +47,9 @@ export class Workers {
     if (!this.#ptr) throw new UsageError('workers are stopped')
     return this.#ptr
   }
-  /** Runs fn while every worker is parked between two time slices: the engines are the caller's meanwhile. */
+  /** Runs fn while every worker is parked between two time slices (or stopped): the engines are the caller's meanwhile. */
   paused<T>(fn: () => T): T {
+    if (!this.#ptr) return fn()
     const lib = libkbxQuic()
     lib.kbx_quic_workers_pause(this.ptr)
     try {
@@ -68,6 +69,7 @@ export class Workers {
     }
     return done === this.count ? 'done' : 'running'
   }
+  /** Joins the threads: nothing runs the engines any more (their final counters stay still). */
   stop(): void {
     if (this.#ptr) libkbxQuic().kbx_quic_workers_stop(this.#ptr)
     this.#ptr = null

@@ -228,6 +228,24 @@ export function checkWorkerQueues(o: { iface: string; queue: number; workers: nu
     )
 }
 
+/**
+ * The flood's report of one instant, read in one pause of the workers: the merged counters, the latencies
+ * (those of the interval; runLatencies gathers the run's), each server's and each worker's entry, and
+ * (xdp io) where every frame of each worker's UMEM is (read in the pause: the engines use the UMEMs).
+ */
+function floodReporter(group: FloodGroup, xsks: XskSocket[] | undefined, identityKeys: string[]) {
+  const runLatencies = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
+  const serverLatencies = new ServerLatencies()
+  const umemReport = () => (xsks ? { umem: xsks.length === 1 ? xsks[0]!.umem.accounting() : xsks.map((x) => x.umem.accounting()) } : {})
+  const take = (scope: 'interval' | 'total') => {
+    const taken = group.take(umemReport)
+    runLatencies.add(taken.latencies)
+    const servers = serverLatencies.reports(taken.servers, identityKeys, scope)
+    return { ...taken, servers, workers: workerReports(group, taken.perWorker, xsks), umem: taken.also }
+  }
+  return Object.assign(take, { runLatencies })
+}
+
 async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const o = ctx.opts
   const plan = serverPlan(o)
@@ -298,18 +316,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     rate: o.rate,
     count: o.count,
   })
-  // xdp io: where every frame of each worker's UMEM is (frames the engine holds count as user, rx or tx); read
-  // while the workers are paused, as the engines use the UMEMs
-  const umemReport = () => (xsks ? { umem: xsks.length === 1 ? xsks[0]!.umem.accounting() : xsks.map((x) => x.umem.accounting()) } : {})
-  const total = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
-  const serverLatencies = new ServerLatencies()
-  // one pause of the workers: every counter, latency and server report of the same instant
-  const take = (scope: 'interval' | 'total') => {
-    const taken = group.take(umemReport)
-    total.add(taken.latencies)
-    const servers = serverLatencies.reports(taken.servers, identityKeys, scope)
-    return { ...taken, servers, workers: workerReports(group, taken.perWorker, xsks), umem: taken.also }
-  }
+  const take = floodReporter(group, xsks, identityKeys)
   if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => group.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
@@ -342,7 +349,7 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   group.stopThreads()
   const { total: s, servers, workers, umem } = take('total')
   const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, workers, ...umem })
+  ctx.end({ ...floodReport(s, take.runLatencies), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, workers, ...umem })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${servers.map((sv) => sv.server).join(', ')} completed before the run ended`, {
       op: 'QUIC handshake',

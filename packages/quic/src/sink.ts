@@ -94,8 +94,9 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   const stakes = o.stakes !== undefined ? readStakes(o.stakes) : undefined
   const agaveQos = o.agaveQos === true
   let identity: Identity | undefined
-  if (o.keypair) {
-    identity = Identity.create(readSolanaKeypair(o.keypair))
+  // several workers present one certificate: a fresh identity made here rather than one per worker's engine
+  if (o.keypair || o.workers > 1) {
+    identity = Identity.create(o.keypair ? readSolanaKeypair(o.keypair) : undefined)
     ctx.onCleanup(() => identity?.close())
   }
   const sinkOptions = {

@@ -50,6 +50,30 @@ for (const io of ['xdp', 'socket'] as const) {
   })
 }
 
+for (const fanout of ['all', 'spread'] as const) {
+  t.test(`--workers 2 --fanout ${fanout} over two sinks: the fan-out means what it means with one worker`, async (t) => {
+    const net = withTestNet(t)
+    const { netns, local, remote } = net.addLinkedNamespace({ queues: 2 })
+    const addresses = [`${remote.ip}:8004`, `${remote.ip}:8005`]
+    const sinks = await Promise.all(addresses.map((a) => startSink(net, netns, a)))
+    const count = 20_000
+    const flood = runFlood(net, ['--iface', local.name, ...addresses.flatMap((a) => ['--server', a]), '--fanout', fanout, '--io', 'xdp', '--workers', '2', '--connections', '4', '--count', String(count), '--duration', '60'])
+    t.same(await flood.exited, { code: 0, signal: null }, flood.stderr())
+    const end = endOf(flood)
+    const sinkEnds = await Promise.all(sinks.map(stopSink))
+    const servers: any[] = end?.servers ?? []
+    t.same(servers.map((s) => s.server), addresses, 'one entry per server, merged over the workers')
+    addresses.forEach((a, i) => {
+      const acked = servers.find((s) => s.server === a)?.acked
+      t.equal(sinkEnds[i]?.transactions, acked, `${a}: its sink's count == its acked`)
+      if (fanout === 'all') t.equal(acked, count, `${a}: every transaction (--count per server, split over the workers)`)
+      else t.ok(acked > 0, `${a}: a share of the round-robin (${acked})`)
+      t.equal(servers.find((s) => s.server === a)?.connections?.length, 4, `${a}: its 4 connections over both workers`)
+    })
+    t.equal(end?.acked, fanout === 'all' ? 2 * count : count, fanout === 'all' ? 'every transaction to both servers' : 'each transaction to one server')
+  })
+}
+
 t.test('quic-sink --workers 2 --agave-qos: the per-identity limit holds over both sockets (8 admitted, the ninth and tenth refused)', async (t) => {
   const net = withTestNet(t)
   const { netns, local, remote } = net.addLinkedNamespace()

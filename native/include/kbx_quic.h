@@ -10,7 +10,8 @@
  *
  * Conventions: int-returning calls return 0 / a count, or a negative errno (or negative ngtcp2/GnuTLS
  * code folded into -EPROTO); kbx_error_take() (kbx_error.h) then says what failed and why.
- * Not thread-safe: one thread drives an object.
+ * Not thread-safe: one thread drives an object at a time. Several engines run in parallel on worker threads
+ * (kbx_quic_workers_start, "Workers" below), which the caller pauses to touch them.
  */
 #ifndef KBX_QUIC_H
 #define KBX_QUIC_H
@@ -159,6 +160,12 @@ struct kbx_quic_flood_stats {
 	uint64_t rotations;          /* connections closed after streams_per_connection streams, all acked */
 	uint64_t connections_refused; /* closed, or never completed, before any of their transactions was acked
 				       * (e.g. a server's per-identity or per-IP connection limit) */
+	/* xdp io with workers (kbx_quic_flood_link): the frames of this worker's RX queue, and the hand-over of
+	 * those that belong to another worker's connections */
+	uint64_t rx_frames;           /* frames taken from this worker's AF_XDP RX ring */
+	uint64_t rx_handed_off;       /* of them, datagrams for another worker's ports, copied to its inbox */
+	uint64_t rx_handoff_received; /* datagrams other workers handed to this one */
+	uint64_t rx_handoff_dropped;  /* datagrams for another worker dropped: its inbox was full (QUIC resends) */
 };
 
 /* Runs stop codes (>= 0) of kbx_quic_flood_run. */
@@ -260,6 +267,43 @@ uint32_t kbx_quic_flood_local_port(const struct kbx_quic_flood *f);
 /* Sends CONNECTION_CLOSE on every connection, gives its frames back to the UMEM, frees everything else. */
 void kbx_quic_flood_destroy(struct kbx_quic_flood *f);
 
+/*
+ * Workers (quic_workers.c): N engines, each driven by its own thread, on its own socket, with its own
+ * connections. An engine is touched by one thread at a time: its worker between pauses, the caller while
+ * they are paused (kbx_quic_workers_pause returns once every worker is parked between two time slices;
+ * stats, servers, stop_sending, then kbx_quic_workers_resume).
+ *
+ * xdp io: every worker's AF_XDP socket is bound to its own RX queue, and the steering program redirects a
+ * frame to the socket of the queue it arrived on (an XSKMAP redirect to a socket bound to another queue
+ * fails: the kernel drops the frame). Which queue a connection's return traffic arrives on is the NIC's
+ * choice (RSS hash of the 4-tuple; on veth, the sending side's TX queue, itself a hash of the 4-tuple)
+ * and not known in advance, so kbx_quic_flood_link joins the workers: a worker that receives a datagram
+ * for another worker's port range copies it to that worker's inbox (rx_handed_off), which the owner
+ * reads with its own RX ring. With flow steering on the NIC (ethtool -N ... dst-port ... action QUEUE)
+ * nothing is handed over.
+ */
+#define KBX_QUIC_MAX_WORKERS 16
+#define KBX_QUIC_WORKER_SLICE_MS 5
+#define KBX_QUIC_HANDOFF_SLOTS 512 /* datagrams an inbox holds between two reads of its owner */
+enum kbx_quic_workers_kind { KBX_QUIC_WORKERS_FLOOD = 0, KBX_QUIC_WORKERS_SINK = 1 };
+/* What kbx_quic_workers_status reports of a worker. */
+#define KBX_QUIC_WORKER_RUNNING 0
+#define KBX_QUIC_WORKER_DONE 1 /* its flooder's run returned KBX_QUIC_RUN_DONE (it runs again after a resume) */
+struct kbx_quic_workers;
+/*
+ * xdp io: joins n flooders (1..KBX_QUIC_MAX_WORKERS) whose port ranges follow each other (flooder i's first
+ * local port = the end of flooder i-1's) so each hands the others' datagrams over; before kbx_quic_workers_start.
+ */
+int kbx_quic_flood_link(struct kbx_quic_flood *const *floods, uint32_t n);
+/* Starts one thread per engine (kind: enum kbx_quic_workers_kind); the engines stay the caller's. */
+int kbx_quic_workers_start(uint32_t kind, void *const *engines, uint32_t n, struct kbx_quic_workers **out);
+void kbx_quic_workers_pause(struct kbx_quic_workers *w);
+void kbx_quic_workers_resume(struct kbx_quic_workers *w);
+/* Worker i: KBX_QUIC_WORKER_RUNNING or _DONE, or the negative errno it failed with (*err: its kbx_error). */
+int kbx_quic_workers_status(struct kbx_quic_workers *w, uint32_t i, struct kbx_error *err);
+/* Stops and joins every thread (paused or not) and frees w; destroy the engines afterwards. */
+void kbx_quic_workers_stop(struct kbx_quic_workers *w);
+
 struct kbx_quic_sink_config {
 	uint32_t local_ip;         /* network order; 0 = any */
 	uint32_t local_port;
@@ -273,7 +317,8 @@ struct kbx_quic_sink_config {
 	uint32_t agave_qos;        /* nonzero: Agave's stake-weighted QoS (see "Agave's QoS" below) */
 	uint32_t max_streams_per_ms; /* agave_qos: the sink's capacity (0 = KBX_QUIC_QOS_DEFAULT_MAX_STREAMS_PER_MS) */
 	uint32_t max_connections_per_ipaddr_per_min; /* agave_qos: 0 = KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN */
-	uint32_t reserved;
+	uint32_t reuse_port;       /* nonzero: SO_REUSEPORT, so several sinks (workers) share local_port; the kernel
+				    * spreads datagrams over their sockets by 4-tuple hash */
 };
 
 struct kbx_quic_sink_stats {
@@ -377,6 +422,13 @@ int kbx_quic_sink_last_peer_key(const struct kbx_quic_sink *s, uint8_t *out32);
 #define KBX_QUIC_SINK_PEER_KEYS 64
 int kbx_quic_sink_peer_keys(const struct kbx_quic_sink *s, uint8_t (*out)[32], uint32_t cap);
 void kbx_quic_sink_destroy(struct kbx_quic_sink *s);
+/*
+ * Workers: n sinks (1..KBX_QUIC_MAX_WORKERS) bound to one port with reuse_port, before any traffic. With
+ * agave_qos they then share one QoS state (quic_sink_qos.c: per-IP rate, per-identity connection counts,
+ * the total connection cap and the staked load, under a mutex and atomics), so every limit holds for the
+ * whole sink; the stake table stays each sink's own (set it on every one).
+ */
+int kbx_quic_sink_link(struct kbx_quic_sink *const *sinks, uint32_t n);
 
 #ifdef KBX_QUIC_INTERNAL
 #include <gnutls/gnutls.h>

@@ -336,6 +336,10 @@ static void wait_for_input(struct kbx_quic_flood *f, uint64_t now, uint64_t wake
 	if (f->cfg.io == KBX_QUIC_IO_XDP) {
 		pfds[n].fd = kbx_xsk_fd(f->xsk);
 		pfds[n++].events = POLLIN;
+		if (f->inbox) {
+			pfds[n].fd = f->inbox->wake_fd;
+			pfds[n++].events = POLLIN;
+		}
 	} else {
 		for (i = 0; i < f->nconns && n < KBX_QUIC_MAX_TOTAL_CONNECTIONS + 1; i++) {
 			if (!f->conns[i].conn)
@@ -464,5 +468,6 @@ void kbx_quic_flood_destroy(struct kbx_quic_flood *f)
 	free(f->tx_offsets);
 	free(f->tx_lens);
 	free(f->latency);
+	flood_inbox_free(f);
 	free(f);
 }

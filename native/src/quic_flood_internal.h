@@ -13,6 +13,7 @@
 #include "kbx_xsk.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
@@ -26,6 +27,7 @@
 enum conn_state { CONN_WAITING = 0, CONN_CONNECTING, CONN_ESTABLISHED, CONN_DEAD };
 
 struct conn;
+struct quic_udp_datagram;
 
 struct tx_record {
 	struct conn *c;
@@ -91,6 +93,26 @@ struct out_packet {
 	uint8_t data[MAX_PACKET];
 };
 
+/* A datagram one worker received for another (kbx_quic_flood_link). */
+struct handoff_packet {
+	uint32_t len;
+	uint32_t saddr; /* network order */
+	uint16_t sport, dport;
+	uint8_t ecn;
+	uint8_t data[MAX_PACKET];
+};
+/*
+ * A worker's inbox: other workers append under the lock to the active half; the owner swaps halves under
+ * the lock and reads the other half alone (no other thread touches a half that is not active).
+ */
+struct flood_inbox {
+	pthread_mutex_t lock;
+	struct handoff_packet *half[2];
+	uint32_t count[2];
+	uint32_t active;
+	int wake_fd; /* eventfd: readable once the active half holds a datagram (the owner may be asleep in poll) */
+};
+
 struct kbx_quic_flood {
 	struct kbx_quic_flood_config cfg;
 	struct kbx_quic_alpn alpn;
@@ -130,6 +152,10 @@ struct kbx_quic_flood {
 	uint32_t rx_held;
 	uint16_t ip_id;
 	int fatal_err;
+	/* workers (kbx_quic_flood_link): every linked flooder, in port order, and this one's inbox */
+	struct kbx_quic_flood *peers[KBX_QUIC_MAX_WORKERS];
+	uint32_t npeers, self;
+	struct flood_inbox *inbox;
 };
 
 /* quic_flood.c: where the next packet is written, and its hand-over to the back-end. */
@@ -172,6 +198,13 @@ void flood_xdp_written(struct kbx_quic_flood *f, struct conn *c, uint32_t len);
 int flood_xdp_flush(struct kbx_quic_flood *f);
 int flood_xdp_receive(struct kbx_quic_flood *f, uint64_t now);
 void flood_xdp_release(struct kbx_quic_flood *f);
+
+/* quic_workers.c: the hand-over between linked flooders */
+/* Copies a datagram for port dport to the worker that owns it: 1, or 0 when no linked worker owns it. */
+int flood_handoff(struct kbx_quic_flood *f, const struct quic_udp_datagram *d, uint16_t dport);
+/* Reads what other workers handed over to f into its connections; returns how many datagrams. */
+int flood_handoff_drain(struct kbx_quic_flood *f, uint64_t now);
+void flood_inbox_free(struct kbx_quic_flood *f);
 
 /* quic_frame.c: Ethernet + IPv4 + UDP frames (no VLAN tags, no IP options on output). */
 struct quic_udp_route {

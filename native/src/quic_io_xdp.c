@@ -91,10 +91,14 @@ int flood_xdp_receive(struct kbx_quic_flood *f, uint64_t now)
 	int n = kbx_xsk_receive(f->xsk, f->rx_descs, RX_BATCH, f->rx_held, 0);
 	int i;
 
+	int handed;
+
 	f->rx_held = 0;
+	handed = flood_handoff_drain(f, now);
 	if (n <= 0)
-		return 0;
+		return handed;
 	f->rx_held = (uint32_t)n;
+	f->st.rx_frames += (uint32_t)n;
 	for (i = 0; i < n; i++) {
 		struct quic_udp_datagram d;
 		struct conn *c;
@@ -106,7 +110,8 @@ int flood_xdp_receive(struct kbx_quic_flood *f, uint64_t now)
 		}
 		idx = (uint32_t)ntohs(d.dport) - f->cfg.local_port;
 		if (idx >= f->nconns) {
-			f->st.rx_ignored++;
+			if (!flood_handoff(f, &d, ntohs(d.dport)))
+				f->st.rx_ignored++;
 			continue;
 		}
 		c = &f->conns[idx];
@@ -116,7 +121,7 @@ int flood_xdp_receive(struct kbx_quic_flood *f, uint64_t now)
 		}
 		flood_conn_read(c, d.payload, d.len, d.ecn, now);
 	}
-	return n;
+	return n + handed;
 }
 
 /* Sends what is queued, waits briefly for completions and gives every frame the flooder holds back. */

@@ -183,7 +183,7 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 {
 	struct kbx_quic_sink *s = calloc(1, sizeof(*s));
 	socklen_t len = sizeof(s->local);
-	int rv, size = 8 << 20;
+	int rv, size = 8 << 20, one = 1;
 
 	*out = NULL;
 	if (!s)
@@ -244,6 +244,11 @@ int kbx_quic_sink_create(const struct kbx_quic_sink_config *config, const char *
 	}
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (s->cfg.reuse_port && setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		rv = kbx_fail(-errno, "set SO_REUSEPORT", "on the QUIC sink's UDP socket");
+		kbx_quic_sink_destroy(s);
+		return rv;
+	}
 	s->local.sin_family = AF_INET;
 	s->local.sin_addr.s_addr = s->cfg.local_ip;
 	s->local.sin_port = htons((uint16_t)s->cfg.local_port);

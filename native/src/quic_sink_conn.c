@@ -151,6 +151,8 @@ void sink_conn_free(struct kbx_quic_sink *s, uint32_t i)
 		ngtcp2_conn_del(c->conn);
 	if (c->session)
 		gnutls_deinit(c->session);
+	if (s->cfg.agave_qos)
+		sink_qos_closed(s, c);
 	if (c->established)
 		s->st.connections_closed++;
 	else
@@ -242,6 +244,8 @@ struct sconn *sink_accept(struct kbx_quic_sink *s, const uint8_t *data, size_t l
 	}
 	ngtcp2_conn_set_tls_native_handle(c->conn, c->session);
 	s->conns[s->nconns++] = c;
+	if (s->cfg.agave_qos)
+		sink_qos_opened(s);
 	s->st.connections_accepted++;
 	s->st.connections_open = s->nconns;
 	return c;

@@ -11,6 +11,7 @@
 #include "kbx_quic.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
@@ -58,18 +59,36 @@ struct qos_ip_slot {
 	uint32_t ip;
 	struct kbx_quic_rate_limiter limiter;
 };
+#define QOS_IDENTITY_SLOTS 8192 /* identities with admitted connections, open addressing */
+struct qos_identity {
+	uint8_t key[32];
+	uint32_t used;     /* the slot ever held a key (a probe goes on past it) */
+	uint32_t admitted; /* connections of this identity admitted and open (0: the slot may take another key) */
+};
+/*
+ * The limits of agave_qos that hold per identity, per IP and for the whole sink however many workers'
+ * sockets take the traffic (kbx_quic_sink_link shares one between them): everything here is under lock,
+ * except the staked load, which every finished staked stream adds to with atomics.
+ */
+struct sink_qos_shared {
+	pthread_mutex_t lock;
+	uint32_t refs;             /* linked sinks holding it */
+	struct qos_ip_slot *ips;
+	ngtcp2_cid ignored[QOS_IGNORED_RING];
+	uint32_t ignored_next;
+	struct qos_identity *identities;
+	uint32_t open;             /* connections open over every linked sink (max_connections applies to it) */
+	uint64_t staked_load_recent; /* staked streams since the last EMA update (atomic) */
+	uint64_t staked_load_ema;
+	uint64_t ema_updated_ns;   /* (atomic) */
+	uint64_t staked_threshold; /* EMA at which staked streams are throttled by stake share */
+	int loaded;                /* (atomic) */
+};
 struct sink_qos {
 	struct qos_stake *stakes; /* sorted by key */
 	uint32_t nstakes;
 	uint64_t total_stake;
-	struct qos_ip_slot *ips;
-	ngtcp2_cid ignored[QOS_IGNORED_RING];
-	uint32_t ignored_next;
-	uint64_t staked_load_recent; /* staked streams since the last EMA update */
-	uint64_t staked_load_ema;
-	uint64_t ema_updated_ns;
-	uint64_t staked_threshold;   /* EMA at which staked streams are throttled by stake share */
-	int loaded;
+	struct sink_qos_shared *shared;
 };
 
 struct out_packet {
@@ -121,6 +140,9 @@ void sink_qos_admit(struct kbx_quic_sink *s, struct sconn *c);
 void sink_qos_stream_finished(struct kbx_quic_sink *s, struct sconn *c, uint64_t now);
 /* Returns held-back credit when c's window has passed (1: MAX_STREAMS to write); *wake: when to look again. */
 int sink_qos_refill(struct kbx_quic_sink *s, struct sconn *c, uint64_t now, uint64_t *wake);
+/* A connection was accepted, or is being freed (its identity's and the sink's counts). */
+void sink_qos_opened(struct kbx_quic_sink *s);
+void sink_qos_closed(struct kbx_quic_sink *s, struct sconn *c);
 /* Fills the counters that describe the present (open connections by kind, load). */
 void sink_qos_stats(struct kbx_quic_sink *s);
 /* Gives back up to n uni stream credits within the connection's lifetime total. */

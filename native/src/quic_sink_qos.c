@@ -135,31 +135,128 @@ static uint64_t stake_of(const struct kbx_quic_sink *s, const uint8_t *key)
 	return hit ? hit->lamports : 0;
 }
 
+static void shared_release(struct sink_qos_shared *q)
+{
+	int last;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	last = --q->refs == 0;
+	pthread_mutex_unlock(&q->lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&q->lock);
+	free(q->ips);
+	free(q->identities);
+	free(q);
+}
+
 int sink_qos_init(struct kbx_quic_sink *s)
 {
 	uint64_t staked_per_interval = staked_streams_per_ms(s->cfg.max_streams_per_ms) * KBX_QUIC_QOS_LOAD_EMA_INTERVAL_MS;
+	struct sink_qos_shared *q = calloc(1, sizeof(*q));
 
-	s->qos.ips = calloc(QOS_IP_SLOTS, sizeof(*s->qos.ips));
-	if (!s->qos.ips)
-		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate the per-IP rate limiters");
-	s->qos.staked_threshold = staked_per_interval * LOADED_PERCENT / 100;
+	if (!q)
+		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate the QoS state");
+	pthread_mutex_init(&q->lock, NULL);
+	q->refs = 1;
+	s->qos.shared = q;
+	q->ips = calloc(QOS_IP_SLOTS, sizeof(*q->ips));
+	q->identities = calloc(QOS_IDENTITY_SLOTS, sizeof(*q->identities));
+	if (!q->ips || !q->identities)
+		return kbx_fail(-ENOMEM, "create QUIC sink", "allocate the per-IP rate limiters and per-identity counts");
+	q->staked_threshold = staked_per_interval * LOADED_PERCENT / 100;
 	return 0;
 }
 
 void sink_qos_free(struct kbx_quic_sink *s)
 {
 	free(s->qos.stakes);
-	free(s->qos.ips);
+	shared_release(s->qos.shared);
+	s->qos.shared = NULL;
 }
 
-/* The IP's rate limiter: its own slot, else a free or expired one near it, else the one freed soonest. */
-static struct kbx_quic_rate_limiter *ip_limiter(struct kbx_quic_sink *s, uint32_t ip, uint64_t now)
+int kbx_quic_sink_link(struct kbx_quic_sink *const *sinks, uint32_t n)
+{
+	uint32_t i;
+
+	if (n < 1 || n > KBX_QUIC_MAX_WORKERS)
+		return kbx_fail(-EINVAL, "link QUIC sinks", "%u workers: 1..%u", n, KBX_QUIC_MAX_WORKERS);
+	for (i = 0; i < n; i++)
+		if (!sinks[i]->cfg.reuse_port || !sinks[i]->cfg.agave_qos != !sinks[0]->cfg.agave_qos ||
+		    sinks[i]->cfg.max_connections != sinks[0]->cfg.max_connections || sinks[i]->nconns)
+			return kbx_fail(-EINVAL, "link QUIC sinks",
+					"sink %u: reuse_port, the same agave_qos and max_connections, no connection yet", i);
+	if (!sinks[0]->cfg.agave_qos)
+		return 0;
+	for (i = 1; i < n; i++) {
+		struct sink_qos_shared *q = sinks[0]->qos.shared;
+
+		if (sinks[i]->qos.shared == q)
+			continue;
+		shared_release(sinks[i]->qos.shared);
+		pthread_mutex_lock(&q->lock);
+		q->refs++;
+		pthread_mutex_unlock(&q->lock);
+		sinks[i]->qos.shared = q;
+	}
+	return 0;
+}
+
+/* The identity's slot (lock held): its own, else the first free one on its probe; NULL when none is left. */
+static struct qos_identity *identity_slot(struct sink_qos_shared *q, const uint8_t *key)
+{
+	uint32_t h, i;
+	struct qos_identity *free_slot = NULL;
+
+	memcpy(&h, key, sizeof(h)); /* an Ed25519 public key is uniformly spread */
+	for (i = 0; i < QOS_IDENTITY_SLOTS; i++) {
+		struct qos_identity *slot = &q->identities[(h + i) % QOS_IDENTITY_SLOTS];
+
+		if (slot->used && memcmp(slot->key, key, 32) == 0)
+			return slot;
+		if (!free_slot && !slot->admitted)
+			free_slot = slot;
+		if (!slot->used)
+			break;
+	}
+	if (free_slot) {
+		memcpy(free_slot->key, key, 32);
+		free_slot->used = 1;
+	}
+	return free_slot;
+}
+
+void sink_qos_opened(struct kbx_quic_sink *s)
+{
+	__atomic_add_fetch(&s->qos.shared->open, 1, __ATOMIC_RELAXED);
+}
+
+void sink_qos_closed(struct kbx_quic_sink *s, struct sconn *c)
+{
+	struct sink_qos_shared *q = s->qos.shared;
+
+	__atomic_sub_fetch(&q->open, 1, __ATOMIC_RELAXED);
+	if (!c->admitted)
+		return;
+	pthread_mutex_lock(&q->lock);
+	{
+		struct qos_identity *slot = identity_slot(q, c->peer_key);
+		if (slot && slot->admitted)
+			slot->admitted--;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The IP's rate limiter (lock held): its own slot, else a free or expired one near it, else the one freed soonest. */
+static struct kbx_quic_rate_limiter *ip_limiter(struct sink_qos_shared *q, uint32_t ip, uint64_t now)
 {
 	uint32_t h = (ip * 2654435761u) % QOS_IP_SLOTS, i;
 	struct qos_ip_slot *reuse = NULL;
 
 	for (i = 0; i < QOS_IP_PROBES; i++) {
-		struct qos_ip_slot *slot = &s->qos.ips[(h + i) % QOS_IP_SLOTS];
+		struct qos_ip_slot *slot = &q->ips[(h + i) % QOS_IP_SLOTS];
 		if (slot->ip == ip && slot->limiter.tat_ns)
 			return &slot->limiter;
 		if (!reuse || (reuse->limiter.tat_ns > now && slot->limiter.tat_ns < reuse->limiter.tat_ns))
@@ -170,51 +267,62 @@ static struct kbx_quic_rate_limiter *ip_limiter(struct kbx_quic_sink *s, uint32_
 	return &reuse->limiter;
 }
 
-static int ignored_before(struct kbx_quic_sink *s, const ngtcp2_cid *dcid)
+static int ignored_before(struct sink_qos_shared *q, const ngtcp2_cid *dcid)
 {
 	uint32_t i;
 
 	for (i = 0; i < QOS_IGNORED_RING; i++) {
-		const ngtcp2_cid *o = &s->qos.ignored[i];
+		const ngtcp2_cid *o = &q->ignored[i];
 		if (o->datalen && o->datalen == dcid->datalen && memcmp(o->data, dcid->data, dcid->datalen) == 0)
 			return 1;
 	}
-	s->qos.ignored[s->qos.ignored_next++ % QOS_IGNORED_RING] = *dcid;
+	q->ignored[q->ignored_next++ % QOS_IGNORED_RING] = *dcid;
 	return 0;
 }
 
 int sink_qos_accept(struct kbx_quic_sink *s, const ngtcp2_pkt_hd *hd, const struct sockaddr_in *from, uint64_t now)
 {
 	uint32_t per_min = s->cfg.max_connections_per_ipaddr_per_min;
+	struct sink_qos_shared *q = s->qos.shared;
+	int verdict = 1;
 
-	if (!kbx_quic_rate_limiter_allow(ip_limiter(s, from->sin_addr.s_addr, now), per_min, MINUTE_NS / per_min, now)) {
-		if (!ignored_before(s, &hd->dcid))
+	pthread_mutex_lock(&q->lock);
+	if (!kbx_quic_rate_limiter_allow(ip_limiter(q, from->sin_addr.s_addr, now), per_min, MINUTE_NS / per_min, now)) {
+		if (!ignored_before(q, &hd->dcid))
 			s->st.connection_rate_limited_per_ipaddr++;
-		return 0;
-	}
-	if (s->nconns >= s->cfg.max_connections) {
-		if (!ignored_before(s, &hd->dcid))
+		verdict = 0;
+	} else if (__atomic_load_n(&q->open, __ATOMIC_RELAXED) >= s->cfg.max_connections || s->nconns >= s->cfg.max_connections) {
+		if (!ignored_before(q, &hd->dcid))
 			s->st.refused_connections_too_many_open_connections++;
-		return 0;
+		verdict = 0;
 	}
-	return 1;
+	pthread_mutex_unlock(&q->lock);
+	return verdict;
 }
 
 void sink_qos_admit(struct kbx_quic_sink *s, struct sconn *c)
 {
-	uint32_t i, same = 0, limit;
+	struct sink_qos_shared *q = s->qos.shared;
+	struct qos_identity *slot = NULL;
+	uint32_t limit;
 	uint64_t stake = 0;
 
 	if (c->has_peer_key) {
 		stake = stake_of(s, c->peer_key);
 		if (!kbx_quic_qos_is_staked(stake, s->qos.total_stake, s->cfg.max_streams_per_ms))
 			stake = 0;
-		for (i = 0; i < s->nconns; i++)
-			if (s->conns[i]->admitted && memcmp(s->conns[i]->peer_key, c->peer_key, 32) == 0)
-				same++;
 	}
 	limit = stake ? KBX_QUIC_QOS_CONNECTIONS_PER_STAKED_PEER : KBX_QUIC_QOS_CONNECTIONS_PER_UNSTAKED_PEER;
-	if (!c->has_peer_key || same >= limit) {
+	pthread_mutex_lock(&q->lock);
+	if (c->has_peer_key) {
+		slot = identity_slot(q, c->peer_key);
+		if (slot && slot->admitted < limit)
+			slot->admitted++;
+		else
+			slot = NULL;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (!slot) {
 		s->st.connection_add_failed++;
 		if (stake)
 			s->st.connection_add_failed_staked_node++;
@@ -233,27 +341,39 @@ void sink_qos_admit(struct kbx_quic_sink *s, struct sconn *c)
 	s->st.last_admitted_max_streams = c->uni_granted;
 }
 
-static void update_load(struct kbx_quic_sink *s, uint64_t now)
+/* Every 5 ms: the staked load's EMA over the streams every linked sink counted, and whether it is loaded. */
+static void update_load(struct sink_qos_shared *q, uint64_t now)
 {
 	const uint64_t interval = KBX_QUIC_QOS_LOAD_EMA_INTERVAL_MS * MS_NS;
 	const uint64_t alpha = 2 * LOAD_EMA_SCALE / (LOAD_EMA_INTERVALS + 1);
-	struct sink_qos *q = &s->qos;
-	uint64_t elapsed, idle;
+	uint64_t elapsed, idle, recent, updated = __atomic_load_n(&q->ema_updated_ns, __ATOMIC_RELAXED);
 
+	if (updated && now - updated < interval)
+		return;
+	pthread_mutex_lock(&q->lock);
 	if (!q->ema_updated_ns) {
-		q->ema_updated_ns = now;
+		__atomic_store_n(&q->ema_updated_ns, now, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&q->lock);
 		return;
 	}
 	elapsed = now - q->ema_updated_ns;
-	if (elapsed < interval)
+	if (now < q->ema_updated_ns || elapsed < interval) { /* another worker updated it meanwhile */
+		pthread_mutex_unlock(&q->lock);
 		return;
-	q->staked_load_ema = (q->staked_load_recent * alpha + q->staked_load_ema * (LOAD_EMA_SCALE - alpha)) / LOAD_EMA_SCALE;
+	}
+	recent = __atomic_exchange_n(&q->staked_load_recent, 0, __ATOMIC_RELAXED);
+	q->staked_load_ema = (recent * alpha + q->staked_load_ema * (LOAD_EMA_SCALE - alpha)) / LOAD_EMA_SCALE;
 	/* intervals without an update carried no load */
 	for (idle = (elapsed - 1) / interval; idle > 0 && q->staked_load_ema; idle--)
 		q->staked_load_ema = q->staked_load_ema * (LOAD_EMA_SCALE - alpha) / LOAD_EMA_SCALE;
-	q->staked_load_recent = 0;
-	q->ema_updated_ns = now;
-	q->loaded = q->staked_threshold > 0 && q->staked_load_ema >= q->staked_threshold;
+	__atomic_store_n(&q->ema_updated_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->loaded, q->staked_threshold > 0 && q->staked_load_ema >= q->staked_threshold, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static int loaded(const struct kbx_quic_sink *s)
+{
+	return __atomic_load_n(&s->qos.shared->loaded, __ATOMIC_RELAXED);
 }
 
 void sink_qos_stream_finished(struct kbx_quic_sink *s, struct sconn *c, uint64_t now)
@@ -261,10 +381,10 @@ void sink_qos_stream_finished(struct kbx_quic_sink *s, struct sconn *c, uint64_t
 	uint64_t capacity;
 
 	if (c->stake) {
-		s->qos.staked_load_recent++;
-		update_load(s, now);
+		__atomic_add_fetch(&s->qos.shared->staked_load_recent, 1, __ATOMIC_RELAXED);
+		update_load(s->qos.shared, now);
 	}
-	capacity = kbx_quic_qos_stream_capacity(c->stake, s->qos.total_stake, s->cfg.max_streams_per_ms, s->qos.loaded);
+	capacity = kbx_quic_qos_stream_capacity(c->stake, s->qos.total_stake, s->cfg.max_streams_per_ms, loaded(s));
 	if (!c->throttled_credit && kbx_quic_stream_window_admit(&c->window, capacity, now)) {
 		sink_grant_uni(s, c, 1);
 		return;
@@ -289,7 +409,7 @@ int sink_qos_refill(struct kbx_quic_sink *s, struct sconn *c, uint64_t now, uint
 			*wake = window_end;
 		return 0;
 	}
-	capacity = kbx_quic_qos_stream_capacity(c->stake, s->qos.total_stake, s->cfg.max_streams_per_ms, s->qos.loaded);
+	capacity = kbx_quic_qos_stream_capacity(c->stake, s->qos.total_stake, s->cfg.max_streams_per_ms, loaded(s));
 	while (c->throttled_credit && kbx_quic_stream_window_admit(&c->window, capacity, now)) {
 		c->throttled_credit--;
 		granted++;
@@ -317,6 +437,8 @@ void sink_qos_stats(struct kbx_quic_sink *s)
 		else
 			s->st.open_unstaked_connections++;
 	}
-	s->st.staked_stream_load_ema = s->qos.staked_load_ema;
-	s->st.staked_throttling_enabled = (uint64_t)s->qos.loaded;
+	pthread_mutex_lock(&s->qos.shared->lock);
+	s->st.staked_stream_load_ema = s->qos.shared->staked_load_ema;
+	pthread_mutex_unlock(&s->qos.shared->lock);
+	s->st.staked_throttling_enabled = (uint64_t)loaded(s);
 }

@@ -311,6 +311,11 @@ export class Flood {
     }
     return flood
   }
+  /** xdp io: joins workers' flooders whose port ranges follow each other, so each hands the others' datagrams over. */
+  static link(floods: readonly Flood[]): void {
+    const rv = libkbxQuic().kbx_quic_flood_link(floods.map((f) => f.ptr), floods.length)
+    if (rv < 0) throw nativeError(rv, 'link QUIC flooders')
+  }
   /** Makes the server set exactly `servers` (kbx_quic_flood_set_servers: removed ones drain and close gracefully). */
   setServers(servers: readonly ServerAddress[]): void {
     const size = koffi.sizeof(KbxQuicServerAddr)
@@ -429,6 +434,8 @@ export interface SinkOptions {
   stakes?: Stakes
   alpn?: string
   identity?: Identity
+  /** SO_REUSEPORT: several sinks (workers) on one port, joined with Sink.link */
+  reusePort?: boolean
 }
 
 export class Sink {
@@ -454,7 +461,7 @@ export class Sink {
         agave_qos: o.agaveQos ? 1 : 0,
         max_streams_per_ms: o.maxStreamsPerMs ?? 0,
         max_connections_per_ipaddr_per_min: o.maxConnectionsPerIpaddrPerMin ?? 0,
-        reserved: 0,
+        reuse_port: o.reusePort ? 1 : 0,
       },
       o.alpn ?? 'solana-tpu',
       o.identity?.ptr ?? null,
@@ -471,6 +478,11 @@ export class Sink {
       }
     }
     return sink
+  }
+  /** Joins workers' sinks on one port (reusePort), before traffic: with agaveQos every limit then holds for them all. */
+  static link(sinks: readonly Sink[]): void {
+    const rv = libkbxQuic().kbx_quic_sink_link(sinks.map((s) => s.ptr), sinks.length)
+    if (rv < 0) throw nativeError(rv, 'link QUIC sinks')
   }
   /** Replaces the stake table (agaveQos); connections already admitted keep their limits. */
   setStakes(stakes: Stakes): void {

@@ -22,7 +22,8 @@ import { LatencyRecording } from '@kbx/report'
 import { BucketHistogram, type Distribution, RateMeter, formatLiveLine, summarizeLatency } from '@kbx/stats'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
 import { base58 } from './base58.js'
-import { Flood, Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
+import { Identity, ipv4NetworkOrder, mockTransactions, readSolanaKeypair } from './engine.js'
+import { FloodGroup, workerReports } from './flood-workers.js'
 import type { FloodStats, ServerAddress } from './engine.js'
 import { ServerLatencies, collectServer, collectString, readServersFile } from './servers.js'
 import {
@@ -36,8 +37,10 @@ import {
   KBX_QUIC_MAX_TOTAL_CONNECTIONS,
   KBX_QUIC_MAX_TX_SIZE,
   KBX_QUIC_MIN_FRAMES,
+  KBX_QUIC_MAX_WORKERS,
   KBX_QUIC_STREAMS_PER_CONNECTION,
 } from './native.js'
+import { floodWorkerShares } from './workers.js'
 
 const DEFAULT_SERVER = '10.0.0.11:8004'
 
@@ -58,7 +61,12 @@ export const floodOptions = optionTable({
   rate: scaledIntOption('--rate <tps>', 'transactions per second (0: as fast as the server allows)', { default: 0 }),
   count: scaledIntOption('--count <n>', 'transactions to send (0: until --duration or a signal)', { default: 0 }),
   busyPoll: intOption('--busy-poll <us>', 'while transactions await their ACK, poll instead of sleeping for up to this long after the last packet (0: sleep)', { min: 0, max: 1_000_000, default: 200 }),
-  connections: intOption('--connections <n>', 'QUIC connections per server', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS, default: 1 }),
+  connections: intOption('--connections <n>', 'QUIC connections per server (over all workers: at least --workers)', { min: 1, max: KBX_QUIC_MAX_CONNECTIONS, default: 1 }),
+  workers: intOption(
+    '--workers <n>',
+    'threads, each with its own connections (spread over them, as --count and --rate are) and its own socket: xdp io, an AF_XDP socket on queue --queue + i of --iface; socket io, its own UDP sockets',
+    { min: 1, max: KBX_QUIC_MAX_WORKERS, default: 1 },
+  ),
   frames: scaledIntOption('--frames <n>', `xdp io: frames (2 KiB each) of the AF_XDP UMEM, half of them kept in the fill ring (${KBX_QUIC_MIN_FRAMES}..${KBX_QUIC_MAX_FRAMES})`, { min: KBX_QUIC_MIN_FRAMES, max: KBX_QUIC_MAX_FRAMES, default: KBX_QUIC_DEFAULT_FRAMES }),
   streamsPerConnection: scaledIntOption(
     '--streams-per-connection <n>',
@@ -170,30 +178,40 @@ function reloadOnHangup(ctx: ToolContext<FloodCliOptions>, path: string, apply: 
   })
 }
 
-/** xdp io: the UMEM and AF_XDP socket, this process's; the engine borrows them (closed after it: cleanups run newest-first). */
-function openXsk(ctx: ToolContext<FloodCliOptions>): XskSocket {
+/**
+ * xdp io: a UMEM and an AF_XDP socket per worker, worker i on queue --queue + i, this process's; the engines
+ * borrow them (closed after them: cleanups run newest-first).
+ */
+function openXsks(ctx: ToolContext<FloodCliOptions>): XskSocket[] {
   raiseMemlockLimit()
-  const umem = Umem.create({ frameCount: ctx.opts.frames, frameSize: 2048 })
-  ctx.onCleanup(() => umem.close())
-  const socket = XskSocket.create({
-    umem,
-    iface: ctx.opts.iface,
-    queue: ctx.opts.queue,
-    mode: ctx.opts.mode,
-    bindRetries: 20,
-    retryDelayMs: 50,
-    log: (m) => ctx.log.info(m),
+  return Array.from({ length: ctx.opts.workers }, (_, i) => {
+    const umem = Umem.create({ frameCount: ctx.opts.frames, frameSize: 2048 })
+    ctx.onCleanup(() => umem.close())
+    const socket = XskSocket.create({
+      umem,
+      iface: ctx.opts.iface,
+      queue: ctx.opts.queue + i,
+      mode: ctx.opts.mode,
+      bindRetries: 20,
+      retryDelayMs: 50,
+      log: (m) => ctx.log.info(m),
+    })
+    ctx.onCleanup(() => socket.close())
+    return socket
   })
-  ctx.onCleanup(() => socket.close())
-  return socket
 }
 
-/** xdp io: xdp_xsk_redirect sends UDP to our address and ports firstPort..firstPort+ports-1 to the engine's socket. */
-function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsk: XskSocket, localIp: string, firstPort: number, ports: number): void {
+/**
+ * xdp io: xdp_xsk_redirect sends UDP to our address and ports firstPort..firstPort+ports-1 (every worker's)
+ * to the AF_XDP socket of the queue it arrived on: an XSKMAP redirect to a socket bound to another queue
+ * fails, and which queue a connection's return traffic takes is the NIC's hash (veth: the sender's TX
+ * queue). A worker hands a datagram for another worker's ports to that worker (kbx_quic.h "Workers").
+ */
+function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsks: XskSocket[], localIp: string, firstPort: number, ports: number): void {
   const obj = BpfObject.open(bpfObjectPath('xdp_xsk_redirect'))
   obj.setRodata('match_proto', 17)
   obj.setRodata('match_dport_min', firstPort)
-  // every connection slot of every server has its own local port: the range steers every server's return traffic
+  // every connection slot of every server of every worker has its own local port: the range steers all return traffic
   obj.setRodata('match_dport_max', firstPort + ports - 1)
   obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
   obj.load()
@@ -202,15 +220,42 @@ function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsk: XskSocket, l
     link.close()
     obj.close()
   })
-  // the connections' return traffic only: UDP to our address and ports -> the engine's AF_XDP socket
-  steerTo(obj, [xsk])
+  steerTo(obj, xsks)
+}
+
+/** xdp io: queues --queue .. --queue + workers - 1 must exist (a usage error before anything is attached). */
+export function checkWorkerQueues(o: { iface: string; queue: number; workers: number }, rxQueues: number): void {
+  if (o.queue + o.workers > rxQueues)
+    throw new UsageError(
+      `--workers ${o.workers} from --queue ${o.queue}: ${o.iface} has ${rxQueues} RX queue${rxQueues === 1 ? '' : 's'}, queues ${o.queue}..${o.queue + o.workers - 1} are needed (one AF_XDP socket per worker; scripts/setup_net.sh up quic --queues N makes a bed with more)`,
+    )
+}
+
+/**
+ * The flood's report of one instant, read in one pause of the workers: the merged counters, the latencies
+ * (those of the interval; runLatencies gathers the run's), each server's and each worker's entry, and
+ * (xdp io) where every frame of each worker's UMEM is (read in the pause: the engines use the UMEMs).
+ */
+function floodReporter(group: FloodGroup, xsks: XskSocket[] | undefined, identityKeys: string[]) {
+  const runLatencies = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
+  const serverLatencies = new ServerLatencies()
+  const umemReport = () => (xsks ? { umem: xsks.length === 1 ? xsks[0]!.umem.accounting() : xsks.map((x) => x.umem.accounting()) } : {})
+  const take = (scope: 'interval' | 'total') => {
+    const taken = group.take(umemReport)
+    runLatencies.add(taken.latencies)
+    const servers = serverLatencies.reports(taken.servers, identityKeys, scope)
+    return { ...taken, servers, workers: workerReports(group, taken.perWorker, xsks), umem: taken.also }
+  }
+  return Object.assign(take, { runLatencies })
 }
 
 async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
   const o = ctx.opts
   const plan = serverPlan(o)
   const recording = LatencyRecording.open(ctx, { series: [{ name: 'ack', label: 'send→ack' }], rateUnit: 'acked tx/s', latencyLabel: 'send→ack latency' })
+  const shares = floodWorkerShares(o)
   const info = interfaceInfo(o.iface)
+  if (o.io === 'xdp') checkWorkerQueues(o, info.rxQueues)
   const hop = resolveNextHop(plan.servers[0]!.ip, { iface: o.iface })
   const localIp = hop.srcIp || info.ipv4[0]
   if (!localIp) throw new UsageError(`${o.iface} has no IPv4 address`)
@@ -226,8 +271,8 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
       ? readTransactions(o.txFile)
       : mockTransactions(o.txSize)
 
-  const xsk = o.io === 'xdp' ? openXsk(ctx) : undefined
-  const f = Flood.create({
+  const xsks = o.io === 'xdp' ? openXsks(ctx) : undefined
+  const group = FloodGroup.create({
     io: o.io,
     streams: o.streams,
     localIp,
@@ -235,95 +280,85 @@ async function flood(ctx: ToolContext<FloodCliOptions>): Promise<void> {
     fanout: o.fanout,
     maxServers: plan.maxServers,
     keepTrying: plan.keepTrying,
-    connections: o.connections,
+    shares,
     ...(o.maxConnectionsPerIdentity ? { maxConnectionsPerIdentity: o.maxConnectionsPerIdentity } : {}),
     idleTimeoutMs: o.idleTimeout * 1000,
     keepAliveMs: o.keepAlive * 1000,
     handshakeTimeoutMs: o.handshakeTimeout * 1000,
     reconnect: o.reconnect,
-    rate: o.rate,
-    count: o.count,
     busyPollUs: o.busyPoll,
     streamsPerConnection: o.streamsPerConnection,
     alpn: o.alpn,
     identities,
     transactions,
-    ...(xsk ? { xsk } : {}),
+    ...(xsks ? { xsks } : {}),
     srcMac: hop.srcMac,
     dstMac: hop.nextHopMac,
     ...(o.unsafeTxSize ? { unsafeMaxTxSize: o.unsafeTxSize } : {}),
   })
-  ctx.onCleanup(() => f.close())
-  if (xsk) steerReturnTraffic(ctx, xsk, localIp, f.localPort, f.portCount)
+  ctx.onCleanup(() => group.close())
+  if (xsks) steerReturnTraffic(ctx, xsks, localIp, group.localPort, group.portCount)
   ctx.json.start({
     iface: o.iface,
     io: o.io,
     server: `${plan.servers[0]!.ip}:${plan.servers[0]!.port}`,
     servers: plan.servers.map((sv) => `${sv.ip}:${sv.port}`),
     fanout: o.fanout,
-    source: `${localIp}:${f.localPort}`,
-    localPorts: f.portCount,
+    source: `${localIp}:${group.localPort}`,
+    localPorts: group.portCount,
     nextHopMac: hop.nextHopMac,
     streams: o.streams,
     alpn: o.alpn,
     connections: o.connections,
+    workers: shares.map((share, i) => ({ worker: i, ...(xsks ? { queue: xsks[i]!.queue } : {}), connections: share.connections, count: share.count, rate: share.rate })),
     transactions: transactions.length,
     txSize: o.txFile ? undefined : o.txSize,
-    frames: xsk ? xsk.umem.frameCount : undefined,
-    zeroCopy: xsk ? xsk.zeroCopy : undefined,
+    frames: xsks ? xsks[0]!.umem.frameCount : undefined,
+    zeroCopy: xsks ? xsks.every((x) => x.zeroCopy) : undefined,
     identity: identities[0]!.publicKey().toString('hex'),
     identities: identityKeys,
     rate: o.rate,
     count: o.count,
   })
-  // xdp io: where every frame of the UMEM is (frames the engine holds count as user, rx or tx)
-  const umemReport = () => (xsk ? { umem: xsk.umem.accounting() } : {})
-  const total = new BucketHistogram(KBX_QUIC_LATENCY_LAYOUT)
-  const takeLatencies = () => {
-    const taken = f.takeLatencies()
-    total.add(taken)
-    return taken
-  }
-  const serverLatencies = new ServerLatencies()
-  const perServer = (scope: 'interval' | 'total') => serverLatencies.reports(f.takeServers(), identityKeys, scope)
-  if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => f.setServers(addresses(servers)))
+  const take = floodReporter(group, xsks, identityKeys)
+  if (o.servers) reloadOnHangup(ctx, o.servers, (servers) => group.setServers(addresses(servers)))
   const ackedRate = new RateMeter<{ acked: number }>()
   let draining = false
   recording.begin()
+  group.start()
+  const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 10))
   const stop = await runLoop(
     ctx,
     () => {
-      if (f.run(10)) return false
+      if (group.done()) return false
     },
     {
       intervalSec: o.interval,
       durationSec: o.duration,
-      onInterval: (tick) => {
-        const s = f.stats()
+      wait: tick,
+      onInterval: (loopTick) => {
+        const { total: s, latencies, servers, workers, umem } = take('interval')
         const ackedPerSec = ackedRate.sample({ acked: s.tx_acked }).rates.acked
-        const taken = takeLatencies()
-        ctx.json.interval({ ...floodReport(s, taken), ackedPerSec: Math.round(ackedPerSec), servers: perServer('interval'), ...umemReport() })
-        recording.interval({ ack: taken }, ackedPerSec)
+        ctx.json.interval({ ...floodReport(s, latencies), ackedPerSec: Math.round(ackedPerSec), servers, workers, ...umem })
+        recording.interval({ ack: latencies }, ackedPerSec)
         if (ctx.status.enabled)
-          ctx.status.update(formatLiveLine({ tool: 'quic-flood', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: ackedPerSec, unit: 'acked tx/s' }, totals: { acked: s.tx_acked, sent: s.tx_sent }, latency: { label: 'ack', ...summarizeLatency(total) } }))
+          ctx.status.update(formatLiveLine({ tool: 'quic-flood', elapsedSec: Number(loopTick.elapsedNs) / 1e9, rate: { value: ackedPerSec, unit: 'acked tx/s' }, totals: { acked: s.tx_acked, sent: s.tx_sent }, latency: { label: 'ack', ...summarizeLatency(take.runLatencies) } }))
       },
     },
   )
   if (stop !== 'done') {
     // graceful end: no new streams, give in-flight transactions up to a second to be acknowledged
-    f.stopSending()
+    group.stopSending()
     draining = true
     const until = performance.now() + 1000
-    while (performance.now() < until && !f.run(20)) {
-      /* drain */
-    }
+    while (performance.now() < until && !group.done()) await tick()
   }
-  recording.interval({ ack: takeLatencies() })
-  const s = f.stats()
+  group.stopThreads()
+  const { total: s, latencies, servers, workers, umem } = take('total')
+  recording.interval({ ack: latencies })
   const seconds = Number(ackedRate.elapsedTotalNs()) / 1e9
-  const servers = perServer('total')
   for (const file of recording.finish()) ctx.log.info(`wrote ${file}`)
-  ctx.end({ ...floodReport(s, total), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, ...umemReport() })
+  ctx.end({ ...floodReport(s, take.runLatencies), seconds, ackedPerSec: Math.round(s.tx_acked / seconds), stoppedBy: stop, drained: draining, servers, workers, ...umem })
   if (s.handshakes === 0 && stop !== 'signal')
     throw new NetError(`no QUIC handshake with ${servers.map((sv) => sv.server).join(', ')} completed before the run ended`, {
       op: 'QUIC handshake',

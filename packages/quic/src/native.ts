@@ -3,6 +3,7 @@
 // @kbx/quic reaches its C; native.unit.test.ts checks every struct and constant here against the header.
 // Control-path calls only: the per-packet loop runs in C and TypeScript makes one call per time slice.
 import { koffi, nativeLibraryPath, openLibrary } from '@kbx/ffi'
+import type { KbxErrorRecordValue } from '@kbx/ffi'
 import { LogLinearLayout } from '@kbx/stats'
 
 export type KbxQuicIdentityPtr = { readonly __opaque: 'kbx_quic_identity' }
@@ -124,7 +125,7 @@ export const KBX_QUIC_FLOOD_STATS_FIELDS = [
   'bytes_in_flight', 'rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'handshakes',
   'connect_attempts', 'connections_closed', 'connections_open', 'blocked_streams_ns', 'blocked_flow_ns',
   'send_errors', 'rx_ignored', 'gso_batches', 'tx_ring_full', 'last_close_error',
-  'rotations', 'connections_refused',
+  'rotations', 'connections_refused', 'rx_frames', 'rx_handed_off', 'rx_handoff_received', 'rx_handoff_dropped',
 ] as const
 
 /** struct kbx_quic_flood_stats as koffi sees it (the layout test compares it with C; reads use the list). */
@@ -190,7 +191,7 @@ export const KbxQuicSinkConfig = koffi.struct('kbx_quic_sink_config', {
   agave_qos: 'uint32_t',
   max_streams_per_ms: 'uint32_t',
   max_connections_per_ipaddr_per_min: 'uint32_t',
-  reserved: 'uint32_t',
+  reuse_port: 'uint32_t',
 })
 
 export interface KbxQuicSinkConfigValue {
@@ -210,7 +211,8 @@ export interface KbxQuicSinkConfigValue {
   max_streams_per_ms?: number
   /** agave_qos: new connections per IP per minute (0: KBX_QUIC_QOS_CONNECTIONS_PER_IPADDR_PER_MIN) */
   max_connections_per_ipaddr_per_min?: number
-  reserved?: number
+  /** nonzero: SO_REUSEPORT (several sinks, one per worker, on one port) */
+  reuse_port?: number
 }
 
 /** struct kbx_quic_sink_stats, all u64, in order. */
@@ -249,6 +251,16 @@ export const KbxQuicSinkStats = koffi.struct(
   Object.fromEntries(KBX_QUIC_SINK_STATS_FIELDS.map((f) => [f, 'uint64_t'])),
 )
 
+/** Workers (kbx_quic.h "Workers"): one thread per engine. */
+export const KBX_QUIC_MAX_WORKERS = 16
+export const KBX_QUIC_WORKER_SLICE_MS = 5
+export const KBX_QUIC_HANDOFF_SLOTS = 512
+export const KBX_QUIC_WORKERS_KIND = { flood: 0, sink: 1 } as const
+export const KBX_QUIC_WORKER_RUNNING = 0
+export const KBX_QUIC_WORKER_DONE = 1
+export type KbxQuicWorkersPtr = { readonly __opaque: 'kbx_quic_workers' }
+
+koffi.opaque('kbx_quic_workers')
 koffi.opaque('kbx_quic_identity')
 koffi.opaque('kbx_quic_flood')
 koffi.opaque('kbx_quic_sink')
@@ -290,6 +302,13 @@ export interface LibKbxQuic {
   kbx_quic_sink_set_stakes(s: KbxQuicSinkPtr, keys: Buffer, lamports: BigUint64Array, count: number): number
   kbx_quic_sink_peer_keys(s: KbxQuicSinkPtr, out: Buffer, cap: number): number
   kbx_quic_sink_destroy(s: KbxQuicSinkPtr): void
+  kbx_quic_sink_link(sinks: KbxQuicSinkPtr[], n: number): number
+  kbx_quic_flood_link(floods: KbxQuicFloodPtr[], n: number): number
+  kbx_quic_workers_start(kind: number, engines: (KbxQuicFloodPtr | KbxQuicSinkPtr)[], n: number, out: [KbxQuicWorkersPtr | null]): number
+  kbx_quic_workers_pause(w: KbxQuicWorkersPtr): void
+  kbx_quic_workers_resume(w: KbxQuicWorkersPtr): void
+  kbx_quic_workers_status(w: KbxQuicWorkersPtr, i: number, err: Partial<KbxErrorRecordValue>): number
+  kbx_quic_workers_stop(w: KbxQuicWorkersPtr): void
   kbx_quic_qos_max_uni_streams(stake: bigint, totalStake: bigint): number
   kbx_quic_qos_is_staked(stake: bigint, totalStake: bigint, maxStreamsPerMs: number): number
   kbx_quic_qos_stream_capacity(stake: bigint, totalStake: bigint, maxStreamsPerMs: number, loaded: number): number | bigint
@@ -343,6 +362,14 @@ export function libkbxQuic(): LibKbxQuic {
     ),
     kbx_quic_sink_peer_keys: f('int kbx_quic_sink_peer_keys(kbx_quic_sink *s, _Out_ uint8_t *out, uint32_t cap)'),
     kbx_quic_sink_destroy: f('void kbx_quic_sink_destroy(kbx_quic_sink *s)'),
+    kbx_quic_sink_link: f('int kbx_quic_sink_link(kbx_quic_sink **sinks, uint32_t n)'),
+    kbx_quic_flood_link: f('int kbx_quic_flood_link(kbx_quic_flood **floods, uint32_t n)'),
+    // blocking calls on purpose: pause waits at most one time slice (KBX_QUIC_WORKER_SLICE_MS) per worker
+    kbx_quic_workers_start: f('int kbx_quic_workers_start(uint32_t kind, void **engines, uint32_t n, _Out_ kbx_quic_workers **out)'),
+    kbx_quic_workers_pause: f('void kbx_quic_workers_pause(kbx_quic_workers *w)'),
+    kbx_quic_workers_resume: f('void kbx_quic_workers_resume(kbx_quic_workers *w)'),
+    kbx_quic_workers_status: f('int kbx_quic_workers_status(kbx_quic_workers *w, uint32_t i, _Out_ kbx_error *err)'),
+    kbx_quic_workers_stop: f('void kbx_quic_workers_stop(kbx_quic_workers *w)'),
     kbx_quic_qos_max_uni_streams: f('uint32_t kbx_quic_qos_max_uni_streams(uint64_t stake, uint64_t total_stake)'),
     kbx_quic_qos_is_staked: f('int kbx_quic_qos_is_staked(uint64_t stake, uint64_t total_stake, uint32_t max_streams_per_ms)'),
     kbx_quic_qos_stream_capacity: f(

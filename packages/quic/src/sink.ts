@@ -12,9 +12,11 @@ import {
   KBX_QUIC_QOS_IDLE_TIMEOUT_MS,
   KBX_QUIC_SINK_DEFAULT_MAX_CONNECTIONS,
   KBX_QUIC_SINK_DEFAULT_MAX_STREAMS,
+  KBX_QUIC_MAX_WORKERS,
   KBX_QUIC_SINK_QOS_FIELDS,
 } from './native.js'
 import { readStakes } from './qos.js'
+import { Workers, mergeSinkStats } from './workers.js'
 
 /** quic-sink's options. */
 export const sinkOptions = optionTable({
@@ -46,6 +48,11 @@ export const sinkOptions = optionTable({
   }),
   busyPoll: intOption('--busy-poll <us>', 'poll instead of sleeping for up to this long after the last packet: lower ACK latency for a core (0: sleep)', { min: 0, max: 10_000_000, default: 0 }),
   keypair: stringOption('--keypair <path>', 'Solana keypair JSON for the server certificate (generated when absent)'),
+  workers: intOption(
+    '--workers <n>',
+    'threads, each with its own UDP socket on --listen (SO_REUSEPORT: the kernel spreads clients over them by 4-tuple hash); --agave-qos limits hold for them all',
+    { min: 1, max: KBX_QUIC_MAX_WORKERS, default: 1 },
+  ),
   duration: commonOptions.duration,
   interval: commonOptions.interval,
   live: commonOptions.live,
@@ -88,13 +95,13 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
   const stakes = o.stakes !== undefined ? readStakes(o.stakes) : undefined
   const agaveQos = o.agaveQos === true
   let identity: Identity | undefined
-  if (o.keypair) {
-    identity = Identity.create(readSolanaKeypair(o.keypair))
+  // several workers present one certificate: a fresh identity made here rather than one per worker's engine
+  if (o.keypair || o.workers > 1) {
+    identity = Identity.create(o.keypair ? readSolanaKeypair(o.keypair) : undefined)
     ctx.onCleanup(() => identity?.close())
   }
-  const s = createSink({
+  const sinkOptions = {
     localIp: o.listen.ip,
-    localPort: o.listen.port,
     maxStreamsUni: o.maxStreams,
     maxStreamsBidi: o.maxStreamsBidi ?? o.maxStreams,
     maxStreamsPerConnection: o.maxStreamsPerConnection,
@@ -106,15 +113,22 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
     busyPollUs: o.busyPoll,
     alpn: o.alpn,
     ...(identity ? { identity } : {}),
-  })
-  ctx.onCleanup(() => s.close())
+    reusePort: o.workers > 1,
+  }
+  // worker 0 binds --listen (its port 0: a free one), the others the same port beside it
+  const sinks: Sink[] = []
+  ctx.onCleanup(() => sinks.forEach((s) => s.close()))
+  for (let i = 0; i < o.workers; i++) sinks.push(createSink({ ...sinkOptions, localPort: i === 0 ? o.listen.port : sinks[0]!.port }))
+  if (sinks.length > 1) Sink.link(sinks)
+  const port = sinks[0]!.port
   const idleTimeoutSec = o.idleTimeout ?? (agaveQos ? KBX_QUIC_QOS_IDLE_TIMEOUT_MS / 1000 : 30)
   ctx.json.start({
-    listen: `${o.listen.ip}:${s.port}`,
+    listen: `${o.listen.ip}:${port}`,
     alpn: o.alpn,
     maxStreams: o.maxStreams,
     idleTimeoutSec,
     maxConnections: o.maxConnections,
+    workers: o.workers,
     ...(agaveQos
       ? {
           agaveQos: {
@@ -126,18 +140,43 @@ async function sink(ctx: ToolContext<SinkCliOptions>): Promise<void> {
         }
       : {}),
   })
+  const workers = Workers.start('sink', sinks.map((s) => s.ptr))
+  ctx.onCleanup(() => workers.stop())
+  // one pause of the workers: every sink's counters and client keys of the same instant
+  const take = () =>
+    workers.paused(() => {
+      const perWorker = sinks.map((s) => s.stats())
+      const keys = new Map<string, Buffer>()
+      sinks.forEach((s) => s.peerPublicKeys().forEach((k) => keys.set(k.toString('hex'), k)))
+      const last = sinks.map((s) => s.lastPeerPublicKey()).find((k) => k !== undefined)
+      return { ...report(mergeSinkStats(perWorker), last, [...keys.values()], agaveQos), workers: perWorker.map(workerReport) }
+    })
   const transactionRate = new RateMeter<{ transactions: number }>()
-  const stop = await runLoop(ctx, () => s.run(10), {
-    intervalSec: o.interval,
-    durationSec: o.duration,
-    onInterval: (tick) => {
-      const st = s.stats()
-      const tps = transactionRate.sample({ transactions: st.transactions }).rates.transactions
-      ctx.json.interval({ ...report(st, s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), txPerSec: Math.round(tps) })
-      ctx.status.update(formatLiveLine({ tool: 'quic-sink', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: tps, unit: 'tx/s' }, totals: { transactions: st.transactions, connections: st.connections_open } }))
+  const stop = await runLoop(
+    ctx,
+    () => {
+      workers.check()
     },
-  })
-  ctx.end({ ...report(s.stats(), s.lastPeerPublicKey(), s.peerPublicKeys(), agaveQos), stoppedBy: stop })
+    {
+      intervalSec: o.interval,
+      durationSec: o.duration,
+      wait: () => new Promise<void>((resolve) => setTimeout(resolve, 10)),
+      onInterval: (tick) => {
+        const r = take()
+        const tps = transactionRate.sample({ transactions: r.transactions }).rates.transactions
+        ctx.json.interval({ ...r, txPerSec: Math.round(tps) })
+        ctx.status.update(formatLiveLine({ tool: 'quic-sink', elapsedSec: Number(tick.elapsedNs) / 1e9, rate: { value: tps, unit: 'tx/s' }, totals: { transactions: r.transactions, connections: r.connectionsOpen } }))
+      },
+    },
+  )
+  // the threads stop first: a datagram read after the last count would be acknowledged and never reported
+  workers.stop()
+  ctx.end({ ...take(), stoppedBy: stop })
+}
+
+/** A worker's `data.workers` entry. */
+function workerReport(s: SinkStats, worker: number) {
+  return { worker, transactions: s.transactions, connections: s.connections_accepted, connectionsOpen: s.connections_open, packetsReceived: s.packets_received, packetsSent: s.packets_sent }
 }
 
 export async function main(argv?: readonly string[]): Promise<number> {

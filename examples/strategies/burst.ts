@@ -1,6 +1,6 @@
 // A burst sender with a rate: --orders N NewOrderSingles at --rate R a second, sent in bursts every tickMs (the
 // orders due since the last tick), through the session's throttle (--max-msg-rate) like any other. When all are
-// sent it cancels whatever rests, and stops once its book is empty.
+// sent it cancels whatever rests (at each tick), and stops once its book is empty.
 //   fix-tcp --strategy examples/strategies/burst.ts --orders 300 --rate 1000 --strategy-param tickMs=20
 import type { StrategyContext } from '@kbx/fix'
 
@@ -24,9 +24,5 @@ export function onTimer(ctx: StrategyContext): void {
   const before = sent
   for (; sent < due; sent++) ctx.newOrder()
   if (sent > before) ctx.emit('burst', { orders: sent - before, sent, inFlight: ctx.inFlight })
-  if (sent >= total) windDown(ctx)
-}
-
-export function onExecutionReport(ctx: StrategyContext): void {
-  if (sent >= (ctx.config.orders ?? 100)) windDown(ctx)
+  if (sent >= total) windDown(ctx) // at each tick, after the reports that arrived since: few cancels race a fill
 }

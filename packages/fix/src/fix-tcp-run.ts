@@ -127,7 +127,7 @@ export class FixTcpRun implements TransportHost {
       flow,
       json: ctx.json,
       log: ctx.log,
-      inFlight: () => flow.outstanding + flow.lifecycle.awaiting + this.session.heldCount,
+      inFlight: () => flow.outstanding + flow.lifecycle.awaiting, // held by the throttle: among them already
       useReflex: (terms: typeof spec | undefined): boolean => {
         if (terms === undefined) return this.transport.useReflex(undefined)
         if (opts.io !== 'xdp' || !opts.reflex || !this.reflexAllowed) return false
@@ -171,6 +171,7 @@ export class FixTcpRun implements TransportHost {
           ctx.log.info(data, 'logged on')
           this.flow.renewDeadlines()
           this.backoff.reset()
+          if (this.strategy !== undefined && this.firstOrderNs === 0n) this.firstOrderNs = process.hrtime.bigint() // ordersPerSec from the first logon
           this.strategy?.logon()
         }
         if (event === 'reject' && typeof e['refSeqNum'] === 'number') this.strategy?.sessionReject(e['refSeqNum'], typeof e['text'] === 'string' ? e['text'] : undefined)

@@ -16,7 +16,7 @@ export interface StrategyHost {
   readonly flow: OrderFlow
   readonly json: JsonLines
   readonly log: Logger
-  /** Our messages waiting for an answer (orders without a first report, cancels and replaces, throttle-held). */
+  /** Our messages waiting for an answer (orders without a first report, cancels and replaces; throttle-held ones included). */
   inFlight(): number
   /** The transport's reflex on with orders of these terms (undefined: off); false when it has none or may not. */
   useReflex(spec: OrderSpec | undefined): boolean

@@ -108,7 +108,7 @@ export interface StrategyContext {
   orders(): BookOrder[]
   /** Every ClOrdID's state so far (the end event's lifecycle). */
   counts(): LifecycleCounts
-  /** Messages of ours waiting for an answer: orders without a first report, cancels and replaces, throttle-held ones. */
+  /** Messages of ours waiting for an answer: orders without a first report, cancels and replaces (those the throttle holds included). */
   readonly inFlight: number
   /** onTimer every intervalMs from now (0: no timer). */
   setTimer(intervalMs: number): void

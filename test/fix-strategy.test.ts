@@ -10,7 +10,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { repoRoot } from '@kbx/ffi'
 import { FixClient } from '@kbx/fix'
-import type { StrategyContext } from '@kbx/fix'
+import type { LogoutInfo, StrategyContext } from '@kbx/fix'
 import { waitUntil } from '@kbx/testbed'
 import type { ToolRun } from '@kbx/testbed'
 import { FIX_PORT, appMessagesPerSecond, fixBed, named, nothingAttached, runFixTcp, startFixTcp } from './testing/fix-bed.js'
@@ -149,6 +149,7 @@ t.test('FixClient: a strategy object in this process, over --io socket', async (
   const client = new FixClient({ iface: b.iface, connect: { ip: b.exchIp, port: FIX_PORT }, io: 'socket', sender: 'CLIENT1', target: 'EXCH', store: join(b.dir, 'client.json'), reset: true, price: '10.5', jsonOut: { write: (s: string) => void lines.push(s) }, logLevel: 'warn' })
   t.teardown(() => client.close())
   const seen: string[] = []
+  const logouts: LogoutInfo[] = []
   let sent = 0
   client.attach({
     onLogon(ctx: StrategyContext) {
@@ -157,6 +158,9 @@ t.test('FixClient: a strategy object in this process, over --io socket', async (
     },
     onExecutionReport(_ctx: StrategyContext, r: { execType: string }) {
       seen.push(r.execType)
+    },
+    onLogout(_ctx: StrategyContext, info: LogoutInfo) {
+      logouts.push(info)
     },
     onTimer(ctx: StrategyContext) {
       if (ctx.inFlight > 0) return
@@ -174,5 +178,6 @@ t.test('FixClient: a strategy object in this process, over --io socket', async (
   const book = lines.map((l) => JSON.parse(l)).find((e) => e.event === 'book')
   t.same(book?.data.orders.map((o: any) => [o.qty, o.price, o.state]), [[10, 10.5, 'new'], [12, 10.5, 'new']], 'the book held the resting orders with their terms')
   t.ok(seen.includes('F') && seen.includes('4'), 'fills and cancels reached the strategy')
+  t.same(logouts, [{ reason: 'logout', reconnecting: false }], 'onLogout after the Logout exchange')
   await cleanLogout(t, b, { end }, 0, 'FixClient')
 })

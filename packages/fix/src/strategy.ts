@@ -143,7 +143,7 @@ export interface Strategy {
 export const STRATEGY_HANDLERS = ['onLogon', 'onExecutionReport', 'onReject', 'onTimer', 'onLogout'] as const
 
 /** Event names a strategy may not emit under (the tool's own). */
-export const RESERVED_EVENTS: ReadonlySet<string> = new Set(['start', 'interval', 'end', 'error', 'logon', 'logout', 'disconnect', 'reconnect', 'reconnect-failed', 'strategy-error'])
+export const RESERVED_EVENTS: ReadonlySet<string> = new Set(['start', 'interval', 'end', 'error', 'logon', 'logout', 'disconnect', 'reconnect', 'reconnect-failed', 'strategy-error', 'resend-request-sent', 'resend', 'gap-fill', 'sequence-reset', 'test-request', 'reject', 'frame-error', 'seq-too-low', 'timeout'])
 
 /** The handlers of a module or object: named exports, or a default export holding them. Usage error when none. */
 export function strategyOf(module: Record<string, unknown>, where: string): Strategy {

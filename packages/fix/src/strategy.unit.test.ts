@@ -138,6 +138,17 @@ t.test('StrategyRunner: orders with their terms in the book, fills, reports, rep
   t.same(h.lines.map((l) => [l.event, l.data]), [['strategy', { x: 1 }], ['signal', { y: 2 }]])
   t.throws(() => ctx.emit('end', {}), /fix-tcp's own events/)
 
+  const rejects: unknown[] = []
+  h.runner.strategy.onReject = (_ctx, reject) => void rejects.push(reject)
+  const c = ctx.cancel(b) // b is new now
+  h.receive([[11, c!], [41, b], [37, 'O2'], [39, '0'], [434, '1'], [102, '0'], [58, 'too late']], '9')
+  h.receive([[45, 9], [372, 'H'], [380, '3'], [58, 'not here']], 'j')
+  t.same(rejects, [
+    { kind: 'cancel', clOrdId: c, origClOrdId: b, ordStatus: '0', responseTo: 'cancel', reason: '0', text: 'too late' },
+    { kind: 'business', refId: undefined, refMsgType: 'H', reason: '3', text: 'not here' },
+  ], 'OrderCancelReject and BusinessMessageReject reach onReject')
+  t.equal(h.flow.lifecycle.counts().cancelRejects, 1)
+
   throwOn = '4'
   h.receive([[11, r + 1], [41, r], [37, 'O1'], [17, 'E5'], [150, '4'], [39, '4'], [55, 'KBX'], [54, '2']])
   t.equal(h.runner.failure?.handler, 'onExecutionReport')

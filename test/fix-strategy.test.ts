@@ -3,7 +3,7 @@
 // ping-pong does what fix-tcp does without a strategy (the reflex sending each next order over xdp); the burst
 // sender under --max-msg-rate 100 never puts more than 100 application messages in a second of QuickFIX's log;
 // a strategy that throws ends the run (exit 1) after a clean Logout; a bad strategy file is a usage error (exit 2)
-// before anything is attached; FixClient runs a strategy object in this process.
+// before anything is attached; FixClient runs a strategy object in this process (attached before or after connect).
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -143,41 +143,47 @@ t.test('a strategy that throws: a clear error, a clean Logout, exit 1; a bad fil
   nothingAttached(t, b)
 })
 
-t.test('FixClient: a strategy object in this process, over --io socket', async (t) => {
-  const b = await fixBed(t, { acceptor: 'quickfix', acceptorArgs: ['--fill-every', '2'] })
-  const lines: string[] = []
-  const client = new FixClient({ iface: b.iface, connect: { ip: b.exchIp, port: FIX_PORT }, io: 'socket', sender: 'CLIENT1', target: 'EXCH', store: join(b.dir, 'client.json'), reset: true, price: '10.5', jsonOut: { write: (s: string) => void lines.push(s) }, logLevel: 'warn' })
-  t.teardown(() => client.close())
-  const seen: string[] = []
-  const logouts: LogoutInfo[] = []
-  let sent = 0
-  client.attach({
-    onLogon(ctx: StrategyContext) {
-      for (; sent < 4; sent++) ctx.newOrder({ qty: 10 + sent })
-      ctx.setTimer(20)
-    },
-    onExecutionReport(_ctx: StrategyContext, r: { execType: string }) {
-      seen.push(r.execType)
-    },
-    onLogout(_ctx: StrategyContext, info: LogoutInfo) {
-      logouts.push(info)
-    },
-    onTimer(ctx: StrategyContext) {
-      if (ctx.inFlight > 0) return
-      const book = ctx.orders()
-      if (book.length === 0) return ctx.stop('book empty')
-      ctx.emit('book', { orders: book.map((o) => ({ clOrdId: o.clOrdId, qty: o.qty, price: o.price, state: o.state })) })
-      ctx.cancelAll()
-    },
+for (const io of ['socket', 'xdp'] as const) {
+  t.test(`FixClient: a strategy object in this process, over --io ${io}`, async (t) => {
+    const b = await fixBed(t, { acceptor: 'quickfix', acceptorArgs: ['--fill-every', '2'] })
+    const lines: string[] = []
+    const client = new FixClient({ iface: b.iface, connect: { ip: b.exchIp, port: FIX_PORT }, io, sender: 'CLIENT1', target: 'EXCH', store: join(b.dir, 'client.json'), reset: true, price: '10.5', jsonOut: { write: (s: string) => void lines.push(s) }, logLevel: 'warn' })
+    t.teardown(() => client.close())
+    const seen: string[] = []
+    const logouts: LogoutInfo[] = []
+    let sent = 0
+    // over xdp attached after connect() (the XDP program and the AF_XDP socket are this process's)
+    if (io === 'xdp') await client.connect()
+    client.attach({
+      onLogon(ctx: StrategyContext) {
+        for (; sent < 4; sent++) ctx.newOrder({ qty: 10 + sent })
+        ctx.setTimer(20)
+      },
+      onExecutionReport(_ctx: StrategyContext, r: { execType: string }) {
+        seen.push(r.execType)
+      },
+      onLogout(_ctx: StrategyContext, info: LogoutInfo) {
+        logouts.push(info)
+      },
+      onTimer(ctx: StrategyContext) {
+        if (ctx.inFlight > 0) return
+        const book = ctx.orders()
+        if (book.length === 0) return ctx.stop('book empty')
+        ctx.emit('book', { orders: book.map((o) => ({ clOrdId: o.clOrdId, qty: o.qty, price: o.price, state: o.state })) })
+        ctx.cancelAll()
+      },
+    })
+    if (io === 'socket') await client.connect()
+    const end = (await client.run()) as Record<string, any>
+    t.equal(end.stoppedBy, 'strategy')
+    everyOrderFinal(t, end, 'FixClient')
+    t.same({ filled: end.lifecycle.filled, canceled: end.lifecycle.canceled }, { filled: 2, canceled: 2 }, 'two filled at once, two canceled')
+    const book = lines.map((l) => JSON.parse(l)).find((e) => e.event === 'book')
+    t.same(book?.data.orders.map((o: any) => [o.qty, o.price, o.state]), [[10, 10.5, 'new'], [12, 10.5, 'new']], 'the book held the resting orders with their terms')
+    t.ok(seen.includes('F') && seen.includes('4'), 'fills and cancels reached the strategy')
+    t.same(logouts, [{ reason: 'logout', reconnecting: false }], 'onLogout after the Logout exchange')
+    await cleanLogout(t, b, { end }, 0, 'FixClient')
+    await client.close()
+    nothingAttached(t, b)
   })
-  await client.connect()
-  const end = (await client.run()) as Record<string, any>
-  t.equal(end.stoppedBy, 'strategy')
-  everyOrderFinal(t, end, 'FixClient')
-  t.same({ filled: end.lifecycle.filled, canceled: end.lifecycle.canceled }, { filled: 2, canceled: 2 }, 'two filled at once, two canceled')
-  const book = lines.map((l) => JSON.parse(l)).find((e) => e.event === 'book')
-  t.same(book?.data.orders.map((o: any) => [o.qty, o.price, o.state]), [[10, 10.5, 'new'], [12, 10.5, 'new']], 'the book held the resting orders with their terms')
-  t.ok(seen.includes('F') && seen.includes('4'), 'fills and cancels reached the strategy')
-  t.same(logouts, [{ reason: 'logout', reconnecting: false }], 'onLogout after the Logout exchange')
-  await cleanLogout(t, b, { end }, 0, 'FixClient')
-})
+}

@@ -91,11 +91,12 @@ export class FixClient {
     this.json = new JsonLines({ tool: TOOL, enabled: options.json ?? true, ...(options.jsonOut === undefined ? {} : { out: options.jsonOut }) })
   }
 
-  /** The strategy (handlers, or an object or module holding them); before connect(). */
+  /** The strategy (handlers, or an object or module holding them), once, before run(). */
   attach(strategy: Strategy | Record<string, unknown>): this {
-    if (this.run_ !== undefined) throw new Error('FixClient.attach: attach the strategy before connect()')
+    if (this.strategy !== undefined || this.ran) throw new Error('FixClient.attach: one strategy, attached before run()')
     const handlers = strategyOf(strategy as Record<string, unknown>, 'FixClient.attach')
     this.strategy = { ...handlers, name: handlers.name ?? 'strategy' }
+    this.run_?.attachStrategy(this.strategy, this.options.strategyParam ?? {})
     return this
   }
 

@@ -75,7 +75,7 @@ export class FixTcpRun implements TransportHost {
   /** Why the run ends with an error (exit 1), once it does. */
   failure: string | undefined
   readonly sessionEvents: Record<string, number> = {}
-  readonly limit: number
+  limit: number
   readonly oneAtATime: boolean
   readonly durationMs: number
   readonly started = Date.now()
@@ -91,7 +91,7 @@ export class FixTcpRun implements TransportHost {
   /** The strategy's stop: when the Logout goes out even with messages still in flight (0: not yet). */
   private strategyStopAt = 0
   /** --strategy (undefined: the orders of --orders/--rate). */
-  readonly strategy: StrategyRunner | undefined
+  strategy: StrategyRunner | undefined
   /** The next session housekeeping (stop checks, timers, pacing): about once per ms between xdp turns. */
   private housekeepingAt = 0
   private readonly orderRates = new RateMeter<{ sent: number; acked: number }>()
@@ -111,13 +111,19 @@ export class FixTcpRun implements TransportHost {
     this.flow.orderTimeoutMs = opts.orderTimeout * 1000
     this.flow.lifecycle.requestTimeoutMs = opts.orderTimeout * 1000
     this.flow.policy = { cancelRatio: opts.cancelRatio, replaceRatio: opts.replaceRatio, statusRatio: opts.statusRatio }
-    // with a strategy, --orders and --rate are its to read: the run sends nothing of its own
-    this.limit = setup.strategy !== undefined ? 0 : (opts.orders ?? (opts.rate === undefined ? 0 : Infinity))
-    this.strategy = setup.strategy === undefined ? undefined : this.createStrategy(setup.strategy.strategy, setup.strategy.params)
+    this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
+    if (setup.strategy !== undefined) this.attachStrategy(setup.strategy.strategy, setup.strategy.params)
     this.oneAtATime = opts.rate === undefined
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
     ctx.signal.addEventListener('abort', () => this.notify(), { once: true })
+  }
+
+  /** The strategy sends the orders (before run()): --orders and --rate are its to read, the run sends nothing of its own. */
+  attachStrategy(strategy: Strategy & { name: string }, params: Record<string, string>): void {
+    if (this.strategy !== undefined || this.session.state !== 'idle') throw new Error('a strategy is attached once, before the run starts')
+    this.limit = 0
+    this.strategy = this.createStrategy(strategy, params)
   }
 
   private createStrategy(strategy: Strategy & { name: string }, params: Record<string, string>): StrategyRunner {

@@ -314,6 +314,7 @@ export class FixTcpRun implements TransportHost {
     } else if (this.durationMs > 0 && now - this.started >= this.durationMs && session.state === 'active') {
       // no new orders; the Logout once those in flight are answered (or after a short grace)
       this.drainUntil ||= now + Math.min(5000, this.flow.orderTimeoutMs)
+      this.strategy?.stop('--duration reached')
       if (this.quiet || now >= this.drainUntil) {
         this.stoppedBy = 'duration'
         this.stopping = true

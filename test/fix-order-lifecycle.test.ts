@@ -3,30 +3,12 @@
 // replaced one replaced) and the session logs out cleanly; with --max-msg-rate 100 QuickFIX's message log shows
 // no second (by the SendingTime we wrote) with more than 100 application messages from us; status requests
 // answered for FIX.4.4 (ExecType I) and 4.2 (ExecTransType 3) without moving an order.
-import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { waitUntil } from '@kbx/testbed'
-import { fixBed, named, nothingAttached, runFixTcp } from './testing/fix-bed.js'
+import { appMessagesPerSecond, fixBed, named, nothingAttached, runFixTcp } from './testing/fix-bed.js'
 import type { FixBed } from './testing/fix-bed.js'
-
-const APP_MSG_TYPES = new Set(['D', 'F', 'G', 'H'])
-
-/** Application messages fix-tcp sent, from QuickFIX's message log: count per SendingTime second. */
-function appMessagesPerSecond(b: FixBed): Map<string, number> {
-  const dir = join(b.dir, 'quickfix-log')
-  const perSecond = new Map<string, number>()
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.messages.current.log'))) {
-    for (const line of readFileSync(join(dir, file), 'latin1').split('\n')) {
-      const fields = new Map(line.split('\x01').map((f) => [f.slice(0, f.indexOf('=')).replace(/^.* : /, ''), f.slice(f.indexOf('=') + 1)]))
-      if (fields.get('49') !== 'CLIENT1' || !APP_MSG_TYPES.has(fields.get('35') ?? '')) continue
-      const second = (fields.get('52') ?? '').slice(0, 17)
-      perSecond.set(second, (perSecond.get(second) ?? 0) + 1)
-    }
-  }
-  return perSecond
-}
 
 async function cleanLogout(t: Test, b: FixBed, run: { end: Record<string, any> }): Promise<void> {
   t.equal(run.end.closed, 'logout', 'the run ended with a Logout exchange')

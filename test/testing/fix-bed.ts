@@ -1,7 +1,7 @@
 // The fix test bed of test/fix-*.test.ts: a linked namespace holding a FIX acceptor on the kernel's TCP
 // (ours, packages/fix/src/bin-fix-acceptor.ts, or QuickFIX, native/build/fix-quickfix-acceptor), and
 // fix-tcp runs from the root namespace against it.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -94,4 +94,21 @@ export function nothingAttached(t: Test, b: FixBed, runs: ToolRun[] = []): void 
     t.notOk(links.has(xdp.linkId), `bpf_link ${xdp.linkId} is gone`)
     t.notOk(programs.has(xdp.progId), `steering program ${xdp.progId} is gone`)
   }
+}
+
+const APP_MSG_TYPES = new Set(['D', 'F', 'G', 'H'])
+
+/** Application messages fix-tcp (CLIENT1) sent, from QuickFIX's message log (--log): count per SendingTime second. */
+export function appMessagesPerSecond(b: FixBed): Map<string, number> {
+  const dir = join(b.dir, 'quickfix-log')
+  const perSecond = new Map<string, number>()
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.messages.current.log'))) {
+    for (const line of readFileSync(join(dir, file), 'latin1').split('\n')) {
+      const fields = new Map(line.split('\x01').map((f) => [f.slice(0, f.indexOf('=')).replace(/^.* : /, ''), f.slice(f.indexOf('=') + 1)]))
+      if (fields.get('49') !== 'CLIENT1' || !APP_MSG_TYPES.has(fields.get('35') ?? '')) continue
+      const second = (fields.get('52') ?? '').slice(0, 17)
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1)
+    }
+  }
+  return perSecond
 }

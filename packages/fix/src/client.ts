@@ -10,6 +10,8 @@ import type { FixTcpRunSetup } from './fix-tcp-run.js'
 import type { IoKind } from './transport.js'
 import { FIX_VERSIONS, beginStringOf, collectLogonField, headerFields, logonFields, resolveCredentials } from './logon.js'
 import type { FixField } from './logon.js'
+import { collectStrategyParam, loadStrategy } from './strategy.js'
+import type { Strategy } from './strategy.js'
 
 export const TOOL = 'fix-tcp'
 export { DEFAULT_STORE_DIR, RECONNECT_CAP_S, RESEND_CAPACITY } from './fix-tcp-run.js'
@@ -56,6 +58,8 @@ export const fixTcpOptions = optionTable({
   maxMsgRate: scaledIntOption('--max-msg-rate <n>', 'at most N application messages in any 1 s window of this session (admin messages exempt unless --throttle-admin); turns the native reflex off', { min: 1 }),
   throttleMode: choiceOption('--throttle-mode <mode>', 'over --max-msg-rate: queue (the default: held, sent when the window allows; at most 4096 held, then rejected) or reject (not sent, counted)', ['queue', 'reject'], { listed: true }),
   throttleAdmin: flagOption('--throttle-admin', 'admin messages (Heartbeat, TestRequest, resends, …) count in the --max-msg-rate window; they are never held, application messages give way'),
+  strategy: stringOption('--strategy <file>', 'run the trading strategy in FILE (.js/.mjs, or .ts): it exports onLogon, onExecutionReport, onReject, onTimer and onLogout and sends its own orders (--orders, --rate, --symbol, --side, --qty and --price are its to read); see packages/fix/README.md'),
+  strategyParam: valueOption('--strategy-param <key=value>', 'a parameter for the strategy (ctx.params.KEY; repeatable)', collectStrategyParam),
   testDropSegment: intOption('--test-drop-segment <n>', 'test hook (--io xdp): drop our Nth data segment once', { min: 1, hidden: true }),
   testGapAt: intOption('--test-gap-at <seq>', 'test hook: skip this outgoing MsgSeqNum once', { min: 1, hidden: true }),
   ...commonOptions,
@@ -105,12 +109,23 @@ function parseRatio(value: string, flag: string): number {
 }
 
 /** Option combinations the table cannot check alone (usage errors, before anything is opened). */
-export function checkOrderOptions(opts: Pick<FixTcpOptions, 'cancelRatio' | 'replaceRatio' | 'statusRatio' | 'maxMsgRate' | 'throttleMode' | 'throttleAdmin'>): void {
+export function checkOrderOptions(opts: Pick<FixTcpOptions, 'cancelRatio' | 'replaceRatio' | 'statusRatio' | 'maxMsgRate' | 'throttleMode' | 'throttleAdmin' | 'strategy' | 'strategyParam'>): void {
+  if (opts.strategy !== undefined && opts.cancelRatio + opts.replaceRatio + opts.statusRatio > 0) throw new UsageError('--cancel-ratio, --replace-ratio and --status-ratio do not apply with --strategy', { hint: 'the strategy sends its own cancels, replaces and status requests' })
+  if (opts.strategy === undefined && opts.strategyParam !== undefined) throw new UsageError('--strategy-param applies only with --strategy FILE')
   if (opts.cancelRatio + opts.replaceRatio + opts.statusRatio > 1 + 1e-9) throw new UsageError(`--cancel-ratio, --replace-ratio and --status-ratio add up to ${opts.cancelRatio + opts.replaceRatio + opts.statusRatio}: at most 1`, { hint: 'each resting order gets at most one of the three requests' })
   if (opts.maxMsgRate === undefined && (opts.throttleAdmin === true || opts.throttleMode !== undefined)) throw new UsageError('--throttle-mode and --throttle-admin apply only with --max-msg-rate N')
 }
 
 export async function runFixTcp(ctx: ToolContext<FixTcpOptions>): Promise<void> {
+  // a bad strategy file is a usage error before anything is attached
+  const strategy = ctx.opts.strategy === undefined ? undefined : await loadStrategy(ctx.opts.strategy)
+  const run = prepareFixTcp(ctx, strategy)
+  await run.open()
+  await run.run()
+}
+
+/** The checks made before anything is opened, and the run they allow (not opened yet). */
+export function prepareFixTcp(ctx: ToolContext<FixTcpOptions>, strategy?: Strategy & { name: string }): FixTcpRun {
   const opts = ctx.opts
   checkOrderOptions(opts)
   const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
@@ -123,8 +138,6 @@ export async function runFixTcp(ctx: ToolContext<FixTcpOptions>): Promise<void> 
   const info = interfaceInfo(opts.iface)
   const localAddress = info.ipv4[0]
   if (localAddress === undefined) throw new NetError(`interface ${opts.iface} has no IPv4 address`, { op: 'interface address', hint: `ip addr add … dev ${opts.iface}` })
-  const setup: FixTcpRunSetup = { opts, mode, price, localAddress, logon }
-  const run = new FixTcpRun(ctx, setup)
-  await run.open()
-  await run.run()
+  const setup: FixTcpRunSetup = { opts, mode, price, localAddress, logon, ...(strategy === undefined ? {} : { strategy: { strategy, params: opts.strategyParam ?? {} } }) }
+  return new FixTcpRun(ctx, setup)
 }

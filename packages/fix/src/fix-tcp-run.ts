@@ -4,10 +4,11 @@
 import { join } from 'node:path'
 import { runLoop } from '@kbx/cli'
 import type { ToolContext } from '@kbx/cli'
-import { NetError } from '@kbx/errors'
+import { KbxError, NetError } from '@kbx/errors'
 import { LatencyRecording } from '@kbx/report'
 import { RateMeter, formatLiveLine } from '@kbx/stats'
 import { Backoff } from './backoff.js'
+import { PRICE_SCALE } from './codec.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
 import { redactMessage } from './logon.js'
 import { OrderFlow } from './orders.js'
@@ -15,6 +16,8 @@ import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
+import type { Strategy } from './strategy.js'
+import { StrategyRunner } from './strategy-runner.js'
 import { MessageThrottle } from './throttle.js'
 import { openTransport } from './transport.js'
 import type { FixTransport, TransportHost } from './transport.js'
@@ -42,6 +45,8 @@ export interface FixTcpRunSetup {
   price: number
   localAddress: string
   logon: LogonPlan
+  /** --strategy: its handlers (loaded) and --strategy-param; the run's orders are then the strategy's. */
+  strategy?: { strategy: Strategy & { name: string }; params: Record<string, string> }
 }
 
 function failureHint(failure: string): string {
@@ -71,7 +76,7 @@ export class FixTcpRun implements TransportHost {
   /** Why the run ends with an error (exit 1), once it does. */
   failure: string | undefined
   readonly sessionEvents: Record<string, number> = {}
-  readonly limit: number
+  limit: number
   readonly oneAtATime: boolean
   readonly durationMs: number
   readonly started = Date.now()
@@ -86,6 +91,10 @@ export class FixTcpRun implements TransportHost {
   phase: Phase = { kind: 'session' }
   /** --duration reached: when the Logout goes out even with orders still in flight (0: not yet). */
   private drainUntil = 0
+  /** The strategy's stop: when the Logout goes out even with messages still in flight (0: not yet). */
+  private strategyStopAt = 0
+  /** --strategy (undefined: the orders of --orders/--rate). */
+  strategy: StrategyRunner | undefined
   /** The next session housekeeping (stop checks, timers, pacing): about once per ms between xdp turns. */
   private housekeepingAt = 0
   private readonly orderRates = new RateMeter<{ sent: number; acked: number }>()
@@ -107,10 +116,36 @@ export class FixTcpRun implements TransportHost {
     this.flow.lifecycle.requestTimeoutMs = opts.orderTimeout * 1000
     this.flow.policy = { cancelRatio: opts.cancelRatio, replaceRatio: opts.replaceRatio, statusRatio: opts.statusRatio }
     this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
+    if (setup.strategy !== undefined) this.attachStrategy(setup.strategy.strategy, setup.strategy.params)
     this.oneAtATime = opts.rate === undefined
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
     ctx.signal.addEventListener('abort', () => this.notify(), { once: true })
+  }
+
+  /** The strategy sends the orders (before run()): --orders and --rate are its to read, the run sends nothing of its own. */
+  attachStrategy(strategy: Strategy & { name: string }, params: Record<string, string>): void {
+    if (this.strategy !== undefined || this.session.state !== 'idle') throw new Error('a strategy is attached once, before the run starts')
+    this.limit = 0
+    this.strategy = this.createStrategy(strategy, params)
+  }
+
+  private createStrategy(strategy: Strategy & { name: string }, params: Record<string, string>): StrategyRunner {
+    const { ctx, opts, flow, setup } = this
+    const spec = { symbol: opts.symbol, side: opts.side === 'buy' ? ('1' as const) : ('2' as const), qty: opts.qty, price: setup.price }
+    const host = {
+      flow,
+      json: ctx.json,
+      log: ctx.log,
+      inFlight: () => flow.outstanding + flow.lifecycle.awaiting, // held by the throttle: among them already
+      useReflex: (terms: typeof spec | undefined): boolean => {
+        if (terms === undefined) return this.transport.useReflex(undefined)
+        if (opts.io !== 'xdp' || !opts.reflex || !this.reflexAllowed) return false
+        return this.transport.useReflex(flow.reflexTemplate(setup.logon.beginString, opts.sender, opts.target, setup.logon.headerFields, terms))
+      },
+    }
+    const config = { orders: opts.orders, rate: opts.rate, symbol: opts.symbol, side: opts.side, qty: opts.qty, price: setup.price / PRICE_SCALE }
+    return new StrategyRunner(strategy, host, config, params, spec)
   }
 
   private createSession(): FixSession {
@@ -134,7 +169,10 @@ export class FixTcpRun implements TransportHost {
         if (logLogons && bytes.includes(LOGON_MSG_TYPE)) ctx.log.debug({ message: redactMessage(bytes) }, 'Logon sent')
         if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
       },
-      onApp: (msg) => this.flow.onApp(msg),
+      onApp: (msg) => {
+        const transition = this.flow.onApp(msg)
+        this.strategy?.onApp(msg, transition)
+      },
       onEvent: (e: SessionEvent) => {
         this.sessionEvents[e.event] = (this.sessionEvents[e.event] ?? 0) + 1
         const { event, ...data } = e
@@ -143,7 +181,10 @@ export class FixTcpRun implements TransportHost {
           ctx.log.info(data, 'logged on')
           this.flow.renewDeadlines()
           this.backoff.reset()
+          if (this.strategy !== undefined && this.firstOrderNs === 0n) this.firstOrderNs = process.hrtime.bigint() // ordersPerSec from the first logon
+          this.strategy?.logon()
         }
+        if (event === 'reject' && typeof e['refSeqNum'] === 'number') this.strategy?.sessionReject(e['refSeqNum'], typeof e['text'] === 'string' ? e['text'] : undefined)
         this.notify()
       },
       onClose: (reason) => {
@@ -171,7 +212,7 @@ export class FixTcpRun implements TransportHost {
   async open(connect: typeof openTransport = openTransport): Promise<void> {
     const { ctx, opts } = this
     const { beginString, headerFields } = this.setup.logon
-    const reflex = opts.io === 'xdp' && this.oneAtATime && opts.reflex && this.reflexAllowed ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
+    const reflex = opts.io === 'xdp' && this.strategy === undefined && this.oneAtATime && opts.reflex && this.reflexAllowed ? this.flow.reflexTemplate(beginString, opts.sender, opts.target, headerFields) : undefined
     this.transport = await connect(
       {
         io: opts.io,
@@ -195,7 +236,7 @@ export class FixTcpRun implements TransportHost {
 
   async run(): Promise<void> {
     const { ctx, opts, store, transport } = this
-    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, amend: this.flow.policy, ...(opts.maxMsgRate === undefined ? {} : { throttle: { maxMsgRate: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', admin: opts.throttleAdmin === true } }), ...transport.startFields() })
+    ctx.json.start({ io: opts.io, iface: opts.iface, local: transport.local, connect: `${opts.connect.ip}:${opts.connect.port}`, sender: opts.sender, target: opts.target, beginString: this.setup.logon.beginString, credentials: this.setup.logon.credentials, logonFieldTags: this.setup.logon.logonFields.map(([tag]) => tag), headerFields: Object.fromEntries(this.setup.logon.headerFields), store: store.path, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq, reconnect: opts.reconnect, amend: this.flow.policy, ...(this.strategy === undefined ? {} : { strategy: { name: this.strategy.strategy.name, params: this.strategy.params } }), ...(opts.maxMsgRate === undefined ? {} : { throttle: { maxMsgRate: opts.maxMsgRate, mode: opts.throttleMode ?? 'queue', admin: opts.throttleAdmin === true } }), ...transport.startFields() })
     this.session.start()
     this.recording.begin()
     // The run winds down by itself on ctx.signal (a Logout exchanged first), so the loop ends only when a step
@@ -226,7 +267,7 @@ export class FixTcpRun implements TransportHost {
     const phase = this.phase
     switch (phase.kind) {
       case 'session':
-        return this.transport.waitsForEvents ? this.waitForChange(this.oneAtATime ? 100 : 1) : undefined
+        return this.transport.waitsForEvents ? this.waitForChange(this.strategy !== undefined ? Math.min(100, this.strategy.msUntilDue(Date.now())) : this.oneAtATime ? 100 : 1) : undefined
       case 'backoff':
         return this.waitForChange(Math.max(0, Math.min(100, phase.retryAt - Date.now())))
       case 'connecting':
@@ -256,7 +297,11 @@ export class FixTcpRun implements TransportHost {
   private sessionStep(): boolean {
     const now = Date.now()
     if (now >= this.housekeepingAt || this.session.state === 'closed' || this.ctx.signal.aborted) {
-      if (!this.housekeeping(now)) return this.sessionEnded()
+      if (!this.housekeeping(now)) {
+        const going = this.sessionEnded()
+        this.strategy?.loggedOut(this.closedReason ?? 'logout', this.phase.kind === 'backoff')
+        return going
+      }
       this.housekeepingAt = now + (this.transport.waitsForEvents ? 0 : 1)
     }
     this.transport.turn()
@@ -274,12 +319,21 @@ export class FixTcpRun implements TransportHost {
     } else if (this.durationMs > 0 && now - this.started >= this.durationMs && session.state === 'active') {
       // no new orders; the Logout once those in flight are answered (or after a short grace)
       this.drainUntil ||= now + Math.min(5000, this.flow.orderTimeoutMs)
+      this.strategy?.stop('--duration reached')
       if (this.quiet || now >= this.drainUntil) {
         this.stoppedBy = 'duration'
         this.stopping = true
         session.logout()
       }
-    } else if (session.state === 'active' && this.limit !== Infinity && this.flow.attempts >= this.limit && this.quiet) {
+    } else if (this.strategy?.stopping === true && session.state === 'active') {
+      // the strategy stopped (or threw): nothing new from it; the Logout once what is in flight is answered
+      this.strategyStopAt ||= now + this.flow.orderTimeoutMs
+      if (this.quiet || now >= this.strategyStopAt) {
+        this.stoppedBy = this.strategy.failure === undefined ? 'strategy' : 'strategy-error'
+        this.stopping = true
+        session.logout()
+      }
+    } else if (session.state === 'active' && this.strategy === undefined && this.limit !== Infinity && this.flow.attempts >= this.limit && this.quiet) {
       if (this.lastOrderDoneMs === 0) this.lastOrderDoneMs = now
       if (now - this.lastOrderDoneMs >= this.opts.linger * 1000) {
         this.stopping = true
@@ -292,7 +346,10 @@ export class FixTcpRun implements TransportHost {
     }
     session.tick()
     if (session.active) this.flow.expire(now)
-    this.transport.batch(() => this.pump())
+    this.transport.batch(() => {
+      this.strategy?.tick(now)
+      this.pump()
+    })
     return (session.state as string) !== 'closed'
   }
 
@@ -412,7 +469,8 @@ export class FixTcpRun implements TransportHost {
    */
   reflexArm(): ReflexArm | undefined {
     const { session, flow, store } = this
-    if (!this.reflexAllowed || !session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || flow.counters.sent >= this.limit || this.ctx.signal.aborted) return undefined
+    if (!this.reflexAllowed || !session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || this.ctx.signal.aborted) return undefined
+    if (this.strategy === undefined ? flow.counters.sent >= this.limit : !this.strategy.reflexArmable) return undefined
     if (this.durationMs > 0 && Date.now() - this.started >= this.durationMs) return undefined
     const clOrdId = flow.soleOutstanding
     if (clOrdId === undefined) return undefined
@@ -422,6 +480,7 @@ export class FixTcpRun implements TransportHost {
   reflexSent(o: ReflexOrder): void {
     this.session.adoptSent(o.seq, 'D', o.body, o.sendingTime)
     this.flow.adopt(o.clOrdId, o.sentNs)
+    this.strategy?.reflexSent(o)
   }
 
   // Stats
@@ -469,7 +528,8 @@ export class FixTcpRun implements TransportHost {
   }
 
   private async finish(): Promise<void> {
-    const { ctx, store, flow, failure } = this
+    const { ctx, store, flow, failure, strategy } = this
+    strategy?.loggedOut(this.closedReason ?? 'logout', false)
     await this.transport.close()
     store.save()
     const c = flow.counters
@@ -477,11 +537,12 @@ export class FixTcpRun implements TransportHost {
     this.recording.interval({ 'order-ack': flow.intervalLatency })
     for (const file of this.recording.finish()) ctx.log.info(`wrote ${file}`)
     ctx.end({
-      stoppedBy: failure !== undefined ? 'error' : this.stoppedBy,
+      stoppedBy: failure !== undefined ? 'error' : strategy?.failure !== undefined ? 'strategy-error' : this.stoppedBy,
       closed: failure ?? this.closedReason ?? 'logout',
       io: this.opts.io,
       orders: this.orderCounts(),
       ...this.lifecycleFields(),
+      ...(strategy === undefined ? {} : { strategy: strategy.stats() }),
       ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
       latencyUs: flow.latency.summary(),
       ...this.transport.endFields(),
@@ -492,5 +553,9 @@ export class FixTcpRun implements TransportHost {
       tcp: this.transport.tcpStats(),
     })
     if (failure !== undefined) throw new NetError(`FIX session ended: ${failure}`, { op: 'fix session', hint: failureHint(failure) })
+    if (strategy?.failure !== undefined) {
+      const { handler, error } = strategy.failure
+      throw new KbxError(`strategy ${strategy.strategy.name} threw in ${handler}: ${error instanceof Error ? error.message : String(error)}`, { op: `strategy ${handler}`, hint: 'the session was logged out cleanly; --log-level debug shows the stack', cause: error })
+    }
   }
 }

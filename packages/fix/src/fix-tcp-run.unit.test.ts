@@ -79,6 +79,9 @@ class MemoryTransport implements FixTransport {
     })
   }
 
+  useReflex(): boolean {
+    return false
+  }
   startFields() {
     return { memory: true }
   }

@@ -68,8 +68,8 @@ export class OrderFlow {
   policy: AmendPolicy = { cancelRatio: 0, replaceRatio: 0, statusRatio: 0 }
   /** Orders that became new so far: the k-th draws frac(k·φ), an even spread over [0, 1) without randomness. */
   private amendable = 0
-  /** Price and quantity of live orders (for replaces), only while a policy can amend them. */
-  private readonly terms = new Map<number, { price: number; qty: number }>()
+  /** Terms of live orders (for cancels and replaces), only while a policy can amend them. */
+  private readonly terms = new Map<number, OrderSpec>()
   /**
    * ClOrdID → when sent; removed at the first ExecutionReport or when given up (expire()), so it holds only
    * the orders in flight: memory stays flat however long the run.
@@ -126,8 +126,8 @@ export class OrderFlow {
     return n
   }
 
-  /** A NewOrderSingle; its ClOrdID, or THROTTLE_REJECTED when the throttle did not send it. */
-  send(): number {
+  /** A NewOrderSingle (the --symbol/--side/--qty/--price order unless given); its ClOrdID, or THROTTLE_REJECTED when the throttle did not send it. */
+  send(spec: OrderSpec = this.spec): number {
     const store = this.session.store
     const clOrdId = store.nextClOrdId
     const order: PendingOrder = { sentNs: process.hrtime.bigint(), deadlineMs: Date.now() + this.orderTimeoutMs }
@@ -136,9 +136,9 @@ export class OrderFlow {
       order.sentNs = process.hrtime.bigint()
       order.deadlineMs = Date.now() + this.orderTimeoutMs
       w.int(Tag.ClOrdID, clOrdId)
-      this.fieldsBeforeTime(w)
+      this.fieldsBeforeTime(w, spec)
       w.bytes(Tag.TransactTime, this.clock.now())
-      this.fieldsAfterTime(w)
+      this.fieldsAfterTime(w, spec)
     })
     if (sent === THROTTLE_REJECTED) {
       this.counters.throttled++
@@ -147,15 +147,14 @@ export class OrderFlow {
     store.nextClOrdId++
     this.pending.set(clOrdId, order)
     this.lifecycle.newOrderSent(clOrdId)
-    if (this.amends) this.terms.set(clOrdId, { price: this.spec.price, qty: this.spec.qty })
+    if (this.amends) this.terms.set(clOrdId, spec)
     this.counters.sent++
     return clOrdId
   }
 
-  /** OrderCancelRequest for a resting order; the request's ClOrdID, or THROTTLE_REJECTED. */
-  cancel(origClOrdId: number): number {
-    const terms = this.terms.get(origClOrdId) ?? { price: this.spec.price, qty: this.spec.qty }
-    const id = this.request('F', origClOrdId, (w) => w.int(Tag.OrderQty, terms.qty))
+  /** OrderCancelRequest for a resting order (terms: the order's, when the flow does not keep them); the request's ClOrdID, or THROTTLE_REJECTED. */
+  cancel(origClOrdId: number, terms: OrderSpec = this.terms.get(origClOrdId) ?? this.spec): number {
+    const id = this.request('F', origClOrdId, terms, (w) => w.int(Tag.OrderQty, terms.qty))
     if (id !== THROTTLE_REJECTED) {
       this.lifecycle.cancelSent(id, origClOrdId)
       this.counters.cancelsSent++
@@ -163,11 +162,11 @@ export class OrderFlow {
     return id
   }
 
-  /** OrderCancelReplaceRequest: the same quantity at a price one step up; the replacement's ClOrdID, or THROTTLE_REJECTED. */
-  replace(origClOrdId: number): number {
-    const was = this.terms.get(origClOrdId) ?? { price: this.spec.price, qty: this.spec.qty }
-    const terms = { price: was.price + REPLACE_PRICE_STEP, qty: was.qty }
-    const id = this.request('G', origClOrdId, (w) => w.int(Tag.OrderQty, terms.qty).str(Tag.OrdType, '2').price(Tag.Price, terms.price))
+  /** OrderCancelReplaceRequest: to `terms` (default: the same quantity at a price one step up); the replacement's ClOrdID, or THROTTLE_REJECTED. */
+  replace(origClOrdId: number, to?: OrderSpec): number {
+    const was = this.terms.get(origClOrdId) ?? this.spec
+    const terms = to ?? { ...was, price: was.price + REPLACE_PRICE_STEP }
+    const id = this.request('G', origClOrdId, terms, (w) => w.int(Tag.OrderQty, terms.qty).str(Tag.OrdType, '2').price(Tag.Price, terms.price))
     if (id !== THROTTLE_REJECTED) {
       this.lifecycle.replaceSent(id, origClOrdId)
       this.terms.delete(origClOrdId)
@@ -178,21 +177,21 @@ export class OrderFlow {
   }
 
   /** OrderStatusRequest for one of our orders (answered by an ExecutionReport); THROTTLE_REJECTED if not sent. */
-  status(clOrdId: number): number {
+  status(clOrdId: number, terms: OrderSpec = this.terms.get(clOrdId) ?? this.spec): number {
     const sent = this.session.sendApp('H', (w) => {
       w.int(Tag.ClOrdID, clOrdId)
-      this.fieldsBeforeTime(w)
+      this.fieldsBeforeTime(w, terms)
     })
     if (sent !== THROTTLE_REJECTED) this.counters.statusRequestsSent++
     return sent
   }
 
-  private request(msgType: 'F' | 'G', origClOrdId: number, after: (w: FixWriter) => void): number {
+  private request(msgType: 'F' | 'G', origClOrdId: number, terms: OrderSpec, after: (w: FixWriter) => void): number {
     const store = this.session.store
     const id = store.nextClOrdId
     const sent = this.session.sendApp(msgType, (w) => {
       w.int(Tag.OrigClOrdID, origClOrdId).int(Tag.ClOrdID, id)
-      this.fieldsBeforeTime(w)
+      this.fieldsBeforeTime(w, terms)
       w.bytes(Tag.TransactTime, this.clock.now())
       after(w)
     })
@@ -201,23 +200,23 @@ export class OrderFlow {
     return id
   }
 
-  private fieldsBeforeTime(w: FixWriter): void {
-    w.str(Tag.Symbol, this.spec.symbol).str(Tag.Side, this.spec.side)
+  private fieldsBeforeTime(w: FixWriter, spec: OrderSpec): void {
+    w.str(Tag.Symbol, spec.symbol).str(Tag.Side, spec.side)
   }
 
-  private fieldsAfterTime(w: FixWriter): void {
-    w.int(Tag.OrderQty, this.spec.qty).str(Tag.OrdType, '2').price(Tag.Price, this.spec.price).str(Tag.TimeInForce, '0')
+  private fieldsAfterTime(w: FixWriter, spec: OrderSpec): void {
+    w.int(Tag.OrderQty, spec.qty).str(Tag.OrdType, '2').price(Tag.Price, spec.price).str(Tag.TimeInForce, '0')
   }
 
-  /** The NewOrderSingle as the native reflex builds it: the same fields as send(), TransactTime = SendingTime. */
-  reflexTemplate(beginString: string, senderCompId: string, targetCompId: string, headerFields: readonly (readonly [number, string])[] = []): ReflexTemplate {
+  /** The NewOrderSingle as the native reflex builds it: the same fields as send(spec), TransactTime = SendingTime. */
+  reflexTemplate(beginString: string, senderCompId: string, targetCompId: string, headerFields: readonly (readonly [number, string])[] = [], spec: OrderSpec = this.spec): ReflexTemplate {
     const header = Buffer.from(headerFields.map(([tag, value]) => `${tag}=${value}\x01`).join(''), 'latin1')
     const w = new FixWriter(beginString).begin('D')
     const start = w.mark()
-    this.fieldsBeforeTime(w)
+    this.fieldsBeforeTime(w, spec)
     const pre = w.bodySince(start)
     const middle = w.mark()
-    this.fieldsAfterTime(w)
+    this.fieldsAfterTime(w, spec)
     return { beginString, senderCompId, targetCompId, msgType: 'D', pre, timeTag: Tag.TransactTime, post: w.bodySince(middle), header }
   }
 
@@ -233,25 +232,23 @@ export class OrderFlow {
 
   private readonly clock = new UtcClock()
 
-  /** An application message from the session. */
-  onApp(msg: FixMessageView): void {
+  /** An application message from the session; the order it moved, if any. */
+  onApp(msg: FixMessageView): Transition {
     switch (msg.msgType) {
       case MsgType.ExecutionReport:
-        this.onExecutionReport(msg)
-        return
+        return this.onExecutionReport(msg)
       case MsgType.OrderCancelReject:
-        this.settled(this.lifecycle.onCancelReject(msg.int(Tag.ClOrdID), msg.int(Tag.OrigClOrdID), msg.string(Tag.OrdStatus) ?? ''))
-        return
+        return this.settled(this.lifecycle.onCancelReject(msg.int(Tag.ClOrdID), msg.int(Tag.OrigClOrdID), msg.string(Tag.OrdStatus) ?? ''))
       case MsgType.BusinessReject: {
         const refId = msg.int(Tag.BusinessRejectRefID)
         if (this.pending.delete(refId)) this.counters.rejected++
-        this.settled(this.lifecycle.onBusinessReject(refId))
-        return
+        return this.settled(this.lifecycle.onBusinessReject(refId))
       }
     }
+    return undefined
   }
 
-  private onExecutionReport(msg: FixMessageView): void {
+  private onExecutionReport(msg: FixMessageView): Transition {
     const clOrdId = msg.int(Tag.ClOrdID)
     const execType = msg.char(Tag.ExecType)
     const order = this.pending.get(clOrdId)
@@ -267,19 +264,20 @@ export class OrderFlow {
     }
     if (execType === 0x46 || execType === 0x32) this.counters.filled++
     const transition = this.lifecycle.onExecutionReport({ clOrdId, origClOrdId: msg.int(Tag.OrigClOrdID), execType: msg.string(Tag.ExecType) ?? '', ordStatus: msg.string(Tag.OrdStatus) ?? '' })
-    this.settled(transition)
+    return this.settled(transition)
   }
 
   /** After a transition: final orders forget their terms; an order that became new meets the amend policy. */
-  private settled(transition: Transition): void {
-    if (transition === undefined || !this.amends) return
+  private settled(transition: Transition): Transition {
+    if (transition === undefined || !this.amends) return transition
     const { clOrdId, from, to } = transition
     if (this.lifecycle.state(clOrdId) === undefined) this.terms.delete(clOrdId)
-    if (to !== 'new' || from === 'new' || !this.lifecycle.canAmend(clOrdId)) return
+    if (to !== 'new' || from === 'new' || !this.lifecycle.canAmend(clOrdId)) return transition
     const u = (this.amendable++ * GOLDEN_RATIO_FRACTION) % 1
     const { cancelRatio, replaceRatio, statusRatio } = this.policy
     if (u < cancelRatio) this.cancel(clOrdId)
     else if (u < cancelRatio + replaceRatio) this.replace(clOrdId)
     else if (u < cancelRatio + replaceRatio + statusRatio) this.status(clOrdId)
+    return transition
   }
 }

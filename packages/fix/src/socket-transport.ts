@@ -32,6 +32,11 @@ export class SocketTransport implements FixTransport {
     return `${this.#socket?.localAddress ?? this.o.localAddress}:${this.#socket?.localPort ?? 0}`
   }
 
+  /** The kernel's TCP has no native reflex: the session answers every report. */
+  useReflex(): boolean {
+    return false
+  }
+
   startFields(): Record<string, unknown> {
     return {}
   }

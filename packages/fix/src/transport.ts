@@ -37,6 +37,11 @@ export interface FixTransport {
    * false when it turns again at once (xdp: the turn waited in the native call).
    */
   readonly waitsForEvents: boolean
+  /**
+   * From now on the native reflex answers with orders from this template (undefined: off); false when this
+   * transport has no reflex (--io socket).
+   */
+  useReflex(template: ReflexTemplate | undefined): boolean
   /** Fields the `start` event adds for this transport. */
   startFields(): Record<string, unknown>
   /** Queues the session's bytes; false when there is no room or no connection. */

@@ -4,7 +4,7 @@
 import { NetError } from '@kbx/errors'
 import { LatencyHistogram } from '@kbx/stats'
 import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING } from './native.js'
-import type { ReflexArm } from './reflex.js'
+import type { ReflexArm, ReflexTemplate } from './reflex.js'
 import type { FixTransport, TransportContext, TransportHost, TransportOptions } from './transport.js'
 import { XdpConnection } from './xdp-connection.js'
 
@@ -21,7 +21,7 @@ export class XdpTransport implements FixTransport {
   /** Connections made so far (the first included). */
   connections = 0
   /** The native reflex sends each next order (configured with a template). */
-  readonly reflexOn: boolean
+  reflexOn: boolean
   readonly internal = timings()
   readonly intervalInternal = timings()
   lastReflexStats: Record<string, number | boolean> | undefined
@@ -44,6 +44,12 @@ export class XdpTransport implements FixTransport {
     t.connections++
     if (o.reflex !== undefined) conn.configureReflex(o.reflex)
     return t
+  }
+
+  useReflex(template: ReflexTemplate | undefined): boolean {
+    if (template !== undefined) this.conn.configureReflex(template)
+    this.reflexOn = template !== undefined
+    return true
   }
 
   get local(): string {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fix_internal.h"
 #include "kbx_fix.h"
 
 #define SOH 0x01
@@ -55,6 +56,8 @@ struct kbx_fix_reflex {
 	/* stream */
 	uint32_t head, tail;
 	struct kbx_fix_reflex_counters counters;
+	struct kbx_fix_reflex_marks marks; /* the stages of the order last sent */
+	uint64_t wall_ns;                  /* kbx_fix_reflex_set_wall_clock, for the next feed */
 	/* SendingTime text cache (per second) */
 	time_t time_sec;
 	char time_text[22];
@@ -124,6 +127,8 @@ void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r)
 }
 
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
+void kbx_fix_reflex_marks(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_marks *out) { *out = r->marks; }
+void kbx_fix_reflex_set_wall_clock(struct kbx_fix_reflex *r, uint64_t realtime_ns) { r->wall_ns = realtime_ns; }
 struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r) { return r->io; }
 
 void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r)
@@ -176,7 +181,9 @@ static uint8_t *put_bytes(uint8_t *p, const uint8_t *b, uint32_t n)
 static const char *sending_time(struct kbx_fix_reflex *r)
 {
 	struct timespec ts;
+	uint64_t clock_start = kbx_fix_ticks();
 	clock_gettime(CLOCK_REALTIME, &ts);
+	r->marks.clock = kbx_fix_ticks() - clock_start;
 	if (ts.tv_sec != r->time_sec) {
 		struct tm tm;
 		gmtime_r(&ts.tv_sec, &tm);
@@ -382,11 +389,14 @@ static int on_message(struct kbx_fix_reflex *r, const struct view *f)
 		return 0;
 	/* the trigger: one order, then the arm is spent */
 	r->armed = 0;
+	r->marks.triggered = kbx_fix_ticks();
 	uint32_t len = build_order(r);
+	r->marks.built = kbx_fix_ticks();
 	if (len == 0 || (r->send && !r->send(r->send_ctx, r->io->msg, len))) {
 		r->counters.deferred++;
 		return 0;
 	}
+	r->marks.queued = kbx_fix_ticks();
 	struct kbx_fix_reflex_io *io = r->io;
 	io->sent_seq = r->next_seq;
 	io->sent_cl_ord_id = r->next_cl_ord_id;

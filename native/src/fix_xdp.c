@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fix_internal.h"
 #include "kbx_fix.h"
 #include "xsk_internal.h"
 
@@ -40,7 +41,16 @@ struct kbx_fix_xdp {
 	struct kbx_tcp_stats earlier;       /* counters of the connections before this one, summed */
 	uint32_t connections;
 	int tx_short;           /* this step left bytes TS wrote outside the send buffer: the reflex must not pass them */
+	/* ticks → ns: CLOCK_MONOTONIC and kbx_fix_ticks() read together at creation, the ratio refined as time passes */
+	double ns_per_tick;
+	uint64_t cal_ns, cal_ticks, cal_next_ns;
+	/* the reflex's window (RX descriptors taken → its order submitted), in ticks */
+	uint64_t win_start;   /* RX descriptors taken */
+	uint64_t win_clock;   /* ticks spent reading clocks in the window before the reflex ran */
+	uint64_t tx_clock;    /* same, in transmit() before its first submission */
+	uint64_t submit_tick; /* transmit() handed its first frames to kbx_xsk_send (0: none yet) */
 	struct timing_ring response, native, kick, reflex_time, reflex_kick;
+	struct timing_ring stage[KBX_FIX_REFLEX_STAGES], reflex_window;
 };
 
 static inline void cpu_relax(void)
@@ -58,6 +68,31 @@ static uint64_t now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* A first ticks → ns ratio: both clocks read 200 µs apart (at creation, once). */
+static void calibrate_ticks(struct kbx_fix_xdp *x)
+{
+	x->cal_ns = now_ns();
+	x->cal_ticks = kbx_fix_ticks();
+	uint64_t ns, t;
+	do {
+		ns = now_ns();
+		t = kbx_fix_ticks();
+	} while (ns - x->cal_ns < 200000);
+	x->ns_per_tick = t > x->cal_ticks ? (double)(ns - x->cal_ns) / (double)(t - x->cal_ticks) : 1.0;
+	x->cal_next_ns = ns + 100000000ull;
+}
+
+/* The ratio over all the time since creation (now and ticks read together), every 100 ms. */
+static void refine_ticks(struct kbx_fix_xdp *x, uint64_t now, uint64_t ticks)
+{
+	if (now < x->cal_next_ns || ticks <= x->cal_ticks)
+		return;
+	x->ns_per_tick = (double)(now - x->cal_ns) / (double)(ticks - x->cal_ticks);
+	x->cal_next_ns = now + 100000000ull;
+}
+
+static uint64_t ticks_ns(const struct kbx_fix_xdp *x, uint64_t ticks) { return (uint64_t)((double)ticks * x->ns_per_tick); }
 
 /* The reflex order goes into the TCP stream now, entirely, or not at all (deferred to TypeScript). */
 static int reflex_send(void *ctx, const uint8_t *msg, uint32_t len)
@@ -92,6 +127,7 @@ int kbx_fix_xdp_create(struct kbx_xsk *xsk, const struct kbx_fix_xdp_config *con
 		return kbx_fail(-ENOMEM, "create fix-tcp AF_XDP connection", "allocate the TCP connection and the reflex");
 	}
 	kbx_fix_reflex_set_sender(x->reflex, reflex_send, x);
+	calibrate_ticks(x);
 	*out = x;
 	return 0;
 }
@@ -175,9 +211,32 @@ static uint32_t timing_drain(struct timing_ring *r, uint32_t *out, uint32_t cap)
 
 void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *counts, uint32_t cap)
 {
-	struct timing_ring *rings[KBX_FIX_TIMINGS] = {&x->response, &x->native, &x->kick, &x->reflex_time, &x->reflex_kick};
+	struct timing_ring *rings[KBX_FIX_TIMINGS] = {&x->response, &x->native, &x->kick, &x->reflex_time, &x->reflex_kick,
+		&x->stage[0], &x->stage[1], &x->stage[2], &x->stage[3], &x->stage[4], &x->stage[5], &x->reflex_window};
 	for (int i = 0; i < KBX_FIX_TIMINGS; i++)
 		counts[i] = timing_drain(rings[i], out + (size_t)i * cap, cap);
+}
+
+/*
+ * The reflex sample of this step broken down (kbx_fix.h): the window from x->win_start to x->submit_tick,
+ * framing from parsed_from to fed, the reflex's own marks inside it.
+ */
+static void push_stages(struct kbx_fix_xdp *x, uint64_t parsed_from, uint64_t fed)
+{
+	struct kbx_fix_reflex_marks m;
+	kbx_fix_reflex_marks(x->reflex, &m);
+	uint64_t clock = x->win_clock + m.clock + x->tx_clock;
+	uint64_t stage[KBX_FIX_REFLEX_STAGES] = {
+		clock,
+		parsed_from - x->win_start - x->win_clock,
+		(m.triggered - parsed_from) + (fed - m.queued),
+		m.built - m.triggered - m.clock,
+		m.queued - m.built,
+		x->submit_tick - fed - x->tx_clock,
+	};
+	for (int i = 0; i < KBX_FIX_REFLEX_STAGES; i++)
+		timing_push(x, &x->stage[i], (int64_t)stage[i] > 0 ? ticks_ns(x, stage[i]) : 0);
+	timing_push(x, &x->reflex_window, ticks_ns(x, x->submit_tick - x->win_start));
 }
 
 /* Every frame the connection has queued goes out through TX; returns how many were submitted. */
@@ -203,9 +262,13 @@ static uint32_t transmit(struct kbx_fix_xdp *x)
 			kbx_umem_release(x->umem, x->tx + n, (uint32_t)got - n);
 		if (n == 0)
 			return total;
+		uint64_t clock_start = kbx_fix_ticks();
 		uint64_t send_start = now_ns();
-		if (!x->submit_ns)
+		if (!x->submit_ns) {
 			x->submit_ns = send_start;
+			x->submit_tick = kbx_fix_ticks();
+			x->tx_clock = x->submit_tick - clock_start;
+		}
 		int sent = kbx_xsk_send(x->xsk, x->tx, n);
 		x->send_ns += now_ns() - send_start;
 		if (sent < 0) {
@@ -240,6 +303,7 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	uint64_t bytes_out_before = 0;
 	x->handed_since = 0;
 	uint64_t now = now_ns();
+	refine_ticks(x, now, kbx_fix_ticks());
 	/* A data ACK held back by the last step leaves now: on TS's reply if there is one, else alone. */
 	kbx_tcp_hold_ack(x->tcp, 0);
 	x->tx_short = 0;
@@ -298,8 +362,11 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		return n;
 	}
 	x->held = (uint32_t)n;
+	uint64_t taken = 0, parsed_from = 0, fed = 0;
 	if (n > 0) {
-		uint64_t taken = now_ns();
+		x->win_start = kbx_fix_ticks();
+		taken = now_ns();
+		x->win_clock = kbx_fix_ticks() - x->win_start;
 		uint64_t readable_before = s.readable;
 		for (int i = 0; i < n; i++) {
 			if (!kbx_tcp_input(x->tcp, x->area + x->rx[i].addr, x->rx[i].len, taken))
@@ -327,7 +394,9 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		if (got > 0) {
 			handed = x->unread_since;
 			x->unread_since = 0;
+			parsed_from = kbx_fix_ticks();
 			r->reflex_sent = (uint32_t)kbx_fix_reflex_feed(x->reflex, (const uint8_t *)rx_buf, (uint32_t)got);
+			fed = kbx_fix_ticks();
 		}
 	}
 	if (n > 0 || got > 0) {
@@ -335,6 +404,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		kbx_tcp_hold_ack(x->tcp, got > 0 && !r->reflex_sent);
 		x->send_ns = 0;
 		x->submit_ns = 0;
+		x->submit_tick = 0;
+		x->tx_clock = 0;
 		r->frames_out += transmit(x);
 		if (r->reflex_sent) {
 			uint64_t submitted = x->submit_ns ? x->submit_ns : now_ns();
@@ -343,6 +414,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 				timing_push(x, &x->reflex_time, submitted - handed);
 				timing_push(x, &x->reflex_kick, x->send_ns);
 			}
+			if (handed && handed == taken && x->submit_tick)
+				push_stages(x, parsed_from, fed);
 		}
 	}
 	x->counters.frames_out += r->frames_out;

@@ -23,6 +23,7 @@ static void trace_discard(const struct kbx_fix_reflex *r, uint32_t n);
 #define FIX_REFLEX_ON_DISCARD(r, n) trace_discard((r), (n))
 
 #include "../src/error.c"
+#include "../src/fix_order.c"
 #include "../src/fix_reflex.c"
 
 struct fuzz_fix_message {

@@ -383,6 +383,8 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 }
 
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold) { c->hold_ack = hold; }
+uint32_t kbx_tcp_frames_queued(const struct kbx_tcp *c) { return c->txcount + (uint32_t)(c->ack_pending && !c->hold_ack); }
+uint32_t kbx_tcp_readable(const struct kbx_tcp *c) { return c->rlen; }
 uint32_t kbx_tcp_snd_max(const struct kbx_tcp *c) { return c->snd_max; }
 
 void kbx_tcp_get_seq(const struct kbx_tcp *c, struct kbx_tcp_seq *out)

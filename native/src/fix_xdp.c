@@ -302,6 +302,48 @@ static uint32_t transmit(struct kbx_fix_xdp *x)
 	}
 }
 
+/*
+ * The reflex's order went out in this step: its time for TypeScript (io->sent_ns), its internal time since
+ * handed (the RX descriptors that brought its trigger) and, when they came in this step, its stages.
+ */
+static void reflex_submitted(struct kbx_fix_xdp *x, uint64_t handed, uint64_t taken, uint64_t parsed_from, uint64_t fed)
+{
+	uint64_t submitted = tick_time(x, x->submit_tick ? x->submit_tick : kbx_fix_ticks());
+	kbx_fix_reflex_io(x->reflex)->sent_ns = submitted;
+	if (!handed)
+		return;
+	timing_push(x, &x->reflex_time, submitted - handed);
+	timing_push(x, &x->reflex_kick, x->send_ns);
+	if (handed == taken && x->submit_tick)
+		push_stages(x, parsed_from, fed);
+}
+
+/*
+ * A batch of RX descriptors (the last step's released first), waiting up to wait ms: spinning on the RX
+ * ring's producer index (no syscall, no sleep, no wake-up latency) for the whole wait with busy_poll, else
+ * while an answer to what we sent is due, then asleep in poll(). The spin's deadline is in ticks.
+ */
+static int receive_batch(struct kbx_fix_xdp *x, uint64_t now, int wait)
+{
+	uint64_t spin_until = 0, spin_ticks = 0;
+	if (wait > 0) {
+		spin_until = x->busy_poll ? now + (uint64_t)wait * 1000000ull : x->last_send_ns + SPIN_AFTER_SEND_NS;
+		if (spin_until > now)
+			spin_ticks = x->anchor_ticks + (uint64_t)((double)(spin_until - now) / x->ns_per_tick);
+	}
+	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, spin_ticks ? 0 : wait);
+	if (n == 0 && spin_ticks) {
+		while (kbx_fix_ticks() < spin_ticks) {
+			if (kbx_xsk_rx_available(x->xsk) > 0)
+				return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
+			cpu_relax();
+		}
+		if (!x->busy_poll)
+			n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, wait);
+	}
+	return n;
+}
+
 int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t rx_buf, uint32_t rx_cap,
 		     int timeout_ms, uintptr_t resultp)
 {
@@ -358,26 +400,7 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		x->bytes_out_seen = s.bytes_out;
 		x->last_send_ns = now;
 	}
-	/* Spin on the RX ring's producer index (no syscall, no sleep, no wake-up latency): the whole wait with
-	 * busy_poll, else while an answer to what we sent is due. */
-	uint64_t spin_until = 0, spin_ticks = 0;
-	if (wait > 0) {
-		spin_until = x->busy_poll ? now + (uint64_t)wait * 1000000ull : x->last_send_ns + SPIN_AFTER_SEND_NS;
-		if (spin_until > now)
-			spin_ticks = x->anchor_ticks + (uint64_t)((double)(spin_until - now) / x->ns_per_tick);
-	}
-	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, spin_ticks ? 0 : wait);
-	if (n == 0 && spin_ticks) {
-		while (kbx_fix_ticks() < spin_ticks) {
-			if (kbx_xsk_rx_available(x->xsk) > 0) {
-				n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
-				break;
-			}
-			cpu_relax();
-		}
-		if (n == 0 && !x->busy_poll)
-			n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, wait);
-	}
+	int n = receive_batch(x, now, wait);
 	if (n < 0) {
 		x->held = 0;
 		return n;
@@ -427,16 +450,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		x->send_ns = 0;
 		x->submit_tick = 0;
 		r->frames_out += transmit(x);
-		if (r->reflex_sent) {
-			uint64_t submitted = tick_time(x, x->submit_tick ? x->submit_tick : kbx_fix_ticks());
-			kbx_fix_reflex_io(x->reflex)->sent_ns = submitted;
-			if (handed) {
-				timing_push(x, &x->reflex_time, submitted - handed);
-				timing_push(x, &x->reflex_kick, x->send_ns);
-			}
-			if (handed && handed == taken && x->submit_tick)
-				push_stages(x, parsed_from, fed);
-		}
+		if (r->reflex_sent)
+			reflex_submitted(x, handed, taken, parsed_from, fed);
 		/* the window is closed: the rest of what arrived is framed, the frames it came in go back to the pool */
 		kbx_fix_reflex_frame_rest(x->reflex);
 		if (x->held) {

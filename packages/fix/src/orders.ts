@@ -79,6 +79,10 @@ export class OrderFlow {
   orderTimeoutMs = 30_000
   readonly latency = new LatencyHistogram()
   intervalLatency = new LatencyHistogram()
+  /** OrderCancelRequest sent → its first answer (an ExecutionReport or OrderCancelReject for the request's ClOrdID). */
+  readonly cancelLatency = new LatencyHistogram()
+  /** Request ClOrdID → when sent, until answered or given up (as old as the order timeout): memory stays flat. */
+  private readonly cancelsInFlight = new Map<number, { sentNs: bigint; sentMs: number }>()
 
   constructor(
     private readonly session: FixSession,
@@ -122,6 +126,10 @@ export class OrderFlow {
       n++
     }
     this.counters.unknown += n
+    for (const [id, c] of this.cancelsInFlight) {
+      if (c.sentMs + this.orderTimeoutMs > nowMs) break
+      this.cancelsInFlight.delete(id)
+    }
     this.lifecycle.expireRequests(nowMs)
     return n
   }
@@ -158,6 +166,7 @@ export class OrderFlow {
     const id = this.request('F', origClOrdId, (w) => w.int(Tag.OrderQty, terms.qty))
     if (id !== THROTTLE_REJECTED) {
       this.lifecycle.cancelSent(id, origClOrdId)
+      this.cancelsInFlight.set(id, { sentNs: process.hrtime.bigint(), sentMs: Date.now() })
       this.counters.cancelsSent++
     }
     return id
@@ -240,6 +249,7 @@ export class OrderFlow {
         this.onExecutionReport(msg)
         return
       case MsgType.OrderCancelReject:
+        this.cancelAnswered(msg.int(Tag.ClOrdID))
         this.settled(this.lifecycle.onCancelReject(msg.int(Tag.ClOrdID), msg.int(Tag.OrigClOrdID), msg.string(Tag.OrdStatus) ?? ''))
         return
       case MsgType.BusinessReject: {
@@ -254,6 +264,7 @@ export class OrderFlow {
   private onExecutionReport(msg: FixMessageView): void {
     const clOrdId = msg.int(Tag.ClOrdID)
     const execType = msg.char(Tag.ExecType)
+    this.cancelAnswered(clOrdId)
     const order = this.pending.get(clOrdId)
     if (order !== undefined) {
       const ns = Number(process.hrtime.bigint() - order.sentNs)
@@ -268,6 +279,13 @@ export class OrderFlow {
     if (execType === 0x46 || execType === 0x32) this.counters.filled++
     const transition = this.lifecycle.onExecutionReport({ clOrdId, origClOrdId: msg.int(Tag.OrigClOrdID), execType: msg.string(Tag.ExecType) ?? '', ordStatus: msg.string(Tag.OrdStatus) ?? '' })
     this.settled(transition)
+  }
+
+  private cancelAnswered(requestId: number): void {
+    const c = this.cancelsInFlight.get(requestId)
+    if (c === undefined) return
+    this.cancelsInFlight.delete(requestId)
+    this.cancelLatency.record(process.hrtime.bigint() - c.sentNs)
   }
 
   /** After a transition: final orders forget their terms; an order that became new meets the amend policy. */

@@ -31,10 +31,11 @@ const { values: opts } = parseArgs({
     'rate-seconds': { type: 'string', default: '2' },
     cancels: { type: 'string', default: '1000' },
     acceptor: { type: 'string', default: 'both' },
+    cases: { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 })
-const usage = 'usage: pnpm bench fix [--runs 3] [--orders 5000] [--rate 1000] [--rate-seconds 2] [--cancels 1000] [--acceptor quickfix|kbx|both]\n'
+const usage = 'usage: pnpm bench fix [--runs 3] [--orders 5000] [--rate 1000] [--rate-seconds 2] [--cancels 1000] [--acceptor quickfix|kbx|both] [--cases reflex,socket,…]\n'
 if (opts.help) {
   process.stderr.write(usage)
   process.exit(0)
@@ -81,6 +82,14 @@ const CASES: Record<string, Case> = {
   'socket cancel': { args: ['--io', 'socket', '--cancel-ratio', '1'], orders: cancels, acceptor: 'rest' },
   // MERGE HOOK (issue 13, strategy API): the strategy path beside the reflex, one order at a time, e.g.
   // 'xdp-busy strategy': { args: ['--io', 'xdp', '--busy-poll', '--strategy', join(repoRoot, 'examples/strategies/ping-pong.ts')], orders, acceptor: 'fill' },
+}
+
+/** --cases: only the cases whose name contains one of these words. */
+const wanted = opts.cases.split(',').filter((w) => w !== '')
+for (const name of Object.keys(CASES)) if (wanted.length > 0 && !wanted.some((w) => name.includes(w))) delete CASES[name]
+if (Object.keys(CASES).length === 0) {
+  process.stderr.write(`bench fix: --cases ${opts.cases} names no case\n${usage}`)
+  process.exit(2)
 }
 
 interface Percentiles {

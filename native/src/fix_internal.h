@@ -66,6 +66,7 @@ FIX_HIDDEN int fix_order_prepare(struct fix_order_template *t, const char *begin
 struct kbx_fix_reflex_io;
 FIX_HIDDEN uint32_t fix_order_build(struct fix_order_template *t, uint64_t seq, uint64_t cl_ord_id, uint64_t wall_ns,
 				    struct kbx_fix_reflex_io *io);
+FIX_HIDDEN void kbx_fix_reflex_warm(const struct kbx_fix_reflex *r);
 FIX_HIDDEN void kbx_fix_reflex_marks(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_marks *out);
 /*
  * The wall clock (CLOCK_REALTIME ns) for the SendingTime of an order the next feed sends, so the reflex reads

@@ -142,6 +142,19 @@ void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r)
 }
 
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
+/* Lines the next trigger will touch, brought into the cache (for writing) while the step waits. */
+void kbx_fix_reflex_warm(const struct kbx_fix_reflex *r)
+{
+	for (uint32_t at = 0; at < 512; at += 64) {
+		__builtin_prefetch(r->buf + r->tail + at, 1, 3);
+		if (r->io)
+			__builtin_prefetch(r->io->msg + at, 1, 3);
+	}
+	__builtin_prefetch(r, 0, 3);
+	__builtin_prefetch(&r->order, 0, 3);
+	__builtin_prefetch(r->order.tail, 0, 3);
+}
+
 void kbx_fix_reflex_marks(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_marks *out) { *out = r->marks; }
 void kbx_fix_reflex_set_wall_clock(struct kbx_fix_reflex *r, uint64_t realtime_ns) { r->wall_ns = realtime_ns; }
 struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r) { return r->io; }
@@ -225,8 +238,8 @@ static int parse_fields(const uint8_t *buf, uint32_t body, uint32_t trailer, str
 			return 0;
 		p++;
 		uint32_t vs = p;
-		while (p < trailer && buf[p] != SOH)
-			p++;
+		const uint8_t *soh = memchr(buf + p, SOH, trailer - p);
+		p = soh ? (uint32_t)(soh - buf) : trailer;
 		if (count >= MAX_FIELDS)
 			return 0;
 		if (count == 2 && tag != 35)

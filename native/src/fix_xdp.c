@@ -400,6 +400,11 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		x->bytes_out_seen = s.bytes_out;
 		x->last_send_ns = now;
 	}
+	if (wait > 0) {
+		/* about to wait for the answer: what its arrival will touch, into the cache now */
+		kbx_tcp_warm(x->tcp);
+		kbx_fix_reflex_warm(x->reflex);
+	}
 	int n = receive_batch(x, now, wait);
 	if (n < 0) {
 		x->held = 0;

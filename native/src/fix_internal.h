@@ -41,7 +41,7 @@ struct kbx_fix_reflex_marks {
  * CheckSum) and the SendingTime written into place, its CheckSum the constant parts' sum plus the variable
  * bytes'. The message: 8=B|9=LEN|35=T|49=S|56=T|hdr 34=SEQ|52=TIME|11=ID|pre [tag=TIME|] post 10=CCC|
  */
-#define FIX_ORDER_PART_MAX 1024
+#define FIX_ORDER_PART_MAX 1088 /* SOH, pre (≤ 512), a time field (≤ 34), post (≤ 512) */
 struct fix_order_template {
 	uint8_t begin[80];  /* "8=<BeginString>SOH9=" */
 	uint8_t head[512];  /* "35=…SOH49=…SOH56=…SOH<header fields>34=" */

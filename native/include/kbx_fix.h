@@ -46,7 +46,7 @@ struct kbx_fix_reflex_io {
 	/* out: the order sent (the step's result says reflex_sent) */
 	uint64_t sent_seq;
 	uint64_t sent_cl_ord_id;
-	uint64_t sent_ns;        /* CLOCK_MONOTONIC: its TX descriptor handed to the TX ring (before the kick) */
+	uint64_t sent_ns;        /* CLOCK_MONOTONIC (from the TSC): its TX descriptor handed to the TX ring (before the kick) */
 	uint64_t trigger_seq;    /* MsgSeqNum of the ExecutionReport it answered */
 	uint32_t len;            /* the message, msg[0..len) */
 	uint32_t time_at;        /* offset of the SendingTime(52) value (21 bytes) */

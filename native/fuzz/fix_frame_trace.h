@@ -10,7 +10,7 @@
 #define KBX_FIX_FRAME_TRACE_H
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem, for the included fix_reflex.c */
+#define _GNU_SOURCE /* as the included library sources are built */
 #endif
 #include <stdint.h>
 

@@ -8,7 +8,7 @@
  *   - the same stream fed in pieces (split points derived from the input) frames exactly the same messages.
  * The reflex is armed too, so its order builder runs on whatever the fuzzer frames.
  */
-#define _GNU_SOURCE /* memmem, for the included fix_reflex.c */
+#define _GNU_SOURCE /* as the included library sources are built */
 #include <stdio.h>
 
 #include "fix_frame_trace.h"

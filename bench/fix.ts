@@ -1,13 +1,18 @@
 /**
- * `pnpm bench fix`: fix-tcp against fix-acceptor (kernel TCP) on a fresh linked namespace, one order at a
- * time (each NewOrderSingle sent after the previous order's ack), four cases: --io xdp --busy-poll and
- * --io xdp (sleeping in poll() when idle), both with the native reflex answering each ExecutionReport (the
- * default), --io xdp --busy-poll --no-reflex (the TypeScript session answers) and --io socket. Measured:
- * order→ack round trip (NewOrderSingle submitted → its first ExecutionReport parsed, in fix-tcp) and, for
- * --io xdp, fix-tcp's internal times: RX descriptors taken → the next order's TX descriptor submitted
- * (before the kick), by the reflex in C or by the session (whose C share is shown), and the TX call after
- * it (see the README). Runs alternate the cases; medians of --runs runs of --orders orders each. JSON lines on stdout
- * (`run` per run, `end` with medians and the xdp/socket p50 ratios), a table on stderr.
+ * `pnpm bench fix`: fix-tcp against the QuickFIX acceptor (native/build/fix-quickfix-acceptor) and our own
+ * (fix-acceptor), both on the kernel's TCP in a fresh linked namespace. Cases, each against each acceptor:
+ * - one order at a time (each NewOrderSingle after the previous order's ack): --io xdp --busy-poll and --io xdp
+ *   (asleep in poll() when idle) answered by the native reflex, --io xdp --busy-poll --no-reflex (the TypeScript
+ *   session answers), --io socket;
+ * - at a rate (--rate, paced without waiting for acks): --io xdp --busy-poll and --io socket;
+ * - cancels: every order rests (the acceptor started with --fill-every 0) and is canceled once acked
+ *   (--cancel-ratio 1, one at a time): order→ack and cancel→ack, --io xdp --busy-poll and --io socket.
+ * Measured in fix-tcp: order→ack (NewOrderSingle submitted → its first ExecutionReport parsed), cancel→ack
+ * (OrderCancelRequest submitted → its first answer), and for the reflex its internal time (RX descriptors
+ * taken → the next order's TX descriptor submitted, before the kick) with its breakdown by stage (clock
+ * reads, TCP input, FIX parse, order build, TCP output, UMEM frame and TX submit; end.reflex.breakdownNs).
+ * Runs alternate the cases; medians of --runs runs (the machine is shared: compare within one run of the
+ * bench). JSON lines on stdout (`run` per run, `end` with the medians and the goal), a table on stderr.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,58 +21,96 @@ import { parseArgs } from 'node:util'
 import { repoRoot } from '@kbx/ffi'
 import { JsonLines, median } from '@kbx/stats'
 import { TestNet, followTool, nodeCommand, waitUntil } from '@kbx/testbed'
+import type { ToolRun } from '@kbx/testbed'
 
 const { values: opts } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
-    orders: { type: 'string', default: '10000' },
+    orders: { type: 'string', default: '5000' },
+    rate: { type: 'string', default: '1000' },
+    'rate-seconds': { type: 'string', default: '2' },
+    cancels: { type: 'string', default: '1000' },
+    acceptor: { type: 'string', default: 'both' },
+    cases: { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 })
+const usage = 'usage: pnpm bench fix [--runs 3] [--orders 5000] [--rate 1000] [--rate-seconds 2] [--cancels 1000] [--acceptor quickfix|kbx|both] [--cases reflex,socket,…]\n'
 if (opts.help) {
-  process.stderr.write('usage: pnpm bench fix [--runs 3] [--orders 10000]\n')
+  process.stderr.write(usage)
   process.exit(0)
 }
-const runs = Number(opts.runs)
-const orders = Number(opts.orders)
-if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(orders) && orders >= 1)) {
-  process.stderr.write('bench fix: --runs and --orders are integers ≥ 1\n')
+const int = (v: string) => (/^[1-9][0-9]*$/.test(v) ? Number(v) : NaN)
+const runs = int(opts.runs)
+const orders = int(opts.orders)
+const rate = int(opts.rate)
+const rateOrders = rate * int(opts['rate-seconds'])
+const cancels = int(opts.cancels)
+type AcceptorKind = 'quickfix' | 'kbx'
+const acceptorKinds: AcceptorKind[] = opts.acceptor === 'both' ? ['quickfix', 'kbx'] : opts.acceptor === 'quickfix' || opts.acceptor === 'kbx' ? [opts.acceptor] : []
+if (![runs, orders, rate, rateOrders, cancels].every(Number.isInteger) || acceptorKinds.length === 0) {
+  process.stderr.write(`bench fix: --runs, --orders, --rate, --rate-seconds and --cancels are integers ≥ 1; --acceptor quickfix, kbx or both\n${usage}`)
   process.exit(2)
 }
 
 const fixTcpBin = join(repoRoot, 'packages/fix/src/bin-fix-tcp.ts')
-const acceptorBin = join(repoRoot, 'packages/fix/src/bin-fix-acceptor.ts')
-const PORT = 9878
+const kbxAcceptorBin = join(repoRoot, 'packages/fix/src/bin-fix-acceptor.ts')
+const quickfixAcceptorBin = join(repoRoot, 'native/build/fix-quickfix-acceptor')
+const pingPong = join(repoRoot, 'examples/strategies/ping-pong.ts')
+/** Each acceptor twice: filling every order (the order cases) and leaving them resting (the cancel cases). */
+const PORTS: Record<AcceptorKind, { fill: number; rest: number }> = { quickfix: { fill: 9878, rest: 9879 }, kbx: { fill: 9880, rest: 9881 } }
+/** The reflex's goal (issue 13): internal time p50 at most this. */
+const GOAL_NS = 1000
 const out = new JsonLines({ tool: 'bench-fix' })
+
+interface Case {
+  args: string[]
+  /** Orders of one run. */
+  orders: number
+  acceptor: 'fill' | 'rest'
+  /** The native reflex answers each ExecutionReport (checked: it sent all but the first order). */
+  reflex?: boolean
+}
+
+const CASES: Record<string, Case> = {
+  'xdp-busy reflex': { args: ['--io', 'xdp', '--busy-poll'], orders, acceptor: 'fill', reflex: true },
+  'xdp reflex': { args: ['--io', 'xdp'], orders, acceptor: 'fill', reflex: true },
+  'xdp-busy ts': { args: ['--io', 'xdp', '--busy-poll', '--no-reflex'], orders, acceptor: 'fill' },
+  socket: { args: ['--io', 'socket'], orders, acceptor: 'fill' },
+  [`xdp-busy @${rate}/s`]: { args: ['--io', 'xdp', '--busy-poll', '--rate', String(rate)], orders: rateOrders, acceptor: 'fill' },
+  [`socket @${rate}/s`]: { args: ['--io', 'socket', '--rate', String(rate)], orders: rateOrders, acceptor: 'fill' },
+  'xdp-busy cancel': { args: ['--io', 'xdp', '--busy-poll', '--cancel-ratio', '1'], orders: cancels, acceptor: 'rest' },
+  'socket cancel': { args: ['--io', 'socket', '--cancel-ratio', '1'], orders: cancels, acceptor: 'rest' },
+  // the strategy API's ping-pong: handing the reflex its template, and answering each report in TypeScript
+  'xdp-busy strategy+reflex': { args: ['--io', 'xdp', '--busy-poll', '--strategy', pingPong], orders, acceptor: 'fill', reflex: true },
+  'xdp-busy strategy': { args: ['--io', 'xdp', '--busy-poll', '--no-reflex', '--strategy', pingPong], orders, acceptor: 'fill' },
+}
+
+/** --cases: only the cases whose name contains one of these words. */
+const wanted = opts.cases.split(',').filter((w) => w !== '')
+for (const name of Object.keys(CASES)) if (wanted.length > 0 && !wanted.some((w) => name.includes(w))) delete CASES[name]
+if (Object.keys(CASES).length === 0) {
+  process.stderr.write(`bench fix: --cases ${opts.cases} names no case\n${usage}`)
+  process.exit(2)
+}
 
 interface Percentiles {
   p50: number
   p90: number
   p99: number
 }
-
 interface Sample {
-  acked: number
   ordersPerSec: number
   rtt: Percentiles
-  /** --io xdp only, µs: RX descriptors taken → next order submitted to TX (before the kick); its C share; the TX call after it. */
+  cancelRtt?: Percentiles
+  /** µs, RX descriptors taken → next order's TX descriptor submitted, by the reflex or (ts) the session. */
   internal?: Percentiles
-  internalNative?: Percentiles
-  internalKick?: Percentiles
-  /** Which path answered: the reflex (C) or the session (TS). */
-  answeredBy?: 'reflex' | 'session'
+  /** ns per stage of the reflex's internal time (p50, p99). */
+  breakdown?: Record<string, { p50: number; p99: number }>
 }
 
-const CASES = {
-  'xdp-busy': ['--io', 'xdp', '--busy-poll'],
-  xdp: ['--io', 'xdp'],
-  'xdp-busy-ts': ['--io', 'xdp', '--busy-poll', '--no-reflex'],
-  socket: ['--io', 'socket'],
-} as const
-type Case = keyof typeof CASES
-
-const medianOf = (ps: Percentiles[]): Percentiles => ({ p50: median(ps.map((p) => p.p50)), p90: median(ps.map((p) => p.p90)), p99: median(ps.map((p) => p.p99)) })
 const pick = (s: Record<string, number>): Percentiles => ({ p50: s['p50']!, p90: s['p90']!, p99: s['p99']! })
+const medianOf = (ps: Percentiles[]): Percentiles => ({ p50: median(ps.map((p) => p.p50)), p90: median(ps.map((p) => p.p90)), p99: median(ps.map((p) => p.p99)) })
 
 const dir = mkdtempSync(join(tmpdir(), 'kbx-bench-fix-'))
 const net = new TestNet()
@@ -76,77 +119,98 @@ process.on('SIGINT', () => {
   rmSync(dir, { recursive: true, force: true })
   process.exit(130)
 })
+
+async function startAcceptor(netns: string, ip: string, kind: AcceptorKind, port: number, rest: boolean): Promise<ToolRun> {
+  const fillEvery = rest ? ['--fill-every', '0'] : []
+  const [cmd, argv] =
+    kind === 'kbx'
+      ? nodeCommand(kbxAcceptorBin, ['--listen', `${ip}:${port}`, '--interval', '0', ...fillEvery])
+      : [quickfixAcceptorBin, ['--port', String(port), '--store', join(dir, `qf-store-${port}`), '--log', join(dir, `qf-log-${port}`), ...fillEvery]]
+  const run = followTool(net.spawn(netns, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  await waitUntil(`the ${kind} acceptor on port ${port} to listen`, () => run.events.some((e) => e.event === 'start'))
+  return run
+}
+
+function sampleOf(name: string, c: Case, end: Record<string, any>): Sample {
+  const what = `fix-tcp ${c.args.join(' ')}`
+  if (end['orders'].acked !== c.orders) throw new Error(`${what}: ${end['orders'].acked} of ${c.orders} orders acked`)
+  const sample: Sample = { ordersPerSec: end['ordersPerSec'], rtt: pick(end['latencyUs']) }
+  if (c.acceptor === 'rest') {
+    if (end['cancelLatencyUs']?.count !== c.orders) throw new Error(`${what}: ${end['cancelLatencyUs']?.count} of ${c.orders} cancels answered`)
+    sample.cancelRtt = pick(end['cancelLatencyUs'])
+  }
+  if (c.reflex) {
+    if (end['reflex'].sent !== c.orders - 1) throw new Error(`${what}: the reflex sent ${end['reflex'].sent} of ${c.orders - 1} orders`)
+    sample.internal = pick(end['internalReflexUs'])
+    sample.breakdown = Object.fromEntries(Object.entries(end['reflex'].breakdownNs as Record<string, { p50: number; p99: number }>).map(([k, v]) => [k, { p50: v.p50, p99: v.p99 }]))
+  } else if (name === 'xdp-busy ts') sample.internal = pick(end['internalUs'])
+  return sample
+}
+
 try {
   const { netns, local, remote } = net.addLinkedNamespace()
-  const [acmd, aargv] = nodeCommand(acceptorBin, ['--listen', `${remote.ip}:${PORT}`])
-  const acceptor = followTool(net.spawn(netns, acmd, aargv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  await waitUntil('fix-acceptor to start', () => acceptor.events.some((e) => e.event === 'start'))
-
-  const results: Record<Case, Sample[]> = { 'xdp-busy': [], xdp: [], 'xdp-busy-ts': [], socket: [] }
+  const acceptors: ToolRun[] = []
+  for (const kind of acceptorKinds) {
+    acceptors.push(await startAcceptor(netns, remote.ip!, kind, PORTS[kind].fill, false), await startAcceptor(netns, remote.ip!, kind, PORTS[kind].rest, true))
+  }
+  const results = new Map<string, Sample[]>()
   for (let r = 0; r < runs; r++) {
-    for (const name of Object.keys(CASES) as Case[]) {
-      const [cmd, argv] = nodeCommand(fixTcpBin, [
-        '--iface', local.name, '--connect', `${remote.ip}:${PORT}`, ...CASES[name], '--orders', String(orders),
-        '--reset', '--store', join(dir, `${name}.json`), '--interval', '60', '--log-level', 'warn',
-      ])
-      const run = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-      const exit = await run.exited
-      const end = run.events.find((e) => e.event === 'end')?.data as Record<string, any> | undefined
-      if (exit.code !== 0 || !end) throw new Error(`fix-tcp ${CASES[name].join(' ')} failed: ${run.stderr().slice(-500)}`)
-      if (end['orders'].acked !== orders) throw new Error(`fix-tcp ${CASES[name].join(' ')}: ${end['orders'].acked} of ${orders} orders acked`)
-      const sample: Sample = { acked: end['orders'].acked, ordersPerSec: end['ordersPerSec'], rtt: pick(end['latencyUs']) }
-      if (end['internalUs'] !== undefined) {
-        const byReflex = end['reflex'].sent > 0
-        if (byReflex && end['reflex'].sent < orders - 1) throw new Error(`fix-tcp ${CASES[name].join(' ')}: the reflex sent ${end['reflex'].sent} of ${orders - 1} orders`)
-        sample.answeredBy = byReflex ? 'reflex' : 'session'
-        sample.internal = pick(byReflex ? end['internalReflexUs'] : end['internalUs'])
-        if (!byReflex) sample.internalNative = pick(end['internalNativeUs'])
-        sample.internalKick = pick(byReflex ? end['internalReflexKickUs'] : end['internalKickUs'])
+    for (const kind of acceptorKinds) {
+      for (const [name, c] of Object.entries(CASES)) {
+        const port = PORTS[kind][c.acceptor]
+        const [cmd, argv] = nodeCommand(fixTcpBin, [
+          '--iface', local.name, '--connect', `${remote.ip}:${port}`, ...c.args, '--orders', String(c.orders),
+          '--reset', '--store', join(dir, `${kind}-${port}.json`), '--interval', '60', '--log-level', 'warn',
+        ])
+        const run = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+        const exit = await run.exited
+        const end = run.events.find((e) => e.event === 'end')?.data as Record<string, any> | undefined
+        if (exit.code !== 0 || !end) throw new Error(`fix-tcp ${c.args.join(' ')} against ${kind} failed: ${run.stderr().slice(-500)}`)
+        const sample = sampleOf(name, c, end)
+        const key = `${kind} ${name}`
+        results.set(key, [...(results.get(key) ?? []), sample])
+        out.emit('run', { acceptor: kind, case: name, run: r, orders: c.orders, ...sample })
       }
-      results[name].push(sample)
-      out.emit('run', { case: name, run: r, ...sample })
     }
   }
+
   const medians = Object.fromEntries(
-    (Object.keys(CASES) as Case[]).map((name) => {
-      const samples = results[name]
+    [...results].map(([key, samples]) => {
       const internals = samples.flatMap((s) => (s.internal ? [s.internal] : []))
-      const natives = samples.flatMap((s) => (s.internalNative ? [s.internalNative] : []))
-      const kicks = samples.flatMap((s) => (s.internalKick ? [s.internalKick] : []))
-      return [name, {
+      const cancelRtts = samples.flatMap((s) => (s.cancelRtt ? [s.cancelRtt] : []))
+      const breakdowns = samples.flatMap((s) => (s.breakdown ? [s.breakdown] : []))
+      const stages = breakdowns.length ? Object.keys(breakdowns[0]!) : []
+      return [key, {
         rtt: medianOf(samples.map((s) => s.rtt)),
         ordersPerSec: median(samples.map((s) => s.ordersPerSec)),
-        ...(internals.length ? { answeredBy: samples[0]!.answeredBy, internal: medianOf(internals), ...(natives.length ? { internalNative: medianOf(natives) } : {}), internalKick: medianOf(kicks) } : {}),
+        ...(cancelRtts.length ? { cancelRtt: medianOf(cancelRtts) } : {}),
+        ...(internals.length ? { internal: medianOf(internals) } : {}),
+        ...(stages.length ? { breakdownNs: Object.fromEntries(stages.map((st) => [st, { p50: median(breakdowns.map((b) => b[st]!.p50)), p99: median(breakdowns.map((b) => b[st]!.p99)) }])) } : {}),
       }]
     }),
-  ) as Record<Case, { rtt: Percentiles; ordersPerSec: number; answeredBy?: string; internal?: Percentiles; internalNative?: Percentiles; internalKick?: Percentiles }>
-  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : null)
-  const socketP50 = medians.socket.rtt.p50
-  out.emit('end', {
-    runs,
-    orders,
-    medians,
-    p50RatioXdpBusyOverSocket: ratio(medians['xdp-busy'].rtt.p50, socketP50),
-    p50RatioXdpOverSocket: ratio(medians.xdp.rtt.p50, socketP50),
-    p50RatioXdpBusyTsOverSocket: ratio(medians['xdp-busy-ts'].rtt.p50, socketP50),
-  })
-  const row = (name: string, p: Percentiles, rate: string) =>
-    `  ${name.padEnd(30)} ${p.p50.toFixed(1).padStart(9)} ${p.p90.toFixed(1).padStart(9)} ${p.p99.toFixed(1).padStart(9)} ${rate.padStart(9)}\n`
-  process.stderr.write(`\n  medians of ${runs} runs × ${orders} orders, one at a time\n`)
-  process.stderr.write(`  ${'case'.padEnd(30)} ${'p50 us'.padStart(9)} ${'p90 us'.padStart(9)} ${'p99 us'.padStart(9)} ${'orders/s'.padStart(9)}\n`)
-  for (const name of Object.keys(CASES) as Case[]) process.stderr.write(row(`${name} order→ack`, medians[name].rtt, String(medians[name].ordersPerSec)))
-  process.stderr.write('  internal: RX descriptors taken → next order\'s TX descriptor submitted (before the kick); then the TX call\n')
-  for (const name of ['xdp-busy', 'xdp', 'xdp-busy-ts'] as const) {
-    const m = medians[name]
-    if (m.internal && m.internalKick) {
-      process.stderr.write(row(`${name} internal (${m.answeredBy})`, m.internal, ''))
-      if (m.internalNative) process.stderr.write(row(`  of which C (TCP etc.)`, m.internalNative, ''))
-      process.stderr.write(row(`  then the TX call (kick)`, m.internalKick, ''))
-    }
+  ) as Record<string, { rtt: Percentiles; ordersPerSec: number; cancelRtt?: Percentiles; internal?: Percentiles; breakdownNs?: Record<string, { p50: number; p99: number }> }>
+  const reflexP50Ns = Object.entries(medians).flatMap(([key, m]) => (key.endsWith('reflex') && m.internal ? [{ case: key, p50Ns: Math.round(m.internal.p50 * 1000) }] : []))
+  const goal = { goalNs: GOAL_NS, reflexInternalP50Ns: reflexP50Ns, met: reflexP50Ns.length > 0 && reflexP50Ns.every((x) => x.p50Ns <= GOAL_NS) }
+  out.emit('end', { runs, orders, rate, rateOrders, cancels, acceptors: acceptorKinds, medians, goal })
+
+  const num = (v: number | undefined, digits = 1) => (v === undefined ? '' : v.toFixed(digits))
+  const row = (name: string, p: Percentiles | undefined, extra = '') => `  ${name.padEnd(38)} ${num(p?.p50).padStart(9)} ${num(p?.p90).padStart(9)} ${num(p?.p99).padStart(9)} ${extra.padStart(9)}\n`
+  const w = (s: string) => process.stderr.write(s)
+  w(`\n  medians of ${runs} runs; one at a time: ${orders} orders, at a rate: ${rateOrders} at ${rate}/s, cancels: ${cancels}\n`)
+  w(`  ${'acceptor case'.padEnd(38)} ${'p50 us'.padStart(9)} ${'p90 us'.padStart(9)} ${'p99 us'.padStart(9)} ${'orders/s'.padStart(9)}\n`)
+  for (const [key, m] of Object.entries(medians)) {
+    w(row(`${key} order→ack`, m.rtt, String(m.ordersPerSec)))
+    if (m.cancelRtt) w(row(`${key} cancel→ack`, m.cancelRtt))
   }
-  process.stderr.write(`  order→ack p50 xdp/socket: ${ratio(medians.xdp.rtt.p50, socketP50)}, xdp --busy-poll/socket: ${ratio(medians['xdp-busy'].rtt.p50, socketP50)}, xdp --busy-poll --no-reflex/socket: ${ratio(medians['xdp-busy-ts'].rtt.p50, socketP50)}\n`)
-  acceptor.child.kill('SIGINT')
-  await acceptor.exited
+  w('  internal: RX descriptors taken → next order\'s TX descriptor submitted (before the kick)\n')
+  for (const [key, m] of Object.entries(medians)) {
+    if (!m.internal) continue
+    w(row(`${key} internal`, m.internal))
+    if (m.breakdownNs) w(`    breakdown p50 (p99) ns: ${Object.entries(m.breakdownNs).map(([st, v]) => `${st} ${v.p50} (${v.p99})`).join(', ')}\n`)
+  }
+  w(`  reflex internal p50 ≤ ${GOAL_NS} ns: ${goal.met ? 'met' : 'NOT met'} (${reflexP50Ns.map((x) => `${x.case} ${x.p50Ns} ns`).join(', ')})\n`)
+  for (const a of acceptors) a.child.kill('SIGINT')
+  await Promise.all(acceptors.map((a) => a.exited))
 } finally {
   net.destroy()
   rmSync(dir, { recursive: true, force: true })

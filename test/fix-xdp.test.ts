@@ -75,6 +75,14 @@ t.test('AF_XDP is the default transport; internal timing of each reply (reflex i
   t.equal(reflexKick.count, 29)
   t.ok(reflex.p50 > 0 && reflexKick.p50 > 0, `RX → reflex order submitted ${reflex.p50} µs (then the TX call, ${reflexKick.p50} µs)`)
   t.ok(reflex.p50 < run.end.latencyUs.p50, 'internal time is a part of the cycle, not a stale timestamp')
+  const stages = run.end.reflex.breakdownNs as Record<string, { count: number; p50: number; mean: number }>
+  t.same(Object.keys(stages), ['clock', 'tcpIn', 'parse', 'build', 'tcpOut', 'submit', 'total'], 'the reflex\'s time by stage, and their sum')
+  t.ok(stages['total']!.count > 0 && stages['total']!.count <= 29, `a breakdown for the reflex orders whose trigger came in the step that answered it (${stages['total']!.count})`)
+  t.ok(Object.values(stages).every((s) => s.count === stages['total']!.count), 'every stage of each of them')
+  t.equal(stages['clock']!.p50, 0, 'no clock read inside the window')
+  const sumOfMeans = Object.entries(stages).filter(([k]) => k !== 'total').reduce((a, [, s]) => a + s.mean, 0)
+  t.ok(Math.abs(sumOfMeans - stages['total']!.mean) <= 8, `the stages add up to the window (means: ${sumOfMeans} vs ${stages['total']!.mean} ns)`)
+  t.ok(stages['total']!.p50 > 0 && stages['parse']!.p50 > 0 && stages['tcpIn']!.p50 > 0, `total p50 ${stages['total']!.p50} ns`)
   t.ok(run.end.internalUs.count <= 2, `the session answered no ExecutionReport itself (${run.end.internalUs.count} replies: the first order after the Logon, the Logout)`)
 
   const ts = await client(b, ['--orders', '30', '--no-reflex'])

@@ -10,7 +10,7 @@
 #define KBX_FIX_FRAME_TRACE_H
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem, for the included fix_reflex.c */
+#define _GNU_SOURCE /* as the included library sources are built */
 #endif
 #include <stdint.h>
 
@@ -23,6 +23,7 @@ static void trace_discard(const struct kbx_fix_reflex *r, uint32_t n);
 #define FIX_REFLEX_ON_DISCARD(r, n) trace_discard((r), (n))
 
 #include "../src/error.c"
+#include "../src/fix_order.c"
 #include "../src/fix_reflex.c"
 
 struct fuzz_fix_message {

@@ -8,7 +8,7 @@
  *   - the same stream fed in pieces (split points derived from the input) frames exactly the same messages.
  * The reflex is armed too, so its order builder runs on whatever the fuzzer frames.
  */
-#define _GNU_SOURCE /* memmem, for the included fix_reflex.c */
+#define _GNU_SOURCE /* as the included library sources are built */
 #include <stdio.h>
 
 #include "fix_frame_trace.h"
@@ -69,6 +69,57 @@ static void check_message(const uint8_t *data, uint32_t len, const struct fuzz_f
 
 static struct fuzz_fix_message whole[MAX_MESSAGES], pieces[MAX_MESSAGES];
 
+static struct kbx_fix_reflex *armed_reflex(struct kbx_fix_reflex_io *io)
+{
+	static const uint8_t pre[] = "55=EURUSD\0015=1\00138=100\00140=2\00144=1.5\001";
+	struct kbx_fix_reflex *r = kbx_fix_reflex_create();
+	if (!r)
+		return NULL;
+	memset(io, 0, sizeof(*io));
+	kbx_fix_reflex_configure(r, "FIX.4.4", "CLIENT1", "EXCH", "D", pre, sizeof(pre) - 1, 60, (const uint8_t *)"", 0, io);
+	io->armed = 1;
+	io->cl_ord_id = 1;
+	io->expect_seq = 2;
+	io->next_seq = 3;
+	io->next_cl_ord_id = 2;
+	kbx_fix_reflex_take_arm(r);
+	return r;
+}
+
+/*
+ * fix_xdp.c's way (framing stops at the trigger, the rest framed after the order is out, or by the next
+ * feed when a piece skips kbx_fix_reflex_frame_rest) counts and sends exactly what plain feeds of the same
+ * pieces do.
+ */
+static void check_stop_at_trigger(const uint8_t *data, uint32_t len, const uint32_t *cuts, uint32_t ncuts)
+{
+	static struct kbx_fix_reflex_io io_plain, io_stop;
+	struct kbx_fix_reflex *plain = armed_reflex(&io_plain), *stop = armed_reflex(&io_stop);
+	if (plain && stop) {
+		uint32_t at = 0;
+		int sent_plain = 0, sent_stop = 0;
+		for (uint32_t i = 0; i <= ncuts; i++) {
+			uint32_t end = i < ncuts && cuts[i] < len ? cuts[i] : len;
+			if (end <= at)
+				continue;
+			uint64_t wall = 1796300000000000000ull + at;
+			kbx_fix_reflex_set_wall_clock(plain, wall);
+			kbx_fix_reflex_set_wall_clock(stop, wall);
+			sent_plain += kbx_fix_reflex_feed(plain, data + at, end - at);
+			sent_stop += kbx_fix_reflex_feed_to_trigger(stop, data + at, end - at);
+			if (i % 2 == 0)
+				kbx_fix_reflex_frame_rest(stop);
+			at = end;
+		}
+		kbx_fix_reflex_frame_rest(stop);
+		if (sent_plain != sent_stop || memcmp(&plain->counters, &stop->counters, sizeof(plain->counters)) != 0 ||
+		    (sent_plain && (io_plain.len != io_stop.len || memcmp(io_plain.msg, io_stop.msg, io_plain.len) != 0)))
+			fail_at("framing stopped at the trigger counts or sends differently", &whole[0]);
+	}
+	kbx_fix_reflex_destroy(plain);
+	kbx_fix_reflex_destroy(stop);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > (1u << 20))
@@ -96,6 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint32_t i = 0; i < kept; i++)
 		if (memcmp(&whole[i], &pieces[i], sizeof(whole[i])) != 0)
 			fail_at("a different message when fed in pieces", &whole[i]);
+
+	check_stop_at_trigger(data, len, cuts, ncuts);
 
 	/* the reflex's order path: armed for whatever ExecutionReport comes first */
 	static struct kbx_fix_reflex_io io;

@@ -46,7 +46,7 @@ struct kbx_fix_reflex_io {
 	/* out: the order sent (the step's result says reflex_sent) */
 	uint64_t sent_seq;
 	uint64_t sent_cl_ord_id;
-	uint64_t sent_ns;        /* CLOCK_MONOTONIC: its TX descriptor handed to the TX ring (before the kick) */
+	uint64_t sent_ns;        /* CLOCK_MONOTONIC (from the TSC): its TX descriptor handed to the TX ring (before the kick) */
 	uint64_t trigger_seq;    /* MsgSeqNum of the ExecutionReport it answered */
 	uint32_t len;            /* the message, msg[0..len) */
 	uint32_t time_at;        /* offset of the SendingTime(52) value (21 bytes) */
@@ -148,9 +148,20 @@ struct kbx_fix_xdp_counters {
  *   FIX framing and checks, order built, TCP segment, UMEM frame).
  * - reflex_kick: the TX call that carried the reflex order.
  * response = native + the TypeScript/FFI share; the frame leaves after the kick.
+ * Then six rings break each reflex sample whose trigger arrived in the same step down into disjoint stages
+ * (timed with the CPU's time-stamp counter, converted to ns; they add up to the reflex sample):
+ * - clock: clock reads inside the window (the time stamps the TCP and the SendingTime need);
+ * - tcp_in: TCP input of the batch (checksums, sequence checks, the copy into the receive ring), the frames
+ *   handed back, the received bytes copied out to TypeScript's buffer;
+ * - parse: FIX framing (BodyLength, CheckSum, header fields) of what arrived, the trigger recognised;
+ * - build: the order written from its template (MsgSeqNum, ClOrdID, SendingTime, BodyLength, CheckSum);
+ * - tcp_out: the order into the send buffer and its segment (headers, TCP checksum) queued;
+ * - submit: the segment copied into a UMEM frame and handed to the TX ring;
+ * and a last ring, reflex_window, their sum for each of those samples (the same window on the same clock).
  */
 #define KBX_FIX_TIMING_RING 65536
-#define KBX_FIX_TIMINGS 5
+#define KBX_FIX_REFLEX_STAGES 6
+#define KBX_FIX_TIMINGS (5 + KBX_FIX_REFLEX_STAGES + 1)
 
 /*
  * The connection on the caller's AF_XDP socket (RX and TX rings; created with its UMEM by @kbx/xsk, like every
@@ -184,7 +195,8 @@ void kbx_fix_xdp_abort(struct kbx_fix_xdp *x);
 void kbx_fix_xdp_tcp_stats(const struct kbx_fix_xdp *x, struct kbx_tcp_stats *out);
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out);
 /*
- * Moves up to cap samples (u32 ns) of each ring (response, native, kick, reflex, reflex_kick) into
+ * Moves up to cap samples (u32 ns) of each ring (response, native, kick, reflex, reflex_kick, then the
+ * reflex's stages clock, tcp_in, parse, build, tcp_out, submit, and reflex_window) into
  * out[i * cap …]; counts[i]: how many. One call per drain (interval), never per sample.
  */
 void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *counts, uint32_t cap);

@@ -150,6 +150,12 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap);
  * it at its next transmission opportunity: the ACK is never left to a timer.
  */
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold);
+/* Frames kbx_tcp_next_frame would hand out now, a pending ACK included (more may follow once they are taken). */
+uint32_t kbx_tcp_frames_queued(const struct kbx_tcp *c);
+/* Prefetches what the next received segment and the answer to it will touch (a wait's idle time, before they come). */
+void kbx_tcp_warm(const struct kbx_tcp *c);
+/* Received in-order bytes waiting for kbx_tcp_read (kbx_tcp_get_stats' readable, without the copy of the stats). */
+uint32_t kbx_tcp_readable(const struct kbx_tcp *c);
 void kbx_tcp_get_stats(const struct kbx_tcp *c, struct kbx_tcp_stats *out);
 /*
  * The sequence variables, for invariant checks (tests, fuzzers): snd_una <= snd_nxt <= snd_max;

@@ -7,21 +7,18 @@
  * fields, resynchronisation). Both see the same messages; the reflex only fires on exact MsgSeqNum matches, so a divergence could
  * only disarm it, never make it send twice.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "fix_internal.h"
 #include "kbx_fix.h"
 
 #define SOH 0x01
 #define MAX_MESSAGE 65536
 #define BUF_CAP (MAX_MESSAGE + 8192)
 #define MAX_FIELDS 256
-#define HEADROOM 48
 #define TEXT_MAX 64
 
 enum { NEED_MORE, FRAMED, FAILED };
@@ -49,25 +46,22 @@ struct kbx_fix_reflex {
 	uint8_t pre[512], post[512], hdr[256];
 	uint32_t pre_len, post_len, time_tag, hdr_len;
 	int configured;
+	struct fix_order_template order;
 	/* arm */
 	int armed;
 	uint64_t cl_ord_id, expect_seq, next_seq, next_cl_ord_id;
 	/* stream */
 	uint32_t head, tail;
 	struct kbx_fix_reflex_counters counters;
-	/* SendingTime text cache (per second) */
-	time_t time_sec;
-	char time_text[22];
-	uint8_t out[HEADROOM + KBX_FIX_REFLEX_MSG_MAX];
+	struct kbx_fix_reflex_marks marks; /* the stages of the order last sent */
+	uint64_t wall_ns;                  /* kbx_fix_reflex_set_wall_clock, for the next feed */
+	int unframed;                      /* feeding stopped at a trigger: buffered bytes wait to be framed */
 	uint8_t buf[BUF_CAP];
 };
 
 struct kbx_fix_reflex *kbx_fix_reflex_create(void)
 {
-	struct kbx_fix_reflex *r = calloc(1, sizeof(*r));
-	if (r)
-		r->time_sec = -1;
-	return r;
+	return calloc(1, sizeof(struct kbx_fix_reflex));
 }
 
 void kbx_fix_reflex_destroy(struct kbx_fix_reflex *r) { free(r); }
@@ -80,6 +74,20 @@ static int set_text(struct text *t, const char *s)
 	memcpy(t->b, s, n);
 	t->n = (uint32_t)n;
 	return 0;
+}
+
+/* The template of the order (fix_order.c) from the texts and parts configured. */
+static int prepare_order(struct kbx_fix_reflex *r)
+{
+	char begin[TEXT_MAX], type[TEXT_MAX], sender[TEXT_MAX], target[TEXT_MAX];
+	const struct text *from[] = { &r->begin, &r->msg_type, &r->sender, &r->target };
+	char *to[] = { begin, type, sender, target };
+	for (int i = 0; i < 4; i++) {
+		memcpy(to[i], from[i]->b, from[i]->n);
+		to[i][from[i]->n] = 0;
+	}
+	return fix_order_prepare(&r->order, begin, type, sender, target, r->hdr, r->hdr_len, r->pre, r->pre_len, r->time_tag, r->post,
+				 r->post_len);
 }
 
 int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string, const char *sender, const char *target,
@@ -96,6 +104,11 @@ int kbx_fix_reflex_configure(struct kbx_fix_reflex *r, const char *begin_string,
 	r->pre_len = pre_len;
 	r->post_len = post_len;
 	r->time_tag = time_tag;
+	if (prepare_order(r) < 0) {
+		r->configured = 0;
+		return kbx_fail(-EINVAL, "configure the FIX reflex", "the order's fields after ClOrdID take more than %u bytes",
+				FIX_ORDER_PART_MAX - 2);
+	}
 	r->io = io;
 	r->armed = 0;
 	r->configured = 1;
@@ -108,6 +121,10 @@ int kbx_fix_reflex_set_header(struct kbx_fix_reflex *r, const uint8_t *fields, u
 		return kbx_fail(-EINVAL, "set the FIX reflex header", "%u bytes: at most %zu", len, sizeof(r->hdr));
 	memcpy(r->hdr, fields, len);
 	r->hdr_len = len;
+	if (r->configured && prepare_order(r) < 0) {
+		r->configured = 0;
+		return kbx_fail(-EINVAL, "set the FIX reflex header", "the order's header does not fit");
+	}
 	return 0;
 }
 
@@ -120,10 +137,26 @@ void kbx_fix_reflex_set_sender(struct kbx_fix_reflex *r, kbx_fix_reflex_send_fn 
 void kbx_fix_reflex_reset_stream(struct kbx_fix_reflex *r)
 {
 	r->head = r->tail = 0;
+	r->unframed = 0;
 	r->armed = 0;
 }
 
 void kbx_fix_reflex_counters(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_counters *out) { *out = r->counters; }
+/* Lines the next trigger will touch, brought into the cache (for writing) while the step waits. */
+void kbx_fix_reflex_warm(const struct kbx_fix_reflex *r)
+{
+	for (uint32_t at = 0; at < 512; at += 64) {
+		__builtin_prefetch(r->buf + r->tail + at, 1, 3);
+		if (r->io)
+			__builtin_prefetch(r->io->msg + at, 1, 3);
+	}
+	__builtin_prefetch(r, 0, 3);
+	__builtin_prefetch(&r->order, 0, 3);
+	__builtin_prefetch(r->order.tail, 0, 3);
+}
+
+void kbx_fix_reflex_marks(const struct kbx_fix_reflex *r, struct kbx_fix_reflex_marks *out) { *out = r->marks; }
+void kbx_fix_reflex_set_wall_clock(struct kbx_fix_reflex *r, uint64_t realtime_ns) { r->wall_ns = realtime_ns; }
 struct kbx_fix_reflex_io *kbx_fix_reflex_io(struct kbx_fix_reflex *r) { return r->io; }
 
 void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r)
@@ -146,143 +179,19 @@ void kbx_fix_reflex_take_arm(struct kbx_fix_reflex *r)
 
 /* ------------------------------------------------------------------ order */
 
-static uint32_t put_uint(uint8_t *p, uint64_t v)
-{
-	uint8_t tmp[20];
-	uint32_t n = 0;
-	do {
-		tmp[n++] = (uint8_t)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (uint32_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
-static uint8_t *put_tag(uint8_t *p, uint32_t tag)
-{
-	p += put_uint(p, tag);
-	*p++ = '=';
-	return p;
-}
-
-static uint8_t *put_bytes(uint8_t *p, const uint8_t *b, uint32_t n)
-{
-	memcpy(p, b, n);
-	return p + n;
-}
-
-/* "YYYYMMDD-HH:MM:SS.sss", UTC (what the TypeScript session writes). */
-static const char *sending_time(struct kbx_fix_reflex *r)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (ts.tv_sec != r->time_sec) {
-		struct tm tm;
-		gmtime_r(&ts.tv_sec, &tm);
-		r->time_sec = ts.tv_sec;
-		unsigned y = (unsigned)tm.tm_year + 1900;
-		char *t = r->time_text;
-		t[0] = (char)('0' + y / 1000 % 10);
-		t[1] = (char)('0' + y / 100 % 10);
-		t[2] = (char)('0' + y / 10 % 10);
-		t[3] = (char)('0' + y % 10);
-		t[4] = (char)('0' + (tm.tm_mon + 1) / 10);
-		t[5] = (char)('0' + (tm.tm_mon + 1) % 10);
-		t[6] = (char)('0' + tm.tm_mday / 10);
-		t[7] = (char)('0' + tm.tm_mday % 10);
-		t[8] = '-';
-		t[9] = (char)('0' + tm.tm_hour / 10);
-		t[10] = (char)('0' + tm.tm_hour % 10);
-		t[11] = ':';
-		t[12] = (char)('0' + tm.tm_min / 10);
-		t[13] = (char)('0' + tm.tm_min % 10);
-		t[14] = ':';
-		t[15] = (char)('0' + tm.tm_sec / 10);
-		t[16] = (char)('0' + tm.tm_sec % 10);
-		t[17] = '.';
-	}
-	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
-	r->time_text[18] = (char)('0' + ms / 100);
-	r->time_text[19] = (char)('0' + ms / 10 % 10);
-	r->time_text[20] = (char)('0' + ms % 10);
-	return r->time_text;
-}
-
-/* The order into io->msg: header, body from the template, BodyLength and CheckSum. Returns its length, 0 if too long. */
+/* The order into io->msg (fix_order.c); the SendingTime from the caller's wall clock, else CLOCK_REALTIME read here. */
 static uint32_t build_order(struct kbx_fix_reflex *r)
 {
-	struct kbx_fix_reflex_io *io = r->io;
-	const uint8_t *now = (const uint8_t *)sending_time(r);
-	uint8_t *body = r->out + HEADROOM;
-	uint8_t *p = body;
-	/* worst case: fixed parts + texts + template + numbers */
-	if (HEADROOM + 4 * TEXT_MAX + r->hdr_len + r->pre_len + r->post_len + 2 * 21 + 3 * 24 + 64 > sizeof(r->out))
-		return 0;
-	p = put_tag(p, 35);
-	p = put_bytes(p, r->msg_type.b, r->msg_type.n);
-	*p++ = SOH;
-	p = put_tag(p, 49);
-	p = put_bytes(p, r->sender.b, r->sender.n);
-	*p++ = SOH;
-	p = put_tag(p, 56);
-	p = put_bytes(p, r->target.b, r->target.n);
-	*p++ = SOH;
-	p = put_bytes(p, r->hdr, r->hdr_len);
-	p = put_tag(p, 34);
-	p += put_uint(p, r->next_seq);
-	*p++ = SOH;
-	p = put_tag(p, 52);
-	uint8_t *time_at = p;
-	p = put_bytes(p, now, 21);
-	*p++ = SOH;
-	uint8_t *body_at = p;
-	p = put_tag(p, 11);
-	p += put_uint(p, r->next_cl_ord_id);
-	*p++ = SOH;
-	p = put_bytes(p, r->pre, r->pre_len);
-	if (r->time_tag) {
-		p = put_tag(p, r->time_tag);
-		p = put_bytes(p, now, 21);
-		*p++ = SOH;
+	uint64_t wall = r->wall_ns;
+	r->marks.clock = 0;
+	if (!wall) {
+		uint64_t clock_start = kbx_fix_ticks();
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		r->marks.clock = kbx_fix_ticks() - clock_start;
 	}
-	p = put_bytes(p, r->post, r->post_len);
-	uint32_t body_len = (uint32_t)(p - body);
-	/* "8=<begin>SOH9=<len>SOH" in front of the body */
-	uint8_t head[TEXT_MAX + 16];
-	uint8_t *h = head;
-	*h++ = '8';
-	*h++ = '=';
-	h = put_bytes(h, r->begin.b, r->begin.n);
-	*h++ = SOH;
-	*h++ = '9';
-	*h++ = '=';
-	h += put_uint(h, body_len);
-	*h++ = SOH;
-	uint32_t head_len = (uint32_t)(h - head);
-	uint32_t total = head_len + body_len + 7;
-	if (total > KBX_FIX_REFLEX_MSG_MAX)
-		return 0;
-	uint8_t *m = io->msg;
-	memcpy(m, head, head_len);
-	memcpy(m + head_len, body, body_len);
-	uint32_t sum = 0;
-	for (uint32_t i = 0; i < head_len + body_len; i++)
-		sum += m[i];
-	sum &= 0xff;
-	uint8_t *t = m + head_len + body_len;
-	t[0] = '1';
-	t[1] = '0';
-	t[2] = '=';
-	t[3] = (uint8_t)('0' + sum / 100);
-	t[4] = (uint8_t)('0' + sum / 10 % 10);
-	t[5] = (uint8_t)('0' + sum % 10);
-	t[6] = SOH;
-	io->len = total;
-	io->time_at = head_len + (uint32_t)(time_at - body);
-	io->body_at = head_len + (uint32_t)(body_at - body);
-	io->body_end = head_len + body_len;
-	return total;
+	return fix_order_build(&r->order, r->next_seq, r->next_cl_ord_id, wall, r->io);
 }
 
 /* ------------------------------------------------------------------ framing */
@@ -329,8 +238,8 @@ static int parse_fields(const uint8_t *buf, uint32_t body, uint32_t trailer, str
 			return 0;
 		p++;
 		uint32_t vs = p;
-		while (p < trailer && buf[p] != SOH)
-			p++;
+		const uint8_t *soh = memchr(buf + p, SOH, trailer - p);
+		p = soh ? (uint32_t)(soh - buf) : trailer;
 		if (count >= MAX_FIELDS)
 			return 0;
 		if (count == 2 && tag != 35)
@@ -382,11 +291,14 @@ static int on_message(struct kbx_fix_reflex *r, const struct view *f)
 		return 0;
 	/* the trigger: one order, then the arm is spent */
 	r->armed = 0;
+	r->marks.triggered = kbx_fix_ticks();
 	uint32_t len = build_order(r);
+	r->marks.built = kbx_fix_ticks();
 	if (len == 0 || (r->send && !r->send(r->send_ctx, r->io->msg, len))) {
 		r->counters.deferred++;
 		return 0;
 	}
+	r->marks.queued = kbx_fix_ticks();
 	struct kbx_fix_reflex_io *io = r->io;
 	io->sent_seq = r->next_seq;
 	io->sent_cl_ord_id = r->next_cl_ord_id;
@@ -416,17 +328,39 @@ static int fail(struct kbx_fix_reflex *r, uint64_t *counter)
  * also breaks its trailer, so the whole message fails the same way). */
 static int early_trailer(const uint8_t *buf, uint32_t from, uint32_t limit)
 {
-	static const uint8_t mark[4] = { SOH, '1', '0', '=' };
-	const uint8_t *p = buf + from, *end = buf + limit;
-	while (end - p >= 9) {
-		const uint8_t *hit = memmem(p, (size_t)(end - p) - 5, mark, sizeof(mark));
-		if (!hit)
-			return 0;
-		if (hit[7] == SOH && hit[8] == '8')
-			return 1;
-		p = hit + 1;
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	/* eight bytes at a time: a flag under each byte that may be SOH (exact for the lowest, each one checked) */
+	for (uint32_t i = from; i + 9 <= limit; i += 8) {
+		uint64_t w;
+		memcpy(&w, buf + i, 8);
+		w ^= ones * SOH;
+		for (uint64_t z = (w - ones) & ~w & highs; z; z &= z - 1) {
+			uint32_t at = i + (uint32_t)__builtin_ctzll(z) / 8;
+			const uint8_t *h = buf + at;
+			if (at + 9 <= limit && h[0] == SOH && h[1] == '1' && h[2] == '0' && h[3] == '=' && h[7] == SOH && h[8] == '8')
+				return 1;
+		}
 	}
 	return 0;
+}
+
+/* The byte sum of p[0..n), eight bytes at a time in 16-bit lanes (each takes at most 128 words before folding). */
+static uint32_t byte_sum(const uint8_t *p, uint32_t n)
+{
+	const uint64_t even = 0x00ff00ff00ff00ffull;
+	uint32_t sum = 0;
+	while (n >= 8) {
+		uint64_t lanes = 0;
+		for (uint32_t words = 0; n >= 8 && words < 128; words++, p += 8, n -= 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			lanes += (w & even) + ((w >> 8) & even);
+		}
+		sum += (uint32_t)((lanes & 0xffff) + ((lanes >> 16) & 0xffff) + ((lanes >> 32) & 0xffff) + (lanes >> 48));
+	}
+	while (n--)
+		sum += *p++;
+	return sum;
 }
 
 /* One frame at head (after any garbage). *sent: 1 when the message made an order go out. */
@@ -489,9 +423,7 @@ static int try_frame(struct kbx_fix_reflex *r, int *sent)
 	    buf[trailer + 6] != SOH || early_trailer(buf, body, trailer))
 		return fail(r, &r->counters.bad_body_length);
 	int64_t declared = value_uint(buf + trailer + 3, 3);
-	uint32_t sum = 0;
-	for (uint32_t i = start; i < trailer; i++)
-		sum += buf[i];
+	uint32_t sum = byte_sum(buf + start, trailer - start);
 	if (declared != (int64_t)(sum & 0xff))
 		return fail(r, &r->counters.bad_checksum);
 	struct view f;
@@ -504,9 +436,31 @@ static int try_frame(struct kbx_fix_reflex *r, int *sent)
 	return FRAMED;
 }
 
-int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)
+/*
+ * Frames what is buffered; with stop_at_send, only up to the message that made an order go out (the rest is
+ * framed by the next feed or kbx_fix_reflex_frame_rest). Returns 1 when an order went out.
+ */
+static int frame_buffered(struct kbx_fix_reflex *r, int stop_at_send)
 {
 	int sent = 0;
+	r->unframed = 0;
+	while (try_frame(r, &sent) != NEED_MORE) {
+		if (sent && stop_at_send) {
+			r->unframed = 1;
+			return 1;
+		}
+	}
+	if (r->head == r->tail) {
+		FIX_REFLEX_ON_DISCARD(r, r->head);
+		r->head = r->tail = 0;
+	}
+	return sent;
+}
+
+/* Every byte into the buffer and framed; with stop_at_send, framing (not copying) stops after an order went out. */
+static int feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len, int stop_at_send)
+{
+	int sent = r->unframed ? frame_buffered(r, 0) : 0;
 	while (len > 0) {
 		if (r->head > 0) { /* keep the unframed tail at the front */
 			FIX_REFLEX_ON_DISCARD(r, r->head);
@@ -527,14 +481,20 @@ int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t
 		r->tail += n;
 		bytes += n;
 		len -= n;
-		while (try_frame(r, &sent) != NEED_MORE)
-			;
-		if (r->head == r->tail) {
-			FIX_REFLEX_ON_DISCARD(r, r->head);
-			r->head = r->tail = 0;
-		}
+		/* an early stop keeps the rest unframed only when it all fitted in the buffer */
+		sent |= frame_buffered(r, stop_at_send && len == 0);
 	}
+	r->wall_ns = 0;
 	return sent;
+}
+
+int kbx_fix_reflex_feed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len) { return feed(r, bytes, len, 0); }
+int kbx_fix_reflex_feed_to_trigger(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len) { return feed(r, bytes, len, 1); }
+
+void kbx_fix_reflex_frame_rest(struct kbx_fix_reflex *r)
+{
+	if (r->unframed)
+		frame_buffered(r, 0);
 }
 
 int kbx_fix_reflex_feed_armed(struct kbx_fix_reflex *r, const uint8_t *bytes, uint32_t len)

@@ -383,6 +383,24 @@ int kbx_tcp_next_frame(struct kbx_tcp *c, uint8_t *out, uint32_t cap)
 }
 
 void kbx_tcp_hold_ack(struct kbx_tcp *c, int hold) { c->hold_ack = hold; }
+uint32_t kbx_tcp_frames_queued(const struct kbx_tcp *c) { return c->txcount + (uint32_t)(c->ack_pending && !c->hold_ack); }
+uint32_t kbx_tcp_readable(const struct kbx_tcp *c) { return c->rlen; }
+
+void kbx_tcp_warm(const struct kbx_tcp *c)
+{
+	const uint8_t *rx = c->rbuf + (c->rhead + c->rlen) % c->rcap;
+	const uint8_t *tx = c->sbuf + (c->shead + c->slen) % c->scap;
+	const uint8_t *frame = c->txq[(c->txhead + c->txcount) % TXQ_FRAMES];
+	for (uint32_t at = 0; at < 512; at += 64) {
+		if (rx + at < c->rbuf + c->rcap)
+			__builtin_prefetch(rx + at, 1, 3);
+		if (tx + at < c->sbuf + c->scap)
+			__builtin_prefetch(tx + at, 1, 3);
+		__builtin_prefetch(frame + at, 1, 3);
+	}
+	for (uint32_t at = 0; at < sizeof(*c); at += 64)
+		__builtin_prefetch((const uint8_t *)c + at, 1, 3);
+}
 uint32_t kbx_tcp_snd_max(const struct kbx_tcp *c) { return c->snd_max; }
 
 void kbx_tcp_get_seq(const struct kbx_tcp *c, struct kbx_tcp_seq *out)

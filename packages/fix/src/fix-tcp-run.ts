@@ -545,6 +545,7 @@ export class FixTcpRun implements TransportHost {
       ...(strategy === undefined ? {} : { strategy: strategy.stats() }),
       ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
       latencyUs: flow.latency.summary(),
+      ...(c.cancelsSent > 0 ? { cancelLatencyUs: flow.cancelLatency.summary() } : {}),
       ...this.transport.endFields(),
       session: { ...this.session.counters, events: this.sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
       connections: this.connectionCounts(),

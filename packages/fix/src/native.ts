@@ -154,7 +154,9 @@ export const KBX_FIX_XDP_COUNTER_FIELDS = ['steps', 'frames_in', 'frames_out', '
 /** KBX_FIX_TIMING_RING: samples each internal-timing ring holds (kbx_fix.h). */
 export const KBX_FIX_TIMING_RING = 65536
 /** The internal-timing rings, in kbx_fix_xdp_drain_timings order. */
-export const KBX_FIX_TIMING_NAMES = ['response', 'native', 'kick', 'reflex', 'reflexKick'] as const
+export const KBX_FIX_TIMING_NAMES = ['response', 'native', 'kick', 'reflex', 'reflexKick', 'reflexClock', 'reflexTcpIn', 'reflexParse', 'reflexBuild', 'reflexTcpOut', 'reflexSubmit', 'reflexWindow'] as const
+/** The reflex's stages (KBX_FIX_REFLEX_STAGES, kbx_fix.h), in ring order: disjoint, they add up to its internal time. */
+export const KBX_FIX_REFLEX_STAGE_NAMES = ['clock', 'tcpIn', 'parse', 'build', 'tcpOut', 'submit'] as const
 
 /**
  * struct kbx_fix_reflex_io (kbx_fix.h): the block TypeScript shares with the reflex. Byte offsets; u64 fields

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { koffi, repoRoot } from '@kbx/ffi'
 import {
-  KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS,
+  KBX_FIX_REFLEX_COUNTER_FIELDS, KBX_FIX_REFLEX_IO, KBX_FIX_REFLEX_STAGE_NAMES, KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS,
   KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_SEQ_FIELDS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, KbxFixXdpConfig, KbxTcpConfig,
 } from './native.js'
 
@@ -53,6 +53,7 @@ t.test('fix bindings: struct layouts, field lists, enum values and limits match 
   for (const [name, c] of Object.entries(closeReasonConstants)) print(`close ${name}`, c)
   print('KBX_FIX_TIMING_RING', 'KBX_FIX_TIMING_RING')
   print('KBX_FIX_TIMINGS', 'KBX_FIX_TIMINGS')
+  print('KBX_FIX_REFLEX_STAGES', 'KBX_FIX_REFLEX_STAGES')
   print('KBX_FIX_REFLEX_MSG_MAX', 'KBX_FIX_REFLEX_MSG_MAX')
   lines.push('return 0; }')
   writeFileSync(join(dir, 'layout.c'), lines.join('\n'))
@@ -77,5 +78,7 @@ t.test('fix bindings: struct layouts, field lists, enum values and limits match 
   KBX_TCP_CLOSE_REASONS.forEach((name, i) => t.equal(facts.get(`close ${name}`), i, `${closeReasonConstants[name]} = ${i}`))
   t.equal(KBX_FIX_TIMING_RING, facts.get('KBX_FIX_TIMING_RING'))
   t.equal(KBX_FIX_TIMING_NAMES.length, facts.get('KBX_FIX_TIMINGS'), 'one name per timing ring')
+  t.equal(KBX_FIX_REFLEX_STAGE_NAMES.length, facts.get('KBX_FIX_REFLEX_STAGES'), 'one name per reflex stage')
+  t.same(KBX_FIX_TIMING_NAMES.slice(-KBX_FIX_REFLEX_STAGE_NAMES.length - 1, -1), KBX_FIX_REFLEX_STAGE_NAMES.map((n) => `reflex${n[0]!.toUpperCase()}${n.slice(1)}`), 'the stage rings in stage order, then their sum')
   t.equal(KBX_FIX_REFLEX_IO.msgMax, facts.get('KBX_FIX_REFLEX_MSG_MAX'))
 })

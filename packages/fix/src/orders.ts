@@ -79,6 +79,10 @@ export class OrderFlow {
   orderTimeoutMs = 30_000
   readonly latency = new LatencyHistogram()
   intervalLatency = new LatencyHistogram()
+  /** OrderCancelRequest sent → its first answer (an ExecutionReport or OrderCancelReject for the request's ClOrdID). */
+  readonly cancelLatency = new LatencyHistogram()
+  /** Request ClOrdID → when sent, until answered or given up (as old as the order timeout): memory stays flat. */
+  private readonly cancelsInFlight = new Map<number, { sentNs: bigint; sentMs: number }>()
 
   constructor(
     private readonly session: FixSession,
@@ -122,6 +126,10 @@ export class OrderFlow {
       n++
     }
     this.counters.unknown += n
+    for (const [id, c] of this.cancelsInFlight) {
+      if (c.sentMs + this.orderTimeoutMs > nowMs) break
+      this.cancelsInFlight.delete(id)
+    }
     this.lifecycle.expireRequests(nowMs)
     return n
   }
@@ -157,6 +165,7 @@ export class OrderFlow {
     const id = this.request('F', origClOrdId, terms, (w) => w.int(Tag.OrderQty, terms.qty))
     if (id !== THROTTLE_REJECTED) {
       this.lifecycle.cancelSent(id, origClOrdId)
+      this.cancelsInFlight.set(id, { sentNs: process.hrtime.bigint(), sentMs: Date.now() })
       this.counters.cancelsSent++
     }
     return id
@@ -238,6 +247,7 @@ export class OrderFlow {
       case MsgType.ExecutionReport:
         return this.onExecutionReport(msg)
       case MsgType.OrderCancelReject:
+        this.cancelAnswered(msg.int(Tag.ClOrdID))
         return this.settled(this.lifecycle.onCancelReject(msg.int(Tag.ClOrdID), msg.int(Tag.OrigClOrdID), msg.string(Tag.OrdStatus) ?? ''))
       case MsgType.BusinessReject: {
         const refId = msg.int(Tag.BusinessRejectRefID)
@@ -251,6 +261,7 @@ export class OrderFlow {
   private onExecutionReport(msg: FixMessageView): Transition {
     const clOrdId = msg.int(Tag.ClOrdID)
     const execType = msg.char(Tag.ExecType)
+    this.cancelAnswered(clOrdId)
     const order = this.pending.get(clOrdId)
     if (order !== undefined) {
       const ns = Number(process.hrtime.bigint() - order.sentNs)
@@ -265,6 +276,13 @@ export class OrderFlow {
     if (execType === 0x46 || execType === 0x32) this.counters.filled++
     const transition = this.lifecycle.onExecutionReport({ clOrdId, origClOrdId: msg.int(Tag.OrigClOrdID), execType: msg.string(Tag.ExecType) ?? '', ordStatus: msg.string(Tag.OrdStatus) ?? '' })
     return this.settled(transition)
+  }
+
+  private cancelAnswered(requestId: number): void {
+    const c = this.cancelsInFlight.get(requestId)
+    if (c === undefined) return
+    this.cancelsInFlight.delete(requestId)
+    this.cancelLatency.record(process.hrtime.bigint() - c.sentNs)
   }
 
   /** After a transition: final orders forget their terms; an order that became new meets the amend policy. */

@@ -67,3 +67,29 @@ t.test('reconnection backoff: the interval, doubled per failure, capped, reset b
   t.equal(b.nextMs, 500)
   t.end()
 })
+
+t.test('cancel→ack latency: one sample per OrderCancelRequest at its first answer (report or cancel reject), none for orders', (t) => {
+  const { f, report } = flow()
+  f.orderTimeoutMs = 1000
+  const a = f.send()
+  const b = f.send()
+  report(a, '0')
+  report(b, '0')
+  const cancelA = f.cancel(a)
+  const cancelB = f.cancel(b)
+  t.equal(f.cancelLatency.count, 0, 'order acks are not cancel samples')
+  report(cancelA, '4')
+  report(cancelA, '4', true) // a PossDup copy: not a second sample
+  t.equal(f.cancelLatency.count, 1)
+  t.ok(f.cancelLatency.maxValueNs > 0)
+  const c = f.send()
+  report(c, '0')
+  const cancelC = f.cancel(c)
+  report(cancelC, '4')
+  t.equal(f.cancelLatency.count, 2, 'the third cancel answered')
+  f.expire(Date.now() + 5000) // the second given up: forgotten, never a sample
+  report(cancelB, '4')
+  t.equal(f.cancelLatency.count, 2, 'a late answer to a request given up is no sample')
+  t.equal(f.counters.cancelsSent, 3)
+  t.end()
+})

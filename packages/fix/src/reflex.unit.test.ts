@@ -240,3 +240,19 @@ t.test('header fields (SenderSubID, SenderLocationID) written where the session 
   t.match(o.body.toString('latin1'), /^11=8\x0155=KBX\x01/, 'the body kept for resends starts after SendingTime, as the session\'s')
   t.throws(() => new FixReflex({ ...template, header: Buffer.alloc(257, 0x41) }), /^set the FIX reflex header failed: EINVAL \(257 bytes: at most 256\)$/, 'over 256 bytes: refused')
 })
+
+t.test('the prepared template: byte for byte what the TypeScript writer makes, across digit counts of MsgSeqNum, ClOrdID and BodyLength', async (t) => {
+  const r = reflex(t)
+  const numbers = [1, 9, 10, 99, 100, 999, 1000, 99_999, 100_000, 2 ** 40, 2 ** 53 - 1]
+  let expect = 1
+  for (const seq of numbers) {
+    for (const clOrdId of [numbers[numbers.length - 1 - numbers.indexOf(seq)]!, seq]) {
+      r.arm({ clOrdId: 5, expectSeq: expect, nextSeq: seq, nextClOrdId: clOrdId })
+      t.ok(r.feed(er(expect++, 5)), `seq ${seq}, ClOrdID ${clOrdId}: sent`)
+      const o = r.lastOrder()
+      const time = o.sendingTime.toString('latin1')
+      const written = buildMessage([[Tag.MsgType, 'D'], [Tag.SenderCompID, 'CLIENT1'], [Tag.TargetCompID, 'EXCH'], [Tag.MsgSeqNum, seq], [Tag.SendingTime, time], [Tag.ClOrdID, clOrdId], [55, 'KBX'], [54, '1'], [Tag.TransactTime, time], [38, '100'], [40, '2'], [44, '100.25'], [59, '0']])
+      t.equal(o.message.toString('latin1'), written.toString('latin1'), `seq ${seq}, ClOrdID ${clOrdId}: the same bytes`)
+    }
+  }
+})

@@ -3,7 +3,7 @@
 // timings the native loop records and the native reflex's counters.
 import { NetError } from '@kbx/errors'
 import { LatencyHistogram } from '@kbx/stats'
-import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING } from './native.js'
+import { KBX_FIX_REFLEX_STAGE_NAMES, KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING } from './native.js'
 import type { ReflexArm, ReflexTemplate } from './reflex.js'
 import type { FixTransport, TransportContext, TransportHost, TransportOptions } from './transport.js'
 import { XdpConnection } from './xdp-connection.js'
@@ -11,6 +11,22 @@ import { XdpConnection } from './xdp-connection.js'
 const timingNames = KBX_FIX_TIMING_NAMES
 type Timings = Record<(typeof timingNames)[number], LatencyHistogram>
 const timings = (): Timings => Object.fromEntries(timingNames.map((n) => [n, new LatencyHistogram()])) as Timings
+
+const stageRing = (stage: string) => `reflex${stage[0]!.toUpperCase()}${stage.slice(1)}` as (typeof timingNames)[number]
+
+/** ns, to the ns: sub-µs stages would vanish in µs summaries. */
+function nsSummary(h: LatencyHistogram): { count: number; p50: number; p90: number; p99: number; mean: number } {
+  return { count: h.count, p50: h.percentileNs(50), p90: h.percentileNs(90), p99: h.percentileNs(99), mean: Math.round(h.meanNs) }
+}
+
+/**
+ * The reflex's internal time by stage (kbx_fix.h: clock reads, TCP input and copy-out, FIX framing, the
+ * order built, TCP output, UMEM frame and TX descriptor), disjoint, and their sum per sample (total); only
+ * the samples whose trigger arrived in the step that answered it.
+ */
+function breakdown(h: Timings): Record<string, ReturnType<typeof nsSummary>> {
+  return { ...Object.fromEntries(KBX_FIX_REFLEX_STAGE_NAMES.map((stage) => [stage, nsSummary(h[stageRing(stage)])])), total: nsSummary(h.reflexWindow) }
+}
 
 /** Native steps per turn at most while each leaves bytes to send (the session answering what arrived). */
 const ROUNDS_PER_TURN = 64
@@ -164,13 +180,13 @@ export class XdpTransport implements FixTransport {
 
   intervalFields(): Record<string, unknown> {
     this.drainTimings()
-    const fields = { ...this.internalStats(this.intervalInternal), reflex: this.reflexStats() }
+    const fields = { ...this.internalStats(this.intervalInternal), reflex: { ...this.reflexStats(), breakdownNs: breakdown(this.intervalInternal) } }
     for (const h of Object.values(this.intervalInternal)) h.reset()
     return fields
   }
 
   endFields(): Record<string, unknown> {
-    return { ...this.internalStats(this.internal), ...(this.lastReflexStats === undefined ? {} : { reflex: this.lastReflexStats }) }
+    return { ...this.internalStats(this.internal), ...(this.lastReflexStats === undefined ? {} : { reflex: { ...this.lastReflexStats, breakdownNs: breakdown(this.internal) } }) }
   }
 
   private drainTimings(): void {

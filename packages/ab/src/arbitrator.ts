@@ -2,7 +2,9 @@
 // (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { ensureBpffs } from '@kbx/bpf'
-import type { BpfMap, BpfObject, XdpLink } from '@kbx/bpf'
+import { attachOrJoin } from '@kbx/xdp-load'
+import type { ToolAttachment } from '@kbx/xdp-load'
+import type { BpfMap, BpfObject } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { kbxAddress, koffi } from '@kbx/ffi'
@@ -165,11 +167,14 @@ export function streamKeyName(key: Buffer): string {
   return session.toString('ascii').trimEnd()
 }
 
+/** A line's XDP attachment: its own bpf_link or a component of kbx's dispatcher on that interface. */
+export type AbAttachment = ToolAttachment & { ifindex: number }
+
 export class Arbitrator {
   readonly format: FeedFormat
   readonly window: number
   readonly sockets: XskSocket[]
-  readonly links: XdpLink[]
+  readonly links: AbAttachment[]
   readonly lineA: string
   readonly lineB: string
   readonly #obj: BpfObject
@@ -196,7 +201,7 @@ export class Arbitrator {
     obj: BpfObject
     umem: Umem
     sockets: XskSocket[]
-    links: XdpLink[]
+    links: AbAttachment[]
     rx: number
     copy: Buffer | undefined
     pinned: string[]
@@ -269,8 +274,14 @@ export class Arbitrator {
       }
       undo.push(() => sockets.forEach((s) => s.close()))
       steerTo(obj, sockets)
-      const links = [a, b].map((info) => obj.program().attachXdp(info.name, options.mode ?? 'auto', log))
-      undo.push(() => links.forEach((l) => l.close()))
+      // Each line: its own bpf_link, or one more program of kbx's dispatcher when the interface carries one.
+      const prog = obj.program().name
+      const links: AbAttachment[] = []
+      undo.push(() => links.forEach((l) => l.detach()))
+      for (const info of [a, b]) {
+        const link = attachOrJoin(obj, prog, info.name, options.mode ?? 'auto', { tool: 'ab-arbitrate', log })
+        links.push({ ...link, ifindex: info.ifindex })
+      }
       const pinned = options.pin !== undefined ? pinMaps(obj, options.pin, log) : []
 
       const ab = libkbxAb()
@@ -378,7 +389,7 @@ export class Arbitrator {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    for (const link of this.links) link.close()
+    for (const link of this.links) link.detach()
     libkbxAb().kbx_ab_rx_destroy(this.#rx)
     this.#outputs?.close()
     for (const s of this.sockets) s.close()

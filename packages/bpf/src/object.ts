@@ -177,6 +177,12 @@ export class BpfObject {
     return reused
   }
 
+  /** Names of the object's .rodata variables (its `const volatile` globals). */
+  rodataVariables(): string[] {
+    const btf = libbpf().bpf_object__btf(this.checkedHandle())
+    return btf ? btfSectionVars(btf, '.rodata').map((v) => v.name) : []
+  }
+
   /** Read a .rodata variable's current bytes (before or after load). */
   rodata(name: string): Buffer {
     const handle = this.checkedHandle()

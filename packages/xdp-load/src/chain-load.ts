@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path'
 import { KbxError, UsageError } from '@kbx/errors'
 import { BpfObject, ensureBpffs, raiseMemlockLimit, unpinPath, xdpAttachmentOf, XdpLink } from '@kbx/bpf'
 import type { XdpAttachMode } from '@kbx/bpf'
-import { objectsDir, ordered, readChain, removeChain, writeChain } from './chain.js'
+import { objectsDir, ordered, readChain, removeChain, withChainLock, writeChain } from './chain.js'
 import type { ChainState } from './chain.js'
 import { DISPATCHER_PROG, MAX_COMPONENTS, buildDispatcher, inspectComponent } from './dispatcher.js'
 import type { ComponentSource } from './dispatcher.js'
@@ -25,6 +25,8 @@ export interface ChainComponent {
   object: string
   priority: number
   maps: string[]
+  /** The kbx tool that added it, when one did. */
+  owner?: { tool: string; pid: number }
 }
 
 export interface ChainLoadResult {
@@ -39,6 +41,15 @@ export interface ChainLoadResult {
   maps: LoadedMap[]
 }
 
+export function loadChain(opts: { iface: string; components: ComponentRequest[]; mode: XdpAttachMode; log?: (msg: string) => void }): ChainLoadResult {
+  checkInterface(opts.iface)
+  return withChainLock(opts.iface, () => loadChainLocked(opts))
+}
+
+export function unloadComponent(iface: string, name: string): ComponentUnloadResult {
+  return withChainLock(iface, () => unloadComponentLocked(iface, name))
+}
+
 /** Parses `OBJECT.o[:PROG]`. */
 export function parseComponentArg(arg: string): ComponentRequest {
   const colon = arg.lastIndexOf(':')
@@ -47,21 +58,22 @@ export function parseComponentArg(arg: string): ComponentRequest {
 }
 
 export function chainOf(state: ChainState): ChainComponent[] {
-  return state.components.map((c) => ({ name: c.name, object: c.object, priority: c.priority, maps: c.maps }))
+  return state.components.map((c) => ({ name: c.name, object: c.object, priority: c.priority, maps: c.maps, ...(c.owner ? { owner: c.owner } : {}) }))
 }
 
-interface Built {
+export interface Built {
   obj: BpfObject
   workDir: string
 }
 
 /** Links and loads the dispatcher for these components, reusing the maps already pinned for the interface. */
-function buildAndLoad(iface: string, components: ComponentSource[]): Built {
+export function buildAndLoad(iface: string, components: ComponentSource[]): Built {
   const workDir = mkdtempSync(join(tmpdir(), 'kbx-dispatch-'))
   try {
     const obj = BpfObject.open(buildDispatcher(components, workDir))
     try {
       for (const p of obj.programs()) if (p.name !== DISPATCHER_PROG) p.setAutoload(false)
+      for (const c of components) for (const [name, hex] of Object.entries(c.rodata ?? {})) obj.setRodata(name, Buffer.from(hex, 'hex'))
       obj.reusePinnedMaps((name) => mapPinPath(iface, name))
       obj.load()
       return { obj, workDir }
@@ -120,7 +132,7 @@ function checkNewComponents(iface: string, existing: readonly ComponentSource[],
  * dispatcher, one program on the interface (a pinned bpf_link). On an interface that already carries a kbx
  * dispatcher, adds the programs to its chain and swaps the rebuilt dispatcher in with BPF_LINK_UPDATE.
  */
-export function loadChain(opts: { iface: string; components: ComponentRequest[]; mode: XdpAttachMode; log?: (msg: string) => void }): ChainLoadResult {
+function loadChainLocked(opts: { iface: string; components: ComponentRequest[]; mode: XdpAttachMode; log?: (msg: string) => void }): ChainLoadResult {
   const ifindex = checkInterface(opts.iface)
   ensureBpffs()
   raiseMemlockLimit()
@@ -201,7 +213,7 @@ export interface ComponentUnloadResult {
  * `xdp-load unload IFACE --prog NAME`: rebuilds the dispatcher without one component and swaps it in
  * (BPF_LINK_UPDATE), the other components' maps kept; the last component takes everything with it.
  */
-export function unloadComponent(iface: string, name: string): ComponentUnloadResult {
+function unloadComponentLocked(iface: string, name: string): ComponentUnloadResult {
   ensureBpffs()
   const state = readChain(iface)
   if (!state) throw new UsageError(`${iface} carries no kbx dispatcher`, { op: 'unload', hint: `without --prog: xdp-load unload ${iface}` })

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { KbxError } from '@kbx/errors'
 import type { ComponentSource } from './dispatcher.js'
 
 /**
@@ -53,4 +54,46 @@ export function removeChain(iface: string): void {
 /** Run order: lower priority first; equal priorities keep their order. */
 export function ordered(components: readonly ComponentSource[]): ComponentSource[] {
   return components.map((c, i) => ({ c, i })).sort((a, b) => a.c.priority - b.c.priority || a.i - b.i).map((x) => x.c)
+}
+
+/**
+ * Runs fn holding the interface's chain lock (a file created with O_EXCL beside chain.json), so two
+ * processes changing one chain at once (xdp-load and a kbx tool) do not lose each other's change. A lock
+ * whose process is gone is taken over.
+ */
+export function withChainLock<T>(iface: string, fn: () => T): T {
+  const dir = chainDir(iface)
+  mkdirSync(dir, { recursive: true })
+  const lock = join(dir, 'lock')
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const holder = Number(readFileSync(lock, 'utf8') || 0)
+      if (holder > 0 && !pidAlive(holder)) {
+        rmSync(lock, { force: true })
+        continue
+      }
+      if (Date.now() > deadline) throw new KbxError(`the chain of ${iface} stays locked by process ${holder}`, { op: 'lock dispatcher chain', errno: 16, hint: `remove ${lock} if that process is gone` })
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
+  }
+  try {
+    return fn()
+  } finally {
+    rmSync(lock, { force: true })
+    if (!existsSync(join(dir, 'chain.json'))) removeChain(iface)
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }

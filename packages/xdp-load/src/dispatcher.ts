@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { KbxError, UsageError } from '@kbx/errors'
 import { BpfObject, linkObjects } from '@kbx/bpf'
 import { BPF_PROG_TYPE_XDP, bpfObjectPath } from '@kbx/ffi'
+import { renameBtfGlobals } from './btf-rename.js'
 import { elfLicense, elfSections, renameInPlace } from './elf.js'
 
 /** The dispatcher's own program name (the one attached; its components are BPF-to-BPF calls). */
@@ -22,8 +23,14 @@ export interface ComponentSource {
   section: string
   priority: number
   license: string
-  /** Maps it declares (pinned under …/maps/NAME). */
+  /** Maps it declares (pinned under …/maps/NAME), by their names in the chain (after renames). */
   maps: string[]
+  /** Globals renamed in this component (old → new), so two copies of one program can share a chain. */
+  renames?: Record<string, string>
+  /** .rodata values to set (by name in the chain, hex bytes): a kbx tool's per-run configuration. */
+  rodata?: Record<string, string>
+  /** The kbx tool process that added it (it removes it on exit; after a SIGKILL, `xdp-load unload --prog`). */
+  owner?: { tool: string; pid: number }
 }
 
 /** Must match KBX_SLOT(n) in bpf/xdp_dispatcher.c. */
@@ -97,6 +104,15 @@ function licenseBytes(license: string, size: number): Buffer {
   return bytes
 }
 
+/** llvm-objcopy arguments renaming a component's globals in its symbols and its BTF alike. */
+function globalRenames(c: ComponentSource, workDir: string, slot: number): string[] {
+  const renames = Object.entries(c.renames ?? {})
+  if (renames.length === 0) return []
+  const btfFile = join(workDir, `${slot}-btf`)
+  writeFileSync(btfFile, renameBtfGlobals(readFileSync(c.copy), c.copy, new Map(renames)))
+  return ['--update-section', `.BTF=${btfFile}`, ...renames.flatMap(([from, to]) => ['--redefine-sym', `${from}=${to}`])]
+}
+
 /**
  * Builds the dispatcher object for these components (in priority order) in workDir and returns its path:
  * the template's slots renamed to the components' entry functions; each component's program section
@@ -123,6 +139,10 @@ export function buildDispatcher(components: readonly ComponentSource[], workDir:
     const out = join(workDir, `${slot}-${c.name}.o`)
     const rename = c.section === '.text' ? [] : ['--rename-section', `${c.section}=.text`]
     objcopy(['--strip-debug', ...rename, '--remove-section', '.BTF.ext', '--remove-section', '.rel.BTF.ext', '--update-section', `license=${licenseFile}`, c.copy, out])
+    // A second pass: llvm-objcopy 14 leaves .rel.BTF pointing at .BTF's old index when one pass both
+    // removes sections and replaces .BTF ("ELF relo section #9 points to missing section #18").
+    const renames = globalRenames(c, workDir, slot)
+    if (renames.length > 0) objcopy([...renames, out])
     inputs.push(out)
   })
   const combined = join(workDir, 'combined.o')

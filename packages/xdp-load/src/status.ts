@@ -90,7 +90,9 @@ export function formatStatusTable(report: StatusReport): string {
     if (i.programs.length === 0) rows.push([i.iface, '-', '', '', '', '', ''])
     for (const p of i.programs) {
       rows.push([i.iface, p.mode, String(p.id), p.name, p.tag, p.owner, p.maps.map((m) => `${m.name}(${m.id})`).join(',')])
-      p.chain?.forEach((c, n) => rows.push(['', '', '', `${n + 1}. ${c.name}`, `prio ${c.priority}`, basename(c.object), c.maps.join(',')]))
+      p.chain?.forEach((c, n) =>
+        rows.push(['', '', '', `${n + 1}. ${c.name}`, `prio ${c.priority}`, c.owner ? `${c.owner.tool} pid ${c.owner.pid}` : basename(c.object), c.maps.join(',')]),
+      )
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))

@@ -109,3 +109,24 @@ t.test('ab-arbitrate: line A through the dispatcher beside a foreign program, li
   t.equal(xdpLoad('unload', bed.dstA.name).code, 0)
   t.same(xdpAttachmentOf(bed.dstA.name).programs, [])
 })
+
+t.test('a tool killed with SIGKILL leaves its component behind: status says its owner is gone, unload --prog removes it', async (t) => {
+  const net = withTestNet(t)
+  const bed = abBed(net)
+  t.equal(xdpLoad('load', bed.dstA.name, bpfObjectPath('test_foreign_pass'), '--dispatcher', '--mode', 'skb').code, 0)
+  const arb = await startArbitrator(net, bed, ['--mode', 'skb'])
+  const name = chainNow(bed.dstA.name)[1]
+  t.match(name, /^kbx_ab_arbitrate_k\d+$/)
+  arb.child.kill('SIGKILL')
+  await arb.exited
+  t.same(chainNow(bed.dstA.name), ['foreign_pass', name], 'the component stays: nobody removed it')
+  const status = xdpLoad('status', bed.dstA.name, '--json')
+  const killed = status.data?.interfaces[0]?.programs[0]?.chain[1]
+  t.same(killed?.owner, { tool: 'ab-arbitrate', pid: arb.child.pid, alive: false }, 'status names its owner, gone')
+  t.same(xdpAttachmentOf(bed.dstB.name).programs, [], "line B's own link died with the process")
+  const removed = xdpLoad('unload', bed.dstA.name, '--prog', name!)
+  t.equal(removed.code, 0, removed.stderr)
+  t.same(chainNow(bed.dstA.name), ['foreign_pass'])
+  t.equal(xdpLoad('unload', bed.dstA.name).code, 0)
+  t.same(xdpAttachmentOf(bed.dstA.name).programs, [])
+})

@@ -130,3 +130,40 @@ t.test('a tool killed with SIGKILL leaves its component behind: status says its 
   t.equal(xdpLoad('unload', bed.dstA.name).code, 0)
   t.same(xdpAttachmentOf(bed.dstA.name).programs, [])
 })
+
+t.test('fix-tcp and ab-arbitrate on ONE interface at the same time, each on its own queue, beside a foreign program', async (t) => {
+  // Two queues on fix-tcp's interface (ab's line A): the namespace's kernel sends everything (the FIX
+  // session) out of tx queue 1, so it arrives on rx queue 1 (veth: the sender's queue), where fix-tcp binds;
+  // ab-feed sends line A over AF_XDP on queue 0, where ab-arbitrate binds (--queue 0).
+  const b = await fixBed(t, { queues: 2 })
+  const cpus = Number(b.net.run(null, 'nproc', []).trim())
+  const allCpus = ((1n << BigInt(cpus)) - 1n).toString(16)
+  b.net.run(b.netns, 'sh', ['-c', `echo 0 > /sys/class/net/${b.remoteIface}/queues/tx-0/xps_cpus && echo ${allCpus} > /sys/class/net/${b.remoteIface}/queues/tx-1/xps_cpus`])
+  const lineB = b.net.addVethPair({ b: { netns: b.netns } })
+  const bed = { ns: b.netns, dstA: { ...lineB.a, name: b.iface, ip: b.localIp }, srcA: { ...lineB.b, name: b.remoteIface }, dstB: lineB.a, srcB: lineB.b }
+
+  t.equal(xdpLoad('load', b.iface, bpfObjectPath('test_count_udp_drop'), '--dispatcher').code, 0)
+  const arb = await startArbitrator(b.net, bed, ['--queue', '0'])
+  await waitUntil('ab-arbitrate to join', () => chainNow(b.iface).length === 2)
+  const fix = startFixTcp(b, ['--orders', '16000', '--rate', '2000', '--reset', '--queue', '1'], 'xdp')
+  await waitUntil('fix-tcp to join', () => chainNow(b.iface).length === 3 || fix.child.exitCode !== null, 30_000)
+  const together = chainOn(b.iface)
+  t.same(together.map((n) => n.replace(/_k\d+$/, '')), ['count_udp_drop', 'kbx_ab_arbitrate', 'kbx_fix_steer'], 'three programs on one interface: a foreign one and two kbx tools')
+
+  const [feed, fixRun] = await Promise.all([
+    runFeedOnBed(b.net, bed, ['--dst-a', b.localIp, '--dst-b', lineB.a.ip!, '--count', '3000', '--rate', '3000', '--seed', '7', '--gap', '0.01', '--loss-a', '0.05', '--loss-b', '0.05']),
+    runFixTcp(b, [], 'xdp', fix),
+  ])
+  t.equal(fixRun.end.orders.acked, 16000, 'fix-tcp: every order acked')
+  const truth = feed.events.find((e) => e.event === 'end')?.data
+  t.ok(truth, feed.stderr())
+  await waitUntil('every packet of the union delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= truth!['union']), 30_000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+  t.equal(end['delivered'], truth!['union'], 'ab-arbitrate: the union of both lines delivered at the same time')
+  t.equal(end['duplicatesDelivered'], 0)
+  t.same(chainNow(b.iface), ['count_udp_drop'], 'both left; the foreign program runs on')
+  t.equal(xdpLoad('unload', b.iface).code, 0)
+  t.same(xdpAttachmentOf(b.iface).programs, [])
+})

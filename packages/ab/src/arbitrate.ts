@@ -70,6 +70,7 @@ export function arbitrateOptions() {
     holdUs: intOption('--hold-us <us>', 'with --order sequence: longest wait for a hole before it is given up on (more than the recovery time, to wait for recovery)', { min: 1, max: 60_000_000, default: 200_000 }),
     holdMax: intOption('--hold-max <n>', 'with --order sequence: packets held at most (2 KiB each); when full, the arriving stream\'s hole is given up on (counted)', { min: 1, max: 1 << 24, default: 8192 }),
     mode: commonOptions.mode,
+    queue: intOption('--queue <n>', 'bind only this rx queue of each line (default: every queue), so another AF_XDP tool can own the others', { min: 0, max: 1023 }),
     duration: commonOptions.duration,
     interval: commonOptions.interval,
   })
@@ -297,6 +298,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     resetDistance,
     skewSample,
     mode: o.mode,
+    ...(o.queue !== undefined ? { queue: o.queue } : {}),
     copyFrames: pcap !== undefined,
     log: (m) => ctx.log.info(m),
     ...(o.pin !== undefined ? { pin: o.pin } : {}),

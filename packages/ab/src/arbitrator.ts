@@ -57,6 +57,8 @@ export interface ArbitratorOptions {
   /** Skew sampled on one number in this many (power of two, default 8). */
   skewSample?: number
   mode?: XdpMode
+  /** Bind only this rx queue of each line (default: every queue): another AF_XDP tool may own the others. */
+  queue?: number
   /** Copy every delivered frame out (DeliveredBatch.packets); off: counters and gaps only. */
   copyFrames?: boolean
   /** Fill and RX ring entries per socket (power of two, default 4096). */
@@ -259,14 +261,19 @@ export class Arbitrator {
       undo.push(() => obj.close())
       // Deep rings: a line's burst while the process is descheduled waits in its fill/RX ring
       // (ringSize frames per socket) instead of being dropped.
-      const queues = a.rxQueues + b.rxQueues
+      const queuesOf = (info: { name: string; rxQueues: number }): number[] => {
+        if (options.queue === undefined) return [...Array(info.rxQueues).keys()]
+        if (options.queue >= info.rxQueues) throw new UsageError(`${info.name} has ${info.rxQueues} rx queue(s): no queue ${options.queue}`, { op: 'open A/B arbitrator' })
+        return [options.queue]
+      }
+      const queues = queuesOf(a).length + queuesOf(b).length
       const ringSize = options.ringSize ?? 4096
       const umem = Umem.create({ frameCount: ringSize * (queues + 1) + 1024 * queues, fillSize: ringSize })
       undo.push(() => umem.close())
       const sockets: XskSocket[] = []
       const lines: number[] = []
       for (const [line, info] of [a, b].entries()) {
-        for (let queue = 0; queue < info.rxQueues; queue++) {
+        for (const queue of queuesOf(info)) {
           const mode = options.mode ?? 'auto'
           sockets.push(XskSocket.create({ umem, iface: info.name, queue, tx: false, mode, log, rxSize: ringSize, fillFrames: ringSize }))
           lines.push(line)

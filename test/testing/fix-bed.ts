@@ -37,6 +37,8 @@ export interface FixBedOptions {
   acceptorArgs?: string[]
   /** Permanent neighbour entries on both ends (TestNet's default: yes). */
   neighbours?: boolean
+  /** rx/tx queues of the veth pair (default 1). */
+  queues?: number
 }
 
 /** Starts an acceptor in the bed's namespace (also to restart one); resolves once it listens. */
@@ -52,7 +54,10 @@ export async function startAcceptor(b: Pick<FixBed, 'net' | 'netns' | 'exchIp' |
 
 export async function fixBed(t: Test, options: FixBedOptions = {}): Promise<FixBed> {
   const net = withTestNet(t)
-  const { netns, local, remote } = net.addLinkedNamespace(options.neighbours === undefined ? {} : { neighbours: options.neighbours })
+  const { netns, local, remote } = net.addLinkedNamespace({
+    ...(options.neighbours === undefined ? {} : { neighbours: options.neighbours }),
+    ...(options.queues === undefined ? {} : { queues: options.queues }),
+  })
   const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-test-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const place = { net, netns, exchIp: remote.ip!, dir }

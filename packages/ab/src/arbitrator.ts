@@ -2,7 +2,9 @@
 // (one shared UMEM), and the native receive loop. One FFI call per batch (Arbitrator.poll).
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { ensureBpffs } from '@kbx/bpf'
-import type { BpfMap, BpfObject, XdpLink } from '@kbx/bpf'
+import { attachOrJoin } from '@kbx/xdp-load'
+import type { ToolAttachment } from '@kbx/xdp-load'
+import type { BpfMap, BpfObject } from '@kbx/bpf'
 import type { XdpMode } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { kbxAddress, koffi } from '@kbx/ffi'
@@ -55,6 +57,8 @@ export interface ArbitratorOptions {
   /** Skew sampled on one number in this many (power of two, default 8). */
   skewSample?: number
   mode?: XdpMode
+  /** Bind only this rx queue of each line (default: every queue): another AF_XDP tool may own the others. */
+  queue?: number
   /** Copy every delivered frame out (DeliveredBatch.packets); off: counters and gaps only. */
   copyFrames?: boolean
   /** Fill and RX ring entries per socket (power of two, default 4096). */
@@ -165,11 +169,14 @@ export function streamKeyName(key: Buffer): string {
   return session.toString('ascii').trimEnd()
 }
 
+/** A line's XDP attachment: its own bpf_link or a component of kbx's dispatcher on that interface. */
+export type AbAttachment = ToolAttachment & { ifindex: number }
+
 export class Arbitrator {
   readonly format: FeedFormat
   readonly window: number
   readonly sockets: XskSocket[]
-  readonly links: XdpLink[]
+  readonly links: AbAttachment[]
   readonly lineA: string
   readonly lineB: string
   readonly #obj: BpfObject
@@ -196,7 +203,7 @@ export class Arbitrator {
     obj: BpfObject
     umem: Umem
     sockets: XskSocket[]
-    links: XdpLink[]
+    links: AbAttachment[]
     rx: number
     copy: Buffer | undefined
     pinned: string[]
@@ -254,14 +261,19 @@ export class Arbitrator {
       undo.push(() => obj.close())
       // Deep rings: a line's burst while the process is descheduled waits in its fill/RX ring
       // (ringSize frames per socket) instead of being dropped.
-      const queues = a.rxQueues + b.rxQueues
+      const queuesOf = (info: { name: string; rxQueues: number }): number[] => {
+        if (options.queue === undefined) return [...Array(info.rxQueues).keys()]
+        if (options.queue >= info.rxQueues) throw new UsageError(`${info.name} has ${info.rxQueues} rx queue(s): no queue ${options.queue}`, { op: 'open A/B arbitrator' })
+        return [options.queue]
+      }
+      const queues = queuesOf(a).length + queuesOf(b).length
       const ringSize = options.ringSize ?? 4096
       const umem = Umem.create({ frameCount: ringSize * (queues + 1) + 1024 * queues, fillSize: ringSize })
       undo.push(() => umem.close())
       const sockets: XskSocket[] = []
       const lines: number[] = []
       for (const [line, info] of [a, b].entries()) {
-        for (let queue = 0; queue < info.rxQueues; queue++) {
+        for (const queue of queuesOf(info)) {
           const mode = options.mode ?? 'auto'
           sockets.push(XskSocket.create({ umem, iface: info.name, queue, tx: false, mode, log, rxSize: ringSize, fillFrames: ringSize }))
           lines.push(line)
@@ -269,8 +281,14 @@ export class Arbitrator {
       }
       undo.push(() => sockets.forEach((s) => s.close()))
       steerTo(obj, sockets)
-      const links = [a, b].map((info) => obj.program().attachXdp(info.name, options.mode ?? 'auto', log))
-      undo.push(() => links.forEach((l) => l.close()))
+      // Each line: its own bpf_link, or one more program of kbx's dispatcher when the interface carries one.
+      const prog = obj.program().name
+      const links: AbAttachment[] = []
+      undo.push(() => links.forEach((l) => l.detach()))
+      for (const info of [a, b]) {
+        const link = attachOrJoin(obj, prog, info.name, options.mode ?? 'auto', { tool: 'ab-arbitrate', log })
+        links.push({ ...link, ifindex: info.ifindex })
+      }
       const pinned = options.pin !== undefined ? pinMaps(obj, options.pin, log) : []
 
       const ab = libkbxAb()
@@ -378,7 +396,7 @@ export class Arbitrator {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    for (const link of this.links) link.close()
+    for (const link of this.links) link.detach()
     libkbxAb().kbx_ab_rx_destroy(this.#rx)
     this.#outputs?.close()
     for (const s of this.sockets) s.close()

@@ -46,6 +46,7 @@ export type FeatureName =
   | 'progTestRun'
   | 'liveFrames'
   | 'freplace'
+  | 'libxdpDispatcher'
   | 'xdpNative'
   | 'xdpSkb'
   | 'multiQueue'
@@ -84,6 +85,8 @@ export interface FeatureReport {
   /** BPF_PROG_TYPE_EXT replacing a function of a loaded XDP program (what libxdp's dispatcher needs). */
   freplace: boolean
   iface?: string
+  /** libxdp's multi-program dispatcher attached for real (xdp-load probes it when given an interface). */
+  libxdpDispatcher?: boolean
   xdpNative?: boolean
   xdpSkb?: boolean
   multiQueue?: QueueCounts

@@ -1,4 +1,5 @@
 export { BpfObject, BpfProgram } from './object.js'
+export { linkObjects } from './linker.js'
 export { BpfMap, readCounters, numPossibleCpus, type UpdateFlag } from './map.js'
 export {
   XdpLink,

@@ -208,6 +208,12 @@ export class XdpLink {
     }
   }
 
+  /** Replace the link's program atomically (BPF_LINK_UPDATE): no frame goes without a program. */
+  update(progFd: number, progName: string): void {
+    const ret = libbpf().bpf_link_update(this.checkedFd(), progFd, null)
+    if (ret !== 0) throw bpfError(`replace the program of XDP link ${this.id} with ${progName}`, errnoOf(ret))
+  }
+
   /** Detach the program from the interface now (even if pinned elsewhere) and close the fd. */
   detach(): void {
     const ret = libbpf().bpf_link_detach(this.checkedFd())

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { relative } from 'node:path'
 import { UsageError } from '@kbx/errors'
-import { koffi, libbpf, repoRoot, type BpfObjectPtr, type BpfProgramPtr } from '@kbx/ffi'
+import { koffi, libbpf, libc, repoRoot, type BpfObjectPtr, type BpfProgramPtr } from '@kbx/ffi'
 import { btfSectionVars } from './btf.js'
 import { bpfError, errnoOf } from './errors.js'
 import { progInfoByFd, type ProgInfo } from './info.js'
@@ -57,6 +57,12 @@ export class BpfProgram {
    */
   attachXdp(iface: string | number, mode: XdpAttachMode = 'auto', log?: (msg: string) => void): XdpLink {
     return XdpLink.attach(this.fd, this.name, iface, mode, log)
+  }
+
+  /** Whether load() loads this program (before load; a linked dispatcher loads only its entry). */
+  setAutoload(autoload: boolean): void {
+    const ret = libbpf().bpf_program__set_autoload(this.handle, autoload)
+    if (ret !== 0) throw bpfError(`set autoload of program ${this.name}`, errnoOf(ret))
   }
 
   /** BPF_PROG_TEST_RUN: run the program on one frame (see TestRunOptions for cpu and live). */
@@ -144,6 +150,39 @@ export class BpfObject {
     if (ret !== 0) throw bpfError(`set max_entries of map ${mapName} to ${maxEntries}`, -ret)
   }
 
+  /**
+   * Before load(): use the map pinned at pinPath(name) instead of creating a new one, for every map that
+   * has such a pin (so a rebuilt program keeps its state). Returns the names of the maps reused.
+   */
+  reusePinnedMaps(pinPath: (name: string) => string): string[] {
+    const handle = this.checkedHandle()
+    if (this.loaded) throw new UsageError(`reusePinnedMaps: ${this.path} is already loaded`)
+    const lib = libbpf()
+    const reused: string[] = []
+    for (let m = lib.bpf_object__next_map(handle, null); m; m = lib.bpf_object__next_map(handle, m)) {
+      if (lib.bpf_map__is_internal(m)) continue
+      const name = lib.bpf_map__name(m)
+      const path = pinPath(name)
+      if (!existsSync(path)) continue
+      const fd = lib.bpf_obj_get(path)
+      if (fd < 0) throw bpfError(`open pinned map ${path}`, errnoOf(fd))
+      try {
+        const ret = lib.bpf_map__reuse_fd(m, fd)
+        if (ret !== 0) throw bpfError(`reuse pinned map ${path} for ${name}`, errnoOf(ret))
+      } finally {
+        libc().close(fd) // reuse_fd keeps its own duplicate
+      }
+      reused.push(name)
+    }
+    return reused
+  }
+
+  /** Names of the object's .rodata variables (its `const volatile` globals). */
+  rodataVariables(): string[] {
+    const btf = libbpf().bpf_object__btf(this.checkedHandle())
+    return btf ? btfSectionVars(btf, '.rodata').map((v) => v.name) : []
+  }
+
   /** Read a .rodata variable's current bytes (before or after load). */
   rodata(name: string): Buffer {
     const handle = this.checkedHandle()
@@ -209,6 +248,17 @@ export class BpfObject {
   programs(): BpfProgram[] {
     this.checkedHandle()
     return [...this.programList]
+  }
+
+  /** Names of the maps the object declares (before or after load), without the internal .rodata/.bss/.data ones. */
+  declaredMaps(): string[] {
+    const handle = this.checkedHandle()
+    const lib = libbpf()
+    const names: string[] = []
+    for (let m = lib.bpf_object__next_map(handle, null); m; m = lib.bpf_object__next_map(handle, m)) {
+      if (!lib.bpf_map__is_internal(m)) names.push(lib.bpf_map__name(m))
+    }
+    return names
   }
 
   /** A map by name (after load). Internal maps are named by section: ".rodata", ".bss", ".data". */

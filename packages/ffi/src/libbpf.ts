@@ -86,13 +86,15 @@ const BpfObjectType = koffi.opaque('bpf_object')
 const BpfProgramType = koffi.opaque('bpf_program')
 const BpfMapType = koffi.opaque('bpf_map')
 const BtfType = koffi.opaque('btf')
-void BpfObjectType, BpfProgramType, BpfMapType, BtfType
+const BpfLinkerType = koffi.opaque('bpf_linker')
+void BpfObjectType, BpfProgramType, BpfMapType, BtfType, BpfLinkerType
 
 /** Pointers handed out by libbpf; only ever passed back to it. */
 export type BpfObjectPtr = { readonly __opaque: 'bpf_object' }
 export type BpfProgramPtr = { readonly __opaque: 'bpf_program' }
 export type BpfMapPtr = { readonly __opaque: 'bpf_map' }
 export type BtfPtr = { readonly __opaque: 'btf' }
+export type BpfLinkerPtr = { readonly __opaque: 'bpf_linker' }
 /** A raw C pointer (koffi external) to memory libbpf owns. */
 export type RawPtr = { readonly __opaque: 'pointer' }
 
@@ -338,6 +340,12 @@ export interface LibBpf {
   bpf_program__log_level(prog: BpfProgramPtr): number
   bpf_program__set_autoload(prog: BpfProgramPtr, autoload: boolean): number
 
+  /** libbpf's static linker (what `bpftool gen object` runs): objects in, one object file out. */
+  bpf_linker__new(filename: string, opts: null): BpfLinkerPtr | null
+  bpf_linker__add_file(linker: BpfLinkerPtr, filename: string, opts: null): number
+  bpf_linker__finalize(linker: BpfLinkerPtr): number
+  bpf_linker__free(linker: BpfLinkerPtr): void
+
   bpf_map__name(map: BpfMapPtr): string
   bpf_map__fd(map: BpfMapPtr): number
   bpf_map__type(map: BpfMapPtr): number
@@ -351,6 +359,8 @@ export interface LibBpf {
   bpf_map__btf_value_type_id(map: BpfMapPtr): number
   /** size receives the bytes of the region; returns a pointer into libbpf's copy of the section (writable before load). */
   bpf_map__initial_value(map: BpfMapPtr, size: [number]): RawPtr | null
+  /** Use an existing map (e.g. a pinned one) instead of creating this one at load. */
+  bpf_map__reuse_fd(map: BpfMapPtr, fd: number): number
 
   btf__new_empty(): BtfPtr | null
   btf__free(btf: BtfPtr): void
@@ -373,6 +383,8 @@ export interface LibBpf {
 
   bpf_link_create(progFd: number, targetFd: number, attachType: number, opts: object | null): number
   bpf_link_detach(linkFd: number): number
+  /** Atomically replace the program of a link (BPF_LINK_UPDATE). */
+  bpf_link_update(linkFd: number, newProgFd: number, opts: null): number
   bpf_obj_pin(fd: number, path: string): number
   bpf_obj_get(path: string): number
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, infoLen: [number]): number
@@ -461,6 +473,7 @@ export function libbpf(): LibBpf {
     bpf_map__is_internal: f('bool bpf_map__is_internal(const bpf_map *map)'),
     bpf_map__btf_key_type_id: f('uint32_t bpf_map__btf_key_type_id(const bpf_map *map)'),
     bpf_map__btf_value_type_id: f('uint32_t bpf_map__btf_value_type_id(const bpf_map *map)'),
+    bpf_map__reuse_fd: f('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
     bpf_map__initial_value: f('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
 
     btf__new_empty: f('btf *btf__new_empty()'),
@@ -488,6 +501,11 @@ export function libbpf(): LibBpf {
       'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const bpf_link_create_opts *opts)',
     ),
     bpf_link_detach: f('int bpf_link_detach(int link_fd)'),
+    bpf_link_update: f('int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
+    bpf_linker__new: f('bpf_linker *bpf_linker__new(const char *filename, const void *opts)'),
+    bpf_linker__add_file: f('int bpf_linker__add_file(bpf_linker *linker, const char *filename, const void *opts)'),
+    bpf_linker__finalize: f('int bpf_linker__finalize(bpf_linker *linker)'),
+    bpf_linker__free: f('void bpf_linker__free(bpf_linker *linker)'),
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *pathname)'),
     bpf_obj_get: f('int bpf_obj_get(const char *pathname)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int bpf_fd, void *info, _Inout_ uint32_t *info_len)'),

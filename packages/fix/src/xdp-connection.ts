@@ -4,13 +4,14 @@
 import { createServer } from 'node:net'
 import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
-import type { XdpLink } from '@kbx/bpf'
 import { NetError, XskError } from '@kbx/errors'
 import { bpfObjectPath, kbxAddress, nativeError, readU64Fields } from '@kbx/ffi'
 import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixXdp } from './native.js'
 import type { KbxFixXdpPtr } from './native.js'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
+import { attachOrJoin } from '@kbx/xdp-load'
+import type { ToolAttachment } from '@kbx/xdp-load'
 import { ReflexIo, configureReflex, reflexCounters } from './reflex.js'
 import type { ReflexArm, ReflexCounters, ReflexOrder, ReflexTemplate } from './reflex.js'
 
@@ -68,7 +69,7 @@ export class XdpConnection {
   readonly nextHopMac: string
   readonly zeroCopy: boolean
   readonly xdpMode: string
-  /** The steering program's bpf_link and program ids (bpftool link/prog show). */
+  /** The steering program's bpf_link and program ids (bpftool link/prog show): kbx's dispatcher's when it joined one. */
   readonly xdpLinkId: number
   readonly xdpProgId: number
   #x: KbxFixXdpPtr | null
@@ -76,7 +77,7 @@ export class XdpConnection {
   readonly #umem: Umem
   readonly #socket: XskSocket
   readonly #obj: BpfObject
-  #link: XdpLink | null
+  #link: ToolAttachment | null
   readonly #reservation: Server
   readonly #rx = Buffer.from(new ArrayBuffer(RX_CAPACITY))
   readonly #rxAddress = kbxAddress(this.#rx)
@@ -93,7 +94,7 @@ export class XdpConnection {
   readonly #timingsAddress = kbxAddress(this.#timings)
   state = 'closed'
 
-  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
+  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: ToolAttachment; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
     this.#x = parts.x
     this.#address = kbxAddress(parts.x as never)
     this.#umem = parts.umem
@@ -168,7 +169,8 @@ export class XdpConnection {
       if (rc < 0 || out[0] === null) throw nativeError(rc, 'create fix-tcp AF_XDP connection', { type: XskError })
       const x = out[0]
       undo.push(() => lib.kbx_fix_xdp_destroy(x))
-      const link = obj.program('kbx_fix_steer').attachXdp(o.iface, o.mode ?? 'auto', o.log)
+      // Its own bpf_link, or one more program of kbx's dispatcher when the interface carries one.
+      const link = attachOrJoin(obj, 'kbx_fix_steer', o.iface, o.mode ?? 'auto', { tool: 'fix-tcp', ...(o.log ? { log: o.log } : {}) })
       undo.push(() => link.detach())
       // this connection's 4-tuple (and ARP for our address) -> the socket
       steerTo(obj, [socket])

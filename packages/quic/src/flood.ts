@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
+import { attachOrJoin } from '@kbx/xdp-load'
 import {
   choiceOption,
   commonOptions,
@@ -215,9 +216,11 @@ function steerReturnTraffic(ctx: ToolContext<FloodCliOptions>, xsks: XskSocket[]
   obj.setRodata('match_dport_max', firstPort + ports - 1)
   obj.setRodata('match_daddr', ipv4NetworkOrder(localIp))
   obj.load()
-  const link = obj.program('kbx_xsk_redirect').attachXdp(ctx.opts.iface, ctx.opts.mode, (m) => ctx.log.info(m))
+  // Its own bpf_link, or one more program of kbx's dispatcher when the interface carries one (so two
+  // quic-floods on different ports, or fix-tcp beside it, share the interface).
+  const link = attachOrJoin(obj, 'kbx_xsk_redirect', ctx.opts.iface, ctx.opts.mode, { tool: 'quic-flood', log: (m) => ctx.log.info(m) })
   ctx.onCleanup(() => {
-    link.close()
+    link.detach()
     obj.close()
   })
   steerTo(obj, xsks)

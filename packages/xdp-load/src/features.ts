@@ -2,6 +2,7 @@ import { probeFeatures } from '@kbx/bpf'
 import type { FeatureReport } from '@kbx/bpf'
 import { probeAfXdp, probeZeroCopy } from '@kbx/xsk'
 import { checkInterface } from './load.js'
+import { probeLibxdpDispatcher } from './libxdp-probe.js'
 
 /** Everything kbx needs from this kernel (and interface), each probed. */
 export function features(iface?: string): FeatureReport {
@@ -13,6 +14,9 @@ export function features(iface?: string): FeatureReport {
   if (!afXdp.ok) {
     report.failures.afXdp = { op: afXdp.operation ?? 'bind AF_XDP socket', ...errnoFields(afXdp), message: afXdp.hint ?? 'AF_XDP socket did not bind' }
   }
+  const libxdp = probeLibxdpDispatcher(checkInterface(iface))
+  report.libxdpDispatcher = libxdp.ok
+  if (libxdp.failure) report.failures.libxdpDispatcher = libxdp.failure
   const zeroCopy = probeZeroCopy(iface)
   report.zeroCopy = zeroCopy.ok && zeroCopy.zeroCopy
   if (!report.zeroCopy) {
@@ -43,6 +47,7 @@ const LABELS: [keyof FeatureReport, string][] = [
   ['progTestRun', 'BPF_PROG_TEST_RUN'],
   ['liveFrames', 'test run with live frames'],
   ['freplace', 'freplace (libxdp multi-program dispatcher)'],
+  ['libxdpDispatcher', "libxdp's dispatcher, two programs attached (kbx's own dispatcher works without it)"],
 ]
 
 export function formatFeatures(report: FeatureReport): string {

@@ -1,8 +1,10 @@
 import { UsageError } from '@kbx/errors'
-import { XDP_MODES, choiceOption, flagOption, optionTable, parseInterfaceName, runTool, stringOption } from '@kbx/cli'
+import { XDP_MODES, choiceOption, flagOption, optionTable, parseInterfaceName, runTool, stringOption, valueOption } from '@kbx/cli'
 import { writeAllSync } from '@kbx/stats'
 import type { Command, OptionTable, ToolContext } from '@kbx/cli'
 import { features, formatFeatures } from './features.js'
+import { loadChain, parseComponentArg, unloadComponent } from './chain-load.js'
+import { readChain } from './chain.js'
 import { loadAndPin } from './load.js'
 import { formatStatusTable, xdpStatus } from './status.js'
 import { runOnPcap } from './test-run.js'
@@ -59,19 +61,42 @@ function wantsJson(argv: readonly string[]): boolean {
 
 const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
   load: subcommand({
-    summary: 'attach an XDP program persistently (pinned bpf_link)',
+    summary: 'attach XDP programs persistently (pinned bpf_link); several: chained by kbx\'s dispatcher',
     privileges: true,
     options: optionTable({
       prog: progOption,
       mode: choiceOption('-m, --mode <mode>', 'attach mode', XDP_MODES, { default: 'auto', listed: true }),
+      priority: valueOption('--priority <list>', 'run order of the objects, lower first, one number per object (default: 10, 20, … after the chain\'s last)', parsePriorities, {}),
+      dispatcher: flagOption('--dispatcher', 'load even one object through the dispatcher, so more can be added later'),
     }),
-    build: (cmd) => cmd.argument('<iface>', 'interface', ifaceArg).argument('<object>', 'compiled XDP object (.o)'),
-    examples: ['sudo xdp-load load eth1 prog.o', 'sudo xdp-load load veth0 prog.o --prog xdp_count --mode skb'],
+    build: (cmd) => cmd.argument('<iface>', 'interface', ifaceArg).argument('<objects...>', 'compiled XDP objects (.o), each OBJECT.o or OBJECT.o:PROG'),
+    examples: [
+      'sudo xdp-load load eth1 prog.o',
+      'sudo xdp-load load veth0 prog.o --prog xdp_count --mode skb',
+      'sudo xdp-load load eth1 filter.o counter.o        (filter runs first; counter sees what filter passes)',
+      'sudo xdp-load load eth1 late.o --priority 5         (adds to the dispatcher already on eth1, first in line)',
+    ],
     run: (ctx) => {
-      const [iface, object] = ctx.args as [string, string]
+      const [iface, objects] = ctx.args as [string, string[]]
       const opts = ctx.opts
-      const result = loadAndPin({ iface, object, mode: opts.mode, ...(opts.prog ? { prog: opts.prog } : {}), log: (m) => ctx.log.info(m) })
-      ctx.log.info(`loaded ${result.program.name} (id ${result.program.id}) on ${iface} in ${result.mode} mode, pinned at ${result.link.pin}`)
+      const priorities = opts.priority
+      if (priorities && priorities.length !== objects.length) {
+        throw new UsageError(`--priority has ${priorities.length} number(s) for ${objects.length} object(s)`, { op: 'load' })
+      }
+      if (opts.prog && objects.length > 1) throw new UsageError('--prog picks the program of one object; with several write OBJECT.o:PROG', { op: 'load' })
+      const log = (m: string): void => ctx.log.info(m)
+      if (objects.length === 1 && !opts.dispatcher && !priorities && !readChain(iface)) {
+        const result = loadAndPin({ iface, object: objects[0]!, mode: opts.mode, ...(opts.prog ? { prog: opts.prog } : {}), log })
+        ctx.log.info(`loaded ${result.program.name} (id ${result.program.id}) on ${iface} in ${result.mode} mode, pinned at ${result.link.pin}`)
+        ctx.json.emit('load', { ...result })
+        return
+      }
+      const components = objects.map((arg, i) => {
+        const request = parseComponentArg(arg)
+        return { ...request, ...(opts.prog ? { prog: opts.prog } : {}), ...(priorities ? { priority: priorities[i]! } : {}) }
+      })
+      const result = loadChain({ iface, components, mode: opts.mode, log })
+      ctx.log.info(`dispatcher (id ${result.program.id}) on ${iface} in ${result.mode} mode runs ${result.chain.map((c) => c.name).join(' → ')}`)
       ctx.json.emit('load', { ...result })
     },
   }),
@@ -81,12 +106,20 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
     options: optionTable({
       all: flagOption('--all', 'every interface kbx has pinned programs on'),
       force: flagOption('--force', 'also detach programs kbx did not attach'),
+      prog: stringOption('--prog <name>', "remove one program from the interface's dispatcher chain, the others keep running"),
     }),
     build: (cmd) => cmd.argument('[iface]', 'interface', ifaceArg),
-    examples: ['sudo xdp-load unload eth1', 'sudo xdp-load unload --all'],
+    examples: ['sudo xdp-load unload eth1', 'sudo xdp-load unload eth1 --prog count_udp_drop', 'sudo xdp-load unload --all'],
     run: (ctx) => {
       const [iface] = ctx.args as [string | undefined]
       const opts = ctx.opts
+      if (opts.prog !== undefined) {
+        if (iface === undefined || opts.all) throw new UsageError('--prog needs an interface (and no --all)', { op: 'unload' })
+        const r = unloadComponent(iface, opts.prog)
+        ctx.log.info(`${iface}: removed ${r.removed}; ${r.chain.length ? `the chain runs ${r.chain.map((c) => c.name).join(' → ')}` : 'nothing left, unloaded'}`)
+        ctx.json.emit('unload', { ...r })
+        return
+      }
       if ((iface === undefined) === !opts.all) throw new UsageError('give an interface or --all (not both)', { op: 'unload' })
       const log = (m: string): void => ctx.log.warn(m)
       const results = opts.all ? unloadAll({ force: !!opts.force, log }) : [unload(iface!, { force: !!opts.force, log })]
@@ -145,6 +178,14 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
     },
   }),
 })
+
+function parsePriorities(value: string): number[] {
+  return value.split(',').map((p) => {
+    const n = Number(p)
+    if (!/^-?\d+$/.test(p.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`--priority: "${p}" is not an integer`, { op: 'parse arguments' })
+    return n
+  })
+}
 
 function printHelp(commands: Record<string, Subcommand>, fd: number): void {
   const width = Math.max(...Object.keys(commands).map((n) => n.length))

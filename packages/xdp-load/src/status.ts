@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs'
+import { basename } from 'node:path'
 import { ensureBpffs, linkInfoByPin, mapInfoById, progInfoById, xdpAttachmentOf, xdpAttachments } from '@kbx/bpf'
 import type { InterfaceXdp } from '@kbx/bpf'
+import { chainOf, type ChainComponent } from './chain-load.js'
+import { readChain } from './chain.js'
 import { interfacePins, pinnedInterfaces } from './pins.js'
 
 /** Who put a program on an interface. */
@@ -17,6 +20,8 @@ export interface ProgramStatus {
   owner: Owner
   linkPin?: string
   maps: { id: number; name: string; type: string; keySize: number; valueSize: number; maxEntries: number }[]
+  /** kbx's dispatcher: the programs it runs, in order (`xdp-load load IFACE A.o B.o`); a kbx tool's with its owner and whether it still runs. */
+  chain?: (ChainComponent & { owner?: { tool: string; pid: number; alive?: boolean } })[]
 }
 
 export interface InterfaceStatus {
@@ -47,6 +52,7 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
   const programs = x.programs.map((p): ProgramStatus => {
     const info = progInfoById(p.progId)
     const owner: Owner = pinnedProg === p.progId ? 'xdp-load' : info.name.startsWith('kbx_') ? 'kbx' : 'other'
+    const chain = owner === 'xdp-load' ? readChain(x.ifname) : undefined
     return {
       id: p.progId,
       name: info.name,
@@ -54,6 +60,7 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
       mode: p.mode,
       owner,
       ...(owner === 'xdp-load' ? { linkPin: interfacePins(x.ifname).link } : {}),
+      ...(chain ? { chain: chainOf(chain).map((c) => (c.owner ? { ...c, owner: { ...c.owner, alive: processAlive(c.owner.pid) } } : c)) } : {}),
       maps: info.mapIds.map((id) => {
         const m = mapInfoById(id)
         return { id, name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries }
@@ -77,12 +84,24 @@ export function xdpStatus(iface?: string): StatusReport {
   return { interfaces, stalePins }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 export function formatStatusTable(report: StatusReport): string {
   const rows = [['INTERFACE', 'MODE', 'PROG ID', 'NAME', 'TAG', 'OWNER', 'MAPS']]
   for (const i of report.interfaces) {
     if (i.programs.length === 0) rows.push([i.iface, '-', '', '', '', '', ''])
     for (const p of i.programs) {
       rows.push([i.iface, p.mode, String(p.id), p.name, p.tag, p.owner, p.maps.map((m) => `${m.name}(${m.id})`).join(',')])
+      p.chain?.forEach((c, n) =>
+        rows.push(['', '', '', `${n + 1}. ${c.name}`, `prio ${c.priority}`, c.owner ? `${c.owner.tool} pid ${c.owner.pid}${c.owner.alive ? '' : ' (gone)'}` : basename(c.object), c.maps.join(',')]),
+      )
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))

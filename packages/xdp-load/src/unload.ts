@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { KbxError } from '@kbx/errors'
 import { detachLinkById, ensureBpffs, linkInfoByPin, resolveIfindex, xdpAttachmentOf, xdpLinksOn } from '@kbx/bpf'
+import { removeChain } from './chain.js'
 import { interfacePins, pinnedInterfaces, removePins } from './pins.js'
 
 export interface UnloadResult {
@@ -42,6 +43,7 @@ export function unload(iface: string, opts: { force?: boolean; log?: (msg: strin
     result.linkIds.push(info.id)
     result.progIds.push(info.progId)
   }
+  removeChain(iface)
   if (existsSync(pins.dir)) {
     removePins(iface)
     result.unpinned = true

@@ -266,8 +266,14 @@ t.test('features: probed on a veth', async (t) => {
   t.equal(f?.zeroCopy, false, 'veth has no zero-copy AF_XDP')
   t.equal(f?.failures.zeroCopy.code, 'EOPNOTSUPP')
   t.equal(f?.freplace, probeFeatures(a.name).freplace, 'freplace as the library probe finds it on this kernel')
+  t.equal(f?.libxdpDispatcher, f?.freplace, "libxdp's dispatcher attaches exactly when freplace works")
+  if (!f?.libxdpDispatcher) {
+    t.match(f?.failures.libxdpDispatcher.op, /xdp_program__attach_multi/, 'the libxdp step that failed')
+    t.ok(f?.failures.libxdpDispatcher.errno > 0, `with its errno (${f?.failures.libxdpDispatcher.code}: ${f?.failures.libxdpDispatcher.message})`)
+  }
   t.equal(f?.atomics, true)
   t.same(xdpAttachmentOf(a.name).programs, [], 'probes leave nothing attached')
+  t.notOk(existsSync('/sys/fs/bpf/xdp/dispatch-' + xdpAttachmentOf(a.name).ifindex + '-0'), 'nor libxdp state')
   const human = xdpLoad('features', a.name, '--no-json')
   t.match(human.stdout, /yes\s+XDP native/)
   t.match(human.stdout, /no\s+AF_XDP zero-copy/)

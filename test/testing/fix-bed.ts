@@ -83,6 +83,17 @@ export async function runFixTcp(b: FixBed, args: string[], io: 'xdp' | 'socket' 
 
 export const named = (r: ToolRun, event: string) => r.events.filter((e) => e.event === event)
 
+/** `bpftool -j KIND show`: tried again when an object vanished while bpftool walked the ids (other tests run at once). */
+function bpftoolShow(b: FixBed, kind: 'link' | 'prog'): string {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return b.net.run(null, 'bpftool', ['-j', kind, 'show'])
+    } catch (err) {
+      if (attempt === 3) throw err
+    }
+  }
+}
+
 /**
  * No XDP program on fix-tcp's interface, and (for runs over --io xdp) neither the bpf_link nor the steering
  * program a run reported in its start event is still in the kernel.
@@ -90,7 +101,7 @@ export const named = (r: ToolRun, event: string) => r.events.filter((e) => e.eve
 export function nothingAttached(t: Test, b: FixBed, runs: ToolRun[] = []): void {
   const link = JSON.parse(b.net.run(null, 'ip', ['-j', '-d', 'link', 'show', 'dev', b.iface])) as { xdp?: unknown }[]
   t.equal(link[0]?.xdp, undefined, 'no XDP program left on the interface')
-  const ids = (kind: 'link' | 'prog') => new Set((JSON.parse(b.net.run(null, 'bpftool', ['-j', kind, 'show'])) as { id: number }[]).map((x) => x.id))
+  const ids = (kind: 'link' | 'prog') => new Set((JSON.parse(bpftoolShow(b, kind)) as { id: number }[]).map((x) => x.id))
   const links = ids('link')
   const programs = ids('prog')
   for (const run of runs) {

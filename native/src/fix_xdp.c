@@ -40,6 +40,7 @@ struct kbx_fix_xdp {
 	struct kbx_tcp_stats earlier;       /* counters of the connections before this one, summed */
 	uint32_t connections;
 	int tx_short;           /* this step left bytes TS wrote outside the send buffer: the reflex must not pass them */
+	struct kbx_fix_xdp_times *times; /* paced runs: the wake-up deadline in, TX and RX times out (TS's memory) */
 	struct timing_ring response, native, kick, reflex_time, reflex_kick;
 };
 
@@ -152,6 +153,26 @@ int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter)
 }
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x) { return x->reflex; }
+void kbx_fix_xdp_set_times(struct kbx_fix_xdp *x, struct kbx_fix_xdp_times *times) { x->times = times; }
+
+/*
+ * The step's wait for frames: until `until` (CLOCK_MONOTONIC ns), spinning on the RX ring's producer index
+ * until spin_until, asleep in ppoll() after. Returns the descriptors taken (or -errno).
+ */
+static int wait_rx(struct kbx_fix_xdp *x, uint64_t spin_until, uint64_t until)
+{
+	while (now_ns() < spin_until) {
+		if (kbx_xsk_rx_available(x->xsk) > 0)
+			return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
+		cpu_relax();
+	}
+	if (now_ns() >= until)
+		return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
+	int rc = kbx_fix_sleep_readable(x->xsk->fd, until);
+	if (rc < 0)
+		return rc;
+	return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
+}
 
 static void timing_push(struct kbx_fix_xdp *x, struct timing_ring *r, uint64_t ns)
 {
@@ -243,6 +264,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	/* A data ACK held back by the last step leaves now: on TS's reply if there is one, else alone. */
 	kbx_tcp_hold_ack(x->tcp, 0);
 	x->tx_short = 0;
+	if (x->times)
+		x->times->tx_ns = x->times->rx_ns = 0;
 	if (tx_len > 0) {
 		int accepted = kbx_tcp_write(x->tcp, (const uint8_t *)tx_data, tx_len);
 		r->tx_accepted = accepted > 0 ? (uint32_t)accepted : 0;
@@ -258,6 +281,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	x->send_ns = 0;
 	x->submit_ns = 0;
 	r->frames_out += transmit(x);
+	if (x->times && r->tx_accepted && x->submit_ns)
+		x->times->tx_ns = x->submit_ns;
 	if (answering) {
 		kbx_tcp_get_stats(x->tcp, &s);
 		if (s.bytes_out > bytes_out_before && x->submit_ns) {
@@ -277,21 +302,19 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		x->last_send_ns = now;
 	}
 	/* Spin on the RX ring's producer index (no syscall, no sleep, no wake-up latency): the whole wait with
-	 * busy_poll, else while an answer to what we sent is due. */
-	uint64_t spin_until = 0;
-	if (wait > 0)
-		spin_until = x->busy_poll ? now_ns() + (uint64_t)wait * 1000000ull : x->last_send_ns + SPIN_AFTER_SEND_NS;
-	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, spin_until ? 0 : wait);
-	if (n == 0 && spin_until) {
-		while (now_ns() < spin_until) {
-			if (kbx_xsk_rx_available(x->xsk) > 0) {
-				n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
-				break;
-			}
-			cpu_relax();
-		}
-		if (n == 0 && !x->busy_poll)
-			n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, wait);
+	 * busy_poll, else while an answer to what we sent is due; then asleep in ppoll() to the deadline: the
+	 * timeout, or sooner the paced run's next order (to the microsecond). */
+	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, 0);
+	if (n == 0 && wait > 0) {
+		uint64_t start = now_ns();
+		uint64_t until = start + (uint64_t)wait * 1000000ull;
+		uint64_t wake_at = x->times ? x->times->wake_at_ns : 0;
+		if (wake_at && wake_at < until)
+			until = wake_at;
+		uint64_t spin_until = x->busy_poll ? until : x->last_send_ns + SPIN_AFTER_SEND_NS;
+		if (spin_until > until)
+			spin_until = until;
+		n = wait_rx(x, spin_until, until);
 	}
 	if (n < 0) {
 		x->held = 0;
@@ -300,6 +323,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	x->held = (uint32_t)n;
 	if (n > 0) {
 		uint64_t taken = now_ns();
+		if (x->times)
+			x->times->rx_ns = taken;
 		uint64_t readable_before = s.readable;
 		for (int i = 0; i < n; i++) {
 			if (!kbx_tcp_input(x->tcp, x->area + x->rx[i].addr, x->rx[i].len, taken))

@@ -7,9 +7,11 @@ import type { ToolContext } from '@kbx/cli'
 import { NetError } from '@kbx/errors'
 import { RateMeter } from '@kbx/stats'
 import { Backoff } from './backoff.js'
+import { OrderBreakdown } from './breakdown.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
 import { redactMessage } from './logon.js'
 import { OrderFlow } from './orders.js'
+import { OrderPacer } from './pacing.js'
 import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
 import type { SessionEvent } from './session.js'
@@ -74,8 +76,10 @@ export class FixTcpRun implements TransportHost {
   readonly oneAtATime: boolean
   readonly durationMs: number
   readonly started = Date.now()
-  /** --rate pacing origin (moved past the time spent disconnected); first order's time for ordersPerSec. */
-  pacingOriginNs = 0n
+  /** --rate: when each order is due (moved past the time spent disconnected); undefined one at a time. */
+  readonly pacer: OrderPacer | undefined
+  readonly breakdown = new OrderBreakdown()
+  /** The first order's time, for ordersPerSec. */
   firstOrderNs = 0n
   lastOrderDoneMs = 0
   readonly reconnects = { disconnects: 0, reconnects: 0, failedAttempts: 0, downMs: 0 }
@@ -104,6 +108,8 @@ export class FixTcpRun implements TransportHost {
     this.flow.policy = { cancelRatio: opts.cancelRatio, replaceRatio: opts.replaceRatio, statusRatio: opts.statusRatio }
     this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
     this.oneAtATime = opts.rate === undefined
+    this.pacer = opts.rate === undefined ? undefined : new OrderPacer(opts.rate, this.limit)
+    this.flow.breakdown = this.breakdown
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
     ctx.signal.addEventListener('abort', () => this.notify(), { once: true })
@@ -183,6 +189,7 @@ export class FixTcpRun implements TransportHost {
           log: (msg) => ctx.log.info(msg),
         },
         ...(reflex === undefined ? {} : { reflex }),
+        busyPoll: opts.busyPoll === true,
       },
       this,
       ctx,
@@ -221,12 +228,19 @@ export class FixTcpRun implements TransportHost {
     const phase = this.phase
     switch (phase.kind) {
       case 'session':
-        return this.transport.waitsForEvents ? this.waitForChange(this.oneAtATime ? 100 : 1) : undefined
+        return this.transport.waitsForEvents ? this.waitForChange(this.msToNextOrder()) : undefined
       case 'backoff':
         return this.waitForChange(Math.max(0, Math.min(100, phase.retryAt - Date.now())))
       case 'connecting':
         return phase.settled ? undefined : phase.done
     }
+  }
+
+  /** An event-driven transport's wait: until the next paced order (whole ms: a timer's grain), at most 100 ms. */
+  private msToNextOrder(): number {
+    const at = this.wakeAtNs()
+    if (at === 0n) return 100
+    return Math.min(100, Math.max(0, Math.ceil(Number(at - process.hrtime.bigint()) / 1e6)))
   }
 
   notify(): void {
@@ -354,7 +368,8 @@ export class FixTcpRun implements TransportHost {
     this.reconnects.downMs += downMs
     this.backoff.failed() // until the logon: a connection the peer logs off at once backs off too
     // --rate: no burst of the orders "due" while down: the schedule resumes where it stopped
-    if (!this.oneAtATime && this.pacingOriginNs !== 0n) this.pacingOriginNs = process.hrtime.bigint() - BigInt(Math.round((this.flow.counters.sent / this.opts.rate!) * 1e9))
+    if (this.pacer?.started === true) this.pacer.resume(this.flow.attempts, process.hrtime.bigint())
+    this.breakdown.forget()
     ctx.json.emit('reconnect', { connection: this.transport.connections, attempts: phase.attempt, downMs, local: this.transport.local, nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq, outstanding: this.flow.outstanding })
     this.closedReason = undefined
     this.session.restart()
@@ -366,14 +381,32 @@ export class FixTcpRun implements TransportHost {
   pump(): void {
     const { session, flow } = this
     if (!session.active || flow.attempts >= this.limit || this.drainUntil !== 0) return
-    if (this.pacingOriginNs === 0n) this.pacingOriginNs = this.firstOrderNs = process.hrtime.bigint()
-    if (this.oneAtATime) {
+    if (this.firstOrderNs === 0n) this.firstOrderNs = process.hrtime.bigint()
+    const pacer = this.pacer
+    if (pacer === undefined) {
       // the next order once the last is answered (and its cancel, replace or status too); not past a full window
       if (this.quiet && (this.throttle === undefined || this.throttle.hasRoom(Date.now()))) flow.send()
       return
     }
-    const due = Math.min(this.limit, Math.floor((Number(process.hrtime.bigint() - this.pacingOriginNs) / 1e9) * this.opts.rate!) + 1)
+    const now = process.hrtime.bigint()
+    pacer.start(now)
+    const due = pacer.dueBy(now)
     while (flow.attempts < due) flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
+  }
+
+  paceDue(): boolean {
+    const pacer = this.pacer
+    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return false
+    const before = this.flow.attempts
+    if (pacer.started && before >= pacer.dueBy(process.hrtime.bigint())) return false
+    this.transport.batch(() => this.pump())
+    return this.flow.attempts > before
+  }
+
+  wakeAtNs(): bigint {
+    const pacer = this.pacer
+    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return 0n
+    return pacer.deadlineNs(this.flow.attempts)
   }
 
   // TransportHost
@@ -472,6 +505,7 @@ export class FixTcpRun implements TransportHost {
       ...this.lifecycleFields(),
       ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
       latencyUs: flow.latency.summary(),
+      breakdownUs: this.breakdown.summary(),
       ...this.transport.endFields(),
       session: { ...this.session.counters, events: this.sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
       connections: this.connectionCounts(),

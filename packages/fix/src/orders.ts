@@ -79,6 +79,8 @@ export class OrderFlow {
   orderTimeoutMs = 30_000
   readonly latency = new LatencyHistogram()
   intervalLatency = new LatencyHistogram()
+  /** Per-order stamps (breakdown.ts): told of each order sent and of its first ExecutionReport. */
+  breakdown: { decided(clOrdId: number, decidedNs: bigint): void; matched(clOrdId: number, matchedNs: bigint): void } | undefined
 
   constructor(
     private readonly session: FixSession,
@@ -146,6 +148,7 @@ export class OrderFlow {
     }
     store.nextClOrdId++
     this.pending.set(clOrdId, order)
+    this.breakdown?.decided(clOrdId, order.sentNs)
     this.lifecycle.newOrderSent(clOrdId)
     if (this.amends) this.terms.set(clOrdId, { price: this.spec.price, qty: this.spec.qty })
     this.counters.sent++
@@ -256,7 +259,9 @@ export class OrderFlow {
     const execType = msg.char(Tag.ExecType)
     const order = this.pending.get(clOrdId)
     if (order !== undefined) {
-      const ns = Number(process.hrtime.bigint() - order.sentNs)
+      const matchedNs = process.hrtime.bigint()
+      const ns = Number(matchedNs - order.sentNs)
+      this.breakdown?.matched(clOrdId, matchedNs)
       this.latency.record(ns)
       this.intervalLatency.record(ns)
       this.pending.delete(clOrdId)

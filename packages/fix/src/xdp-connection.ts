@@ -7,7 +7,7 @@ import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import type { XdpLink } from '@kbx/bpf'
 import { NetError, XskError } from '@kbx/errors'
 import { bpfObjectPath, kbxAddress, nativeError, readU64Fields } from '@kbx/ffi'
-import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixXdp } from './native.js'
+import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixPacing, libkbxFixXdp } from './native.js'
 import type { KbxFixXdpPtr } from './native.js'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
@@ -91,6 +91,8 @@ export class XdpConnection {
   readonly #timings = Buffer.from(new ArrayBuffer((TIMINGS * KBX_FIX_TIMING_RING + TIMINGS) * 4))
   readonly #reflexIo = new ReflexIo()
   readonly #timingsAddress = kbxAddress(this.#timings)
+  /** struct kbx_fix_xdp_times, lent to the native loop: wake_at_ns in; tx_ns, rx_ns out of each step. */
+  readonly #times = new BigUint64Array(new ArrayBuffer(3 * 8))
   state = 'closed'
 
   private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
@@ -109,6 +111,24 @@ export class XdpConnection {
     this.xdpMode = parts.link.mode
     this.xdpLinkId = parts.link.id
     this.xdpProgId = parts.link.progId
+    const pacing = libkbxFixPacing()
+    pacing.kbx_fix_xdp_set_times(parts.x, kbxAddress(Buffer.from(this.#times.buffer)))
+    pacing.kbx_fix_precise_timers()
+  }
+
+  /** The next step's wait ends at this CLOCK_MONOTONIC time at the latest (0n: no deadline). */
+  set wakeAtNs(ns: bigint) {
+    this.#times[0] = ns
+  }
+
+  /** The last step handed the first frame of the bytes written before it to the TX ring then (0n: it sent none). */
+  get txNs(): bigint {
+    return this.#times[1]!
+  }
+
+  /** The last step took received frames then (0n: none). */
+  get rxNs(): bigint {
+    return this.#times[2]!
   }
 
   /**

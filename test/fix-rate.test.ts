@@ -42,7 +42,7 @@ t.test('--rate 2000 over xdp and socket: every order acked, the breakdown consis
   await b.acceptor.exited
   const end = named(b.acceptor, 'end')[0]?.data
   t.ok(end !== undefined, 'the acceptor ended')
-  const rw = end.readToWriteUs
+  const rw = end?.readToWriteUs
   t.equal(rw.count, 2 * ORDERS, 'the acceptor timed each order it acked, read → write')
   t.ok(rw.p50 > 0 && rw.p50 < 5000, `acceptor read → write p50 ${rw.p50} µs`)
 })
@@ -57,6 +57,17 @@ t.test('fix-acceptor --busy-poll answers as usual, and says it spun', async (t) 
   b.acceptor.child.kill('SIGINT')
   await waitUntil('the acceptor to end', () => named(b.acceptor, 'end').length === 1)
   t.equal(named(b.acceptor, 'end')[0]?.data.busyPoll, true)
+})
+
+t.test('fix-quickfix-acceptor --busy-poll: QuickFIX polled without a timeout answers every paced order', async (t) => {
+  const b = await fixBed(t, { acceptor: 'quickfix', acceptorArgs: ['--busy-poll'] })
+  const run = await runFixTcp(b, ['--orders', '1000', '--rate', '2000', '--reset'], 'xdp')
+  t.equal(run.end.orders.acked, 1000, 'every order acked')
+  checkBreakdownLite(t, run.end)
+  b.acceptor.child.kill('SIGINT')
+  await waitUntil('QuickFIX to end', () => named(b.acceptor, 'end').length === 1)
+  t.equal(named(b.acceptor, 'end')[0]?.data.busyPoll, true)
+  t.equal(named(b.acceptor, 'end')[0]?.data.orders, 1000)
 })
 
 function checkBreakdownLite(t: Test, end: Record<string, any>): void {

@@ -97,6 +97,8 @@ struct Options {
   /** Required Username(553) and Password(554) on the Logon; empty: not checked. */
   std::string username;
   std::string password;
+  /** Poll the sockets without a timeout in a loop (Acceptor::poll(0)) instead of QuickFIX's thread blocking in select(). */
+  bool busyPoll = false;
 };
 
 /** Per session, under Acceptor::mutex_. */
@@ -441,6 +443,7 @@ void onSignal(int signal) { stopSignal = signal; }
                "%s%s%s"
                "usage: fix-quickfix-acceptor --store DIR [--port 9878] [--sender EXCH] [--target CLIENT1]... [--fill-every 1]\n"
                "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ] [--username U --password P]\n"
+               "                             [--busy-poll]\n"
                "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4, FIX.4.2 and FIXT.1.1 with FIX 5.0 SP2, no data\n"
                "  dictionary) that acks every NewOrderSingle with an ExecutionReport and fills every Nth (0 = never); orders\n"
                "  not filled rest and can be canceled (35=F), replaced (35=G) and asked about (35=H).\n"
@@ -451,6 +454,7 @@ void onSignal(int signal) { stopSignal = signal; }
                "  --target ID              a counterparty's SenderCompID; may be repeated\n"
                "  --test-request-after S   test hook: send one TestRequest S seconds after each Logon\n"
                "  --test-gap-at SEQ        test hook: skip this outgoing MsgSeqNum once (taken by an ExecutionReport)\n"
+               "  --busy-poll              spin: poll the sockets without a timeout instead of blocking in select()\n"
                "  JSON lines on stdout: start, logon, order, admin (each session-level message in or out), app-out\n"
                "  (a BusinessMessageReject), test-gap, logout, end.\n",
                error == nullptr ? "" : "fix-quickfix-acceptor: ", error == nullptr ? "" : error, error == nullptr ? "" : "\n");
@@ -473,6 +477,10 @@ Options parseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") usage(nullptr);
+    if (flag == "--busy-poll") {
+      options.busyPoll = true;
+      continue;
+    }
     if (i + 1 >= argc) usage((flag + ": missing value (or unknown option)").c_str());
     const char* value = argv[++i];
     if (flag == "--port") options.port = static_cast<int>(parseLong("--port", value, 1, 65535));
@@ -530,7 +538,7 @@ int main(int argc, char** argv) {
                                                              : new FIX::SocketAcceptor(application, storeFactory, settings));
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
-    acceptor->start();
+    if (!options.busyPoll) acceptor->start();
 
     std::string targets = "[";
     for (const std::string& target : options.targets) targets += (targets.size() > 1 ? "," : "") + jsonString(target);
@@ -540,13 +548,22 @@ int main(int argc, char** argv) {
     start.str("store", options.store).num("fillEvery", options.fillEvery);
     emit("start", start);
 
+    auto nextTick = std::chrono::steady_clock::now();
     while (stopSignal == 0) {
-      application.tick();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!options.busyPoll) {
+        application.tick();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      acceptor->poll(0.0);
+      if (std::chrono::steady_clock::now() >= nextTick) {
+        application.tick();
+        nextTick += std::chrono::milliseconds(50);
+      }
     }
     acceptor->stop();
     JsonObject end;
-    end.str("stoppedBy", "signal").num("orders", application.orders());
+    end.str("stoppedBy", "signal").num("orders", application.orders()).boolean("busyPoll", options.busyPoll);
     emit("end", end);
     return 0;
   } catch (const std::exception& e) {

@@ -9,12 +9,12 @@ t.test('stages of one order add up to its total', async (t) => {
   b.rxNs = 105_000n
   b.matched(2, 110_000n)
   b.matched(1, 111_000n)
-  const s = b.summary() as Record<string, { count: number; mean: number; max: number }> & { orders: number; unstamped: number }
+  const s = b.summary() as { orders: number; unstamped: number; decidedToWire: { max: number; mean: number }; wireToRx: { mean: number }; rxToMatched: { mean: number }; total: { mean: number } }
   t.equal(s.orders, 2)
   t.equal(s.unstamped, 0)
-  t.equal(s['decidedToWire'].max, 4, 'µs: order 1 waited 4 µs for the wire')
-  t.equal(s['wireToRx'].mean, 100)
-  t.equal(s['decidedToWire'].mean + s['wireToRx'].mean + s['rxToMatched'].mean, s['total'].mean)
+  t.equal(s.decidedToWire.max, 4, 'µs: order 1 waited 4 µs for the wire')
+  t.equal(s.wireToRx.mean, 100)
+  t.equal(s.decidedToWire.mean + s.wireToRx.mean + s.rxToMatched.mean, s.total.mean)
 })
 
 t.test('an order without every stamp is counted apart, not recorded', async (t) => {

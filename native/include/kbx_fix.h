@@ -192,13 +192,14 @@ void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *c
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x);
 
 /*
- * Paced runs: TS's memory, lent once with kbx_fix_xdp_set_times, read and written by every step. All u64,
+ * Timing of the steps: TS's memory, lent once with kbx_fix_xdp_set_times, read and written by every step. All u64,
  * CLOCK_MONOTONIC ns (the clock of process.hrtime in TS), in this order.
  */
 struct kbx_fix_xdp_times {
 	uint64_t wake_at_ns; /* in: the step's wait ends here at the latest (the next paced order is due); 0: none */
 	uint64_t tx_ns;      /* out: the first frame carrying bytes TS wrote for this step handed to the TX ring; 0: none */
 	uint64_t rx_ns;      /* out: RX descriptors taken in this step; 0: none */
+	uint64_t spin_after_send_ns; /* in: without busy_poll, spin on the RX ring this long after sending before sleeping */
 };
 void kbx_fix_xdp_set_times(struct kbx_fix_xdp *x, struct kbx_fix_xdp_times *times);
 

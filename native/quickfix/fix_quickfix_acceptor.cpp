@@ -16,6 +16,7 @@
 #include <quickfix/SessionSettings.h>
 #include <quickfix/SocketAcceptor.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -196,6 +197,7 @@ class Acceptor : public FIX::Application {
 
   /** Acked; filled at once every --fill-every'th, else resting until canceled or replaced. */
   void newOrder(const FIX::Message& message, const FIX::SessionID& id) {
+    const auto handedAt = std::chrono::steady_clock::now();
     // getField throws FieldNotFound for a missing tag: QuickFIX answers with a Reject (Required tag missing).
     const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
     RestingOrder order;
@@ -211,6 +213,7 @@ class Acceptor : public FIX::Application {
     FIX::Message ack = executionReport(fix42, order, clOrdId, "0", "0");
     ack.setField(FIX::FIELD::LeavesQty, order.qty);
     FIX::Session::sendToTarget(ack, id);
+    recordAckTime(std::chrono::steady_clock::now() - handedAt);
     bool filled = options_.fillEvery > 0 && n % options_.fillEvery == 0;
     if (filled) {
       const std::string px = order.price.empty() ? "0" : order.price;
@@ -429,6 +432,30 @@ class Acceptor : public FIX::Application {
   std::map<FIX::SessionID, SessionRecord> sessions_;
   /** Resting orders (not filled, not canceled) by session and ClOrdID. */
   std::map<std::pair<FIX::SessionID, std::string>, RestingOrder> book_;
+  /**
+   * Per order: QuickFIX hands it to fromApp (read and parsed) → its ack written to the socket, ns; the
+   * acceptor's share of fix-tcp's wireToRx, less QuickFIX's read and parse.
+   */
+  void recordAckTime(std::chrono::steady_clock::duration d) {
+    std::lock_guard<std::mutex> lock(timesMutex_);
+    if (ackTimesNs_.size() < 4000000) ackTimesNs_.push_back(static_cast<uint32_t>(std::min<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), UINT32_MAX)));
+  }
+
+ public:
+  /** {"count","p50","p90","p99","max"} of the ack times, µs. */
+  std::string ackTimesJson() {
+    std::lock_guard<std::mutex> lock(timesMutex_);
+    std::vector<uint32_t> v = ackTimesNs_;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double p) { return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)] / 1000.0; };
+    char out[160];
+    std::snprintf(out, sizeof out, "{\"count\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}", v.size(), at(0.5), at(0.9), at(0.99), v.empty() ? 0.0 : v.back() / 1000.0);
+    return out;
+  }
+
+ private:
+  std::mutex timesMutex_;
+  std::vector<uint32_t> ackTimesNs_;
   std::atomic<long long> orders_{0};
   std::atomic<long long> testRequests_{0};
   bool gapSkipped_ = false;
@@ -563,7 +590,7 @@ int main(int argc, char** argv) {
     }
     acceptor->stop();
     JsonObject end;
-    end.str("stoppedBy", "signal").num("orders", application.orders()).boolean("busyPoll", options.busyPoll);
+    end.str("stoppedBy", "signal").num("orders", application.orders()).boolean("busyPoll", options.busyPoll).raw("appToAckWrittenUs", application.ackTimesJson());
     emit("end", end);
     return 0;
   } catch (const std::exception& e) {

@@ -9,7 +9,8 @@
 #include "xsk_internal.h"
 
 #define BATCH 64
-/* After sending data, a wait spins this long on the RX ring (the answer is due) before sleeping in poll(). */
+/* After sending data, a wait spins this long on the RX ring (the answer is due) before sleeping in poll()
+ * (the default: kbx_fix_xdp_times may say otherwise). */
 #define SPIN_AFTER_SEND_NS 200000ull
 #define RING_MASK (KBX_FIX_TIMING_RING - 1)
 
@@ -311,7 +312,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 		uint64_t wake_at = x->times ? x->times->wake_at_ns : 0;
 		if (wake_at && wake_at < until)
 			until = wake_at;
-		uint64_t spin_until = x->busy_poll ? until : x->last_send_ns + SPIN_AFTER_SEND_NS;
+		uint64_t spin_after_send = x->times ? x->times->spin_after_send_ns : SPIN_AFTER_SEND_NS;
+		uint64_t spin_until = x->busy_poll ? until : x->last_send_ns + spin_after_send;
 		if (spin_until > until)
 			spin_until = until;
 		n = wait_rx(x, spin_until, until);

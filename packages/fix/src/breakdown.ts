@@ -13,6 +13,8 @@ const UNWIRED_CAP = 65536
 
 export class OrderBreakdown {
   readonly stages: Record<Stage, LatencyHistogram> = Object.fromEntries(STAGES.map((s) => [s, new LatencyHistogram()])) as Record<Stage, LatencyHistogram>
+  /** --rate: each order's deadline → decided (how late the pacing woke; not part of total). */
+  readonly pacingLate = new LatencyHistogram()
   /** Orders matched without every stamp (sent before a reconnection, or by the reflex): not in the stages. */
   unstamped = 0
   /** When the bytes the session is reading now were received (0n: unknown). */
@@ -62,6 +64,7 @@ export class OrderBreakdown {
   summary(): Record<string, unknown> {
     const out: Record<string, unknown> = { orders: this.stages.total.count, unstamped: this.unstamped }
     for (const s of STAGES) out[s] = this.stages[s].summary()
+    if (this.pacingLate.count > 0) out['pacingLate'] = this.pacingLate.summary()
     return out
   }
 }

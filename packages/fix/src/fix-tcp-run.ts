@@ -184,6 +184,8 @@ export class FixTcpRun implements TransportHost {
           queue: opts.queue,
           mode: this.setup.mode,
           busyPoll: opts.busyPoll === true,
+          // paced, both ends sleep between orders: a spin after each send would hold the core the acceptor needs
+          ...(this.oneAtATime ? {} : { spinAfterSendUs: 0 }),
           ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
           ...(opts.tcpKeepalive === undefined ? {} : { keepaliveS: opts.tcpKeepalive }),
           log: (msg) => ctx.log.info(msg),
@@ -391,7 +393,10 @@ export class FixTcpRun implements TransportHost {
     const now = process.hrtime.bigint()
     pacer.start(now)
     const due = pacer.dueBy(now)
-    while (flow.attempts < due) flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
+    while (flow.attempts < due) {
+      this.breakdown.pacingLate.record(process.hrtime.bigint() - pacer.deadlineNs(flow.attempts))
+      flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
+    }
   }
 
   paceDue(): boolean {

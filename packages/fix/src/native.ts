@@ -256,7 +256,7 @@ export function libkbxFixXdp(): LibKbxFixXdp {
 export interface LibKbxFixPacing {
   /** The calling thread's timer slack to 1 ns; 0 or -errno. */
   kbx_fix_precise_timers: () => number
-  /** x: the connection; times: the address of 3 u64 (wake_at_ns in; tx_ns, rx_ns out), kept until destroy. */
+  /** x: the connection; times: the address of 4 u64 (wake_at_ns in; tx_ns, rx_ns out; spin_after_send_ns in), kept until destroy. */
   kbx_fix_xdp_set_times: (x: KbxFixXdpPtr, times: number) => void
   /** Until fd is readable, wakeAtNs (0: none) or timeoutMs; asleep in ppoll() or spinning (busy): 1, 0 or -errno. */
   kbx_fix_wait_fd: (fd: number, wakeAtNs: bigint, timeoutMs: number, busy: number) => number

@@ -25,6 +25,11 @@ export interface XdpConnectionOptions {
   busyPoll?: boolean
   /** Test hook: the stack silently drops its Nth new data segment (1-based), recovered by retransmission. */
   dropTxNth?: number
+  /**
+   * Without busyPoll, a wait after sending spins on the RX ring this long before sleeping (the answer is
+   * due); default 200. 0: sleep at once (paced runs: on a small machine the spin takes the core the peer needs).
+   */
+  spinAfterSendUs?: number
   /** TCP keep-alive probes after this many idle seconds; 0 or absent: none. */
   keepaliveS?: number
   log?: (msg: string) => void
@@ -91,11 +96,11 @@ export class XdpConnection {
   readonly #timings = Buffer.from(new ArrayBuffer((TIMINGS * KBX_FIX_TIMING_RING + TIMINGS) * 4))
   readonly #reflexIo = new ReflexIo()
   readonly #timingsAddress = kbxAddress(this.#timings)
-  /** struct kbx_fix_xdp_times, lent to the native loop: wake_at_ns in; tx_ns, rx_ns out of each step. */
-  readonly #times = new BigUint64Array(new ArrayBuffer(3 * 8))
+  /** struct kbx_fix_xdp_times, lent to the native loop: wake_at_ns in; tx_ns, rx_ns out of each step; spin_after_send_ns in. */
+  readonly #times = new BigUint64Array(new ArrayBuffer(4 * 8))
   state = 'closed'
 
-  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
+  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: XdpLink; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string; spinAfterSendUs: number }) {
     this.#x = parts.x
     this.#address = kbxAddress(parts.x as never)
     this.#umem = parts.umem
@@ -111,6 +116,7 @@ export class XdpConnection {
     this.xdpMode = parts.link.mode
     this.xdpLinkId = parts.link.id
     this.xdpProgId = parts.link.progId
+    this.#times[3] = BigInt(Math.round(parts.spinAfterSendUs * 1000))
     const pacing = libkbxFixPacing()
     pacing.kbx_fix_xdp_set_times(parts.x, kbxAddress(Buffer.from(this.#times.buffer)))
     pacing.kbx_fix_precise_timers()
@@ -192,7 +198,7 @@ export class XdpConnection {
       undo.push(() => link.detach())
       // this connection's 4-tuple (and ARP for our address) -> the socket
       steerTo(obj, [socket])
-      return new XdpConnection({ x, umem, socket, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac })
+      return new XdpConnection({ x, umem, socket, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac, spinAfterSendUs: o.spinAfterSendUs ?? 200 })
     } catch (err) {
       for (const step of undo.reverse()) step()
       throw err

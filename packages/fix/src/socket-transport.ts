@@ -44,8 +44,9 @@ export class SocketTransport implements FixTransport {
 
   write(bytes: Buffer): boolean {
     if (this.#socket === undefined || this.#socket.destroyed) return false
-    this.#socket.write(Buffer.from(bytes))
+    // on the wire: handed to the kernel, stamped as the write begins (as --io xdp stamps before its kick)
     if (!this.#corked) this.host.breakdown.onWire(process.hrtime.bigint())
+    this.#socket.write(Buffer.from(bytes))
     return true
   }
 
@@ -58,20 +59,22 @@ export class SocketTransport implements FixTransport {
       fn()
     } finally {
       this.#corked = false
-      s.uncork()
       this.host.breakdown.onWire(process.hrtime.bigint())
+      s.uncork()
     }
   }
 
   /**
    * Orders due sent, then a wait on the socket's descriptor until it is readable, the next paced order is
    * due, or 1 ms (bytes already delivered to the event loop but not read: no wait, the loop reads them).
+   * Woken by the deadline, the order due goes out at once, not after an event-loop turn.
    */
   turn(): void {
     this.host.paceDue()
     const fd = this.fd
     if (fd < 0) return
-    this.#pacing.kbx_fix_wait_fd(fd, this.host.wakeAtNs(), 1, this.o.busyPoll ? 1 : 0)
+    const readable = this.#pacing.kbx_fix_wait_fd(fd, this.host.wakeAtNs(), 1, this.o.busyPoll ? 1 : 0)
+    if (readable === 0) this.host.paceDue()
   }
 
   /** The connected socket's descriptor (libuv's), or -1. */

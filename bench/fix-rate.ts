@@ -29,7 +29,7 @@ const { values: opts } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 })
-const USAGE = 'usage: pnpm bench fix-rate [--runs 3] [--seconds 2] [--rates 100,1000,5000,20000] [--acceptors kbx,quickfix] [--max-rates 30000,45000,65000,90000] [--phases sleeping,polling] [--nice N]\n'
+const USAGE = 'usage: pnpm bench fix-rate [--runs 3] [--seconds 2] [--rates 100,1000,5000,20000] [--acceptors kbx,quickfix] [--max-rates 30000,45000,65000,90000] [--phases sleeping,polling] [--nice=N]\n'
 if (opts.help) {
   process.stderr.write(USAGE)
   process.exit(0)

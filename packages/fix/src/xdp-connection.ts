@@ -346,6 +346,11 @@ export class XdpConnection {
     out['txRingFull'] = loop['txRingFull']!
     out['steps'] = loop['steps']!
     out['timingsLost'] = loop['timingsLost']!
+    // frames the kernel could not hand us (RX ring full, no fill frame): lost before TCP saw them
+    const xsk = this.#socket.statistics()
+    out['xskRxDropped'] = Number(xsk.rxDropped)
+    out['xskRxRingFull'] = Number(xsk.rxRingFull)
+    out['xskFillRingEmpty'] = Number(xsk.fillRingEmpty)
     return out
   }
 

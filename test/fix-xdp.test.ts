@@ -103,12 +103,12 @@ t.test('AF_XDP is the default transport; internal timing of each reply (reflex i
   nothingAttached(t, b, [run, ts, busy])
 })
 
-t.test('--busy-poll needs --io xdp', async (t) => {
+t.test('--busy-poll over --io socket too: the turn spins in poll() on the socket instead of sleeping', async (t) => {
   const b = await bed(t)
-  const run = startClient(b, ['--orders', '1', '--busy-poll'], 'socket')
-  const exit = await run.exited
-  t.equal(exit.code, 2, 'usage error')
-  t.match(run.stderr(), /--busy-poll/)
+  const run = await client(b, ['--orders', '30', '--busy-poll', '--reset'], 'socket')
+  t.equal(run.end.io, 'socket')
+  t.equal(run.end.orders.acked, 30, 'every order acked, one at a time')
+  t.notMatch(run.stderr(), /--busy-poll/, 'no usage error')
 })
 
 t.test('--io xdp: the socket comes from @kbx/xsk; a queue held by another AF_XDP socket is a clear XskError, nothing attached', async (t) => {

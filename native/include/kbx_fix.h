@@ -203,6 +203,25 @@ void kbx_fix_xdp_drain_timings(struct kbx_fix_xdp *x, uint32_t *out, uint32_t *c
 /* The connection's reflex (configure it with kbx_fix_reflex_configure; armed through its io block). */
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x);
 
+/*
+ * Timing of the steps: TS's memory, lent once with kbx_fix_xdp_set_times, read and written by every step. All u64,
+ * CLOCK_MONOTONIC ns (the clock of process.hrtime in TS), in this order.
+ */
+struct kbx_fix_xdp_times {
+	uint64_t wake_at_ns; /* in: the step's wait ends here at the latest (the next paced order is due); 0: none */
+	uint64_t tx_ns;      /* out: the first frame carrying bytes TS wrote for this step handed to the TX ring; 0: none */
+	uint64_t rx_ns;      /* out: RX descriptors taken in this step; 0: none */
+	uint64_t spin_after_send_ns; /* in: without busy_poll, spin on the RX ring this long after sending before sleeping */
+};
+void kbx_fix_xdp_set_times(struct kbx_fix_xdp *x, struct kbx_fix_xdp_times *times);
+
+/* fix_wait.c. The calling thread's timer slack to 1 ns (paced wake-ups on time); 0 or -errno. */
+int kbx_fix_precise_timers(void);
+/* Sleeps in ppoll() until fd is readable or until_ns (CLOCK_MONOTONIC): 1 readable, 0 not, -errno. */
+int kbx_fix_sleep_readable(int fd, uint64_t until_ns);
+/* Waits until fd is readable, wake_at_ns (0: none) or timeout_ms, asleep in ppoll() or (busy) spinning on poll(). */
+int kbx_fix_wait_fd(int fd, uint64_t wake_at_ns, int timeout_ms, int busy);
+
 #ifdef __cplusplus
 }
 #endif

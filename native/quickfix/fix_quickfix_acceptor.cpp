@@ -16,6 +16,7 @@
 #include <quickfix/SessionSettings.h>
 #include <quickfix/SocketAcceptor.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -97,6 +98,8 @@ struct Options {
   /** Required Username(553) and Password(554) on the Logon; empty: not checked. */
   std::string username;
   std::string password;
+  /** Poll the sockets without a timeout in a loop (Acceptor::poll(0)) instead of QuickFIX's thread blocking in select(). */
+  bool busyPoll = false;
 };
 
 /** Per session, under Acceptor::mutex_. */
@@ -194,6 +197,7 @@ class Acceptor : public FIX::Application {
 
   /** Acked; filled at once every --fill-every'th, else resting until canceled or replaced. */
   void newOrder(const FIX::Message& message, const FIX::SessionID& id) {
+    const auto handedAt = std::chrono::steady_clock::now();
     // getField throws FieldNotFound for a missing tag: QuickFIX answers with a Reject (Required tag missing).
     const std::string clOrdId = message.getField(FIX::FIELD::ClOrdID);
     RestingOrder order;
@@ -209,6 +213,7 @@ class Acceptor : public FIX::Application {
     FIX::Message ack = executionReport(fix42, order, clOrdId, "0", "0");
     ack.setField(FIX::FIELD::LeavesQty, order.qty);
     FIX::Session::sendToTarget(ack, id);
+    recordAckTime(std::chrono::steady_clock::now() - handedAt);
     bool filled = options_.fillEvery > 0 && n % options_.fillEvery == 0;
     if (filled) {
       const std::string px = order.price.empty() ? "0" : order.price;
@@ -427,6 +432,30 @@ class Acceptor : public FIX::Application {
   std::map<FIX::SessionID, SessionRecord> sessions_;
   /** Resting orders (not filled, not canceled) by session and ClOrdID. */
   std::map<std::pair<FIX::SessionID, std::string>, RestingOrder> book_;
+  /**
+   * Per order: QuickFIX hands it to fromApp (read and parsed) → its ack written to the socket, ns; the
+   * acceptor's share of fix-tcp's wireToRx, less QuickFIX's read and parse.
+   */
+  void recordAckTime(std::chrono::steady_clock::duration d) {
+    std::lock_guard<std::mutex> lock(timesMutex_);
+    if (ackTimesNs_.size() < 4000000) ackTimesNs_.push_back(static_cast<uint32_t>(std::min<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), UINT32_MAX)));
+  }
+
+ public:
+  /** {"count","p50","p90","p99","max"} of the ack times, µs. */
+  std::string ackTimesJson() {
+    std::lock_guard<std::mutex> lock(timesMutex_);
+    std::vector<uint32_t> v = ackTimesNs_;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double p) { return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)] / 1000.0; };
+    char out[160];
+    std::snprintf(out, sizeof out, "{\"count\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}", v.size(), at(0.5), at(0.9), at(0.99), v.empty() ? 0.0 : v.back() / 1000.0);
+    return out;
+  }
+
+ private:
+  std::mutex timesMutex_;
+  std::vector<uint32_t> ackTimesNs_;
   std::atomic<long long> orders_{0};
   std::atomic<long long> testRequests_{0};
   bool gapSkipped_ = false;
@@ -441,6 +470,7 @@ void onSignal(int signal) { stopSignal = signal; }
                "%s%s%s"
                "usage: fix-quickfix-acceptor --store DIR [--port 9878] [--sender EXCH] [--target CLIENT1]... [--fill-every 1]\n"
                "                             [--log DIR] [--test-request-after S] [--test-gap-at SEQ] [--username U --password P]\n"
+               "                             [--busy-poll]\n"
                "  A QuickFIX acceptor (sessions SENDER->TARGET, FIX.4.4, FIX.4.2 and FIXT.1.1 with FIX 5.0 SP2, no data\n"
                "  dictionary) that acks every NewOrderSingle with an ExecutionReport and fills every Nth (0 = never); orders\n"
                "  not filled rest and can be canceled (35=F), replaced (35=G) and asked about (35=H).\n"
@@ -451,6 +481,7 @@ void onSignal(int signal) { stopSignal = signal; }
                "  --target ID              a counterparty's SenderCompID; may be repeated\n"
                "  --test-request-after S   test hook: send one TestRequest S seconds after each Logon\n"
                "  --test-gap-at SEQ        test hook: skip this outgoing MsgSeqNum once (taken by an ExecutionReport)\n"
+               "  --busy-poll              spin: poll the sockets without a timeout instead of blocking in select()\n"
                "  JSON lines on stdout: start, logon, order, admin (each session-level message in or out), app-out\n"
                "  (a BusinessMessageReject), test-gap, logout, end.\n",
                error == nullptr ? "" : "fix-quickfix-acceptor: ", error == nullptr ? "" : error, error == nullptr ? "" : "\n");
@@ -473,6 +504,10 @@ Options parseOptions(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") usage(nullptr);
+    if (flag == "--busy-poll") {
+      options.busyPoll = true;
+      continue;
+    }
     if (i + 1 >= argc) usage((flag + ": missing value (or unknown option)").c_str());
     const char* value = argv[++i];
     if (flag == "--port") options.port = static_cast<int>(parseLong("--port", value, 1, 65535));
@@ -530,7 +565,7 @@ int main(int argc, char** argv) {
                                                              : new FIX::SocketAcceptor(application, storeFactory, settings));
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
-    acceptor->start();
+    if (!options.busyPoll) acceptor->start();
 
     std::string targets = "[";
     for (const std::string& target : options.targets) targets += (targets.size() > 1 ? "," : "") + jsonString(target);
@@ -540,13 +575,22 @@ int main(int argc, char** argv) {
     start.str("store", options.store).num("fillEvery", options.fillEvery);
     emit("start", start);
 
+    auto nextTick = std::chrono::steady_clock::now();
     while (stopSignal == 0) {
-      application.tick();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!options.busyPoll) {
+        application.tick();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      acceptor->poll(0.0);
+      if (std::chrono::steady_clock::now() >= nextTick) {
+        application.tick();
+        nextTick += std::chrono::milliseconds(50);
+      }
     }
     acceptor->stop();
     JsonObject end;
-    end.str("stoppedBy", "signal").num("orders", application.orders());
+    end.str("stoppedBy", "signal").num("orders", application.orders()).boolean("busyPoll", options.busyPoll).raw("appToAckWrittenUs", application.ackTimesJson());
     emit("end", end);
     return 0;
   } catch (const std::exception& e) {

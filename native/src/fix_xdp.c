@@ -49,6 +49,7 @@ struct kbx_fix_xdp {
 	/* the reflex's window (RX descriptors taken → its order submitted), in ticks */
 	uint64_t win_start;   /* RX descriptors taken */
 	uint64_t submit_tick; /* transmit() handed its first frames to kbx_xsk_send (0: none yet) */
+	struct kbx_fix_xdp_times *times; /* paced runs: the wake-up deadline in, TX and RX times out (TS's memory) */
 	struct timing_ring response, native, kick, reflex_time, reflex_kick;
 	struct timing_ring stage[KBX_FIX_REFLEX_STAGES], reflex_window;
 };
@@ -323,25 +324,40 @@ static void reflex_submitted(struct kbx_fix_xdp *x, uint64_t handed, uint64_t ta
  * ring's producer index (no syscall, no sleep, no wake-up latency) for the whole wait with busy_poll, else
  * while an answer to what we sent is due, then asleep in poll(). The spin's deadline is in ticks.
  */
+void kbx_fix_xdp_set_times(struct kbx_fix_xdp *x, struct kbx_fix_xdp_times *times) { x->times = times; }
+
+/*
+ * The step's wait for frames, up to `wait` ms or sooner the paced run's next order (to the microsecond):
+ * spinning on the RX ring's producer index (no syscall, no wake-up) the whole wait with busy_poll, else while
+ * an answer to what we sent is due; then asleep in ppoll() to the deadline.
+ */
 static int receive_batch(struct kbx_fix_xdp *x, uint64_t now, int wait)
 {
-	uint64_t spin_until = 0, spin_ticks = 0;
-	if (wait > 0) {
-		spin_until = x->busy_poll ? now + (uint64_t)wait * 1000000ull : x->last_send_ns + SPIN_AFTER_SEND_NS;
-		if (spin_until > now)
-			spin_ticks = x->anchor_ticks + (uint64_t)((double)(spin_until - now) / x->ns_per_tick);
-	}
-	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, spin_ticks ? 0 : wait);
-	if (n == 0 && spin_ticks) {
+	int n = kbx_xsk_receive(x->xsk, x->rx, BATCH, x->held, 0);
+	if (n != 0 || wait <= 0)
+		return n;
+	uint64_t until = now + (uint64_t)wait * 1000000ull;
+	uint64_t wake_at = x->times ? x->times->wake_at_ns : 0;
+	if (wake_at && wake_at < until)
+		until = wake_at;
+	uint64_t spin_after_send = x->times ? x->times->spin_after_send_ns : SPIN_AFTER_SEND_NS;
+	uint64_t spin_until = x->busy_poll ? until : x->last_send_ns + spin_after_send;
+	if (spin_until > until)
+		spin_until = until;
+	if (spin_until > now) {
+		uint64_t spin_ticks = x->anchor_ticks + (uint64_t)((double)(spin_until - now) / x->ns_per_tick);
 		while (kbx_fix_ticks() < spin_ticks) {
 			if (kbx_xsk_rx_available(x->xsk) > 0)
 				return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
 			cpu_relax();
 		}
-		if (!x->busy_poll)
-			n = kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, wait);
 	}
-	return n;
+	if (!x->busy_poll && now_ns() < until) {
+		int rc = kbx_fix_sleep_readable(x->xsk->fd, until);
+		if (rc < 0)
+			return rc;
+	}
+	return kbx_xsk_receive(x->xsk, x->rx, BATCH, 0, 0);
 }
 
 int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t rx_buf, uint32_t rx_cap,
@@ -359,6 +375,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	uint64_t answering = x->handed_since;
 	uint64_t bytes_out_before = 0;
 	x->handed_since = 0;
+	if (x->times)
+		x->times->tx_ns = x->times->rx_ns = 0;
 	uint64_t now = now_ns();
 	x->anchor_ns = now;
 	x->anchor_ticks = kbx_fix_ticks();
@@ -381,6 +399,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	x->send_ns = 0;
 	x->submit_tick = 0;
 	r->frames_out += transmit(x);
+	if (x->times && r->tx_accepted && x->submit_tick)
+		x->times->tx_ns = tick_time(x, x->submit_tick);
 	if (answering) {
 		kbx_tcp_get_stats(x->tcp, &s);
 		if (s.bytes_out > bytes_out_before && x->submit_tick) {
@@ -419,6 +439,8 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	if (n > 0) {
 		x->win_start = kbx_fix_ticks();
 		taken = tick_time(x, x->win_start);
+		if (x->times)
+			x->times->rx_ns = taken;
 		uint32_t readable_before = kbx_tcp_readable(x->tcp);
 		for (int i = 0; i < n; i++) {
 			if (!kbx_tcp_input(x->tcp, x->area + x->rx[i].addr, x->rx[i].len, taken))

@@ -5,6 +5,7 @@
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
+import { LatencyHistogram } from '@kbx/stats'
 import { AcceptorOrders } from './acceptor-orders.js'
 import type { AcceptorOrderCounters } from './acceptor-orders.js'
 import { FixParser, MsgType, Tag } from './codec.js'
@@ -33,6 +34,8 @@ export interface AcceptorOptions {
    */
   storeDir?: string
   onEvent?: (counterparty: string, e: SessionEvent | { event: 'connected' | 'disconnected'; [key: string]: unknown }) => void
+  /** Spin the event loop (epoll without a timeout) instead of sleeping in it between messages: one core at 100%. */
+  busyPoll?: boolean
 }
 
 export interface AcceptorCounters extends AcceptorOrderCounters {
@@ -50,6 +53,12 @@ export class FixAcceptor {
   private readonly orders: AcceptorOrders
   private timer: NodeJS.Timeout | undefined
   private readonly sessions = new Set<FixSession>()
+  /**
+   * Per order acked: bytes read (the 'data' event) → its ExecutionReport written to the socket, ns. The
+   * acceptor's share of an order's round trip (fix-tcp's breakdown has the rest).
+   */
+  readonly readToWrite = new LatencyHistogram()
+  #spinning = false
 
   constructor(readonly options: AcceptorOptions = {}) {
     this.orders = new AcceptorOrders({ fillEvery: options.fillEvery ?? 1, maxQty: options.maxQty ?? 1_000_000 })
@@ -65,6 +74,14 @@ export class FixAcceptor {
     this.timer = setInterval(() => {
       for (const s of this.sessions) s.tick()
     }, 100)
+    if (this.options.busyPoll === true) {
+      // a pending immediate makes every event-loop turn poll without a timeout: the loop never sleeps
+      this.#spinning = true
+      const spin = () => {
+        if (this.#spinning) setImmediate(spin)
+      }
+      setImmediate(spin)
+    }
     return new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.options.port ?? 9878, this.options.host ?? '0.0.0.0', () => {
@@ -77,6 +94,7 @@ export class FixAcceptor {
 
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
+    this.#spinning = false
     for (const s of this.sockets) s.destroy()
     for (const store of this.stores.values()) store.close()
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
@@ -95,9 +113,13 @@ export class FixAcceptor {
 
     socket.on('data', (chunk) => {
       if (session !== undefined) {
+        const readNs = process.hrtime.bigint()
+        const acksBefore = this.orders.counters.acks
         socket.cork()
         session.receive(chunk)
         socket.uncork()
+        const acked = this.orders.counters.acks - acksBefore
+        if (acked > 0) this.readToWrite.record(process.hrtime.bigint() - readNs, acked)
         return
       }
       sniff.push(chunk)

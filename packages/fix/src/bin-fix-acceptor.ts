@@ -12,6 +12,7 @@ const acceptorOptions = optionTable({
   heartbeats: flagOption('--no-heartbeats', 'test hook: never send Heartbeats unprompted'),
   /** Seconds between `interval` events; 0 = none. */
   interval: secondsOption('--interval <s>', 'seconds between interval events (cumulative counters: orders received, acked, …; 0 = none)', { min: 0, default: 1 }),
+  busyPoll: flagOption('--busy-poll', 'spin in the event loop instead of sleeping between messages (lowest latency; keeps one core at 100%)'),
   store: stringOption('--store <dir>', 'keep sequence numbers in DIR/SENDER-COUNTERPARTY.json (a restarted acceptor resumes them); default: in memory'),
 })
 
@@ -28,6 +29,7 @@ await runTool({
       fillEvery: opts.fillEvery,
       maxQty: opts.maxQty,
       heartbeats: opts.heartbeats,
+      busyPoll: opts.busyPoll === true,
       ...(opts.store === undefined ? {} : { storeDir: opts.store }),
       ...(opts.testGapAt === undefined ? {} : { gapAt: opts.testGapAt }),
       onEvent: (counterparty, e) => {
@@ -43,6 +45,6 @@ await runTool({
     const timer = every > 0 ? setInterval(() => ctx.json.interval({ elapsedSec: (Date.now() - started) / 1000, ...acceptor.counters }), every * 1000) : undefined
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }))
     if (timer !== undefined) clearInterval(timer)
-    ctx.end({ stoppedBy: 'signal', ...acceptor.counters })
+    ctx.end({ stoppedBy: 'signal', ...acceptor.counters, busyPoll: opts.busyPoll === true, readToWriteUs: acceptor.readToWrite.summary() })
   },
 })

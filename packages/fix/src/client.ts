@@ -43,7 +43,7 @@ export const fixTcpOptions = optionTable({
   price: stringOption('--price <p>', 'limit Price (44)', { default: '100.25' }),
   linger: secondsOption('--linger <s>', 'stay logged on (idle, heartbeats only) this long after the last order, before Logout', { min: 0, default: 0 }),
   tcpKeepalive: intOption('--tcp-keepalive <s>', '--io xdp: TCP keep-alive probe after this many seconds without a segment from the gateway (5 unanswered: the connection is lost); off by default', { min: 1, max: 86400 }),
-  busyPoll: flagOption('--busy-poll', '--io xdp: spin on the AF_XDP RX ring instead of sleeping in poll() when idle (lowest latency; keeps one core at 100%)'),
+  busyPoll: flagOption('--busy-poll', 'spin instead of sleeping when idle: on the AF_XDP RX ring (--io xdp) or in poll() on the socket (--io socket); lowest latency, keeps one core at 100%'),
   /** Default true (--no-reflex: false): one order at a time over --io xdp, the native reflex sends the next order. */
   reflex: flagOption('--no-reflex', '--io xdp, one order at a time: send each next order from the TypeScript session instead of the native reflex (C answers the ExecutionReport in the step that received it)'),
   /** Seconds before the first reconnection attempt; doubled per failed attempt up to RECONNECT_CAP_S. */
@@ -130,7 +130,6 @@ export function prepareFixTcp(ctx: ToolContext<FixTcpOptions>, strategy?: Strate
   checkOrderOptions(opts)
   const price = parsePrice(Buffer.from(opts.price), 0, Buffer.byteLength(opts.price))
   if (!(price > 0)) throw new UsageError(`--price: expected a positive decimal price with at most 8 decimals, got ${JSON.stringify(opts.price)}`)
-  if (opts.busyPoll === true && opts.io !== 'xdp') throw new UsageError('--busy-poll: only with --io xdp (the kernel socket is event-driven)')
   if (opts.tcpKeepalive !== undefined && opts.io !== 'xdp') throw new UsageError('--tcp-keepalive: only with --io xdp (the userspace TCP)')
   const mode = resolveXdpMode(opts, (msg) => ctx.log.warn(msg))
   const logon = resolveLogon(opts, process.env)

@@ -9,9 +9,11 @@ import { LatencyRecording } from '@kbx/report'
 import { RateMeter, formatLiveLine } from '@kbx/stats'
 import { Backoff } from './backoff.js'
 import { PRICE_SCALE } from './codec.js'
+import { OrderBreakdown } from './breakdown.js'
 import type { FixTcpOptions, LogonPlan } from './client.js'
 import { redactMessage } from './logon.js'
 import { OrderFlow } from './orders.js'
+import { OrderPacer } from './pacing.js'
 import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
 import type { SessionEvent } from './session.js'
@@ -80,8 +82,10 @@ export class FixTcpRun implements TransportHost {
   readonly oneAtATime: boolean
   readonly durationMs: number
   readonly started = Date.now()
-  /** --rate pacing origin (moved past the time spent disconnected); first order's time for ordersPerSec. */
-  pacingOriginNs = 0n
+  /** --rate: when each order is due (moved past the time spent disconnected); undefined one at a time. */
+  readonly pacer: OrderPacer | undefined
+  readonly breakdown = new OrderBreakdown()
+  /** The first order's time, for ordersPerSec. */
   firstOrderNs = 0n
   lastOrderDoneMs = 0
   readonly reconnects = { disconnects: 0, reconnects: 0, failedAttempts: 0, downMs: 0 }
@@ -118,6 +122,9 @@ export class FixTcpRun implements TransportHost {
     this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
     if (setup.strategy !== undefined) this.attachStrategy(setup.strategy.strategy, setup.strategy.params)
     this.oneAtATime = opts.rate === undefined
+    // a strategy paces its own orders (--rate is its to read): no deadline of fix-tcp's own for the step to wake at
+    this.pacer = opts.rate === undefined || this.strategy !== undefined ? undefined : new OrderPacer(opts.rate, this.limit)
+    this.flow.breakdown = this.breakdown
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
     ctx.signal.addEventListener('abort', () => this.notify(), { once: true })
@@ -223,11 +230,14 @@ export class FixTcpRun implements TransportHost {
           queue: opts.queue,
           mode: this.setup.mode,
           busyPoll: opts.busyPoll === true,
+          // paced, both ends sleep between orders: a spin after each send would hold the core the acceptor needs
+          ...(this.oneAtATime ? {} : { spinAfterSendUs: 0 }),
           ...(opts.testDropSegment === undefined ? {} : { dropTxNth: opts.testDropSegment }),
           ...(opts.tcpKeepalive === undefined ? {} : { keepaliveS: opts.tcpKeepalive }),
           log: (msg) => ctx.log.info(msg),
         },
         ...(reflex === undefined ? {} : { reflex }),
+        busyPoll: opts.busyPoll === true,
       },
       this,
       ctx,
@@ -267,12 +277,19 @@ export class FixTcpRun implements TransportHost {
     const phase = this.phase
     switch (phase.kind) {
       case 'session':
-        return this.transport.waitsForEvents ? this.waitForChange(this.strategy !== undefined ? Math.min(100, this.strategy.msUntilDue(Date.now())) : this.oneAtATime ? 100 : 1) : undefined
+        return this.transport.waitsForEvents ? this.waitForChange(this.strategy !== undefined ? Math.min(this.msToNextOrder(), this.strategy.msUntilDue(Date.now())) : this.msToNextOrder()) : undefined
       case 'backoff':
         return this.waitForChange(Math.max(0, Math.min(100, phase.retryAt - Date.now())))
       case 'connecting':
         return phase.settled ? undefined : phase.done
     }
+  }
+
+  /** An event-driven transport's wait: until the next paced order (whole ms: a timer's grain), at most 100 ms. */
+  private msToNextOrder(): number {
+    const at = this.wakeAtNs()
+    if (at === 0n) return 100
+    return Math.min(100, Math.max(0, Math.ceil(Number(at - process.hrtime.bigint()) / 1e6)))
   }
 
   notify(): void {
@@ -416,7 +433,8 @@ export class FixTcpRun implements TransportHost {
     this.reconnects.downMs += downMs
     this.backoff.failed() // until the logon: a connection the peer logs off at once backs off too
     // --rate: no burst of the orders "due" while down: the schedule resumes where it stopped
-    if (!this.oneAtATime && this.pacingOriginNs !== 0n) this.pacingOriginNs = process.hrtime.bigint() - BigInt(Math.round((this.flow.counters.sent / this.opts.rate!) * 1e9))
+    if (this.pacer?.started === true) this.pacer.resume(this.flow.attempts, process.hrtime.bigint())
+    this.breakdown.forget()
     ctx.json.emit('reconnect', { connection: this.transport.connections, attempts: phase.attempt, downMs, local: this.transport.local, nextSenderSeq: this.store.nextSenderSeq, nextTargetSeq: this.store.nextTargetSeq, outstanding: this.flow.outstanding })
     this.closedReason = undefined
     this.session.restart()
@@ -428,14 +446,35 @@ export class FixTcpRun implements TransportHost {
   pump(): void {
     const { session, flow } = this
     if (!session.active || flow.attempts >= this.limit || this.drainUntil !== 0) return
-    if (this.pacingOriginNs === 0n) this.pacingOriginNs = this.firstOrderNs = process.hrtime.bigint()
-    if (this.oneAtATime) {
+    if (this.firstOrderNs === 0n) this.firstOrderNs = process.hrtime.bigint()
+    const pacer = this.pacer
+    if (pacer === undefined) {
       // the next order once the last is answered (and its cancel, replace or status too); not past a full window
       if (this.quiet && (this.throttle === undefined || this.throttle.hasRoom(Date.now()))) flow.send()
       return
     }
-    const due = Math.min(this.limit, Math.floor((Number(process.hrtime.bigint() - this.pacingOriginNs) / 1e9) * this.opts.rate!) + 1)
-    while (flow.attempts < due) flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
+    const now = process.hrtime.bigint()
+    pacer.start(now)
+    const due = pacer.dueBy(now)
+    while (flow.attempts < due) {
+      this.breakdown.pacingLate.record(process.hrtime.bigint() - pacer.deadlineNs(flow.attempts))
+      flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
+    }
+  }
+
+  paceDue(): boolean {
+    const pacer = this.pacer
+    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return false
+    const before = this.flow.attempts
+    if (pacer.started && before >= pacer.dueBy(process.hrtime.bigint())) return false
+    this.transport.batch(() => this.pump())
+    return this.flow.attempts > before
+  }
+
+  wakeAtNs(): bigint {
+    const pacer = this.pacer
+    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return 0n
+    return pacer.deadlineNs(this.flow.attempts)
   }
 
   // TransportHost
@@ -546,6 +585,7 @@ export class FixTcpRun implements TransportHost {
       ordersPerSec: ordersSec > 0 ? Math.round(c.acked / ordersSec) : 0,
       latencyUs: flow.latency.summary(),
       ...(c.cancelsSent > 0 ? { cancelLatencyUs: flow.cancelLatency.summary() } : {}),
+      breakdownUs: this.breakdown.summary(),
       ...this.transport.endFields(),
       session: { ...this.session.counters, events: this.sessionEvents, nextSenderSeq: store.nextSenderSeq, nextTargetSeq: store.nextTargetSeq },
       connections: this.connectionCounts(),

@@ -253,3 +253,27 @@ export function libkbxFixXdp(): LibKbxFixXdp {
   } as LibKbxFixXdp
   return xdpInstance
 }
+
+/** Paced runs (native/src/fix_wait.c, kbx_fix_xdp_set_times): waits that end at a deadline to the microsecond. */
+export interface LibKbxFixPacing {
+  /** The calling thread's timer slack to 1 ns; 0 or -errno. */
+  kbx_fix_precise_timers: () => number
+  /** x: the connection; times: the address of 4 u64 (wake_at_ns in; tx_ns, rx_ns out; spin_after_send_ns in), kept until destroy. */
+  kbx_fix_xdp_set_times: (x: KbxFixXdpPtr, times: number) => void
+  /** Until fd is readable, wakeAtNs (0: none) or timeoutMs; asleep in ppoll() or spinning (busy): 1, 0 or -errno. */
+  kbx_fix_wait_fd: (fd: number, wakeAtNs: bigint, timeoutMs: number, busy: number) => number
+}
+
+let pacingInstance: LibKbxFixPacing | undefined
+
+export function libkbxFixPacing(): LibKbxFixPacing {
+  if (pacingInstance) return pacingInstance
+  const lib = openLibrary('libkbx', [nativeLibraryPath()], 'build it with `make -C native`')
+  libkbxFixXdp()
+  pacingInstance = {
+    kbx_fix_precise_timers: lib.func('int kbx_fix_precise_timers()'),
+    kbx_fix_xdp_set_times: lib.func('void kbx_fix_xdp_set_times(kbx_fix_xdp *x, uintptr_t times)'),
+    kbx_fix_wait_fd: lib.func('int kbx_fix_wait_fd(int fd, uint64_t wake_at_ns, int timeout_ms, int busy)'),
+  } as LibKbxFixPacing
+  return pacingInstance
+}

@@ -83,6 +83,8 @@ export class OrderFlow {
   readonly cancelLatency = new LatencyHistogram()
   /** Request ClOrdID → when sent, until answered or given up (as old as the order timeout): memory stays flat. */
   private readonly cancelsInFlight = new Map<number, { sentNs: bigint; sentMs: number }>()
+  /** Per-order stamps (breakdown.ts): told of each order sent and of its first ExecutionReport. */
+  breakdown: { decided(clOrdId: number, decidedNs: bigint): void; matched(clOrdId: number, matchedNs: bigint): void } | undefined
 
   constructor(
     private readonly session: FixSession,
@@ -154,6 +156,7 @@ export class OrderFlow {
     }
     store.nextClOrdId++
     this.pending.set(clOrdId, order)
+    this.breakdown?.decided(clOrdId, order.sentNs)
     this.lifecycle.newOrderSent(clOrdId)
     if (this.amends) this.terms.set(clOrdId, spec)
     this.counters.sent++
@@ -264,7 +267,9 @@ export class OrderFlow {
     this.cancelAnswered(clOrdId)
     const order = this.pending.get(clOrdId)
     if (order !== undefined) {
-      const ns = Number(process.hrtime.bigint() - order.sentNs)
+      const matchedNs = process.hrtime.bigint()
+      const ns = Number(matchedNs - order.sentNs)
+      this.breakdown?.matched(clOrdId, matchedNs)
       this.latency.record(ns)
       this.intervalLatency.record(ns)
       this.pending.delete(clOrdId)

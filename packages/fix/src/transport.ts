@@ -2,6 +2,7 @@
 // AF_XDP (xdp-transport.ts: the same socket, UMEM and steering program; a new TCP connection, same 4-tuple)
 // or a kernel TCP socket (socket-transport.ts: a new one). The run (client.ts) drives either the same way.
 import type { IpPort, ToolContext } from '@kbx/cli'
+import type { OrderBreakdown } from './breakdown.js'
 import type { ReflexArm, ReflexOrder, ReflexTemplate } from './reflex.js'
 import { SocketTransport } from './socket-transport.js'
 import type { XdpConnectionOptions } from './xdp-connection.js'
@@ -24,6 +25,12 @@ export interface TransportHost {
   reflexArm(): ReflexArm | undefined
   /** The reflex sent this order: recorded before the session reads the ExecutionReport it answered. */
   reflexSent(order: ReflexOrder): void
+  /** --rate: sends the orders due now (written to the transport); true when it sent any. */
+  paceDue(): boolean
+  /** --rate: when the next order is due (CLOCK_MONOTONIC ns, 0n: none): a turn's wait ends there at the latest. */
+  wakeAtNs(): bigint
+  /** Per-order stamps: the transport says when what was written left and when what is read arrived. */
+  readonly breakdown: OrderBreakdown
 }
 
 export interface FixTransport {
@@ -33,8 +40,8 @@ export interface FixTransport {
   /** Connections made so far (the first included). */
   readonly connections: number
   /**
-   * After a turn: true when the run waits for an event before the next (socket: bytes arrive as events),
-   * false when it turns again at once (xdp: the turn waited in the native call).
+   * After a turn: true when the run waits for an event before the next, false when it turns again at once
+   * (the turn waited in a native call: xdp on its RX ring, socket on its descriptor).
    */
   readonly waitsForEvents: boolean
   /**
@@ -48,7 +55,11 @@ export interface FixTransport {
   write(bytes: Buffer): boolean
   /** Runs fn with the writes it makes sent together (socket: corked). */
   batch(fn: () => void): void
-  /** One turn of the run loop after the session's housekeeping (xdp: native batch calls; socket: nothing). */
+  /**
+   * One turn of the run loop after the session's housekeeping: orders due sent, then a wait until bytes
+   * arrive, the next order is due (host.wakeAtNs) or about 1 ms (xdp: native batch calls; socket: a native
+   * wait on its descriptor, the bytes then read by the event loop).
+   */
   turn(): void
   /** Drops the current connection at once (RST unless already closed), as when giving up on a silent peer. */
   drop(): void
@@ -70,6 +81,8 @@ export interface TransportOptions {
   /** Source address for --io socket. */
   localAddress: string
   xdp: Omit<XdpConnectionOptions, 'remoteIp' | 'remotePort'>
+  /** Waits spin instead of sleeping (xdp: on the RX ring; socket: poll() on the descriptor without a timeout). */
+  busyPoll: boolean
   /** --io xdp: the native reflex sends each next order from this template (undefined: off). */
   reflex?: ReflexTemplate
 }

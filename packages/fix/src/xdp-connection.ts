@@ -6,7 +6,7 @@ import type { Server } from 'node:net'
 import { BpfObject, raiseMemlockLimit } from '@kbx/bpf'
 import { NetError, XskError } from '@kbx/errors'
 import { bpfObjectPath, kbxAddress, nativeError, readU64Fields } from '@kbx/ffi'
-import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixXdp } from './native.js'
+import { KBX_FIX_TIMING_NAMES, KBX_FIX_TIMING_RING, KBX_FIX_XDP_COUNTER_FIELDS, KBX_FIX_XDP_RESULT_FIELDS, KBX_TCP_CLOSE_REASONS, KBX_TCP_STATE_NAMES, KBX_TCP_STATS_FIELDS, libkbxFixPacing, libkbxFixXdp } from './native.js'
 import type { KbxFixXdpPtr } from './native.js'
 import { parseIPv4, parseMac, resolveNextHop } from '@kbx/net'
 import { Umem, XskSocket, steerTo } from '@kbx/xsk'
@@ -26,6 +26,11 @@ export interface XdpConnectionOptions {
   busyPoll?: boolean
   /** Test hook: the stack silently drops its Nth new data segment (1-based), recovered by retransmission. */
   dropTxNth?: number
+  /**
+   * Without busyPoll, a wait after sending spins on the RX ring this long before sleeping (the answer is
+   * due); default 200. 0: sleep at once (paced runs: on a small machine the spin takes the core the peer needs).
+   */
+  spinAfterSendUs?: number
   /** TCP keep-alive probes after this many idle seconds; 0 or absent: none. */
   keepaliveS?: number
   log?: (msg: string) => void
@@ -92,9 +97,11 @@ export class XdpConnection {
   readonly #timings = Buffer.from(new ArrayBuffer((TIMINGS * KBX_FIX_TIMING_RING + TIMINGS) * 4))
   readonly #reflexIo = new ReflexIo()
   readonly #timingsAddress = kbxAddress(this.#timings)
+  /** struct kbx_fix_xdp_times, lent to the native loop: wake_at_ns in; tx_ns, rx_ns out of each step; spin_after_send_ns in. */
+  readonly #times = new BigUint64Array(new ArrayBuffer(4 * 8))
   state = 'closed'
 
-  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: ToolAttachment; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string }) {
+  private constructor(parts: { x: KbxFixXdpPtr; umem: Umem; socket: XskSocket; obj: BpfObject; link: ToolAttachment; reservation: Server; localIp: string; localPort: number; localMac: string; nextHopMac: string; spinAfterSendUs: number }) {
     this.#x = parts.x
     this.#address = kbxAddress(parts.x as never)
     this.#umem = parts.umem
@@ -110,6 +117,25 @@ export class XdpConnection {
     this.xdpMode = parts.link.mode
     this.xdpLinkId = parts.link.id
     this.xdpProgId = parts.link.progId
+    this.#times[3] = BigInt(Math.round(parts.spinAfterSendUs * 1000))
+    const pacing = libkbxFixPacing()
+    pacing.kbx_fix_xdp_set_times(parts.x, kbxAddress(Buffer.from(this.#times.buffer)))
+    pacing.kbx_fix_precise_timers()
+  }
+
+  /** The next step's wait ends at this CLOCK_MONOTONIC time at the latest (0n: no deadline). */
+  set wakeAtNs(ns: bigint) {
+    this.#times[0] = ns
+  }
+
+  /** The last step handed the first frame of the bytes written before it to the TX ring then (0n: it sent none). */
+  get txNs(): bigint {
+    return this.#times[1]!
+  }
+
+  /** The last step took received frames then (0n: none). */
+  get rxNs(): bigint {
+    return this.#times[2]!
   }
 
   /**
@@ -174,7 +200,7 @@ export class XdpConnection {
       undo.push(() => link.detach())
       // this connection's 4-tuple (and ARP for our address) -> the socket
       steerTo(obj, [socket])
-      return new XdpConnection({ x, umem, socket, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac })
+      return new XdpConnection({ x, umem, socket, obj, link, reservation, localIp: hop.srcIp, localPort, localMac: hop.srcMac, nextHopMac: hop.nextHopMac, spinAfterSendUs: o.spinAfterSendUs ?? 200 })
     } catch (err) {
       for (const step of undo.reverse()) step()
       throw err
@@ -322,6 +348,11 @@ export class XdpConnection {
     out['txRingFull'] = loop['txRingFull']!
     out['steps'] = loop['steps']!
     out['timingsLost'] = loop['timingsLost']!
+    // frames the kernel could not hand us (RX ring full, no fill frame): lost before TCP saw them
+    const xsk = this.#socket.statistics()
+    out['xskRxDropped'] = Number(xsk.rxDropped)
+    out['xskRxRingFull'] = Number(xsk.rxRingFull)
+    out['xskFillRingEmpty'] = Number(xsk.fillRingEmpty)
     return out
   }
 

@@ -86,27 +86,45 @@ export class XdpTransport implements FixTransport {
   }
 
   /**
-   * One native batch (send, receive, timers; idle, it waits up to 1 ms for frames: asleep in poll(), or
-   * spinning on the RX ring with --busy-poll); received bytes straight to the session. When they make the
-   * session answer (the next order, a Heartbeat), the answer goes out in a batch call right away, not after
-   * an event-loop turn. The order the reflex sent is handed up before the session reads the ExecutionReport
-   * it answered.
+   * Orders due sent, then one native batch (send, receive, timers; idle, it waits for frames up to 1 ms or
+   * until the next paced order is due, to the microsecond: asleep in ppoll(), or spinning on the RX ring with
+   * --busy-poll); received bytes straight to the session. When they make the session answer (the next order,
+   * a Heartbeat), the answer goes out in a batch call right away, not after an event-loop turn; so does an
+   * order that fell due during the wait. The order the reflex sent is handed up before the session reads the
+   * ExecutionReport it answered.
    */
   turn(): void {
+    this.host.paceDue()
+    this.exchange()
+    if (this.host.paceDue()) this.exchange()
+  }
+
+  private exchange(): void {
     const conn = this.conn
-    let rx = conn.step(conn.pendingBytes > 0 ? 0 : 1, this.arm())
+    conn.wakeAtNs = this.host.wakeAtNs()
+    let rx = this.step(conn.pendingBytes > 0 ? 0 : 1)
     const received = rx.length > 0
     for (let rounds = 0; ; rounds++) {
       if (conn.reflexSent) this.host.reflexSent(conn.reflexOrder())
       if (rx.length === 0) break
       this.host.receive(rx)
       if (conn.pendingBytes === 0 || rounds === ROUNDS_PER_TURN) break
-      rx = conn.step(0, this.arm())
+      rx = this.step(0)
     }
     if (received) this.host.received()
     if (conn.timingsWaiting > KBX_FIX_TIMING_RING / 2) this.drainTimings()
     const gone = this.gone
     if (gone !== undefined) this.host.gone(gone)
+  }
+
+  /** A native step, its TX and RX times handed to the per-order breakdown. */
+  private step(timeoutMs: number): Buffer {
+    const conn = this.conn
+    const rx = conn.step(timeoutMs, this.arm())
+    const breakdown = this.host.breakdown
+    if (conn.txNs !== 0n) breakdown.onWire(conn.txNs)
+    if (rx.length > 0 && conn.rxNs !== 0n) breakdown.rxNs = conn.rxNs
+    return rx
   }
 
   private arm(): ReflexArm | undefined {

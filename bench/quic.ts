@@ -33,29 +33,37 @@ import type { BenchCase, Sample, Sender } from './lib/quic-table.js'
 const USAGE = `usage: pnpm bench quic [--runs 3] [--seconds 5] [--io xdp,socket] [--workers 1,2] [--sinks 1,2,4]
        [--rate 0] [--quinn-tx-csum on,off] [--no-quinn] [--quinn-args "..."] [--sink-args "..."] [--flood-args "..."]
        [--flood-cpu LIST] [--sink-cpu LIST]
+  Options whose value starts with -- take it after =: --quinn-args="--connections 1".
   --rate 0,1000 adds a 1k tx/s case (1 worker, 1 sink) for latency at low load.
 `
 
-const { values: opts } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '5' },
-    io: { type: 'string', default: 'xdp,socket' },
-    workers: { type: 'string', default: '1,2' },
-    sinks: { type: 'string', default: '1,2,4' },
-    rate: { type: 'string', default: '0' },
-    'quinn-tx-csum': { type: 'string', default: 'on,off' },
-    'no-quinn': { type: 'boolean', default: false },
-    'quinn-args': { type: 'string', default: '' },
-    // the sink polls for 2 ms after each packet instead of sleeping: at low rates its wakeup from an
-    // idle vCPU (tens of µs on this VM) would otherwise be most of the send->ack latency
-    'sink-args': { type: 'string', default: '--busy-poll 2000' },
-    'flood-args': { type: 'string', default: '' },
-    'flood-cpu': { type: 'string' },
-    'sink-cpu': { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-})
+const OPTIONS = {
+  runs: { type: 'string', default: '3' },
+  seconds: { type: 'string', default: '5' },
+  io: { type: 'string', default: 'xdp,socket' },
+  workers: { type: 'string', default: '1,2' },
+  sinks: { type: 'string', default: '1,2,4' },
+  rate: { type: 'string', default: '0' },
+  'quinn-tx-csum': { type: 'string', default: 'on,off' },
+  'no-quinn': { type: 'boolean', default: false },
+  'quinn-args': { type: 'string', default: '' },
+  // the sink polls for 2 ms after each packet instead of sleeping: at low rates its wakeup from an
+  // idle vCPU (tens of µs on this VM) would otherwise be most of the send->ack latency
+  'sink-args': { type: 'string', default: '--busy-poll 2000' },
+  'flood-args': { type: 'string', default: '' },
+  'flood-cpu': { type: 'string' },
+  'sink-cpu': { type: 'string' },
+  help: { type: 'boolean', default: false },
+} as const
+const parsed = (() => {
+  try {
+    return parseArgs({ options: OPTIONS })
+  } catch (err) {
+    process.stderr.write(`bench quic: ${(err as Error).message}\n${USAGE}`)
+    return process.exit(2)
+  }
+})()
+const opts = parsed.values
 if (opts.help) {
   process.stderr.write(USAGE)
   process.exit(0)

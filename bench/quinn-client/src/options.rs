@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub const USAGE: &str = "usage: quinn-client --server IP:PORT [--connections 4] [--endpoints N] [--streams 512]
+pub const USAGE: &str = "usage: quinn-client --server IP:PORT [--connections 1] [--endpoints N] [--streams 512]
        [--duration 5] [--tx-size 235] [--threads N] [--alpn solana-tpu] [--drain 2]
   Sends one transaction per unidirectional stream (with FIN) over quinn and counts a transaction
   acked when its stream is fully acknowledged (SendStream::finish resolves). One JSON line on stdout.
-  --connections  QUIC connections (default 4)
+  --connections  QUIC connections (default 1: on this 2-core bed, more connections only split one core)
   --endpoints    UDP sockets (quinn endpoints) the connections are spread over (default: one each)
   --streams      streams kept open per connection; more than the server's MAX_STREAMS only wait
                  (default 512, quic-sink's grant)
@@ -42,7 +42,7 @@ fn number(flag: &str, value: &str, min: f64, max: f64) -> Result<f64, String> {
 pub fn parse(args: &[String]) -> Result<Options, String> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut server = None;
-    let mut connections = 4usize;
+    let mut connections = 1usize;
     let mut endpoints = None;
     let mut streams = 512usize;
     let mut duration = 5.0;
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn defaults_and_limits() {
         let o = parse(&args("--server 10.0.0.1:8004")).unwrap();
-        assert_eq!((o.connections, o.endpoints, o.streams, o.tx_size), (4, 4, 512, 235));
+        assert_eq!((o.connections, o.endpoints, o.streams, o.tx_size), (1, 1, 512, 235));
         assert!(parse(&args("--server 10.0.0.1:8004 --tx-size 1233")).is_err());
         assert!(parse(&args("--connections 2")).is_err());
         assert!(parse(&args("--server nowhere")).is_err());

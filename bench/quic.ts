@@ -182,7 +182,9 @@ async function runFloodCase(net: TestNet, bed: Bed, c: BenchCase): Promise<Sampl
   const [cmd, argv] = pinned(
     nodeCommand(FLOOD_BIN, [
       '--iface', bed.link.local.name, ...servers.flatMap((s) => ['--server', s]), ...(c.sinks > 1 ? ['--fanout', 'all'] : []),
-      '--io', c.sender, ...(c.workers > 1 ? ['--workers', String(c.workers)] : []),
+      '--io', c.sender,
+      // each worker has its own connections: at least one per worker
+      ...(c.workers > 1 ? ['--workers', String(c.workers), '--connections', String(c.workers)] : []),
       '--rate', String(c.rate), '--duration', String(seconds), '--interval', '600', '--tx-size', String(TX_SIZE),
       ...words(opts['flood-args']),
     ]),

@@ -4,8 +4,10 @@
  * Cases: quic-flood --io xdp and --io socket, with 1 and 2 workers (`--workers`, on a 2-queue bed; a
  * row says "not available" while quic-flood or quic-sink lacks the option), fanning out to 1, 2 and 4
  * sinks (`--server` repeated, `--fanout all`: every transaction to every sink, each copy counted), and
- * the quinn client to 1 sink. Measured: acked tx/s (every sink's acknowledged copies over the run) and
- * send→ack latency percentiles. Runs go round the cases `--runs` times (noise spreads over all of
+ * the quinn client to 1 sink. Measured: acked tx/s (every sink's acknowledged copies over the run),
+ * send→ack latency percentiles, and the cores the sender and its sinks kept busy mid-run (/proc/PID/stat),
+ * whence acked tx per CPU-second of the sender: on a machine shared with other work, tx/s follows the CPU
+ * share each sender got (quinn runs 2 tokio threads, quic-flood 1), tx per CPU-second much less. Runs go round the cases `--runs` times (noise spreads over all of
  * them); medians. JSON lines on stdout (`run` per run, `end` with medians, the quic-flood/quinn
  * ratios and whether issue 12's goal, ≥ 10× quinn's acked tx/s, is met), a table on stderr. At the end
  * every sink's transaction count is checked against what the senders counted acked for it.
@@ -27,6 +29,7 @@ import { repoRoot } from '@kbx/ffi'
 import { JsonLines } from '@kbx/stats'
 import { TestNet, followTool, nodeCommand, waitUntil } from '@kbx/testbed'
 import type { LinkedNamespace, ToolRun } from '@kbx/testbed'
+import { coresBusy } from './lib/proc-cpu.js'
 import { caseKey, formatTable, summarize, verdict } from './lib/quic-table.js'
 import type { BenchCase, Sample, Sender } from './lib/quic-table.js'
 
@@ -177,6 +180,22 @@ const sampleOf = (end: Record<string, any>): Sample => ({
   p99: end['ackLatencyUs']?.p99 ?? 0,
 })
 
+/**
+ * Runs a sender to its end and measures the cores it and the sinks kept busy from 30 % to 80 % of its
+ * sending time (counted from its start event, or from its spawn when it has none).
+ */
+async function runMeasured(tool: ToolRun, what: string, sinks: readonly ToolRun[], hasStartEvent: boolean): Promise<Sample> {
+  if (hasStartEvent) await waitUntil(`${what} to start`, () => tool.events.some((e) => e.event === 'start') || tool.child.exitCode !== null, 60_000)
+  const t0 = Date.now()
+  const pids = [tool.child.pid!, ...sinks.map((s) => s.child.pid!)]
+  const [end, cores] = await Promise.all([runToEnd(tool, what), coresBusy(pids, t0 + seconds * 300, t0 + seconds * 800)])
+  const sample = sampleOf(end)
+  const [sender, ...sinkCores] = cores
+  if (sender === undefined || sender <= 0 || sinkCores.some((c) => c === undefined)) return sample
+  const sinkSum = sinkCores.reduce((a: number, b) => a + b!, 0)
+  return { ...sample, senderCores: sender, sinkCores: Math.round(sinkSum * 100) / 100, ackedPerCpuSec: Math.round(sample.ackedPerSec / sender) }
+}
+
 async function runFloodCase(net: TestNet, bed: Bed, c: BenchCase): Promise<Sample> {
   const servers = Array.from({ length: c.sinks }, (_, i) => `${bed.link.remote.ip}:${BASE_PORT + i}`)
   const [cmd, argv] = pinned(
@@ -190,13 +209,15 @@ async function runFloodCase(net: TestNet, bed: Bed, c: BenchCase): Promise<Sampl
     ]),
     opts['flood-cpu'],
   )
-  const end = await runToEnd(followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })), `quic-flood (${c.key})`)
+  const tool = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const sample = await runMeasured(tool, `quic-flood (${c.key})`, bed.sinks.slice(0, c.sinks), true)
+  const end = tool.events.find((e) => e.event === 'end')!.data
   const perServer: { server: string; acked: number }[] = end['servers'] ?? [{ server: servers[0], acked: end['acked'] }]
   for (const s of perServer) {
     const i = servers.indexOf(s.server)
     if (i >= 0) bed.ackedBySenders[i]! += s.acked
   }
-  return sampleOf(end)
+  return sample
 }
 
 async function runQuinnCase(net: TestNet, bed: Bed, c: BenchCase, bin: string): Promise<Sample> {
@@ -208,9 +229,9 @@ async function runQuinnCase(net: TestNet, bed: Bed, c: BenchCase, bin: string): 
         '--tx-size', String(TX_SIZE), ...words(opts['quinn-args'])]],
       opts['flood-cpu'],
     )
-    const end = await runToEnd(followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })), `quinn-client (${c.key})`)
-    bed.ackedBySenders[0]! += end['acked']
-    return sampleOf(end)
+    const sample = await runMeasured(followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] })), `quinn-client (${c.key})`, bed.sinks.slice(0, 1), false)
+    bed.ackedBySenders[0]! += sample.acked
+    return sample
   } finally {
     if (c.txChecksum) net.run(null, 'ethtool', ['-K', iface, 'tx', 'off'])
   }
@@ -271,7 +292,10 @@ async function main(): Promise<number> {
   }
   const summaries = summarize(cases, samples)
   const goal = verdict(summaries, cases)
-  out.emit('end', { runs, seconds, cases: summaries, ratiosOverQuinn: goal.ratios, goalMet: goal.met, best: goal.best, sinkChecks, failures })
+  out.emit('end', {
+    runs, seconds, cases: summaries, ratiosOverQuinn: goal.ratios, perCpuRatiosOverQuinn: goal.perCpuRatios, goalMet: goal.met, best: goal.best,
+    sinkChecks, failures,
+  })
   process.stderr.write(`\n${formatTable(summaries)}  ${goal.line}\n`)
   for (const check of sinkChecks.filter((s) => !s.equal))
     process.stderr.write(`  sink :${check.sink} (${check.queues} queue bed) counted ${check.transactions}, senders counted ${check.ackedBySenders} acked\n`)

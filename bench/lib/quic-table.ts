@@ -29,6 +29,12 @@ export interface Sample {
   p50: number
   p90: number
   p99: number
+  /** cores the sender kept busy in the middle of the run (/proc/PID/stat) */
+  senderCores?: number
+  /** cores the sinks it sent to kept busy then, summed */
+  sinkCores?: number
+  /** ackedPerSec / senderCores: acked transactions per CPU-second of the sender */
+  ackedPerCpuSec?: number
 }
 
 export interface CaseSummary {
@@ -56,10 +62,24 @@ export function caseLabel(c: BenchCase): string {
   return `${who}, ${sinks}${c.rate ? ` @${c.rate}/s` : ''}`
 }
 
-/** Medians of each sample field. */
+/** Medians of each sample field (of the runs that have it, for the optional ones). */
 export function medianSample(samples: readonly Sample[]): Sample {
-  const of = (field: keyof Sample) => median(samples.map((s) => s[field]))
-  return { ackedPerSec: Math.round(of('ackedPerSec')), acked: Math.round(of('acked')), p50: of('p50'), p90: of('p90'), p99: of('p99') }
+  const of = (field: keyof Sample) => median(samples.map((s) => s[field] ?? 0))
+  const optional = (field: 'senderCores' | 'sinkCores' | 'ackedPerCpuSec', round: (x: number) => number) => {
+    const values = samples.map((s) => s[field]).filter((x): x is number => x !== undefined)
+    return values.length ? { [field]: round(median(values)) } : {}
+  }
+  const hundredths = (x: number) => Math.round(x * 100) / 100
+  return {
+    ackedPerSec: Math.round(of('ackedPerSec')),
+    acked: Math.round(of('acked')),
+    p50: of('p50'),
+    p90: of('p90'),
+    p99: of('p99'),
+    ...optional('senderCores', hundredths),
+    ...optional('sinkCores', hundredths),
+    ...optional('ackedPerCpuSec', Math.round),
+  }
 }
 
 export function summarize(cases: readonly BenchCase[], samples: ReadonlyMap<string, readonly Sample[]>): CaseSummary[] {
@@ -81,6 +101,8 @@ export interface Verdict {
   best: { key: string; ratio: number } | null
   met: boolean | null
   line: string
+  /** the same ratios of acked transactions per CPU-second of the sender (informative: the goal is on tx/s) */
+  perCpuRatios: Record<string, number | null>
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100
@@ -93,27 +115,40 @@ export function verdict(summaries: readonly CaseSummary[], cases: readonly Bench
     0,
     ...oneSinkFull.filter((c) => c.sender === 'quinn').map((c) => byKey.get(c.key)?.median?.ackedPerSec ?? 0),
   )
+  const quinnPerCpu = Math.max(
+    0,
+    ...oneSinkFull.filter((c) => c.sender === 'quinn').map((c) => byKey.get(c.key)?.median?.ackedPerCpuSec ?? 0),
+  )
   const ratios: Record<string, number | null> = {}
+  const perCpuRatios: Record<string, number | null> = {}
   let best: Verdict['best'] = null
   for (const c of oneSinkFull.filter((c) => c.sender !== 'quinn')) {
-    const flood = byKey.get(c.key)?.median?.ackedPerSec
-    const ratio = flood !== undefined && quinnBest > 0 ? round2(flood / quinnBest) : null
+    const flood = byKey.get(c.key)?.median
+    const ratio = flood !== undefined && quinnBest > 0 ? round2(flood.ackedPerSec / quinnBest) : null
     ratios[c.key] = ratio
+    perCpuRatios[c.key] = flood?.ackedPerCpuSec !== undefined && quinnPerCpu > 0 ? round2(flood.ackedPerCpuSec / quinnPerCpu) : null
     if (ratio !== null && (best === null || ratio > best.ratio)) best = { key: c.key, ratio }
   }
   if (quinnBest === 0)
-    return { ratios, best, met: null, line: `goal ≥ ${GOAL_RATIO}× quinn's acked tx/s: not judged (no quinn result)` }
+    return { ratios, perCpuRatios, best, met: null, line: `goal ≥ ${GOAL_RATIO}× quinn's acked tx/s: not judged (no quinn result)` }
   if (best === null)
-    return { ratios, best, met: null, line: `goal ≥ ${GOAL_RATIO}× quinn's acked tx/s: not judged (no quic-flood result)` }
+    return { ratios, perCpuRatios, best, met: null, line: `goal ≥ ${GOAL_RATIO}× quinn's acked tx/s: not judged (no quic-flood result)` }
   const met = best.ratio >= GOAL_RATIO
   const each = Object.entries(ratios)
     .map(([key, r]) => `${key} ${r === null ? 'n/a' : `${r}×`}`)
     .join(', ')
+  const perCpu = Object.entries(perCpuRatios)
+    .filter(([, r]) => r !== null)
+    .map(([key, r]) => `${key} ${r}×`)
+    .join(', ')
   return {
     ratios,
+    perCpuRatios,
     best,
     met,
-    line: `quic-flood/quinn acked tx/s (1 sink): ${each}. Goal ≥ ${GOAL_RATIO}× quinn: ${met ? 'MET' : 'NOT MET'} (best ${best.key}, ${best.ratio}×)`,
+    line:
+      `quic-flood/quinn acked tx/s (1 sink): ${each}. Goal ≥ ${GOAL_RATIO}× quinn: ${met ? 'MET' : 'NOT MET'} (best ${best.key}, ${best.ratio}×)` +
+      (perCpu ? `\n  per CPU-second of the sender: ${perCpu}` : ''),
   }
 }
 
@@ -122,12 +157,19 @@ const num = (x: number, width: number) => Math.round(x).toLocaleString('en-US').
 /** The table printed at the end (medians; a case not run says why). */
 export function formatTable(summaries: readonly CaseSummary[]): string {
   const labelWidth = Math.max(4, ...summaries.map((s) => s.label.length))
-  const header = `  ${'case'.padEnd(labelWidth)}  ${'acked tx/s'.padStart(11)}  ${'p50 µs'.padStart(8)}  ${'p90 µs'.padStart(8)}  ${'p99 µs'.padStart(8)}  runs`
+  const header =
+    `  ${'case'.padEnd(labelWidth)}  ${'acked tx/s'.padStart(11)}  ${'p50 µs'.padStart(8)}  ${'p90 µs'.padStart(8)}  ${'p99 µs'.padStart(8)}` +
+    `  ${'cores'.padStart(5)}  ${'sink'.padStart(5)}  ${'tx/CPU-s'.padStart(10)}  runs`
   const rows = summaries.map((s) => {
     const label = s.label.padEnd(labelWidth)
     if (!s.median) return `  ${label}  not available: ${s.unavailable ?? 'not run'}`
     const m = s.median
-    return `  ${label}  ${num(m.ackedPerSec, 11)}  ${num(m.p50, 8)}  ${num(m.p90, 8)}  ${num(m.p99, 8)}  ${String(s.runs).padStart(4)}`
+    const cores = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2)).padStart(5)
+    const perCpu = m.ackedPerCpuSec === undefined ? '-'.padStart(10) : num(m.ackedPerCpuSec, 10)
+    return (
+      `  ${label}  ${num(m.ackedPerSec, 11)}  ${num(m.p50, 8)}  ${num(m.p90, 8)}  ${num(m.p99, 8)}` +
+      `  ${cores(m.senderCores)}  ${cores(m.sinkCores)}  ${perCpu}  ${String(s.runs).padStart(4)}`
+    )
   })
   return [header, ...rows].join('\n') + '\n'
 }

@@ -115,9 +115,10 @@ function buildQuinn(): { bin?: string; unavailable?: string } {
   const build = spawnSync('bash', [QUINN_BUILD], { encoding: 'utf8', timeout: 20 * 60_000 })
   const bin = build.stdout?.trim().split('\n').pop()
   if (build.status === 0 && bin) return { bin }
-  const why = (build.stderr ?? '').trim().split('\n').slice(-3).join(' | ') || `exit ${build.status ?? build.signal}`
-  process.stderr.write(`bench quic: the quinn client could not be built: ${why}\n`)
-  return { unavailable: `quinn client build failed (bash bench/quinn-client/build.sh): ${why.slice(0, 200)}` }
+  const lines = (build.stderr ?? '').trim().split('\n')
+  process.stderr.write(`bench quic: the quinn client could not be built:\n${lines.slice(-15).join('\n')}\n`)
+  const why = lines.at(-1)?.replace(/^quinn-client build: /, '') || `exit ${build.status ?? build.signal}`
+  return { unavailable: `quinn client not built (bash bench/quinn-client/build.sh: ${why.slice(0, 120)})` }
 }
 
 function planCases(workersOk: string | undefined, quinn: { unavailable?: string }): BenchCase[] {

@@ -191,6 +191,7 @@ async function runMeasured(tool: ToolRun, what: string, sinks: readonly ToolRun[
   const pids = [tool.child.pid!, ...sinks.map((s) => s.child.pid!)]
   const [end, cores] = await Promise.all([runToEnd(tool, what), coresBusy(pids, t0 + seconds * 300, t0 + seconds * 800)])
   const sample = sampleOf(end)
+  out.emit('sender', { what, handshakes: end['handshakes'], closes: end['closes'], seconds: end['seconds'] })
   const [sender, ...sinkCores] = cores
   if (sender === undefined || sender <= 0 || sinkCores.some((c) => c === undefined)) return sample
   const sinkSum = sinkCores.reduce((a: number, b) => a + b!, 0)

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quinn::{ClientConfig, Connection, ConnectionError, Endpoint, TransportConfig, WriteError};
+use quinn::{ClientConfig, Connection, Endpoint, TransportConfig, WriteError};
+use tokio::sync::Notify;
 
 use identity::Identity;
 use options::Options;
@@ -99,13 +100,26 @@ async fn connect(endpoint: &Endpoint, opts: &Options, totals: &Totals) -> Result
     }
 }
 
+/// One connection's run: its stream slots count the streams they open on it, and the first slot past
+/// `limit` (--streams-per-connection) or the end of every slot raises `event`.
+struct ConnectionRun {
+    conn: Connection,
+    opened: AtomicU64,
+    limit: u64,
+    event: Notify,
+}
+
 /// One stream slot of a connection: open a stream (waiting for MAX_STREAMS credit), write one
-/// transaction with FIN, await its acknowledgement, again until the stop deadline. Returns the
-/// send→ack latencies (ns) and whether the connection was lost.
-async fn stream_slot(conn: Connection, tx: Arc<Vec<u8>>, deadlines: Arc<Deadlines>, totals: Arc<Totals>) -> (Vec<u64>, bool) {
+/// transaction with FIN, await its acknowledgement, again until the stop deadline or the connection's
+/// stream limit. Returns the send→ack latencies (ns) and whether the connection was lost.
+async fn stream_slot(run: Arc<ConnectionRun>, tx: Arc<Vec<u8>>, deadlines: Arc<Deadlines>, totals: Arc<Totals>) -> (Vec<u64>, bool) {
     let mut latencies = Vec::with_capacity(4096);
     while Instant::now() < deadlines.stop {
-        let mut stream = match conn.open_uni().await {
+        if run.opened.fetch_add(1, Ordering::Relaxed) >= run.limit {
+            run.event.notify_one();
+            break;
+        }
+        let mut stream = match run.conn.open_uni().await {
             Ok(stream) => stream,
             Err(_) => return (latencies, true),
         };
@@ -143,8 +157,35 @@ fn add_stats(totals: &Totals, conn: &Connection) {
     totals.lost_packets.fetch_add(stats.path.lost_packets, Ordering::Relaxed);
 }
 
-/// One connection, reopened when the server closes it (quic-sink closes one that used up its
-/// streams), until the stop deadline.
+/// Every stream slot of one connection, to their end; then the connection's stats, and a close unless
+/// it was lost. Returns the latencies and whether the connection was lost.
+async fn drive_connection(run: Arc<ConnectionRun>, streams: usize, tx: Arc<Vec<u8>>, deadlines: Arc<Deadlines>, totals: Arc<Totals>) -> (Vec<u64>, bool) {
+    let slots: Vec<_> = (0..streams)
+        .map(|_| tokio::spawn(stream_slot(run.clone(), tx.clone(), deadlines.clone(), totals.clone())))
+        .collect();
+    let mut latencies = Vec::new();
+    let mut lost = false;
+    for slot in slots {
+        let (mut l, slot_lost) = slot.await.expect("stream task");
+        latencies.append(&mut l);
+        lost |= slot_lost;
+    }
+    add_stats(&totals, &run.conn);
+    if lost {
+        if let Some(reason) = run.conn.close_reason() {
+            totals.closes.lock().unwrap().push(reason.to_string());
+        }
+    } else {
+        run.conn.close(0u8.into(), b"done");
+    }
+    run.event.notify_one();
+    (latencies, lost)
+}
+
+/// One connection slot until the stop deadline. After --streams-per-connection streams the next
+/// connection is opened at once while the old one drains (quic-sink, on ngtcp2 0.12, closes a connection
+/// that used up its streams: rotating first, as quic-flood does, spares the stall); a connection the
+/// server closes is reopened.
 async fn connection_slot(
     endpoint: Endpoint,
     first: Connection,
@@ -153,44 +194,37 @@ async fn connection_slot(
     deadlines: Arc<Deadlines>,
     totals: Arc<Totals>,
 ) -> Vec<u64> {
-    let mut latencies = Vec::new();
+    let mut draining = Vec::new();
     let mut conn = first;
     loop {
-        let slots: Vec<_> = (0..opts.streams)
-            .map(|_| tokio::spawn(stream_slot(conn.clone(), tx.clone(), deadlines.clone(), totals.clone())))
-            .collect();
-        let mut lost = false;
-        for slot in slots {
-            let (mut l, slot_lost) = slot.await.expect("stream task");
-            latencies.append(&mut l);
-            lost |= slot_lost;
+        let run = Arc::new(ConnectionRun { conn, opened: AtomicU64::new(0), limit: opts.streams_per_connection, event: Notify::new() });
+        let driver = tokio::spawn(drive_connection(run.clone(), opts.streams, tx.clone(), deadlines.clone(), totals.clone()));
+        run.event.notified().await;
+        draining.push(driver);
+        if Instant::now() >= deadlines.stop {
+            break;
         }
-        add_stats(&totals, &conn);
-        if !lost {
-            conn.close(0u8.into(), b"done");
-            return latencies;
-        }
-        if let Some(reason) = conn.close_reason() {
-            if !matches!(reason, ConnectionError::LocallyClosed) {
-                totals.closes.lock().unwrap().push(reason.to_string());
-            }
-        }
-        loop {
-            if Instant::now() >= deadlines.stop {
-                return latencies;
-            }
+        // the stream limit (the old connection drains meanwhile) or a lost connection: a new one
+        let mut next = None;
+        while next.is_none() && Instant::now() < deadlines.stop {
             match connect(&endpoint, &opts, &totals).await {
-                Ok(c) => {
-                    conn = c;
-                    break;
-                }
+                Ok(c) => next = Some(c),
                 Err(e) => {
                     eprintln!("quinn-client: {}", e);
                     tokio::time::sleep(RECONNECT_BACKOFF).await;
                 }
             }
         }
+        match next {
+            Some(c) => conn = c,
+            None => break,
+        }
     }
+    let mut latencies = Vec::new();
+    for driver in draining {
+        latencies.append(&mut driver.await.expect("connection task").0);
+    }
+    latencies
 }
 
 fn json_string(s: &str) -> String {
@@ -247,7 +281,7 @@ async fn run(opts: Arc<Options>) -> Result<String, String> {
         concat!(
             "{{\"event\":\"end\",\"tool\":\"quinn-client\",\"data\":{{\"server\":\"{}\",\"acked\":{},\"unacked\":{},",
             "\"seconds\":{:.3},\"ackedPerSec\":{},\"ackLatencyUs\":{},\"connections\":{},\"endpoints\":{},",
-            "\"streamsPerConnection\":{},\"txSize\":{},\"threads\":{},\"handshakes\":{},\"handshakeFailures\":{},",
+            "\"streamsInFlight\":{},\"rotateAfterStreams\":{},\"txSize\":{},\"threads\":{},\"handshakes\":{},\"handshakeFailures\":{},",
             "\"closes\":[{}],\"datagramsSent\":{},\"sendCalls\":{},\"datagramsReceived\":{},\"lostPackets\":{}}}}}"
         ),
         opts.server,
@@ -259,6 +293,7 @@ async fn run(opts: Arc<Options>) -> Result<String, String> {
         opts.connections,
         opts.endpoints,
         opts.streams,
+        opts.streams_per_connection,
         opts.tx_size,
         opts.threads,
         totals.handshakes.load(Ordering::Relaxed),

@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const USAGE: &str = "usage: quinn-client --server IP:PORT [--connections 1] [--endpoints N] [--streams 512]
-       [--duration 5] [--tx-size 235] [--threads N] [--alpn solana-tpu] [--drain 2]
+       [--streams-per-connection 131072] [--duration 5] [--tx-size 235] [--threads N] [--alpn solana-tpu] [--drain 2]
   Sends one transaction per unidirectional stream (with FIN) over quinn and counts a transaction
   acked when its stream is fully acknowledged (SendStream::finish resolves). One JSON line on stdout.
   --connections  QUIC connections (default 1: on this 2-core bed, more connections only split one core)
   --endpoints    UDP sockets (quinn endpoints) the connections are spread over (default: one each)
   --streams      streams kept open per connection; more than the server's MAX_STREAMS only wait
                  (default 512, quic-sink's grant)
+  --streams-per-connection  open the next connection after this many streams, the old one
+                 draining meanwhile (default 131072, quic-flood's; 0: never)
   --duration     seconds of sending after every handshake is done (default 5)
   --tx-size      bytes per transaction, at most 1232 (default 235, quic-flood's)
   --threads      tokio worker threads (default: the CPUs)
@@ -22,6 +24,7 @@ pub struct Options {
     pub connections: usize,
     pub endpoints: usize,
     pub streams: usize,
+    pub streams_per_connection: u64,
     pub duration: Duration,
     pub tx_size: usize,
     pub threads: usize,
@@ -45,6 +48,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let mut connections = 1usize;
     let mut endpoints = None;
     let mut streams = 512usize;
+    let mut streams_per_connection = 131072u64;
     let mut duration = 5.0;
     let mut tx_size = 235usize;
     let mut threads = cpus;
@@ -64,6 +68,12 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--connections" => connections = number(flag, value, 1.0, 1024.0)? as usize,
             "--endpoints" => endpoints = Some(number(flag, value, 1.0, 1024.0)? as usize),
             "--streams" => streams = number(flag, value, 1.0, 65536.0)? as usize,
+            "--streams-per-connection" => {
+                streams_per_connection = match number(flag, value, 0.0, 1e15)? as u64 {
+                    0 => u64::MAX,
+                    n => n,
+                }
+            }
             "--duration" => duration = number(flag, value, 0.1, 86400.0)?,
             "--tx-size" => tx_size = number(flag, value, 1.0, MAX_TX_SIZE as f64)? as usize,
             "--threads" => threads = number(flag, value, 1.0, 256.0)? as usize,
@@ -80,6 +90,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         connections,
         endpoints,
         streams,
+        streams_per_connection,
         duration: Duration::from_secs_f64(duration),
         tx_size,
         threads,
@@ -104,5 +115,7 @@ mod tests {
         assert!(parse(&args("--connections 2")).is_err());
         assert!(parse(&args("--server nowhere")).is_err());
         assert_eq!(parse(&args("--server 10.0.0.1:1 --connections 2 --endpoints 8")).unwrap().endpoints, 2);
+        assert_eq!(o.streams_per_connection, 131072);
+        assert_eq!(parse(&args("--server 10.0.0.1:1 --streams-per-connection 0")).unwrap().streams_per_connection, u64::MAX);
     }
 }

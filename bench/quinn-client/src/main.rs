@@ -3,8 +3,9 @@
 //! transaction per unidirectional stream ended with FIN, at most 1232 bytes), keeps `--streams` streams
 //! open per connection (quinn's open_uni waits for the peer's MAX_STREAMS), and counts a transaction
 //! acked when SendStream::finish resolves, which quinn 0.9 does once the peer acknowledged every byte
-//! and the FIN. Prints one JSON line (`{"event":"end","tool":"quinn-client","data":{…}}`) on stdout;
-//! errors go to stderr (exit 2 for usage, 1 for a failure).
+//! and the FIN. Connections rotate after --streams-per-connection streams. Prints one JSON line
+//! (`{"event":"end","tool":"quinn-client","data":{…}}`) on stdout; errors go to stderr (exit 2 for
+//! usage, 1 for a failure).
 
 mod identity;
 mod latency;

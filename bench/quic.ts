@@ -94,7 +94,14 @@ const FLOOD_BIN = join(repoRoot, 'packages/quic/src/bin-quic-flood.ts')
 const SINK_BIN = join(repoRoot, 'packages/quic/src/bin-quic-sink.ts')
 const QUINN_BUILD = join(repoRoot, 'bench/quinn-client/build.sh')
 const BASE_PORT = 8004
-const SINK_MAX_STREAMS = 512 // quic-sink's default grant, which quinn's stream slots match
+/** quic-sink's MAX_STREAMS grant (its default, or --max-streams in --sink-args): quinn keeps that many streams open */
+const SINK_MAX_STREAMS = (() => {
+  const sinkArgs = words(opts['sink-args'])
+  const i = sinkArgs.findIndex((w) => w === '--max-streams' || w.startsWith('--max-streams='))
+  if (i < 0) return 512
+  const value = sinkArgs[i]!.includes('=') ? sinkArgs[i]!.split('=')[1] : sinkArgs[i + 1]
+  return Number(value) > 0 ? Number(value) : usage('--sink-args: --max-streams takes a number > 0')
+})()
 const TX_SIZE = 235 // quic-flood's default mock transaction
 const out = new JsonLines({ tool: 'bench-quic' })
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 run=()
 if [ "${1:-}" = "--unit" ]; then
   shift
-  mapfile -t files < <(find packages/*/src soak test -name '*.unit.test.ts' -not -path '*/node_modules/*' | sort)
+  mapfile -t files < <(find packages/*/src soak test bench -name '*.unit.test.ts' -not -path '*/node_modules/*' | sort)
   [ "${#files[@]}" -gt 0 ] || { echo "no *.unit.test.ts found" >&2; exit 1; }
   if [ "$(id -u)" -eq 0 ]; then run=(setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all --); fi
   set -- "$@" "${files[@]}"

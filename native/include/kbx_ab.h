@@ -63,9 +63,10 @@ struct kbx_ab_rx_config {
 	uint32_t batch_size;     /* descriptors taken per socket per call (default KBX_AB_DEFAULT_BATCH) */
 	uint64_t reset_distance; /* a number this far from the newest, either way, restarts the stream
 				    (default AB_DEFAULT_RESET_DISTANCE) */
-	uint32_t busy_poll;      /* 1: kbx_ab_rx_poll spins on the RX rings for its timeout instead of sleeping in
-				    poll(): nothing waits on the sockets, so the kernel never has to wake the loop
-				    (in copy mode that wake-up is paid in the sender's softirq for every batch) */
+	uint32_t busy_poll_us;   /* with nothing to take, kbx_ab_rx_poll spins on the RX rings this long (at most its
+				    timeout; UINT32_MAX: the whole timeout) before it sleeps in poll(). A loop that
+				    does not sleep is not woken by the kernel (in copy mode that wake-up is paid in
+				    the sender's softirq, for every batch); 0: sleep at once */
 	uint32_t xdp_arrival;    /* 1: the XDP program stamps first copies (its arrival_stamp, struct
 				    ab_arrival_meta): delivered messages carry that XDP arrival time instead of the
 				    batch's clock, and the loop keeps a histogram of XDP arrival -> taken from the

@@ -371,17 +371,16 @@ static uint64_t arrival_of(struct kbx_ab_rx *rx, uint8_t *frame, uint64_t took_n
 	return meta->ktime_ns + (uint64_t)realtime_offset;
 }
 
-/* Busy polling: until a socket's RX ring has something or timeout_ms passed (not with recovery: its answers
- * come on a UDP socket of their own). */
-static void spin_for_rx(struct kbx_ab_rx *rx, int timeout_ms)
+/* Spins until a socket's RX ring has something (true) or spin_ns passed (false). */
+static bool spin_for_rx(struct kbx_ab_rx *rx, uint64_t spin_ns)
 {
-	uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ULL;
+	uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + spin_ns;
 	for (uint32_t spins = 1;; spins++) {
 		for (uint32_t i = 0; i < rx->socket_count; i++)
 			if (xsk_cons_nb_avail(&rx->sockets[i].xsk->rx, 1))
-				return;
-		if (spins % 64 == 0 && (int64_t)(clock_ns(CLOCK_MONOTONIC) - deadline) >= 0)
-			return;
+				return true;
+		if (spins % 16 == 0 && (int64_t)(clock_ns(CLOCK_MONOTONIC) - deadline) >= 0)
+			return false;
 		__builtin_ia32_pause();
 	}
 }
@@ -436,8 +435,11 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 			ab_order_step(rx->order, rx->tracker.now_ns, deliver_frame, &out);
 		if (total > 0 || timeout_ms <= 0 || attempt == 1)
 			break;
-		if (rx->config.busy_poll && !rx->recovery) {
-			spin_for_rx(rx, timeout_ms);
+		/* Spin first (busy_poll_us, at most the timeout): a loop that keeps up with a busy feed finds the next
+		 * batch before it would sleep, and a loop that never sleeps is never woken by the kernel. */
+		uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ULL;
+		uint64_t spin_ns = (uint64_t)rx->config.busy_poll_us * 1000ULL;
+		if (spin_ns && (spin_for_rx(rx, spin_ns < timeout_ns ? spin_ns : timeout_ns) || spin_ns >= timeout_ns)) {
 			out.realtime_ns = batch_realtime_ns = clock_ns(CLOCK_REALTIME);
 			rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 			continue;

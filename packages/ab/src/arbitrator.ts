@@ -74,8 +74,10 @@ export interface ArbitratorOptions {
   recovery?: RecoveryOptions
   /** Sequence order: per stream strictly in sequence, a packet after a hole held up to holdUs (kbx_ab_rx_enable_order). */
   order?: { holdUs: number; holdMax?: number }
-  /** Spin on the RX rings for a poll's timeout instead of sleeping in poll() (one core at 100%; the kernel never wakes the loop). */
+  /** Spin on the RX rings for a poll's whole timeout instead of sleeping in poll() (one core at 100%; the kernel never wakes the loop). */
   busyPoll?: boolean
+  /** Otherwise, spin this long (µs) before sleeping (default 0: sleep at once). */
+  spinUs?: number
   /** Delivered messages carry the XDP program's arrival time, and arrivalDelays() measures XDP arrival to the RX ring. */
   xdpArrival?: boolean
 }
@@ -285,7 +287,7 @@ export class Arbitrator {
         max_streams: options.maxStreams ?? limits.default_streams,
         batch_size: batchSize,
         reset_distance: options.resetDistance ?? limits.default_reset_distance,
-        busy_poll: options.busyPoll ? 1 : 0,
+        busy_poll_us: options.busyPoll ? 0xffffffff : (options.spinUs ?? 0),
         xdp_arrival: options.xdpArrival ? 1 : 0,
       })
       undo.push(() => ab.kbx_ab_rx_destroy(rx))

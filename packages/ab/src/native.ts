@@ -15,7 +15,7 @@ export const KbxAbRxConfig = koffi.struct('kbx_ab_rx_config', {
   max_streams: 'uint32_t',
   batch_size: 'uint32_t',
   reset_distance: 'uint64_t',
-  busy_poll: 'uint32_t',
+  busy_poll_us: 'uint32_t',
   xdp_arrival: 'uint32_t',
 })
 
@@ -25,8 +25,8 @@ export interface KbxAbRxConfigValue {
   max_streams: number
   batch_size: number
   reset_distance: number | bigint
-  /** 1: spin on the RX rings instead of sleeping in poll(). */
-  busy_poll?: number
+  /** µs to spin on the RX rings before sleeping in poll() (0xffffffff: the whole timeout). */
+  busy_poll_us?: number
   /** 1: the XDP program stamps first copies (arrival_stamp) and the loop reads the stamps. */
   xdp_arrival?: number
 }
@@ -452,7 +452,7 @@ export function abLimits(): KbxAbLimitsValue {
 /** Creates a receive loop; its address for the batch calls. */
 export function createReceiveLoop(config: KbxAbRxConfigValue): number {
   const out: [KbxAbRxPtr | null] = [null]
-  const rc = libkbxAb().kbx_ab_rx_create({ busy_poll: 0, xdp_arrival: 0, ...config }, out)
+  const rc = libkbxAb().kbx_ab_rx_create({ busy_poll_us: 0, xdp_arrival: 0, ...config }, out)
   if (rc < 0 || !out[0]) throw abError(rc, 'create A/B receive loop')
   return Number(koffi.address(out[0]))
 }

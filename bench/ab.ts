@@ -46,6 +46,7 @@ const { values: opts } = parseArgs({
     'paced-count': { type: 'string', default: '100000' },
     'consumer-cpu': { type: 'string', default: '0' },
     'busy-poll': { type: 'boolean', default: false },
+    'delivered-spin-us': { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -53,7 +54,7 @@ if (opts.help) {
   process.stderr.write(
     'usage: pnpm bench ab [--runs 5] [--repeat 1000000] [--cpu 0] [--only xdp|pps|delivered] [--count 300000 (feed packets per line, parts 2 and 3)]\n' +
       '  [--rx-cpu 0] [--feed-cpu 1] [--impl ab-arbitrate,ab-arbitrate-sleep,ab-arbitrate-spin,bare-xsk,kernel-udp,kernel-udp-spin (part 2)]\n' +
-      '  [--paced-rate 50000] [--paced-count 100000] [--consumer-cpu 0] [--busy-poll (part 3: ab-arbitrate --busy-poll)]\n',
+      '  [--paced-rate 50000] [--paced-count 100000] [--consumer-cpu 0] [--delivered-spin-us 0] [--busy-poll] (part 3: ab-arbitrate --spin-us, --busy-poll)\n',
   )
   process.exit(0)
 }
@@ -272,7 +273,8 @@ async function deliveredRun(bed: Bed, output: Output, phase: Phase, run: number)
   // udp: the same run's shm ring, big enough for the whole feed, gives each number's arrival time (read after the feed).
   const slots = 2 ** Math.ceil(Math.log2(feedCount + 1))
   const outs = output === 'shm' ? ['--out', `shm:${ring}`] : ['--out', `udp:127.0.0.1:${port}`, '--out', `shm:${ring},slots=${slots},slot-size=128`]
-  const arb = await startArbitrator(bed, ['--xdp-arrival', ...(opts['busy-poll'] ? ['--busy-poll'] : []), ...outs])
+  // Sleeping when idle (--spin-us 0 by default): the consumer shares its CPU and runs while it sleeps.
+  const arb = await startArbitrator(bed, ['--xdp-arrival', ...(opts['busy-poll'] ? ['--busy-poll'] : ['--spin-us', opts['delivered-spin-us']!]), ...outs])
   const args = output === 'shm' ? ['shm', ring, String(feedCount), '1000'] : ['udp', `127.0.0.1:${port}`, ring, String(feedCount), '1000']
   const reader = bed.net.spawn(null, ...pinned(opts['consumer-cpu']!, consumer, args), { stdio: ['ignore', 'pipe', 'pipe'] })
   const rio = capture(reader)
@@ -419,7 +421,7 @@ if (Object.keys(ppsTable).length) {
   process.stderr.write(`  ab-arbitrate default / --spin-us 0: ${r.defaultVsSleeping}×\n`)
 }
 if (Object.keys(delivered).length) {
-  process.stderr.write(`\ndelivered to a consumer, XDP arrival → consumer read (median of ${runs} runs; full: ${opts.count} numbers as fast as ab-feed can, paced: ${pacedCount} at ${pacedRate}/s; consumer on CPU ${opts['consumer-cpu']}${opts['busy-poll'] ? ', ab-arbitrate --busy-poll' : ''}):\n`)
+  process.stderr.write(`\ndelivered to a consumer, XDP arrival → consumer read (median of ${runs} runs; full: ${opts.count} numbers as fast as ab-feed can, paced: ${pacedCount} at ${pacedRate}/s; consumer on CPU ${opts['consumer-cpu']}, ab-arbitrate ${opts['busy-poll'] ? '--busy-poll' : `--spin-us ${opts['delivered-spin-us']}`}):\n`)
   process.stderr.write(`  ${'output'.padEnd(11)} ${'msgs/s'.padStart(8)} ${'p50 µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'p99.9 µs'.padStart(9)} │ ${'ring p50'.padStart(8)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} │ ${'p50 − ring p50'.padStart(14)}  lost\n`)
   for (const [name, v] of Object.entries(delivered))
     process.stderr.write(

@@ -46,16 +46,21 @@ t.test('--xdp-arrival --busy-poll: every delivered packet stamped in XDP; consum
   t.same(xdpAttachmentOf(bed.dstA.name).programs, [], 'line A detached at exit')
 })
 
-t.test('without --xdp-arrival the end event has no arrival section; --busy-poll with --rerequest is a usage error', async (t) => {
+t.test('without --xdp-arrival the end event has no arrival section; --busy-poll with --rerequest and --spin-us out of range are usage errors', async (t) => {
   const net = withTestNet(t)
   const bed = abBed(net)
   const arb = await startArbitrator(net, bed, [])
   arb.child.kill('SIGINT')
   await arb.exited
   t.equal(arb.events.find((e) => e.event === 'end')!.data['arrival'], undefined, 'no arrival section')
-  const [cmd, argv] = nodeCommand(AB_ARBITRATE, [bed.dstA.name, bed.dstB.name, '--format', 'moldudp64', '--rerequest', '10.9.9.9:9000', '--busy-poll'])
-  const bad = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-  t.same(await bad.exited, { code: 2, signal: null }, 'exit 2')
-  t.match(bad.stderr(), /--busy-poll: not with --rerequest/, 'says why')
-  t.same(xdpAttachmentOf(bed.dstA.name).programs, [], 'nothing attached')
+  for (const [args, message] of [
+    [['--format', 'moldudp64', '--rerequest', '10.9.9.9:9000', '--busy-poll'], /--busy-poll: not with --rerequest/],
+    [['--spin-us', '5000'], /--spin-us/],
+  ] as const) {
+    const [cmd, argv] = nodeCommand(AB_ARBITRATE, [bed.dstA.name, bed.dstB.name, ...args])
+    const bad = followTool(net.spawn(null, cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
+    t.same(await bad.exited, { code: 2, signal: null }, `${args.join(' ')}: exit 2`)
+    t.match(bad.stderr(), message, `${args.join(' ')}: says why`)
+    t.same(xdpAttachmentOf(bed.dstA.name).programs, [], `${args.join(' ')}: nothing attached`)
+  }
 })

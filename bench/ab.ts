@@ -13,8 +13,8 @@
  *     (unique packets over the receiver's busy span); per run also the feeder's frame rate, the
  *     receiver's CPU use and whether it got everything. Each receiver also as a -spin variant that spins
  *     when idle instead of sleeping in poll() (ab-arbitrate --busy-poll, ab_baseline udp … spin), and
- *     ab-arbitrate as -sleep (--spin-us 0: sleeps at once; its default spins 50 µs first): the ratios are
- *     medians of same-run ratios. Medians of --runs runs.
+ *     ab-arbitrate as -spin50 (--spin-us 50: spins 50 µs before it sleeps): the ratios are medians of
+ *     same-run ratios. Medians of --runs runs.
  * (3) delivered: rate and latency XDP arrival → consumer read for `--out shm:NAME` and `--out udp:IP:PORT`
  *     (ab-arbitrate --xdp-arrival, consumer native/build/ab_consumer), beside delivery into the AF_XDP ring
  *     (XDP arrival → the receive loop took the descriptor) from the same run; goal: shm p50 within 2 µs of it.
@@ -53,7 +53,7 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   process.stderr.write(
     'usage: pnpm bench ab [--runs 5] [--repeat 1000000] [--cpu 0] [--only xdp|pps|delivered] [--count 300000 (feed packets per line, parts 2 and 3)]\n' +
-      '  [--rx-cpu 0] [--feed-cpu 1] [--impl ab-arbitrate,ab-arbitrate-sleep,ab-arbitrate-spin,bare-xsk,kernel-udp,kernel-udp-spin (part 2)]\n' +
+      '  [--rx-cpu 0] [--feed-cpu 1] [--impl ab-arbitrate,ab-arbitrate-spin50,ab-arbitrate-spin,bare-xsk,kernel-udp,kernel-udp-spin (part 2)]\n' +
       '  [--paced-rate 50000] [--paced-count 100000] [--consumer-cpu 0] [--delivered-spin-us 0] [--busy-poll] (part 3: ab-arbitrate --spin-us, --busy-poll)\n',
   )
   process.exit(0)
@@ -160,7 +160,7 @@ interface PpsRun {
   /** The receiver's CPU use while the feeder ran, % of one core. */
   receiverCpuPct: number
 }
-const IMPLS = ['ab-arbitrate', 'ab-arbitrate-sleep', 'ab-arbitrate-spin', 'bare-xsk', 'kernel-udp', 'kernel-udp-spin'] as const
+const IMPLS = ['ab-arbitrate', 'ab-arbitrate-spin50', 'ab-arbitrate-spin', 'bare-xsk', 'kernel-udp', 'kernel-udp-spin'] as const
 type Impl = (typeof IMPLS)[number]
 const ppsRuns = Object.fromEntries(IMPLS.map((i) => [i, [] as PpsRun[]])) as Record<Impl, PpsRun[]>
 const baseline = join(repoRoot, 'native/build/ab_baseline')
@@ -211,7 +211,7 @@ async function stopArbitrator(arb: Awaited<ReturnType<typeof startArbitrator>>):
 
 async function ppsRun(bed: Bed, impl: Impl): Promise<PpsRun> {
   if (impl.startsWith('ab-arbitrate')) {
-    const arb = await startArbitrator(bed, impl === 'ab-arbitrate-spin' ? ['--busy-poll'] : impl === 'ab-arbitrate-sleep' ? ['--spin-us', '0'] : [])
+    const arb = await startArbitrator(bed, impl === 'ab-arbitrate-spin' ? ['--busy-poll'] : impl === 'ab-arbitrate-spin50' ? ['--spin-us', '50'] : [])
     const cpuBefore = cpuSeconds(arb.child.pid!)
     const started = performance.now()
     const fed = await feed(bed, count, 0)
@@ -393,8 +393,7 @@ const end = {
   ppsRatios: {
     defaultVsKernel: runRatio('ab-arbitrate', 'kernel-udp'),
     defaultVsKernelSpin: runRatio('ab-arbitrate', 'kernel-udp-spin'),
-    defaultVsSleeping: runRatio('ab-arbitrate', 'ab-arbitrate-sleep'),
-    sleepingVsSleeping: runRatio('ab-arbitrate-sleep', 'kernel-udp'),
+    spin50VsDefault: runRatio('ab-arbitrate-spin50', 'ab-arbitrate'),
     spinVsSpin: runRatio('ab-arbitrate-spin', 'kernel-udp-spin'),
     spinVsKernelBest: runRatio('ab-arbitrate-spin', (ppsMedians['kernel-udp-spin'] ?? 0) > (ppsMedians['kernel-udp'] ?? 0) ? 'kernel-udp-spin' : 'kernel-udp'),
   },
@@ -417,8 +416,8 @@ if (Object.keys(ppsTable).length) {
     process.stderr.write(`  ${name.padEnd(17)} ${String(v.uniquePps).padStart(9)} ${String(v.framesPps).padStart(9)} ${String(v.feederFps).padStart(9)} ${(v.receiverCpuPct + '%').padStart(7)}  ${v.completeRuns}\n`)
   process.stderr.write(`  ab-arbitrate / bare AF_XDP: ${end.ppsVsBareXsk}× of its unique packets/s (goal ≥ 0.9), ${end.ppsVsBareXskFrames}× of its frames/s (both copies)\n`)
   const r = end.ppsRatios
-  process.stderr.write(`  ab-arbitrate / kernel-socket arbitrator (goal ≥ 1.5, medians of same-run ratios): ${r.defaultVsKernel}× (default --spin-us 50; ${r.defaultVsKernelSpin}× against the spinning kernel arbitrator), ${r.sleepingVsSleeping}× (--spin-us 0, both sleeping), ${r.spinVsSpin}× (both spinning), ${r.spinVsKernelBest}× (--busy-poll / the kernel's better mode)\n`)
-  process.stderr.write(`  ab-arbitrate default / --spin-us 0: ${r.defaultVsSleeping}×\n`)
+  process.stderr.write(`  ab-arbitrate / kernel-socket arbitrator (goal ≥ 1.5, medians of same-run ratios): ${r.defaultVsKernel}× (both sleeping when idle; ${r.defaultVsKernelSpin}× against the spinning kernel arbitrator), ${r.spinVsSpin}× (both spinning), ${r.spinVsKernelBest}× (--busy-poll / the kernel's better mode)\n`)
+  process.stderr.write(`  ab-arbitrate --spin-us 50 / default: ${r.spin50VsDefault}×\n`)
 }
 if (Object.keys(delivered).length) {
   process.stderr.write(`\ndelivered to a consumer, XDP arrival → consumer read (median of ${runs} runs; full: ${opts.count} numbers as fast as ab-feed can, paced: ${pacedCount} at ${pacedRate}/s; consumer on CPU ${opts['consumer-cpu']}, ab-arbitrate ${opts['busy-poll'] ? '--busy-poll' : `--spin-us ${opts['delivered-spin-us']}`}):\n`)

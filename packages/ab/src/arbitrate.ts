@@ -70,7 +70,7 @@ export function arbitrateOptions() {
     holdUs: intOption('--hold-us <us>', 'with --order sequence: longest wait for a hole before it is given up on (more than the recovery time, to wait for recovery)', { min: 1, max: 60_000_000, default: 200_000 }),
     holdMax: intOption('--hold-max <n>', 'with --order sequence: packets held at most (2 KiB each); when full, the arriving stream\'s hole is given up on (counted)', { min: 1, max: 1 << 24, default: 8192 }),
     busyPoll: flagOption('--busy-poll', 'spin on the AF_XDP RX rings instead of sleeping in poll() when idle: one core at 100%, and the kernel never has to wake the loop (in copy mode that wake-up costs the sending CPU; not with --rerequest)'),
-    spinUs: intOption('--spin-us <us>', 'with nothing to take, spin on the AF_XDP RX rings this long before sleeping in poll(): a loop that keeps up with a busy feed is then never woken by the kernel (0: sleep at once)', { min: 0, max: 2000, default: 50 }),
+    spinUs: intOption('--spin-us <us>', 'with nothing to take, spin on the AF_XDP RX rings this long before sleeping in poll(): a loop that keeps up with a busy feed is then not woken by the kernel (for a core of its own: on a shared one the scheduler takes a spinner off the CPU for longer)', { min: 0, max: 2000, default: 0 }),
     xdpArrival: flagOption('--xdp-arrival', 'the XDP program stamps every first copy (~30 ns each): outputs carry that XDP arrival time instead of the batch\'s, and the end event reports XDP arrival → RX ring taken (arrival.toRingUs)'),
     mode: commonOptions.mode,
     duration: commonOptions.duration,

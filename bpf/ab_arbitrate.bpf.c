@@ -32,6 +32,8 @@ const volatile __u64 skew_sample_mask = AB_DEFAULT_SKEW_SAMPLE - 1;
 /* Benchmarks only (bench/ab.ts): every packet gets the next number of a per-CPU counter instead of its
  * own, so BPF_PROG_TEST_RUN's repeat of one frame measures the first-copy path. */
 const volatile __u8 bench_fresh_sequence = 0;
+/* 1: first copies carry their arrival time to the receive loop (struct ab_arrival_meta). */
+const volatile __u8 arrival_stamp = 0;
 
 #define CLAIM_ATTEMPTS 8
 
@@ -107,6 +109,18 @@ static __always_inline struct ab_stream *stream_for(struct ab_arbitrate_stats *s
 	if (!st)
 		s->stream_table_full++;
 	return st;
+}
+
+/* The arrival time as XDP metadata before the frame; a frame without room for it goes unstamped. */
+static __always_inline void stamp_arrival(struct xdp_md *ctx)
+{
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct ab_arrival_meta)) < 0)
+		return;
+	struct ab_arrival_meta *meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data)
+		return;
+	meta->ktime_ns = bpf_ktime_get_ns();
+	meta->magic = AB_ARRIVAL_META_MAGIC;
 }
 
 enum claim { CLAIM_WON, CLAIM_DUP, CLAIM_STALE, CLAIM_RESET_WON };
@@ -311,6 +325,8 @@ int kbx_ab_arbitrate(struct xdp_md *ctx)
 		AB_CHANNEL_COUNT(cs, won_a);
 	}
 
+	if (arrival_stamp)
+		stamp_arrival(ctx);
 	if (kbx_xsk_steer(ctx) != KBX_XSK_REDIRECTED) {
 		s->won_nosocket++;
 		AB_CHANNEL_COUNT(cs, won_nosocket);

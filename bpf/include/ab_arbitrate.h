@@ -20,6 +20,8 @@
  *                         restarts the stream (session restart / sequence reset); default AB_DEFAULT_RESET_DISTANCE
  *   skew_sample_mask u64  arrival times are taken (bpf_ktime_get_ns) and skew sampled only for logical numbers
  *                         L with (L & mask) == 0; default AB_DEFAULT_SKEW_SAMPLE - 1 (one number in 8), 0 = every number
+ *   arrival_stamp    u8   1: every first copy steered to a socket carries its arrival time as XDP metadata
+ *                         (struct ab_arrival_meta, right before the frame in the UMEM); default 0
  */
 #ifndef KBX_AB_ARBITRATE_H
 #define KBX_AB_ARBITRATE_H
@@ -133,6 +135,18 @@ struct ab_skew {
 	__u64 max_a_late;              /* largest ns line A arrived after line B */
 	__u64 b_late[AB_SKEW_BUCKETS]; /* ns B arrived after A (or at the same ns, when A won) */
 	__u64 a_late[AB_SKEW_BUCKETS]; /* ns A arrived after B (B won) */
+};
+
+/*
+ * With arrival_stamp: the XDP metadata of a first copy, the sizeof(struct ab_arrival_meta) bytes before the
+ * frame's first byte (AF_XDP copies metadata into the UMEM with the frame). ktime_ns = bpf_ktime_get_ns()
+ * (CLOCK_MONOTONIC) as the program claimed it; magic tells a stamp from what the headroom held before (the
+ * receive loop clears it once read).
+ */
+#define AB_ARRIVAL_META_MAGIC 0x31766972726178bfULL
+struct ab_arrival_meta {
+	__u64 ktime_ns;
+	__u64 magic;
 };
 
 #endif /* KBX_AB_ARBITRATE_H */

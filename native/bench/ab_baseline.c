@@ -5,9 +5,10 @@
  *   ab_baseline xsk IF_A IF_B SECONDS
  *     bare AF_XDP receive loop WITHOUT arbitration: xdp_xsk_redirect.o (bpf_link) on both interfaces,
  *     one UMEM, one socket per line (queue 0); counts every packet (both copies).
- *   ab_baseline udp IP_A IP_B PORT SECONDS
+ *   ab_baseline udp IP_A IP_B PORT SECONDS [spin]
  *     kernel-socket arbitrator: two UDP sockets (16 MiB receive buffers), recvmmsg batches of 256, the same first-copy-wins logic in C
- *     (a window bitmap of 4096 optiq sequence numbers); counts unique and duplicate packets.
+ *     (a window bitmap of 4096 optiq sequence numbers); counts unique and duplicate packets. Idle, it sleeps in
+ *     poll(); with spin it keeps calling recvmmsg (MSG_DONTWAIT) instead, like ab-arbitrate --busy-poll.
  *
  * Counting starts at the first packet and lasts SECONDS (or until 1 s without packets). One JSON line on
  * stdout: packets, unique, pps (unique per second for udp, packets per second for xsk).
@@ -177,7 +178,7 @@ static int udp_socket(const char *ip, int port)
 	return fd;
 }
 
-static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds)
+static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds, int spin)
 {
 	int fds[2] = { udp_socket(ip_a, port), udp_socket(ip_b, port) };
 	fprintf(stderr, "ab_baseline udp: ready\n");
@@ -213,7 +214,7 @@ static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds)
 				start = t;
 			last = t;
 			packets += (uint64_t)got;
-		} else {
+		} else if (!spin) {
 			struct pollfd p[2] = { { fds[0], POLLIN, 0 }, { fds[1], POLLIN, 0 } };
 			poll(p, 2, 5);
 		}
@@ -223,8 +224,8 @@ static int run_udp(const char *ip_a, const char *ip_b, int port, double seconds)
 			break;
 	}
 	double elapsed = start ? last - start : 0;
-	printf("{\"impl\":\"kernel-udp\",\"packets\":%llu,\"unique\":%llu,\"seconds\":%.3f,\"pps\":%.0f}\n",
-	       (unsigned long long)packets, (unsigned long long)unique, elapsed, elapsed > 0 ? (double)unique / elapsed : 0.0);
+	printf("{\"impl\":\"kernel-udp%s\",\"packets\":%llu,\"unique\":%llu,\"seconds\":%.3f,\"pps\":%.0f}\n",
+	       spin ? "-spin" : "", (unsigned long long)packets, (unsigned long long)unique, elapsed, elapsed > 0 ? (double)unique / elapsed : 0.0);
 	return 0;
 }
 
@@ -234,8 +235,8 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	if (argc == 5 && strcmp(argv[1], "xsk") == 0)
 		return run_xsk(argv[2], argv[3], atof(argv[4]));
-	if (argc == 6 && strcmp(argv[1], "udp") == 0)
-		return run_udp(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
-	fprintf(stderr, "usage: ab_baseline xsk IF_A IF_B SECONDS | ab_baseline udp IP_A IP_B PORT SECONDS\n");
+	if ((argc == 6 || (argc == 7 && strcmp(argv[6], "spin") == 0)) && strcmp(argv[1], "udp") == 0)
+		return run_udp(argv[2], argv[3], atoi(argv[4]), atof(argv[5]), argc == 7);
+	fprintf(stderr, "usage: ab_baseline xsk IF_A IF_B SECONDS | ab_baseline udp IP_A IP_B PORT SECONDS [spin]\n");
 	return 2;
 }

@@ -63,6 +63,14 @@ struct kbx_ab_rx_config {
 	uint32_t batch_size;     /* descriptors taken per socket per call (default KBX_AB_DEFAULT_BATCH) */
 	uint64_t reset_distance; /* a number this far from the newest, either way, restarts the stream
 				    (default AB_DEFAULT_RESET_DISTANCE) */
+	uint32_t busy_poll_us;   /* with nothing to take, kbx_ab_rx_poll spins on the RX rings this long (at most its
+				    timeout; UINT32_MAX: the whole timeout) before it sleeps in poll(). A loop that
+				    does not sleep is not woken by the kernel (in copy mode that wake-up is paid in
+				    the sender's softirq, for every batch); 0: sleep at once */
+	uint32_t xdp_arrival;    /* 1: the XDP program stamps first copies (its arrival_stamp, struct
+				    ab_arrival_meta): delivered messages carry that XDP arrival time instead of the
+				    batch's clock, and the loop keeps a histogram of XDP arrival -> taken from the
+				    RX ring (kbx_ab_rx_arrival_stats) */
 };
 
 /* Cumulative counters, read by TypeScript after each call (all u64). */
@@ -113,6 +121,9 @@ struct kbx_ab_rx_counters {
 	uint64_t order_late;         /* packets behind the delivered sequence (their hole was given up on): not delivered */
 	uint64_t hold_overflow;      /* holes given up on because the hold was full */
 	uint64_t order_unordered;    /* packets of streams beyond the order table (max_streams): delivered as they came */
+	/* XDP arrival stamps (config xdp_arrival); both 0 without them. */
+	uint64_t arrival_stamped;    /* feed packets that carried the XDP program's arrival stamp */
+	uint64_t arrival_unstamped;  /* feed packets without one (they carry the batch's clock instead) */
 };
 
 enum kbx_ab_event_kind {
@@ -254,6 +265,11 @@ int kbx_ab_rx_enable_order(struct kbx_ab_rx *rx, const struct kbx_ab_order_confi
 /* At the end: every hole is given up on at the next polls, so everything held is delivered. */
 void kbx_ab_rx_release_held(struct kbx_ab_rx *rx);
 void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out);
+/*
+ * With xdp_arrival: how long stamped feed packets took from the XDP program to the receive loop taking them
+ * from the RX ring (CLOCK_MONOTONIC ns, the same histogram layout as the hold's).
+ */
+void kbx_ab_rx_arrival_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out);
 
 /* Copies the cumulative counters. */
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out);

@@ -87,15 +87,7 @@ static uint64_t end_of(const struct ab_message *m)
 
 static void record_hold(struct ab_order *o, uint64_t ns)
 {
-	struct kbx_ab_hold_stats *h = &o->stats;
-	uint64_t v = ns < (1ULL << KBX_AB_HOLD_VALUE_BITS) ? ns : (1ULL << KBX_AB_HOLD_VALUE_BITS) - 1;
-	h->buckets[kbx_hist_index(v, KBX_AB_HOLD_SUB_BITS)]++;
-	h->count++;
-	h->sum_ns += ns;
-	if (ns < h->min_ns)
-		h->min_ns = ns;
-	if (ns > h->max_ns)
-		h->max_ns = ns;
+	ab_latency_record(&o->stats, ns);
 }
 
 /* Held packets the stream's next number reached go out, in order, while there is room. */

@@ -11,8 +11,22 @@
 
 #include "ab_format.h"
 #include "kbx_ab.h"
+#include "kbx_histogram.h"
 
 /* Delivers a frame; false when there is no room now (the frame then waits in the hold). */
+/* One value (ns) into a histogram of the hold's layout (held times, XDP arrival to the RX ring). */
+static inline void ab_latency_record(struct kbx_ab_hold_stats *h, uint64_t ns)
+{
+	uint64_t v = ns < (1ULL << KBX_AB_HOLD_VALUE_BITS) ? ns : (1ULL << KBX_AB_HOLD_VALUE_BITS) - 1;
+	h->buckets[kbx_hist_index(v, KBX_AB_HOLD_SUB_BITS)]++;
+	h->count++;
+	h->sum_ns += ns;
+	if (ns < h->min_ns)
+		h->min_ns = ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
 typedef bool (*ab_deliver_fn)(void *ctx, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m,
 			      uint64_t realtime_ns);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ab_arbitrate.h"
 #include "ab_format.h"
 #include "kbx_ab.h"
 #include "kbx_ab_out.h"
@@ -38,6 +39,11 @@ struct kbx_ab_rx {
 	struct ab_recovery *recovery; /* NULL without kbx_ab_rx_enable_recovery */
 	struct ab_order *order;       /* NULL without kbx_ab_rx_enable_order (arrival order) */
 	uint64_t next_expire_ns;
+	struct kbx_ab_hold_stats arrival; /* config xdp_arrival: XDP arrival -> taken from the RX ring */
+	/* The frame receive_frame parsed last and its UDP payload, so that delivering it parses it no second time. */
+	const uint8_t *parsed_frame;
+	const uint8_t *parsed_payload;
+	uint32_t parsed_payload_len;
 };
 
 /* Where a call's delivered frames are copied to (struct kbx_ab_record entries). */
@@ -72,6 +78,7 @@ int kbx_ab_rx_create(const struct kbx_ab_rx_config *config, struct kbx_ab_rx **o
 				"reset distance %llu from 2 * window to 2^31",
 				w, AB_MIN_WINDOW, AB_MAX_WINDOW, AB_MAX_STREAMS_LIMIT, (unsigned long long)reset);
 	}
+	rx->arrival.min_ns = UINT64_MAX;
 	int rc = ab_tracker_init(&rx->tracker, &rx->config, &rx->counters);
 	if (rc < 0) {
 		kbx_fail(rc, "create A/B receive loop", "allocate %u stream slots", rx->config.max_streams);
@@ -188,6 +195,13 @@ void kbx_ab_rx_hold_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *
 		out->min_ns = 0;
 }
 
+void kbx_ab_rx_arrival_stats(const struct kbx_ab_rx *rx, struct kbx_ab_hold_stats *out)
+{
+	*out = rx->arrival;
+	if (!out->count)
+		out->min_ns = 0;
+}
+
 void kbx_ab_rx_counters(const struct kbx_ab_rx *rx, struct kbx_ab_rx_counters *out)
 {
 	*out = rx->counters;
@@ -233,6 +247,9 @@ static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t l
 {
 	uint32_t payload_len = 0;
 	const uint8_t *payload = udp_payload(frame, len, &payload_len);
+	rx->parsed_frame = frame;
+	rx->parsed_payload = payload;
+	rx->parsed_payload_len = payload_len;
 	int parsed = payload && payload_len >= ab_header_size(rx->config.format) ?
 			     ab_parse_payload(rx->config.format, payload, m) : AB_PARSE_SHORT;
 	if (parsed == AB_PARSE_END) {
@@ -261,11 +278,12 @@ static bool receive_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t l
 static void emit_frame(struct kbx_ab_rx *rx, const uint8_t *frame, uint32_t len, uint32_t line, const struct ab_message *m,
 		       uint64_t realtime_ns)
 {
-	uint32_t payload_len = 0;
-	const uint8_t *payload;
+	uint32_t payload_len = rx->parsed_payload_len;
+	const uint8_t *payload = rx->parsed_payload;
 	if (!rx->out)
 		return;
-	payload = udp_payload(frame, len, &payload_len);
+	if (frame != rx->parsed_frame) /* a held or recovered frame */
+		payload = udp_payload(frame, len, &payload_len);
 	if (payload)
 		kbx_ab_out_emit(rx->out, payload, payload_len, &m->key, m->sequence, line, realtime_ns);
 }
@@ -335,6 +353,38 @@ static void recovery_step(struct kbx_ab_rx *rx, struct copy_out *out)
 	ab_recovery_step(rx->recovery, now, recovery_room, deliver_recovered, out);
 }
 
+/*
+ * The XDP arrival time of a stamped frame (struct ab_arrival_meta before it) as CLOCK_REALTIME, recorded
+ * against took_ns (CLOCK_MONOTONIC, when the batch was taken from the ring); the batch's time otherwise.
+ */
+static uint64_t arrival_of(struct kbx_ab_rx *rx, uint8_t *frame, uint64_t took_ns, int64_t realtime_offset,
+			   uint64_t batch_realtime_ns)
+{
+	struct ab_arrival_meta *meta = (struct ab_arrival_meta *)(frame - sizeof(*meta));
+	if (meta->magic != AB_ARRIVAL_META_MAGIC || (int64_t)(took_ns - meta->ktime_ns) < 0) {
+		rx->counters.arrival_unstamped++;
+		return batch_realtime_ns;
+	}
+	meta->magic = 0; /* the frame's next use may come unstamped */
+	rx->counters.arrival_stamped++;
+	ab_latency_record(&rx->arrival, took_ns - meta->ktime_ns);
+	return meta->ktime_ns + (uint64_t)realtime_offset;
+}
+
+/* Spins until a socket's RX ring has something (true) or spin_ns passed (false). */
+static bool spin_for_rx(struct kbx_ab_rx *rx, uint64_t spin_ns)
+{
+	uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + spin_ns;
+	for (uint32_t spins = 1;; spins++) {
+		for (uint32_t i = 0; i < rx->socket_count; i++)
+			if (xsk_cons_nb_avail(&rx->sockets[i].xsk->rx, 1))
+				return true;
+		if (spins % 16 == 0 && (int64_t)(clock_ns(CLOCK_MONOTONIC) - deadline) >= 0)
+			return false;
+		__builtin_ia32_pause();
+	}
+}
+
 int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t capacity, uint8_t *copy,
 		   uint32_t copy_capacity, uint32_t *copied_bytes, int timeout_ms)
 {
@@ -346,6 +396,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 	uint32_t total = 0;
 	uint64_t delivered_before = rx->counters.delivered;
 	rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
+	uint64_t batch_realtime_ns = out.realtime_ns;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		for (uint32_t i = 0; i < rx->socket_count; i++) {
@@ -363,13 +414,20 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 				return n;
 			s->held = (uint32_t)n;
 			total += (uint32_t)n;
+			bool stamped = rx->config.xdp_arrival && n > 0;
+			uint64_t took_ns = stamped ? clock_ns(CLOCK_MONOTONIC) : 0;
+			int64_t realtime_offset = (int64_t)(batch_realtime_ns - rx->tracker.now_ns);
 			for (int j = 0; j < n; j++) {
-				const uint8_t *frame = area + s->descs[j].addr;
+				uint8_t *frame = area + s->descs[j].addr;
 				uint32_t len = s->descs[j].len;
 				struct ab_message m;
-				if (receive_frame(rx, frame, len, s->line, &m))
-					offer_frame(&out, frame, len, s->line, &m);
+				if (!receive_frame(rx, frame, len, s->line, &m))
+					continue;
+				if (stamped)
+					out.realtime_ns = arrival_of(rx, frame, took_ns, realtime_offset, batch_realtime_ns);
+				offer_frame(&out, frame, len, s->line, &m);
 			}
+			out.realtime_ns = batch_realtime_ns;
 		}
 		if (rx->recovery)
 			recovery_step(rx, &out);
@@ -377,6 +435,15 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 			ab_order_step(rx->order, rx->tracker.now_ns, deliver_frame, &out);
 		if (total > 0 || timeout_ms <= 0 || attempt == 1)
 			break;
+		/* Spin first (busy_poll_us, at most the timeout): a loop that keeps up with a busy feed finds the next
+		 * batch before it would sleep, and a loop that never sleeps is never woken by the kernel. */
+		uint64_t timeout_ns = (uint64_t)timeout_ms * 1000000ULL;
+		uint64_t spin_ns = (uint64_t)rx->config.busy_poll_us * 1000ULL;
+		if (spin_ns && (spin_for_rx(rx, spin_ns < timeout_ns ? spin_ns : timeout_ns) || spin_ns >= timeout_ns)) {
+			out.realtime_ns = batch_realtime_ns = clock_ns(CLOCK_REALTIME);
+			rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
+			continue;
+		}
 		struct pollfd fds[KBX_AB_MAX_SOCKETS + 1];
 		uint32_t nfds = rx->socket_count;
 		for (uint32_t i = 0; i < rx->socket_count; i++)
@@ -384,7 +451,7 @@ int kbx_ab_rx_poll(struct kbx_ab_rx *rx, struct kbx_ab_event *events, uint32_t c
 		if (rx->recovery)
 			fds[nfds++] = (struct pollfd){ .fd = rx->recovery->fd, .events = POLLIN };
 		poll(fds, nfds, timeout_ms);
-		out.realtime_ns = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
+		out.realtime_ns = batch_realtime_ns = clock_ns(CLOCK_REALTIME); /* the arrival time of what the wait brought */
 		rx->tracker.now_ns = clock_ns(CLOCK_MONOTONIC);
 	}
 	kbx_ab_out_flush(rx->out);

@@ -1,5 +1,5 @@
 // ab-arbitrate: XDP arbitration of two feed lines, AF_XDP delivery, gaps and line-quality stats.
-import { commonOptions, intOption, latencyFileOptions, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
+import { commonOptions, flagOption, intOption, latencyFileOptions, optionTable, parseChoice, parseIntOption, parseIpPortOption, runLoop, stringOption, valueOption } from '@kbx/cli'
 import type { Command, OptionsOf, ToolContext } from '@kbx/cli'
 import { UsageError } from '@kbx/errors'
 import { PcapWriter, interfaceInfo } from '@kbx/net'
@@ -70,6 +70,9 @@ export function arbitrateOptions() {
     order: valueOption('--order <how>', 'arrival: each first copy delivered at once; sequence: per stream strictly in sequence, a packet after a hole held until the hole is filled (other line, recovery) or --hold-us passed', parseChoice('--order', ['arrival', 'sequence'] as const), { default: 'arrival' }),
     holdUs: intOption('--hold-us <us>', 'with --order sequence: longest wait for a hole before it is given up on (more than the recovery time, to wait for recovery)', { min: 1, max: 60_000_000, default: 200_000 }),
     holdMax: intOption('--hold-max <n>', 'with --order sequence: packets held at most (2 KiB each); when full, the arriving stream\'s hole is given up on (counted)', { min: 1, max: 1 << 24, default: 8192 }),
+    busyPoll: flagOption('--busy-poll', 'spin on the AF_XDP RX rings instead of sleeping in poll() when idle: one core at 100%, and the kernel never has to wake the loop (in copy mode that wake-up costs the sending CPU; not with --rerequest)'),
+    spinUs: intOption('--spin-us <us>', 'with nothing to take, spin on the AF_XDP RX rings this long before sleeping in poll(): a loop that keeps up with a busy feed is then not woken by the kernel (for a core of its own: on a shared one the scheduler takes a spinner off the CPU for longer)', { min: 0, max: 2000, default: 0 }),
+    xdpArrival: flagOption('--xdp-arrival', 'the XDP program stamps every first copy (~30 ns each): outputs carry that XDP arrival time instead of the batch\'s, and the end event reports XDP arrival → RX ring taken (arrival.toRingUs)'),
     mode: commonOptions.mode,
     queue: intOption('--queue <n>', 'bind only this rx queue of each line (default: every queue), so another AF_XDP tool can own the others', { min: 0, max: 1023 }),
     duration: commonOptions.duration,
@@ -193,6 +196,7 @@ function countersSnapshot(arb: Arbitrator, lineA: string, since: Skew | undefine
           },
         }
       : {}),
+    ...(o.xdpArrival === true ? { arrival: { stamped: rx.arrival_stamped, unstamped: rx.arrival_unstamped, toRingUs: summarizeLatency(arb.arrivalDelays()) } } : {}),
     xsk,
     xdp: { passed: c('passed'), malformed: c('malformed'), heartbeat: c('heartbeat'), endOfSession: c('end_of_session'), wonNoSocket: c('won_nosocket'), claimRetries: c('claim_retries') },
     ...(arb.channels.length ? { channels: arb.channelCounters().map((n, i) => channelReport(arb.channels[i]!, n)) } : {}),
@@ -311,6 +315,7 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
   checkChannelFormats(channels, o.format)
   const memberships = channels.length ? membershipsOf(channels, interfaceInfo(lineA), interfaceInfo(lineB)) : []
   const recovery = recoveryOf(o)
+  if (o.busyPoll === true && recovery) throw new UsageError('--busy-poll: not with --rerequest (recovery answers arrive on a kernel socket the loop waits on)', { op: 'parse --busy-poll' })
   const outputs: OutputSpec[] = [...(o.out ?? []), ...(o.pcap !== undefined ? [{ kind: 'pcap' as const, file: o.pcap }] : [])]
   checkOutputs(outputs, o.outIface)
   if (o.outIface !== undefined) interfaceInfo(o.outIface)
@@ -338,6 +343,9 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     ...(o.outIface !== undefined ? { outIface: o.outIface } : {}),
     ...(recovery ? { recovery } : {}),
     ...(o.order === 'sequence' ? { order: { holdUs: o.holdUs, holdMax: o.holdMax } } : {}),
+    busyPoll: o.busyPoll === true,
+    spinUs: o.spinUs,
+    xdpArrival: o.xdpArrival === true,
   })
   ctx.onCleanup(() => arb.close())
   // Joined once XDP steers the groups, left first at exit (cleanups run newest first).
@@ -360,6 +368,9 @@ export async function runArbitrate(ctx: ToolContext<ArbitrateOptions>): Promise<
     ...(outputs.length ? { outputs: outputs.map(describeOutput), ...(o.outIface !== undefined ? { outIface: o.outIface } : {}) } : {}),
     ...(recovery ? { rerequest: recovery } : {}),
     order: o.order === 'sequence' ? { mode: 'sequence', holdUs: o.holdUs, holdMax: o.holdMax } : { mode: 'arrival' },
+    busyPoll: o.busyPoll === true,
+    spinUs: o.busyPoll === true ? null : o.spinUs,
+    xdpArrival: o.xdpArrival === true,
   })
 
   const onBatch = (batch: DeliveredBatch) => {

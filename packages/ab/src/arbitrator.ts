@@ -78,6 +78,12 @@ export interface ArbitratorOptions {
   recovery?: RecoveryOptions
   /** Sequence order: per stream strictly in sequence, a packet after a hole held up to holdUs (kbx_ab_rx_enable_order). */
   order?: { holdUs: number; holdMax?: number }
+  /** Spin on the RX rings for a poll's whole timeout instead of sleeping in poll() (one core at 100%; the kernel never wakes the loop). */
+  busyPoll?: boolean
+  /** Otherwise, spin this long (µs) before sleeping (default 0: sleep at once). */
+  spinUs?: number
+  /** Delivered messages carry the XDP program's arrival time, and arrivalDelays() measures XDP arrival to the RX ring. */
+  xdpArrival?: boolean
 }
 
 export interface RecoveryOptions {
@@ -256,6 +262,7 @@ export class Arbitrator {
         ...(options.maxStreams === undefined ? {} : { maxStreams: options.maxStreams }),
         ...(options.resetDistance === undefined ? {} : { resetDistance: options.resetDistance }),
         ...(options.skewSample === undefined ? {} : { skewSample: options.skewSample }),
+        ...(options.xdpArrival ? { arrivalStamp: true } : {}),
         ...(options.channels?.length ? { groupTable: { channels: options.channels.length, entries: groupTableEntries(options.channels, a.ifindex, b.ifindex) } } : {}),
       })
       undo.push(() => obj.close())
@@ -298,6 +305,8 @@ export class Arbitrator {
         max_streams: options.maxStreams ?? limits.default_streams,
         batch_size: batchSize,
         reset_distance: options.resetDistance ?? limits.default_reset_distance,
+        busy_poll_us: options.busyPoll ? 0xffffffff : (options.spinUs ?? 0),
+        xdp_arrival: options.xdpArrival ? 1 : 0,
       })
       undo.push(() => ab.kbx_ab_rx_destroy(rx))
       if (nativeOutputs) ab.kbx_ab_rx_set_output(rx, nativeOutputs.address)
@@ -360,8 +369,18 @@ export class Arbitrator {
 
   /** Sequence order: how long delivered packets were held (those that waited). */
   holdTimes(): BucketHistogram {
+    return this.#latencyHistogram((rx, out) => libkbxAb().kbx_ab_rx_hold_stats(rx, out))
+  }
+
+  /** With xdpArrival: how long stamped packets took from the XDP program to the receive loop's RX step. */
+  arrivalDelays(): BucketHistogram {
+    return this.#latencyHistogram((rx, out) => libkbxAb().kbx_ab_rx_arrival_stats(rx, out))
+  }
+
+  /** A struct kbx_ab_hold_stats the native call fills, as a histogram. */
+  #latencyHistogram(read: (rx: number, out: number) => void): BucketHistogram {
     const buffer = Buffer.from(new ArrayBuffer(koffi.sizeof(KbxAbHoldStats)))
-    libkbxAb().kbx_ab_rx_hold_stats(this.#rx, kbxAddress(buffer))
+    read(this.#rx, kbxAddress(buffer))
     const s = koffi.decode(buffer, KbxAbHoldStats) as { min_ns: bigint | number; max_ns: bigint | number; sum_ns: bigint | number; buckets: (bigint | number)[] }
     return BucketHistogram.of(KBX_AB_HOLD_LAYOUT, s.buckets, { minNs: s.min_ns, maxNs: s.max_ns, sumNs: s.sum_ns })
   }

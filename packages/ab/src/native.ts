@@ -15,6 +15,8 @@ export const KbxAbRxConfig = koffi.struct('kbx_ab_rx_config', {
   max_streams: 'uint32_t',
   batch_size: 'uint32_t',
   reset_distance: 'uint64_t',
+  busy_poll_us: 'uint32_t',
+  xdp_arrival: 'uint32_t',
 })
 
 export interface KbxAbRxConfigValue {
@@ -23,6 +25,10 @@ export interface KbxAbRxConfigValue {
   max_streams: number
   batch_size: number
   reset_distance: number | bigint
+  /** µs to spin on the RX rings before sleeping in poll() (0xffffffff: the whole timeout). */
+  busy_poll_us?: number
+  /** 1: the XDP program stamps first copies (arrival_stamp) and the loop reads the stamps. */
+  xdp_arrival?: number
 }
 
 /** Fields of struct kbx_ab_rx_counters, all u64, in order. */
@@ -70,6 +76,8 @@ export const KBX_AB_RX_COUNTER_FIELDS = [
   'order_late',
   'hold_overflow',
   'order_unordered',
+  'arrival_stamped',
+  'arrival_unstamped',
 ] as const
 export type KbxAbRxCounterField = (typeof KBX_AB_RX_COUNTER_FIELDS)[number]
 export const KbxAbRxCounters = koffi.struct(
@@ -357,6 +365,8 @@ export interface LibKbxAb {
   kbx_ab_rx_release_held(rx: number): void
   /** out: the address of a struct kbx_ab_hold_stats. */
   kbx_ab_rx_hold_stats(rx: number, out: number): void
+  /** out: the address of a struct kbx_ab_hold_stats (XDP arrival to the RX ring). */
+  kbx_ab_rx_arrival_stats(rx: number, out: number): void
   kbx_ab_limits(out: Partial<Record<keyof KbxAbLimitsValue, number | bigint>>): void
   /** Addresses of the config, UMEM, TX batch and line. Returns frames appended or -errno. */
   kbx_ab_feed_fill(config: number, umem: number, batch: number, line: number): number
@@ -397,6 +407,7 @@ export function libkbxAb(): LibKbxAb {
     kbx_ab_rx_enable_order: lib.func('kbx_ab_rx_enable_order', 'int', [p, p]),
     kbx_ab_rx_release_held: lib.func('kbx_ab_rx_release_held', 'void', [p]),
     kbx_ab_rx_hold_stats: lib.func('kbx_ab_rx_hold_stats', 'void', [p, p]),
+    kbx_ab_rx_arrival_stats: lib.func('kbx_ab_rx_arrival_stats', 'void', [p, p]),
     kbx_ab_limits: lib.func('void kbx_ab_limits(_Out_ kbx_ab_limits *out)'),
     kbx_ab_feed_fill: lib.func('kbx_ab_feed_fill', 'int', [p, p, p, p]),
     kbx_ab_feed_frame: lib.func('kbx_ab_feed_frame', 'int', [p, 'uint64_t', 'uint32_t', 'uint8_t *', 'uint32_t']),
@@ -441,7 +452,7 @@ export function abLimits(): KbxAbLimitsValue {
 /** Creates a receive loop; its address for the batch calls. */
 export function createReceiveLoop(config: KbxAbRxConfigValue): number {
   const out: [KbxAbRxPtr | null] = [null]
-  const rc = libkbxAb().kbx_ab_rx_create(config, out)
+  const rc = libkbxAb().kbx_ab_rx_create({ busy_poll_us: 0, xdp_arrival: 0, ...config }, out)
   if (rc < 0 || !out[0]) throw abError(rc, 'create A/B receive loop')
   return Number(koffi.address(out[0]))
 }

@@ -27,6 +27,8 @@ export interface ArbitratorProgramOptions {
   skewSample?: number
   /** Benchmarks only: every packet gets a fresh sequence number (measures the first-copy path). */
   benchFreshSequence?: boolean
+  /** First copies carry their XDP arrival time as metadata (struct ab_arrival_meta). */
+  arrivalStamp?: boolean
   /** Multicast channels: steer exactly these (interface, group, port[, source]) instead of the port range. */
   groupTable?: { channels: number; entries: GroupTableEntry[] }
 }
@@ -79,6 +81,7 @@ export function loadArbitratorProgram(opts: ArbitratorProgramOptions): BpfObject
     obj.setMaxEntries('streams', validateMaxStreams(opts.maxStreams ?? abLimits().default_streams))
     obj.setRodata('skew_sample_mask', BigInt(validateSkewSample(opts.skewSample ?? abLimits().default_skew_sample) - 1))
     if (opts.benchFreshSequence) obj.setRodata('bench_fresh_sequence', 1)
+    if (opts.arrivalStamp) obj.setRodata('arrival_stamp', 1)
     if (opts.groupTable) configureGroupTable(obj, opts.groupTable.channels, opts.groupTable.entries.length)
     obj.load()
     if (opts.groupTable) fillGroupTable(obj, opts.groupTable.entries)

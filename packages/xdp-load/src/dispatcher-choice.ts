@@ -83,3 +83,11 @@ export function chooseDispatcher(input: ChoiceInput): DispatcherChoice {
     refuse: new KbxError(`libxdp's dispatcher does not work on ${iface}: ${probeFailure(probe)}`, { op: probe.op ?? 'attach through libxdp', ...(probe.errno === undefined ? {} : { errno: probe.errno }), hint: LIBXDP_HINT }),
   }
 }
+
+/**
+ * A bare `--dispatcher` (the form from before it took a kind) becomes `--dispatcher=auto`, so the word after
+ * it stays an object: `xdp-load load IFACE --dispatcher other.o` keeps working.
+ */
+export function bareDispatcherAsAuto(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => (arg === '--dispatcher' && !(DISPATCHER_KINDS as readonly string[]).includes(argv[i + 1] ?? '') ? '--dispatcher=auto' : arg))
+}

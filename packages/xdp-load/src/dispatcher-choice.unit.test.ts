@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LIBXDP_HINT, chooseDispatcher } from './dispatcher-choice.js'
+import { LIBXDP_HINT, bareDispatcherAsAuto, chooseDispatcher } from './dispatcher-choice.js'
 import type { Carried, ChoiceInput, DispatcherKind, ProbeVerdict } from './dispatcher-choice.js'
 
 const works: ProbeVerdict = { ok: true }
@@ -71,4 +71,12 @@ t.test('a foreign program: kbx refuses with its details; libxdp refuses up front
   const { choice, probes } = choose('libxdp', 'other', works)
   t.equal(probes, 0)
   t.ok('refuse' in choice && /no dispatcher/.test(choice.refuse.message))
+})
+
+t.test('bareDispatcherAsAuto: a bare --dispatcher is auto and leaves the next word an object', async (t) => {
+  t.same(bareDispatcherAsAuto(['eth1', '--dispatcher', 'other.o']), ['eth1', '--dispatcher=auto', 'other.o'])
+  t.same(bareDispatcherAsAuto(['eth1', 'a.o', '--dispatcher', '--mode', 'skb']), ['eth1', 'a.o', '--dispatcher=auto', '--mode', 'skb'])
+  t.same(bareDispatcherAsAuto(['eth1', 'a.o', '--dispatcher']), ['eth1', 'a.o', '--dispatcher=auto'])
+  t.same(bareDispatcherAsAuto(['eth1', 'a.o', 'b.o', '--dispatcher', 'kbx']), ['eth1', 'a.o', 'b.o', '--dispatcher', 'kbx'], 'a kind stays')
+  t.same(bareDispatcherAsAuto(['eth1', 'a.o', '--dispatcher=libxdp']), ['eth1', 'a.o', '--dispatcher=libxdp'])
 })

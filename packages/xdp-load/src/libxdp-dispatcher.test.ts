@@ -68,6 +68,13 @@ t.test('--dispatcher libxdp: a clear error with errno and libxdp\'s reason, exit
   const bad = xdpLoad('load', a.name, bpfObjectPath('test_foreign_pass'), '--dispatcher', 'both')
   t.equal(bad.code, 2, 'an unknown kind is a usage error')
   t.same(xdpAttachmentOf(a.name).programs, [])
+
+  const bare = xdpLoad('load', a.name, '--dispatcher', bpfObjectPath('test_foreign_pass'), '--mode', 'skb')
+  t.equal(bare.code, 0, `a bare --dispatcher (auto) before an object: ${bare.stderr}`)
+  t.same(bare.events[0]?.data.chain.map((c: { name: string }) => c.name), ['foreign_pass'])
+  t.ok(bare.logs.some((l) => /libxdp's dispatcher not used/.test(l.msg)), 'auto probed libxdp for the one program')
+  t.equal(xdpLoad('unload', a.name).code, 0)
+  nothingLeft(t, a.name)
 })
 
 t.test('auto: logs why libxdp\'s dispatcher was not used and runs the programs through kbx\'s', async (t) => {
@@ -105,7 +112,7 @@ t.test('auto: logs why libxdp\'s dispatcher was not used and runs the programs t
   t.teardown(() => drops.close())
   t.ok(drops.lookup(Buffer.alloc(4))!.readBigUInt64LE(0) >= BigInt(DATAGRAMS - 2), 'and counts the drops')
 
-  const kbxOnly = xdpLoad('load', iface, bpfObjectPath('test_count_tcp_drop'), '--dispatcher', 'kbx')
+  const kbxOnly = xdpLoad('load', iface, '--dispatcher', 'kbx', bpfObjectPath('test_count_tcp_drop'))
   t.equal(kbxOnly.code, 0, kbxOnly.stderr)
   t.notOk(kbxOnly.logs.some((l) => /libxdp/.test(l.msg)), '--dispatcher kbx: libxdp not probed')
   const libxdpOnKbx = xdpLoad('load', iface, bpfObjectPath('test_count_tcp_drop'), '--dispatcher', 'libxdp')

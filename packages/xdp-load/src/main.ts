@@ -4,7 +4,7 @@ import { writeAllSync } from '@kbx/stats'
 import type { Command, OptionTable, ToolContext } from '@kbx/cli'
 import { features, formatFeatures } from './features.js'
 import { parseComponentArg, unloadComponent } from './chain-load.js'
-import { DISPATCHER_KINDS } from './dispatcher-choice.js'
+import { DISPATCHER_KINDS, bareDispatcherAsAuto } from './dispatcher-choice.js'
 import type { DispatcherKind } from './dispatcher-choice.js'
 import { loadWithDispatcher } from './load-dispatch.js'
 import { carriedBy, loadedByKbx, unloadThroughLibxdp } from './libxdp-attach.js'
@@ -64,7 +64,7 @@ function wantsJson(argv: readonly string[]): boolean {
 
 const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
   load: subcommand({
-    summary: 'attach XDP programs persistently (pinned bpf_link); several: chained by kbx\'s dispatcher',
+    summary: "attach XDP programs persistently (pinned bpf_link); several: through a dispatcher (libxdp's where the kernel allows it, else kbx's)",
     privileges: true,
     options: optionTable({
       prog: progOption,
@@ -72,7 +72,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       priority: valueOption('--priority <list>', 'run order of the objects, lower first, one number per object (default: 10, 20, … after the chain\'s last)', parsePriorities, {}),
       dispatcher: new OptionDecl<DispatcherKind | true | undefined>(
         '--dispatcher [kind]',
-        "auto: libxdp's dispatcher when this kernel allows it (probed), else kbx's; kbx; libxdp (only libxdp's). Given, even one object goes through a dispatcher, so more can join later",
+        "which dispatcher chains the programs: auto (for several objects, the default): libxdp's where this kernel allows it (probed), else kbx's; kbx: kbx's, libxdp not probed; libxdp: only libxdp's. Given (bare: auto), even one object goes through a dispatcher, so more can join later",
         { parse: parseChoice('--dispatcher', DISPATCHER_KINDS) },
       ),
     }),
@@ -101,7 +101,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
         iface,
         components,
         mode: opts.mode,
-        asked: opts.dispatcher === true ? 'auto' : opts.dispatcher,
+        asked: opts.dispatcher === true ? 'auto' : opts.dispatcher, // main() turns a bare --dispatcher into =auto
         throughDispatcher: objects.length > 1 || opts.dispatcher !== undefined || priorities !== undefined,
         log: ctx.log,
       })
@@ -269,5 +269,5 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     printHelp(commands, 2)
     process.exit(2)
   }
-  await command.start(name, rest)
+  await command.start(name, name === 'load' ? bareDispatcherAsAuto(rest) : rest)
 }

@@ -114,9 +114,9 @@ export function loadThroughLibxdp(opts: { iface: string; components: ComponentRe
   raiseMemlockLimit()
   const lib = libxdp()
   takeLibxdpMessages()
-  let nextPriority = opts.components.some((c) => c.priority === undefined) && carriedBy(opts.iface) === 'libxdp-dispatcher'
-    ? Math.max(0, ...libxdpChain(ifindex).programs.map((p) => p.priority))
-    : 0
+  // Without --priority the programs run after those already in libxdp's dispatcher, 10 apart (as kbx's chain).
+  const addsToExisting = opts.components.some((c) => c.priority === undefined) && carriedBy(opts.iface) === 'libxdp-dispatcher'
+  let nextPriority = addsToExisting ? Math.max(0, ...libxdpChain(ifindex).programs.map((p) => p.priority)) : 0
   const programs: unknown[] = []
   try {
     opts.components.forEach((c, i) => {

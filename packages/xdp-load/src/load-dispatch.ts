@@ -2,10 +2,11 @@ import type { XdpAttachMode } from '@kbx/bpf'
 import { loadChain } from './chain-load.js'
 import type { ChainLoadResult, ComponentRequest } from './chain-load.js'
 import { chooseDispatcher } from './dispatcher-choice.js'
-import type { DispatcherKind } from './dispatcher-choice.js'
+import type { DispatcherKind, ProbeVerdict } from './dispatcher-choice.js'
 import { carriedBy, loadThroughLibxdp } from './libxdp-attach.js'
 import type { LibxdpLoadResult } from './libxdp-attach.js'
 import { probeLibxdpDispatcherOnce } from './libxdp-probe.js'
+import type { LibxdpProbe } from './libxdp-probe.js'
 import { checkInterface } from './load.js'
 
 export interface DispatchedLoadRequest {
@@ -16,6 +17,14 @@ export interface DispatchedLoadRequest {
   asked: DispatcherKind | undefined
   throughDispatcher: boolean
   log: { info(msg: string): void }
+}
+
+/** The probe as the choice reads it; a failure without an errno (libxdp.so.1 missing) gives its message as the reason. */
+function verdictOf(probe: LibxdpProbe): ProbeVerdict {
+  const f = probe.failure
+  if (!f) return { ok: probe.ok }
+  const reason = probe.reason ?? (f.errno === undefined ? f.message : undefined)
+  return { ok: probe.ok, op: f.op, ...(f.errno === undefined ? {} : { errno: f.errno }), ...(f.code === undefined ? {} : { code: f.code }), ...(reason ? { reason } : {}) }
 }
 
 /**
@@ -29,11 +38,7 @@ export function loadWithDispatcher(req: DispatchedLoadRequest): { kbx: ChainLoad
     asked: req.asked,
     throughDispatcher: req.throughDispatcher,
     carried: carriedBy(req.iface),
-    probe: () => {
-      const p = probeLibxdpDispatcherOnce(ifindex)
-      const f = p.failure
-      return { ok: p.ok, ...(f ? { op: f.op, ...(f.errno === undefined ? {} : { errno: f.errno }), ...(f.code === undefined ? {} : { code: f.code }) } : {}), ...(p.reason ? { reason: p.reason } : f && f.errno === undefined ? { reason: f.message } : {}) }
-    },
+    probe: () => verdictOf(probeLibxdpDispatcherOnce(ifindex)),
   })
   if ('refuse' in choice) throw choice.refuse
   if (choice.use === 'direct') return undefined

@@ -1,10 +1,13 @@
-import { UsageError } from '@kbx/errors'
-import { XDP_MODES, choiceOption, flagOption, optionTable, parseInterfaceName, runTool, stringOption, valueOption } from '@kbx/cli'
+import { KbxError, UsageError } from '@kbx/errors'
+import { OptionDecl, XDP_MODES, choiceOption, parseChoice, flagOption, optionTable, parseInterfaceName, runTool, stringOption, valueOption } from '@kbx/cli'
 import { writeAllSync } from '@kbx/stats'
 import type { Command, OptionTable, ToolContext } from '@kbx/cli'
 import { features, formatFeatures } from './features.js'
-import { loadChain, parseComponentArg, unloadComponent } from './chain-load.js'
-import { readChain } from './chain.js'
+import { parseComponentArg, unloadComponent } from './chain-load.js'
+import { DISPATCHER_KINDS, bareDispatcherAsAuto } from './dispatcher-choice.js'
+import type { DispatcherKind } from './dispatcher-choice.js'
+import { loadWithDispatcher } from './load-dispatch.js'
+import { carriedBy, loadedByKbx, unloadThroughLibxdp } from './libxdp-attach.js'
 import { loadAndPin } from './load.js'
 import { formatStatusTable, xdpStatus } from './status.js'
 import { runOnPcap } from './test-run.js'
@@ -61,13 +64,17 @@ function wantsJson(argv: readonly string[]): boolean {
 
 const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
   load: subcommand({
-    summary: 'attach XDP programs persistently (pinned bpf_link); several: chained by kbx\'s dispatcher',
+    summary: "attach XDP programs persistently (pinned bpf_link); several: through a dispatcher (libxdp's where the kernel allows it, else kbx's)",
     privileges: true,
     options: optionTable({
       prog: progOption,
       mode: choiceOption('-m, --mode <mode>', 'attach mode', XDP_MODES, { default: 'auto', listed: true }),
       priority: valueOption('--priority <list>', 'run order of the objects, lower first, one number per object (default: 10, 20, … after the chain\'s last)', parsePriorities, {}),
-      dispatcher: flagOption('--dispatcher', 'load even one object through the dispatcher, so more can be added later'),
+      dispatcher: new OptionDecl<DispatcherKind | true | undefined>(
+        '--dispatcher [kind]',
+        "which dispatcher chains the programs: auto (for several objects, the default): libxdp's where this kernel allows it (probed), else kbx's; kbx: kbx's, libxdp not probed; libxdp: only libxdp's. Given (bare: auto), even one object goes through a dispatcher, so more can join later",
+        { parse: parseChoice('--dispatcher', DISPATCHER_KINDS) },
+      ),
     }),
     build: (cmd) => cmd.argument('<iface>', 'interface', ifaceArg).argument('<objects...>', 'compiled XDP objects (.o), each OBJECT.o or OBJECT.o:PROG'),
     examples: [
@@ -75,6 +82,7 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       'sudo xdp-load load veth0 prog.o --prog xdp_count --mode skb',
       'sudo xdp-load load eth1 filter.o counter.o        (filter runs first; counter sees what filter passes)',
       'sudo xdp-load load eth1 late.o --priority 5         (adds to the dispatcher already on eth1, first in line)',
+      "sudo xdp-load load eth1 a.o b.o --dispatcher kbx    (kbx's dispatcher, libxdp's not probed)",
     ],
     run: (ctx) => {
       const [iface, objects] = ctx.args as [string, string[]]
@@ -85,17 +93,31 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       }
       if (opts.prog && objects.length > 1) throw new UsageError('--prog picks the program of one object; with several write OBJECT.o:PROG', { op: 'load' })
       const log = (m: string): void => ctx.log.info(m)
-      if (objects.length === 1 && !opts.dispatcher && !priorities && !readChain(iface)) {
+      const components = objects.map((arg, i) => {
+        const request = parseComponentArg(arg)
+        return { ...request, ...(opts.prog ? { prog: opts.prog } : {}), ...(priorities ? { priority: priorities[i]! } : {}) }
+      })
+      const dispatched = loadWithDispatcher({
+        iface,
+        components,
+        mode: opts.mode,
+        asked: opts.dispatcher === true ? 'auto' : opts.dispatcher, // main() turns a bare --dispatcher into =auto
+        throughDispatcher: objects.length > 1 || opts.dispatcher !== undefined || priorities !== undefined,
+        log: ctx.log,
+      })
+      if (dispatched === undefined) {
         const result = loadAndPin({ iface, object: objects[0]!, mode: opts.mode, ...(opts.prog ? { prog: opts.prog } : {}), log })
         ctx.log.info(`loaded ${result.program.name} (id ${result.program.id}) on ${iface} in ${result.mode} mode, pinned at ${result.link.pin}`)
         ctx.json.emit('load', { ...result })
         return
       }
-      const components = objects.map((arg, i) => {
-        const request = parseComponentArg(arg)
-        return { ...request, ...(opts.prog ? { prog: opts.prog } : {}), ...(priorities ? { priority: priorities[i]! } : {}) }
-      })
-      const result = loadChain({ iface, components, mode: opts.mode, log })
+      if ('libxdp' in dispatched) {
+        const result = dispatched.libxdp
+        ctx.log.info(`libxdp's dispatcher on ${iface} in ${result.mode} mode runs ${result.chain.map((c) => c.name).join(' → ')}`)
+        ctx.json.emit('load', { ...result })
+        return
+      }
+      const result = dispatched.kbx
       ctx.log.info(`dispatcher (id ${result.program.id}) on ${iface} in ${result.mode} mode runs ${result.chain.map((c) => c.name).join(' → ')}`)
       ctx.json.emit('load', { ...result })
     },
@@ -115,12 +137,27 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       const opts = ctx.opts
       if (opts.prog !== undefined) {
         if (iface === undefined || opts.all) throw new UsageError('--prog needs an interface (and no --all)', { op: 'unload' })
+        if (carriesLibxdpDispatcher(iface)) {
+          const r = unloadThroughLibxdp(iface, opts.prog)
+          ctx.log.info(`${iface}: removed ${r.removed.join(', ')} from libxdp's dispatcher; ${r.chain.length ? `it runs ${r.chain.map((c) => c.name).join(' → ')}` : 'nothing left'}`)
+          ctx.json.emit('unload', { ...r })
+          return
+        }
         const r = unloadComponent(iface, opts.prog)
         ctx.log.info(`${iface}: removed ${r.removed}; ${r.chain.length ? `the chain runs ${r.chain.map((c) => c.name).join(' → ')}` : 'nothing left, unloaded'}`)
         ctx.json.emit('unload', { ...r })
         return
       }
       if ((iface === undefined) === !opts.all) throw new UsageError('give an interface or --all (not both)', { op: 'unload' })
+      if (iface !== undefined && carriesLibxdpDispatcher(iface)) {
+        if (!loadedByKbx(iface) && !opts.force) {
+          throw new KbxError(`${iface} carries libxdp's dispatcher that xdp-load did not load (xdp-loader's?); leaving it alone`, { op: 'unload', errno: 16, hint: 'add --force to detach it anyway (through libxdp, its pins too)' })
+        }
+        const r = unloadThroughLibxdp(iface)
+        ctx.log.info(`${iface}: libxdp's dispatcher detached with ${r.removed.join(', ') || 'no programs'}`)
+        ctx.json.emit('unload', { ...r })
+        return
+      }
       const log = (m: string): void => ctx.log.warn(m)
       const results = opts.all ? unloadAll({ force: !!opts.force, log }) : [unload(iface!, { force: !!opts.force, log })]
       for (const r of results) {
@@ -179,6 +216,15 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
   }),
 })
 
+/** Whether the interface runs libxdp's dispatcher (false for an interface that is gone: its stale kbx pins go the usual way). */
+function carriesLibxdpDispatcher(iface: string): boolean {
+  try {
+    return carriedBy(iface) === 'libxdp-dispatcher'
+  } catch {
+    return false
+  }
+}
+
 function parsePriorities(value: string): number[] {
   return value.split(',').map((p) => {
     const n = Number(p)
@@ -223,5 +269,5 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     printHelp(commands, 2)
     process.exit(2)
   }
-  await command.start(name, rest)
+  await command.start(name, name === 'load' ? bareDispatcherAsAuto(rest) : rest)
 }

@@ -4,12 +4,16 @@ import { ensureBpffs, linkInfoByPin, mapInfoById, progInfoById, xdpAttachmentOf,
 import type { InterfaceXdp } from '@kbx/bpf'
 import { chainOf, type ChainComponent } from './chain-load.js'
 import { readChain } from './chain.js'
+import { LIBXDP_DISPATCHER_PROG } from './dispatcher-choice.js'
+import { libxdpChain, loadedByKbx } from './libxdp-attach.js'
+import type { LibxdpChain } from './libxdp-attach.js'
 import { interfacePins, pinnedInterfaces } from './pins.js'
 
 /** Who put a program on an interface. */
 export type Owner =
   | 'xdp-load' // pinned by `xdp-load load`
   | 'kbx' // a running kbx tool (program name kbx_*), gone when it exits
+  | 'libxdp' // libxdp's dispatcher (xdp_dispatcher): xdp-loader's, or `xdp-load load --dispatcher libxdp`
   | 'other'
 
 export interface ProgramStatus {
@@ -22,6 +26,8 @@ export interface ProgramStatus {
   maps: { id: number; name: string; type: string; keySize: number; valueSize: number; maxEntries: number }[]
   /** kbx's dispatcher: the programs it runs, in order (`xdp-load load IFACE A.o B.o`); a kbx tool's with its owner and whether it still runs. */
   chain?: (ChainComponent & { owner?: { tool: string; pid: number; alive?: boolean } })[]
+  /** libxdp's dispatcher: the programs it runs as libxdp reads them, or why libxdp could not read them. */
+  libxdp?: (LibxdpChain & { loadedByKbx: boolean }) | { error: string }
 }
 
 export interface InterfaceStatus {
@@ -51,7 +57,8 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
   const pinnedProg = pinnedProgId(x.ifname)
   const programs = x.programs.map((p): ProgramStatus => {
     const info = progInfoById(p.progId)
-    const owner: Owner = pinnedProg === p.progId ? 'xdp-load' : info.name.startsWith('kbx_') ? 'kbx' : 'other'
+    const owner: Owner =
+      pinnedProg === p.progId ? 'xdp-load' : info.name.startsWith('kbx_') ? 'kbx' : info.name === LIBXDP_DISPATCHER_PROG ? 'libxdp' : 'other'
     const chain = owner === 'xdp-load' ? readChain(x.ifname) : undefined
     return {
       id: p.progId,
@@ -60,6 +67,7 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
       mode: p.mode,
       owner,
       ...(owner === 'xdp-load' ? { linkPin: interfacePins(x.ifname).link } : {}),
+      ...(owner === 'libxdp' ? { libxdp: describeLibxdp(x) } : {}),
       ...(chain ? { chain: chainOf(chain).map((c) => (c.owner ? { ...c, owner: { ...c.owner, alive: processAlive(c.owner.pid) } } : c)) } : {}),
       maps: info.mapIds.map((id) => {
         const m = mapInfoById(id)
@@ -68,6 +76,14 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
     }
   })
   return { iface: x.ifname, ifindex: x.ifindex, mode: x.mode, programs }
+}
+
+function describeLibxdp(x: InterfaceXdp): ProgramStatus['libxdp'] {
+  try {
+    return { ...libxdpChain(x.ifindex), loadedByKbx: loadedByKbx(x.ifname) }
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) }
+  }
 }
 
 /** Every interface of this namespace (or one) with its XDP program, mode, maps and owner. */
@@ -99,6 +115,9 @@ export function formatStatusTable(report: StatusReport): string {
     if (i.programs.length === 0) rows.push([i.iface, '-', '', '', '', '', ''])
     for (const p of i.programs) {
       rows.push([i.iface, p.mode, String(p.id), p.name, p.tag, p.owner, p.maps.map((m) => `${m.name}(${m.id})`).join(',')])
+      if (p.libxdp && 'error' in p.libxdp) rows.push(['', '', '', "libxdp's dispatcher, unreadable", '', '', p.libxdp.error])
+      if (p.libxdp && 'legacy' in p.libxdp && p.libxdp.legacy) rows.push(['', '', '', 'libxdp reads it as one program, no dispatcher', '', '', ''])
+      if (p.libxdp && 'programs' in p.libxdp) p.libxdp.programs.forEach((c, n) => rows.push(['', '', String(c.id), `${n + 1}. ${c.name}`, `prio ${c.priority}`, 'libxdp', '']))
       p.chain?.forEach((c, n) =>
         rows.push(['', '', '', `${n + 1}. ${c.name}`, `prio ${c.priority}`, c.owner ? `${c.owner.tool} pid ${c.owner.pid}${c.owner.alive ? '' : ' (gone)'}` : basename(c.object), c.maps.join(',')]),
       )

@@ -59,7 +59,7 @@ t.test('--dispatcher libxdp: a clear error with errno and libxdp\'s reason, exit
   t.equal(r.code, 1, r.stderr)
   const error = r.events.find((e) => e.event === 'error')?.data
   t.match(error?.message, new RegExp(`libxdp's dispatcher does not work on ${a.name}`))
-  t.ok(Number.isInteger(error?.errno) && error.errno > 0, `an errno (${error?.errno} ${error?.code})`)
+  t.ok(error !== undefined && Number.isInteger(error.errno) && Number(error.errno) > 0, `an errno (${error?.errno} ${error?.code})`)
   t.match(error?.message, /libxdp: .+/, "libxdp's own reason")
   t.match(error?.message, /xdp_program__attach_multi/, 'the libxdp call that failed')
   t.equal(error?.hint, '--dispatcher kbx (or auto) works without freplace')

@@ -16,6 +16,7 @@ import { OrderFlow } from './orders.js'
 import { OrderPacer } from './pacing.js'
 import type { ReflexArm, ReflexOrder } from './reflex.js'
 import { FixSession, LOGON_REFUSED } from './session.js'
+import { endsTheRun, failureHint } from './session-end.js'
 import type { SessionEvent } from './session.js'
 import { FileSeqStore } from './store.js'
 import type { Strategy } from './strategy.js'
@@ -37,9 +38,6 @@ export const RECONNECT_CAP_S = 30
 
 const LOGON_MSG_TYPE = Buffer.from('\x0135=A\x01', 'latin1')
 
-/** Session ends that another logon cannot fix: the run ends with an error instead of reconnecting. */
-const FATAL_CLOSE = /^(MsgSeqNum too low|CompID problem)/
-
 /** Settings the run takes beyond the options: the resolved XDP mode and the gateway-facing address. */
 export interface FixTcpRunSetup {
   opts: FixTcpOptions
@@ -49,12 +47,6 @@ export interface FixTcpRunSetup {
   logon: LogonPlan
   /** --strategy: its handlers (loaded) and --strategy-param; the run's orders are then the strategy's. */
   strategy?: { strategy: Strategy & { name: string }; params: Record<string, string> }
-}
-
-function failureHint(failure: string): string {
-  if (failure.endsWith('(--no-reconnect)')) return 'without --no-reconnect, fix-tcp reconnects and logs on again'
-  if (failure.startsWith(LOGON_REFUSED)) return 'check --sender/--target, the credentials (--credentials or KBX_FIX_USERNAME/KBX_FIX_PASSWORD), --logon-field and --fix-version; --retry-refused-logon retries with a backoff'
-  return 'rerun with --reset to start both sides from sequence number 1'
 }
 
 type Phase =
@@ -122,8 +114,7 @@ export class FixTcpRun implements TransportHost {
     this.limit = opts.orders ?? (opts.rate === undefined ? 0 : Infinity)
     if (setup.strategy !== undefined) this.attachStrategy(setup.strategy.strategy, setup.strategy.params)
     this.oneAtATime = opts.rate === undefined
-    // a strategy paces its own orders (--rate is its to read): no deadline of fix-tcp's own for the step to wake at
-    this.pacer = opts.rate === undefined || this.strategy !== undefined ? undefined : new OrderPacer(opts.rate, this.limit)
+    this.pacer = opts.rate === undefined ? undefined : new OrderPacer(opts.rate, this.limit)
     this.flow.breakdown = this.breakdown
     this.durationMs = (opts.duration ?? 0) * 1000
     this.backoff = new Backoff(opts.reconnectInterval * 1000, Math.max(RECONNECT_CAP_S, opts.reconnectInterval) * 1000)
@@ -375,7 +366,7 @@ export class FixTcpRun implements TransportHost {
     const { ctx, opts, store } = this
     if (this.stopping || ctx.signal.aborted) return false
     const reason = this.closedReason ?? 'connection lost'
-    if (FATAL_CLOSE.test(reason) || (reason.startsWith(LOGON_REFUSED) && opts.retryRefusedLogon !== true)) {
+    if (endsTheRun(reason, opts.retryRefusedLogon === true)) {
       this.failure = reason
       return false
     }
@@ -462,9 +453,14 @@ export class FixTcpRun implements TransportHost {
     }
   }
 
+  /** fix-tcp's own paced orders (a strategy paces its own: --rate is its to read): nothing due, no deadline. */
+  private get pacing(): OrderPacer | undefined {
+    return this.strategy === undefined && this.session.active && this.drainUntil === 0 ? this.pacer : undefined
+  }
+
   paceDue(): boolean {
-    const pacer = this.pacer
-    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return false
+    const pacer = this.pacing
+    if (pacer === undefined) return false
     const before = this.flow.attempts
     if (pacer.started && before >= pacer.dueBy(process.hrtime.bigint())) return false
     this.transport.batch(() => this.pump())
@@ -472,8 +468,8 @@ export class FixTcpRun implements TransportHost {
   }
 
   wakeAtNs(): bigint {
-    const pacer = this.pacer
-    if (pacer === undefined || !this.session.active || this.drainUntil !== 0) return 0n
+    const pacer = this.pacing
+    if (pacer === undefined) return 0n
     return pacer.deadlineNs(this.flow.attempts)
   }
 

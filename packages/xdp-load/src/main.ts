@@ -62,8 +62,8 @@ function wantsJson(argv: readonly string[]): boolean {
   return !process.stdout.isTTY
 }
 
-const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
-  load: subcommand({
+const loadCommand = (): Subcommand =>
+  subcommand({
     summary: "attach XDP programs persistently (pinned bpf_link); several: through a dispatcher (libxdp's where the kernel allows it, else kbx's)",
     privileges: true,
     options: optionTable({
@@ -121,8 +121,10 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       ctx.log.info(`dispatcher (id ${result.program.id}) on ${iface} in ${result.mode} mode runs ${result.chain.map((c) => c.name).join(' → ')}`)
       ctx.json.emit('load', { ...result })
     },
-  }),
-  unload: subcommand({
+  })
+
+const unloadCommand = (): Subcommand =>
+  subcommand({
     summary: 'remove what xdp-load attached (--all: from every interface)',
     privileges: true,
     options: optionTable({
@@ -166,8 +168,10 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       }
       if (opts.all && results.length === 0) ctx.log.info('no kbx pins: nothing to unload')
     },
-  }),
-  status: subcommand({
+  })
+
+const statusCommand = (argv: readonly string[]): Subcommand =>
+  subcommand({
     summary: "each interface's XDP program, mode, maps and owner",
     privileges: true,
     options: noOptions,
@@ -179,8 +183,10 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       if (wantsJson(argv)) ctx.json.emit('status', { ...report })
       else writeAllSync(1, formatStatusTable(report))
     },
-  }),
-  features: subcommand({
+  })
+
+const featuresCommand = (argv: readonly string[]): Subcommand =>
+  subcommand({
     summary: 'probe what this kernel (and interface) supports',
     privileges: true,
     options: noOptions,
@@ -192,8 +198,10 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       if (wantsJson(argv)) ctx.json.emit('features', { ...report })
       else writeAllSync(1, formatFeatures(report))
     },
-  }),
-  test: subcommand({
+  })
+
+const testCommand = (): Subcommand =>
+  subcommand({
     summary: 'run a program on every packet of a pcap (BPF_PROG_TEST_RUN), no interface needed',
     privileges: true,
     options: optionTable({
@@ -213,7 +221,14 @@ const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
       )
       ctx.end({ ...summary })
     },
-  }),
+  })
+
+const subcommands = (argv: readonly string[]): Record<string, Subcommand> => ({
+  load: loadCommand(),
+  unload: unloadCommand(),
+  status: statusCommand(argv),
+  features: featuresCommand(argv),
+  test: testCommand(),
 })
 
 /** Whether the interface runs libxdp's dispatcher (false for an interface that is gone: its stale kbx pins go the usual way). */

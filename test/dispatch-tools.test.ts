@@ -7,9 +7,11 @@ import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import type { Test } from 'tap'
 import { BpfMap, xdpAttachmentOf } from '@kbx/bpf'
 import { bpfObjectPath, repoRoot } from '@kbx/ffi'
 import { waitUntil, withTestNet } from '@kbx/testbed'
+import type { ToolRun } from '@kbx/testbed'
 import { abBed, runFeedOnBed, startArbitrator } from './testing/ab-bed.js'
 import { readChain } from '@kbx/xdp-load'
 import { fixBed, named, runFixTcp, startFixTcp } from './testing/fix-bed.js'
@@ -59,6 +61,18 @@ let sent = 0
 const tick = setInterval(() => { s.send('drop me', 9001, ip); if (++sent === Number(count)) { clearInterval(tick); setTimeout(() => s.close(), 50) } }, 5)
 `
 
+/** Stops ab-arbitrate once it delivered the union ab-feed reports, and checks it delivered exactly that, once each. */
+async function unionDelivered(t: Test, arb: ToolRun, feed: ToolRun, what: string): Promise<void> {
+  const truth = feed.events.find((e) => e.event === 'end')?.data
+  t.ok(truth, feed.stderr())
+  await waitUntil('every packet of the union delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= truth!['union']), 30_000).catch(() => {})
+  arb.child.kill('SIGINT')
+  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
+  const end = arb.events.find((e) => e.event === 'end')!.data
+  t.equal(end['delivered'], truth!['union'], what)
+  t.equal(end['duplicatesDelivered'], 0)
+}
+
 t.test('fix-tcp joins the dispatcher beside a foreign program, gets its connection, and leaves on exit', async (t) => {
   const b = await fixBed(t)
   const load = xdpLoad('load', b.iface, bpfObjectPath('test_count_udp_drop'), '--dispatcher', '--mode', 'skb')
@@ -96,14 +110,7 @@ t.test('ab-arbitrate: line A through the dispatcher beside a foreign program, li
   t.match(chainOn(bed.dstA.name)[1], /^kbx_ab_arbitrate_k\d+$/, 'ab-arbitrate joined line A\'s chain')
   t.equal(xdpAttachmentOf(bed.dstB.name).programs[0]?.name, 'kbx_ab_arbitrat', 'line B: its own program, directly (the kernel keeps 15 characters of a name)')
   const feed = await runFeedOnBed(net, bed, ['--dst-a', bed.dstA.ip!, '--dst-b', bed.dstB.ip!, '--count', '3000', '--rate', '3000', '--seed', '7', '--gap', '0.01', '--loss-a', '0.05', '--loss-b', '0.05'])
-  const truth = feed.events.find((e) => e.event === 'end')?.data
-  t.ok(truth, feed.stderr())
-  await waitUntil('every packet of the union delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= truth!['union']), 30_000).catch(() => {})
-  arb.child.kill('SIGINT')
-  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
-  const end = arb.events.find((e) => e.event === 'end')!.data
-  t.equal(end['delivered'], truth!['union'], 'the union of both lines delivered: what line A lost, B filled, and the reverse')
-  t.equal(end['duplicatesDelivered'], 0)
+  await unionDelivered(t, arb, feed, 'the union of both lines delivered: what line A lost, B filled, and the reverse')
   t.same(chainOn(bed.dstA.name), ['count_udp_drop'], 'ab-arbitrate left the chain on exit')
   t.same(xdpAttachmentOf(bed.dstB.name).programs, [], "line B's link went with it")
   t.equal(xdpLoad('unload', bed.dstA.name).code, 0)
@@ -155,14 +162,7 @@ t.test('fix-tcp and ab-arbitrate on ONE interface at the same time, each on its 
     runFixTcp(b, [], 'xdp', fix),
   ])
   t.equal(fixRun.end.orders.acked, 16000, 'fix-tcp: every order acked')
-  const truth = feed.events.find((e) => e.event === 'end')?.data
-  t.ok(truth, feed.stderr())
-  await waitUntil('every packet of the union delivered', () => arb.events.some((e) => e.event === 'interval' && e.data['delivered'] >= truth!['union']), 30_000).catch(() => {})
-  arb.child.kill('SIGINT')
-  t.same(await arb.exited, { code: 0, signal: null }, arb.stderr())
-  const end = arb.events.find((e) => e.event === 'end')!.data
-  t.equal(end['delivered'], truth!['union'], 'ab-arbitrate: the union of both lines delivered at the same time')
-  t.equal(end['duplicatesDelivered'], 0)
+  await unionDelivered(t, arb, feed, 'ab-arbitrate: the union of both lines delivered at the same time')
   t.same(chainNow(b.iface), ['count_udp_drop'], 'both left; the foreign program runs on')
   t.equal(xdpLoad('unload', b.iface).code, 0)
   t.same(xdpAttachmentOf(b.iface).programs, [])

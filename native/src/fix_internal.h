@@ -25,6 +25,24 @@ static inline uint64_t kbx_fix_ticks(void)
 }
 #endif
 
+/* Inside a spin on a ring or a clock: tells the CPU (and a sibling hyperthread) that this is a wait. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* CLOCK_MONOTONIC in ns: the clock of every deadline and time the fix path shares with TS. */
+static inline uint64_t kbx_fix_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* kbx_fix_ticks() at the ends of the reflex's stages for the order it last sent. */
 struct kbx_fix_reflex_marks {
 	uint64_t triggered; /* the ExecutionReport framed, checked and found to be the trigger */

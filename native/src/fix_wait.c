@@ -6,23 +6,9 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "fix_internal.h"
 #include "kbx_fix.h"
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
 
 int kbx_fix_precise_timers(void)
 {
@@ -34,7 +20,7 @@ int kbx_fix_sleep_readable(int fd, uint64_t until_ns)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = kbx_fix_mono_ns();
 		if (now >= until_ns)
 			return poll(&p, 1, 0) > 0;
 		uint64_t left = until_ns - now;
@@ -51,7 +37,7 @@ int kbx_fix_sleep_readable(int fd, uint64_t until_ns)
 
 int kbx_fix_wait_fd(int fd, uint64_t wake_at_ns, int timeout_ms, int busy)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = kbx_fix_mono_ns();
 	uint64_t until = now + (timeout_ms > 0 ? (uint64_t)timeout_ms * 1000000ull : 0);
 	if (wake_at_ns && wake_at_ns < until)
 		until = wake_at_ns;
@@ -62,6 +48,6 @@ int kbx_fix_wait_fd(int fd, uint64_t wake_at_ns, int timeout_ms, int busy)
 		if (poll(&p, 1, 0) > 0)
 			return 1;
 		cpu_relax();
-	} while (mono_ns() < until);
+	} while (kbx_fix_mono_ns() < until);
 	return 0;
 }

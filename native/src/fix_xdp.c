@@ -54,22 +54,6 @@ struct kbx_fix_xdp {
 	struct timing_ring stage[KBX_FIX_REFLEX_STAGES], reflex_window;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void read_wall_offset(struct kbx_fix_xdp *x, uint64_t now)
 {
 	struct timespec ts;
@@ -80,11 +64,11 @@ static void read_wall_offset(struct kbx_fix_xdp *x, uint64_t now)
 /* A first ticks → ns ratio: both clocks read 200 µs apart (at creation, once). */
 static void calibrate_ticks(struct kbx_fix_xdp *x)
 {
-	x->cal_ns = now_ns();
+	x->cal_ns = kbx_fix_mono_ns();
 	x->cal_ticks = kbx_fix_ticks();
 	uint64_t ns, t;
 	do {
-		ns = now_ns();
+		ns = kbx_fix_mono_ns();
 		t = kbx_fix_ticks();
 	} while (ns - x->cal_ns < 200000);
 	x->ns_per_tick = t > x->cal_ticks ? (double)(ns - x->cal_ns) / (double)(t - x->cal_ticks) : 1.0;
@@ -159,7 +143,7 @@ void kbx_fix_xdp_destroy(struct kbx_fix_xdp *x)
 
 int kbx_fix_xdp_connect(struct kbx_fix_xdp *x)
 {
-	return kbx_tcp_connect(x->tcp, now_ns());
+	return kbx_tcp_connect(x->tcp, kbx_fix_mono_ns());
 }
 void kbx_fix_xdp_shutdown(struct kbx_fix_xdp *x) { kbx_tcp_shutdown(x->tcp); }
 void kbx_fix_xdp_abort(struct kbx_fix_xdp *x) { kbx_tcp_abort(x->tcp); }
@@ -197,7 +181,7 @@ int kbx_fix_xdp_reconnect(struct kbx_fix_xdp *x, uint32_t jitter)
 	x->unread_since = x->handed_since = x->handed_native = 0;
 	x->bytes_out_seen = 0;
 	x->tx_short = 0;
-	return kbx_tcp_connect(x->tcp, now_ns());
+	return kbx_tcp_connect(x->tcp, kbx_fix_mono_ns());
 }
 void kbx_fix_xdp_counters(const struct kbx_fix_xdp *x, struct kbx_fix_xdp_counters *out) { *out = x->counters; }
 struct kbx_fix_reflex *kbx_fix_xdp_reflex(struct kbx_fix_xdp *x) { return x->reflex; }
@@ -352,7 +336,7 @@ static int receive_batch(struct kbx_fix_xdp *x, uint64_t now, int wait)
 			cpu_relax();
 		}
 	}
-	if (!x->busy_poll && now_ns() < until) {
+	if (!x->busy_poll && kbx_fix_mono_ns() < until) {
 		int rc = kbx_fix_sleep_readable(x->xsk->fd, until);
 		if (rc < 0)
 			return rc;
@@ -377,7 +361,7 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	x->handed_since = 0;
 	if (x->times)
 		x->times->tx_ns = x->times->rx_ns = 0;
-	uint64_t now = now_ns();
+	uint64_t now = kbx_fix_mono_ns();
 	x->anchor_ns = now;
 	x->anchor_ticks = kbx_fix_ticks();
 	refine_ticks(x, now, x->anchor_ticks);
@@ -489,12 +473,12 @@ int kbx_fix_xdp_step(uintptr_t xp, uintptr_t tx_data, uint32_t tx_len, uintptr_t
 	x->counters.frames_out += r->frames_out;
 	if (got > 0 && !r->reflex_sent) {
 		x->handed_since = handed;
-		x->handed_native = now_ns() - handed;
+		x->handed_native = kbx_fix_mono_ns() - handed;
 	}
 	kbx_tcp_get_stats(x->tcp, &s);
 	r->more = s.readable > 0;
 	if (r->more && !x->unread_since)
-		x->unread_since = handed ? handed : now_ns();
+		x->unread_since = handed ? handed : kbx_fix_mono_ns();
 	r->state = (uint32_t)s.state;
 	r->timings = x->response.count > x->reflex_time.count ? x->response.count : x->reflex_time.count;
 	return 0;

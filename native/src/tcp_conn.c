@@ -145,13 +145,14 @@ void tcp_rtt_sample(struct kbx_tcp *c)
 static void arm_persist(struct kbx_tcp *c)
 {
 	uint64_t interval = (uint64_t)c->rto_us << c->persist_backoff;
-	if (interval > RTO_MAX_US) interval = RTO_MAX_US;
+	if (interval > PERSIST_MAX_US) interval = PERSIST_MAX_US > c->rto_us ? PERSIST_MAX_US : c->rto_us;
 	c->persist_deadline = c->now + interval * 1000;
 }
 
 /*
  * RFC 9293 3.8.6.1: one byte of data beyond the zero window, sent again at each expiry with the interval
- * doubled (up to RTO_MAX_US); the connection is never given up while the peer keeps answering. The byte
+ * doubled up to PERSIST_MAX_US (a lost window update costs at most that); the connection is never given up
+ * while the peer keeps answering. The byte
  * gets its sequence number (the peer may take it); the persist timer, not the RTO, covers it.
  */
 static void zero_window_probe(struct kbx_tcp *c)

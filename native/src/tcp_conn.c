@@ -203,7 +203,8 @@ void tcp_output(struct kbx_tcp *c)
 		uint32_t window = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
 		uint32_t len;
 		int fresh;
-		if (off >= c->slen || off >= window) break;
+		/* a full TX queue: the rest goes out at the next poll (a segment emitted into it would be lost) */
+		if (off >= c->slen || off >= window || c->txcount >= TXQ_FRAMES - 1) break;
 		len = c->slen - off;
 		if (len > mss) len = mss;
 		if (len > window - off) len = window - off;
@@ -231,7 +232,8 @@ void tcp_output(struct kbx_tcp *c)
 		if (!c->rto_deadline) tcp_arm_rto(c);
 	}
 	/* the FIN takes one sequence number, once: after a timeout rewound snd_nxt it is resent at that number */
-	if (c->fin_queued && c->snd_nxt == c->snd_una + c->slen && (!c->fin_sent || SEQ_LT(c->snd_nxt, c->snd_max))) {
+	if (c->fin_queued && c->snd_nxt == c->snd_una + c->slen && (!c->fin_sent || SEQ_LT(c->snd_nxt, c->snd_max)) &&
+	    c->txcount < TXQ_FRAMES) {
 		tcp_emit(c, F_FIN | F_ACK, c->snd_nxt, 0, 0);
 		c->fin_sent = 1;
 		c->snd_nxt++;

@@ -3,7 +3,7 @@
 // what was in flight past the closed window), and a lost window update costs at most the persist cap.
 import t from 'tap'
 import { TcpFlags } from '@kbx/net'
-import { ISN, MSS, S, established } from './tcp-peer.js'
+import { ISN, MSS, S, established, segment } from './tcp-peer.js'
 import type { Conn } from './tcp-peer.js'
 
 const { ACK } = TcpFlags
@@ -94,3 +94,27 @@ t.test('a lost window update: the persist probe finds the open window within its
   t.end()
 })
 
+
+t.test('a window larger than the TX queue: the rest waits for the next poll, no segment lost to a full queue', (t) => {
+  const c = established(t, { window: 65535, ws: 7 })
+  const total = 600 * MSS
+  c.tcp.write(Buffer.alloc(total, 0x43))
+  // a window update opening 8 MB and a grown congestion window would let more than the queue's 256 frames out
+  // each segment ACKed on its own, the frames taken once a round: slow start doubles the congestion window
+  // each round, past the queue's 256 frames
+  let largestBurst = 0
+  c.tcp.poll(c.now)
+  let sent = dataSegments(c.out())
+  for (let round = 0; round < 20 && sent.length > 0; round++) {
+    for (const [offset, len] of sent) c.tcp.input(segment({ seq: c.peerSeq, ack: at(offset! + len!), flags: ACK, window: 65535 }), c.now)
+    c.tcp.poll(c.now)
+    sent = dataSegments(c.out())
+    largestBurst = Math.max(largestBurst, sent.length)
+  }
+  t.ok(largestBurst >= 200, `bursts reached the TX queue's size (${largestBurst} frames)`)
+  const st = c.tcp.stats()
+  t.equal(st.tx_queue_full, 0, 'never a segment emitted into a full TX queue')
+  t.equal(st.unacked + st.unsent, 0, `all ${total} bytes sent and acknowledged`)
+  t.equal(st.retransmits, 0)
+  t.end()
+})

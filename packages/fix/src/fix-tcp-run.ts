@@ -35,6 +35,8 @@ export const RESEND_CAPACITY = 8192
 /** The cap of the reconnection backoff (or --reconnect-interval when larger). */
 export const RECONNECT_CAP_S = 30
 
+/** Free transport bytes a paced order needs: room for it and the session's own messages (heartbeats, resends). */
+const ORDER_HEADROOM = 64 * 1024
 const LOGON_MSG_TYPE = Buffer.from('\x0135=A\x01', 'latin1')
 
 /** Session ends that another logon cannot fix: the run ends with an error instead of reconnecting. */
@@ -456,7 +458,8 @@ export class FixTcpRun implements TransportHost {
     const now = process.hrtime.bigint()
     pacer.start(now)
     const due = pacer.dueBy(now)
-    while (flow.attempts < due) {
+    // a peer slower than the rate (its window closed): orders wait, late, rather than be dropped unsent
+    while (flow.attempts < due && this.transport.room >= ORDER_HEADROOM) {
       this.breakdown.pacingLate.record(process.hrtime.bigint() - pacer.deadlineNs(flow.attempts))
       flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
     }

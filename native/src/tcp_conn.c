@@ -145,13 +145,14 @@ void tcp_rtt_sample(struct kbx_tcp *c)
 static void arm_persist(struct kbx_tcp *c)
 {
 	uint64_t interval = (uint64_t)c->rto_us << c->persist_backoff;
-	if (interval > RTO_MAX_US) interval = RTO_MAX_US;
+	if (interval > PERSIST_MAX_US) interval = PERSIST_MAX_US > c->rto_us ? PERSIST_MAX_US : c->rto_us;
 	c->persist_deadline = c->now + interval * 1000;
 }
 
 /*
  * RFC 9293 3.8.6.1: one byte of data beyond the zero window, sent again at each expiry with the interval
- * doubled (up to RTO_MAX_US); the connection is never given up while the peer keeps answering. The byte
+ * doubled up to PERSIST_MAX_US (a lost window update costs at most that); the connection is never given up
+ * while the peer keeps answering. The byte
  * gets its sequence number (the peer may take it); the persist timer, not the RTO, covers it.
  */
 static void zero_window_probe(struct kbx_tcp *c)
@@ -202,7 +203,8 @@ void tcp_output(struct kbx_tcp *c)
 		uint32_t window = c->snd_wnd < c->cwnd ? c->snd_wnd : c->cwnd;
 		uint32_t len;
 		int fresh;
-		if (off >= c->slen || off >= window) break;
+		/* a full TX queue: the rest goes out at the next poll (a segment emitted into it would be lost) */
+		if (off >= c->slen || off >= window || c->txcount >= TXQ_FRAMES - 1) break;
 		len = c->slen - off;
 		if (len > mss) len = mss;
 		if (len > window - off) len = window - off;
@@ -230,7 +232,8 @@ void tcp_output(struct kbx_tcp *c)
 		if (!c->rto_deadline) tcp_arm_rto(c);
 	}
 	/* the FIN takes one sequence number, once: after a timeout rewound snd_nxt it is resent at that number */
-	if (c->fin_queued && c->snd_nxt == c->snd_una + c->slen && (!c->fin_sent || SEQ_LT(c->snd_nxt, c->snd_max))) {
+	if (c->fin_queued && c->snd_nxt == c->snd_una + c->slen && (!c->fin_sent || SEQ_LT(c->snd_nxt, c->snd_max)) &&
+	    c->txcount < TXQ_FRAMES) {
 		tcp_emit(c, F_FIN | F_ACK, c->snd_nxt, 0, 0);
 		c->fin_sent = 1;
 		c->snd_nxt++;

@@ -224,7 +224,7 @@ static int input_acceptable(struct kbx_tcp *c, const struct segment *s)
 /* The ACK of an acceptable segment: ECN, new data acknowledged (congestion control), duplicate ACKs, window. */
 static void input_ack(struct kbx_tcp *c, const struct segment *s)
 {
-	uint32_t ack = s->ack;
+	uint32_t ack = s->ack, window_was = c->snd_wnd;
 	if (c->ecn_ok && (s->flags & F_CWR)) c->ece_pending = 0;
 	if (c->ecn_ok && (s->flags & F_ECE)) {
 		c->st.ecn_ece_in++;
@@ -262,7 +262,9 @@ static void input_ack(struct kbx_tcp *c, const struct segment *s)
 		}
 		fin_acked_transitions(c);
 	} else if (ack == c->snd_una && s->data_len == 0 && !(s->flags & (F_SYN | F_FIN)) && c->snd_max != c->snd_una &&
-		   (s->win << c->snd_wscale) == c->snd_wnd) {
+		   s->win != 0 && (s->win << c->snd_wscale) == c->snd_wnd) {
+		/* a zero window's ACKs (the answers to our probes) say nothing of loss: never duplicates, or each
+		 * third probe would be a fast retransmit and collapse the congestion window the reopened window needs */
 		c->st.dup_acks++;
 		if (++c->dupacks == 3) {
 			uint32_t flight = c->snd_max - c->snd_una;
@@ -282,8 +284,9 @@ static void input_ack(struct kbx_tcp *c, const struct segment *s)
 		c->snd_wl1 = s->seq;
 		c->snd_wl2 = ack;
 	}
-	if (c->snd_wnd && c->persist_deadline) {
-		/* the window opened: a probe byte the peer did not take is sent again at once, with what follows */
+	if (c->snd_wnd && (c->persist_deadline || (window_was == 0 && SEQ_LT(c->snd_una, c->snd_max)))) {
+		/* the window opened: a probe byte the peer did not take, and whatever was in flight past the closed
+		 * window (the peer dropped it), is sent again at once with what follows, not after an RTO */
 		c->persist_deadline = 0;
 		c->persist_backoff = 0;
 		c->snd_nxt = c->snd_una;

@@ -30,6 +30,8 @@
 #define RTO_INITIAL_US 1000000u
 #define RTO_MAX_US 60000000u
 #define MAX_BACKOFF 12
+/* The zero-window probe interval's cap: a lost window update delays sending by at most this (RFC 9293 leaves it open). */
+#define PERSIST_MAX_US 1000000u
 #define TIME_WAIT_NS 1000000000ull
 
 struct kbx_tcp {

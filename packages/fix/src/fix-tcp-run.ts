@@ -36,6 +36,7 @@ export const RESEND_CAPACITY = 8192
 /** The cap of the reconnection backoff (or --reconnect-interval when larger). */
 export const RECONNECT_CAP_S = 30
 
+const ORDER_HEADROOM = 64 * 1024 // transport room a paced order waits for (a slow peer): it and the session's messages
 const LOGON_MSG_TYPE = Buffer.from('\x0135=A\x01', 'latin1')
 
 /** Settings the run takes beyond the options: the resolved XDP mode and the gateway-facing address. */
@@ -192,11 +193,9 @@ export class FixTcpRun implements TransportHost {
     })
   }
 
-  /**
-   * The native reflex answers an ExecutionReport with the next NewOrderSingle in C, outside the session's sendApp:
+  /** The native reflex answers an ExecutionReport with the next NewOrderSingle in C, outside the session's sendApp:
    * not under --max-msg-rate (the throttle's window is the session's) nor when orders get cancels, replaces or
-   * status requests (more than one report per order, and requests of our own between orders).
-   */
+   * status requests (more than one report per order, and requests of our own between orders). */
   get reflexAllowed(): boolean {
     return this.throttle === undefined && !this.flow.amends
   }
@@ -447,7 +446,7 @@ export class FixTcpRun implements TransportHost {
     const now = process.hrtime.bigint()
     pacer.start(now)
     const due = pacer.dueBy(now)
-    while (flow.attempts < due) {
+    while (flow.attempts < due && this.transport.room >= ORDER_HEADROOM) {
       this.breakdown.pacingLate.record(process.hrtime.bigint() - pacer.deadlineNs(flow.attempts))
       flow.send() // a NewOrderSingle the throttle rejects counts as an attempt
     }
@@ -496,12 +495,10 @@ export class FixTcpRun implements TransportHost {
     this.notify()
   }
 
-  /**
-   * --io xdp, one order at a time: the native reflex, armed before each step with the session's current
+  /** --io xdp, one order at a time: the native reflex, armed before each step with the session's current
    * numbers, answers the outstanding order's ExecutionReport with the next order in the step that received
    * it; anything unusual (admin message, gap, duplicate, framing error, TCP unable to send at once) is left
-   * to the session. Armed only while the session is active, in sequence and has orders left to send.
-   */
+   * to the session. Armed only while the session is active, in sequence and has orders left to send. */
   reflexArm(): ReflexArm | undefined {
     const { session, flow, store } = this
     if (!this.reflexAllowed || !session.active || !session.inSequence || session.skipOutgoingSeq !== 0 || this.ctx.signal.aborted) return undefined

@@ -35,6 +35,13 @@ class MemoryTransport implements FixTransport {
   refuseHow: 'logout' | 'close' = 'logout'
   /** Logons let through before refusing. */
   refuseAfterLogons = 0
+  /** No room for writes (a peer whose window closed) until this time (Date.now() ms). */
+  fullUntilMs = 0
+  /** NewOrderSingles written while there was no room (a real transport would have dropped them). */
+  ordersWrittenWhileFull = 0
+  get room(): number {
+    return Date.now() < this.fullUntilMs ? 0 : Number.POSITIVE_INFINITY
+  }
   private readonly peerStore = new MemorySeqStore()
   /** Across the peer's connections, as fix-acceptor keeps it: a report lost with a connection is resent. */
   private readonly peerSent: ResendStore = new Map()
@@ -87,6 +94,7 @@ class MemoryTransport implements FixTransport {
   }
   write(bytes: Buffer): boolean {
     if (this.peer === undefined) return false
+    if (this.room === 0 && bytes.includes('\x0135=D\x01')) this.ordersWrittenWhileFull++
     if (this.refuseLogons > 0 && bytes.includes('\x0135=A\x01') && this.refuseAfterLogons-- <= 0) {
       this.refuseLogons--
       // the Logout reaches the host before the connection goes (as the bytes before a FIN), however late the tick
@@ -150,7 +158,7 @@ function options(dir: string, overrides: Partial<FixTcpOptions>): FixTcpOptions 
   }
 }
 
-async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number; refuseLogons?: number; refuseHow?: 'logout' | 'close'; refuseAfterLogons?: number }) {
+async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsForEvents: boolean; loseAfterAcks?: number; refuse?: number; abortAfterMs?: number; refuseLogons?: number; refuseHow?: 'logout' | 'close'; refuseAfterLogons?: number; fullForMs?: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'kbx-fix-run-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const events: { event: string; data: EventData }[] = []
@@ -170,6 +178,7 @@ async function run(t: Test, overrides: Partial<FixTcpOptions>, script: { waitsFo
     transport.refuseLogons = script.refuseLogons ?? 0
     transport.refuseHow = script.refuseHow ?? 'logout'
     transport.refuseAfterLogons = script.refuseAfterLogons ?? 0
+    transport.fullUntilMs = Date.now() + (script.fullForMs ?? 0)
     return transport
   })
   if (script.abortAfterMs !== undefined) setTimeout(() => controller.abort(), script.abortAfterMs)
@@ -196,6 +205,16 @@ for (const waitsForEvents of [false, true]) {
     t.match(r.end, { stoppedBy: 'done', closed: 'logout', orders: { sent: 40, acked: 40, outstanding: 0 }, connections: { made: 2, disconnects: 1, reconnects: 1, failedAttempts: 2 }, tcp: { io: 'memory' } })
     t.equal(r.end.orders.unknown, 0, 'the report lost with the connection resent after the logon')
     t.ok(r.end.session.nextSenderSeq >= 44, `Logon, 40 orders, Logon, Logout at least: resumed, not reset, after the reconnection (${r.end.session.nextSenderSeq})`)
+  })
+}
+
+for (const waitsForEvents of [false, true]) {
+  const kind = waitsForEvents ? 'events (as socket)' : 'turns (as xdp)'
+  t.test(`${kind}: --rate with no room in the transport (the peer's window closed): orders wait, none written to be dropped`, async (t) => {
+    const r = await run(t, { rate: 2000 }, { waitsForEvents, fullForMs: 300 })
+    t.equal(r.error, undefined)
+    t.equal(r.transport.ordersWrittenWhileFull, 0, 'no order written while there was no room')
+    t.match(r.end, { stoppedBy: 'done', orders: { sent: 40, acked: 40, outstanding: 0 } }, 'every order sent once there was room, and acked')
   })
 }
 

@@ -55,6 +55,8 @@ export class SocketTransport implements FixTransport {
     return true
   }
 
+  readonly room = Number.POSITIVE_INFINITY
+
   batch(fn: () => void): void {
     const s = this.#socket
     if (s === undefined || this.#corked) return fn()

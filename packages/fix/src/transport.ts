@@ -53,6 +53,11 @@ export interface FixTransport {
   startFields(): Record<string, unknown>
   /** Queues the session's bytes; false when there is no room or no connection. */
   write(bytes: Buffer): boolean
+  /**
+   * Free bytes for writes (xdp: the staging buffer, which the TCP's send buffer drains while the peer's window
+   * allows; socket: unbounded, as Node.js queues). The pacer holds orders back instead of having them dropped.
+   */
+  readonly room: number
   /** Runs fn with the writes it makes sent together (socket: corked). */
   batch(fn: () => void): void
   /**

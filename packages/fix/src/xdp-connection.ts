@@ -224,6 +224,11 @@ export class XdpConnection {
     return this.#txLength
   }
 
+  /** Bytes write() still takes. */
+  get room(): number {
+    return TX_CAPACITY - this.#txLength
+  }
+
   /**
    * The native reflex answers the armed ExecutionReport with the next order built from this template
    * (see reflex.ts); it only fires in a step armed for it.

@@ -81,6 +81,10 @@ export class XdpTransport implements FixTransport {
     return this.conn.write(bytes)
   }
 
+  get room(): number {
+    return this.conn.room
+  }
+
   batch(fn: () => void): void {
     fn()
   }

@@ -166,7 +166,7 @@ export class FixTcpRun implements TransportHost {
       ...(this.throttle === undefined ? {} : { throttle: this.throttle }),
       send: (bytes) => {
         if (logLogons && bytes.includes(LOGON_MSG_TYPE)) ctx.log.debug({ message: redactMessage(bytes) }, 'Logon sent')
-        if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'send staging buffer full or no connection: message dropped (resent on request)')
+        if (!this.transport.write(bytes)) ctx.log.warn({ bytes: bytes.length }, 'no connection, or 64 MiB already waiting to be sent: message dropped (resent on request)')
       },
       onApp: (msg) => {
         const transition = this.flow.onApp(msg)

@@ -14,6 +14,7 @@ import { attachOrJoin } from '@kbx/xdp-load'
 import type { ToolAttachment } from '@kbx/xdp-load'
 import { ReflexIo, configureReflex, reflexCounters } from './reflex.js'
 import type { ReflexArm, ReflexCounters, ReflexOrder, ReflexTemplate } from './reflex.js'
+import { StagedBytes } from './staged-bytes.js'
 
 export interface XdpConnectionOptions {
   iface: string
@@ -38,6 +39,8 @@ export interface XdpConnectionOptions {
 
 const RX_CAPACITY = 256 * 1024
 const TX_CAPACITY = 1024 * 1024
+/** Session bytes that may wait behind the full staging buffer (a burst of orders, a large resend). */
+const TX_QUEUE_CAPACITY = 64 * 1024 * 1024
 const RESULT_SIZE = KBX_FIX_XDP_RESULT_FIELDS.length * 4
 const RESULT_TIMINGS = KBX_FIX_XDP_RESULT_FIELDS.indexOf('timings') * 4
 const RESULT_REFLEX_SENT = KBX_FIX_XDP_RESULT_FIELDS.indexOf('reflex_sent') * 4
@@ -88,7 +91,7 @@ export class XdpConnection {
   readonly #rxAddress = kbxAddress(this.#rx)
   readonly #tx = Buffer.from(new ArrayBuffer(TX_CAPACITY))
   readonly #txAddress = kbxAddress(this.#tx)
-  #txLength = 0
+  readonly #staged = new StagedBytes(this.#tx, TX_QUEUE_CAPACITY)
   readonly #result = Buffer.from(new ArrayBuffer(RESULT_SIZE))
   readonly #resultAddress = kbxAddress(this.#result)
   readonly #statsBuf = Buffer.alloc(KBX_TCP_STATS_FIELDS.length * 8)
@@ -212,21 +215,18 @@ export class XdpConnection {
     return this.#x
   }
 
-  /** Queues bytes for the next step (the session's writes); false when the staging buffer is full. */
+  /** Queues bytes for the next steps (the session's writes), in order; false only when 64 MiB wait already. */
   write(bytes: Uint8Array): boolean {
-    if (this.#txLength + bytes.length > TX_CAPACITY) return false
-    this.#tx.set(bytes, this.#txLength)
-    this.#txLength += bytes.length
-    return true
+    return this.#staged.write(bytes)
   }
 
   get pendingBytes(): number {
-    return this.#txLength
+    return this.#staged.pending
   }
 
-  /** Bytes write() still takes. */
+  /** Bytes write() takes before anything waits behind the staging buffer. */
   get room(): number {
-    return TX_CAPACITY - this.#txLength
+    return this.#staged.room
   }
 
   /**
@@ -244,15 +244,13 @@ export class XdpConnection {
    */
   step(timeoutMs: number, arm?: ReflexArm): Buffer {
     this.#ptr
-    this.#reflexIo.arm(arm)
-    const rc = libkbxFixXdp().kbx_fix_xdp_step(this.#address, this.#txAddress, this.#txLength, this.#rxAddress, RX_CAPACITY, timeoutMs, this.#resultAddress)
+    // bytes waiting behind the staging buffer come before any order of the reflex's
+    this.#reflexIo.arm(this.#staged.queued > 0 ? undefined : arm)
+    const rc = libkbxFixXdp().kbx_fix_xdp_step(this.#address, this.#txAddress, this.#staged.length, this.#rxAddress, RX_CAPACITY, timeoutMs, this.#resultAddress)
     if (rc < 0) throw nativeError(rc, 'fix-tcp AF_XDP step', { type: XskError })
     const rxBytes = this.#result.readUInt32LE(0)
     const accepted = this.#result.readUInt32LE(4)
-    if (accepted > 0) {
-      this.#tx.copyWithin(0, accepted, this.#txLength)
-      this.#txLength -= accepted
-    }
+    this.#staged.consume(accepted)
     this.state = KBX_TCP_STATE_NAMES[this.#result.readUInt32LE(16)] ?? 'closed'
     return this.#rx.subarray(0, rxBytes)
   }
@@ -315,7 +313,7 @@ export class XdpConnection {
    * per the session rules), SYN at the next step. TCP counters keep summing over connections.
    */
   reconnect(): void {
-    this.#txLength = 0
+    this.#staged.clear()
     const rc = libkbxFixXdp().kbx_fix_xdp_reconnect(this.#ptr, (Math.random() * 0x10000) >>> 0)
     if (rc < 0) throw nativeError(rc, 'reconnect TCP')
     this.state = 'syn-sent'

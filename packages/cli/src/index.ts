@@ -22,6 +22,6 @@ export { requirePrivileges, effectiveCapabilities, missingCapabilities, CAP } fr
 export type { PrivilegeOptions, CapabilityName } from './privileges.js'
 export { runTool, formatExamples, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js'
 export type { ToolContext, ToolSpec, Cleanup } from './run.js'
-export { runLoop, runBatchLoop } from './loop.js'
+export { runLoop, runBatchLoop, settledOrAborted } from './loop.js'
 export type { StopReason, LoopContext, RunLoopOptions, IntervalTick, BatchLoopOptions } from './loop.js'
 export { Command, Option } from 'commander'

@@ -1,5 +1,6 @@
+import { EventEmitter } from 'node:events'
 import t from 'tap'
-import { runBatchLoop, runLoop } from './loop.js'
+import { runBatchLoop, runLoop, settledOrAborted } from './loop.js'
 
 t.test('stops when the step returns false', async (t) => {
   let n = 0
@@ -129,4 +130,16 @@ t.test('an aborted signal stops the loop before the next step', async (t) => {
     if (++steps === 10) stop.abort()
   }, { signal: stop.signal })
   t.equal(steps, 10)
+})
+
+t.test('settledOrAborted: the waited promise or the abort, and nothing left attached to the signal', async (t) => {
+  const stop = new AbortController()
+  for (let i = 0; i < 1000; i++) await settledOrAborted(Promise.resolve(), stop.signal)
+  t.equal(EventEmitter.getEventListeners(stop.signal, 'abort').length, 0, 'a thousand waits leave no listener behind')
+  await t.rejects(settledOrAborted(Promise.reject(new Error('step failed')), stop.signal), /step failed/, 'a failed wait fails')
+  t.equal(EventEmitter.getEventListeners(stop.signal, 'abort').length, 0)
+  const pending = settledOrAborted(new Promise<void>(() => {}), stop.signal)
+  stop.abort()
+  await pending
+  t.pass('the abort ends a wait that never settles')
 })

@@ -3,7 +3,8 @@
 // connections, count, rate and identities over its workers; and the merge of their counters into one report.
 import { KbxError, NetError, SystemError, UsageError, errnoOf } from '@kbx/errors'
 import type { KbxErrorRecordValue } from '@kbx/ffi'
-import { BucketHistogram } from '@kbx/stats'
+import { BucketHistogram, sumCounters } from '@kbx/stats'
+import type { Counters } from '@kbx/stats'
 import type { FloodStats, ServerStats, SinkStats } from './engine.js'
 import {
   KBX_QUIC_LATENCY_LAYOUT,
@@ -116,14 +117,11 @@ export function rotate<T>(list: readonly T[], by: number): T[] {
   return list.map((_, i) => list[(by + i) % list.length]!)
 }
 
-/** Counters that describe one state of the whole rather than a sum over workers. */
-const FLOOD_NOT_SUMMED = new Set(['rtt_min_ns', 'rtt_smoothed_ns', 'rtt_latest_ns', 'handshake_ns', 'last_close_error'])
-
 /** The workers' flood counters as one: sums, except the round-trip times (min, mean by open connection) and the latest values. */
 export function mergeFloodStats(stats: readonly FloodStats[]): FloodStats {
-  const first = stats[0]
-  if (!first) throw new UsageError('no worker stats to merge')
-  const total = Object.fromEntries(Object.keys(first).map((k) => [k, FLOOD_NOT_SUMMED.has(k) ? 0 : stats.reduce((sum, s) => sum + s[k as keyof FloodStats], 0)])) as FloodStats
+  if (stats.length === 0) throw new UsageError('no worker stats to merge')
+  // every field a number: the sums of the counters, the others set below
+  const total = sumCounters(stats as unknown as Counters[]) as unknown as FloodStats
   const open = stats.filter((s) => s.connections_open > 0)
   const mins = open.map((s) => s.rtt_min_ns).filter((v) => v > 0)
   total.rtt_min_ns = mins.length ? Math.min(...mins) : 0
@@ -133,6 +131,9 @@ export function mergeFloodStats(stats: readonly FloodStats[]): FloodStats {
   total.last_close_error = stats.find((s) => s.last_close_error > 0)?.last_close_error ?? 0
   return total
 }
+
+/** A server's counters that add up over workers. */
+const SERVER_SUMMED = ['connectionsOpen', 'sent', 'acked', 'unackedAtClose', 'handshakes', 'connectAttempts', 'connectionsClosed', 'blockedStreamsNs', 'closesNotKept'] as const
 
 const SERVER_STATE_ORDER: readonly ServerStats['state'][] = ['unused', 'removed', 'removing', 'active']
 
@@ -149,15 +150,7 @@ export function mergeServerStats(perWorker: readonly (readonly ServerStats[])[])
         continue
       }
       if (SERVER_STATE_ORDER.indexOf(s.state) > SERVER_STATE_ORDER.indexOf(m.state)) m.state = s.state
-      m.connectionsOpen += s.connectionsOpen
-      m.sent += s.sent
-      m.acked += s.acked
-      m.unackedAtClose += s.unackedAtClose
-      m.handshakes += s.handshakes
-      m.connectAttempts += s.connectAttempts
-      m.connectionsClosed += s.connectionsClosed
-      m.blockedStreamsNs += s.blockedStreamsNs
-      m.closesNotKept += s.closesNotKept
+      for (const k of SERVER_SUMMED) m[k] += s[k]
       for (const c of s.closes) {
         const same = m.closes.find((o) => o.code === c.code && o.reason === c.reason)
         if (same) same.count += c.count
@@ -172,15 +165,13 @@ export function mergeServerStats(perWorker: readonly (readonly ServerStats[])[])
 }
 
 /** Counters of the sink's shared QoS state: every worker reports the same value. */
-const SINK_SHARED = new Set(['staked_stream_load_ema', 'staked_throttling_enabled'])
+const SINK_SHARED = ['staked_stream_load_ema', 'staked_throttling_enabled'] as const
 
 /** The sinks' counters as one: sums, except the shared QoS load (the same in every worker) and the last admitted grant. */
 export function mergeSinkStats(stats: readonly SinkStats[]): SinkStats {
-  const first = stats[0]
-  if (!first) throw new UsageError('no worker stats to merge')
-  const total = Object.fromEntries(
-    Object.keys(first).map((k) => [k, stats.reduce((sum, s) => (SINK_SHARED.has(k) ? Math.max(sum, s[k as keyof SinkStats]) : sum + s[k as keyof SinkStats]), 0)]),
-  ) as SinkStats
+  if (stats.length === 0) throw new UsageError('no worker stats to merge')
+  const total = sumCounters(stats as unknown as Counters[]) as unknown as SinkStats
+  for (const k of SINK_SHARED) total[k] = Math.max(...stats.map((s) => s[k]))
   total.last_admitted_max_streams = stats.find((s) => s.last_admitted_max_streams > 0)?.last_admitted_max_streams ?? 0
   return total
 }

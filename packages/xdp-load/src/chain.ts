@@ -89,7 +89,8 @@ export function withChainLock<T>(iface: string, fn: () => T): T {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

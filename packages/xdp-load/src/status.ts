@@ -3,7 +3,7 @@ import { basename } from 'node:path'
 import { ensureBpffs, linkInfoByPin, mapInfoById, progInfoById, xdpAttachmentOf, xdpAttachments } from '@kbx/bpf'
 import type { InterfaceXdp } from '@kbx/bpf'
 import { chainOf, type ChainComponent } from './chain-load.js'
-import { readChain } from './chain.js'
+import { pidAlive, readChain } from './chain.js'
 import { LIBXDP_DISPATCHER_PROG } from './dispatcher-choice.js'
 import { libxdpChain, loadedByKbx } from './libxdp-attach.js'
 import type { LibxdpChain } from './libxdp-attach.js'
@@ -68,7 +68,7 @@ export function describeInterface(x: InterfaceXdp): InterfaceStatus {
       owner,
       ...(owner === 'xdp-load' ? { linkPin: interfacePins(x.ifname).link } : {}),
       ...(owner === 'libxdp' ? { libxdp: describeLibxdp(x) } : {}),
-      ...(chain ? { chain: chainOf(chain).map((c) => (c.owner ? { ...c, owner: { ...c.owner, alive: processAlive(c.owner.pid) } } : c)) } : {}),
+      ...(chain ? { chain: chainOf(chain).map((c) => (c.owner ? { ...c, owner: { ...c.owner, alive: pidAlive(c.owner.pid) } } : c)) } : {}),
       maps: info.mapIds.map((id) => {
         const m = mapInfoById(id)
         return { id, name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries }
@@ -98,15 +98,6 @@ export function xdpStatus(iface?: string): StatusReport {
     return current === undefined ? iface === undefined : !current.programs.some((p) => p.id === prog)
   })
   return { interfaces, stalePins }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 export function formatStatusTable(report: StatusReport): string {
